@@ -1,0 +1,219 @@
+#include "core/engram.hpp"
+
+#include "core/hash.hpp"
+
+#include <cmath>
+
+namespace engram {
+
+const char* to_string(memory_type type) noexcept {
+  switch (type) {
+    case memory_type::instant: return "instant";
+    case memory_type::episodic: return "episodic";
+    case memory_type::semantic: return "semantic";
+    case memory_type::procedural: return "procedural";
+  }
+  return "invalid";
+}
+
+const char* content_name(const content& body) noexcept {
+  switch (body.index()) {
+    case 0: return "fact";
+    case 1: return "belief";
+    case 2: return "episode";
+    default: return "skill";
+  }
+}
+
+const char* to_string(epistemic_kind kind) noexcept {
+  switch (kind) {
+    case epistemic_kind::observed: return "observed";
+    case epistemic_kind::inferred: return "inferred";
+    case epistemic_kind::reported: return "reported";
+  }
+  return "invalid";
+}
+
+bool operator==(const engram_record& x, const engram_record& y) {
+  return x.id == y.id && x.type == y.type && x.scope == y.scope
+         && x.body == y.body && x.confidence == y.confidence
+         && x.epistemic == y.epistemic && x.origin == y.origin
+         && x.created == y.created && x.updated == y.updated
+         && x.archived == y.archived && x.tombstone == y.tombstone
+         && x.forget_reason == y.forget_reason;
+}
+
+namespace {
+
+bool in_unit_interval(double x) {
+  return std::isfinite(x) && x >= 0.0 && x <= 1.0;
+}
+
+expected<void> validate_content(const content& body) {
+  struct visitor {
+    expected<void> operator()(const fact& x) const {
+      return validate_id(x.key, "fact key");
+    }
+    expected<void> operator()(const belief& x) const {
+      if (auto ok = validate_id(x.subject, "belief subject"); !ok)
+        return ok;
+      if (auto ok = validate_id(x.relation, "belief relation"); !ok)
+        return ok;
+      return validate_id(x.object, "belief object");
+    }
+    expected<void> operator()(const episode& x) const {
+      return validate_id(x.episode_id, "episode id");
+    }
+    expected<void> operator()(const skill& x) const {
+      return validate_id(x.skill_id, "skill id");
+    }
+  };
+  return std::visit(visitor{}, body);
+}
+
+} // namespace
+
+expected<void> validate(const engram_record& value) {
+  if (value.id.empty())
+    return make_error(errc::empty_id, "engram id is empty");
+  if (static_cast<size_t>(value.type) >= memory_type_count)
+    return make_error(errc::invalid_content, "unknown memory type");
+  if (auto ok = value.scope.validate(); !ok)
+    return ok;
+  if (!in_unit_interval(value.confidence))
+    return make_error(errc::invalid_confidence,
+                      "confidence must lie in [0, 1], got "
+                          + std::to_string(value.confidence));
+  if (value.epistemic.kind == epistemic_kind::reported) {
+    if (auto ok = validate_id(value.epistemic.source, "reported source"); !ok)
+      return ok;
+    if (!in_unit_interval(value.epistemic.trust))
+      return make_error(errc::invalid_confidence,
+                        "trust must lie in [0, 1], got "
+                            + std::to_string(value.epistemic.trust));
+  }
+  for (auto& hop : value.origin.hops)
+    if (!in_unit_interval(hop.trust))
+      return make_error(errc::invalid_confidence,
+                        "provenance trust must lie in [0, 1]");
+  if (value.tombstone)
+    return {}; // content of a forgotten engram is cleared
+  return validate_content(value.body);
+}
+
+namespace {
+
+std::string natural_key(const content& body) {
+  struct visitor {
+    std::string operator()(const fact& x) const { return "f\x1f" + x.key; }
+    std::string operator()(const belief& x) const {
+      return "b\x1f" + x.subject + "\x1f" + x.relation;
+    }
+    std::string operator()(const episode& x) const {
+      return "e\x1f" + x.episode_id;
+    }
+    std::string operator()(const skill& x) const {
+      return "s\x1f" + x.skill_id;
+    }
+  };
+  return std::visit(visitor{}, body);
+}
+
+} // namespace
+
+engram_id derive_id(const memory_scope& scope, const content& body) {
+  auto key = scope.key() + "\x1e" + natural_key(body);
+  engram_id result{hash_string(key, 0x456e6772616d4869ULL),
+                   hash_string(key, 0x456e6772616d4c6fULL)};
+  if (result.empty())
+    result.lo = 1;
+  return result;
+}
+
+uint64_t content_hash(const engram_record& value) {
+  hasher h{0x436f6e74656e74ULL};
+  h.add(static_cast<uint64_t>(value.type));
+  h.add(static_cast<uint64_t>(value.scope.kind())).add(value.scope.id());
+  h.add(value.scope.members().size());
+  for (auto& m : value.scope.members())
+    h.add(m);
+  h.add(value.body.index());
+  struct visitor {
+    hasher& h;
+    void operator()(const fact& x) const { h.add(x.key).add(x.value); }
+    void operator()(const belief& x) const {
+      h.add(x.subject).add(x.relation).add(x.object);
+    }
+    void operator()(const episode& x) const {
+      h.add(x.episode_id).add(x.events.size());
+      for (auto& e : x.events)
+        h.add(e.at.wall_us).add(e.at.logical).add(e.description);
+    }
+    void operator()(const skill& x) const {
+      h.add(x.skill_id).add(x.refinements.size());
+      for (auto& r : x.refinements)
+        h.add(r.version).add(r.description);
+    }
+  };
+  std::visit(visitor{h}, value.body);
+  h.add_double(value.confidence);
+  h.add(static_cast<uint64_t>(value.epistemic.kind))
+      .add(value.epistemic.source);
+  h.add_double(value.epistemic.trust);
+  h.add(value.archived ? 1u : 0u).add(value.tombstone ? 1u : 0u);
+  h.add(value.forget_reason);
+  return h.value();
+}
+
+std::string describe(const content& body) {
+  struct visitor {
+    std::string operator()(const fact& x) const {
+      return "fact " + x.key + "=" + x.value;
+    }
+    std::string operator()(const belief& x) const {
+      return "belief " + x.subject + " " + x.relation + " " + x.object;
+    }
+    std::string operator()(const episode& x) const {
+      return "episode " + x.episode_id + " (" + std::to_string(x.events.size())
+             + " events)";
+    }
+    std::string operator()(const skill& x) const {
+      return "skill " + x.skill_id + " (" + std::to_string(x.refinements.size())
+             + " refinements)";
+    }
+  };
+  return std::visit(visitor{}, body);
+}
+
+scope_defaults scope_defaults::agent_shared() {
+  scope_defaults result;
+  result.episodic = memory_scope::agent({});
+  return result;
+}
+
+const memory_scope& scope_defaults::for_type(memory_type type) const noexcept {
+  switch (type) {
+    case memory_type::instant: return instant;
+    case memory_type::episodic: return episodic;
+    case memory_type::semantic: return semantic;
+    case memory_type::procedural: return procedural;
+  }
+  return semantic;
+}
+
+expected<memory_scope>
+scope_defaults::resolve(memory_type type, const std::string& agent_id,
+                        const std::string& instance_id) const {
+  auto result = for_type(type);
+  if (result.is_placeholder()) {
+    if (result.kind() == scope_kind::instance)
+      result = memory_scope::instance(instance_id);
+    else
+      result = memory_scope::agent(agent_id);
+  }
+  if (auto ok = result.validate(); !ok)
+    return ok.error_value();
+  return result;
+}
+
+} // namespace engram

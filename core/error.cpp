@@ -1,0 +1,31 @@
+#include "core/error.hpp"
+
+namespace engram {
+
+const char* to_string(errc code) noexcept {
+  switch (code) {
+    case errc::invalid_confidence: return "invalid_confidence";
+    case errc::empty_id: return "empty_id";
+    case errc::empty_collective: return "empty_collective";
+    case errc::invalid_scope: return "invalid_scope";
+    case errc::invalid_content: return "invalid_content";
+    case errc::unknown_engram: return "unknown_engram";
+    case errc::unknown_conflict: return "unknown_conflict";
+    case errc::unknown_option: return "unknown_option";
+    case errc::invalid_resolution: return "invalid_resolution";
+    case errc::parse_error: return "parse_error";
+    case errc::malformed_delta: return "malformed_delta";
+  }
+  return "unknown_error";
+}
+
+std::string error::to_string() const {
+  std::string result = ::engram::to_string(code);
+  if (!message.empty()) {
+    result += ": ";
+    result += message;
+  }
+  return result;
+}
+
+} // namespace engram

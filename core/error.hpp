@@ -1,0 +1,115 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace engram {
+
+/// Error codes of the core. Every failure of a core API is one of these,
+/// carried as a value (never an exception, never undefined behaviour).
+enum class errc : uint8_t {
+  /// A confidence or trust value lies outside [0, 1] or is not a number.
+  invalid_confidence = 1,
+  /// A required identifier (agent, instance, collective, key, ...) is empty.
+  empty_id,
+  /// A Collective scope lists no members.
+  empty_collective,
+  /// A scope does not fit the operation (e.g. the wrong kind of scope).
+  invalid_scope,
+  /// The engram content is malformed (e.g. an episode without an id).
+  invalid_content,
+  /// No engram with the given id exists in the replica.
+  unknown_engram,
+  /// No open conflict with the given id exists.
+  unknown_conflict,
+  /// An answer names an option the question did not offer.
+  unknown_option,
+  /// A resolution cannot be applied to this conflict.
+  invalid_resolution,
+  /// A text could not be parsed (ids, clocks, ...).
+  parse_error,
+  /// A delta violates the protocol (e.g. a version outside its context).
+  malformed_delta,
+};
+
+/// Returns the name of an error code, e.g. "invalid_confidence".
+const char* to_string(errc code) noexcept;
+
+/// An error code plus a human-readable message naming what was wrong.
+struct error {
+  errc code;
+  std::string message;
+
+  /// Returns "<code>: <message>".
+  std::string to_string() const;
+};
+
+/// Creates an error value.
+inline error make_error(errc code, std::string message) {
+  return error{code, std::move(message)};
+}
+
+/// Either a value of type T or an `error`. Results of fallible core
+/// operations; must be checked.
+template<class T>
+class [[nodiscard]] expected {
+public:
+  expected(T value) : data_(std::move(value)) {
+    // nop
+  }
+
+  expected(error err) : data_(std::move(err)) {
+    // nop
+  }
+
+  /// True when this holds a value.
+  bool has_value() const noexcept { return data_.index() == 0; }
+
+  explicit operator bool() const noexcept { return has_value(); }
+
+  /// The value; precondition: `has_value()`.
+  T& value() & { return std::get<0>(data_); }
+
+  const T& value() const& { return std::get<0>(data_); }
+
+  T&& value() && { return std::get<0>(std::move(data_)); }
+
+  T& operator*() & { return value(); }
+
+  const T& operator*() const& { return value(); }
+
+  T* operator->() { return &value(); }
+
+  const T* operator->() const { return &value(); }
+
+  /// The error; precondition: `!has_value()`.
+  const error& error_value() const { return std::get<1>(data_); }
+
+private:
+  std::variant<T, error> data_;
+};
+
+/// Success or an `error`, for operations without a result value.
+template<>
+class [[nodiscard]] expected<void> {
+public:
+  expected() = default;
+
+  expected(error err) : err_(std::move(err)), ok_(false) {
+    // nop
+  }
+
+  bool has_value() const noexcept { return ok_; }
+
+  explicit operator bool() const noexcept { return ok_; }
+
+  const error& error_value() const { return err_; }
+
+private:
+  error err_{errc::invalid_content, {}};
+  bool ok_ = true;
+};
+
+} // namespace engram

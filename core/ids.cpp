@@ -1,0 +1,47 @@
+#include "core/ids.hpp"
+
+#include "core/hash.hpp"
+
+namespace engram {
+
+replica_id make_replica_id(std::string_view name) noexcept {
+  auto id = hash_string(name, 0x5265706c696361ULL); // "Replica"
+  return id == 0 ? 1 : id;
+}
+
+std::string engram_id::to_string() const {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string result(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    result[15 - i] = digits[(hi >> (4 * i)) & 0xf];
+    result[31 - i] = digits[(lo >> (4 * i)) & 0xf];
+  }
+  return result;
+}
+
+expected<engram_id> engram_id::parse(std::string_view text) {
+  if (text.size() != 32)
+    return make_error(errc::parse_error, "an engram id has 32 hex digits, got "
+                                             + std::to_string(text.size())
+                                             + " characters");
+  engram_id result;
+  for (size_t i = 0; i < 32; ++i) {
+    auto c = text[i];
+    uint64_t nibble;
+    if (c >= '0' && c <= '9')
+      nibble = static_cast<uint64_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      nibble = static_cast<uint64_t>(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      nibble = static_cast<uint64_t>(c - 'A' + 10);
+    else
+      return make_error(errc::parse_error,
+                        "engram id has a non-hex character at position "
+                            + std::to_string(i));
+    auto& half = i < 16 ? result.hi : result.lo;
+    half = (half << 4) | nibble;
+  }
+  return result;
+}
+
+} // namespace engram

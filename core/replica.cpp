@@ -1,0 +1,629 @@
+#include "core/replica.hpp"
+
+#include "core/hash.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace engram {
+
+const char* to_string(crdt_strategy s) noexcept {
+  switch (s) {
+    case crdt_strategy::lww: return "lww";
+    case crdt_strategy::mvr: return "mvr";
+    case crdt_strategy::aw_set: return "aw_set";
+    case crdt_strategy::custom: return "custom";
+  }
+  return "invalid";
+}
+
+namespace {
+
+template<class... Ts>
+struct overload : Ts... {
+  using Ts::operator()...;
+};
+template<class... Ts>
+overload(Ts...) -> overload<Ts...>;
+
+uint64_t version_hash(const engram_id& id, const dot& d) noexcept {
+  return mix64(id.hi ^ mix64(id.lo ^ mix64(d.replica ^ mix64(d.counter))));
+}
+
+bool has_tag(const std::vector<version>& xs, const dot& d) noexcept {
+  for (auto& x : xs)
+    if (x.tag == d)
+      return true;
+  return false;
+}
+
+bool tag_less(const version& x, const version& y) noexcept {
+  return x.tag < y.tag;
+}
+
+const version& newest(const std::vector<version>& xs) {
+  assert(!xs.empty());
+  return *std::max_element(xs.begin(), xs.end(), older_than);
+}
+
+std::vector<dot> tags_of(const std::vector<version>& xs) {
+  std::vector<dot> result;
+  result.reserve(xs.size());
+  for (auto& x : xs)
+    result.push_back(x.tag);
+  return result;
+}
+
+// Clears what a forgotten engram said, keeping the key that addresses it.
+content cleared(const content& body) {
+  return std::visit(overload{
+                        [](const fact& x) -> content {
+                          return fact{x.key, {}};
+                        },
+                        [](const belief& x) -> content {
+                          return belief{x.subject, x.relation, {}};
+                        },
+                        [](const episode& x) -> content {
+                          return episode{x.episode_id, {}};
+                        },
+                        [](const skill& x) -> content {
+                          return skill{x.skill_id, {}};
+                        },
+                    },
+                    body);
+}
+
+} // namespace
+
+size_t replica_delta::version_count() const noexcept {
+  size_t result = 0;
+  for (auto& e : entries)
+    result += e.versions.size();
+  return result;
+}
+
+namespace {
+
+// Joins the versions of one engram (a dotted-version-vector set join): keeps
+// what both hold and what one holds that the other has not seen.
+std::vector<version> join_versions(const std::vector<version>& ours,
+                                   const vector_clock& our_context,
+                                   const std::vector<version>& theirs,
+                                   const vector_clock& their_context) {
+  std::vector<version> result;
+  for (auto& v : ours)
+    if (has_tag(theirs, v.tag) || !their_context.covers(v.tag))
+      result.push_back(v);
+  for (auto& v : theirs)
+    if (!has_tag(ours, v.tag) && !our_context.covers(v.tag))
+      result.push_back(v);
+  std::sort(result.begin(), result.end(), tag_less);
+  return result;
+}
+
+} // namespace
+
+void join_deltas(replica_delta& into, const replica_delta& other) {
+  std::unordered_map<engram_id, size_t> index;
+  index.reserve(into.entries.size());
+  for (size_t i = 0; i < into.entries.size(); ++i)
+    index.emplace(into.entries[i].id, i);
+  for (auto& theirs : other.entries) {
+    auto i = index.find(theirs.id);
+    if (i == index.end()) {
+      index.emplace(theirs.id, into.entries.size());
+      into.entries.push_back(theirs);
+      continue;
+    }
+    auto& ours = into.entries[i->second];
+    ours.versions = join_versions(ours.versions, ours.context, theirs.versions,
+                                  theirs.context);
+    ours.context.merge(theirs.context);
+  }
+  into.context.join(other.context);
+}
+
+// -- construction ------------------------------------------------------------
+
+replica::replica(replica_id self, hybrid_logical_clock& clock,
+                 replica_config config)
+    : self_(self), clock_(&clock), config_(std::move(config)) {
+  assert(self_ != 0);
+}
+
+// -- mutations ---------------------------------------------------------------
+
+void replica::add_version(version_list& versions, version v) {
+  digest_ ^= version_hash(v.value.id, v.tag);
+  ++version_count_;
+  versions.push_back(std::move(v));
+}
+
+expected<replica_delta> replica::write(engram_record value, uint64_t resolves) {
+  auto id = value.id;
+  auto& key = entries_[id];
+  value.updated = clock_->now();
+  if (value.created == hlc_timestamp{})
+    value.created = value.updated;
+  // The write supersedes every version held: their dots travel in the
+  // delta's context so receivers learn they are superseded.
+  std::vector<dot> covered;
+  covered.reserve(key.versions.size() + 1);
+  for (auto& v : key.versions) {
+    covered.push_back(v.tag);
+    digest_ ^= version_hash(id, v.tag);
+    --version_count_;
+  }
+  key.versions.clear();
+  auto d = context_.next_dot(self_);
+  key.context.set(self_, d.counter);
+  covered.push_back(d);
+  replica_delta delta;
+  delta.context = causal_context{std::move(covered)};
+  version v{d, resolves, std::move(value)};
+  delta.entries.push_back(delta_entry{id, key.context, {v}});
+  add_version(key.versions, std::move(v));
+  if (!questions_.empty())
+    drop_stale_questions(id, key.versions);
+  return delta;
+}
+
+expected<replica_delta> replica::put(engram_record value) {
+  if (value.id.empty())
+    value.id = derive_id(value.scope, value.body);
+  if (auto ok = validate(value); !ok)
+    return ok.error_value();
+  if (auto i = entries_.find(value.id);
+      i != entries_.end() && value.created == hlc_timestamp{})
+    for (auto& v : i->second.versions)
+      if (value.created == hlc_timestamp{} || v.value.created < value.created)
+        value.created = v.value.created;
+  return write(std::move(value), 0);
+}
+
+expected<replica_delta> replica::forget(const engram_id& id,
+                                        std::string reason) {
+  auto current = get(id);
+  if (!current)
+    return make_error(errc::unknown_engram,
+                      "no engram with id " + id.to_string());
+  current->tombstone = true;
+  current->archived = false;
+  current->body = cleared(current->body);
+  current->forget_reason = std::move(reason);
+  return write(std::move(*current), 0);
+}
+
+expected<replica_delta> replica::archive(const engram_id& id) {
+  auto current = get(id);
+  if (!current)
+    return make_error(errc::unknown_engram,
+                      "no engram with id " + id.to_string());
+  if (current->tombstone)
+    return make_error(errc::unknown_engram,
+                      "engram " + id.to_string() + " has been forgotten");
+  current->archived = true;
+  return write(std::move(*current), 0);
+}
+
+expected<replica_delta> replica::answer(uint64_t conflict_id,
+                                        const resolution& r) {
+  auto i = std::find_if(questions_.begin(), questions_.end(),
+                        [&](const pending_question& q) {
+                          return q.subject.id == conflict_id;
+                        });
+  if (i == questions_.end())
+    return make_error(errc::unknown_conflict,
+                      "no pending question for conflict "
+                          + std::to_string(conflict_id));
+  if (std::holds_alternative<ask_user>(r))
+    return make_error(errc::invalid_resolution,
+                      "an answer cannot ask another question");
+  auto c = i->subject;
+  questions_.erase(i);
+  const conflict_handler* handler = nullptr;
+  if (auto esc = std::get_if<escalate>(&config_.resolution.for_kind(c.kind)))
+    handler = &esc->handler;
+  replica_delta result;
+  if (auto f = std::get_if<fork_versions>(&r)) {
+    fork_marks_[c.key] = f->mark_contested;
+  } else {
+    auto type = newest(c.versions()).value.type;
+    auto chosen = choose(c, r, config_.merge[static_cast<size_t>(type)]);
+    if (!chosen)
+      return chosen.error_value();
+    auto delta = write(std::move(*chosen), c.id);
+    if (!delta)
+      return delta.error_value();
+    result = std::move(*delta);
+  }
+  if (handler && handler->on_resolved)
+    handler->on_resolved(c, r);
+  return result;
+}
+
+expected<replica_delta> replica::answer(uint64_t conflict_id,
+                                        const std::string& option) {
+  auto i = std::find_if(questions_.begin(), questions_.end(),
+                        [&](const pending_question& q) {
+                          return q.subject.id == conflict_id;
+                        });
+  if (i == questions_.end())
+    return make_error(errc::unknown_conflict,
+                      "no pending question for conflict "
+                          + std::to_string(conflict_id));
+  auto r = resolution_for_option(i->question, option);
+  if (!r)
+    return r.error_value();
+  return answer(conflict_id, *r);
+}
+
+// -- merging -----------------------------------------------------------------
+
+expected<void> replica::check(const replica_delta& delta) const {
+  std::vector<engram_id> ids;
+  ids.reserve(delta.entries.size());
+  for (auto& entry : delta.entries) {
+    if (entry.id.empty())
+      return make_error(errc::malformed_delta, "delta entry without an id");
+    ids.push_back(entry.id);
+    for (auto& v : entry.versions) {
+      if (v.tag.replica == 0 || v.tag.counter == 0)
+        return make_error(errc::malformed_delta, "version of "
+                                                     + entry.id.to_string()
+                                                     + " has an invalid dot");
+      if (!delta.context.contains(v.tag) || !entry.context.covers(v.tag))
+        return make_error(errc::malformed_delta,
+                          "version of " + entry.id.to_string()
+                              + " lies outside the delta's causal context");
+      if (v.value.id != entry.id)
+        return make_error(errc::malformed_delta,
+                          "version of " + entry.id.to_string()
+                              + " carries engram " + v.value.id.to_string());
+      if (auto ok = validate(v.value); !ok)
+        return make_error(errc::malformed_delta,
+                          "version of " + entry.id.to_string()
+                              + " is invalid: " + ok.error_value().to_string());
+    }
+    for (size_t i = 0; i < entry.versions.size(); ++i)
+      for (size_t j = i + 1; j < entry.versions.size(); ++j)
+        if (entry.versions[i].tag == entry.versions[j].tag)
+          return make_error(errc::malformed_delta, "two versions of "
+                                                       + entry.id.to_string()
+                                                       + " share a dot");
+  }
+  std::sort(ids.begin(), ids.end());
+  if (std::adjacent_find(ids.begin(), ids.end()) != ids.end())
+    return make_error(errc::malformed_delta,
+                      "delta lists the same engram twice");
+  return {};
+}
+
+expected<join_report> replica::join(const replica_delta& delta) {
+  return join_impl(delta);
+}
+
+expected<join_report> replica::join(replica_delta&& delta) {
+  return join_impl(std::move(delta));
+}
+
+template<class Delta>
+expected<join_report> replica::join_impl(Delta&& delta) {
+  if (auto ok = check(delta); !ok)
+    return ok.error_value();
+  join_report report;
+  hlc_timestamp latest;
+  // Keys that gained versions: (id, number of local versions kept).
+  std::vector<std::pair<engram_id, size_t>> touched;
+  for (auto& entry : delta.entries) {
+    auto [it, inserted] = entries_.try_emplace(entry.id);
+    auto& key = it->second;
+    auto& versions = key.versions;
+    // Drop local versions the sender has seen and superseded.
+    for (size_t i = 0; i < versions.size();) {
+      auto& v = versions[i];
+      if (entry.context.covers(v.tag) && !has_tag(entry.versions, v.tag)) {
+        digest_ ^= version_hash(entry.id, v.tag);
+        --version_count_;
+        ++report.superseded;
+        versions.erase(versions.begin() + static_cast<ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    auto local_count = versions.size();
+    // Add the versions we have not seen.
+    for (auto& v : entry.versions) {
+      if (key.context.covers(v.tag))
+        continue; // held already, or superseded by a write we have seen
+      if (latest < v.value.updated)
+        latest = v.value.updated;
+      if constexpr (std::is_rvalue_reference_v<Delta&&>)
+        add_version(versions, std::move(v));
+      else
+        add_version(versions, v);
+      ++report.applied;
+    }
+    key.context.merge(entry.context);
+    if (!questions_.empty())
+      drop_stale_questions(entry.id, versions);
+    if (versions.size() > local_count && versions.size() > 1)
+      touched.emplace_back(entry.id, local_count);
+  }
+  context_.join(delta.context);
+  if (latest != hlc_timestamp{})
+    clock_->update(latest);
+  // Resolve after the clock has seen the remote writes, so that resolving
+  // writes are newer than the versions they resolve.
+  for (auto& [id, local_count] : touched) {
+    auto i = entries_.find(id);
+    if (i != entries_.end())
+      after_join(id, i->second, local_count, report);
+  }
+  return report;
+}
+
+bool replica::collapsed(const version_list& versions) const {
+  if (versions.size() < 2)
+    return true;
+  auto resolves = versions.front().resolves;
+  bool same_resolution = resolves != 0;
+  for (auto& v : versions)
+    if (v.resolves != resolves)
+      same_resolution = false;
+  if (same_resolution)
+    return true;
+  auto h = content_hash(versions.front().value);
+  for (size_t i = 1; i < versions.size(); ++i)
+    if (content_hash(versions[i].value) != h)
+      return false;
+  return true;
+}
+
+void replica::after_join(const engram_id& id, key_state& key,
+                         size_t local_count, join_report& report) {
+  auto& versions = key.versions;
+  auto type = newest(versions).value.type;
+  auto strategy = config_.strategy[static_cast<size_t>(type)];
+  if (strategy == crdt_strategy::lww) {
+    // Keep only the newest; the others' dots are in our context already.
+    auto winner = newest(versions);
+    for (auto& v : versions)
+      if (v.tag != winner.tag) {
+        digest_ ^= version_hash(id, v.tag);
+        --version_count_;
+      }
+    versions.assign(1, std::move(winner));
+    return;
+  }
+  if (strategy == crdt_strategy::aw_set || collapsed(versions))
+    return;
+  conflict c;
+  c.key = id;
+  c.kind = classify(versions);
+  c.local.assign(versions.begin(),
+                 versions.begin() + static_cast<ptrdiff_t>(local_count));
+  c.remote.assign(versions.begin() + static_cast<ptrdiff_t>(local_count),
+                  versions.end());
+  std::sort(c.local.begin(), c.local.end(), tag_less);
+  std::sort(c.remote.begin(), c.remote.end(), tag_less);
+  c.id = conflict_id_of(tags_of(versions));
+  // A new conflict on this engram replaces any question still open on it.
+  questions_.erase(std::remove_if(questions_.begin(), questions_.end(),
+                                  [&](const pending_question& q) {
+                                    return q.subject.key == id;
+                                  }),
+                   questions_.end());
+  report.conflicts.push_back(c);
+  if (strategy == crdt_strategy::custom)
+    apply(c, merge{}, nullptr, report);
+  else
+    resolve(c, config_.resolution.for_kind(c.kind), report);
+}
+
+void replica::resolve(const conflict& c, const conflict_resolution& strategy,
+                      join_report& report) {
+  std::visit(overload{
+                 [&](const escalate& x) {
+                   if (x.handler.on_conflict)
+                     apply(c, x.handler.on_conflict(c), &x.handler, report);
+                   else
+                     apply(c,
+                           ask_user{"Conflict detected: " + c.to_string()
+                                        + ". Which version?",
+                                    {"Local", "Remote", "Both"}},
+                           &x.handler, report);
+                 },
+                 [&](const custom& x) {
+                   apply(c,
+                         x.resolver ? x.resolver(c)
+                                    : resolution{fork_versions{true}},
+                         nullptr, report);
+                 },
+                 [&](const auto& x) {
+                   apply(c, resolution{x}, nullptr, report);
+                 },
+             },
+             strategy);
+}
+
+void replica::apply(const conflict& c, const resolution& r,
+                    const conflict_handler* handler, join_report& report) {
+  if (auto f = std::get_if<fork_versions>(&r)) {
+    fork_marks_[c.key] = f->mark_contested;
+    report.forked.push_back(c);
+    if (handler && handler->on_resolved)
+      handler->on_resolved(c, r);
+    return;
+  }
+  if (auto q = std::get_if<ask_user>(&r)) {
+    pending_question pq{c, *q};
+    questions_.push_back(pq);
+    report.pending.push_back(std::move(pq));
+    return;
+  }
+  auto type = newest(c.versions()).value.type;
+  auto chosen = choose(c, r, config_.merge[static_cast<size_t>(type)]);
+  if (!chosen) {
+    // A resolver gave an unusable answer: keep the alternatives rather than
+    // guess; the conflict stays visible.
+    fork_marks_[c.key] = true;
+    report.forked.push_back(c);
+    return;
+  }
+  auto delta = write(std::move(*chosen), c.id);
+  if (!delta) {
+    fork_marks_[c.key] = true;
+    report.forked.push_back(c);
+    return;
+  }
+  join_deltas(report.resolutions, *delta);
+  report.resolved.push_back(resolved_conflict{c, r});
+  if (handler && handler->on_resolved)
+    handler->on_resolved(c, r);
+}
+
+void replica::drop_stale_questions(const engram_id& id,
+                                   const version_list& versions) {
+  questions_.erase(std::remove_if(questions_.begin(), questions_.end(),
+                                  [&](const pending_question& q) {
+                                    if (q.subject.key != id)
+                                      return false;
+                                    for (auto& v : q.subject.versions())
+                                      if (!has_tag(versions, v.tag))
+                                        return true;
+                                    return false;
+                                  }),
+                   questions_.end());
+}
+
+// -- reads -------------------------------------------------------------------
+
+const std::vector<version>* replica::versions(const engram_id& id) const {
+  auto i = entries_.find(id);
+  return i == entries_.end() ? nullptr : &i->second.versions;
+}
+
+vector_clock replica::key_context(const engram_id& id) const {
+  auto i = entries_.find(id);
+  return i == entries_.end() ? vector_clock{} : i->second.context;
+}
+
+std::vector<memory_view> replica::read(const engram_id& id) const {
+  std::vector<memory_view> result;
+  auto i = entries_.find(id);
+  if (i == entries_.end() || i->second.versions.empty())
+    return result;
+  auto sorted = i->second.versions;
+  std::sort(sorted.begin(), sorted.end(), tag_less);
+  if (collapsed(sorted)) {
+    auto& v = newest(sorted);
+    result.push_back(memory_view{v.value, v.tag, false});
+    return result;
+  }
+  auto type = newest(sorted).value.type;
+  auto strategy = config_.strategy[static_cast<size_t>(type)];
+  if (strategy == crdt_strategy::aw_set) {
+    auto& body = sorted.front().value.body;
+    if (std::holds_alternative<episode>(body)
+        || std::holds_alternative<skill>(body)) {
+      engram_record acc = sorted.front().value;
+      for (size_t k = 1; k < sorted.size(); ++k)
+        acc = builtin_merge(acc, sorted[k].value);
+      result.push_back(memory_view{std::move(acc), newest(sorted).tag, false});
+      return result;
+    }
+  }
+  bool contested = strategy != crdt_strategy::aw_set;
+  if (auto m = fork_marks_.find(id); m != fork_marks_.end())
+    contested = m->second;
+  for (auto& q : questions_)
+    if (q.subject.key == id)
+      contested = true;
+  std::vector<uint64_t> seen;
+  for (auto& v : sorted) {
+    auto h = content_hash(v.value);
+    if (std::find(seen.begin(), seen.end(), h) != seen.end())
+      continue;
+    seen.push_back(h);
+    result.push_back(memory_view{v.value, v.tag, contested});
+  }
+  return result;
+}
+
+std::optional<engram_record> replica::get(const engram_id& id) const {
+  auto views = read(id);
+  if (views.empty())
+    return std::nullopt;
+  auto best = std::max_element(views.begin(), views.end(),
+                               [](const memory_view& x, const memory_view& y) {
+                                 if (x.value.updated != y.value.updated)
+                                   return x.value.updated < y.value.updated;
+                                 return x.tag < y.tag;
+                               });
+  return best->value;
+}
+
+void replica::for_each(
+    const std::function<void(const engram_id&, const std::vector<version>&)>& f)
+    const {
+  std::vector<engram_id> ids;
+  ids.reserve(entries_.size());
+  for (auto& kvp : entries_)
+    ids.push_back(kvp.first);
+  std::sort(ids.begin(), ids.end());
+  for (auto& id : ids)
+    f(id, entries_.at(id).versions);
+}
+
+std::vector<pending_question> replica::pending_questions() const {
+  auto result = questions_;
+  std::sort(result.begin(), result.end(),
+            [](const pending_question& x, const pending_question& y) {
+              return x.subject.id < y.subject.id;
+            });
+  return result;
+}
+
+replica_delta replica::delta_since(const causal_context& peer) const {
+  replica_delta result;
+  std::vector<engram_id> ids;
+  for (auto& [id, key] : entries_)
+    for (auto& v : key.versions)
+      if (!peer.contains(v.tag)) {
+        ids.push_back(id);
+        break;
+      }
+  std::sort(ids.begin(), ids.end());
+  result.entries.reserve(ids.size());
+  for (auto& id : ids) {
+    auto& key = entries_.at(id);
+    delta_entry entry{id, key.context, key.versions};
+    std::sort(entry.versions.begin(), entry.versions.end(), tag_less);
+    result.entries.push_back(std::move(entry));
+  }
+  result.context = context_;
+  return result;
+}
+
+bool replica::same_state(const replica& other) const {
+  if (entries_.size() != other.entries_.size()
+      || version_count_ != other.version_count_ || context_ != other.context_
+      || digest_ != other.digest_)
+    return false;
+  for (auto& [id, key] : entries_) {
+    auto i = other.entries_.find(id);
+    if (i == other.entries_.end() || i->second.context != key.context
+        || i->second.versions.size() != key.versions.size())
+      return false;
+    auto xs = key.versions;
+    auto ys = i->second.versions;
+    std::sort(xs.begin(), xs.end(), tag_less);
+    std::sort(ys.begin(), ys.end(), tag_less);
+    if (xs != ys)
+      return false;
+  }
+  return true;
+}
+
+} // namespace engram

@@ -1,0 +1,286 @@
+#pragma once
+
+#include "core/causal_context.hpp"
+#include "core/conflict.hpp"
+#include "core/engram.hpp"
+#include "core/error.hpp"
+#include "core/hlc.hpp"
+#include "core/resolution.hpp"
+#include "core/version.hpp"
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+namespace engram {
+
+// -- configuration
+// -------------------------------------------------------------
+
+/// The spec's CRDT strategies, chosen per memory type.
+enum class crdt_strategy : uint8_t {
+  /// Last writer wins: concurrent versions collapse to the one with the
+  /// greatest (HLC, dot); no conflict is reported.
+  lww,
+  /// Multi-value register: concurrent versions are kept and reported as a
+  /// conflict, then resolved per `conflict_resolution_config`.
+  mvr,
+  /// Add-wins: concurrent versions are all kept without conflict; reads unite
+  /// them (events and refinements merged, facts and beliefs listed).
+  aw_set,
+  /// Concurrent versions are merged by the memory type's merge function; the
+  /// merge is recorded as a resolving write.
+  custom,
+};
+
+/// Returns "lww", "mvr", "aw_set" or "custom".
+const char* to_string(crdt_strategy s) noexcept;
+
+/// How a replica merges and resolves.
+struct replica_config {
+  /// CRDT strategy per memory type (indexed by `memory_type`).
+  std::array<crdt_strategy, memory_type_count> strategy{
+      crdt_strategy::mvr, crdt_strategy::mvr, crdt_strategy::mvr,
+      crdt_strategy::mvr};
+  /// Merge function per memory type (may be empty): used by the `custom`
+  /// strategy and by the `merge` resolution.
+  std::array<merge_function, memory_type_count> merge;
+  /// Resolution strategy per conflict kind.
+  conflict_resolution_config resolution;
+};
+
+// -- deltas
+// ---------------------------------------------------------------------
+
+/// The versions of one engram carried by a delta, with the engram's context:
+/// a version vector of the writes to this engram its sender had seen (a
+/// dotted version vector). Versions whose dots the context covers but that
+/// are not listed have been superseded.
+struct delta_entry {
+  engram_id id;
+  vector_clock context;
+  std::vector<version> versions;
+};
+
+/// A delta of a replica: per-engram entries, plus the causal context of the
+/// writes the delta stands for (the dots written and superseded), which the
+/// receiver adds to the set of events it has seen. Deltas are states too:
+/// joining deltas into each other gives delta groups.
+struct replica_delta {
+  std::vector<delta_entry> entries;
+  causal_context context;
+
+  bool empty() const noexcept { return entries.empty() && context.empty(); }
+
+  /// The number of versions carried.
+  size_t version_count() const noexcept;
+};
+
+/// Joins delta `other` into delta `into` (delta groups for batching).
+void join_deltas(replica_delta& into, const replica_delta& other);
+
+// -- results
+// --------------------------------------------------------------------
+
+/// A conflict resolved during a join or by an answer.
+struct resolved_conflict {
+  conflict subject;
+  resolution applied;
+};
+
+/// A conflict waiting for a human answer (AskUser).
+struct pending_question {
+  conflict subject;
+  ask_user question;
+};
+
+/// What a join did.
+struct join_report {
+  /// Versions added to the replica.
+  size_t applied = 0;
+  /// Local versions superseded by the delta.
+  size_t superseded = 0;
+  /// Conflicts detected by this join.
+  std::vector<conflict> conflicts;
+  /// Conflicts this replica resolved automatically.
+  std::vector<resolved_conflict> resolved;
+  /// Conflicts kept as alternatives (Fork).
+  std::vector<conflict> forked;
+  /// Conflicts now waiting for an answer.
+  std::vector<pending_question> pending;
+  /// The writes this replica made to resolve conflicts: ship them to peers.
+  replica_delta resolutions;
+};
+
+/// One visible alternative of an engram.
+struct memory_view {
+  engram_record value;
+  /// The write it comes from.
+  dot tag;
+  /// True when concurrent alternatives exist and the conflict is marked
+  /// contested (Fork{mark_contested}) or awaits an answer.
+  bool contested = false;
+};
+
+// -- the replica
+// ---------------------------------------------------------------
+
+/// A replica of memory: a keyed map of engrams (an observed-remove map of
+/// multi-value registers, delta-state). Every mutation returns the delta to
+/// ship; `join` is commutative, associative and idempotent, so replicas that
+/// received the same deltas, in any order and any number of times, hold the
+/// same state. Conflicts are detected on join and resolved per config; a
+/// resolution is a write that supersedes exactly the versions it resolves,
+/// and concurrent resolutions of the same conflict collapse deterministically,
+/// so replicas converge whatever strategy is configured.
+///
+/// Not thread-safe: one owner (an actor) per replica.
+class replica {
+public:
+  replica(replica_id self, hybrid_logical_clock& clock,
+          replica_config config = {});
+
+  replica(const replica&) = delete;
+  replica& operator=(const replica&) = delete;
+
+  // -- mutations
+  // ----------------------------------------------------------------
+
+  /// Writes an engram (create or update). An empty id is derived from the
+  /// scope and the content's key. The write supersedes every version of the
+  /// id this replica holds. Sets `updated` (and `created` for a new engram).
+  expected<replica_delta> put(engram_record value);
+
+  /// Forgets an engram: writes a tombstone that keeps the key, clears the
+  /// content and records `reason`.
+  expected<replica_delta> forget(const engram_id& id, std::string reason);
+
+  /// Archives an engram: it is kept but hidden from default queries.
+  expected<replica_delta> archive(const engram_id& id);
+
+  /// Answers a pending question with a resolution.
+  expected<replica_delta> answer(uint64_t conflict_id, const resolution& r);
+
+  /// Answers a pending question with one of its offered options.
+  expected<replica_delta> answer(uint64_t conflict_id,
+                                 const std::string& option);
+
+  // -- merging
+  // ------------------------------------------------------------------
+
+  /// Joins a delta (or a full state) from a peer, detects and resolves
+  /// conflicts. A malformed delta is refused as a whole (`malformed_delta`)
+  /// and leaves the replica unchanged.
+  expected<join_report> join(const replica_delta& delta);
+
+  /// As above, moving the versions out of `delta`.
+  expected<join_report> join(replica_delta&& delta);
+
+  // -- reads
+  // --------------------------------------------------------------------
+
+  /// The visible alternatives of an engram: one normally; several when
+  /// concurrent versions are forked, pending or kept by an add-wins
+  /// strategy. Empty when the id is unknown.
+  std::vector<memory_view> read(const engram_id& id) const;
+
+  /// The winning view of an engram: the single alternative, or the newest of
+  /// several. Nullopt when unknown.
+  std::optional<engram_record> get(const engram_id& id) const;
+
+  /// The raw versions held for an id (nullptr when unknown).
+  const std::vector<version>* versions(const engram_id& id) const;
+
+  /// The version vector of the writes to `id` seen (empty when unknown).
+  vector_clock key_context(const engram_id& id) const;
+
+  /// Calls `f(id, versions)` for every engram, in ascending id order.
+  void for_each(
+      const std::function<void(const engram_id&, const std::vector<version>&)>&
+          f) const;
+
+  /// Questions waiting for an answer, ordered by conflict id.
+  std::vector<pending_question> pending_questions() const;
+
+  /// The versions needed by a peer that has seen the events `peer`: every
+  /// engram with a version outside `peer`, with all its current versions and
+  /// its context, plus this replica's full context. With an empty context:
+  /// the full state.
+  replica_delta delta_since(const causal_context& peer) const;
+
+  /// The full state as a delta.
+  replica_delta full_state() const { return delta_since({}); }
+
+  /// The events this replica has seen (written, received, or known to be
+  /// superseded).
+  const causal_context& context() const noexcept { return context_; }
+
+  /// An order-insensitive digest of the live versions, maintained
+  /// incrementally (O(1)): equal states have equal digests.
+  uint64_t digest() const noexcept { return digest_; }
+
+  /// Number of engrams (ids) held.
+  size_t size() const noexcept { return entries_.size(); }
+
+  /// Number of versions held (≥ size()).
+  size_t version_count() const noexcept { return version_count_; }
+
+  /// True when both replicas hold exactly the same versions and context.
+  bool same_state(const replica& other) const;
+
+  replica_id self() const noexcept { return self_; }
+
+  const replica_config& config() const noexcept { return config_; }
+
+  hybrid_logical_clock& clock_source() noexcept { return *clock_; }
+
+private:
+  using version_list = std::vector<version>;
+
+  /// Per engram: the versions not yet superseded and the version vector of
+  /// the writes seen (covers every version held).
+  struct key_state {
+    vector_clock context;
+    version_list versions;
+  };
+
+  /// Writes a new version of `value.id` superseding every version held.
+  expected<replica_delta> write(engram_record value, uint64_t resolves);
+
+  template<class Delta>
+  expected<join_report> join_impl(Delta&& delta);
+
+  expected<void> check(const replica_delta& delta) const;
+
+  void after_join(const engram_id& id, key_state& key, size_t local_count,
+                  join_report& report);
+
+  void resolve(const conflict& c, const conflict_resolution& strategy,
+               join_report& report);
+
+  void apply(const conflict& c, const resolution& r,
+             const conflict_handler* handler, join_report& report);
+
+  void add_version(version_list& versions, version v);
+
+  void drop_stale_questions(const engram_id& id, const version_list& versions);
+
+  bool collapsed(const version_list& versions) const;
+
+  replica_id self_;
+  hybrid_logical_clock* clock_;
+  replica_config config_;
+  std::unordered_map<engram_id, key_state> entries_;
+  causal_context context_;
+  uint64_t digest_ = 0;
+  size_t version_count_ = 0;
+  std::vector<pending_question> questions_;
+  /// Local presentation only (not replicated): whether forked alternatives
+  /// of an engram are marked contested.
+  std::unordered_map<engram_id, bool> fork_marks_;
+};
+
+} // namespace engram

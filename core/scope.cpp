@@ -1,0 +1,111 @@
+#include "core/scope.hpp"
+
+#include <algorithm>
+
+namespace engram {
+
+const char* to_string(scope_kind kind) noexcept {
+  switch (kind) {
+    case scope_kind::instance: return "instance";
+    case scope_kind::agent: return "agent";
+    case scope_kind::collective: return "collective";
+    case scope_kind::universal: return "universal";
+  }
+  return "invalid";
+}
+
+memory_scope memory_scope::instance(std::string instance_id) {
+  memory_scope result;
+  result.kind_ = scope_kind::instance;
+  result.id_ = std::move(instance_id);
+  return result;
+}
+
+memory_scope memory_scope::agent(std::string agent_id) {
+  memory_scope result;
+  result.kind_ = scope_kind::agent;
+  result.id_ = std::move(agent_id);
+  return result;
+}
+
+memory_scope memory_scope::collective(std::string collective_id,
+                                      std::vector<std::string> members) {
+  memory_scope result;
+  result.kind_ = scope_kind::collective;
+  result.id_ = std::move(collective_id);
+  std::sort(members.begin(), members.end());
+  members.erase(std::unique(members.begin(), members.end()), members.end());
+  result.members_ = std::move(members);
+  return result;
+}
+
+memory_scope memory_scope::universal() { return memory_scope{}; }
+
+expected<void> validate_id(const std::string& id, const char* what) {
+  if (id.empty())
+    return make_error(errc::empty_id, std::string{what} + " is empty");
+  if (id.size() > 256)
+    return make_error(errc::empty_id,
+                      std::string{what} + " is longer than 256 bytes");
+  for (auto c : id)
+    if (static_cast<unsigned char>(c) < 0x20)
+      return make_error(errc::empty_id,
+                        std::string{what} + " contains a control character");
+  return {};
+}
+
+expected<void> memory_scope::validate() const {
+  switch (kind_) {
+    case scope_kind::instance:
+      return validate_id(id_, "instance id of an Instance scope");
+    case scope_kind::agent:
+      return validate_id(id_, "agent id of an Agent scope");
+    case scope_kind::collective: {
+      if (auto ok = validate_id(id_, "collective id of a Collective scope");
+          !ok)
+        return ok;
+      if (members_.empty())
+        return make_error(errc::empty_collective,
+                          "Collective scope '" + id_ + "' has no members");
+      for (auto& m : members_)
+        if (auto ok = validate_id(m, "member of a Collective scope"); !ok)
+          return ok;
+      return {};
+    }
+    case scope_kind::universal:
+      if (!id_.empty() || !members_.empty())
+        return make_error(errc::invalid_scope,
+                          "Universal scope carries no id or members");
+      return {};
+  }
+  return make_error(errc::invalid_scope, "unknown scope kind");
+}
+
+std::string memory_scope::key() const {
+  std::string result = ::engram::to_string(kind_);
+  if (kind_ != scope_kind::universal) {
+    result += ':';
+    result += id_;
+  }
+  return result;
+}
+
+std::string memory_scope::to_string() const {
+  switch (kind_) {
+    case scope_kind::instance: return "Instance{" + id_ + "}";
+    case scope_kind::agent: return "Agent{" + id_ + "}";
+    case scope_kind::collective: {
+      std::string result = "Collective{" + id_ + ", members=[";
+      for (size_t i = 0; i < members_.size(); ++i) {
+        if (i > 0)
+          result += ", ";
+        result += members_[i];
+      }
+      return result + "]}";
+    }
+    case scope_kind::universal: return "Universal";
+  }
+  return "Invalid";
+}
+
+} // namespace engram
