@@ -133,7 +133,7 @@ replica::replica(replica_id self, hybrid_logical_clock& clock,
 
 // -- mutations ---------------------------------------------------------------
 
-void replica::add_version(version_list& versions, version v) {
+void replica::add_version(version_list& versions, version&& v) {
   digest_ ^= version_hash(v.value.id, v.tag);
   ++version_count_;
   versions.push_back(std::move(v));
@@ -173,9 +173,9 @@ expected<replica_delta> replica::put(engram_record value) {
     value.id = derive_id(value.scope, value.body);
   if (auto ok = validate(value); !ok)
     return ok.error_value();
-  if (auto i = entries_.find(value.id);
-      i != entries_.end() && value.created == hlc_timestamp{})
-    for (auto& v : i->second.versions)
+  if (auto key = entries_.find(value.id);
+      key && value.created == hlc_timestamp{})
+    for (auto& v : key->versions)
       if (value.created == hlc_timestamp{} || v.value.created < value.created)
         value.created = v.value.created;
   return write(std::move(value), 0);
@@ -315,9 +315,31 @@ expected<join_report> replica::join_impl(Delta&& delta) {
   hlc_timestamp latest;
   // Keys that gained versions: (id, number of local versions kept).
   std::vector<std::pair<engram_id, size_t>> touched;
-  for (auto& entry : delta.entries) {
-    auto [it, inserted] = entries_.try_emplace(entry.id);
-    auto& key = it->second;
+  // Memory-level parallelism: look every engram up first, then prefetch the
+  // heap blocks each one will touch, then merge. A batch's lookups miss the
+  // cache independently, so overlapping them beats chasing them one by one.
+  entries_.reserve_more(delta.entries.size()); // keeps `slots` valid
+  for (auto& entry : delta.entries)
+    entries_.prefetch(entry.id);
+  std::vector<key_state*> slots;
+  slots.reserve(delta.entries.size());
+  for (auto& entry : delta.entries)
+    slots.push_back(&entries_[entry.id]);
+  for (auto* slot : slots) {
+    auto first = reinterpret_cast<const char*>(slot->versions.data());
+    if (first != nullptr)
+      for (size_t offset = 0; offset < sizeof(version); offset += 64)
+        __builtin_prefetch(first + offset);
+    __builtin_prefetch(slot->context.entries().data());
+  }
+  // The payloads the merge will free (their allocator headers).
+  for (auto* slot : slots)
+    if (!slot->versions.empty())
+      if (auto f = std::get_if<fact>(&slot->versions.front().value.body))
+        __builtin_prefetch(f->value.data() - 16);
+  for (size_t k = 0; k < delta.entries.size(); ++k) {
+    auto& entry = delta.entries[k];
+    auto& key = *slots[k];
     auto& versions = key.versions;
     // Drop local versions the sender has seen and superseded.
     for (size_t i = 0; i < versions.size();) {
@@ -341,7 +363,7 @@ expected<join_report> replica::join_impl(Delta&& delta) {
       if constexpr (std::is_rvalue_reference_v<Delta&&>)
         add_version(versions, std::move(v));
       else
-        add_version(versions, v);
+        add_version(versions, version{v});
       ++report.applied;
     }
     key.context.merge(entry.context);
@@ -355,11 +377,8 @@ expected<join_report> replica::join_impl(Delta&& delta) {
     clock_->update(latest);
   // Resolve after the clock has seen the remote writes, so that resolving
   // writes are newer than the versions they resolve.
-  for (auto& [id, local_count] : touched) {
-    auto i = entries_.find(id);
-    if (i != entries_.end())
-      after_join(id, i->second, local_count, report);
-  }
+  for (auto& [id, local_count] : touched)
+    after_join(id, *entries_.find(id), local_count, report);
   return report;
 }
 
@@ -500,21 +519,21 @@ void replica::drop_stale_questions(const engram_id& id,
 // -- reads -------------------------------------------------------------------
 
 const std::vector<version>* replica::versions(const engram_id& id) const {
-  auto i = entries_.find(id);
-  return i == entries_.end() ? nullptr : &i->second.versions;
+  auto key = entries_.find(id);
+  return key ? &key->versions : nullptr;
 }
 
 vector_clock replica::key_context(const engram_id& id) const {
-  auto i = entries_.find(id);
-  return i == entries_.end() ? vector_clock{} : i->second.context;
+  auto key = entries_.find(id);
+  return key ? key->context : vector_clock{};
 }
 
 std::vector<memory_view> replica::read(const engram_id& id) const {
   std::vector<memory_view> result;
-  auto i = entries_.find(id);
-  if (i == entries_.end() || i->second.versions.empty())
+  auto key = entries_.find(id);
+  if (!key || key->versions.empty())
     return result;
-  auto sorted = i->second.versions;
+  auto sorted = key->versions;
   std::sort(sorted.begin(), sorted.end(), tag_less);
   if (collapsed(sorted)) {
     auto& v = newest(sorted);
@@ -569,11 +588,12 @@ void replica::for_each(
     const {
   std::vector<engram_id> ids;
   ids.reserve(entries_.size());
-  for (auto& kvp : entries_)
-    ids.push_back(kvp.first);
+  entries_.for_each([&](const engram_id& id, const key_state&) {
+    ids.push_back(id);
+  });
   std::sort(ids.begin(), ids.end());
   for (auto& id : ids)
-    f(id, entries_.at(id).versions);
+    f(id, entries_.find(id)->versions);
 }
 
 std::vector<pending_question> replica::pending_questions() const {
@@ -588,16 +608,17 @@ std::vector<pending_question> replica::pending_questions() const {
 replica_delta replica::delta_since(const causal_context& peer) const {
   replica_delta result;
   std::vector<engram_id> ids;
-  for (auto& [id, key] : entries_)
+  entries_.for_each([&](const engram_id& id, const key_state& key) {
     for (auto& v : key.versions)
       if (!peer.contains(v.tag)) {
         ids.push_back(id);
         break;
       }
+  });
   std::sort(ids.begin(), ids.end());
   result.entries.reserve(ids.size());
   for (auto& id : ids) {
-    auto& key = entries_.at(id);
+    auto& key = *entries_.find(id);
     delta_entry entry{id, key.context, key.versions};
     std::sort(entry.versions.begin(), entry.versions.end(), tag_less);
     result.entries.push_back(std::move(entry));
@@ -611,19 +632,23 @@ bool replica::same_state(const replica& other) const {
       || version_count_ != other.version_count_ || context_ != other.context_
       || digest_ != other.digest_)
     return false;
-  for (auto& [id, key] : entries_) {
-    auto i = other.entries_.find(id);
-    if (i == other.entries_.end() || i->second.context != key.context
-        || i->second.versions.size() != key.versions.size())
-      return false;
+  bool same = true;
+  entries_.for_each([&](const engram_id& id, const key_state& key) {
+    if (!same)
+      return;
+    auto theirs = other.entries_.find(id);
+    if (!theirs || theirs->context != key.context
+        || theirs->versions.size() != key.versions.size()) {
+      same = false;
+      return;
+    }
     auto xs = key.versions;
-    auto ys = i->second.versions;
+    auto ys = theirs->versions;
     std::sort(xs.begin(), xs.end(), tag_less);
     std::sort(ys.begin(), ys.end(), tag_less);
-    if (xs != ys)
-      return false;
-  }
-  return true;
+    same = xs == ys;
+  });
+  return same;
 }
 
 } // namespace engram

@@ -5,6 +5,7 @@
 #include "core/engram.hpp"
 #include "core/error.hpp"
 #include "core/hlc.hpp"
+#include "core/internal/id_table.hpp"
 #include "core/resolution.hpp"
 #include "core/version.hpp"
 
@@ -264,7 +265,7 @@ private:
   void apply(const conflict& c, const resolution& r,
              const conflict_handler* handler, join_report& report);
 
-  void add_version(version_list& versions, version v);
+  void add_version(version_list& versions, version&& v);
 
   void drop_stale_questions(const engram_id& id, const version_list& versions);
 
@@ -273,7 +274,7 @@ private:
   replica_id self_;
   hybrid_logical_clock* clock_;
   replica_config config_;
-  std::unordered_map<engram_id, key_state> entries_;
+  internal::id_table<key_state> entries_;
   causal_context context_;
   uint64_t digest_ = 0;
   size_t version_count_ = 0;

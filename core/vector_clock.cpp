@@ -64,6 +64,29 @@ uint64_t vector_clock::increment(replica_id replica) {
 void vector_clock::merge(const vector_clock& other) {
   if (other.entries_.empty())
     return;
+  // Fast path (the common case): every replica of `other` is known here, so
+  // the maximum is taken in place without allocating.
+  if (other.entries_.size() <= entries_.size()) {
+    auto i = entries_.begin();
+    bool in_place = true;
+    for (auto& e : other.entries_) {
+      while (i != entries_.end() && i->first < e.first)
+        ++i;
+      if (i == entries_.end() || i->first != e.first) {
+        in_place = false;
+        break;
+      }
+    }
+    if (in_place) {
+      auto j = entries_.begin();
+      for (auto& e : other.entries_) {
+        while (j->first < e.first)
+          ++j;
+        j->second = std::max(j->second, e.second);
+      }
+      return;
+    }
+  }
   std::vector<entry> result;
   result.reserve(entries_.size() + other.entries_.size());
   auto i = entries_.begin();
