@@ -4,15 +4,20 @@ BUILD_DIR ?= build
 JOBS ?= 2
 export BUILD_DIR JOBS
 
-.PHONY: demo test build setup format check-format clean
+.PHONY: demo test build fuzz-build setup format check-format clean
 
 ## make demo: set up, build, run the main demonstration
 demo: build
 	$(BUILD_DIR)/apps/engram-demo
 
-## make test: set up, build, run the whole suite with ctest
-test: build
+## make test: set up, build, run the whole suite with ctest (including a
+## short smoke run of every libFuzzer target, built with clang)
+test: build fuzz-build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 600
+	ctest --test-dir $(BUILD_DIR)-fuzz --output-on-failure -R '[.]fuzz_' --timeout 600
+
+fuzz-build:
+	scripts/build-fuzzers.sh
 
 build:
 	scripts/setup.sh
@@ -27,4 +32,4 @@ check-format:
 	scripts/check-format.sh
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-fuzz

@@ -5,7 +5,7 @@
 #include "core/engram.hpp"
 #include "core/error.hpp"
 #include "core/hlc.hpp"
-#include "core/internal/id_table.hpp"
+#include "core/id_table.hpp"
 #include "core/resolution.hpp"
 #include "core/version.hpp"
 
@@ -274,7 +274,7 @@ private:
   replica_id self_;
   hybrid_logical_clock* clock_;
   replica_config config_;
-  internal::id_table<key_state> entries_;
+  id_table<key_state> entries_;
   causal_context context_;
   uint64_t digest_ = 0;
   size_t version_count_ = 0;

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-namespace engram::internal {
+namespace engram {
 
 /// A grow-only open-addressing hash map from engram ids to `V` (linear
 /// probing, power-of-two capacity, load factor ≤ 0.75). Values live inline in
@@ -107,4 +107,4 @@ private:
   size_t size_ = 0;
 };
 
-} // namespace engram::internal
+} // namespace engram
