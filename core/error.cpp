@@ -15,6 +15,12 @@ const char* to_string(errc code) noexcept {
     case errc::invalid_resolution: return "invalid_resolution";
     case errc::parse_error: return "parse_error";
     case errc::malformed_delta: return "malformed_delta";
+    case errc::frame_too_large: return "frame_too_large";
+    case errc::decode_failed: return "decode_failed";
+    case errc::unsupported_version: return "unsupported_version";
+    case errc::unknown_message_type: return "unknown_message_type";
+    case errc::limit_exceeded: return "limit_exceeded";
+    case errc::invalid_field: return "invalid_field";
   }
   return "unknown_error";
 }

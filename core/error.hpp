@@ -32,6 +32,18 @@ enum class errc : uint8_t {
   parse_error,
   /// A delta violates the protocol (e.g. a version outside its context).
   malformed_delta,
+  /// A frame exceeds the configured size limit.
+  frame_too_large,
+  /// Bytes are truncated or not a valid encoding.
+  decode_failed,
+  /// A message names a protocol major version this build does not speak.
+  unsupported_version,
+  /// A message names a message type this build does not know.
+  unknown_message_type,
+  /// A repeated field or string exceeds the configured limit.
+  limit_exceeded,
+  /// A field holds a value outside its domain (e.g. a 15-byte id).
+  invalid_field,
 };
 
 /// Returns the name of an error code, e.g. "invalid_confidence".

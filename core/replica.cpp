@@ -125,6 +125,11 @@ void join_deltas(replica_delta& into, const replica_delta& other) {
 
 // -- construction ------------------------------------------------------------
 
+replica::replica(replica_id self, hybrid_logical_clock& clock)
+    : replica(self, clock, replica_config{}) {
+  // nop
+}
+
 replica::replica(replica_id self, hybrid_logical_clock& clock,
                  replica_config config)
     : self_(self), clock_(&clock), config_(std::move(config)) {

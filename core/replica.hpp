@@ -141,8 +141,10 @@ struct memory_view {
 /// Not thread-safe: one owner (an actor) per replica.
 class replica {
 public:
-  replica(replica_id self, hybrid_logical_clock& clock,
-          replica_config config = {});
+  /// A replica with the default configuration (the spec's defaults).
+  replica(replica_id self, hybrid_logical_clock& clock);
+
+  replica(replica_id self, hybrid_logical_clock& clock, replica_config config);
 
   replica(const replica&) = delete;
   replica& operator=(const replica&) = delete;

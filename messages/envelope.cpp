@@ -1,0 +1,142 @@
+#include "messages/envelope.hpp"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/stubs/logging.h>
+
+#include <string>
+
+namespace engram::messages {
+
+namespace pb = google::protobuf;
+
+std::string serialize(const pb::Message& msg) {
+  std::string out;
+  auto size = msg.ByteSizeLong();
+  out.reserve(size);
+  {
+    pb::io::StringOutputStream stream{&out};
+    pb::io::CodedOutputStream coded{&stream};
+    coded.SetSerializationDeterministic(true);
+    msg.SerializeWithCachedSizes(&coded);
+  }
+  return out;
+}
+
+v1::SyncMessage make_envelope(v1::MessageType type, std::string sender,
+                              hlc_timestamp timestamp,
+                              const pb::Message& payload) {
+  v1::SyncMessage result;
+  result.set_version(protocol_version);
+  result.set_type(type);
+  result.set_sender(std::move(sender));
+  result.mutable_timestamp()->set_wall_us(timestamp.wall_us);
+  result.mutable_timestamp()->set_logical(timestamp.logical);
+  result.set_payload(serialize(payload));
+  return result;
+}
+
+namespace {
+
+// Walks a parsed message and checks every repeated field and string against
+// the limits (the parser itself only bounds total size and nesting).
+expected<void> check_bounds(const pb::Message& msg, const limits& bounds,
+                            const std::string& path) {
+  auto* reflection = msg.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  reflection->ListFields(msg, &fields);
+  for (auto* field : fields) {
+    auto name = path + "." + field->name();
+    if (field->is_repeated()) {
+      auto n = static_cast<size_t>(reflection->FieldSize(msg, field));
+      if (n > bounds.max_elements)
+        return make_error(errc::limit_exceeded,
+                          name + " has " + std::to_string(n)
+                              + " elements, the limit is "
+                              + std::to_string(bounds.max_elements));
+      for (size_t i = 0; i < n; ++i) {
+        auto idx = static_cast<int>(i);
+        if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+          if (auto ok
+              = check_bounds(reflection->GetRepeatedMessage(msg, field, idx),
+                             bounds, name);
+              !ok)
+            return ok;
+        } else if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING) {
+          std::string scratch;
+          auto& s = reflection->GetRepeatedStringReference(msg, field, idx,
+                                                           &scratch);
+          if (s.size() > bounds.max_string_bytes)
+            return make_error(errc::limit_exceeded,
+                              name + " holds a string of "
+                                  + std::to_string(s.size()) + " bytes");
+        }
+      }
+    } else if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (auto ok
+          = check_bounds(reflection->GetMessage(msg, field), bounds, name);
+          !ok)
+        return ok;
+    } else if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING) {
+      std::string scratch;
+      auto& s = reflection->GetStringReference(msg, field, &scratch);
+      if (s.size() > bounds.max_string_bytes)
+        return make_error(errc::limit_exceeded,
+                          name + " holds " + std::to_string(s.size())
+                              + " bytes, the limit is "
+                              + std::to_string(bounds.max_string_bytes));
+    }
+  }
+  return {};
+}
+
+} // namespace
+
+expected<void> parse(std::string_view bytes, pb::Message& out,
+                     const limits& bounds, const char* what) {
+  // Refusals are reported as error values; protobuf's own stderr lines about
+  // hostile input (e.g. invalid UTF-8) would only be noise.
+  static const bool quiet = [] {
+    pb::SetLogHandler(nullptr);
+    return true;
+  }();
+  (void)quiet;
+  if (bytes.size() > bounds.max_frame_bytes)
+    return make_error(errc::frame_too_large,
+                      std::string{what} + " of " + std::to_string(bytes.size())
+                          + " bytes exceeds the frame limit of "
+                          + std::to_string(bounds.max_frame_bytes) + " bytes");
+  pb::io::CodedInputStream input{reinterpret_cast<const uint8_t*>(bytes.data()),
+                                 static_cast<int>(bytes.size())};
+  input.SetRecursionLimit(bounds.max_nesting);
+  if (!out.ParseFromCodedStream(&input) || !input.ConsumedEntireMessage())
+    return make_error(errc::decode_failed,
+                      std::string{what} + " is truncated or not valid "
+                          + "protobuf (" + std::to_string(bytes.size())
+                          + " bytes)");
+  return check_bounds(out, bounds, what);
+}
+
+expected<v1::SyncMessage> decode_envelope(std::string_view bytes,
+                                          const limits& bounds) {
+  v1::SyncMessage result;
+  if (auto ok = parse(bytes, result, bounds, "SyncMessage"); !ok)
+    return ok.error_value();
+  if (result.version() == 0)
+    return make_error(errc::unsupported_version,
+                      "SyncMessage has no protocol version");
+  if (result.version() != protocol_version)
+    return make_error(errc::unsupported_version,
+                      "SyncMessage speaks protocol version "
+                          + std::to_string(result.version())
+                          + ", this node speaks version "
+                          + std::to_string(protocol_version));
+  if (!v1::MessageType_IsValid(result.type())
+      || result.type() == v1::MESSAGE_TYPE_UNSPECIFIED)
+    return make_error(errc::unknown_message_type,
+                      "SyncMessage has unknown message type "
+                          + std::to_string(static_cast<int>(result.type())));
+  return result;
+}
+
+} // namespace engram::messages
