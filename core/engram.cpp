@@ -165,6 +165,20 @@ uint64_t content_hash(const engram_record& value) {
   return h.value();
 }
 
+content cleared_content(const content& body) {
+  struct visitor {
+    content operator()(const fact& x) const { return fact{x.key, {}}; }
+    content operator()(const belief& x) const {
+      return belief{x.subject, x.relation, {}};
+    }
+    content operator()(const episode& x) const {
+      return episode{x.episode_id, {}};
+    }
+    content operator()(const skill& x) const { return skill{x.skill_id, {}}; }
+  };
+  return std::visit(visitor{}, body);
+}
+
 std::string describe(const content& body) {
   struct visitor {
     std::string operator()(const fact& x) const {

@@ -222,6 +222,10 @@ engram_id derive_id(const memory_scope& scope, const content& body);
 /// versions agree; it is the `old_value_hash` of update deltas.
 uint64_t content_hash(const engram_record& value);
 
+/// The content of a forgotten engram: the key that addresses it, with the
+/// value, object, events or refinements cleared.
+content cleared_content(const content& body);
+
 /// Returns a short human-readable rendering of the content, e.g.
 /// "fact user.name=Bob" or "belief sky color blue".
 std::string describe(const content& body);

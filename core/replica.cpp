@@ -54,25 +54,6 @@ std::vector<dot> tags_of(const std::vector<version>& xs) {
   return result;
 }
 
-// Clears what a forgotten engram said, keeping the key that addresses it.
-content cleared(const content& body) {
-  return std::visit(overload{
-                        [](const fact& x) -> content {
-                          return fact{x.key, {}};
-                        },
-                        [](const belief& x) -> content {
-                          return belief{x.subject, x.relation, {}};
-                        },
-                        [](const episode& x) -> content {
-                          return episode{x.episode_id, {}};
-                        },
-                        [](const skill& x) -> content {
-                          return skill{x.skill_id, {}};
-                        },
-                    },
-                    body);
-}
-
 } // namespace
 
 size_t replica_delta::version_count() const noexcept {
@@ -194,7 +175,7 @@ expected<replica_delta> replica::forget(const engram_id& id,
                       "no engram with id " + id.to_string());
   current->tombstone = true;
   current->archived = false;
-  current->body = cleared(current->body);
+  current->body = cleared_content(current->body);
   current->forget_reason = std::move(reason);
   return write(std::move(*current), 0);
 }

@@ -1,6 +1,11 @@
 #include "messages/codec.hpp"
 
+#include "core/hash.hpp"
+
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <optional>
 
 namespace engram::messages {
 
@@ -260,8 +265,153 @@ void to_proto(const replica_delta& in, v1::DeltaBatch& out) {
   to_proto(in.context, *out.mutable_context());
 }
 
-expected<replica_delta> from_proto(const v1::DeltaBatch& in,
-                                   const limits& bounds) {
+// -- field changes -----------------------------------------------------------
+
+uint64_t field_hash(std::string_view field_bytes) {
+  return hash_string(field_bytes, 0x4669656c64ULL); // "Field"
+}
+
+namespace {
+
+std::string confidence_bytes(double x) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  std::string out(8, '\0');
+  for (size_t i = 0; i < 8; ++i)
+    out[i] = static_cast<char>(bits >> (8 * i));
+  return out;
+}
+
+// The encoded bytes of the field at `path` of `value`; nullopt when the
+// path does not name a field of this engram.
+std::optional<std::string> field_bytes(const engram_record& value,
+                                       const std::string& path) {
+  if (path == "fact.value") {
+    if (auto f = std::get_if<fact>(&value.body))
+      return f->value;
+    return std::nullopt;
+  }
+  if (path == "belief.object") {
+    if (auto b = std::get_if<belief>(&value.body))
+      return b->object;
+    return std::nullopt;
+  }
+  if (path == "confidence")
+    return confidence_bytes(value.confidence);
+  if (path == "archived")
+    return std::string(1, value.archived ? '\1' : '\0');
+  return std::nullopt;
+}
+
+std::string joined_path(const v1::FieldChange& change) {
+  std::string result;
+  for (auto& part : change.path()) {
+    if (!result.empty())
+      result += '.';
+    result += part;
+  }
+  return result;
+}
+
+// Applies one change; fails when the path or the new value is malformed.
+expected<void> apply_change(engram_record& value, const std::string& path,
+                            const std::string& bytes) {
+  if (path == "fact.value") {
+    std::get<fact>(value.body).value = bytes;
+  } else if (path == "belief.object") {
+    std::get<belief>(value.body).object = bytes;
+  } else if (path == "confidence") {
+    if (bytes.size() != 8)
+      return bad("confidence change carries " + std::to_string(bytes.size())
+                 + " bytes, expected 8");
+    uint64_t bits = 0;
+    for (size_t i = 0; i < 8; ++i)
+      bits |= uint64_t{static_cast<uint8_t>(bytes[i])} << (8 * i);
+    std::memcpy(&value.confidence, &bits, sizeof(bits));
+  } else if (path == "archived") {
+    if (bytes.size() != 1)
+      return bad("archived change carries " + std::to_string(bytes.size())
+                 + " bytes, expected 1");
+    value.archived = bytes[0] != 0;
+  }
+  return {};
+}
+
+void set_common(v1::EngramDelta& out, const version& after,
+                const vector_clock& key_context) {
+  out.set_id(id_bytes(after.value.id));
+  to_proto(key_context, *out.mutable_clock());
+  out.mutable_dot()->set_replica(after.tag.replica);
+  out.mutable_dot()->set_counter(after.tag.counter);
+  out.set_resolves(after.resolves);
+  put_ts(after.value.updated, *out.mutable_updated());
+}
+
+const version& newest_of(const std::vector<version>& xs) {
+  return *std::max_element(xs.begin(), xs.end(), older_than);
+}
+
+} // namespace
+
+expected<v1::EngramDelta> make_update(const version& before,
+                                      const version& after,
+                                      const vector_clock& key_context) {
+  if (before.value.id != after.value.id)
+    return bad("an update relates two versions of one engram");
+  v1::EngramDelta out;
+  set_common(out, after, key_context);
+  auto* update = out.mutable_update();
+  auto patched = before.value;
+  for (const char* path :
+       {"fact.value", "belief.object", "confidence", "archived"}) {
+    auto old_bytes = field_bytes(before.value, path);
+    auto new_bytes = field_bytes(after.value, path);
+    if (!old_bytes || !new_bytes || *old_bytes == *new_bytes)
+      continue;
+    auto* change = update->add_changes();
+    std::string p = path;
+    change->add_path(p.substr(0, p.find('.')));
+    if (p.find('.') != std::string::npos)
+      change->add_path(p.substr(p.find('.') + 1));
+    change->set_old_value_hash(field_hash(*old_bytes));
+    change->set_new_value(*new_bytes);
+    (void)apply_change(patched, path, *new_bytes);
+  }
+  patched.updated = after.value.updated;
+  if (!(patched == after.value))
+    return bad("versions of " + after.value.id.to_string()
+               + " differ in more than value, object, confidence and "
+                 "archived flag: send a Create");
+  return out;
+}
+
+v1::EngramDelta make_delete(const version& after,
+                            const vector_clock& key_context) {
+  v1::EngramDelta out;
+  set_common(out, after, key_context);
+  out.mutable_delete_()->set_reason(after.value.forget_reason);
+  return out;
+}
+
+v1::EngramDelta make_archive(const version& after,
+                             const vector_clock& key_context) {
+  v1::EngramDelta out;
+  set_common(out, after, key_context);
+  out.mutable_archive();
+  return out;
+}
+
+// -- delta batches
+// -------------------------------------------------------------
+
+namespace {
+
+// Decodes a batch; with `current`, expands Update/Delete/Archive deltas
+// against the replica's versions (mismatches go to `rejected`).
+expected<replica_delta> decode_batch(const v1::DeltaBatch& in,
+                                     const limits& bounds,
+                                     const replica* current,
+                                     std::vector<rejected_delta>* rejected) {
   if (static_cast<size_t>(in.deltas_size()) > bounds.max_elements)
     return make_error(errc::limit_exceeded,
                       "delta batch has " + std::to_string(in.deltas_size())
@@ -276,20 +426,86 @@ expected<replica_delta> from_proto(const v1::DeltaBatch& in,
     auto id = id_from_bytes(d.id());
     if (!id)
       return id.error_value();
-    if (d.delta_type_case() != v1::EngramDelta::kCreate)
-      return bad("delta for " + id->to_string()
-                 + " is not a Create: Update, Delete and Archive deltas need "
-                   "the receiver's current version");
-    auto value = from_proto(d.create().full());
-    if (!value)
-      return value.error_value();
     auto clock = from_proto(d.clock(), bounds);
     if (!clock)
       return clock.error_value();
     if (d.dot().replica() == 0 || d.dot().counter() == 0)
       return bad("delta for " + id->to_string() + " has an invalid dot");
+    engram_record value;
+    if (d.delta_type_case() == v1::EngramDelta::kCreate) {
+      auto full = from_proto(d.create().full());
+      if (!full)
+        return full.error_value();
+      value = std::move(*full);
+    } else if (d.delta_type_case() == v1::EngramDelta::DELTA_TYPE_NOT_SET) {
+      return bad("delta for " + id->to_string() + " has no delta type");
+    } else if (current == nullptr) {
+      return bad("delta for " + id->to_string()
+                 + " is not a Create: Update, Delete and Archive deltas need "
+                   "the receiver's current version");
+    } else {
+      auto held = current->versions(*id);
+      if (!held || held->empty()) {
+        rejected->push_back({*id, "the engram is not held here"});
+        continue;
+      }
+      if (d.has_update()) {
+        std::vector<std::pair<std::string, const v1::FieldChange*>> changes;
+        for (auto& change : d.update().changes()) {
+          auto path = joined_path(change);
+          if (path != "fact.value" && path != "belief.object"
+              && path != "confidence" && path != "archived")
+            return bad("update of " + id->to_string() + " names unknown field '"
+                       + path + "'");
+          changes.emplace_back(path, &change);
+        }
+        const version* base = nullptr;
+        std::string mismatch;
+        for (auto& candidate : *held) {
+          bool matches = true;
+          for (auto& [path, change] : changes) {
+            auto bytes = field_bytes(candidate.value, path);
+            if (!bytes || field_hash(*bytes) != change->old_value_hash()) {
+              matches = false;
+              mismatch = "update of " + path + " expected an old value "
+                         + "the current version does not hold";
+              break;
+            }
+          }
+          if (matches) {
+            base = &candidate;
+            break;
+          }
+        }
+        if (base == nullptr) {
+          rejected->push_back({*id, mismatch});
+          continue;
+        }
+        value = base->value;
+        for (auto& [path, change] : changes)
+          if (auto ok = apply_change(value, path, change->new_value()); !ok)
+            return ok.error_value();
+      } else if (d.has_delete_()) {
+        value = newest_of(*held).value;
+        value.tombstone = true;
+        value.archived = false;
+        value.body = cleared_content(value.body);
+        value.forget_reason = d.delete_().reason();
+      } else {
+        value = newest_of(*held).value;
+        value.archived = true;
+      }
+      value.updated = get_ts(d.updated());
+      if (auto ok = validate(value); !ok)
+        return make_error(errc::invalid_field,
+                          "delta for " + id->to_string()
+                              + " is invalid: " + ok.error_value().to_string());
+    }
+    if (value.id != *id)
+      return bad("delta for " + id->to_string() + " carries engram "
+                 + value.id.to_string());
     version v{dot{d.dot().replica(), d.dot().counter()}, d.resolves(),
-              std::move(*value)};
+              std::move(value)};
     // Versions of one engram are adjacent (as encoded); regroup them.
     if (out.entries.empty() || out.entries.back().id != *id)
       out.entries.push_back(delta_entry{*id, std::move(*clock), {}});
@@ -299,6 +515,24 @@ expected<replica_delta> from_proto(const v1::DeltaBatch& in,
     out.entries.back().versions.push_back(std::move(v));
   }
   return out;
+}
+
+} // namespace
+
+expected<replica_delta> from_proto(const v1::DeltaBatch& in,
+                                   const limits& bounds) {
+  return decode_batch(in, bounds, nullptr, nullptr);
+}
+
+expected<decoded_batch> decode_against(const v1::DeltaBatch& in,
+                                       const replica& current,
+                                       const limits& bounds) {
+  decoded_batch result;
+  auto delta = decode_batch(in, bounds, &current, &result.rejected);
+  if (!delta)
+    return delta.error_value();
+  result.delta = std::move(*delta);
+  return result;
 }
 
 std::string encode_delta(const replica_delta& delta) {

@@ -35,10 +35,53 @@ expected<causal_context> from_proto(const v1::CausalContext& in,
                                     const limits& bounds);
 
 /// Decodes a delta batch. Only Create deltas carry a full version; Update,
-/// Delete and Archive deltas need the receiver's current version and are
-/// refused here with `errc::invalid_field`.
+/// Delete and Archive deltas need the receiver's current version (see
+/// `decode_against`) and are refused here with `errc::invalid_field`.
 expected<replica_delta> from_proto(const v1::DeltaBatch& in,
                                    const limits& bounds);
+
+// -- Update / Delete / Archive deltas --------------------------------------
+
+/// The hash an Update's `old_value_hash` carries: the stable 64-bit hash of
+/// the field's encoded bytes.
+uint64_t field_hash(std::string_view field_bytes);
+
+/// Encodes the change from `before` to `after` (two versions of one engram
+/// that differ only in fact value, belief object, confidence or archived
+/// flag) as an Update delta; fails if anything else differs.
+expected<v1::EngramDelta> make_update(const version& before,
+                                      const version& after,
+                                      const vector_clock& key_context);
+
+/// Encodes a Delete (forget) or Archive delta for `after`, a tombstone or
+/// archived version of an engram.
+v1::EngramDelta make_delete(const version& after,
+                            const vector_clock& key_context);
+v1::EngramDelta make_archive(const version& after,
+                             const vector_clock& key_context);
+
+/// A delta that could not be applied, and why.
+struct rejected_delta {
+  engram_id id;
+  std::string reason;
+};
+
+/// A batch decoded against a replica.
+struct decoded_batch {
+  /// Full versions, ready to join.
+  replica_delta delta;
+  /// Update deltas whose old value did not match the current one (a
+  /// conflict: reported, never silently applied), and deltas naming an
+  /// engram the replica does not hold.
+  std::vector<rejected_delta> rejected;
+};
+
+/// Decodes a batch against the current state of `current`: Create deltas as
+/// they are; Update, Delete and Archive deltas become full versions built
+/// from the replica's current version of the engram.
+expected<decoded_batch> decode_against(const v1::DeltaBatch& in,
+                                       const replica& current,
+                                       const limits& bounds = {});
 
 // -- bytes
 // ---------------------------------------------------------------------

@@ -21,10 +21,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits bounds;
   bounds.max_frame_bytes = 1 << 16;
   bounds.max_elements = 1024;
-  auto delta = decode_delta(
-      std::string_view{reinterpret_cast<const char*>(data), size}, bounds);
-  if (!delta)
+  v1::DeltaBatch batch;
+  if (!parse(std::string_view{reinterpret_cast<const char*>(data), size}, batch,
+             bounds, "DeltaBatch"))
     return 0;
+  // Update, Delete and Archive deltas are expanded against the target.
+  auto decoded = decode_against(batch, target, bounds);
+  if (!decoded)
+    return 0;
+  auto* delta = &decoded->delta;
   auto report = target.join(*delta);
   if (!report && target.digest() != before)
     std::abort(); // a refused delta must change nothing
