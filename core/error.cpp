@@ -21,6 +21,9 @@ const char* to_string(errc code) noexcept {
     case errc::unknown_message_type: return "unknown_message_type";
     case errc::limit_exceeded: return "limit_exceeded";
     case errc::invalid_field: return "invalid_field";
+    case errc::storage_failed: return "storage_failed";
+    case errc::schema_mismatch: return "schema_mismatch";
+    case errc::corrupt_record: return "corrupt_record";
   }
   return "unknown_error";
 }

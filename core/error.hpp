@@ -44,6 +44,12 @@ enum class errc : uint8_t {
   limit_exceeded,
   /// A field holds a value outside its domain (e.g. a 15-byte id).
   invalid_field,
+  /// The storage engine failed (I/O error, unreadable directory, ...).
+  storage_failed,
+  /// A store was written by a newer schema or belongs to another replica.
+  schema_mismatch,
+  /// A stored record cannot be decoded.
+  corrupt_record,
 };
 
 /// Returns the name of an error code, e.g. "invalid_confidence".

@@ -286,15 +286,23 @@ expected<void> replica::check(const replica_delta& delta) const {
 }
 
 expected<join_report> replica::join(const replica_delta& delta) {
-  return join_impl(delta);
+  return join_impl(delta, true);
 }
 
 expected<join_report> replica::join(replica_delta&& delta) {
-  return join_impl(std::move(delta));
+  return join_impl(std::move(delta), true);
+}
+
+expected<void> replica::restore(replica_delta&& state) {
+  auto report = join_impl(std::move(state), false);
+  if (!report)
+    return report.error_value();
+  return {};
 }
 
 template<class Delta>
-expected<join_report> replica::join_impl(Delta&& delta) {
+expected<join_report> replica::join_impl(Delta&& delta,
+                                         bool resolve_conflicts) {
   if (auto ok = check(delta); !ok)
     return ok.error_value();
   join_report report;
@@ -355,7 +363,8 @@ expected<join_report> replica::join_impl(Delta&& delta) {
     key.context.merge(entry.context);
     if (!questions_.empty())
       drop_stale_questions(entry.id, versions);
-    if (versions.size() > local_count && versions.size() > 1)
+    if (resolve_conflicts && versions.size() > local_count
+        && versions.size() > 1)
       touched.emplace_back(entry.id, local_count);
   }
   context_.join(delta.context);

@@ -182,6 +182,10 @@ public:
   /// As above, moving the versions out of `delta`.
   expected<join_report> join(replica_delta&& delta);
 
+  /// Installs a state read back from durable storage: a join that detects
+  /// and resolves nothing, so the replica is restored exactly as stored.
+  expected<void> restore(replica_delta&& state);
+
   // -- reads
   // --------------------------------------------------------------------
 
@@ -254,7 +258,7 @@ private:
   expected<replica_delta> write(engram_record value, uint64_t resolves);
 
   template<class Delta>
-  expected<join_report> join_impl(Delta&& delta);
+  expected<join_report> join_impl(Delta&& delta, bool resolve_conflicts);
 
   expected<void> check(const replica_delta& delta) const;
 

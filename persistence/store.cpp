@@ -1,0 +1,516 @@
+#include "persistence/store.hpp"
+
+#include "messages/codec.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "engram/v1/store.pb.h"
+
+namespace engram::persistence {
+
+namespace {
+
+constexpr const char* cf_names[]
+    = {"default", "engrams", "clocks", "delta_log", "index", "meta"};
+enum cf_index : size_t {
+  cf_default,
+  cf_engrams,
+  cf_clocks,
+  cf_log,
+  cf_index_,
+  cf_meta,
+  cf_count
+};
+
+constexpr const char* meta_key = "store";
+constexpr const char* peer_prefix = "peer/";
+
+error storage_error(const rocksdb::Status& st, const std::string& what) {
+  return make_error(errc::storage_failed, what + ": " + st.ToString());
+}
+
+std::string hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (auto c : bytes) {
+    out += digits[(static_cast<uint8_t>(c) >> 4) & 0xf];
+    out += digits[static_cast<uint8_t>(c) & 0xf];
+  }
+  return out;
+}
+
+std::string be64(uint64_t x) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<size_t>(i)] = static_cast<char>(x >> (56 - 8 * i));
+  return out;
+}
+
+std::string be32(uint32_t x) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i)
+    out[static_cast<size_t>(i)] = static_cast<char>(x >> (24 - 8 * i));
+  return out;
+}
+
+// -- secondary index keys
+// ------------------------------------------------------
+
+std::string scope_prefix(const memory_scope& scope) {
+  return "s" + scope.key() + '\0';
+}
+
+std::string type_prefix(memory_type type) {
+  return std::string{"t"} + static_cast<char>(type);
+}
+
+std::string subject_prefix(const std::string& subject,
+                           const std::string& relation) {
+  auto key = "b" + subject + '\0';
+  if (!relation.empty())
+    key += relation + '\0';
+  return key;
+}
+
+std::string time_key(hlc_timestamp ts) {
+  return "u" + be64(ts.wall_us) + be32(ts.logical);
+}
+
+std::vector<std::string> index_keys(const engram_id& id, const version& v) {
+  auto raw = messages::id_bytes(id);
+  std::vector<std::string> keys;
+  keys.push_back(scope_prefix(v.value.scope) + raw);
+  keys.push_back(type_prefix(v.value.type) + raw);
+  keys.push_back(time_key(v.value.updated) + raw);
+  if (auto b = std::get_if<belief>(&v.value.body); b && !v.value.tombstone)
+    keys.push_back(subject_prefix(b->subject, b->relation) + raw);
+  return keys;
+}
+
+// -- record conversions ------------------------------------------------------
+
+void to_record(const std::vector<version>& versions, v1::StoredEngram& out) {
+  for (auto& v : versions) {
+    auto* pv = out.add_versions();
+    pv->mutable_dot()->set_replica(v.tag.replica);
+    pv->mutable_dot()->set_counter(v.tag.counter);
+    pv->set_resolves(v.resolves);
+    messages::to_proto(v.value, *pv->mutable_engram());
+  }
+}
+
+expected<std::vector<version>> from_record(const std::string& bytes,
+                                           const engram_id& id) {
+  v1::StoredEngram record;
+  if (!record.ParseFromString(bytes))
+    return make_error(errc::corrupt_record, "not a StoredEngram");
+  std::vector<version> result;
+  for (auto& pv : record.versions()) {
+    auto value = messages::from_proto(pv.engram());
+    if (!value)
+      return make_error(errc::corrupt_record, value.error_value().to_string());
+    if (value->id != id)
+      return make_error(errc::corrupt_record,
+                        "record holds engram " + value->id.to_string());
+    if (pv.dot().replica() == 0 || pv.dot().counter() == 0)
+      return make_error(errc::corrupt_record, "version with invalid dot");
+    result.push_back(version{dot{pv.dot().replica(), pv.dot().counter()},
+                             pv.resolves(), std::move(*value)});
+  }
+  std::sort(result.begin(), result.end(),
+            [](const version& x, const version& y) {
+              return x.tag < y.tag;
+            });
+  return result;
+}
+
+} // namespace
+
+// -- impl
+// ------------------------------------------------------------------------
+
+struct store::impl {
+  std::string path;
+  replica_id self = 0;
+  bool sync = true;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  uint64_t next_sequence = 1;
+
+  ~impl() {
+    for (auto* h : cfs)
+      if (h != nullptr)
+        db->DestroyColumnFamilyHandle(h);
+  }
+
+  rocksdb::WriteOptions write_options() const {
+    rocksdb::WriteOptions opts;
+    opts.sync = sync;
+    return opts;
+  }
+
+  expected<std::vector<engram_id>> scan_ids(const std::string& prefix,
+                                            const std::string& end = {}) const {
+    std::vector<engram_id> ids;
+    std::unique_ptr<rocksdb::Iterator> it{
+        db->NewIterator(rocksdb::ReadOptions{}, cfs[cf_index_])};
+    for (it->Seek(prefix); it->Valid(); it->Next()) {
+      auto key = it->key().ToStringView();
+      if (end.empty() ? key.substr(0, prefix.size()) != prefix : key > end)
+        break;
+      if (key.size() < 16)
+        continue;
+      auto id
+          = messages::id_from_bytes(std::string{key.substr(key.size() - 16)});
+      if (id)
+        ids.push_back(*id);
+    }
+    if (!it->status().ok())
+      return storage_error(it->status(), "index scan failed");
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return ids;
+  }
+};
+
+store::store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
+  // nop
+}
+
+store::~store() = default;
+
+const std::string& store::path() const noexcept { return impl_->path; }
+
+expected<std::unique_ptr<store>> store::open(const store_options& options,
+                                             replica_id self) {
+  if (options.path.empty())
+    return make_error(errc::storage_failed, "store path is empty");
+  auto state = std::make_unique<impl>();
+  state->path = options.path;
+  state->self = self;
+  state->sync = options.sync;
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = options.create_if_missing;
+  db_opts.create_missing_column_families = options.create_if_missing;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (auto* name : cf_names)
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions{});
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(db_opts, options.path, descriptors, &state->cfs,
+                              &raw);
+  if (!st.ok())
+    return storage_error(st, "cannot open store at '" + options.path + "'");
+  state->db.reset(raw);
+  // Schema and ownership.
+  std::string bytes;
+  st = state->db->Get(rocksdb::ReadOptions{}, state->cfs[cf_meta], meta_key,
+                      &bytes);
+  if (st.ok()) {
+    v1::StoreMeta meta;
+    if (!meta.ParseFromString(bytes))
+      return make_error(errc::corrupt_record, "store meta record at '"
+                                                  + options.path
+                                                  + "' cannot be decoded");
+    if (meta.schema_version() > schema_version)
+      return make_error(errc::schema_mismatch,
+                        "store at '" + options.path + "' was written by schema "
+                            + std::to_string(meta.schema_version())
+                            + ", this build reads schema "
+                            + std::to_string(schema_version) + " and older");
+    if (meta.replica() != self)
+      return make_error(errc::schema_mismatch,
+                        "store at '" + options.path
+                            + "' belongs to another replica");
+    state->next_sequence = std::max<uint64_t>(1, meta.next_sequence());
+  } else if (!st.IsNotFound()) {
+    return storage_error(st, "cannot read store meta");
+  } else {
+    v1::StoreMeta meta;
+    meta.set_schema_version(schema_version);
+    meta.set_replica(self);
+    meta.set_next_sequence(1);
+    // Synced: a store must never exist without its schema version.
+    rocksdb::WriteOptions synced;
+    synced.sync = true;
+    st = state->db->Put(synced, state->cfs[cf_meta], meta_key,
+                        meta.SerializeAsString());
+    if (!st.ok())
+      return storage_error(st, "cannot initialize store");
+  }
+  return std::unique_ptr<store>{new store(std::move(state))};
+}
+
+expected<uint64_t> store::record(const replica_delta& delta,
+                                 const replica& current) {
+  auto& s = *impl_;
+  rocksdb::WriteBatch batch;
+  for (auto& entry : delta.entries) {
+    auto raw_id = messages::id_bytes(entry.id);
+    // Old index entries go; new ones come (same-key Delete then Put: Put
+    // wins, batches apply in order).
+    std::string old_bytes;
+    auto st = s.db->Get(rocksdb::ReadOptions{}, s.cfs[cf_engrams], raw_id,
+                        &old_bytes);
+    if (st.ok()) {
+      if (auto old = from_record(old_bytes, entry.id))
+        for (auto& v : *old)
+          for (auto& key : index_keys(entry.id, v))
+            batch.Delete(s.cfs[cf_index_], key);
+    } else if (!st.IsNotFound()) {
+      return storage_error(st, "cannot read engram " + entry.id.to_string());
+    }
+    auto* versions = current.versions(entry.id);
+    if (versions == nullptr || versions->empty()) {
+      batch.Delete(s.cfs[cf_engrams], raw_id);
+      continue;
+    }
+    v1::StoredEngram record;
+    to_record(*versions, record);
+    batch.Put(s.cfs[cf_engrams], raw_id, messages::serialize(record));
+    v1::StoredClock clock;
+    messages::to_proto(current.key_context(entry.id), *clock.mutable_clock());
+    batch.Put(s.cfs[cf_clocks], raw_id, messages::serialize(clock));
+    for (auto& v : *versions)
+      for (auto& key : index_keys(entry.id, v))
+        batch.Put(s.cfs[cf_index_], key, rocksdb::Slice{});
+  }
+  auto sequence = s.next_sequence;
+  v1::LogEntry log;
+  messages::to_proto(delta, *log.mutable_batch());
+  batch.Put(s.cfs[cf_log], be64(sequence), messages::serialize(log));
+  v1::StoreMeta meta;
+  meta.set_schema_version(schema_version);
+  meta.set_replica(s.self);
+  messages::to_proto(current.context(), *meta.mutable_context());
+  meta.set_next_sequence(sequence + 1);
+  batch.Put(s.cfs[cf_meta], meta_key, messages::serialize(meta));
+  // Synced (unless the store was opened without sync): the caller
+  // acknowledges the write once this returns.
+  auto st = s.db->Write(s.write_options(), &batch);
+  if (!st.ok())
+    return storage_error(st, "cannot record delta");
+  s.next_sequence = sequence + 1;
+  return sequence;
+}
+
+expected<load_report> store::load(replica& into) const {
+  auto& s = *impl_;
+  load_report report;
+  replica_delta state;
+  std::string bytes;
+  auto st = s.db->Get(rocksdb::ReadOptions{}, s.cfs[cf_meta], meta_key, &bytes);
+  if (!st.ok())
+    return storage_error(st, "cannot read store meta");
+  v1::StoreMeta meta;
+  if (!meta.ParseFromString(bytes))
+    return make_error(errc::corrupt_record, "store meta cannot be decoded");
+  auto context = messages::from_proto(meta.context(), messages::limits{});
+  if (!context)
+    return make_error(errc::corrupt_record,
+                      "store context: " + context.error_value().to_string());
+  state.context = std::move(*context);
+  rocksdb::ReadOptions scan;
+  scan.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> engrams{
+      s.db->NewIterator(scan, s.cfs[cf_engrams])};
+  std::unique_ptr<rocksdb::Iterator> clocks{
+      s.db->NewIterator(scan, s.cfs[cf_clocks])};
+  clocks->SeekToFirst();
+  for (engrams->SeekToFirst(); engrams->Valid(); engrams->Next()) {
+    auto key = engrams->key().ToString();
+    auto id = messages::id_from_bytes(key);
+    if (!id) {
+      report.corrupt.push_back({"engrams", hex(key), "key is not an id"});
+      continue;
+    }
+    auto versions = from_record(engrams->value().ToString(), *id);
+    if (!versions) {
+      report.corrupt.push_back(
+          {"engrams", hex(key), versions.error_value().message});
+      continue;
+    }
+    // Clocks are keyed alike: walk both in step.
+    while (clocks->Valid() && clocks->key().ToString() < key)
+      clocks->Next();
+    vector_clock key_clock;
+    if (clocks->Valid() && clocks->key().ToString() == key) {
+      v1::StoredClock record;
+      auto decoded
+          = record.ParseFromString(clocks->value().ToString())
+                ? messages::from_proto(record.clock(), messages::limits{})
+                : expected<vector_clock>{
+                    make_error(errc::corrupt_record, "not a StoredClock")};
+      if (!decoded) {
+        report.corrupt.push_back(
+            {"clocks", hex(key), decoded.error_value().message});
+        continue;
+      }
+      key_clock = std::move(*decoded);
+    }
+    // A version vector always covers the versions it belongs to.
+    for (auto& v : *versions)
+      if (!key_clock.covers(v.tag))
+        key_clock.set(v.tag.replica, v.tag.counter);
+    report.versions += versions->size();
+    ++report.engrams;
+    state.entries.push_back(
+        delta_entry{*id, std::move(key_clock), std::move(*versions)});
+  }
+  if (!engrams->status().ok())
+    return storage_error(engrams->status(), "engram scan failed");
+  for (auto& entry : state.entries)
+    for (auto& v : entry.versions)
+      state.context.insert(v.tag);
+  if (auto ok = into.restore(std::move(state)); !ok)
+    return ok.error_value();
+  return report;
+}
+
+expected<std::vector<version>> store::get(const engram_id& id) const {
+  auto& s = *impl_;
+  std::string bytes;
+  auto raw = messages::id_bytes(id);
+  auto st = s.db->Get(rocksdb::ReadOptions{}, s.cfs[cf_engrams], raw, &bytes);
+  if (st.IsNotFound())
+    return std::vector<version>{};
+  if (!st.ok())
+    return storage_error(st, "cannot read engram " + id.to_string());
+  auto versions = from_record(bytes, id);
+  if (!versions)
+    return make_error(errc::corrupt_record,
+                      "engrams/" + hex(raw) + ": "
+                          + versions.error_value().message);
+  return versions;
+}
+
+expected<std::vector<engram_id>>
+store::by_scope(const memory_scope& scope) const {
+  return impl_->scan_ids(scope_prefix(scope));
+}
+
+expected<std::vector<engram_id>> store::by_type(memory_type type) const {
+  return impl_->scan_ids(type_prefix(type));
+}
+
+expected<std::vector<engram_id>> store::by_time(hlc_timestamp from,
+                                                hlc_timestamp to) const {
+  return impl_->scan_ids(time_key(from),
+                         time_key(to) + std::string(16, '\xff'));
+}
+
+expected<std::vector<engram_id>>
+store::by_subject(const std::string& subject,
+                  const std::string& relation) const {
+  return impl_->scan_ids(subject_prefix(subject, relation));
+}
+
+namespace {
+
+bool unseen_by(const v1::LogEntry& entry, const causal_context& peer) {
+  for (auto& d : entry.batch().deltas())
+    if (!peer.contains(dot{d.dot().replica(), d.dot().counter()}))
+      return true;
+  return false;
+}
+
+} // namespace
+
+expected<replica_delta> store::deltas_since(const causal_context& peer) const {
+  auto& s = *impl_;
+  replica_delta result;
+  std::unique_ptr<rocksdb::Iterator> it{
+      s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_log])};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    v1::LogEntry entry;
+    if (!entry.ParseFromString(it->value().ToString()))
+      return make_error(errc::corrupt_record,
+                        "delta_log/" + hex(it->key().ToStringView())
+                            + ": not a LogEntry");
+    if (!unseen_by(entry, peer))
+      continue;
+    auto delta = messages::from_proto(entry.batch(), messages::limits{});
+    if (!delta)
+      return make_error(errc::corrupt_record,
+                        "delta_log/" + hex(it->key().ToStringView()) + ": "
+                            + delta.error_value().message);
+    join_deltas(result, *delta);
+  }
+  if (!it->status().ok())
+    return storage_error(it->status(), "delta log scan failed");
+  return result;
+}
+
+expected<void> store::acknowledge(const std::string& peer,
+                                  const causal_context& seen) {
+  if (auto ok = validate_id(peer, "peer name"); !ok)
+    return ok;
+  v1::PeerAck ack;
+  ack.set_peer(peer);
+  messages::to_proto(seen, *ack.mutable_seen());
+  // Not synced: losing an acknowledgement only delays log truncation.
+  auto st = impl_->db->Put(rocksdb::WriteOptions{}, impl_->cfs[cf_meta],
+                           peer_prefix + peer, messages::serialize(ack));
+  if (!st.ok())
+    return storage_error(st, "cannot record acknowledgement");
+  return {};
+}
+
+expected<size_t> store::truncate_log() {
+  auto& s = *impl_;
+  std::vector<causal_context> peers;
+  std::unique_ptr<rocksdb::Iterator> acks{
+      s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_meta])};
+  for (acks->Seek(peer_prefix); acks->Valid(); acks->Next()) {
+    if (!acks->key().starts_with(peer_prefix))
+      break;
+    v1::PeerAck ack;
+    if (!ack.ParseFromString(acks->value().ToString()))
+      return make_error(errc::corrupt_record,
+                        "meta/" + acks->key().ToString() + ": not a PeerAck");
+    auto seen = messages::from_proto(ack.seen(), messages::limits{});
+    if (!seen)
+      return seen.error_value();
+    peers.push_back(std::move(*seen));
+  }
+  if (peers.empty())
+    return size_t{0};
+  rocksdb::WriteBatch batch;
+  size_t removed = 0;
+  std::unique_ptr<rocksdb::Iterator> it{
+      s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_log])};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    v1::LogEntry entry;
+    if (!entry.ParseFromString(it->value().ToString()))
+      continue; // keep what we cannot read; deltas_since reports it
+    bool everyone = std::none_of(peers.begin(), peers.end(),
+                                 [&](const causal_context& p) {
+                                   return unseen_by(entry, p);
+                                 });
+    if (everyone) {
+      batch.Delete(s.cfs[cf_log], it->key());
+      ++removed;
+    }
+  }
+  // Not synced: a lost truncation is redone by the next one.
+  auto st = s.db->Write(rocksdb::WriteOptions{}, &batch);
+  if (!st.ok())
+    return storage_error(st, "cannot truncate delta log");
+  return removed;
+}
+
+size_t store::log_size() const {
+  size_t n = 0;
+  std::unique_ptr<rocksdb::Iterator> it{
+      impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->cfs[cf_log])};
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    ++n;
+  return n;
+}
+
+} // namespace engram::persistence

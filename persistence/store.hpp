@@ -1,0 +1,119 @@
+#pragma once
+
+#include "core/causal_context.hpp"
+#include "core/engram.hpp"
+#include "core/error.hpp"
+#include "core/replica.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace engram::persistence {
+
+/// The schema this build writes, and the newest it reads.
+constexpr uint32_t schema_version = 1;
+
+/// How to open a store.
+struct store_options {
+  /// The RocksDB directory.
+  std::string path;
+  /// Write every record with sync=true (fdatasync) before it is
+  /// acknowledged. Turn off only where losing the last writes on a power
+  /// failure is acceptable (tests of logic, never durability claims).
+  bool sync = true;
+  /// Create an empty store when the directory holds none.
+  bool create_if_missing = true;
+};
+
+/// A record that could not be decoded: the store reports it and keeps
+/// serving the rest.
+struct corrupt_record {
+  std::string column_family;
+  /// The record's key in hex.
+  std::string key;
+  std::string reason;
+};
+
+/// What loading a replica from the store found.
+struct load_report {
+  size_t engrams = 0;
+  size_t versions = 0;
+  std::vector<corrupt_record> corrupt;
+};
+
+/// The node's durable store: RocksDB with column families `engrams`
+/// (versions per engram), `clocks` (version vector per engram),
+/// `delta_log` (every recorded delta, for sync), `index` (secondary indexes
+/// for queries) and `meta` (schema version, replica, causal context, peer
+/// acknowledgements). Every record is protobuf (engram.v1 store.proto).
+///
+/// One mutation or join = one WriteBatch holding the changed engrams, their
+/// clocks, index entries, the replica's context and the delta-log entry,
+/// written with sync=true before `record` returns: what it acknowledged
+/// survives a crash, and `load` restores the replica exactly.
+class store {
+public:
+  /// Opens (or creates) the store of replica `self`. Refuses, with an error
+  /// naming the problem, a directory that cannot be opened, a store written
+  /// by a newer schema, or one that belongs to another replica.
+  static expected<std::unique_ptr<store>> open(const store_options& options,
+                                               replica_id self);
+
+  ~store();
+
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  /// Durably records `delta` after it was applied to `current` (a local
+  /// mutation or a join): the engrams it touched as `current` now holds
+  /// them, and the delta in the log. Returns the log sequence number.
+  expected<uint64_t> record(const replica_delta& delta, const replica& current);
+
+  /// Restores everything stored into `into` (a fresh replica of this
+  /// store's replica id). Undecodable records are reported, not loaded.
+  expected<load_report> load(replica& into) const;
+
+  /// The versions stored for an engram (empty when unknown).
+  expected<std::vector<version>> get(const engram_id& id) const;
+
+  // -- queries (ids in ascending order)
+  // ----------------------------------------
+
+  expected<std::vector<engram_id>> by_scope(const memory_scope& scope) const;
+  expected<std::vector<engram_id>> by_type(memory_type type) const;
+  /// Engrams with a version written in [from, to] (HLC order).
+  expected<std::vector<engram_id>> by_time(hlc_timestamp from,
+                                           hlc_timestamp to) const;
+  /// Beliefs about `subject` (and `relation`, when given).
+  expected<std::vector<engram_id>> by_subject(const std::string& subject,
+                                              const std::string& relation
+                                              = {}) const;
+
+  // -- sync support
+  // ------------------------------------------------------------
+
+  /// The logged deltas holding a version `peer` has not seen, joined.
+  expected<replica_delta> deltas_since(const causal_context& peer) const;
+
+  /// Records what `peer` has acknowledged.
+  expected<void> acknowledge(const std::string& peer,
+                             const causal_context& seen);
+
+  /// Removes log entries every known peer has acknowledged; returns how many.
+  /// With no known peer nothing is removed.
+  expected<size_t> truncate_log();
+
+  /// Number of entries in the delta log.
+  size_t log_size() const;
+
+  const std::string& path() const noexcept;
+
+private:
+  struct impl;
+  explicit store(std::unique_ptr<impl> ptr);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace engram::persistence

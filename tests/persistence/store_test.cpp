@@ -1,0 +1,243 @@
+#include "messages/codec.hpp"
+#include "persistence/store.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <rocksdb/db.h>
+
+#include <fstream>
+
+#include "engram/v1/store.pb.h"
+#include "temp_dir.hpp"
+#include "test_util.hpp"
+
+using namespace engram;
+using namespace engram::test;
+using persistence::store;
+using persistence::store_options;
+
+namespace {
+
+std::unique_ptr<store> must_open(const std::string& path, replica_id self) {
+  auto s = store::open(store_options{path}, self);
+  if (!s)
+    throw std::runtime_error(s.error_value().to_string());
+  return std::move(*s);
+}
+
+// A replica whose every mutation is recorded.
+struct durable_node {
+  node n;
+  std::unique_ptr<store> db;
+
+  durable_node(const std::string& path, replica_id id)
+      : n(id), db(must_open(path, id)) {
+    // nop
+  }
+
+  replica_delta apply(expected<replica_delta> d) {
+    auto delta = must(std::move(d));
+    auto seq = db->record(delta, n.mem);
+    if (!seq)
+      throw std::runtime_error(seq.error_value().to_string());
+    return delta;
+  }
+};
+
+// Writes raw bytes into a column family of a closed store.
+void poke(const std::string& path, const std::string& cf,
+          const std::string& key, const std::string& value) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (auto* name :
+       {"default", "engrams", "clocks", "delta_log", "index", "meta"})
+    cfs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(rocksdb::DBOptions{}, path, cfs, &handles, &raw);
+  BOOST_REQUIRE(st.ok());
+  size_t i = 0;
+  while (cfs[i].name != cf)
+    ++i;
+  BOOST_REQUIRE(raw->Put(rocksdb::WriteOptions{}, handles[i], key, value).ok());
+  for (auto* h : handles)
+    raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(store_recovery)
+
+BOOST_AUTO_TEST_CASE(reopening_restores_the_replica_exactly) {
+  temp_dir dir;
+  auto path = dir.sub("db");
+  std::unique_ptr<node> original;
+  {
+    durable_node a{path, 1};
+    node b{2};
+    a.apply(a.n.mem.put(make_fact("user.name", "Bob")));
+    auto f = a.apply(a.n.mem.put(make_fact("plan", "friday")));
+    a.apply(a.n.mem.put(make_episode("standup", {{{1, 0}, "hello"}})));
+    a.apply(a.n.mem.put(make_skill("deploy", {{1, "canary"}})));
+    a.apply(a.n.mem.forget(f.entries.front().id, "obsolete"));
+    // A forked belief conflict arrives from b and is recorded.
+    a.apply(a.n.mem.put(make_belief("sky", "color", "blue")));
+    auto theirs = must(b.mem.put(make_belief("sky", "color", "green")));
+    auto report = must_join(a.n.mem, theirs);
+    BOOST_REQUIRE_EQUAL(report.forked.size(), 1u);
+    BOOST_REQUIRE(a.db->record(theirs, a.n.mem));
+    original = std::make_unique<node>(1);
+    must_join(original->mem, a.n.mem.full_state());
+    BOOST_REQUIRE(original->mem.same_state(a.n.mem));
+  }
+  auto db = must_open(path, 1);
+  node restored{1};
+  auto report = db->load(restored.mem);
+  BOOST_REQUIRE(report);
+  BOOST_CHECK(report->corrupt.empty());
+  // user.name, plan (forgotten), standup, deploy, sky/color (two versions).
+  BOOST_CHECK_EQUAL(report->engrams, 5u);
+  BOOST_CHECK_EQUAL(report->versions, 6u);
+  BOOST_CHECK(restored.mem.same_state(original->mem));
+  // A write after recovery continues the replica's dots.
+  auto next = must(restored.mem.put(make_fact("after", "restart")));
+  BOOST_CHECK_GT(next.entries.front().versions.front().tag.counter, 6u);
+}
+
+BOOST_AUTO_TEST_CASE(a_newer_schema_or_another_replica_is_refused) {
+  temp_dir dir;
+  auto path = dir.sub("db");
+  must_open(path, 1);
+  auto other = store::open(store_options{path}, 2);
+  BOOST_REQUIRE(!other);
+  BOOST_CHECK(other.error_value().code == errc::schema_mismatch);
+  BOOST_CHECK(other.error_value().message.find("another replica")
+              != std::string::npos);
+  v1::StoreMeta meta;
+  meta.set_schema_version(persistence::schema_version + 1);
+  meta.set_replica(1);
+  poke(path, "meta", "store", meta.SerializeAsString());
+  auto newer = store::open(store_options{path}, 1);
+  BOOST_REQUIRE(!newer);
+  BOOST_CHECK(newer.error_value().code == errc::schema_mismatch);
+  BOOST_CHECK(newer.error_value().message.find("schema 2")
+              != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_unusable_directory_is_refused_with_its_path) {
+  temp_dir dir;
+  auto file = dir.sub("not-a-dir");
+  std::ofstream{file} << "x";
+  auto res = store::open(store_options{file + "/db"}, 1);
+  BOOST_REQUIRE(!res);
+  BOOST_CHECK(res.error_value().code == errc::storage_failed);
+  BOOST_CHECK(res.error_value().message.find(file) != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_corrupt_record_is_reported_and_the_rest_served) {
+  temp_dir dir;
+  auto path = dir.sub("db");
+  engram_id bad_id;
+  {
+    durable_node a{path, 1};
+    a.apply(a.n.mem.put(make_fact("good", "1")));
+    auto d = a.apply(a.n.mem.put(make_fact("bad", "2")));
+    bad_id = d.entries.front().id;
+  }
+  poke(path, "engrams", messages::id_bytes(bad_id), "\xff\xff garbage");
+  auto db = must_open(path, 1);
+  node restored{1};
+  auto report = db->load(restored.mem);
+  BOOST_REQUIRE(report);
+  BOOST_REQUIRE_EQUAL(report->corrupt.size(), 1u);
+  BOOST_CHECK_EQUAL(report->corrupt.front().column_family, "engrams");
+  BOOST_CHECK_EQUAL(report->corrupt.front().key,
+                    bad_id.to_string()); // hex of the 16 id bytes
+  BOOST_CHECK_EQUAL(report->engrams, 1u);
+  auto good = derive_id(memory_scope::agent("alpha"), fact{"good", ""});
+  BOOST_CHECK(restored.mem.get(good));
+  auto read_bad = db->get(bad_id);
+  BOOST_REQUIRE(!read_bad);
+  BOOST_CHECK(read_bad.error_value().code == errc::corrupt_record);
+  BOOST_CHECK(read_bad.error_value().message.find(bad_id.to_string())
+              != std::string::npos);
+  auto read_good = db->get(good);
+  BOOST_REQUIRE(read_good);
+  BOOST_CHECK_EQUAL(read_good->size(), 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(store_queries)
+
+BOOST_AUTO_TEST_CASE(queries_by_scope_type_time_and_subject) {
+  temp_dir dir;
+  durable_node a{dir.sub("db"), 1};
+  auto team = memory_scope::collective("team", {"alpha", "beta"});
+  a.n.wall.set(1'000);
+  auto f1 = a.apply(a.n.mem.put(make_fact("k1", "v", team)));
+  a.n.wall.set(2'000);
+  auto f2 = a.apply(a.n.mem.put(make_fact("k2", "v")));
+  a.n.wall.set(3'000);
+  auto b1 = a.apply(a.n.mem.put(make_belief("sky", "color", "blue")));
+  auto b2 = a.apply(a.n.mem.put(make_belief("sky", "size", "big")));
+  auto e1 = a.apply(a.n.mem.put(make_episode("e", {})));
+  auto id = [](const replica_delta& d) {
+    return d.entries.front().id;
+  };
+  auto team_ids = a.db->by_scope(team);
+  BOOST_REQUIRE(team_ids);
+  BOOST_REQUIRE_EQUAL(team_ids->size(), 1u);
+  BOOST_CHECK(team_ids->front() == id(f1));
+  auto episodic = a.db->by_type(memory_type::episodic);
+  BOOST_REQUIRE(episodic);
+  BOOST_REQUIRE_EQUAL(episodic->size(), 1u);
+  BOOST_CHECK(episodic->front() == id(e1));
+  auto sky = a.db->by_subject("sky");
+  BOOST_REQUIRE(sky);
+  BOOST_CHECK_EQUAL(sky->size(), 2u);
+  auto sky_color = a.db->by_subject("sky", "color");
+  BOOST_REQUIRE(sky_color);
+  BOOST_REQUIRE_EQUAL(sky_color->size(), 1u);
+  BOOST_CHECK(sky_color->front() == id(b1));
+  auto early = a.db->by_time({0, 0}, {2'500, 0});
+  BOOST_REQUIRE(early);
+  BOOST_CHECK_EQUAL(early->size(), 2u);
+  // An update moves the engram in time: the old index entry is gone.
+  a.n.wall.set(9'000);
+  a.apply(a.n.mem.put(make_fact("k2", "changed")));
+  early = a.db->by_time({0, 0}, {2'500, 0});
+  BOOST_REQUIRE(early);
+  BOOST_REQUIRE_EQUAL(early->size(), 1u);
+  BOOST_CHECK(early->front() == id(f1));
+  auto late = a.db->by_time({8'000, 0}, {10'000, 0});
+  BOOST_REQUIRE(late);
+  BOOST_REQUIRE_EQUAL(late->size(), 1u);
+  BOOST_CHECK(late->front() == id(f2));
+  (void)b2;
+}
+
+BOOST_AUTO_TEST_CASE(deltas_since_a_peer_clock_and_log_truncation) {
+  temp_dir dir;
+  durable_node a{dir.sub("db"), 1};
+  node peer{2};
+  for (int i = 0; i < 5; ++i)
+    must_join(peer.mem,
+              a.apply(a.n.mem.put(make_fact("k" + std::to_string(i), "v"))));
+  a.apply(a.n.mem.put(make_fact("k9", "new")));
+  auto missing = a.db->deltas_since(peer.mem.context());
+  BOOST_REQUIRE(missing);
+  BOOST_CHECK_EQUAL(missing->version_count(), 1u);
+  must_join(peer.mem, *missing);
+  BOOST_CHECK(peer.mem.same_state(a.n.mem));
+  BOOST_CHECK_EQUAL(a.db->log_size(), 6u);
+  // No peer has acknowledged anything yet: nothing is truncated.
+  BOOST_CHECK_EQUAL(*a.db->truncate_log(), 0u);
+  BOOST_REQUIRE(a.db->acknowledge("peer-2", peer.mem.context()));
+  BOOST_CHECK_EQUAL(*a.db->truncate_log(), 6u);
+  BOOST_CHECK_EQUAL(a.db->log_size(), 0u);
+  a.apply(a.n.mem.put(make_fact("k10", "newer")));
+  BOOST_CHECK_EQUAL(*a.db->truncate_log(), 0u); // peer-2 has not seen it
+  BOOST_CHECK_EQUAL(a.db->log_size(), 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

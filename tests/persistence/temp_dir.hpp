@@ -1,0 +1,36 @@
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace engram::test {
+
+/// A fresh directory under $TMPDIR, removed with everything in it.
+class temp_dir {
+public:
+  temp_dir() {
+    auto base = std::filesystem::temp_directory_path() / "engram-test-XXXXXX";
+    std::string buf = base.string();
+    if (mkdtemp(buf.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed");
+    path_ = buf;
+  }
+
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  std::string sub(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+  std::string path_;
+};
+
+} // namespace engram::test
