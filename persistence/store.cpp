@@ -3,7 +3,9 @@
 #include "messages/codec.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -199,8 +201,14 @@ expected<std::unique_ptr<store>> store::open(const store_options& options,
   db_opts.create_if_missing = options.create_if_missing;
   db_opts.create_missing_column_families = options.create_if_missing;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  rocksdb::ColumnFamilyOptions cf_opts;
+  // Point reads of engrams that do not exist yet (every first write) should
+  // not touch table files: bloom filters answer them.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   for (auto* name : cf_names)
-    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions{});
+    descriptors.emplace_back(name, cf_opts);
   rocksdb::DB* raw = nullptr;
   auto st = rocksdb::DB::Open(db_opts, options.path, descriptors, &state->cfs,
                               &raw);
