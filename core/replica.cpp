@@ -85,21 +85,38 @@ std::vector<version> join_versions(const std::vector<version>& ours,
 } // namespace
 
 void join_deltas(replica_delta& into, const replica_delta& other) {
-  std::unordered_map<engram_id, size_t> index;
-  index.reserve(into.entries.size());
-  for (size_t i = 0; i < into.entries.size(); ++i)
-    index.emplace(into.entries[i].id, i);
-  for (auto& theirs : other.entries) {
-    auto i = index.find(theirs.id);
-    if (i == index.end()) {
-      index.emplace(theirs.id, into.entries.size());
-      into.entries.push_back(theirs);
-      continue;
-    }
-    auto& ours = into.entries[i->second];
+  auto join_entry = [](delta_entry& ours, const delta_entry& theirs) {
     ours.versions = join_versions(ours.versions, ours.context, theirs.versions,
                                   theirs.context);
     ours.context.merge(theirs.context);
+  };
+  if (other.entries.size() * into.entries.size() <= 4096) {
+    // Small groups (batching one mutation at a time): scan from the most
+    // recent entry instead of building an index on every call.
+    for (auto& theirs : other.entries) {
+      auto i = std::find_if(into.entries.rbegin(), into.entries.rend(),
+                            [&](const delta_entry& e) {
+                              return e.id == theirs.id;
+                            });
+      if (i == into.entries.rend())
+        into.entries.push_back(theirs);
+      else
+        join_entry(*i, theirs);
+    }
+  } else {
+    std::unordered_map<engram_id, size_t> index;
+    index.reserve(into.entries.size());
+    for (size_t i = 0; i < into.entries.size(); ++i)
+      index.emplace(into.entries[i].id, i);
+    for (auto& theirs : other.entries) {
+      auto i = index.find(theirs.id);
+      if (i == index.end()) {
+        index.emplace(theirs.id, into.entries.size());
+        into.entries.push_back(theirs);
+      } else {
+        join_entry(into.entries[i->second], theirs);
+      }
+    }
   }
   into.context.join(other.context);
 }

@@ -2,6 +2,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <random>
+
 #include "test_util.hpp"
 
 using namespace engram;
@@ -141,6 +143,28 @@ BOOST_AUTO_TEST_CASE(delta_since_ships_only_what_the_peer_lacks) {
   must_join(b.mem, missing);
   BOOST_CHECK(a.mem.same_state(b.mem));
   BOOST_CHECK(a.mem.delta_since(b.mem.context()).entries.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_delta_group_joins_like_its_deltas_one_by_one) {
+  // Small groups (scanned) and large ones (indexed) alike.
+  for (size_t keys : {10u, 6000u}) {
+    node a{1};
+    node one_by_one{2};
+    node grouped{3};
+    replica_delta group;
+    std::mt19937_64 rng{keys};
+    for (size_t i = 0; i < keys + 200; ++i) {
+      auto key = i < keys ? i : rng() % keys; // then updates of old keys
+      auto d = must(
+          a.mem.put(make_fact("k" + std::to_string(key), std::to_string(i))));
+      must_join(one_by_one.mem, d);
+      join_deltas(group, d);
+    }
+    BOOST_CHECK_EQUAL(group.entries.size(), keys);
+    must_join(grouped.mem, group);
+    BOOST_CHECK(grouped.mem.same_state(one_by_one.mem));
+    BOOST_CHECK(grouped.mem.same_state(a.mem));
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
