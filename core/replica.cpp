@@ -148,21 +148,19 @@ expected<replica_delta> replica::write(engram_record value, uint64_t resolves) {
   value.updated = clock_->now();
   if (value.created == hlc_timestamp{})
     value.created = value.updated;
-  // The write supersedes every version held: their dots travel in the
-  // delta's context so receivers learn they are superseded.
-  std::vector<dot> covered;
-  covered.reserve(key.versions.size() + 1);
+  // The write supersedes every version held. Receivers learn that from the
+  // engram's version vector; the delta's context names only the new dot
+  // (a receiver that never saw a superseded version gets its dot from the
+  // next anti-entropy exchange, which carries the full context).
   for (auto& v : key.versions) {
-    covered.push_back(v.tag);
     digest_ ^= version_hash(id, v.tag);
     --version_count_;
   }
   key.versions.clear();
   auto d = context_.next_dot(self_);
   key.context.set(self_, d.counter);
-  covered.push_back(d);
   replica_delta delta;
-  delta.context = causal_context{std::move(covered)};
+  delta.context.insert(d);
   version v{d, resolves, std::move(value)};
   delta.entries.push_back(delta_entry{id, key.context, {v}});
   add_version(key.versions, std::move(v));

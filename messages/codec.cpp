@@ -24,6 +24,97 @@ error bad(const std::string& what) {
   return make_error(errc::invalid_field, what);
 }
 
+void scope_to_proto(const memory_scope& in, v1::Scope& scope) {
+  switch (in.kind()) {
+    case scope_kind::instance: scope.set_kind(v1::SCOPE_KIND_INSTANCE); break;
+    case scope_kind::agent: scope.set_kind(v1::SCOPE_KIND_AGENT); break;
+    case scope_kind::collective:
+      scope.set_kind(v1::SCOPE_KIND_COLLECTIVE);
+      break;
+    case scope_kind::universal: scope.set_kind(v1::SCOPE_KIND_UNIVERSAL); break;
+  }
+  scope.set_id(in.id());
+  for (auto& m : in.members())
+    scope.add_members(m);
+}
+
+expected<memory_scope> scope_from_proto(const v1::Scope& s) {
+  switch (s.kind()) {
+    case v1::SCOPE_KIND_INSTANCE: return memory_scope::instance(s.id());
+    case v1::SCOPE_KIND_AGENT: return memory_scope::agent(s.id());
+    case v1::SCOPE_KIND_COLLECTIVE:
+      return memory_scope::collective(s.id(),
+                                      {s.members().begin(), s.members().end()});
+    case v1::SCOPE_KIND_UNIVERSAL: return memory_scope::universal();
+    default: return bad("unknown scope kind " + std::to_string(s.kind()));
+  }
+}
+
+// -- varint columns
+// ------------------------------------------------------------
+
+void put_varint(std::string& out, uint64_t x) {
+  while (x >= 0x80) {
+    out += static_cast<char>((x & 0x7f) | 0x80);
+    x >>= 7;
+  }
+  out += static_cast<char>(x);
+}
+
+uint64_t zigzag(int64_t x) {
+  return (static_cast<uint64_t>(x) << 1) ^ static_cast<uint64_t>(x >> 63);
+}
+
+int64_t unzigzag(uint64_t x) {
+  return static_cast<int64_t>(x >> 1) ^ -static_cast<int64_t>(x & 1);
+}
+
+/// Reads varints from a column; `ok()` turns false on truncation or an
+/// over-long varint, after which every read returns 0.
+class column_reader {
+public:
+  explicit column_reader(const std::string& bytes) : bytes_(bytes) {
+    // nop
+  }
+
+  uint64_t next() {
+    uint64_t result = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= bytes_.size()) {
+        ok_ = false;
+        return 0;
+      }
+      auto byte = static_cast<uint8_t>(bytes_[pos_++]);
+      result |= uint64_t{byte & 0x7fu} << shift;
+      if ((byte & 0x80) == 0)
+        return result;
+    }
+    ok_ = false;
+    return 0;
+  }
+
+  bool ok() const noexcept { return ok_; }
+
+  bool at_end() const noexcept { return pos_ == bytes_.size(); }
+
+private:
+  const std::string& bytes_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+// A timestamp column element: (value << 1 | logical != 0), then logical.
+void put_timestamp(std::string& out, uint64_t value, uint32_t logical) {
+  put_varint(out, value << 1 | (logical != 0 ? 1 : 0));
+  if (logical != 0)
+    put_varint(out, logical);
+}
+
+std::pair<uint64_t, uint64_t> next_timestamp(column_reader& in) {
+  auto head = in.next();
+  return {head >> 1, (head & 1) ? in.next() : 0};
+}
+
 } // namespace
 
 std::string id_bytes(const engram_id& id) {
@@ -53,20 +144,7 @@ expected<engram_id> id_from_bytes(const std::string& bytes) {
 void to_proto(const engram_record& in, v1::Engram& out) {
   out.set_id(id_bytes(in.id));
   out.set_type(static_cast<v1::MemoryType>(in.type));
-  auto* scope = out.mutable_scope();
-  switch (in.scope.kind()) {
-    case scope_kind::instance: scope->set_kind(v1::SCOPE_KIND_INSTANCE); break;
-    case scope_kind::agent: scope->set_kind(v1::SCOPE_KIND_AGENT); break;
-    case scope_kind::collective:
-      scope->set_kind(v1::SCOPE_KIND_COLLECTIVE);
-      break;
-    case scope_kind::universal:
-      scope->set_kind(v1::SCOPE_KIND_UNIVERSAL);
-      break;
-  }
-  scope->set_id(in.scope.id());
-  for (auto& m : in.scope.members())
-    scope->add_members(m);
+  scope_to_proto(in.scope, *out.mutable_scope());
   if (auto f = std::get_if<fact>(&in.body)) {
     auto* pf = out.mutable_fact();
     pf->set_key(f->key);
@@ -132,19 +210,10 @@ expected<engram_record> from_proto(const v1::Engram& in) {
   if (!v1::MemoryType_IsValid(in.type()))
     return bad("unknown memory type " + std::to_string(in.type()));
   out.type = static_cast<memory_type>(in.type());
-  auto& s = in.scope();
-  switch (s.kind()) {
-    case v1::SCOPE_KIND_INSTANCE:
-      out.scope = memory_scope::instance(s.id());
-      break;
-    case v1::SCOPE_KIND_AGENT: out.scope = memory_scope::agent(s.id()); break;
-    case v1::SCOPE_KIND_COLLECTIVE:
-      out.scope = memory_scope::collective(
-          s.id(), {s.members().begin(), s.members().end()});
-      break;
-    case v1::SCOPE_KIND_UNIVERSAL: out.scope = memory_scope::universal(); break;
-    default: return bad("unknown scope kind " + std::to_string(s.kind()));
-  }
+  auto scope = scope_from_proto(in.scope());
+  if (!scope)
+    return scope.error_value();
+  out.scope = std::move(*scope);
   switch (in.content_case()) {
     case v1::Engram::kFact:
       out.body = fact{in.fact().key(), in.fact().value()};
@@ -223,10 +292,26 @@ expected<vector_clock> from_proto(const v1::VectorClock& in,
 
 void to_proto(const causal_context& in, v1::CausalContext& out) {
   to_proto(in.clock(), *out.mutable_clock());
-  for (auto& d : in.cloud()) {
-    auto* pd = out.add_cloud();
-    pd->set_replica(d.replica);
-    pd->set_counter(d.counter);
+  // The cloud is sorted by (replica, counter): one run per replica.
+  auto& cloud = in.cloud();
+  uint64_t previous = 0; // end of the previous run of this replica
+  for (size_t i = 0; i < cloud.size();) {
+    if (i == 0 || cloud[i - 1].replica != cloud[i].replica) {
+      out.add_cloud()->set_replica(cloud[i].replica);
+      previous = 0;
+    }
+    auto* counters = out.mutable_cloud()->rbegin()->mutable_counters();
+    size_t j = i + 1;
+    while (j < cloud.size() && cloud[j].replica == cloud[i].replica
+           && cloud[j].counter == cloud[j - 1].counter + 1)
+      ++j;
+    auto length = j - i;
+    auto gap = cloud[i].counter - previous;
+    put_varint(*counters, gap << 1 | (length > 1 ? 1 : 0));
+    if (length > 1)
+      put_varint(*counters, length - 2);
+    previous = cloud[j - 1].counter;
+    i = j;
   }
 }
 
@@ -235,24 +320,145 @@ expected<causal_context> from_proto(const v1::CausalContext& in,
   auto clock = from_proto(in.clock(), bounds);
   if (!clock)
     return clock.error_value();
-  if (static_cast<size_t>(in.cloud_size()) > bounds.max_elements)
-    return make_error(errc::limit_exceeded, "causal context cloud too large");
   std::vector<dot> cloud;
-  cloud.reserve(static_cast<size_t>(in.cloud_size()));
-  for (auto& d : in.cloud()) {
-    if (d.replica() == 0 || d.counter() == 0)
-      return bad("causal context holds an invalid dot");
-    cloud.push_back(dot{d.replica(), d.counter()});
+  for (auto& run : in.cloud()) {
+    if (run.replica() == 0)
+      return bad("causal context names replica 0");
+    column_reader counters{run.counters()};
+    uint64_t counter = 0;
+    while (!counters.at_end()) {
+      auto head = counters.next();
+      auto gap = head >> 1;
+      uint64_t length = (head & 1) ? counters.next() + 2 : 1;
+      if (!counters.ok() || gap == 0 || counter + gap < counter
+          || counter + gap + length - 1 < counter + gap)
+        return bad("causal context holds an invalid dot");
+      if (length > bounds.max_elements - cloud.size())
+        return make_error(errc::limit_exceeded,
+                          "causal context cloud too large");
+      counter += gap;
+      for (uint64_t k = 0; k < length; ++k)
+        cloud.push_back(dot{run.replica(), counter + k});
+      counter += length - 1;
+    }
   }
   return causal_context::from_parts(std::move(*clock), std::move(cloud));
 }
 
-// -- delta batches
-// -------------------------------------------------------------
+namespace {
+
+// True when a version can travel in fact columns (see FactColumns).
+bool columnar(const delta_entry& entry, const version& v) {
+  auto& e = v.value;
+  auto f = std::get_if<fact>(&e.body);
+  return f != nullptr && v.resolves == 0 && !e.archived && !e.tombstone
+         && e.forget_reason.empty()
+         && e.epistemic.kind == epistemic_kind::observed
+         && e.epistemic.source.empty() && e.epistemic.trust == 1.0
+         && e.origin.origin_instance.empty() && e.origin.hops.empty()
+         && entry.context.size() == 1
+         && entry.context.get(v.tag.replica) == v.tag.counter
+         && e.created.wall_us <= e.updated.wall_us
+         && e.id == derive_id(e.scope, e.body);
+}
+
+// Facts sharing what a FactColumns factors out.
+struct fact_group {
+  const engram_record* first;
+  replica_id replica;
+  std::vector<const version*> members;
+
+  bool accepts(const version& v) const {
+    auto& x = *first;
+    auto& y = v.value;
+    return replica == v.tag.replica && x.type == y.type
+           && x.confidence == y.confidence
+           && x.origin.origin_agent == y.origin.origin_agent
+           && x.scope == y.scope;
+  }
+};
+
+void to_columns(const fact_group& group, v1::FactColumns& out) {
+  auto& first = *group.first;
+  scope_to_proto(first.scope, *out.mutable_scope());
+  out.set_type(static_cast<v1::MemoryType>(first.type));
+  out.set_replica(group.replica);
+  if (first.confidence != 1.0)
+    out.set_confidence(first.confidence);
+  out.set_origin_agent(first.origin.origin_agent);
+  out.set_count(static_cast<uint32_t>(group.members.size()));
+  // Keys: the longest prefix they share, then suffixes.
+  auto key_of = [](const version* v) -> const std::string& {
+    return std::get<fact>(v->value.body).key;
+  };
+  std::string prefix = key_of(group.members.front());
+  for (auto* v : group.members) {
+    auto& key = key_of(v);
+    size_t n = 0;
+    while (n < prefix.size() && n < key.size() && prefix[n] == key[n])
+      ++n;
+    prefix.resize(n);
+  }
+  out.set_key_prefix(prefix);
+  auto* suffixes = out.mutable_key_suffixes();
+  auto* suffix_lengths = out.mutable_key_suffix_lengths();
+  auto* values = out.mutable_values();
+  std::string value_lengths;
+  bool same_length = true;
+  auto length = std::get<fact>(group.members.front()->value.body).value.size();
+  std::string counters;
+  bool consecutive = true;
+  auto* updated = out.mutable_updated();
+  auto* created = out.mutable_created();
+  out.set_first_counter(group.members.front()->tag.counter);
+  out.set_base_wall_us(group.members.front()->value.updated.wall_us);
+  auto previous_counter = group.members.front()->tag.counter - 1;
+  auto previous_wall = group.members.front()->value.updated.wall_us;
+  for (auto* v : group.members) {
+    auto& f = std::get<fact>(v->value.body);
+    suffixes->append(f.key, prefix.size(), std::string::npos);
+    put_varint(*suffix_lengths, f.key.size() - prefix.size());
+    values->append(f.value);
+    put_varint(value_lengths, f.value.size());
+    same_length = same_length && f.value.size() == length;
+    auto step = static_cast<int64_t>(v->tag.counter - previous_counter - 1);
+    consecutive = consecutive && step == 0;
+    put_varint(counters, zigzag(step));
+    previous_counter = v->tag.counter;
+    auto& e = v->value;
+    put_timestamp(
+        *updated,
+        zigzag(static_cast<int64_t>(e.updated.wall_us - previous_wall)),
+        e.updated.logical);
+    previous_wall = e.updated.wall_us;
+    put_timestamp(*created, e.updated.wall_us - e.created.wall_us,
+                  e.created.logical);
+  }
+  if (same_length)
+    out.set_value_length(static_cast<uint32_t>(length));
+  else
+    out.set_value_lengths(std::move(value_lengths));
+  if (!consecutive)
+    out.set_counter_deltas(std::move(counters));
+}
+
+} // namespace
 
 void to_proto(const replica_delta& in, v1::DeltaBatch& out) {
+  std::vector<fact_group> groups;
   for (auto& entry : in.entries) {
     for (auto& v : entry.versions) {
+      if (columnar(entry, v)) {
+        auto g = std::find_if(groups.begin(), groups.end(),
+                              [&](const fact_group& x) {
+                                return x.accepts(v);
+                              });
+        if (g == groups.end())
+          groups.push_back(fact_group{&v.value, v.tag.replica, {&v}});
+        else
+          g->members.push_back(&v);
+        continue;
+      }
       auto* d = out.add_deltas();
       d->set_id(id_bytes(entry.id));
       to_proto(v.value, *d->mutable_create()->mutable_full());
@@ -262,6 +468,8 @@ void to_proto(const replica_delta& in, v1::DeltaBatch& out) {
       d->set_resolves(v.resolves);
     }
   }
+  for (auto& g : groups)
+    to_columns(g, *out.add_facts());
   to_proto(in.context, *out.mutable_context());
 }
 
@@ -406,6 +614,89 @@ v1::EngramDelta make_archive(const version& after,
 
 namespace {
 
+// Decodes one FactColumns into full versions appended to `out`.
+expected<void> from_columns(const v1::FactColumns& in, const limits& bounds,
+                            replica_delta& out) {
+  auto n = static_cast<size_t>(in.count());
+  if (n > bounds.max_elements)
+    return make_error(errc::limit_exceeded,
+                      "fact columns hold " + std::to_string(n)
+                          + " facts, the limit is "
+                          + std::to_string(bounds.max_elements));
+  if (in.replica() == 0)
+    return bad("fact columns name replica 0");
+  if (!v1::MemoryType_IsValid(in.type()))
+    return bad("unknown memory type " + std::to_string(in.type()));
+  auto scope = scope_from_proto(in.scope());
+  if (!scope)
+    return scope.error_value();
+  column_reader suffix_lengths{in.key_suffix_lengths()};
+  column_reader value_lengths{in.value_lengths()};
+  column_reader counters{in.counter_deltas()};
+  column_reader updated{in.updated()};
+  column_reader created{in.created()};
+  bool shared_length = in.value_lengths().empty();
+  bool consecutive = in.counter_deltas().empty();
+  size_t suffix_pos = 0;
+  size_t value_pos = 0;
+  uint64_t counter = in.first_counter();
+  uint64_t wall = in.base_wall_us();
+  out.entries.reserve(out.entries.size() + n);
+  for (size_t i = 0; i < n; ++i) {
+    auto suffix_length = suffix_lengths.next();
+    auto value_length
+        = shared_length ? in.value_length() : value_lengths.next();
+    if (i > 0)
+      counter += 1
+                 + static_cast<uint64_t>(
+                     consecutive ? 0 : unzigzag(counters.next()));
+    else if (!consecutive)
+      counters.next(); // the first delta is always 0
+    auto [wall_step, logical] = next_timestamp(updated);
+    wall += static_cast<uint64_t>(unzigzag(wall_step));
+    auto [age, created_logical] = next_timestamp(created);
+    if (!suffix_lengths.ok() || !value_lengths.ok() || !counters.ok()
+        || !updated.ok() || !created.ok())
+      return bad("fact columns are shorter than their count of "
+                 + std::to_string(n));
+    if (suffix_length > in.key_suffixes().size() - suffix_pos
+        || value_length > in.values().size() - value_pos)
+      return bad("fact columns overrun their keys or values");
+    if (counter == 0 || logical > UINT32_MAX || created_logical > UINT32_MAX
+        || age > wall)
+      return bad("fact columns hold an invalid dot or timestamp");
+    engram_record e;
+    e.type = static_cast<memory_type>(in.type());
+    e.scope = *scope;
+    e.body = fact{in.key_prefix()
+                      + in.key_suffixes().substr(suffix_pos, suffix_length),
+                  in.values().substr(value_pos, value_length)};
+    suffix_pos += suffix_length;
+    value_pos += value_length;
+    e.id = derive_id(e.scope, e.body);
+    e.confidence = in.has_confidence() ? in.confidence() : 1.0;
+    e.origin.origin_agent = in.origin_agent();
+    e.updated = hlc_timestamp{wall, static_cast<uint32_t>(logical)};
+    e.created
+        = hlc_timestamp{wall - age, static_cast<uint32_t>(created_logical)};
+    if (auto ok = validate(e); !ok)
+      return make_error(errc::invalid_field,
+                        "fact " + e.id.to_string()
+                            + " is invalid: " + ok.error_value().to_string());
+    auto id = e.id;
+    dot d{in.replica(), counter};
+    out.entries.push_back(delta_entry{id,
+                                      vector_clock{{d.replica, d.counter}},
+                                      {version{d, 0, std::move(e)}}});
+  }
+  if (suffix_pos != in.key_suffixes().size() || value_pos != in.values().size()
+      || !suffix_lengths.at_end() || !value_lengths.at_end()
+      || !counters.at_end() || !updated.at_end() || !created.at_end())
+    return bad("fact columns hold more data than their count of "
+               + std::to_string(n));
+  return {};
+}
+
 // Decodes a batch; with `current`, expands Update/Delete/Archive deltas
 // against the replica's versions (mismatches go to `rejected`).
 expected<replica_delta> decode_batch(const v1::DeltaBatch& in,
@@ -514,6 +805,9 @@ expected<replica_delta> decode_batch(const v1::DeltaBatch& in,
                  + " disagree on the engram's version vector");
     out.entries.back().versions.push_back(std::move(v));
   }
+  for (auto& columns : in.facts())
+    if (auto ok = from_columns(columns, bounds, out); !ok)
+      return ok.error_value();
   return out;
 }
 
@@ -533,6 +827,32 @@ expected<decoded_batch> decode_against(const v1::DeltaBatch& in,
     return delta.error_value();
   result.delta = std::move(*delta);
   return result;
+}
+
+v1::SyncResponse make_sync_response(const replica_delta& missing,
+                                    const causal_context& responder) {
+  v1::SyncResponse out;
+  to_proto(missing, *out.mutable_batch());
+  auto covered = missing.context;
+  covered.join(responder);
+  if (covered == responder)
+    out.mutable_batch()->clear_context();
+  to_proto(responder, *out.mutable_clock());
+  return out;
+}
+
+expected<replica_delta> from_proto(const v1::SyncResponse& in,
+                                   const limits& bounds) {
+  auto delta = from_proto(in.batch(), bounds);
+  if (!delta)
+    return delta;
+  if (!in.batch().has_context()) {
+    auto clock = from_proto(in.clock(), bounds);
+    if (!clock)
+      return clock.error_value();
+    delta->context = std::move(*clock);
+  }
+  return delta;
 }
 
 std::string encode_delta(const replica_delta& delta) {

@@ -83,6 +83,19 @@ expected<decoded_batch> decode_against(const v1::DeltaBatch& in,
                                        const replica& current,
                                        const limits& bounds = {});
 
+// -- sync responses -------------------------------------------------------
+
+/// Builds the SyncResponse answering a SyncRequest: the deltas the requester
+/// lacks (`replica::delta_since(its context)`) and the responder's context.
+/// The batch's own context is left out when the responder's context covers
+/// it (always, for `delta_since` output): the receiver uses `clock`.
+v1::SyncResponse make_sync_response(const replica_delta& missing,
+                                    const causal_context& responder);
+
+/// Decodes a SyncResponse into the delta to join.
+expected<replica_delta> from_proto(const v1::SyncResponse& in,
+                                   const limits& bounds);
+
 // -- bytes
 // ---------------------------------------------------------------------
 

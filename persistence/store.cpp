@@ -420,10 +420,26 @@ store::by_subject(const std::string& subject,
 
 namespace {
 
-bool unseen_by(const v1::LogEntry& entry, const causal_context& peer) {
-  for (auto& d : entry.batch().deltas())
-    if (!peer.contains(dot{d.dot().replica(), d.dot().counter()}))
-      return true;
+// Decodes a log entry (reporting its key when it cannot be decoded).
+expected<replica_delta> decode_log(const rocksdb::Iterator& it) {
+  v1::LogEntry entry;
+  if (!entry.ParseFromString(it.value().ToString()))
+    return make_error(errc::corrupt_record, "delta_log/"
+                                                + hex(it.key().ToStringView())
+                                                + ": not a LogEntry");
+  auto delta = messages::from_proto(entry.batch(), messages::limits{});
+  if (!delta)
+    return make_error(errc::corrupt_record,
+                      "delta_log/" + hex(it.key().ToStringView()) + ": "
+                          + delta.error_value().message);
+  return delta;
+}
+
+bool unseen_by(const replica_delta& delta, const causal_context& peer) {
+  for (auto& entry : delta.entries)
+    for (auto& v : entry.versions)
+      if (!peer.contains(v.tag))
+        return true;
   return false;
 }
 
@@ -435,19 +451,11 @@ expected<replica_delta> store::deltas_since(const causal_context& peer) const {
   std::unique_ptr<rocksdb::Iterator> it{
       s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_log])};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    v1::LogEntry entry;
-    if (!entry.ParseFromString(it->value().ToString()))
-      return make_error(errc::corrupt_record,
-                        "delta_log/" + hex(it->key().ToStringView())
-                            + ": not a LogEntry");
-    if (!unseen_by(entry, peer))
-      continue;
-    auto delta = messages::from_proto(entry.batch(), messages::limits{});
+    auto delta = decode_log(*it);
     if (!delta)
-      return make_error(errc::corrupt_record,
-                        "delta_log/" + hex(it->key().ToStringView()) + ": "
-                            + delta.error_value().message);
-    join_deltas(result, *delta);
+      return delta.error_value();
+    if (unseen_by(*delta, peer))
+      join_deltas(result, *delta);
   }
   if (!it->status().ok())
     return storage_error(it->status(), "delta log scan failed");
@@ -493,12 +501,12 @@ expected<size_t> store::truncate_log() {
   std::unique_ptr<rocksdb::Iterator> it{
       s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_log])};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    v1::LogEntry entry;
-    if (!entry.ParseFromString(it->value().ToString()))
+    auto delta = decode_log(*it);
+    if (!delta)
       continue; // keep what we cannot read; deltas_since reports it
     bool everyone = std::none_of(peers.begin(), peers.end(),
                                  [&](const causal_context& p) {
-                                   return unseen_by(entry, p);
+                                   return unseen_by(*delta, p);
                                  });
     if (everyone) {
       batch.Delete(s.cfs[cf_log], it->key());

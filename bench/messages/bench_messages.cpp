@@ -67,9 +67,7 @@ std::string sync_response_bytes() {
     auto d = writer.put(make(rng() % 100'000, static_cast<char>('b' + i % 20)));
     join_deltas(group, *d);
   }
-  v1::SyncResponse response;
-  messages::to_proto(group, *response.mutable_batch());
-  messages::to_proto(writer.context(), *response.mutable_clock());
+  auto response = messages::make_sync_response(group, writer.context());
   return messages::serialize(messages::make_envelope(
       v1::SYNC_RESPONSE, "bench-agent", hlc.now(), response));
 }

@@ -2,6 +2,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <random>
+
 #include "test_util.hpp"
 
 using namespace engram;
@@ -100,7 +102,9 @@ void expect_refused(const v1::DeltaBatch& batch, errc code,
 
 BOOST_AUTO_TEST_CASE(malformed_deltas_are_refused_naming_the_problem) {
   node a{1};
-  auto good = batch_of(must(a.mem.put(make_fact("k", "v"))));
+  // A skill travels as a generic EngramDelta (only plain facts use columns).
+  auto good = batch_of(must(a.mem.put(make_skill("k", {{1, "v"}}))));
+  BOOST_REQUIRE_EQUAL(good.deltas_size(), 1);
   auto short_id = good;
   short_id.mutable_deltas(0)->set_id("0123456789abcde");
   expect_refused(short_id, errc::invalid_field, "15 bytes");
@@ -116,10 +120,10 @@ BOOST_AUTO_TEST_CASE(malformed_deltas_are_refused_naming_the_problem) {
       std::nan(""));
   expect_refused(nan, errc::invalid_field, "confidence");
   auto no_content = good;
-  no_content.mutable_deltas(0)->mutable_create()->mutable_full()->clear_fact();
+  no_content.mutable_deltas(0)->mutable_create()->mutable_full()->clear_skill();
   expect_refused(no_content, errc::invalid_field, "no content");
   auto update = good;
-  update.mutable_deltas(0)->mutable_update()->add_changes()->add_path("value");
+  update.mutable_deltas(0)->mutable_update()->add_changes()->add_path("fact");
   expect_refused(update, errc::invalid_field, "not a Create");
   auto twice = good;
   auto* dup = twice.mutable_context()->mutable_clock()->add_entries();
@@ -131,9 +135,113 @@ BOOST_AUTO_TEST_CASE(malformed_deltas_are_refused_naming_the_problem) {
   expect_refused(good, errc::limit_exceeded, "limit", small);
 }
 
+BOOST_AUTO_TEST_CASE(plain_facts_travel_in_columns_without_ids) {
+  node a{1};
+  node b{2};
+  replica_delta group;
+  for (int i = 0; i < 64; ++i)
+    join_deltas(group, must(a.mem.put(make_fact("key" + std::to_string(i),
+                                                std::string(256, 'v')))));
+  auto batch = batch_of(group);
+  BOOST_CHECK_EQUAL(batch.deltas_size(), 0);
+  BOOST_REQUIRE_EQUAL(batch.facts_size(), 1);
+  BOOST_CHECK_EQUAL(batch.facts(0).key_prefix(), "key");
+  BOOST_CHECK_EQUAL(batch.facts(0).value_length(), 256u);
+  BOOST_CHECK(batch.facts(0).counter_deltas().empty()); // consecutive dots
+  auto bytes = serialize(batch);
+  BOOST_CHECK_LT(bytes.size(), 64u * 256u * 105u / 100u);
+  auto decoded = decode_delta(bytes);
+  BOOST_REQUIRE(decoded);
+  must_join(b.mem, *decoded);
+  BOOST_CHECK(a.mem.same_state(b.mem));
+  BOOST_CHECK_EQUAL(encode_delta(*decoded), bytes);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_fact_columns_are_refused) {
+  node a{1};
+  replica_delta group;
+  for (int i = 0; i < 3; ++i)
+    join_deltas(group, must(a.mem.put(make_fact("k" + std::to_string(i),
+                                                "value" + std::to_string(i)))));
+  auto good = batch_of(group);
+  BOOST_REQUIRE_EQUAL(good.facts_size(), 1);
+  BOOST_REQUIRE(decode_delta(serialize(good)));
+  auto more = good;
+  more.mutable_facts(0)->set_count(4);
+  expect_refused(more, errc::invalid_field, "shorter than their count");
+  auto fewer = good;
+  fewer.mutable_facts(0)->set_count(2);
+  expect_refused(fewer, errc::invalid_field, "more data than their count");
+  auto overrun = good;
+  overrun.mutable_facts(0)->set_value_length(1000);
+  expect_refused(overrun, errc::invalid_field, "overrun");
+  auto empty_key = good;
+  empty_key.mutable_facts(0)->set_key_prefix("");
+  empty_key.mutable_facts(0)->set_key_suffixes("");
+  empty_key.mutable_facts(0)->set_key_suffix_lengths(std::string(3, '\0'));
+  expect_refused(empty_key, errc::invalid_field, "fact key");
+  auto no_writer = good;
+  no_writer.mutable_facts(0)->set_replica(0);
+  expect_refused(no_writer, errc::invalid_field, "replica 0");
+  auto huge = good;
+  huge.mutable_facts(0)->set_count(1'000'000);
+  limits small;
+  small.max_elements = 1000;
+  expect_refused(huge, errc::limit_exceeded, "limit", small);
+  auto bad_varint = good;
+  bad_varint.mutable_facts(0)->set_updated(std::string(12, '\xff'));
+  expect_refused(bad_varint, errc::invalid_field, "shorter than their count");
+}
+
+BOOST_AUTO_TEST_CASE(a_sync_response_carries_the_missing_deltas_once) {
+  populated p;
+  node c{3};
+  must_join(c.mem, must(c.mem.put(make_fact("own", "x")))); // c has its own
+  auto missing = p.a.mem.delta_since(c.mem.context());
+  auto response = make_sync_response(missing, p.a.mem.context());
+  BOOST_CHECK(!response.batch().has_context()); // the clock covers it
+  v1::SyncResponse parsed;
+  BOOST_REQUIRE(parse(serialize(response), parsed, {}, "SyncResponse"));
+  auto delta = from_proto(parsed, limits{});
+  BOOST_REQUIRE(delta);
+  must_join(c.mem, *delta);
+  // c now holds a's state plus its own engram.
+  p.a.mem.for_each([&](const engram_id& id, const std::vector<version>& vs) {
+    auto held = c.mem.versions(id);
+    BOOST_REQUIRE(held);
+    BOOST_CHECK_EQUAL(held->size(), vs.size());
+  });
+  BOOST_CHECK_EQUAL(c.mem.size(), p.a.mem.size() + 1);
+  BOOST_CHECK(c.mem.context().clock().dominates(p.a.mem.context().clock()));
+}
+
+BOOST_AUTO_TEST_CASE(causal_contexts_round_trip_with_runs_and_gaps) {
+  std::mt19937_64 rng{5};
+  for (int round = 0; round < 500; ++round) {
+    std::vector<dot> dots;
+    for (int i = 0, n = int(rng() % 40); i < n; ++i)
+      dots.push_back(dot{rng() % 3 + 1, rng() % 60 + 1});
+    auto ctx = causal_context{dots};
+    v1::CausalContext wire;
+    to_proto(ctx, wire);
+    auto back = from_proto(wire, limits{});
+    BOOST_REQUIRE(back);
+    BOOST_REQUIRE(*back == ctx);
+  }
+  v1::CausalContext hostile;
+  hostile.add_cloud()->set_replica(1);
+  hostile.mutable_cloud(0)->set_counters(
+      std::string{"\x03\xff\xff\xff\x0f", 5});
+  limits small;
+  small.max_elements = 1000;
+  auto refused = from_proto(hostile, small);
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error_value().code == errc::limit_exceeded);
+}
+
 BOOST_AUTO_TEST_CASE(nesting_beyond_the_limit_is_refused) {
   node a{1};
-  auto batch = batch_of(must(a.mem.put(make_fact("k", "v"))));
+  auto batch = batch_of(must(a.mem.put(make_skill("k", {{1, "v"}}))));
   limits shallow;
   shallow.max_nesting = 2; // a Create sits 3 messages deep
   expect_refused(batch, errc::decode_failed, "truncated or not valid", shallow);

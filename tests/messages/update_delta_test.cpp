@@ -33,12 +33,7 @@ struct pair_with_change {
   v1::DeltaBatch batch(v1::EngramDelta delta) const {
     v1::DeltaBatch out;
     *out.add_deltas() = std::move(delta);
-    auto* dot = out.mutable_context()->add_cloud();
-    dot->set_replica(after.tag.replica);
-    dot->set_counter(after.tag.counter);
-    auto* old = out.mutable_context()->add_cloud();
-    old->set_replica(before.tag.replica);
-    old->set_counter(before.tag.counter);
+    to_proto(causal_context{{after.tag, before.tag}}, *out.mutable_context());
     return out;
   }
 };
@@ -83,9 +78,9 @@ BOOST_AUTO_TEST_CASE(an_update_of_one_field_is_smaller_than_the_full_engram) {
   auto update = make_update(before, after, d.entries.front().context);
   BOOST_REQUIRE(update);
   BOOST_CHECK_EQUAL(update->update().changes_size(), 1); // confidence only
-  v1::DeltaBatch full;
-  to_proto(d, full);
-  BOOST_CHECK_LT(update->ByteSizeLong() * 10, full.deltas(0).ByteSizeLong());
+  v1::EngramDelta full;
+  to_proto(after.value, *full.mutable_create()->mutable_full());
+  BOOST_CHECK_LT(update->ByteSizeLong() * 10, full.ByteSizeLong());
 }
 
 BOOST_AUTO_TEST_CASE(a_stale_update_is_reported_as_a_conflict_not_applied) {
