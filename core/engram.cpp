@@ -101,28 +101,38 @@ expected<void> validate(const engram_record& value) {
   return validate_content(value.body);
 }
 
-namespace {
-
-std::string natural_key(const content& body) {
-  struct visitor {
-    std::string operator()(const fact& x) const { return "f\x1f" + x.key; }
-    std::string operator()(const belief& x) const {
-      return "b\x1f" + x.subject + "\x1f" + x.relation;
-    }
-    std::string operator()(const episode& x) const {
-      return "e\x1f" + x.episode_id;
-    }
-    std::string operator()(const skill& x) const {
-      return "s\x1f" + x.skill_id;
-    }
-  };
-  return std::visit(visitor{}, body);
-}
-
-} // namespace
-
 engram_id derive_id(const memory_scope& scope, const content& body) {
-  auto key = scope.key() + "\x1e" + natural_key(body);
+  // One buffer, no temporaries: this runs for every fact on the wire.
+  std::string key;
+  key.reserve(64);
+  key += to_string(scope.kind());
+  if (scope.kind() != scope_kind::universal) {
+    key += ':';
+    key += scope.id();
+  }
+  key += '\x1e';
+  switch (body.index()) {
+    case 0:
+      key += "f\x1f";
+      key += std::get<fact>(body).key;
+      break;
+    case 1: {
+      auto& b = std::get<belief>(body);
+      key += "b\x1f";
+      key += b.subject;
+      key += '\x1f';
+      key += b.relation;
+      break;
+    }
+    case 2:
+      key += "e\x1f";
+      key += std::get<episode>(body).episode_id;
+      break;
+    default:
+      key += "s\x1f";
+      key += std::get<skill>(body).skill_id;
+      break;
+  }
   engram_id result{hash_string(key, 0x456e6772616d4869ULL),
                    hash_string(key, 0x456e6772616d4c6fULL)};
   if (result.empty())

@@ -2,6 +2,8 @@
 
 #include "core/hash.hpp"
 
+#include <google/protobuf/arena.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -201,7 +203,41 @@ void to_proto(const engram_record& in, v1::Engram& out) {
   out.set_forget_reason(in.forget_reason);
 }
 
-expected<engram_record> from_proto(const v1::Engram& in) {
+namespace {
+
+expected<void> check_engram_bounds(const v1::Engram& in, const limits& bounds) {
+  auto too_many = [&](int n) {
+    return static_cast<size_t>(n) > bounds.max_elements;
+  };
+  if (too_many(in.scope().members_size())
+      || too_many(in.episode().events_size())
+      || too_many(in.skill().refinements_size())
+      || too_many(in.provenance().hops_size()))
+    return make_error(errc::limit_exceeded,
+                      "engram has more than "
+                          + std::to_string(bounds.max_elements)
+                          + " members, events, refinements or hops");
+  size_t longest
+      = std::max({in.fact().key().size(), in.fact().value().size(),
+                  in.belief().subject().size(), in.belief().object().size(),
+                  in.forget_reason().size()});
+  for (auto& e : in.episode().events())
+    longest = std::max(longest, e.description().size());
+  for (auto& r : in.skill().refinements())
+    longest = std::max(longest, r.description().size());
+  if (longest > bounds.max_string_bytes)
+    return make_error(errc::limit_exceeded,
+                      "engram holds a string of " + std::to_string(longest)
+                          + " bytes, the limit is "
+                          + std::to_string(bounds.max_string_bytes));
+  return {};
+}
+
+} // namespace
+
+expected<engram_record> from_proto(const v1::Engram& in, const limits& bounds) {
+  if (auto ok = check_engram_bounds(in, bounds); !ok)
+    return ok.error_value();
   engram_record out;
   auto id = id_from_bytes(in.id());
   if (!id)
@@ -320,6 +356,8 @@ expected<causal_context> from_proto(const v1::CausalContext& in,
   auto clock = from_proto(in.clock(), bounds);
   if (!clock)
     return clock.error_value();
+  if (static_cast<size_t>(in.cloud_size()) > bounds.max_elements)
+    return make_error(errc::limit_exceeded, "causal context has too many runs");
   std::vector<dot> cloud;
   for (auto& run : in.cloud()) {
     if (run.replica() == 0)
@@ -668,9 +706,12 @@ expected<void> from_columns(const v1::FactColumns& in, const limits& bounds,
     engram_record e;
     e.type = static_cast<memory_type>(in.type());
     e.scope = *scope;
-    e.body = fact{in.key_prefix()
-                      + in.key_suffixes().substr(suffix_pos, suffix_length),
-                  in.values().substr(value_pos, value_length)};
+    fact f;
+    f.key.reserve(in.key_prefix().size() + suffix_length);
+    f.key.append(in.key_prefix());
+    f.key.append(in.key_suffixes(), suffix_pos, suffix_length);
+    f.value.assign(in.values(), value_pos, value_length);
+    e.body = std::move(f);
     suffix_pos += suffix_length;
     value_pos += value_length;
     e.id = derive_id(e.scope, e.body);
@@ -724,7 +765,7 @@ expected<replica_delta> decode_batch(const v1::DeltaBatch& in,
       return bad("delta for " + id->to_string() + " has an invalid dot");
     engram_record value;
     if (d.delta_type_case() == v1::EngramDelta::kCreate) {
-      auto full = from_proto(d.create().full());
+      auto full = from_proto(d.create().full(), bounds);
       if (!full)
         return full.error_value();
       value = std::move(*full);
@@ -805,6 +846,9 @@ expected<replica_delta> decode_batch(const v1::DeltaBatch& in,
                  + " disagree on the engram's version vector");
     out.entries.back().versions.push_back(std::move(v));
   }
+  if (static_cast<size_t>(in.facts_size()) > bounds.max_elements)
+    return make_error(errc::limit_exceeded, "delta batch has too many fact "
+                                            "column groups");
   for (auto& columns : in.facts())
     if (auto ok = from_columns(columns, bounds, out); !ok)
       return ok.error_value();
@@ -855,18 +899,47 @@ expected<replica_delta> from_proto(const v1::SyncResponse& in,
   return delta;
 }
 
+namespace {
+
+// Protobuf messages of one encode or decode live in an arena whose first
+// block is on the stack: no allocation per field, no destructor walk.
+struct scratch_arena {
+  alignas(8) char block[8192];
+  google::protobuf::Arena arena;
+
+  scratch_arena() : arena(options(block)) {
+    // nop
+  }
+
+  static google::protobuf::ArenaOptions options(char* block) {
+    google::protobuf::ArenaOptions opts;
+    opts.initial_block = block;
+    opts.initial_block_size = sizeof(scratch_arena::block);
+    return opts;
+  }
+};
+
+} // namespace
+
 std::string encode_delta(const replica_delta& delta) {
-  v1::DeltaBatch batch;
-  to_proto(delta, batch);
-  return serialize(batch);
+  scratch_arena scratch;
+  auto* batch
+      = google::protobuf::Arena::CreateMessage<v1::DeltaBatch>(&scratch.arena);
+  to_proto(delta, *batch);
+  return serialize(*batch);
 }
 
 expected<replica_delta> decode_delta(std::string_view bytes,
                                      const limits& bounds) {
-  v1::DeltaBatch batch;
-  if (auto ok = parse(bytes, batch, bounds, "DeltaBatch"); !ok)
+  scratch_arena scratch;
+  auto* batch
+      = google::protobuf::Arena::CreateMessage<v1::DeltaBatch>(&scratch.arena);
+  // The delta decoder checks every repeated field and string itself.
+  if (auto ok
+      = parse(bytes, *batch, bounds, "DeltaBatch", bounds_check::shallow);
+      !ok)
     return ok.error_value();
-  return from_proto(batch, bounds);
+  return from_proto(*batch, bounds);
 }
 
 } // namespace engram::messages

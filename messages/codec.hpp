@@ -28,7 +28,10 @@ void to_proto(const replica_delta& in, v1::DeltaBatch& out);
 
 // -- protobuf → core types (validates: errors name the bad field) ---------
 
-expected<engram_record> from_proto(const v1::Engram& in);
+/// Decodes and validates an engram; every repeated field and string is
+/// checked against `bounds`.
+expected<engram_record> from_proto(const v1::Engram& in,
+                                   const limits& bounds = {});
 expected<vector_clock> from_proto(const v1::VectorClock& in,
                                   const limits& bounds);
 expected<causal_context> from_proto(const v1::CausalContext& in,

@@ -44,11 +44,21 @@ v1::SyncMessage make_envelope(v1::MessageType type, std::string sender,
 expected<v1::SyncMessage> decode_envelope(std::string_view bytes,
                                           const limits& bounds = {});
 
-/// Parses untrusted bytes into `out` within `bounds` (size, nesting, and
-/// every repeated field and string checked). `what` names the message in
-/// errors.
+/// How thoroughly `parse` checks a message against the limits.
+enum class bounds_check : uint8_t {
+  /// Size and nesting while parsing, then every repeated field and string by
+  /// reflection (any message type).
+  deep,
+  /// Size and nesting only: for messages whose decoder checks its repeated
+  /// fields and strings itself (the delta codec), on the hot path.
+  shallow,
+};
+
+/// Parses untrusted bytes into `out` within `bounds`. `what` names the
+/// message in errors.
 expected<void> parse(std::string_view bytes, google::protobuf::Message& out,
-                     const limits& bounds, const char* what);
+                     const limits& bounds, const char* what,
+                     bounds_check check = bounds_check::deep);
 
 /// Decodes the payload of an envelope of type `type` into a `Payload`.
 template<class Payload>
