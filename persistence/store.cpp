@@ -2,6 +2,7 @@
 
 #include "messages/codec.hpp"
 
+#include <google/protobuf/arena.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include "engram/v1/store.pb.h"
 
@@ -107,13 +109,17 @@ void to_record(const std::vector<version>& versions, v1::StoredEngram& out) {
   }
 }
 
-expected<std::vector<version>> from_record(const std::string& bytes,
-                                           const engram_id& id) {
-  v1::StoredEngram record;
-  if (!record.ParseFromString(bytes))
+expected<std::vector<version>>
+from_record(std::string_view bytes, const engram_id& id,
+            google::protobuf::Arena* arena = nullptr) {
+  auto* record
+      = google::protobuf::Arena::CreateMessage<v1::StoredEngram>(arena);
+  std::unique_ptr<v1::StoredEngram> owned{arena == nullptr ? record : nullptr};
+  if (!record->ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return make_error(errc::corrupt_record, "not a StoredEngram");
   std::vector<version> result;
-  for (auto& pv : record.versions()) {
+  result.reserve(static_cast<size_t>(record->versions_size()));
+  for (auto& pv : record->versions()) {
     auto value = messages::from_proto(pv.engram());
     if (!value)
       return make_error(errc::corrupt_record, value.error_value().to_string());
@@ -185,7 +191,15 @@ store::store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
   // nop
 }
 
-store::~store() = default;
+store::~store() {
+  // A clean shutdown flushes the memtables, so the next open need not
+  // replay the write-ahead log (crash recovery still does).
+  if (impl_ && impl_->db) {
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    (void)impl_->db->Flush(flush, impl_->cfs);
+  }
+}
 
 const std::string& store::path() const noexcept { return impl_->path; }
 
@@ -327,55 +341,95 @@ expected<load_report> store::load(replica& into) const {
     return make_error(errc::corrupt_record,
                       "store context: " + context.error_value().to_string());
   state.context = std::move(*context);
-  rocksdb::ReadOptions scan;
-  scan.fill_cache = false;
-  std::unique_ptr<rocksdb::Iterator> engrams{
-      s.db->NewIterator(scan, s.cfs[cf_engrams])};
-  std::unique_ptr<rocksdb::Iterator> clocks{
-      s.db->NewIterator(scan, s.cfs[cf_clocks])};
-  clocks->SeekToFirst();
-  for (engrams->SeekToFirst(); engrams->Valid(); engrams->Next()) {
-    auto key = engrams->key().ToString();
-    auto id = messages::id_from_bytes(key);
-    if (!id) {
-      report.corrupt.push_back({"engrams", hex(key), "key is not an id"});
-      continue;
-    }
-    auto versions = from_record(engrams->value().ToString(), *id);
-    if (!versions) {
-      report.corrupt.push_back(
-          {"engrams", hex(key), versions.error_value().message});
-      continue;
-    }
-    // Clocks are keyed alike: walk both in step.
-    while (clocks->Valid() && clocks->key().ToString() < key)
-      clocks->Next();
-    vector_clock key_clock;
-    if (clocks->Valid() && clocks->key().ToString() == key) {
-      v1::StoredClock record;
-      auto decoded
-          = record.ParseFromString(clocks->value().ToString())
-                ? messages::from_proto(record.clock(), messages::limits{})
-                : expected<vector_clock>{
-                    make_error(errc::corrupt_record, "not a StoredClock")};
-      if (!decoded) {
-        report.corrupt.push_back(
-            {"clocks", hex(key), decoded.error_value().message});
+  // Decode the two halves of the id space on two threads: decoding, not
+  // I/O, bounds recovery.
+  struct part {
+    std::vector<delta_entry> entries;
+    std::vector<corrupt_record> corrupt;
+    rocksdb::Status status;
+  };
+  part parts[2];
+  std::string middle(1, '\x80');
+  auto scan_part = [&](part& out, const std::string* lower,
+                       const std::string* upper) {
+    rocksdb::Slice lo = lower ? rocksdb::Slice{*lower} : rocksdb::Slice{};
+    rocksdb::Slice hi = upper ? rocksdb::Slice{*upper} : rocksdb::Slice{};
+    rocksdb::ReadOptions scan;
+    scan.fill_cache = false;
+    if (lower)
+      scan.iterate_lower_bound = &lo;
+    if (upper)
+      scan.iterate_upper_bound = &hi;
+    std::unique_ptr<rocksdb::Iterator> engrams{
+        s.db->NewIterator(scan, s.cfs[cf_engrams])};
+    std::unique_ptr<rocksdb::Iterator> clocks{
+        s.db->NewIterator(scan, s.cfs[cf_clocks])};
+    google::protobuf::Arena arena;
+    v1::StoredClock clock_record;
+    clocks->SeekToFirst();
+    for (engrams->SeekToFirst(); engrams->Valid(); engrams->Next()) {
+      auto key = engrams->key();
+      auto id = messages::id_from_bytes(key.ToString());
+      if (!id) {
+        out.corrupt.push_back(
+            {"engrams", hex(key.ToStringView()), "key is not an id"});
         continue;
       }
-      key_clock = std::move(*decoded);
+      arena.Reset();
+      auto versions = from_record(engrams->value().ToStringView(), *id, &arena);
+      if (!versions) {
+        out.corrupt.push_back({"engrams", hex(key.ToStringView()),
+                               versions.error_value().message});
+        continue;
+      }
+      // Clocks are keyed alike: walk both in step.
+      while (clocks->Valid() && clocks->key().compare(key) < 0)
+        clocks->Next();
+      vector_clock key_clock;
+      if (clocks->Valid() && clocks->key() == key) {
+        auto value = clocks->value();
+        auto decoded
+            = clock_record.ParseFromArray(value.data(),
+                                          static_cast<int>(value.size()))
+                  ? messages::from_proto(clock_record.clock(),
+                                         messages::limits{})
+                  : expected<vector_clock>{
+                      make_error(errc::corrupt_record, "not a StoredClock")};
+        if (!decoded) {
+          out.corrupt.push_back({"clocks", hex(key.ToStringView()),
+                                 decoded.error_value().message});
+          continue;
+        }
+        key_clock = std::move(*decoded);
+      }
+      // A version vector always covers the versions it belongs to.
+      for (auto& v : *versions)
+        if (!key_clock.covers(v.tag))
+          key_clock.set(v.tag.replica, v.tag.counter);
+      out.entries.push_back(
+          delta_entry{*id, std::move(key_clock), std::move(*versions)});
     }
-    // A version vector always covers the versions it belongs to.
-    for (auto& v : *versions)
-      if (!key_clock.covers(v.tag))
-        key_clock.set(v.tag.replica, v.tag.counter);
-    report.versions += versions->size();
-    ++report.engrams;
-    state.entries.push_back(
-        delta_entry{*id, std::move(key_clock), std::move(*versions)});
+    out.status = engrams->status();
+  };
+  std::thread upper_half{[&] {
+    scan_part(parts[1], &middle, nullptr);
+  }};
+  scan_part(parts[0], nullptr, &middle);
+  upper_half.join();
+  for (auto& p : parts) {
+    if (!p.status.ok())
+      return storage_error(p.status, "engram scan failed");
+    for (auto& c : p.corrupt)
+      report.corrupt.push_back(std::move(c));
   }
-  if (!engrams->status().ok())
-    return storage_error(engrams->status(), "engram scan failed");
+  state.entries = std::move(parts[0].entries);
+  state.entries.reserve(state.entries.size() + parts[1].entries.size());
+  for (auto& e : parts[1].entries)
+    state.entries.push_back(std::move(e));
+  for (auto& entry : state.entries) {
+    ++report.engrams;
+    report.versions += entry.versions.size();
+  }
   for (auto& entry : state.entries)
     for (auto& v : entry.versions)
       state.context.insert(v.tag);
