@@ -66,10 +66,11 @@ struct delta_entry {
   std::vector<version> versions;
 };
 
-/// A delta of a replica: per-engram entries, plus the causal context of the
-/// writes the delta stands for (the dots written and superseded), which the
-/// receiver adds to the set of events it has seen. Deltas are states too:
-/// joining deltas into each other gives delta groups.
+/// A delta of a replica: per-engram entries, plus a causal context the
+/// receiver adds to the set of events it has seen. A write's delta names just
+/// its new dot (what it supersedes travels in the engram's version vector);
+/// a full state or `delta_since` carries the sender's whole context. Deltas
+/// are states too: joining deltas into each other gives delta groups.
 struct replica_delta {
   std::vector<delta_entry> entries;
   causal_context context;

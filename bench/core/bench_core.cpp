@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "peers/peers.hpp"
+
 using namespace engram;
 
 namespace {
@@ -157,22 +159,8 @@ BENCHMARK(BM_merge_batches_copying)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Extracts "<key>":<number> following the object named `section`.
-double json_number(const std::string& json, const std::string& section,
-                   const std::string& key) {
-  auto s = json.find("\"" + section + "\"");
-  if (s == std::string::npos)
-    return 0;
-  auto k = json.find("\"" + key + "\":", s);
-  if (k == std::string::npos)
-    return 0;
-  return std::strtod(json.c_str() + k + key.size() + 3, nullptr);
-}
-
 void BM_vs_peers(benchmark::State& state) {
-  auto dir = std::string{ENGRAM_PEERS_DIR};
-  auto cmd = "node " + dir + "/keyed_updates.mjs --batches 200"
-             + " --automerge-batches 10 2>/dev/null";
+  using engram::bench::json_number;
   for (auto _ : state) {
     // Our rate, measured right before the peers in the same process run.
     auto& w = shared_workload();
@@ -183,13 +171,7 @@ void BM_vs_peers(benchmark::State& state) {
     }
     std::sort(ours.begin(), ours.end());
     auto our_rate = ours[ours.size() / 2];
-    std::string out;
-    if (auto pipe = popen(cmd.c_str(), "r")) {
-      char buf[4096];
-      while (auto got = fread(buf, 1, sizeof(buf), pipe))
-        out.append(buf, got);
-      pclose(pipe);
-    }
+    auto out = engram::bench::run_peers("--batches 200 --automerge-batches 10");
     auto yjs = json_number(out, "yjs", "updates_per_s");
     auto am = json_number(out, "automerge", "updates_per_s");
     if (yjs <= 0 || am <= 0) {

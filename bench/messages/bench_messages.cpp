@@ -12,6 +12,8 @@
 #include <random>
 #include <string>
 
+#include "peers/peers.hpp"
+
 using namespace engram;
 
 namespace {
@@ -72,17 +74,6 @@ std::string sync_response_bytes() {
       v1::SYNC_RESPONSE, "bench-agent", hlc.now(), response));
 }
 
-double json_number(const std::string& json, const std::string& section,
-                   const std::string& key) {
-  auto s = json.find("\"" + section + "\"");
-  if (s == std::string::npos)
-    return 0;
-  auto k = json.find("\"" + key + "\":", s);
-  if (k == std::string::npos)
-    return 0;
-  return std::strtod(json.c_str() + k + key.size() + 3, nullptr);
-}
-
 void BM_wire_ratio(benchmark::State& state) {
   std::string bytes;
   for (auto _ : state)
@@ -90,17 +81,8 @@ void BM_wire_ratio(benchmark::State& state) {
   auto per_update = static_cast<double>(bytes.size()) / 64.0;
   state.counters["wire_ratio"] = per_update / payload;
   state.counters["bytes_per_update"] = per_update;
-  std::string cmd = "node " ENGRAM_PEERS_DIR
-                    "/keyed_updates.mjs --batches 20 --automerge-batches 2"
-                    " 2>/dev/null";
-  std::string out;
-  if (auto pipe = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    while (auto got = fread(buf, 1, sizeof(buf), pipe))
-      out.append(buf, got);
-    pclose(pipe);
-  }
-  auto yjs = json_number(out, "yjs", "bytes_per_update");
+  auto out = engram::bench::run_peers("--batches 20 --automerge-batches 2");
+  auto yjs = engram::bench::json_number(out, "yjs", "bytes_per_update");
   if (yjs > 0) {
     state.counters["yjs_bytes_per_update"] = yjs;
     state.counters["wire_vs_yjs"] = per_update / yjs;
