@@ -3,6 +3,8 @@
 #include "core/hash.hpp"
 
 #include <cmath>
+#include <cstring>
+#include <string_view>
 
 namespace engram {
 
@@ -101,40 +103,70 @@ expected<void> validate(const engram_record& value) {
   return validate_content(value.body);
 }
 
-engram_id derive_id(const memory_scope& scope, const content& body) {
-  // One buffer, no temporaries: this runs for every fact on the wire.
-  std::string key;
-  key.reserve(64);
-  key += to_string(scope.kind());
-  if (scope.kind() != scope_kind::universal) {
-    key += ':';
-    key += scope.id();
+namespace {
+
+// Appends to a fixed buffer, spilling to a string only for long keys: id
+// derivation runs for every fact on the wire and should not allocate.
+class key_builder {
+public:
+  void add(std::string_view part) {
+    if (spill_.empty() && size_ + part.size() <= sizeof(buf_)) {
+      std::memcpy(buf_ + size_, part.data(), part.size());
+      size_ += part.size();
+      return;
+    }
+    if (spill_.empty())
+      spill_.assign(buf_, size_);
+    spill_.append(part);
   }
-  key += '\x1e';
+
+  void add(char c) { add(std::string_view{&c, 1}); }
+
+  std::string_view view() const {
+    return spill_.empty() ? std::string_view{buf_, size_}
+                          : std::string_view{spill_};
+  }
+
+private:
+  char buf_[256];
+  size_t size_ = 0;
+  std::string spill_;
+};
+
+} // namespace
+
+engram_id derive_id(const memory_scope& scope, const content& body) {
+  key_builder key;
+  key.add(to_string(scope.kind()));
+  if (scope.kind() != scope_kind::universal) {
+    key.add(':');
+    key.add(scope.id());
+  }
+  key.add('\x1e');
   switch (body.index()) {
     case 0:
-      key += "f\x1f";
-      key += std::get<fact>(body).key;
+      key.add("f\x1f");
+      key.add(std::get<fact>(body).key);
       break;
     case 1: {
       auto& b = std::get<belief>(body);
-      key += "b\x1f";
-      key += b.subject;
-      key += '\x1f';
-      key += b.relation;
+      key.add("b\x1f");
+      key.add(b.subject);
+      key.add('\x1f');
+      key.add(b.relation);
       break;
     }
     case 2:
-      key += "e\x1f";
-      key += std::get<episode>(body).episode_id;
+      key.add("e\x1f");
+      key.add(std::get<episode>(body).episode_id);
       break;
     default:
-      key += "s\x1f";
-      key += std::get<skill>(body).skill_id;
+      key.add("s\x1f");
+      key.add(std::get<skill>(body).skill_id);
       break;
   }
-  engram_id result{hash_string(key, 0x456e6772616d4869ULL),
-                   hash_string(key, 0x456e6772616d4c6fULL)};
+  engram_id result{hash_string(key.view(), 0x456e6772616d4869ULL),
+                   hash_string(key.view(), 0x456e6772616d4c6fULL)};
   if (result.empty())
     result.lo = 1;
   return result;

@@ -441,15 +441,26 @@ void to_columns(const fact_group& group, v1::FactColumns& out) {
   auto* suffixes = out.mutable_key_suffixes();
   auto* suffix_lengths = out.mutable_key_suffix_lengths();
   auto* values = out.mutable_values();
-  std::string value_lengths;
-  bool same_length = true;
   auto length = std::get<fact>(group.members.front()->value.body).value.size();
-  std::string counters;
+  bool same_length = true;
   bool consecutive = true;
+  auto expected_counter = group.members.front()->tag.counter;
+  size_t value_bytes = 0;
+  for (auto* v : group.members) {
+    auto size = std::get<fact>(v->value.body).value.size();
+    same_length = same_length && size == length;
+    consecutive = consecutive && v->tag.counter == expected_counter++;
+    value_bytes += size;
+  }
+  values->reserve(value_bytes);
   auto* updated = out.mutable_updated();
   auto* created = out.mutable_created();
   out.set_first_counter(group.members.front()->tag.counter);
   out.set_base_wall_us(group.members.front()->value.updated.wall_us);
+  if (same_length)
+    out.set_value_length(static_cast<uint32_t>(length));
+  auto* value_lengths = same_length ? nullptr : out.mutable_value_lengths();
+  auto* counters = consecutive ? nullptr : out.mutable_counter_deltas();
   auto previous_counter = group.members.front()->tag.counter - 1;
   auto previous_wall = group.members.front()->value.updated.wall_us;
   for (auto* v : group.members) {
@@ -457,11 +468,11 @@ void to_columns(const fact_group& group, v1::FactColumns& out) {
     suffixes->append(f.key, prefix.size(), std::string::npos);
     put_varint(*suffix_lengths, f.key.size() - prefix.size());
     values->append(f.value);
-    put_varint(value_lengths, f.value.size());
-    same_length = same_length && f.value.size() == length;
-    auto step = static_cast<int64_t>(v->tag.counter - previous_counter - 1);
-    consecutive = consecutive && step == 0;
-    put_varint(counters, zigzag(step));
+    if (value_lengths)
+      put_varint(*value_lengths, f.value.size());
+    if (counters)
+      put_varint(*counters, zigzag(static_cast<int64_t>(
+                                v->tag.counter - previous_counter - 1)));
     previous_counter = v->tag.counter;
     auto& e = v->value;
     put_timestamp(
@@ -472,12 +483,6 @@ void to_columns(const fact_group& group, v1::FactColumns& out) {
     put_timestamp(*created, e.updated.wall_us - e.created.wall_us,
                   e.created.logical);
   }
-  if (same_length)
-    out.set_value_length(static_cast<uint32_t>(length));
-  else
-    out.set_value_lengths(std::move(value_lengths));
-  if (!consecutive)
-    out.set_counter_deltas(std::move(counters));
 }
 
 } // namespace
