@@ -14,6 +14,11 @@ causal_context::causal_context(std::vector<dot> dots)
 
 causal_context causal_context::from_parts(vector_clock clock,
                                           std::vector<dot> cloud) {
+  if (cloud.empty()) {
+    causal_context result;
+    result.clock_ = std::move(clock);
+    return result;
+  }
   causal_context result{std::move(cloud)};
   result.clock_.merge(clock);
   result.compact();

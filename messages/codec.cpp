@@ -708,18 +708,24 @@ expected<void> from_columns(const v1::FactColumns& in, const limits& bounds,
     if (counter == 0 || logical > UINT32_MAX || created_logical > UINT32_MAX
         || age > wall)
       return bad("fact columns hold an invalid dot or timestamp");
-    engram_record e;
+    // Built in place: an engram record is large and moving it is not free.
+    dot d{in.replica(), counter};
+    auto& entry = out.entries.emplace_back();
+    entry.context.set(d.replica, d.counter);
+    auto& v = entry.versions.emplace_back();
+    v.tag = d;
+    auto& e = v.value;
     e.type = static_cast<memory_type>(in.type());
     e.scope = *scope;
-    fact f;
+    auto& f = e.body.emplace<fact>();
     f.key.reserve(in.key_prefix().size() + suffix_length);
     f.key.append(in.key_prefix());
     f.key.append(in.key_suffixes(), suffix_pos, suffix_length);
     f.value.assign(in.values(), value_pos, value_length);
-    e.body = std::move(f);
     suffix_pos += suffix_length;
     value_pos += value_length;
     e.id = derive_id(e.scope, e.body);
+    entry.id = e.id;
     e.confidence = in.has_confidence() ? in.confidence() : 1.0;
     e.origin.origin_agent = in.origin_agent();
     e.updated = hlc_timestamp{wall, static_cast<uint32_t>(logical)};
@@ -729,11 +735,6 @@ expected<void> from_columns(const v1::FactColumns& in, const limits& bounds,
       return make_error(errc::invalid_field,
                         "fact " + e.id.to_string()
                             + " is invalid: " + ok.error_value().to_string());
-    auto id = e.id;
-    dot d{in.replica(), counter};
-    out.entries.push_back(delta_entry{id,
-                                      vector_clock{{d.replica, d.counter}},
-                                      {version{d, 0, std::move(e)}}});
   }
   if (suffix_pos != in.key_suffixes().size() || value_pos != in.values().size()
       || !suffix_lengths.at_end() || !value_lengths.at_end()
