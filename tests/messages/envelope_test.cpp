@@ -96,20 +96,20 @@ BOOST_AUTO_TEST_CASE(every_message_type_round_trips) {
 BOOST_AUTO_TEST_CASE(the_schema_has_no_map_fields_so_encodings_are_stable) {
   // Only map fields make protobuf's encoding order-dependent; serialize()
   // relies on their absence.
-  std::vector<const google::protobuf::Descriptor*> todo;
+  std::vector<const google::protobuf::Descriptor*> pending;
   for (auto* file : {v1::SyncMessage::descriptor()->file(),
                      v1::Engram::descriptor()->file()})
     for (int i = 0; i < file->message_type_count(); ++i)
-      todo.push_back(file->message_type(i));
+      pending.push_back(file->message_type(i));
   size_t checked = 0;
-  while (!todo.empty()) {
-    auto* d = todo.back();
-    todo.pop_back();
+  while (!pending.empty()) {
+    auto* d = pending.back();
+    pending.pop_back();
     ++checked;
     for (int i = 0; i < d->field_count(); ++i)
       BOOST_CHECK_MESSAGE(!d->field(i)->is_map(), d->field(i)->full_name());
     for (int i = 0; i < d->nested_type_count(); ++i)
-      todo.push_back(d->nested_type(i));
+      pending.push_back(d->nested_type(i));
   }
   BOOST_CHECK_GT(checked, 30u);
 }

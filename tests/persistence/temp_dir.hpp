@@ -10,8 +10,10 @@ namespace engram::test {
 class temp_dir {
 public:
   temp_dir() {
-    auto base = std::filesystem::temp_directory_path() / "engram-test-XXXXXX";
-    std::string buf = base.string();
+    // mkdtemp replaces the trailing six 'X's with a unique suffix.
+    std::string buf
+        = (std::filesystem::temp_directory_path() / "engram-test-").string()
+          + std::string(6, 'X');
     if (mkdtemp(buf.data()) == nullptr)
       throw std::runtime_error("mkdtemp failed");
     path_ = buf;
