@@ -673,6 +673,17 @@ expected<void> from_columns(const v1::FactColumns& in, const limits& bounds,
   auto scope = scope_from_proto(in.scope());
   if (!scope)
     return scope.error_value();
+  // What `validate` checks of each fact, once for the group: the scope and
+  // the confidence are shared, the rest is fixed by the column form (observed
+  // status, no provenance hops, not forgotten). Per fact only the key varies.
+  if (auto ok = scope->validate(); !ok)
+    return make_error(errc::invalid_field,
+                      "fact columns: " + ok.error_value().to_string());
+  auto confidence = in.has_confidence() ? in.confidence() : 1.0;
+  if (!(confidence >= 0.0 && confidence <= 1.0))
+    return make_error(errc::invalid_field,
+                      "fact columns: confidence must lie in [0, 1], got "
+                          + std::to_string(confidence));
   column_reader suffix_lengths{in.key_suffix_lengths()};
   column_reader value_lengths{in.value_lengths()};
   column_reader counters{in.counter_deltas()};
@@ -726,12 +737,12 @@ expected<void> from_columns(const v1::FactColumns& in, const limits& bounds,
     value_pos += value_length;
     e.id = derive_id(e.scope, e.body);
     entry.id = e.id;
-    e.confidence = in.has_confidence() ? in.confidence() : 1.0;
+    e.confidence = confidence;
     e.origin.origin_agent = in.origin_agent();
     e.updated = hlc_timestamp{wall, static_cast<uint32_t>(logical)};
     e.created
         = hlc_timestamp{wall - age, static_cast<uint32_t>(created_logical)};
-    if (auto ok = validate(e); !ok)
+    if (auto ok = validate_id(f.key, "fact key"); !ok)
       return make_error(errc::invalid_field,
                         "fact " + e.id.to_string()
                             + " is invalid: " + ok.error_value().to_string());

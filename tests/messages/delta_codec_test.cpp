@@ -180,6 +180,15 @@ BOOST_AUTO_TEST_CASE(malformed_fact_columns_are_refused) {
   empty_key.mutable_facts(0)->set_key_suffixes("");
   empty_key.mutable_facts(0)->set_key_suffix_lengths(std::string(3, '\0'));
   expect_refused(empty_key, errc::invalid_field, "fact key");
+  auto confident = good;
+  confident.mutable_facts(0)->set_confidence(1.5);
+  expect_refused(confident, errc::invalid_field, "confidence");
+  auto nan = good;
+  nan.mutable_facts(0)->set_confidence(std::nan(""));
+  expect_refused(nan, errc::invalid_field, "confidence");
+  auto lonely = good;
+  lonely.mutable_facts(0)->mutable_scope()->set_kind(v1::SCOPE_KIND_COLLECTIVE);
+  expect_refused(lonely, errc::invalid_field, "no members");
   auto no_writer = good;
   no_writer.mutable_facts(0)->set_replica(0);
   expect_refused(no_writer, errc::invalid_field, "replica 0");
