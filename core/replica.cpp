@@ -363,6 +363,25 @@ expected<join_report> replica::join_impl(Delta&& delta,
       }
     }
     auto local_count = versions.size();
+    if constexpr (std::is_rvalue_reference_v<Delta&&>) {
+      // A new engram (a full state, a recovery): adopt the delta's vectors
+      // instead of copying element by element — faster, and it leaves no
+      // freed blocks between the ones the replica keeps.
+      if (versions.empty() && key.context.empty()) {
+        for (auto& v : entry.versions) {
+          digest_ ^= version_hash(entry.id, v.tag);
+          ++version_count_;
+          if (latest < v.value.updated)
+            latest = v.value.updated;
+        }
+        report.applied += entry.versions.size();
+        versions = std::move(entry.versions);
+        key.context = std::move(entry.context);
+        if (resolve_conflicts && versions.size() > 1)
+          touched.emplace_back(entry.id, 0);
+        continue;
+      }
+    }
     // Add the versions we have not seen.
     for (auto& v : entry.versions) {
       if (key.context.covers(v.tag))
