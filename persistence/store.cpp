@@ -327,6 +327,11 @@ expected<uint64_t> store::record(const replica_delta& delta,
 
 expected<load_report> store::load(replica& into) const {
   auto& s = *impl_;
+  if (into.self() != s.self || into.size() != 0)
+    return make_error(errc::schema_mismatch,
+                      "store at '" + s.path
+                          + "' loads only into a fresh replica with its own "
+                            "replica id");
   load_report report;
   replica_delta state;
   std::string bytes;

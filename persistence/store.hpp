@@ -68,11 +68,14 @@ public:
 
   /// Durably records `delta` after it was applied to `current` (a local
   /// mutation or a join): the engrams it touched as `current` now holds
-  /// them, and the delta in the log. Returns the log sequence number.
+  /// them, and the delta in the log. Returns the log sequence number. After
+  /// a join, record its `join_report::resolutions` too: they are writes.
+  /// Acknowledge a write only once this has returned successfully.
   expected<uint64_t> record(const replica_delta& delta, const replica& current);
 
-  /// Restores everything stored into `into` (a fresh replica of this
-  /// store's replica id). Undecodable records are reported, not loaded.
+  /// Restores everything stored into `into`, a fresh replica with this
+  /// store's replica id (anything else is refused). Undecodable records are
+  /// reported, not loaded.
   expected<load_report> load(replica& into) const;
 
   /// The versions stored for an engram (empty when unknown).

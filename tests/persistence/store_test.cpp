@@ -90,10 +90,13 @@ BOOST_AUTO_TEST_CASE(reopening_restores_the_replica_exactly) {
     BOOST_REQUIRE(original->mem.same_state(a.n.mem));
   }
   auto db = must_open(path, 1);
+  node stranger{7};
+  BOOST_CHECK(!db->load(stranger.mem)); // another replica's id is refused
   node restored{1};
   auto report = db->load(restored.mem);
   BOOST_REQUIRE(report);
   BOOST_CHECK(report->corrupt.empty());
+  BOOST_CHECK(!db->load(restored.mem)); // and so is a replica already loaded
   // user.name, plan (forgotten), standup, deploy, sky/color (two versions).
   BOOST_CHECK_EQUAL(report->engrams, 5u);
   BOOST_CHECK_EQUAL(report->versions, 6u);
