@@ -13,8 +13,7 @@
 
 namespace engram {
 
-// -- memory types
-// --------------------------------------------------------------
+// -- memory types -----------------------------------------------------------
 
 /// The four memory types of Engram.
 enum class memory_type : uint8_t {
@@ -34,8 +33,7 @@ constexpr size_t memory_type_count = 4;
 /// Returns "instant", "episodic", "semantic" or "procedural".
 const char* to_string(memory_type type) noexcept;
 
-// -- content
-// -------------------------------------------------------------------
+// -- content ----------------------------------------------------------------
 
 /// A keyed value: `key` → `value`.
 struct fact {
@@ -230,8 +228,7 @@ content cleared_content(const content& body);
 /// "fact user.name=Bob" or "belief sky color blue".
 std::string describe(const content& body);
 
-// -- scope defaults
-// ------------------------------------------------------------
+// -- scope defaults ---------------------------------------------------------
 
 /// The default scope per memory type, used by `learn` when the caller names
 /// none. Instance and Agent scopes without an id mean "the learning

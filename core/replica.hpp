@@ -18,8 +18,7 @@
 
 namespace engram {
 
-// -- configuration
-// -------------------------------------------------------------
+// -- configuration ----------------------------------------------------------
 
 /// The spec's CRDT strategies, chosen per memory type.
 enum class crdt_strategy : uint8_t {
@@ -53,8 +52,7 @@ struct replica_config {
   conflict_resolution_config resolution;
 };
 
-// -- deltas
-// ---------------------------------------------------------------------
+// -- deltas -----------------------------------------------------------------
 
 /// The versions of one engram carried by a delta, with the engram's context:
 /// a version vector of the writes to this engram its sender had seen (a
@@ -84,8 +82,7 @@ struct replica_delta {
 /// Joins delta `other` into delta `into` (delta groups for batching).
 void join_deltas(replica_delta& into, const replica_delta& other);
 
-// -- results
-// --------------------------------------------------------------------
+// -- results ----------------------------------------------------------------
 
 /// A conflict resolved during a join or by an answer.
 struct resolved_conflict {
@@ -127,8 +124,7 @@ struct memory_view {
   bool contested = false;
 };
 
-// -- the replica
-// ---------------------------------------------------------------
+// -- the replica ------------------------------------------------------------
 
 /// A replica of memory: a keyed map of engrams (an observed-remove map of
 /// multi-value registers, delta-state). Every mutation returns the delta to
@@ -150,8 +146,7 @@ public:
   replica(const replica&) = delete;
   replica& operator=(const replica&) = delete;
 
-  // -- mutations
-  // ----------------------------------------------------------------
+  // -- mutations ------------------------------------------------------------
 
   /// Writes an engram (create or update). An empty id is derived from the
   /// scope and the content's key. The write supersedes every version of the
@@ -172,8 +167,7 @@ public:
   expected<replica_delta> answer(uint64_t conflict_id,
                                  const std::string& option);
 
-  // -- merging
-  // ------------------------------------------------------------------
+  // -- merging --------------------------------------------------------------
 
   /// Joins a delta (or a full state) from a peer, detects and resolves
   /// conflicts. A malformed delta is refused as a whole (`malformed_delta`)
@@ -187,8 +181,7 @@ public:
   /// and resolves nothing, so the replica is restored exactly as stored.
   expected<void> restore(replica_delta&& state);
 
-  // -- reads
-  // --------------------------------------------------------------------
+  // -- reads ----------------------------------------------------------------
 
   /// The visible alternatives of an engram: one normally; several when
   /// concurrent versions are forked, pending or kept by an add-wins

@@ -52,8 +52,7 @@ expected<memory_scope> scope_from_proto(const v1::Scope& s) {
   }
 }
 
-// -- varint columns
-// ------------------------------------------------------------
+// -- varint columns ---------------------------------------------------------
 
 void put_varint(std::string& out, uint64_t x) {
   while (x >= 0x80) {
@@ -140,8 +139,7 @@ expected<engram_id> id_from_bytes(const std::string& bytes) {
   return id;
 }
 
-// -- engram
-// --------------------------------------------------------------------
+// -- engram -----------------------------------------------------------------
 
 void to_proto(const engram_record& in, v1::Engram& out) {
   out.set_id(id_bytes(in.id));
@@ -300,8 +298,7 @@ expected<engram_record> from_proto(const v1::Engram& in, const limits& bounds) {
   return out;
 }
 
-// -- clocks
-// --------------------------------------------------------------------
+// -- clocks -----------------------------------------------------------------
 
 void to_proto(const vector_clock& in, v1::VectorClock& out) {
   for (auto& [replica, counter] : in.entries()) {
@@ -397,6 +394,7 @@ bool columnar(const delta_entry& entry, const version& v) {
          && entry.context.size() == 1
          && entry.context.get(v.tag.replica) == v.tag.counter
          && e.created.wall_us <= e.updated.wall_us
+         && e.updated.wall_us < (uint64_t{1} << 60) // deltas fit the columns
          && e.id == derive_id(e.scope, e.body);
 }
 
@@ -652,8 +650,7 @@ v1::EngramDelta make_archive(const version& after,
   return out;
 }
 
-// -- delta batches
-// -------------------------------------------------------------
+// -- delta batches ----------------------------------------------------------
 
 namespace {
 

@@ -15,8 +15,7 @@
 
 namespace engram::messages {
 
-// -- core types → protobuf (never fails)
-// ---------------------------------------
+// -- core types → protobuf (never fails) ------------------------------------
 
 void to_proto(const engram_record& in, v1::Engram& out);
 void to_proto(const vector_clock& in, v1::VectorClock& out);
@@ -99,8 +98,7 @@ v1::SyncResponse make_sync_response(const replica_delta& missing,
 expected<replica_delta> from_proto(const v1::SyncResponse& in,
                                    const limits& bounds);
 
-// -- bytes
-// ---------------------------------------------------------------------
+// -- bytes ------------------------------------------------------------------
 
 /// Deterministic bytes of a delta batch: replicas holding the same delta
 /// produce byte-identical encodings.

@@ -63,8 +63,7 @@ std::string be32(uint32_t x) {
   return out;
 }
 
-// -- secondary index keys
-// ------------------------------------------------------
+// -- secondary index keys ---------------------------------------------------
 
 std::string scope_prefix(const memory_scope& scope) {
   return "s" + scope.key() + '\0';
@@ -140,8 +139,7 @@ from_record(std::string_view bytes, const engram_id& id,
 
 } // namespace
 
-// -- impl
-// ------------------------------------------------------------------------
+// -- impl -------------------------------------------------------------------
 
 struct store::impl {
   std::string path;

@@ -81,8 +81,7 @@ public:
   /// The versions stored for an engram (empty when unknown).
   expected<std::vector<version>> get(const engram_id& id) const;
 
-  // -- queries (ids in ascending order)
-  // ----------------------------------------
+  // -- queries (ids in ascending order) -------------------------------------
 
   expected<std::vector<engram_id>> by_scope(const memory_scope& scope) const;
   expected<std::vector<engram_id>> by_type(memory_type type) const;
@@ -94,8 +93,7 @@ public:
                                               const std::string& relation
                                               = {}) const;
 
-  // -- sync support
-  // ------------------------------------------------------------
+  // -- sync support ---------------------------------------------------------
 
   /// The logged deltas holding a version `peer` has not seen, joined.
   expected<replica_delta> deltas_since(const causal_context& peer) const;

@@ -157,6 +157,24 @@ BOOST_AUTO_TEST_CASE(plain_facts_travel_in_columns_without_ids) {
   BOOST_CHECK_EQUAL(encode_delta(*decoded), bytes);
 }
 
+BOOST_AUTO_TEST_CASE(facts_the_columns_cannot_hold_travel_generic) {
+  node a{1};
+  node b{2};
+  a.wall.set(uint64_t{1} << 62); // a clock far beyond the column encoding
+  auto far = must(a.mem.put(make_fact("far", "future")));
+  auto reported = make_fact("told", "x");
+  reported.epistemic = epistemic_status::reported("beta", 0.5);
+  replica_delta group = far;
+  join_deltas(group, must(a.mem.put(reported)));
+  auto batch = batch_of(group);
+  BOOST_CHECK_EQUAL(batch.deltas_size(), 2);
+  BOOST_CHECK_EQUAL(batch.facts_size(), 0);
+  auto decoded = decode_delta(serialize(batch));
+  BOOST_REQUIRE(decoded);
+  must_join(b.mem, *decoded);
+  BOOST_CHECK(a.mem.same_state(b.mem));
+}
+
 BOOST_AUTO_TEST_CASE(malformed_fact_columns_are_refused) {
   node a{1};
   replica_delta group;
