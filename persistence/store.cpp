@@ -33,6 +33,7 @@ enum cf_index : size_t {
 
 constexpr const char* meta_key = "store";
 constexpr const char* peer_prefix = "peer/";
+constexpr const char* context_key = "replica";
 
 error storage_error(const rocksdb::Status& st, const std::string& what) {
   return make_error(errc::storage_failed, what + ": " + st.ToString());
@@ -98,7 +99,8 @@ std::vector<std::string> index_keys(const engram_id& id, const version& v) {
 
 // -- record conversions ------------------------------------------------------
 
-void to_record(const std::vector<version>& versions, v1::StoredEngram& out) {
+void to_record(const std::vector<version>& versions, const vector_clock& clock,
+               v1::StoredEngram& out) {
   for (auto& v : versions) {
     auto* pv = out.add_versions();
     pv->mutable_dot()->set_replica(v.tag.replica);
@@ -106,18 +108,28 @@ void to_record(const std::vector<version>& versions, v1::StoredEngram& out) {
     pv->set_resolves(v.resolves);
     messages::to_proto(v.value, *pv->mutable_engram());
   }
+  messages::to_proto(clock, *out.mutable_clock());
 }
 
-expected<std::vector<version>>
-from_record(std::string_view bytes, const engram_id& id,
-            google::protobuf::Arena* arena = nullptr) {
+/// An engram as stored: its versions and its version vector.
+struct stored_engram {
+  std::vector<version> versions;
+  vector_clock clock;
+};
+
+expected<stored_engram> from_record(std::string_view bytes, const engram_id& id,
+                                    google::protobuf::Arena* arena = nullptr) {
   auto* record
       = google::protobuf::Arena::CreateMessage<v1::StoredEngram>(arena);
   std::unique_ptr<v1::StoredEngram> owned{arena == nullptr ? record : nullptr};
   if (!record->ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return make_error(errc::corrupt_record, "not a StoredEngram");
-  std::vector<version> result;
-  result.reserve(static_cast<size_t>(record->versions_size()));
+  stored_engram result;
+  auto clock = messages::from_proto(record->clock(), messages::limits{});
+  if (!clock)
+    return make_error(errc::corrupt_record, clock.error_value().to_string());
+  result.clock = std::move(*clock);
+  result.versions.reserve(static_cast<size_t>(record->versions_size()));
   for (auto& pv : record->versions()) {
     auto value = messages::from_proto(pv.engram());
     if (!value)
@@ -127,10 +139,13 @@ from_record(std::string_view bytes, const engram_id& id,
                         "record holds engram " + value->id.to_string());
     if (pv.dot().replica() == 0 || pv.dot().counter() == 0)
       return make_error(errc::corrupt_record, "version with invalid dot");
-    result.push_back(version{dot{pv.dot().replica(), pv.dot().counter()},
-                             pv.resolves(), std::move(*value)});
+    dot tag{pv.dot().replica(), pv.dot().counter()};
+    // A version vector always covers the versions it belongs to.
+    if (!result.clock.covers(tag))
+      result.clock.set(tag.replica, tag.counter);
+    result.versions.push_back(version{tag, pv.resolves(), std::move(*value)});
   }
-  std::sort(result.begin(), result.end(),
+  std::sort(result.versions.begin(), result.versions.end(),
             [](const version& x, const version& y) {
               return x.tag < y.tag;
             });
@@ -283,23 +298,20 @@ expected<uint64_t> store::record(const replica_delta& delta,
                         &old_bytes);
     if (st.ok()) {
       if (auto old = from_record(old_bytes, entry.id))
-        for (auto& v : *old)
+        for (auto& v : old->versions)
           for (auto& key : index_keys(entry.id, v))
             batch.Delete(s.cfs[cf_index_], key);
     } else if (!st.IsNotFound()) {
       return storage_error(st, "cannot read engram " + entry.id.to_string());
     }
     auto* versions = current.versions(entry.id);
-    if (versions == nullptr || versions->empty()) {
+    if (versions == nullptr) {
       batch.Delete(s.cfs[cf_engrams], raw_id);
       continue;
     }
     v1::StoredEngram record;
-    to_record(*versions, record);
+    to_record(*versions, current.key_context(entry.id), record);
     batch.Put(s.cfs[cf_engrams], raw_id, messages::serialize(record));
-    v1::StoredClock clock;
-    messages::to_proto(current.key_context(entry.id), *clock.mutable_clock());
-    batch.Put(s.cfs[cf_clocks], raw_id, messages::serialize(clock));
     for (auto& v : *versions)
       for (auto& key : index_keys(entry.id, v))
         batch.Put(s.cfs[cf_index_], key, rocksdb::Slice{});
@@ -308,10 +320,12 @@ expected<uint64_t> store::record(const replica_delta& delta,
   v1::LogEntry log;
   messages::to_proto(delta, *log.mutable_batch());
   batch.Put(s.cfs[cf_log], be64(sequence), messages::serialize(log));
+  v1::StoredContext context;
+  messages::to_proto(current.context(), *context.mutable_context());
+  batch.Put(s.cfs[cf_clocks], context_key, messages::serialize(context));
   v1::StoreMeta meta;
   meta.set_schema_version(schema_version);
   meta.set_replica(s.self);
-  messages::to_proto(current.context(), *meta.mutable_context());
   meta.set_next_sequence(sequence + 1);
   batch.Put(s.cfs[cf_meta], meta_key, messages::serialize(meta));
   // Synced (unless the store was opened without sync): the caller
@@ -333,17 +347,21 @@ expected<load_report> store::load(replica& into) const {
   load_report report;
   replica_delta state;
   std::string bytes;
-  auto st = s.db->Get(rocksdb::ReadOptions{}, s.cfs[cf_meta], meta_key, &bytes);
-  if (!st.ok())
-    return storage_error(st, "cannot read store meta");
-  v1::StoreMeta meta;
-  if (!meta.ParseFromString(bytes))
-    return make_error(errc::corrupt_record, "store meta cannot be decoded");
-  auto context = messages::from_proto(meta.context(), messages::limits{});
-  if (!context)
-    return make_error(errc::corrupt_record,
-                      "store context: " + context.error_value().to_string());
-  state.context = std::move(*context);
+  auto st = s.db->Get(rocksdb::ReadOptions{}, s.cfs[cf_clocks], context_key,
+                      &bytes);
+  if (st.ok()) {
+    v1::StoredContext stored;
+    if (!stored.ParseFromString(bytes))
+      return make_error(errc::corrupt_record,
+                        "clocks/replica: not a StoredContext");
+    auto context = messages::from_proto(stored.context(), messages::limits{});
+    if (!context)
+      return make_error(errc::corrupt_record,
+                        "clocks/replica: " + context.error_value().to_string());
+    state.context = std::move(*context);
+  } else if (!st.IsNotFound()) { // not found: nothing recorded yet
+    return storage_error(st, "cannot read the replica's context");
+  }
   // Decode the two halves of the id space on two threads: decoding, not
   // I/O, bounds recovery.
   struct part {
@@ -365,11 +383,7 @@ expected<load_report> store::load(replica& into) const {
       scan.iterate_upper_bound = &hi;
     std::unique_ptr<rocksdb::Iterator> engrams{
         s.db->NewIterator(scan, s.cfs[cf_engrams])};
-    std::unique_ptr<rocksdb::Iterator> clocks{
-        s.db->NewIterator(scan, s.cfs[cf_clocks])};
     google::protobuf::Arena arena;
-    v1::StoredClock clock_record;
-    clocks->SeekToFirst();
     for (engrams->SeekToFirst(); engrams->Valid(); engrams->Next()) {
       auto key = engrams->key();
       auto id = messages::id_from_bytes(key.ToString());
@@ -379,38 +393,14 @@ expected<load_report> store::load(replica& into) const {
         continue;
       }
       arena.Reset();
-      auto versions = from_record(engrams->value().ToStringView(), *id, &arena);
-      if (!versions) {
-        out.corrupt.push_back({"engrams", hex(key.ToStringView()),
-                               versions.error_value().message});
+      auto stored = from_record(engrams->value().ToStringView(), *id, &arena);
+      if (!stored) {
+        out.corrupt.push_back(
+            {"engrams", hex(key.ToStringView()), stored.error_value().message});
         continue;
       }
-      // Clocks are keyed alike: walk both in step.
-      while (clocks->Valid() && clocks->key().compare(key) < 0)
-        clocks->Next();
-      vector_clock key_clock;
-      if (clocks->Valid() && clocks->key() == key) {
-        auto value = clocks->value();
-        auto decoded
-            = clock_record.ParseFromArray(value.data(),
-                                          static_cast<int>(value.size()))
-                  ? messages::from_proto(clock_record.clock(),
-                                         messages::limits{})
-                  : expected<vector_clock>{
-                      make_error(errc::corrupt_record, "not a StoredClock")};
-        if (!decoded) {
-          out.corrupt.push_back({"clocks", hex(key.ToStringView()),
-                                 decoded.error_value().message});
-          continue;
-        }
-        key_clock = std::move(*decoded);
-      }
-      // A version vector always covers the versions it belongs to.
-      for (auto& v : *versions)
-        if (!key_clock.covers(v.tag))
-          key_clock.set(v.tag.replica, v.tag.counter);
-      out.entries.push_back(
-          delta_entry{*id, std::move(key_clock), std::move(*versions)});
+      out.entries.push_back(delta_entry{*id, std::move(stored->clock),
+                                        std::move(stored->versions)});
     }
     out.status = engrams->status();
   };
@@ -450,12 +440,11 @@ expected<std::vector<version>> store::get(const engram_id& id) const {
     return std::vector<version>{};
   if (!st.ok())
     return storage_error(st, "cannot read engram " + id.to_string());
-  auto versions = from_record(bytes, id);
-  if (!versions)
-    return make_error(errc::corrupt_record,
-                      "engrams/" + hex(raw) + ": "
-                          + versions.error_value().message);
-  return versions;
+  auto stored = from_record(bytes, id);
+  if (!stored)
+    return make_error(errc::corrupt_record, "engrams/" + hex(raw) + ": "
+                                                + stored.error_value().message);
+  return std::move(stored->versions);
 }
 
 expected<std::vector<engram_id>>
@@ -531,7 +520,7 @@ expected<void> store::acknowledge(const std::string& peer,
   ack.set_peer(peer);
   messages::to_proto(seen, *ack.mutable_seen());
   // Not synced: losing an acknowledgement only delays log truncation.
-  auto st = impl_->db->Put(rocksdb::WriteOptions{}, impl_->cfs[cf_meta],
+  auto st = impl_->db->Put(rocksdb::WriteOptions{}, impl_->cfs[cf_clocks],
                            peer_prefix + peer, messages::serialize(ack));
   if (!st.ok())
     return storage_error(st, "cannot record acknowledgement");
@@ -542,14 +531,14 @@ expected<size_t> store::truncate_log() {
   auto& s = *impl_;
   std::vector<causal_context> peers;
   std::unique_ptr<rocksdb::Iterator> acks{
-      s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_meta])};
+      s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_clocks])};
   for (acks->Seek(peer_prefix); acks->Valid(); acks->Next()) {
     if (!acks->key().starts_with(peer_prefix))
       break;
     v1::PeerAck ack;
     if (!ack.ParseFromString(acks->value().ToString()))
       return make_error(errc::corrupt_record,
-                        "meta/" + acks->key().ToString() + ": not a PeerAck");
+                        "clocks/" + acks->key().ToString() + ": not a PeerAck");
     auto seen = messages::from_proto(ack.seen(), messages::limits{});
     if (!seen)
       return seen.error_value();

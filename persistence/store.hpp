@@ -43,16 +43,17 @@ struct load_report {
   std::vector<corrupt_record> corrupt;
 };
 
-/// The node's durable store: RocksDB with column families `engrams`
-/// (versions per engram), `clocks` (version vector per engram),
+/// The node's durable store: RocksDB with column families `engrams` (per
+/// engram: every version held and its version vector, one record), `clocks`
+/// (the replica's causal context and what each peer acknowledged),
 /// `delta_log` (every recorded delta, for sync), `index` (secondary indexes
-/// for queries) and `meta` (schema version, replica, causal context, peer
-/// acknowledgements). Every record is protobuf (engram.v1 store.proto).
+/// for queries) and `meta` (schema version, replica id, next log sequence).
+/// Every record is protobuf (engram.v1 store.proto).
 ///
-/// One mutation or join = one WriteBatch holding the changed engrams, their
-/// clocks, index entries, the replica's context and the delta-log entry,
-/// written with sync=true before `record` returns: what it acknowledged
-/// survives a crash, and `load` restores the replica exactly.
+/// One mutation or join = one WriteBatch holding the changed engrams with
+/// their version vectors, index entries, the replica's context and the
+/// delta-log entry, written with sync=true before `record` returns: what it
+/// acknowledged survives a crash, and `load` restores the replica exactly.
 class store {
 public:
   /// Opens (or creates) the store of replica `self`. Refuses, with an error
