@@ -291,8 +291,10 @@ expected<uint64_t> store::record(const replica_delta& delta,
   rocksdb::WriteBatch batch;
   for (auto& entry : delta.entries) {
     auto raw_id = messages::id_bytes(entry.id);
-    // Old index entries go; new ones come (same-key Delete then Put: Put
-    // wins, batches apply in order).
+    // Index keys of the stored versions that the new versions no longer
+    // have go; keys the new versions add come. An update usually keeps its
+    // scope, type and subject keys and only moves in time.
+    std::vector<std::string> old_keys;
     std::string old_bytes;
     auto st = s.db->Get(rocksdb::ReadOptions{}, s.cfs[cf_engrams], raw_id,
                         &old_bytes);
@@ -300,11 +302,28 @@ expected<uint64_t> store::record(const replica_delta& delta,
       if (auto old = from_record(old_bytes, entry.id))
         for (auto& v : old->versions)
           for (auto& key : index_keys(entry.id, v))
-            batch.Delete(s.cfs[cf_index_], key);
+            old_keys.push_back(std::move(key));
     } else if (!st.IsNotFound()) {
       return storage_error(st, "cannot read engram " + entry.id.to_string());
     }
+    std::vector<std::string> new_keys;
     auto* versions = current.versions(entry.id);
+    if (versions != nullptr)
+      for (auto& v : *versions)
+        for (auto& key : index_keys(entry.id, v))
+          new_keys.push_back(std::move(key));
+    std::sort(old_keys.begin(), old_keys.end());
+    std::sort(new_keys.begin(), new_keys.end());
+    std::vector<std::string> gone;
+    std::set_difference(old_keys.begin(), old_keys.end(), new_keys.begin(),
+                        new_keys.end(), std::back_inserter(gone));
+    for (auto& key : gone)
+      batch.Delete(s.cfs[cf_index_], key);
+    std::vector<std::string> added;
+    std::set_difference(new_keys.begin(), new_keys.end(), old_keys.begin(),
+                        old_keys.end(), std::back_inserter(added));
+    for (auto& key : added)
+      batch.Put(s.cfs[cf_index_], key, rocksdb::Slice{});
     if (versions == nullptr) {
       batch.Delete(s.cfs[cf_engrams], raw_id);
       continue;
@@ -312,9 +331,6 @@ expected<uint64_t> store::record(const replica_delta& delta,
     v1::StoredEngram record;
     to_record(*versions, current.key_context(entry.id), record);
     batch.Put(s.cfs[cf_engrams], raw_id, messages::serialize(record));
-    for (auto& v : *versions)
-      for (auto& key : index_keys(entry.id, v))
-        batch.Put(s.cfs[cf_index_], key, rocksdb::Slice{});
   }
   auto sequence = s.next_sequence;
   v1::LogEntry log;

@@ -73,6 +73,41 @@ void BM_synced_batches(benchmark::State& state) {
 }
 BENCHMARK(BM_synced_batches)->UseRealTime()->MinTime(3);
 
+// Updates of engrams already stored (100 k keys), same batches.
+void BM_synced_updates(benchmark::State& state) {
+  auto path = scratch("updates");
+  auto db = persistence::store::open(persistence::store_options{path}, 1);
+  if (!db)
+    std::abort();
+  system_physical_clock wall;
+  hybrid_logical_clock hlc{wall};
+  replica mem{1, hlc};
+  constexpr size_t keys = 100'000;
+  for (size_t k = 0; k < keys;) {
+    replica_delta batch;
+    for (int i = 0; i < 256 && k < keys; ++i)
+      join_deltas(batch, *mem.put(make(k++)));
+    if (!(*db)->record(batch, mem))
+      std::abort();
+  }
+  size_t next = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    replica_delta batch;
+    for (int i = 0; i < 256; ++i)
+      join_deltas(batch, *mem.put(make((next++ * 7919) % keys)));
+    state.ResumeTiming();
+    if (!(*db)->record(batch, mem))
+      state.SkipWithError("record failed");
+  }
+  state.counters["synced_updates_per_s"]
+      = benchmark::Counter(static_cast<double>(state.iterations()) * 256,
+                           benchmark::Counter::kIsRate);
+  db->reset();
+  std::filesystem::remove_all(path);
+}
+BENCHMARK(BM_synced_updates)->UseRealTime()->MinTime(3);
+
 void BM_recovery_1m(benchmark::State& state) {
   constexpr size_t n = 1'000'000;
   auto path = scratch("recovery");
