@@ -301,24 +301,48 @@ expected<engram_record> from_proto(const v1::Engram& in, const limits& bounds) {
 // -- clocks -----------------------------------------------------------------
 
 void to_proto(const vector_clock& in, v1::VectorClock& out) {
+  auto* bytes = out.mutable_entries();
+  bytes->reserve(in.size() * 10);
   for (auto& [replica, counter] : in.entries()) {
-    auto* e = out.add_entries();
-    e->set_replica(replica);
-    e->set_counter(counter);
+    for (int i = 0; i < 8; ++i)
+      *bytes += static_cast<char>(replica >> (8 * i));
+    put_varint(*bytes, counter);
   }
 }
 
 expected<vector_clock> from_proto(const v1::VectorClock& in,
                                   const limits& bounds) {
-  if (static_cast<size_t>(in.entries_size()) > bounds.max_elements)
-    return make_error(errc::limit_exceeded, "vector clock too large");
+  auto& bytes = in.entries();
   vector_clock out;
-  for (auto& e : in.entries()) {
-    if (e.replica() == 0)
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    if (out.size() == bounds.max_elements)
+      return make_error(errc::limit_exceeded, "vector clock too large");
+    if (bytes.size() - pos < 9)
+      return bad("vector clock is truncated");
+    uint64_t replica = 0;
+    for (int i = 0; i < 8; ++i)
+      replica |= uint64_t{static_cast<uint8_t>(bytes[pos + size_t(i)])}
+                 << (8 * i);
+    pos += 8;
+    uint64_t counter = 0;
+    int shift = 0;
+    while (true) {
+      if (pos >= bytes.size() || shift > 63)
+        return bad("vector clock is truncated");
+      auto byte = static_cast<uint8_t>(bytes[pos++]);
+      counter |= uint64_t{byte & 0x7fu} << shift;
+      if ((byte & 0x80) == 0)
+        break;
+      shift += 7;
+    }
+    if (replica == 0)
       return bad("vector clock names replica 0");
-    if (out.get(e.replica()) != 0)
+    if (counter == 0)
+      return bad("vector clock holds a zero counter");
+    if (out.get(replica) != 0)
       return bad("vector clock lists a replica twice");
-    out.set(e.replica(), e.counter());
+    out.set(replica, counter);
   }
   return out;
 }

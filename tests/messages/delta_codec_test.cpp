@@ -126,10 +126,17 @@ BOOST_AUTO_TEST_CASE(malformed_deltas_are_refused_naming_the_problem) {
   update.mutable_deltas(0)->mutable_update()->add_changes()->add_path("fact");
   expect_refused(update, errc::invalid_field, "not a Create");
   auto twice = good;
-  auto* dup = twice.mutable_context()->mutable_clock()->add_entries();
-  dup->set_replica(1);
-  dup->set_counter(1);
+  auto* clock = twice.mutable_context()->mutable_clock()->mutable_entries();
+  *clock += std::string{"\x01\0\0\0\0\0\0\0\x01", 9};
+  *clock += std::string{"\x01\0\0\0\0\0\0\0\x02", 9};
   expect_refused(twice, errc::invalid_field, "twice");
+  auto zero = good;
+  zero.mutable_context()->mutable_clock()->set_entries(
+      std::string{"\x01\0\0\0\0\0\0\0\x00", 9});
+  expect_refused(zero, errc::invalid_field, "zero counter");
+  auto cut = good;
+  cut.mutable_context()->mutable_clock()->set_entries(std::string(5, '\x01'));
+  expect_refused(cut, errc::invalid_field, "truncated");
   limits small;
   small.max_elements = 0;
   expect_refused(good, errc::limit_exceeded, "limit", small);
