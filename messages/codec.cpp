@@ -26,30 +26,38 @@ error bad(const std::string& what) {
   return make_error(errc::invalid_field, what);
 }
 
-void scope_to_proto(const memory_scope& in, v1::Scope& scope) {
-  switch (in.kind()) {
-    case scope_kind::instance: scope.set_kind(v1::SCOPE_KIND_INSTANCE); break;
-    case scope_kind::agent: scope.set_kind(v1::SCOPE_KIND_AGENT); break;
-    case scope_kind::collective:
-      scope.set_kind(v1::SCOPE_KIND_COLLECTIVE);
-      break;
-    case scope_kind::universal: scope.set_kind(v1::SCOPE_KIND_UNIVERSAL); break;
+v1::ScopeKind kind_to_proto(scope_kind kind) {
+  switch (kind) {
+    case scope_kind::instance: return v1::SCOPE_KIND_INSTANCE;
+    case scope_kind::agent: return v1::SCOPE_KIND_AGENT;
+    case scope_kind::collective: return v1::SCOPE_KIND_COLLECTIVE;
+    case scope_kind::universal: break;
   }
+  return v1::SCOPE_KIND_UNIVERSAL;
+}
+
+void scope_to_proto(const memory_scope& in, v1::Scope& scope) {
+  scope.set_kind(kind_to_proto(in.kind()));
   scope.set_id(in.id());
   for (auto& m : in.members())
     scope.add_members(m);
 }
 
-expected<memory_scope> scope_from_proto(const v1::Scope& s) {
-  switch (s.kind()) {
-    case v1::SCOPE_KIND_INSTANCE: return memory_scope::instance(s.id());
-    case v1::SCOPE_KIND_AGENT: return memory_scope::agent(s.id());
+expected<memory_scope> scope_from_parts(
+    int kind, const std::string& id,
+    const google::protobuf::RepeatedPtrField<std::string>& members) {
+  switch (kind) {
+    case v1::SCOPE_KIND_INSTANCE: return memory_scope::instance(id);
+    case v1::SCOPE_KIND_AGENT: return memory_scope::agent(id);
     case v1::SCOPE_KIND_COLLECTIVE:
-      return memory_scope::collective(s.id(),
-                                      {s.members().begin(), s.members().end()});
+      return memory_scope::collective(id, {members.begin(), members.end()});
     case v1::SCOPE_KIND_UNIVERSAL: return memory_scope::universal();
-    default: return bad("unknown scope kind " + std::to_string(s.kind()));
+    default: return bad("unknown scope kind " + std::to_string(kind));
   }
+}
+
+expected<memory_scope> scope_from_proto(const v1::Scope& s) {
+  return scope_from_parts(s.kind(), s.id(), s.members());
 }
 
 // -- varint columns ---------------------------------------------------------
@@ -300,19 +308,19 @@ expected<engram_record> from_proto(const v1::Engram& in, const limits& bounds) {
 
 // -- clocks -----------------------------------------------------------------
 
-void to_proto(const vector_clock& in, v1::VectorClock& out) {
-  auto* bytes = out.mutable_entries();
-  bytes->reserve(in.size() * 10);
+namespace {
+
+void pack_clock(const vector_clock& in, std::string& bytes) {
+  bytes.reserve(bytes.size() + in.size() * 10);
   for (auto& [replica, counter] : in.entries()) {
     for (int i = 0; i < 8; ++i)
-      *bytes += static_cast<char>(replica >> (8 * i));
-    put_varint(*bytes, counter);
+      bytes += static_cast<char>(replica >> (8 * i));
+    put_varint(bytes, counter);
   }
 }
 
-expected<vector_clock> from_proto(const v1::VectorClock& in,
-                                  const limits& bounds) {
-  auto& bytes = in.entries();
+expected<vector_clock> unpack_clock(const std::string& bytes,
+                                    const limits& bounds) {
   vector_clock out;
   size_t pos = 0;
   while (pos < bytes.size()) {
@@ -347,8 +355,19 @@ expected<vector_clock> from_proto(const v1::VectorClock& in,
   return out;
 }
 
+} // namespace
+
+void to_proto(const vector_clock& in, v1::VectorClock& out) {
+  pack_clock(in, *out.mutable_entries());
+}
+
+expected<vector_clock> from_proto(const v1::VectorClock& in,
+                                  const limits& bounds) {
+  return unpack_clock(in.entries(), bounds);
+}
+
 void to_proto(const causal_context& in, v1::CausalContext& out) {
-  to_proto(in.clock(), *out.mutable_clock());
+  pack_clock(in.clock(), *out.mutable_clock());
   // The cloud is sorted by (replica, counter): one run per replica.
   auto& cloud = in.cloud();
   uint64_t previous = 0; // end of the previous run of this replica
@@ -374,7 +393,7 @@ void to_proto(const causal_context& in, v1::CausalContext& out) {
 
 expected<causal_context> from_proto(const v1::CausalContext& in,
                                     const limits& bounds) {
-  auto clock = from_proto(in.clock(), bounds);
+  auto clock = unpack_clock(in.clock(), bounds);
   if (!clock)
     return clock.error_value();
   if (static_cast<size_t>(in.cloud_size()) > bounds.max_elements)
@@ -440,7 +459,10 @@ struct fact_group {
 
 void to_columns(const fact_group& group, v1::FactColumns& out) {
   auto& first = *group.first;
-  scope_to_proto(first.scope, *out.mutable_scope());
+  out.set_scope_kind(kind_to_proto(first.scope.kind()));
+  out.set_scope_id(first.scope.id());
+  for (auto& m : first.scope.members())
+    out.add_scope_members(m);
   out.set_type(static_cast<v1::MemoryType>(first.type));
   out.set_replica(group.replica);
   if (first.confidence != 1.0)
@@ -691,7 +713,8 @@ expected<void> from_columns(const v1::FactColumns& in, const limits& bounds,
     return bad("fact columns name replica 0");
   if (!v1::MemoryType_IsValid(in.type()))
     return bad("unknown memory type " + std::to_string(in.type()));
-  auto scope = scope_from_proto(in.scope());
+  auto scope
+      = scope_from_parts(in.scope_kind(), in.scope_id(), in.scope_members());
   if (!scope)
     return scope.error_value();
   // What `validate` checks of each fact, once for the group: the scope and

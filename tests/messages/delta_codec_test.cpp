@@ -126,16 +126,15 @@ BOOST_AUTO_TEST_CASE(malformed_deltas_are_refused_naming_the_problem) {
   update.mutable_deltas(0)->mutable_update()->add_changes()->add_path("fact");
   expect_refused(update, errc::invalid_field, "not a Create");
   auto twice = good;
-  auto* clock = twice.mutable_context()->mutable_clock()->mutable_entries();
+  auto* clock = twice.mutable_context()->mutable_clock();
   *clock += std::string{"\x01\0\0\0\0\0\0\0\x01", 9};
   *clock += std::string{"\x01\0\0\0\0\0\0\0\x02", 9};
   expect_refused(twice, errc::invalid_field, "twice");
   auto zero = good;
-  zero.mutable_context()->mutable_clock()->set_entries(
-      std::string{"\x01\0\0\0\0\0\0\0\x00", 9});
+  zero.mutable_context()->set_clock(std::string{"\x01\0\0\0\0\0\0\0\x00", 9});
   expect_refused(zero, errc::invalid_field, "zero counter");
   auto cut = good;
-  cut.mutable_context()->mutable_clock()->set_entries(std::string(5, '\x01'));
+  cut.mutable_context()->set_clock(std::string(5, '\x01'));
   expect_refused(cut, errc::invalid_field, "truncated");
   limits small;
   small.max_elements = 0;
@@ -212,7 +211,7 @@ BOOST_AUTO_TEST_CASE(malformed_fact_columns_are_refused) {
   nan.mutable_facts(0)->set_confidence(std::nan(""));
   expect_refused(nan, errc::invalid_field, "confidence");
   auto lonely = good;
-  lonely.mutable_facts(0)->mutable_scope()->set_kind(v1::SCOPE_KIND_COLLECTIVE);
+  lonely.mutable_facts(0)->set_scope_kind(v1::SCOPE_KIND_COLLECTIVE);
   expect_refused(lonely, errc::invalid_field, "no members");
   auto no_writer = good;
   no_writer.mutable_facts(0)->set_replica(0);
