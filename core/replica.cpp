@@ -207,12 +207,17 @@ expected<replica_delta> replica::archive(const engram_id& id) {
   return write(std::move(*current), 0);
 }
 
+std::vector<pending_question>::iterator
+replica::find_question(uint64_t conflict_id) {
+  return std::find_if(questions_.begin(), questions_.end(),
+                      [&](const pending_question& q) {
+                        return q.subject.id == conflict_id;
+                      });
+}
+
 expected<replica_delta> replica::answer(uint64_t conflict_id,
                                         const resolution& r) {
-  auto i = std::find_if(questions_.begin(), questions_.end(),
-                        [&](const pending_question& q) {
-                          return q.subject.id == conflict_id;
-                        });
+  auto i = find_question(conflict_id);
   if (i == questions_.end())
     return make_error(errc::unknown_conflict,
                       "no pending question for conflict "
@@ -245,10 +250,7 @@ expected<replica_delta> replica::answer(uint64_t conflict_id,
 
 expected<replica_delta> replica::answer(uint64_t conflict_id,
                                         const std::string& option) {
-  auto i = std::find_if(questions_.begin(), questions_.end(),
-                        [&](const pending_question& q) {
-                          return q.subject.id == conflict_id;
-                        });
+  auto i = find_question(conflict_id);
   if (i == questions_.end())
     return make_error(errc::unknown_conflict,
                       "no pending question for conflict "

@@ -267,6 +267,8 @@ private:
 
   void add_version(version_list& versions, version&& v);
 
+  std::vector<pending_question>::iterator find_question(uint64_t conflict_id);
+
   void drop_stale_questions(const engram_id& id, const version_list& versions);
 
   bool collapsed(const version_list& versions) const;

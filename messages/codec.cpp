@@ -102,6 +102,20 @@ public:
     return 0;
   }
 
+  /// Reads 8 little-endian bytes.
+  uint64_t next_fixed64() {
+    if (bytes_.size() - pos_ < 8) {
+      ok_ = false;
+      pos_ = bytes_.size();
+      return 0;
+    }
+    uint64_t result = 0;
+    for (size_t i = 0; i < 8; ++i)
+      result |= uint64_t{static_cast<uint8_t>(bytes_[pos_ + i])} << (8 * i);
+    pos_ += 8;
+    return result;
+  }
+
   bool ok() const noexcept { return ok_; }
 
   bool at_end() const noexcept { return pos_ == bytes_.size(); }
@@ -322,28 +336,14 @@ void pack_clock(const vector_clock& in, std::string& bytes) {
 expected<vector_clock> unpack_clock(const std::string& bytes,
                                     const limits& bounds) {
   vector_clock out;
-  size_t pos = 0;
-  while (pos < bytes.size()) {
+  column_reader in{bytes};
+  while (!in.at_end()) {
     if (out.size() == bounds.max_elements)
       return make_error(errc::limit_exceeded, "vector clock too large");
-    if (bytes.size() - pos < 9)
+    auto replica = in.next_fixed64();
+    auto counter = in.next();
+    if (!in.ok())
       return bad("vector clock is truncated");
-    uint64_t replica = 0;
-    for (int i = 0; i < 8; ++i)
-      replica |= uint64_t{static_cast<uint8_t>(bytes[pos + size_t(i)])}
-                 << (8 * i);
-    pos += 8;
-    uint64_t counter = 0;
-    int shift = 0;
-    while (true) {
-      if (pos >= bytes.size() || shift > 63)
-        return bad("vector clock is truncated");
-      auto byte = static_cast<uint8_t>(bytes[pos++]);
-      counter |= uint64_t{byte & 0x7fu} << shift;
-      if ((byte & 0x80) == 0)
-        break;
-      shift += 7;
-    }
     if (replica == 0)
       return bad("vector clock names replica 0");
     if (counter == 0)

@@ -90,23 +90,27 @@ workload& shared_workload() {
   return *w;
 }
 
-// Joins `batches` into the reader (moving them); returns merges per second.
-double measure(workload& w, std::vector<replica_delta>& batches) {
+// Joins `batches` into the reader, moving them (`owning`) or not; returns
+// the merges applied and the seconds it took.
+std::pair<double, double>
+join_all(workload& w, std::vector<replica_delta>& batches, bool owning) {
   auto start = std::chrono::steady_clock::now();
-  size_t merged = 0;
+  double merged = 0;
   for (auto& b : batches) {
-    auto report = w.reader.join(std::move(b));
+    auto report = owning ? w.reader.join(std::move(b))
+                         : w.reader.join(static_cast<const replica_delta&>(b));
     if (!report)
       std::abort();
-    merged += report->applied;
+    merged += static_cast<double>(report->applied);
   }
   auto secs
       = std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
             .count();
-  return static_cast<double>(merged) / secs;
+  return {merged, secs};
 }
 
-void BM_merge_batches(benchmark::State& state) {
+// Merges per second of joins that own (`owning`) or copy their batches.
+void merge_batches(benchmark::State& state, bool owning) {
   auto& w = shared_workload();
   constexpr size_t per_iteration = 200;
   double total_merges = 0;
@@ -115,45 +119,20 @@ void BM_merge_batches(benchmark::State& state) {
     state.PauseTiming();
     auto batches = w.make_batches(per_iteration);
     state.ResumeTiming();
-    auto start = std::chrono::steady_clock::now();
-    for (auto& b : batches) {
-      auto report = w.reader.join(std::move(b));
-      if (!report)
-        state.SkipWithError("join failed");
-      total_merges += static_cast<double>(report->applied);
-    }
-    total_secs += std::chrono::duration<double>(std::chrono::steady_clock::now()
-                                                - start)
-                      .count();
+    auto [merges, secs] = join_all(w, batches, owning);
+    total_merges += merges;
+    total_secs += secs;
   }
   state.counters["merges_per_s"] = total_merges / total_secs;
   state.counters["engrams"] = static_cast<double>(w.reader.size());
   state.SetItemsProcessed(static_cast<int64_t>(total_merges));
 }
+
+void BM_merge_batches(benchmark::State& state) { merge_batches(state, true); }
 BENCHMARK(BM_merge_batches)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_merge_batches_copying(benchmark::State& state) {
-  auto& w = shared_workload();
-  constexpr size_t per_iteration = 200;
-  double total_merges = 0;
-  double total_secs = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    auto batches = w.make_batches(per_iteration);
-    state.ResumeTiming();
-    auto start = std::chrono::steady_clock::now();
-    for (auto& b : batches) {
-      const auto& cb = b;
-      auto report = w.reader.join(cb);
-      if (!report)
-        state.SkipWithError("join failed");
-      total_merges += static_cast<double>(report->applied);
-    }
-    total_secs += std::chrono::duration<double>(std::chrono::steady_clock::now()
-                                                - start)
-                      .count();
-  }
-  state.counters["merges_per_s"] = total_merges / total_secs;
+  merge_batches(state, false);
 }
 BENCHMARK(BM_merge_batches_copying)
     ->Unit(benchmark::kMillisecond)
@@ -167,7 +146,8 @@ void BM_vs_peers(benchmark::State& state) {
     std::vector<double> ours;
     for (int i = 0; i < 5; ++i) {
       auto batches = w.make_batches(200);
-      ours.push_back(measure(w, batches));
+      auto [merges, secs] = join_all(w, batches, true);
+      ours.push_back(merges / secs);
     }
     std::sort(ours.begin(), ours.end());
     auto our_rate = ours[ours.size() / 2];

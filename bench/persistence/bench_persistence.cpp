@@ -47,64 +47,65 @@ size_t resident_bytes() {
   return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
-void BM_synced_batches(benchmark::State& state) {
-  auto path = scratch("synced");
-  auto db = persistence::store::open(persistence::store_options{path}, 1);
-  if (!db)
-    std::abort();
-  system_physical_clock wall;
-  hybrid_logical_clock hlc{wall};
-  replica mem{1, hlc};
-  size_t key = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    replica_delta batch;
-    for (int i = 0; i < 256; ++i)
-      join_deltas(batch, *mem.put(make(key++)));
-    state.ResumeTiming();
-    if (!(*db)->record(batch, mem))
-      state.SkipWithError("record failed");
-  }
-  state.counters["synced_engrams_per_s"]
-      = benchmark::Counter(static_cast<double>(state.iterations()) * 256,
-                           benchmark::Counter::kIsRate);
-  db->reset();
-  std::filesystem::remove_all(path);
-}
-BENCHMARK(BM_synced_batches)->UseRealTime()->MinTime(3);
-
-// Updates of engrams already stored (100 k keys), same batches.
-void BM_synced_updates(benchmark::State& state) {
-  auto path = scratch("updates");
-  auto db = persistence::store::open(persistence::store_options{path}, 1);
-  if (!db)
-    std::abort();
-  system_physical_clock wall;
-  hybrid_logical_clock hlc{wall};
-  replica mem{1, hlc};
-  constexpr size_t keys = 100'000;
-  for (size_t k = 0; k < keys;) {
-    replica_delta batch;
-    for (int i = 0; i < 256 && k < keys; ++i)
-      join_deltas(batch, *mem.put(make(k++)));
-    if (!(*db)->record(batch, mem))
+// Puts the engrams `key(0)`..`key(count - 1)` into `mem` and records them
+// in batches of `batch`.
+template<class KeyFn>
+void record_batches(persistence::store& db, replica& mem, size_t count,
+                    size_t batch, KeyFn key) {
+  for (size_t i = 0; i < count;) {
+    replica_delta group;
+    for (size_t j = 0; j < batch && i < count; ++j)
+      join_deltas(group, *mem.put(make(key(i++))));
+    if (!db.record(group, mem))
       std::abort();
   }
+}
+
+// Synced batches of 256 writes; `key(i)` names the i-th engram written,
+// after `preload` engrams were stored unmeasured.
+template<class KeyFn>
+void synced_batches(benchmark::State& state, const char* name,
+                    const char* counter, size_t preload, KeyFn key) {
+  auto path = scratch(name);
+  auto db = persistence::store::open(persistence::store_options{path}, 1);
+  if (!db)
+    std::abort();
+  system_physical_clock wall;
+  hybrid_logical_clock hlc{wall};
+  replica mem{1, hlc};
+  record_batches(**db, mem, preload, 256, [](size_t i) {
+    return i;
+  });
   size_t next = 0;
   for (auto _ : state) {
     state.PauseTiming();
     replica_delta batch;
     for (int i = 0; i < 256; ++i)
-      join_deltas(batch, *mem.put(make((next++ * 7919) % keys)));
+      join_deltas(batch, *mem.put(make(key(next++))));
     state.ResumeTiming();
     if (!(*db)->record(batch, mem))
       state.SkipWithError("record failed");
   }
-  state.counters["synced_updates_per_s"]
+  state.counters[counter]
       = benchmark::Counter(static_cast<double>(state.iterations()) * 256,
                            benchmark::Counter::kIsRate);
   db->reset();
   std::filesystem::remove_all(path);
+}
+
+void BM_synced_batches(benchmark::State& state) {
+  synced_batches(state, "synced", "synced_engrams_per_s", 0, [](size_t i) {
+    return i;
+  });
+}
+BENCHMARK(BM_synced_batches)->UseRealTime()->MinTime(3);
+
+// Updates of engrams already stored (100 k keys), same batches.
+void BM_synced_updates(benchmark::State& state) {
+  constexpr size_t keys = 100'000;
+  synced_batches(state, "updates", "synced_updates_per_s", keys, [](size_t i) {
+    return (i * 7919) % keys;
+  });
 }
 BENCHMARK(BM_synced_updates)->UseRealTime()->MinTime(3);
 
@@ -119,13 +120,9 @@ void BM_recovery_1m(benchmark::State& state) {
     system_physical_clock wall;
     hybrid_logical_clock hlc{wall};
     replica mem{1, hlc};
-    for (size_t k = 0; k < n;) {
-      replica_delta batch;
-      for (int i = 0; i < 1024 && k < n; ++i)
-        join_deltas(batch, *mem.put(make(k++)));
-      if (!(*db)->record(batch, mem))
-        std::abort();
-    }
+    record_batches(**db, mem, n, 1024, [](size_t i) {
+      return i;
+    });
   }
   for (auto _ : state) {
     malloc_trim(0);
