@@ -24,6 +24,10 @@ const char* to_string(errc code) noexcept {
     case errc::storage_failed: return "storage_failed";
     case errc::schema_mismatch: return "schema_mismatch";
     case errc::corrupt_record: return "corrupt_record";
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::unknown_agent: return "unknown_agent";
+    case errc::timeout: return "timeout";
+    case errc::unavailable: return "unavailable";
   }
   return "unknown_error";
 }

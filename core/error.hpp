@@ -50,6 +50,14 @@ enum class errc : uint8_t {
   schema_mismatch,
   /// A stored record cannot be decoded.
   corrupt_record,
+  /// An argument is malformed (e.g. a partition name with a NUL byte).
+  invalid_argument,
+  /// No agent (or instance) with the given id is known where it was asked.
+  unknown_agent,
+  /// A request got no answer within its timeout.
+  timeout,
+  /// The actor or node that should answer is gone or failed.
+  unavailable,
 };
 
 /// Returns the name of an error code, e.g. "invalid_confidence".

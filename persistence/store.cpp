@@ -156,18 +156,51 @@ expected<stored_engram> from_record(std::string_view bytes, const engram_id& id,
 
 // -- impl -------------------------------------------------------------------
 
-struct store::impl {
+struct database::impl {
   std::string path;
-  replica_id self = 0;
   bool sync = true;
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-  uint64_t next_sequence = 1;
 
   ~impl() {
+    if (!db)
+      return;
+    // A clean shutdown flushes the memtables, so the next open need not
+    // replay the write-ahead log (crash recovery still does).
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    (void)db->Flush(flush, cfs);
     for (auto* h : cfs)
       if (h != nullptr)
         db->DestroyColumnFamilyHandle(h);
+  }
+};
+
+struct store::impl {
+  std::shared_ptr<database> owner;
+  rocksdb::DB* db = nullptr;
+  const std::vector<rocksdb::ColumnFamilyHandle*>* cf_handles = nullptr;
+  std::string path;
+  std::string name;
+  /// Every key of this partition starts with it: the name and a NUL.
+  std::string prefix;
+  /// The first key after the partition.
+  std::string prefix_end;
+  replica_id self = 0;
+  bool sync = true;
+  bool keep_log = true;
+  uint64_t next_sequence = 1;
+
+  rocksdb::ColumnFamilyHandle* cf(size_t index) const {
+    return (*cf_handles)[index];
+  }
+
+  std::string key(std::string_view suffix) const {
+    std::string result;
+    result.reserve(prefix.size() + suffix.size());
+    result += prefix;
+    result += suffix;
+    return result;
   }
 
   rocksdb::WriteOptions write_options() const {
@@ -176,11 +209,31 @@ struct store::impl {
     return opts;
   }
 
-  expected<std::vector<engram_id>> scan_ids(const std::string& prefix,
-                                            const std::string& end = {}) const {
+  /// An iterator over this partition of a column family.
+  struct bounded_iterator {
+    rocksdb::Slice lower;
+    rocksdb::Slice upper;
+    std::unique_ptr<rocksdb::Iterator> it;
+  };
+
+  std::unique_ptr<bounded_iterator> iterate(size_t family) const {
+    auto result = std::make_unique<bounded_iterator>();
+    result->lower = rocksdb::Slice{prefix};
+    result->upper = rocksdb::Slice{prefix_end};
+    rocksdb::ReadOptions opts;
+    opts.iterate_lower_bound = &result->lower;
+    opts.iterate_upper_bound = &result->upper;
+    result->it.reset(db->NewIterator(opts, cf(family)));
+    return result;
+  }
+
+  expected<std::vector<engram_id>>
+  scan_ids(const std::string& first, const std::string& last = {}) const {
     std::vector<engram_id> ids;
-    std::unique_ptr<rocksdb::Iterator> it{
-        db->NewIterator(rocksdb::ReadOptions{}, cfs[cf_index_])};
+    auto bounded = iterate(cf_index_);
+    auto& it = bounded->it;
+    auto prefix = key(first);
+    auto end = last.empty() ? std::string{} : key(last);
     for (it->Seek(prefix); it->Valid(); it->Next()) {
       auto key = it->key().ToStringView();
       if (end.empty() ? key.substr(0, prefix.size()) != prefix : key > end)
@@ -200,29 +253,20 @@ struct store::impl {
   }
 };
 
-store::store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
+database::database(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
   // nop
 }
 
-store::~store() {
-  // A clean shutdown flushes the memtables, so the next open need not
-  // replay the write-ahead log (crash recovery still does).
-  if (impl_ && impl_->db) {
-    rocksdb::FlushOptions flush;
-    flush.wait = true;
-    (void)impl_->db->Flush(flush, impl_->cfs);
-  }
-}
+database::~database() = default;
 
-const std::string& store::path() const noexcept { return impl_->path; }
+const std::string& database::path() const noexcept { return impl_->path; }
 
-expected<std::unique_ptr<store>> store::open(const store_options& options,
-                                             replica_id self) {
+expected<std::shared_ptr<database>>
+database::open(const store_options& options) {
   if (options.path.empty())
     return make_error(errc::storage_failed, "store path is empty");
   auto state = std::make_unique<impl>();
   state->path = options.path;
-  state->self = self;
   state->sync = options.sync;
   rocksdb::DBOptions db_opts;
   db_opts.create_if_missing = options.create_if_missing;
@@ -246,29 +290,69 @@ expected<std::unique_ptr<store>> store::open(const store_options& options,
   if (!st.ok())
     return storage_error(st, "cannot open store at '" + options.path + "'");
   state->db.reset(raw);
+  return std::shared_ptr<database>{new database(std::move(state))};
+}
+
+store::store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
+  // nop
+}
+
+store::~store() = default;
+
+const std::string& store::path() const noexcept { return impl_->path; }
+
+const std::string& store::partition() const noexcept { return impl_->name; }
+
+expected<std::unique_ptr<store>> store::open(const store_options& options,
+                                             replica_id self) {
+  auto db = database::open(options);
+  if (!db)
+    return db.error_value();
+  return attach(*db, options.partition, self, options.keep_log);
+}
+
+expected<std::unique_ptr<store>>
+store::attach(const std::shared_ptr<database>& db, const std::string& name,
+              replica_id self, bool keep_log) {
+  if (!db)
+    return make_error(errc::storage_failed, "no database to attach to");
+  if (name.find('\0') != std::string::npos)
+    return make_error(errc::invalid_argument,
+                      "partition name contains a NUL byte");
+  auto state = std::make_unique<impl>();
+  state->owner = db;
+  state->db = db->impl_->db.get();
+  state->cf_handles = &db->impl_->cfs;
+  state->path = db->impl_->path;
+  state->name = name;
+  state->prefix = name + '\0';
+  state->prefix_end = name + '\x01';
+  state->self = self;
+  state->sync = db->impl_->sync;
+  state->keep_log = keep_log;
+  auto where = "store at '" + state->path + "'"
+               + (name.empty() ? std::string{} : " partition '" + name + "'");
   // Schema and ownership.
   std::string bytes;
-  st = state->db->Get(rocksdb::ReadOptions{}, state->cfs[cf_meta], meta_key,
-                      &bytes);
+  auto st = state->db->Get(rocksdb::ReadOptions{}, state->cf(cf_meta),
+                           state->key(meta_key), &bytes);
   if (st.ok()) {
     v1::StoreMeta meta;
     if (!meta.ParseFromString(bytes))
-      return make_error(errc::corrupt_record, "store meta record at '"
-                                                  + options.path
-                                                  + "' cannot be decoded");
+      return make_error(errc::corrupt_record,
+                        "meta record of " + where + " cannot be decoded");
     if (meta.schema_version() > schema_version)
       return make_error(errc::schema_mismatch,
-                        "store at '" + options.path + "' was written by schema "
+                        where + " was written by schema "
                             + std::to_string(meta.schema_version())
                             + ", this build reads schema "
                             + std::to_string(schema_version) + " and older");
     if (meta.replica() != self)
       return make_error(errc::schema_mismatch,
-                        "store at '" + options.path
-                            + "' belongs to another replica");
+                        where + " belongs to another replica");
     state->next_sequence = std::max<uint64_t>(1, meta.next_sequence());
   } else if (!st.IsNotFound()) {
-    return storage_error(st, "cannot read store meta");
+    return storage_error(st, "cannot read the meta record of " + where);
   } else {
     v1::StoreMeta meta;
     meta.set_schema_version(schema_version);
@@ -277,10 +361,10 @@ expected<std::unique_ptr<store>> store::open(const store_options& options,
     // Synced: a store must never exist without its schema version.
     rocksdb::WriteOptions synced;
     synced.sync = true;
-    st = state->db->Put(synced, state->cfs[cf_meta], meta_key,
+    st = state->db->Put(synced, state->cf(cf_meta), state->key(meta_key),
                         meta.SerializeAsString());
     if (!st.ok())
-      return storage_error(st, "cannot initialize store");
+      return storage_error(st, "cannot initialize " + where);
   }
   return std::unique_ptr<store>{new store(std::move(state))};
 }
@@ -290,13 +374,13 @@ expected<uint64_t> store::record(const replica_delta& delta,
   auto& s = *impl_;
   rocksdb::WriteBatch batch;
   for (auto& entry : delta.entries) {
-    auto raw_id = messages::id_bytes(entry.id);
+    auto raw_id = s.key(messages::id_bytes(entry.id));
     // Index keys of the stored versions that the new versions no longer
     // have go; keys the new versions add come. An update usually keeps its
     // scope, type and subject keys and only moves in time.
     std::vector<std::string> old_keys;
     std::string old_bytes;
-    auto st = s.db->Get(rocksdb::ReadOptions{}, s.cfs[cf_engrams], raw_id,
+    auto st = s.db->Get(rocksdb::ReadOptions{}, s.cf(cf_engrams), raw_id,
                         &old_bytes);
     if (st.ok()) {
       if (auto old = from_record(old_bytes, entry.id))
@@ -318,32 +402,34 @@ expected<uint64_t> store::record(const replica_delta& delta,
     std::set_difference(old_keys.begin(), old_keys.end(), new_keys.begin(),
                         new_keys.end(), std::back_inserter(gone));
     for (auto& key : gone)
-      batch.Delete(s.cfs[cf_index_], key);
+      batch.Delete(s.cf(cf_index_), s.key(key));
     std::vector<std::string> added;
     std::set_difference(new_keys.begin(), new_keys.end(), old_keys.begin(),
                         old_keys.end(), std::back_inserter(added));
     for (auto& key : added)
-      batch.Put(s.cfs[cf_index_], key, rocksdb::Slice{});
+      batch.Put(s.cf(cf_index_), s.key(key), rocksdb::Slice{});
     if (versions == nullptr) {
-      batch.Delete(s.cfs[cf_engrams], raw_id);
+      batch.Delete(s.cf(cf_engrams), raw_id);
       continue;
     }
     v1::StoredEngram record;
     to_record(*versions, current.key_context(entry.id), record);
-    batch.Put(s.cfs[cf_engrams], raw_id, messages::serialize(record));
+    batch.Put(s.cf(cf_engrams), raw_id, messages::serialize(record));
   }
   auto sequence = s.next_sequence;
-  v1::LogEntry log;
-  messages::to_proto(delta, *log.mutable_batch());
-  batch.Put(s.cfs[cf_log], be64(sequence), messages::serialize(log));
+  if (s.keep_log) {
+    v1::LogEntry log;
+    messages::to_proto(delta, *log.mutable_batch());
+    batch.Put(s.cf(cf_log), s.key(be64(sequence)), messages::serialize(log));
+  }
   v1::StoredContext context;
   messages::to_proto(current.context(), *context.mutable_context());
-  batch.Put(s.cfs[cf_clocks], context_key, messages::serialize(context));
+  batch.Put(s.cf(cf_clocks), s.key(context_key), messages::serialize(context));
   v1::StoreMeta meta;
   meta.set_schema_version(schema_version);
   meta.set_replica(s.self);
   meta.set_next_sequence(sequence + 1);
-  batch.Put(s.cfs[cf_meta], meta_key, messages::serialize(meta));
+  batch.Put(s.cf(cf_meta), s.key(meta_key), messages::serialize(meta));
   // Synced (unless the store was opened without sync): the caller
   // acknowledges the write once this returns.
   auto st = s.db->Write(s.write_options(), &batch);
@@ -363,8 +449,8 @@ expected<load_report> store::load(replica& into) const {
   load_report report;
   replica_delta state;
   std::string bytes;
-  auto st = s.db->Get(rocksdb::ReadOptions{}, s.cfs[cf_clocks], context_key,
-                      &bytes);
+  auto st = s.db->Get(rocksdb::ReadOptions{}, s.cf(cf_clocks),
+                      s.key(context_key), &bytes);
   if (st.ok()) {
     v1::StoredContext stored;
     if (!stored.ParseFromString(bytes))
@@ -386,22 +472,21 @@ expected<load_report> store::load(replica& into) const {
     rocksdb::Status status;
   };
   part parts[2];
-  std::string middle(1, '\x80');
-  auto scan_part = [&](part& out, const std::string* lower,
-                       const std::string* upper) {
-    rocksdb::Slice lo = lower ? rocksdb::Slice{*lower} : rocksdb::Slice{};
-    rocksdb::Slice hi = upper ? rocksdb::Slice{*upper} : rocksdb::Slice{};
+  auto middle = s.key(std::string(1, '\x80'));
+  auto scan_part = [&](part& out, const std::string& lower,
+                       const std::string& upper) {
+    rocksdb::Slice lo{lower};
+    rocksdb::Slice hi{upper};
     rocksdb::ReadOptions scan;
     scan.fill_cache = false;
-    if (lower)
-      scan.iterate_lower_bound = &lo;
-    if (upper)
-      scan.iterate_upper_bound = &hi;
+    scan.iterate_lower_bound = &lo;
+    scan.iterate_upper_bound = &hi;
     std::unique_ptr<rocksdb::Iterator> engrams{
-        s.db->NewIterator(scan, s.cfs[cf_engrams])};
+        s.db->NewIterator(scan, s.cf(cf_engrams))};
     google::protobuf::Arena arena;
     for (engrams->SeekToFirst(); engrams->Valid(); engrams->Next()) {
       auto key = engrams->key();
+      key.remove_prefix(s.prefix.size());
       auto id = messages::id_from_bytes(key.ToString());
       if (!id) {
         out.corrupt.push_back(
@@ -421,9 +506,9 @@ expected<load_report> store::load(replica& into) const {
     out.status = engrams->status();
   };
   std::thread upper_half{[&] {
-    scan_part(parts[1], &middle, nullptr);
+    scan_part(parts[1], middle, s.prefix_end);
   }};
-  scan_part(parts[0], nullptr, &middle);
+  scan_part(parts[0], s.prefix, middle);
   upper_half.join();
   for (auto& p : parts) {
     if (!p.status.ok())
@@ -451,7 +536,8 @@ expected<std::vector<version>> store::get(const engram_id& id) const {
   auto& s = *impl_;
   std::string bytes;
   auto raw = messages::id_bytes(id);
-  auto st = s.db->Get(rocksdb::ReadOptions{}, s.cfs[cf_engrams], raw, &bytes);
+  auto st
+      = s.db->Get(rocksdb::ReadOptions{}, s.cf(cf_engrams), s.key(raw), &bytes);
   if (st.IsNotFound())
     return std::vector<version>{};
   if (!st.ok())
@@ -514,8 +600,8 @@ bool unseen_by(const replica_delta& delta, const causal_context& peer) {
 expected<replica_delta> store::deltas_since(const causal_context& peer) const {
   auto& s = *impl_;
   replica_delta result;
-  std::unique_ptr<rocksdb::Iterator> it{
-      s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_log])};
+  auto bounded = s.iterate(cf_log);
+  auto& it = bounded->it;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto delta = decode_log(*it);
     if (!delta)
@@ -536,8 +622,9 @@ expected<void> store::acknowledge(const std::string& peer,
   ack.set_peer(peer);
   messages::to_proto(seen, *ack.mutable_seen());
   // Not synced: losing an acknowledgement only delays log truncation.
-  auto st = impl_->db->Put(rocksdb::WriteOptions{}, impl_->cfs[cf_clocks],
-                           peer_prefix + peer, messages::serialize(ack));
+  auto st = impl_->db->Put(rocksdb::WriteOptions{}, impl_->cf(cf_clocks),
+                           impl_->key(peer_prefix + peer),
+                           messages::serialize(ack));
   if (!st.ok())
     return storage_error(st, "cannot record acknowledgement");
   return {};
@@ -546,10 +633,11 @@ expected<void> store::acknowledge(const std::string& peer,
 expected<size_t> store::truncate_log() {
   auto& s = *impl_;
   std::vector<causal_context> peers;
-  std::unique_ptr<rocksdb::Iterator> acks{
-      s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_clocks])};
-  for (acks->Seek(peer_prefix); acks->Valid(); acks->Next()) {
-    if (!acks->key().starts_with(peer_prefix))
+  auto bounded_acks = s.iterate(cf_clocks);
+  auto& acks = bounded_acks->it;
+  auto first_ack = s.key(peer_prefix);
+  for (acks->Seek(first_ack); acks->Valid(); acks->Next()) {
+    if (!acks->key().starts_with(first_ack))
       break;
     v1::PeerAck ack;
     if (!ack.ParseFromString(acks->value().ToString()))
@@ -564,8 +652,8 @@ expected<size_t> store::truncate_log() {
     return size_t{0};
   rocksdb::WriteBatch batch;
   size_t removed = 0;
-  std::unique_ptr<rocksdb::Iterator> it{
-      s.db->NewIterator(rocksdb::ReadOptions{}, s.cfs[cf_log])};
+  auto bounded = s.iterate(cf_log);
+  auto& it = bounded->it;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto delta = decode_log(*it);
     if (!delta)
@@ -575,7 +663,7 @@ expected<size_t> store::truncate_log() {
                                    return unseen_by(*delta, p);
                                  });
     if (everyone) {
-      batch.Delete(s.cfs[cf_log], it->key());
+      batch.Delete(s.cf(cf_log), it->key());
       ++removed;
     }
   }
@@ -588,8 +676,8 @@ expected<size_t> store::truncate_log() {
 
 size_t store::log_size() const {
   size_t n = 0;
-  std::unique_ptr<rocksdb::Iterator> it{
-      impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->cfs[cf_log])};
+  auto bounded = impl_->iterate(cf_log);
+  auto& it = bounded->it;
   for (it->SeekToFirst(); it->Valid(); it->Next())
     ++n;
   return n;

@@ -17,6 +17,13 @@ constexpr uint32_t schema_version = 1;
 
 /// How to open a store.
 struct store_options {
+  store_options() = default;
+
+  /// Options for the store at `dir`, everything else defaulted.
+  explicit store_options(std::string dir) : path(std::move(dir)) {
+    // nop
+  }
+
   /// The RocksDB directory.
   std::string path;
   /// Write every record with sync=true (fdatasync) before it is
@@ -25,6 +32,37 @@ struct store_options {
   bool sync = true;
   /// Create an empty store when the directory holds none.
   bool create_if_missing = true;
+  /// The partition `store::open` attaches to (see `store::attach`).
+  std::string partition;
+  /// Keep a delta log (for sync). A replica that never syncs (Instance
+  /// scope) needs none.
+  bool keep_log = true;
+};
+
+class store;
+
+/// One RocksDB database, shared by the stores (partitions) attached to it: a
+/// node keeps every replica it hosts in one database, each in its own
+/// partition (its keys prefixed by the partition name). Thread-safe: stores
+/// attached to one database may be used from different threads. The last
+/// reference flushes and closes it.
+class database {
+public:
+  /// Opens (or creates) the database at `options.path`.
+  static expected<std::shared_ptr<database>> open(const store_options& options);
+
+  ~database();
+
+  database(const database&) = delete;
+  database& operator=(const database&) = delete;
+
+  const std::string& path() const noexcept;
+
+private:
+  friend class store;
+  struct impl;
+  explicit database(std::unique_ptr<impl> ptr);
+  std::unique_ptr<impl> impl_;
 };
 
 /// A record that could not be decoded: the store reports it and keeps
@@ -61,6 +99,12 @@ public:
   /// by a newer schema, or one that belongs to another replica.
   static expected<std::unique_ptr<store>> open(const store_options& options,
                                                replica_id self);
+
+  /// Attaches to partition `name` of `db` as replica `self` (creating the
+  /// partition when new), with the same refusals as `open`.
+  static expected<std::unique_ptr<store>>
+  attach(const std::shared_ptr<database>& db, const std::string& name,
+         replica_id self, bool keep_log = true);
 
   ~store();
 
@@ -111,6 +155,8 @@ public:
   size_t log_size() const;
 
   const std::string& path() const noexcept;
+
+  const std::string& partition() const noexcept;
 
 private:
   struct impl;

@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(a_newer_schema_or_another_replica_is_refused) {
   v1::StoreMeta meta;
   meta.set_schema_version(persistence::schema_version + 1);
   meta.set_replica(1);
-  poke(path, "meta", "store", meta.SerializeAsString());
+  poke(path, "meta", std::string(1, '\0') + "store", meta.SerializeAsString());
   auto newer = store::open(store_options{path}, 1);
   BOOST_REQUIRE(!newer);
   BOOST_CHECK(newer.error_value().code == errc::schema_mismatch);
@@ -146,7 +146,8 @@ BOOST_AUTO_TEST_CASE(a_corrupt_record_is_reported_and_the_rest_served) {
     auto d = a.apply(a.n.mem.put(make_fact("bad", "2")));
     bad_id = d.entries.front().id;
   }
-  poke(path, "engrams", messages::id_bytes(bad_id), "\xff\xff garbage");
+  poke(path, "engrams", std::string(1, '\0') + messages::id_bytes(bad_id),
+       "\xff\xff garbage");
   auto db = must_open(path, 1);
   node restored{1};
   auto report = db->load(restored.mem);
@@ -166,6 +167,47 @@ BOOST_AUTO_TEST_CASE(a_corrupt_record_is_reported_and_the_rest_served) {
   auto read_good = db->get(good);
   BOOST_REQUIRE(read_good);
   BOOST_CHECK_EQUAL(read_good->size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(partitions_of_one_database_hold_separate_replicas) {
+  temp_dir dir;
+  auto db = persistence::database::open(store_options{dir.sub("db")});
+  BOOST_REQUIRE(db);
+  engram_id in_a;
+  {
+    auto a = store::attach(*db, "agent/a", 1);
+    auto b = store::attach(*db, "agent/b", 2, false);
+    BOOST_REQUIRE(a && b);
+    node na{1};
+    node nb{2};
+    auto da = must(na.mem.put(make_fact("shared-key", "from a")));
+    in_a = da.entries.front().id;
+    BOOST_REQUIRE((*a)->record(da, na.mem));
+    for (int i = 0; i < 3; ++i) {
+      auto db_ = must(nb.mem.put(make_fact("k" + std::to_string(i), "b")));
+      BOOST_REQUIRE((*b)->record(db_, nb.mem));
+    }
+    BOOST_CHECK_EQUAL((*a)->log_size(), 1u);
+    BOOST_CHECK_EQUAL((*b)->log_size(), 0u); // b keeps no log
+    auto scoped = (*b)->by_scope(memory_scope::agent("alpha"));
+    BOOST_REQUIRE(scoped);
+    BOOST_CHECK_EQUAL(scoped->size(), 3u);
+    auto wrong = store::attach(*db, "agent/a", 7);
+    BOOST_REQUIRE(!wrong);
+    BOOST_CHECK(wrong.error_value().message.find("partition 'agent/a'")
+                != std::string::npos);
+  }
+  auto a = store::attach(*db, "agent/a", 1);
+  auto b = store::attach(*db, "agent/b", 2);
+  BOOST_REQUIRE(a && b);
+  node ra{1};
+  node rb{2};
+  BOOST_REQUIRE((*a)->load(ra.mem));
+  BOOST_REQUIRE((*b)->load(rb.mem));
+  BOOST_CHECK_EQUAL(ra.mem.size(), 1u);
+  BOOST_CHECK_EQUAL(rb.mem.size(), 3u);
+  BOOST_CHECK(ra.mem.get(in_a));
+  BOOST_CHECK(!rb.mem.get(in_a));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
