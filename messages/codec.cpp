@@ -1003,4 +1003,62 @@ expected<replica_delta> decode_delta(std::string_view bytes,
   return from_proto(*batch, bounds);
 }
 
+// -- conflicts ----------------------------------------------------------------
+
+void to_proto(const version& in, v1::Version& out) {
+  out.mutable_dot()->set_replica(in.tag.replica);
+  out.mutable_dot()->set_counter(in.tag.counter);
+  out.set_resolves(in.resolves);
+  to_proto(in.value, *out.mutable_engram());
+}
+
+expected<version> from_proto(const v1::Version& in, const limits& bounds) {
+  if (in.dot().replica() == 0 || in.dot().counter() == 0)
+    return make_error(errc::invalid_field, "conflict version without a dot");
+  auto value = from_proto(in.engram(), bounds);
+  if (!value)
+    return value.error_value();
+  return version{dot{in.dot().replica(), in.dot().counter()}, in.resolves(),
+                 std::move(*value)};
+}
+
+void to_proto(const conflict& in, v1::Conflict& out) {
+  out.set_id(in.id);
+  out.set_key(id_bytes(in.key));
+  out.set_kind(static_cast<v1::ConflictKind>(in.kind));
+  for (auto& v : in.local)
+    to_proto(v, *out.add_local());
+  for (auto& v : in.remote)
+    to_proto(v, *out.add_remote());
+}
+
+expected<conflict> from_proto(const v1::Conflict& in, const limits& bounds) {
+  conflict result;
+  result.id = in.id();
+  auto key = id_from_bytes(in.key());
+  if (!key)
+    return key.error_value();
+  result.key = *key;
+  if (in.kind() < 0 || static_cast<size_t>(in.kind()) >= conflict_kind_count)
+    return make_error(errc::invalid_field,
+                      "unknown conflict kind " + std::to_string(in.kind()));
+  result.kind = static_cast<conflict_kind>(in.kind());
+  if (static_cast<size_t>(in.local_size() + in.remote_size())
+      > bounds.max_elements)
+    return make_error(errc::limit_exceeded, "conflict lists too many versions");
+  for (auto& v : in.local()) {
+    auto x = from_proto(v, bounds);
+    if (!x)
+      return x.error_value();
+    result.local.push_back(std::move(*x));
+  }
+  for (auto& v : in.remote()) {
+    auto x = from_proto(v, bounds);
+    if (!x)
+      return x.error_value();
+    result.remote.push_back(std::move(*x));
+  }
+  return result;
+}
+
 } // namespace engram::messages

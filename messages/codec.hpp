@@ -98,6 +98,16 @@ v1::SyncResponse make_sync_response(const replica_delta& missing,
 expected<replica_delta> from_proto(const v1::SyncResponse& in,
                                    const limits& bounds);
 
+// -- conflicts ----------------------------------------------------------------
+
+void to_proto(const version& in, v1::Version& out);
+
+expected<version> from_proto(const v1::Version& in, const limits& bounds);
+
+void to_proto(const conflict& in, v1::Conflict& out);
+
+expected<conflict> from_proto(const v1::Conflict& in, const limits& bounds);
+
 // -- bytes ------------------------------------------------------------------
 
 /// Deterministic bytes of a delta batch: replicas holding the same delta

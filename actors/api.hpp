@@ -1,0 +1,121 @@
+#pragma once
+
+// The plain data of the actor runtime's API: configuration and results.
+// No CAF here; `actors/types.hpp` makes these types messages.
+
+#include "core/conflict.hpp"
+#include "core/engram.hpp"
+#include "core/hlc.hpp"
+#include "core/replica.hpp"
+#include "core/resolution.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace engram::actors {
+
+using std::chrono::milliseconds;
+
+/// How an agent's memory syncs with the same agent on other nodes (the
+/// spec's `SyncConfig`).
+struct sync_config {
+  /// The scope to sync: Agent (the agent's shared memory) by default.
+  scope_kind scope = scope_kind::agent;
+  /// Periodic anti-entropy interval (0: keep the current setting).
+  milliseconds interval{0};
+  /// Push every change (debounced) as it happens.
+  bool on_change = true;
+  /// How long `sync` waits for the peers.
+  milliseconds timeout{5000};
+};
+
+/// The spec's `SyncResult`: Clean{synced_count} when nothing conflicted,
+/// Merged{merged_count, conflicts} when conflicts were detected and handled.
+struct sync_result {
+  enum class outcome : uint8_t { clean, merged };
+  outcome kind = outcome::clean;
+  /// Clean: versions exchanged with the peers (sent and received).
+  size_t synced_count = 0;
+  /// Merged: versions received and merged.
+  size_t merged_count = 0;
+  /// Merged: the conflicts detected (resolved per config, or pending).
+  std::vector<conflict> conflicts;
+  /// Peers that took part.
+  size_t peers = 0;
+
+  bool clean() const noexcept { return kind == outcome::clean; }
+};
+
+/// The timing of sync sessions.
+struct session_settings {
+  /// Changes are pushed after this delay, batched (debounce).
+  milliseconds push_delay{5};
+  /// Unacknowledged frames are resent after this (doubling per attempt).
+  milliseconds retransmit_after{200};
+  /// Periodic anti-entropy (digest exchange).
+  milliseconds anti_entropy_interval{1000};
+  /// A quiet peer is pinged after this.
+  milliseconds ping_interval{1000};
+  /// A peer silent for this long is reported unreachable.
+  milliseconds peer_timeout{5000};
+  /// The timer resolution of a session.
+  milliseconds tick{50};
+  /// Frames in flight per session; beyond, changes wait (and are batched).
+  size_t max_outstanding = 64;
+};
+
+/// How an agent is hosted on a node (the spec's per-agent `MemoryConfig`).
+struct agent_config {
+  std::string agent_id;
+  /// Where `learn` puts each memory type.
+  scope_defaults default_scopes;
+  /// How the agent's replicas merge and resolve conflicts: CRDT strategy
+  /// per memory type and `conflict_resolution` per conflict kind. A
+  /// conflict handler is configured as `escalate{handler}`; it runs in the
+  /// agent actor.
+  replica_config replication;
+};
+
+/// What merging a batch from a peer did (the agent actor's answer to its
+/// sessions).
+struct merge_summary {
+  /// Versions added.
+  size_t applied = 0;
+  /// Conflicts detected.
+  std::vector<conflict> conflicts;
+};
+
+/// How a node runs.
+struct node_config {
+  /// Unique among the nodes that sync with each other.
+  std::string node_id;
+  /// The embedded store's directory (one RocksDB database per node, one
+  /// partition per hosted replica).
+  std::string data_dir;
+  /// Write every acknowledged change with fdatasync (see store_options).
+  bool sync_writes = true;
+  session_settings sessions;
+  /// The configuration of an agent hosted here, by agent id (default:
+  /// the spec's defaults).
+  std::function<agent_config(const std::string& agent_id)> agent_defaults;
+  /// Wall-clock source of the node's hybrid logical clocks (default: the
+  /// system clock; simulations inject a manual one).
+  std::shared_ptr<physical_clock> wall_clock;
+};
+
+/// What a node reports about itself.
+struct node_status {
+  std::string node_id;
+  size_t agents = 0;
+  size_t instances = 0;
+  size_t sessions = 0;
+  size_t respawns = 0;
+};
+
+} // namespace engram::actors

@@ -1,0 +1,207 @@
+// The instance actor: one agent instance (conversation). It owns the
+// instance's Instance-scope memory, which never leaves it, and is the entry
+// point of the memory API: Agent-scope requests go on to the node's agent
+// actor (looked up in the directory on every request, so a respawned agent
+// is found).
+
+#include "actors/spawn.hpp"
+#include "core/query.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/local_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <stdexcept>
+
+namespace engram::actors {
+
+namespace {
+
+struct instance_state {
+  node_context_ptr ctx;
+  agent_config cfg;
+  std::string instance_id;
+  std::unique_ptr<hybrid_logical_clock> clock;
+  std::unique_ptr<replica> mem;
+  std::unique_ptr<persistence::store> db;
+
+  static inline const char* name = "engram.instance";
+
+  memory_scope own_scope() const { return memory_scope::instance(instance_id); }
+
+  expected<agent_actor> agent() const {
+    if (auto hdl = ctx->dir->agent(cfg.agent_id))
+      return *hdl;
+    return make_error(errc::unavailable, "agent " + cfg.agent_id
+                                             + " is not running on node "
+                                             + ctx->config.node_id);
+  }
+
+  // Fills placeholders ("this instance", "this agent") and refuses scopes
+  // an instance cannot write.
+  expected<memory_scope> resolve(memory_scope scope) const {
+    if (scope.is_placeholder())
+      scope = scope.kind() == scope_kind::instance
+                  ? own_scope()
+                  : memory_scope::agent(cfg.agent_id);
+    if (scope.kind() == scope_kind::instance && scope != own_scope())
+      return make_error(errc::invalid_scope,
+                        "instance " + instance_id
+                            + " cannot write another instance's memory ("
+                            + scope.to_string() + ")");
+    if (scope.kind() == scope_kind::agent
+        && scope != memory_scope::agent(cfg.agent_id))
+      return make_error(errc::invalid_scope,
+                        "an instance of agent " + cfg.agent_id
+                            + " cannot write " + scope.to_string());
+    if (scope.kind() == scope_kind::collective
+        || scope.kind() == scope_kind::universal)
+      return make_error(errc::invalid_scope,
+                        "not supported yet: " + scope.to_string()
+                            + " (Collective scope comes with federations, "
+                              "Universal with consensus)");
+    return scope;
+  }
+};
+
+using instance_ptr = instance_actor::stateful_pointer<instance_state>;
+
+caf::result<engram_id> commit(instance_ptr self,
+                              expected<replica_delta> delta) {
+  auto& st = self->state;
+  if (!delta)
+    return to_caf(delta.error_value());
+  if (auto seq = st.db->record(*delta, *st.mem); !seq)
+    throw std::runtime_error("instance " + st.instance_id
+                             + ": cannot record a change: "
+                             + seq.error_value().to_string());
+  if (delta->entries.empty())
+    return engram_id{};
+  return delta->entries.front().id;
+}
+
+// Sends a request on to the agent actor and answers with its reply.
+template<class Result, class... Ts>
+caf::result<Result> to_agent(instance_ptr self, Ts&&... xs) {
+  auto agent = self->state.agent();
+  if (!agent)
+    return to_caf(agent.error_value());
+  return self->delegate(*agent, std::forward<Ts>(xs)...);
+}
+
+instance_actor::behavior_type instance_impl(instance_ptr self,
+                                            node_context_ptr ctx,
+                                            std::string agent_id,
+                                            std::string instance_id) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.cfg = ctx->agent(agent_id);
+  st.instance_id = instance_id;
+  st.clock = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
+  auto partition = "i/" + agent_id + '/' + instance_id;
+  auto self_id = replica_of(ctx->config.node_id, partition);
+  st.mem = std::make_unique<replica>(self_id, *st.clock, st.cfg.replication);
+  auto db = persistence::store::attach(ctx->db, partition, self_id, false);
+  if (!db) {
+    self->quit(to_caf(db.error_value()));
+    return instance_actor::behavior_type::make_empty_behavior();
+  }
+  st.db = std::move(*db);
+  if (auto loaded = st.db->load(*st.mem); !loaded) {
+    self->quit(to_caf(loaded.error_value()));
+    return instance_actor::behavior_type::make_empty_behavior();
+  }
+  return {
+      [=](learn_atom, engram_record& value,
+          bool scoped) -> caf::result<engram_id> {
+        auto& s = self->state;
+        auto scope = s.resolve(
+            scoped ? value.scope : s.cfg.default_scopes.for_type(value.type));
+        if (!scope)
+          return to_caf(scope.error_value());
+        value.scope = std::move(*scope);
+        if (value.scope.kind() == scope_kind::instance)
+          return commit(self, s.mem->put(std::move(value)));
+        return to_agent<engram_id>(self, learn_atom::value, std::move(value));
+      },
+      [=](query_atom,
+          const query_filter& filter) -> caf::result<std::vector<memory_view>> {
+        std::vector<memory_view> local;
+        if (!filter.kind || *filter.kind == scope_kind::instance)
+          select(*self->state.mem, filter, local);
+        if (filter.kind && *filter.kind != scope_kind::agent) {
+          finish(filter, local);
+          return local;
+        }
+        auto agent = self->state.agent();
+        if (!agent)
+          return to_caf(agent.error_value());
+        auto rp = self->make_response_promise<std::vector<memory_view>>();
+        self->request(*agent, caf::infinite, query_atom::value, filter)
+            .then(
+                [=](std::vector<memory_view>& shared) mutable {
+                  auto all = std::move(local);
+                  for (auto& v : shared)
+                    all.push_back(std::move(v));
+                  finish(filter, all);
+                  rp.deliver(std::move(all));
+                },
+                [=](caf::error& err) mutable {
+                  rp.deliver(std::move(err));
+                });
+        return rp;
+      },
+      [=](forget_atom, const engram_id& id,
+          std::string& reason) -> caf::result<engram_id> {
+        auto& mem = *self->state.mem;
+        if (mem.versions(id) != nullptr)
+          return commit(self, mem.forget(id, std::move(reason)));
+        return to_agent<engram_id>(self, forget_atom::value, id,
+                                   std::move(reason));
+      },
+      [=](archive_atom, const engram_id& id) -> caf::result<engram_id> {
+        auto& mem = *self->state.mem;
+        if (mem.versions(id) != nullptr)
+          return commit(self, mem.archive(id));
+        return to_agent<engram_id>(self, archive_atom::value, id);
+      },
+      [=](sync_atom, const sync_config& cfg) -> caf::result<sync_result> {
+        if (cfg.scope == scope_kind::instance)
+          return sync_result{}; // Instance memory never leaves its instance.
+        if (cfg.scope != scope_kind::agent)
+          return to_caf(make_error(errc::invalid_scope,
+                                   std::string{"not supported yet: sync of "}
+                                       + to_string(cfg.scope) + " scope"));
+        return to_agent<sync_result>(self, sync_atom::value, cfg);
+      },
+      [=](answer_atom, uint64_t conflict_id,
+          const std::string& option) -> caf::result<engram_id> {
+        auto& mem = *self->state.mem;
+        for (auto& q : mem.pending_questions())
+          if (q.subject.id == conflict_id)
+            return commit(self, mem.answer(conflict_id, option));
+        return to_agent<engram_id>(self, answer_atom::value, conflict_id,
+                                   option);
+      },
+      [=](pending_atom) -> caf::result<std::vector<pending_question>> {
+        return to_agent<std::vector<pending_question>>(self,
+                                                       pending_atom::value);
+      },
+      [=](fail_atom) {
+        throw std::runtime_error("instance " + self->state.instance_id
+                                 + ": injected fault");
+      },
+  };
+}
+
+} // namespace
+
+instance_actor spawn_instance(caf::local_actor* parent, node_context_ptr ctx,
+                              const std::string& agent_id,
+                              const std::string& instance_id) {
+  return parent->spawn<caf::monitored>(instance_impl, std::move(ctx), agent_id,
+                                       instance_id);
+}
+
+} // namespace engram::actors

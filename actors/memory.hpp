@@ -1,0 +1,126 @@
+#pragma once
+
+#include "actors/api.hpp"
+#include "actors/context.hpp"
+#include "actors/types.hpp"
+
+#include <caf/error.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace caf {
+class actor_system;
+class scoped_actor;
+} // namespace caf
+
+namespace engram::actors {
+
+/// The memory API of one agent instance (the spec's `memory`): what agent
+/// programs are written against. The handle names its instance by id and
+/// finds the instance actor in the node's directory on every call, so it
+/// keeps working when the supervisor respawns the actor.
+///
+/// Blocking calls wait up to the handle's timeout and return `expected`
+/// values; a handle used for blocking calls belongs to one thread. Actors
+/// use the asynchronous variants (`*_async`), which take the calling actor
+/// and a callback run in it with the result.
+class memory {
+public:
+  memory(caf::actor_system& sys, std::shared_ptr<directory> dir,
+         std::string agent_id, std::string instance_id, milliseconds timeout);
+
+  memory(memory&&) noexcept;
+  memory& operator=(memory&&) noexcept;
+  ~memory();
+
+  // -- blocking -------------------------------------------------------------
+
+  /// Learns `value` in the scope the configuration's `default_scopes` name
+  /// for its memory type; returns its id once stored durably.
+  expected<engram_id> learn(engram_record value);
+
+  /// Learns `value` in `scope` (an Instance or Agent placeholder means this
+  /// instance / this agent).
+  expected<engram_id> learn_scoped(engram_record value, memory_scope scope);
+
+  /// The memories selected by `filter`: this instance's and its agent's.
+  expected<std::vector<memory_view>> query(const query_filter& filter = {});
+
+  /// Forgets an engram (a tombstone that syncs) / archives it.
+  expected<engram_id> forget(const engram_id& id, std::string reason);
+  expected<engram_id> archive(const engram_id& id);
+
+  /// Syncs now with every peer holding this agent's memory.
+  expected<sync_result> sync(const sync_config& cfg = {});
+
+  /// Conflicts waiting for an answer, and answering one with an option.
+  expected<std::vector<pending_question>> pending();
+  expected<engram_id> answer(uint64_t conflict_id, const std::string& option);
+
+  // -- asynchronous (from inside an actor) ----------------------------------
+
+  template<class Self, class F>
+  void learn_async(Self* self, engram_record value, F done) const {
+    call<engram_id>(self, std::move(done), learn_atom::value, std::move(value),
+                    false);
+  }
+
+  template<class Self, class F>
+  void learn_scoped_async(Self* self, engram_record value, memory_scope scope,
+                          F done) const {
+    value.scope = std::move(scope);
+    call<engram_id>(self, std::move(done), learn_atom::value, std::move(value),
+                    true);
+  }
+
+  template<class Self, class F>
+  void query_async(Self* self, query_filter filter, F done) const {
+    call<std::vector<memory_view>>(self, std::move(done), query_atom::value,
+                                   std::move(filter));
+  }
+
+  template<class Self, class F>
+  void sync_async(Self* self, sync_config cfg, F done) const {
+    call<sync_result>(self, std::move(done), sync_atom::value, cfg);
+  }
+
+  const std::string& agent_id() const noexcept { return agent_id_; }
+  const std::string& instance_id() const noexcept { return instance_id_; }
+
+  /// The instance actor currently serving this handle.
+  expected<instance_actor> actor() const;
+
+private:
+  // Calls `done(expected<Result>)` in `self` with the instance's answer.
+  template<class Result, class Self, class F, class... Ts>
+  void call(Self* self, F done, Ts&&... xs) const {
+    auto inst = actor();
+    if (!inst) {
+      done(expected<Result>{inst.error_value()});
+      return;
+    }
+    self->request(*inst, timeout_, std::forward<Ts>(xs)...)
+        .then(
+            [done](Result& r) mutable {
+              done(expected<Result>{std::move(r)});
+            },
+            [done](caf::error& e) mutable {
+              done(expected<Result>{from_caf(e)});
+            });
+  }
+
+  template<class Result, class... Ts>
+  expected<Result> blocking(Ts&&... xs);
+
+  caf::actor_system* sys_;
+  std::shared_ptr<directory> dir_;
+  std::string agent_id_;
+  std::string instance_id_;
+  std::string key_;
+  milliseconds timeout_;
+  std::unique_ptr<caf::scoped_actor> self_;
+};
+
+} // namespace engram::actors

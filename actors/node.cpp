@@ -1,0 +1,315 @@
+// The node actor: one per process. It hosts agents and instances, keeps
+// one sync session per (peer node, hosted agent), routes frames from peers
+// to sessions, and supervises: any child that fails is respawned from the
+// store (a child that keeps failing is given up after a few attempts).
+
+#include "actors/node.hpp"
+
+#include "actors/spawn.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/local_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <map>
+
+namespace engram::actors {
+
+namespace {
+
+/// A child failing more often than this in a row is not respawned again.
+constexpr size_t max_restarts = 5;
+
+struct hosted_agent {
+  agent_actor hdl;
+  std::map<std::string, session_actor> sessions; // by peer node
+  size_t restarts = 0;
+};
+
+struct hosted_instance {
+  instance_actor hdl;
+  std::string agent_id;
+  std::string instance_id;
+  size_t restarts = 0;
+};
+
+struct node_state {
+  node_context_ptr ctx;
+  std::map<std::string, hosted_agent> agents;
+  std::map<std::string, hosted_instance> instances; // by directory key
+  std::map<std::string, peer_actor> peers;
+  size_t respawns = 0;
+
+  static inline const char* name = "engram.node";
+
+  // Children are monitored, not linked: they stop with the node.
+  ~node_state() {
+    for (auto& [_, agent] : agents) {
+      for (auto& [_, s] : agent.sessions)
+        caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(agent.hdl, caf::exit_reason::user_shutdown);
+    }
+    for (auto& [_, inst] : instances)
+      caf::anon_send_exit(inst.hdl, caf::exit_reason::user_shutdown);
+    if (ctx)
+      ctx->dir->clear();
+  }
+};
+
+using node_ptr = node_actor::stateful_pointer<node_state>;
+
+void open_session(node_ptr self, const std::string& agent_id,
+                  hosted_agent& agent, const std::string& peer_node) {
+  auto& st = self->state;
+  auto peer = st.peers.find(peer_node);
+  if (peer == st.peers.end() || agent.sessions.count(peer_node) > 0)
+    return;
+  auto s = spawn_session(self, st.ctx, agent_id, peer_node, peer->second,
+                         agent.hdl);
+  agent.sessions.emplace(peer_node, s);
+  self->send(agent.hdl, attach_atom::value, caf::actor_cast<caf::actor>(s));
+}
+
+hosted_agent& host_agent(node_ptr self, const std::string& agent_id) {
+  auto& st = self->state;
+  auto i = st.agents.find(agent_id);
+  if (i != st.agents.end())
+    return i->second;
+  auto& agent = st.agents[agent_id];
+  agent.hdl = spawn_agent(self, st.ctx, agent_id);
+  st.ctx->dir->put(agent_id, agent.hdl);
+  for (auto& [peer_node, _] : st.peers)
+    open_session(self, agent_id, agent, peer_node);
+  return agent;
+}
+
+// Respawns whichever child `who` was, from the store.
+void on_down(node_ptr self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  bool failed = msg.reason && msg.reason != caf::exit_reason::user_shutdown;
+  for (auto& [agent_id, agent] : st.agents) {
+    if (agent.hdl.address() == msg.source) {
+      if (!failed || ++agent.restarts > max_restarts) {
+        auto gone = agent_id;
+        st.ctx->dir->erase(gone);
+        st.agents.erase(gone);
+        return;
+      }
+      ++st.respawns;
+      agent.hdl = spawn_agent(self, st.ctx, agent_id);
+      st.ctx->dir->put(agent_id, agent.hdl);
+      for (auto& [peer_node, s] : agent.sessions) {
+        self->send(s, attach_atom::value, agent.hdl);
+        self->send(agent.hdl, attach_atom::value,
+                   caf::actor_cast<caf::actor>(s));
+      }
+      return;
+    }
+    for (auto& [peer_node, s] : agent.sessions) {
+      if (s.address() != msg.source)
+        continue;
+      auto peer = peer_node; // the erase below invalidates the reference
+      agent.sessions.erase(peer);
+      if (failed) {
+        ++st.respawns;
+        open_session(self, agent_id, agent, peer);
+      }
+      return;
+    }
+  }
+  for (auto& [key, inst] : st.instances) {
+    if (inst.hdl.address() != msg.source)
+      continue;
+    if (!failed || ++inst.restarts > max_restarts) {
+      auto gone = key;
+      st.ctx->dir->erase_instance(gone);
+      st.instances.erase(gone);
+      return;
+    }
+    ++st.respawns;
+    inst.hdl = spawn_instance(self, st.ctx, inst.agent_id, inst.instance_id);
+    st.ctx->dir->put_instance(key, inst.hdl);
+    return;
+  }
+}
+
+node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
+  self->state.ctx = ctx;
+  self->set_down_handler([=](caf::down_msg& msg) {
+    on_down(self, msg);
+  });
+  return {
+      [=](const wire_frame& frame) {
+        auto& st = self->state;
+        auto agent = st.agents.find(frame.agent);
+        if (agent == st.agents.end())
+          return; // an agent not hosted here: nothing to sync
+        auto s = agent->second.sessions.find(frame.from_node);
+        if (s == agent->second.sessions.end()) {
+          open_session(self, frame.agent, agent->second, frame.from_node);
+          s = agent->second.sessions.find(frame.from_node);
+          if (s == agent->second.sessions.end())
+            return; // not a known peer
+        }
+        self->send(s->second, frame);
+      },
+      [=](agent_atom, const std::string& agent_id) -> caf::result<agent_actor> {
+        if (auto ok = validate_id(agent_id, "agent id"); !ok)
+          return to_caf(ok.error_value());
+        return host_agent(self, agent_id).hdl;
+      },
+      [=](instance_atom, const std::string& agent_id,
+          const std::string& instance_id) -> caf::result<instance_actor> {
+        if (auto ok = validate_id(agent_id, "agent id"); !ok)
+          return to_caf(ok.error_value());
+        if (auto ok = validate_id(instance_id, "instance id"); !ok)
+          return to_caf(ok.error_value());
+        auto& st = self->state;
+        host_agent(self, agent_id);
+        auto key = directory::instance_key(agent_id, instance_id);
+        auto i = st.instances.find(key);
+        if (i != st.instances.end())
+          return i->second.hdl;
+        auto& inst = st.instances[key];
+        inst.agent_id = agent_id;
+        inst.instance_id = instance_id;
+        inst.hdl = spawn_instance(self, st.ctx, agent_id, instance_id);
+        st.ctx->dir->put_instance(key, inst.hdl);
+        return inst.hdl;
+      },
+      [=](peer_atom, const std::string& peer_node, peer_actor& peer) {
+        auto& st = self->state;
+        if (peer_node == st.ctx->config.node_id)
+          return;
+        auto& known = st.peers[peer_node];
+        bool changed = known && known != peer;
+        known = peer;
+        for (auto& [agent_id, agent] : st.agents) {
+          auto s = agent.sessions.find(peer_node);
+          if (s == agent.sessions.end())
+            open_session(self, agent_id, agent, peer_node);
+          else if (changed)
+            self->send(s->second, peer_atom::value, peer);
+        }
+      },
+      [=](status_atom) {
+        auto& st = self->state;
+        node_status result;
+        result.node_id = st.ctx->config.node_id;
+        result.agents = st.agents.size();
+        result.instances = st.instances.size();
+        for (auto& [_, agent] : st.agents)
+          result.sessions += agent.sessions.size();
+        result.respawns = st.respawns;
+        return result;
+      },
+  };
+}
+
+} // namespace
+
+// -- node -------------------------------------------------------------------
+
+node::node(caf::actor_system& sys, node_context_ptr ctx, node_actor hdl)
+    : sys_(&sys), ctx_(std::move(ctx)), hdl_(std::move(hdl)) {
+  // nop
+}
+
+node::~node() { stop(); }
+
+void node::stop() {
+  if (!hdl_)
+    return;
+  caf::scoped_actor self{*sys_};
+  self->send_exit(hdl_, caf::exit_reason::user_shutdown);
+  self->wait_for(hdl_);
+  hdl_ = nullptr;
+}
+
+expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
+                                            node_config cfg) {
+  if (auto ok = validate_id(cfg.node_id, "node id"); !ok)
+    return ok.error_value();
+  if (cfg.data_dir.empty())
+    return make_error(errc::invalid_argument,
+                      "node " + cfg.node_id + ": no data directory");
+  if (!cfg.wall_clock)
+    cfg.wall_clock = std::make_shared<system_physical_clock>();
+  persistence::store_options opts{cfg.data_dir};
+  opts.sync = cfg.sync_writes;
+  auto db = persistence::database::open(opts);
+  if (!db)
+    return db.error_value();
+  auto ctx = std::make_shared<node_context>();
+  ctx->config = std::move(cfg);
+  ctx->db = std::move(*db);
+  ctx->dir = std::make_shared<directory>();
+  auto hdl = sys.spawn(node_impl, node_context_ptr{ctx});
+  return std::unique_ptr<node>{new node(sys, std::move(ctx), std::move(hdl))};
+}
+
+const std::string& node::id() const noexcept { return ctx_->config.node_id; }
+
+expected<memory> node::open(const std::string& agent_id,
+                            const std::string& instance_id,
+                            milliseconds timeout) {
+  caf::scoped_actor self{*sys_};
+  expected<memory> result = make_error(errc::timeout, "node did not answer");
+  self->request(hdl_, timeout, instance_atom::value, agent_id, instance_id)
+      .receive(
+          [&](instance_actor&) {
+            result = memory{*sys_, ctx_->dir, agent_id, instance_id, timeout};
+          },
+          [&](caf::error& err) {
+            result = from_caf(err);
+          });
+  return result;
+}
+
+expected<agent_actor> node::agent(const std::string& agent_id,
+                                  milliseconds timeout) {
+  caf::scoped_actor self{*sys_};
+  expected<agent_actor> result
+      = make_error(errc::timeout, "node did not answer");
+  self->request(hdl_, timeout, agent_atom::value, agent_id)
+      .receive(
+          [&](agent_actor& hdl) {
+            result = hdl;
+          },
+          [&](caf::error& err) {
+            result = from_caf(err);
+          });
+  return result;
+}
+
+expected<node_status> node::status(milliseconds timeout) {
+  caf::scoped_actor self{*sys_};
+  expected<node_status> result
+      = make_error(errc::timeout, "node did not answer");
+  self->request(hdl_, timeout, status_atom::value)
+      .receive(
+          [&](node_status& s) {
+            result = std::move(s);
+          },
+          [&](caf::error& err) {
+            result = from_caf(err);
+          });
+  return result;
+}
+
+void node::add_peer(const std::string& peer_node, peer_actor peer) {
+  caf::anon_send(hdl_, peer_atom::value, peer_node, std::move(peer));
+}
+
+void connect(node& x, node& y) {
+  x.add_peer(y.id(), caf::actor_cast<peer_actor>(y.handle()));
+  y.add_peer(x.id(), caf::actor_cast<peer_actor>(x.handle()));
+}
+
+} // namespace engram::actors

@@ -1,0 +1,68 @@
+#pragma once
+
+#include "actors/api.hpp"
+#include "actors/context.hpp"
+#include "actors/memory.hpp"
+#include "actors/types.hpp"
+
+#include <memory>
+#include <string>
+
+namespace caf {
+class actor_system;
+} // namespace caf
+
+namespace engram::actors {
+
+/// A node: the process-level owner of one node actor, its database and its
+/// directory. Agents and instances are spawned on demand; `open` returns
+/// the memory handle an agent program uses.
+class node {
+public:
+  /// Opens the node's database and spawns its node actor. Fails with a
+  /// clear error for a bad node id or an unusable data directory.
+  static expected<std::unique_ptr<node>> start(caf::actor_system& sys,
+                                               node_config cfg);
+
+  /// Stops the node actor and every actor it hosts, then closes the store.
+  ~node();
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// The memory of instance `instance_id` of agent `agent_id` (spawning
+  /// the agent and the instance here when needed).
+  expected<memory> open(const std::string& agent_id,
+                        const std::string& instance_id,
+                        milliseconds timeout = milliseconds{5000});
+
+  /// The agent actor hosting `agent_id` here (spawned when needed).
+  expected<agent_actor> agent(const std::string& agent_id,
+                              milliseconds timeout = milliseconds{5000});
+
+  expected<node_status> status(milliseconds timeout = milliseconds{5000});
+
+  /// Adds a peer: every hosted agent syncs with the same agent there.
+  void add_peer(const std::string& peer_node, peer_actor peer);
+
+  /// Stops the node (idempotent).
+  void stop();
+
+  const std::string& id() const noexcept;
+
+  const node_actor& handle() const noexcept { return hdl_; }
+
+  const std::shared_ptr<directory>& dir() const noexcept { return ctx_->dir; }
+
+private:
+  node(caf::actor_system& sys, node_context_ptr ctx, node_actor hdl);
+
+  caf::actor_system* sys_;
+  node_context_ptr ctx_;
+  node_actor hdl_;
+};
+
+/// Makes two nodes in one process peers of each other.
+void connect(node& x, node& y);
+
+} // namespace engram::actors

@@ -1,0 +1,479 @@
+// The sync session actor: one peer node × one agent's memory. It speaks
+// the spec's flow in protobuf envelopes (`messages/`):
+//
+//   Hello{capabilities, epoch}        → HelloAck{accepted_capabilities}
+//   SyncRequest{digest}               → SyncResponse{} when digests match
+//                                       (an idle anti-entropy round), else
+//                                       SyncRequest{since: responder context}
+//   SyncRequest{since}                → SyncResponse{deltas, clock, seq}
+//   SyncResponse{deltas, seq}         → SyncAck{seq} once merged durably;
+//                                       a response with a clock is answered
+//                                       by what that clock misses (a push)
+//   changes of the local replica      → SyncResponse{deltas, seq} (pushes,
+//                                       debounced and batched)
+//   conflicts found by a merge        → ConflictNotification{conflicts}
+//   Ping{nonce}                       → Pong{nonce}
+//
+// Frames with a sequence number stay in an outbox until acknowledged and
+// are resent with backoff; the receiver merges each (epoch, sequence) once.
+
+#include "actors/spawn.hpp"
+#include "core/sync_window.hpp"
+#include "messages/codec.hpp"
+#include "messages/envelope.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/local_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace engram::actors {
+
+namespace {
+
+const std::vector<std::string> capabilities{"delta-batch", "digest",
+                                            "fact-columns"};
+
+/// Pending pushes beyond this many versions are dropped in favour of an
+/// anti-entropy round: memory per session stays bounded.
+constexpr size_t max_pending_versions = 65'536;
+
+struct round {
+  caf::typed_response_promise<sync_result> promise;
+  caf::actor_clock::time_point deadline;
+};
+
+struct session_state {
+  node_context_ptr ctx;
+  std::string agent_id;
+  std::string peer_node;
+  peer_actor peer;
+  agent_actor agent;
+  session_settings cfg;
+  std::unique_ptr<hybrid_logical_clock> clock;
+  uint64_t epoch = 0;
+  bool established = false;
+  outbox out{std::chrono::milliseconds{200}};
+  delivery_window in;
+  replica_delta pending;
+  bool flush_scheduled = false;
+  bool on_change = true;
+  bool anti_entropy_due = false;
+  caf::actor_clock::time_point last_heard;
+  caf::actor_clock::time_point last_sent_hello;
+  caf::actor_clock::time_point last_anti_entropy;
+  caf::actor_clock::time_point last_ping;
+  uint64_t ping_nonce = 0;
+  // An explicit sync() in progress: its callers, and what it did so far.
+  std::vector<round> rounds;
+  bool round_open = false;
+  bool round_pulled = false;
+  uint64_t round_push_seq = 0;
+  sync_result round_result;
+
+  static inline const char* name = "engram.session";
+};
+
+using session_ptr = session_actor::stateful_pointer<session_state>;
+
+auto now(session_ptr self) { return self->clock().now(); }
+
+void send_frame(session_ptr self, v1::MessageType type,
+                const google::protobuf::Message& payload) {
+  auto& st = self->state;
+  auto env = messages::make_envelope(type, st.ctx->config.node_id,
+                                     st.clock->now(), payload);
+  self->send(st.peer, wire_frame{st.ctx->config.node_id, st.agent_id,
+                                 messages::serialize(env)});
+}
+
+// Sends a frame that must be acknowledged: it stays in the outbox.
+uint64_t send_reliable(session_ptr self, v1::SyncResponse& payload) {
+  auto& st = self->state;
+  payload.set_sequence(st.out.next_sequence());
+  payload.set_epoch(st.epoch);
+  auto env = messages::make_envelope(v1::SYNC_RESPONSE, st.ctx->config.node_id,
+                                     st.clock->now(), payload);
+  auto bytes = messages::serialize(env);
+  auto seq = st.out.add(bytes, now(self));
+  self->send(st.peer,
+             wire_frame{st.ctx->config.node_id, st.agent_id, std::move(bytes)});
+  return seq;
+}
+
+void send_hello(session_ptr self) {
+  auto& st = self->state;
+  v1::Hello hello;
+  for (auto& c : capabilities)
+    hello.add_capabilities(c);
+  hello.set_node_id(st.ctx->config.node_id);
+  hello.set_epoch(st.epoch);
+  st.last_sent_hello = now(self);
+  send_frame(self, v1::HELLO, hello);
+}
+
+// Asks the peer whether our states differ (O(1) bytes when they do not).
+void start_anti_entropy(session_ptr self) {
+  auto& st = self->state;
+  st.anti_entropy_due = false;
+  st.last_anti_entropy = now(self);
+  self->request(st.agent, caf::infinite, digest_atom::value)
+      .then([=](uint64_t digest, causal_context&) {
+        v1::SyncRequest req;
+        req.set_digest(digest);
+        send_frame(self, v1::SYNC_REQUEST, req);
+      });
+}
+
+// Asks the peer for everything we have not seen (an explicit sync).
+void start_pull(session_ptr self) {
+  auto& st = self->state;
+  self->request(st.agent, caf::infinite, digest_atom::value)
+      .then([=](uint64_t digest, causal_context& context) {
+        v1::SyncRequest req;
+        req.set_digest(digest);
+        messages::to_proto(context, *req.mutable_since());
+        send_frame(self, v1::SYNC_REQUEST, req);
+      });
+}
+
+void finish_rounds(session_ptr self) {
+  auto& st = self->state;
+  auto result = st.round_result;
+  result.peers = 1;
+  result.kind = result.conflicts.empty() ? sync_result::outcome::clean
+                                         : sync_result::outcome::merged;
+  for (auto& r : st.rounds)
+    r.promise.deliver(result);
+  st.rounds.clear();
+  st.round_open = false;
+  st.round_pulled = false;
+  st.round_push_seq = 0;
+  st.round_result = sync_result{};
+}
+
+void flush(session_ptr self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (st.pending.empty() || !st.established)
+    return;
+  if (st.out.size() >= st.cfg.max_outstanding) {
+    st.flush_scheduled = true; // the next tick tries again
+    return;
+  }
+  v1::SyncResponse push;
+  messages::to_proto(st.pending, *push.mutable_batch());
+  st.pending = replica_delta{};
+  send_reliable(self, push);
+}
+
+void on_established(session_ptr self) {
+  auto& st = self->state;
+  if (st.established)
+    return;
+  st.established = true;
+  start_anti_entropy(self);
+  if (st.round_open && !st.round_pulled)
+    start_pull(self);
+  flush(self);
+}
+
+// Merges a batch from the peer, then acknowledges it (and, for a pull
+// response, pushes back what the peer's clock misses).
+void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
+  auto& st = self->state;
+  bool is_pull = msg.has_clock();
+  bool empty = msg.sequence() == 0 && !msg.has_batch() && !is_pull;
+  if (empty) { // digests matched: nothing to do
+    if (st.round_open && !st.round_pulled)
+      start_pull(self);
+    return;
+  }
+  auto seq = msg.sequence();
+  if (seq != 0 && !st.in.first_time(msg.epoch(), seq)) {
+    v1::SyncAck ack; // a duplicate: merged before, acknowledge again
+    ack.set_sequence(seq);
+    send_frame(self, v1::SYNC_ACK, ack);
+    return;
+  }
+  auto delta = messages::from_proto(msg, messages::limits{});
+  if (!delta) // refused as a whole; never acknowledged, never merged
+    return;
+  std::optional<causal_context> peer_clock;
+  if (is_pull) {
+    auto clock = messages::from_proto(msg.clock(), messages::limits{});
+    if (clock)
+      peer_clock = std::move(*clock);
+  }
+  auto versions = delta->version_count();
+  self->request(st.agent, caf::infinite, merge_atom::value, std::move(*delta))
+      .then([=](merge_summary& summary) {
+        auto& s = self->state;
+        if (seq != 0) {
+          v1::SyncAck ack;
+          ack.set_sequence(seq);
+          send_frame(self, v1::SYNC_ACK, ack);
+        }
+        if (!summary.conflicts.empty()) {
+          v1::ConflictNotification note;
+          for (auto& c : summary.conflicts)
+            messages::to_proto(c, *note.add_conflicts());
+          send_frame(self, v1::CONFLICT_NOTIFICATION, note);
+        }
+        if (s.round_open) {
+          s.round_result.merged_count += summary.applied;
+          s.round_result.synced_count += versions;
+          for (auto& c : summary.conflicts)
+            s.round_result.conflicts.push_back(std::move(c));
+        }
+        if (!peer_clock)
+          return;
+        if (s.round_open)
+          s.round_pulled = true;
+        self->request(s.agent, caf::infinite, since_atom::value, *peer_clock)
+            .then([=](replica_delta& missing, causal_context&) {
+              auto& s2 = self->state;
+              if (missing.entries.empty()) {
+                if (s2.round_open && s2.round_pulled && s2.round_push_seq == 0)
+                  finish_rounds(self);
+                return;
+              }
+              v1::SyncResponse back;
+              messages::to_proto(missing, *back.mutable_batch());
+              auto n = missing.version_count();
+              auto pushed = send_reliable(self, back);
+              if (s2.round_open && s2.round_pulled && s2.round_push_seq == 0) {
+                s2.round_push_seq = pushed;
+                s2.round_result.synced_count += n;
+              }
+            });
+      });
+}
+
+void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
+  auto& st = self->state;
+  if (msg.has_since()) {
+    auto since = messages::from_proto(msg.since(), messages::limits{});
+    if (!since)
+      return;
+    self->request(st.agent, caf::infinite, since_atom::value, *since)
+        .then([=](replica_delta& missing, causal_context& context) {
+          auto resp = messages::make_sync_response(missing, context);
+          send_reliable(self, resp);
+        });
+    return;
+  }
+  auto theirs = msg.has_digest() ? msg.digest() : 0;
+  self->request(st.agent, caf::infinite, digest_atom::value)
+      .then([=](uint64_t ours, causal_context& context) {
+        if (ours == theirs) {
+          send_frame(self, v1::SYNC_RESPONSE, v1::SyncResponse{});
+          return;
+        }
+        v1::SyncRequest req; // we differ: send me what I miss (and I you)
+        req.set_digest(ours);
+        messages::to_proto(context, *req.mutable_since());
+        send_frame(self, v1::SYNC_REQUEST, req);
+      });
+}
+
+void on_frame(session_ptr self, const wire_frame& frame) {
+  auto& st = self->state;
+  auto env = messages::decode_envelope(frame.envelope);
+  if (!env) // hostile or broken bytes: refused, nothing reaches the store
+    return;
+  st.last_heard = now(self);
+  switch (env->type()) {
+    case v1::HELLO: {
+      auto hello = messages::decode_payload<v1::Hello>(*env, v1::HELLO);
+      if (!hello)
+        return;
+      v1::HelloAck ack;
+      for (auto& c : hello->capabilities())
+        if (std::find(capabilities.begin(), capabilities.end(), c)
+            != capabilities.end())
+          ack.add_accepted_capabilities(c);
+      send_frame(self, v1::HELLO_ACK, ack);
+      on_established(self);
+      return;
+    }
+    case v1::HELLO_ACK: on_established(self); return;
+    case v1::SYNC_REQUEST: {
+      auto req
+          = messages::decode_payload<v1::SyncRequest>(*env, v1::SYNC_REQUEST);
+      if (req)
+        on_sync_request(self, *req);
+      return;
+    }
+    case v1::SYNC_RESPONSE: {
+      auto resp
+          = messages::decode_payload<v1::SyncResponse>(*env, v1::SYNC_RESPONSE);
+      if (resp)
+        on_sync_response(self, *resp);
+      return;
+    }
+    case v1::SYNC_ACK: {
+      auto ack = messages::decode_payload<v1::SyncAck>(*env, v1::SYNC_ACK);
+      if (!ack)
+        return;
+      st.out.acknowledge(ack->sequence());
+      if (st.round_open && st.round_push_seq == ack->sequence())
+        finish_rounds(self);
+      flush(self);
+      return;
+    }
+    case v1::PING: {
+      auto ping = messages::decode_payload<v1::Ping>(*env, v1::PING);
+      if (!ping)
+        return;
+      v1::Pong pong;
+      pong.set_nonce(ping->nonce());
+      send_frame(self, v1::PONG, pong);
+      return;
+    }
+    case v1::PONG:
+    case v1::CONFLICT_NOTIFICATION:
+    case v1::CONFLICT_RESOLUTION:
+      // Liveness (PONG) is noted above; the peer's conflicts are detected
+      // here too when its versions merge, and resolved per our config.
+      return;
+    default: return; // not a sync-session message
+  }
+}
+
+void on_tick(session_ptr self) {
+  auto& st = self->state;
+  auto t = now(self);
+  self->delayed_send(self, st.cfg.tick, tick_atom::value);
+  if (st.established && t - st.last_heard > st.cfg.peer_timeout)
+    st.established = false; // silent too long: greet again until it answers
+  if (!st.established) {
+    if (t - st.last_sent_hello >= st.cfg.retransmit_after * 4)
+      send_hello(self);
+  } else {
+    for (auto* frame : st.out.due(t))
+      self->send(st.peer,
+                 wire_frame{st.ctx->config.node_id, st.agent_id, *frame});
+    if (st.anti_entropy_due
+        || t - st.last_anti_entropy >= st.cfg.anti_entropy_interval)
+      start_anti_entropy(self);
+    if (t - st.last_heard >= st.cfg.ping_interval
+        && t - st.last_ping >= st.cfg.ping_interval) {
+      st.last_ping = t;
+      v1::Ping ping;
+      ping.set_nonce(++st.ping_nonce);
+      send_frame(self, v1::PING, ping);
+    }
+    if (st.flush_scheduled)
+      flush(self);
+  }
+  // Explicit syncs that ran out of time end with what they did.
+  auto expired
+      = std::partition(st.rounds.begin(), st.rounds.end(), [&](const round& r) {
+          return r.deadline > t;
+        });
+  for (auto i = expired; i != st.rounds.end(); ++i)
+    i->promise.deliver(to_caf(make_error(
+        errc::timeout, "no sync with node " + st.peer_node + " in time")));
+  st.rounds.erase(expired, st.rounds.end());
+  if (st.rounds.empty() && st.round_open)
+    st.round_open = false, st.round_pulled = false, st.round_push_seq = 0,
+    st.round_result = sync_result{};
+}
+
+session_actor::behavior_type
+session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
+             std::string peer_node, peer_actor peer, agent_actor agent) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.agent_id = std::move(agent_id);
+  st.peer_node = std::move(peer_node);
+  st.peer = std::move(peer);
+  st.agent = std::move(agent);
+  st.cfg = ctx->config.sessions;
+  st.out = outbox{st.cfg.retransmit_after};
+  st.clock = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
+  auto ts = st.clock->now();
+  st.epoch = (ts.wall_us << 16) | (ts.logical & 0xffff);
+  st.last_heard = now(self);
+  st.last_anti_entropy = now(self);
+  st.last_ping = now(self);
+  send_hello(self);
+  self->delayed_send(self, st.cfg.tick, tick_atom::value);
+  return {
+      [=](const wire_frame& frame) {
+        on_frame(self, frame);
+      },
+      [=](push_atom, const replica_delta& delta) {
+        auto& s = self->state;
+        if (!s.on_change) {
+          s.anti_entropy_due = true;
+          return;
+        }
+        join_deltas(s.pending, delta);
+        if (s.pending.version_count() > max_pending_versions) {
+          s.pending = replica_delta{}; // the digest round repairs it
+          s.anti_entropy_due = true;
+          return;
+        }
+        if (s.flush_scheduled)
+          return;
+        s.flush_scheduled = true;
+        if (s.cfg.push_delay.count() == 0)
+          flush(self);
+        else
+          self->delayed_send(self, s.cfg.push_delay, flush_atom::value);
+      },
+      [=](flush_atom) {
+        flush(self);
+      },
+      [=](tick_atom) {
+        on_tick(self);
+      },
+      [=](sync_atom, const sync_config& cfg) -> caf::result<sync_result> {
+        auto& s = self->state;
+        if (cfg.interval.count() > 0)
+          s.cfg.anti_entropy_interval = cfg.interval;
+        s.on_change = cfg.on_change;
+        auto rp = self->make_response_promise<sync_result>();
+        s.rounds.push_back(round{rp, now(self) + cfg.timeout});
+        if (!s.round_open) {
+          s.round_open = true;
+          flush(self);
+          if (s.established)
+            start_pull(self);
+        }
+        return rp;
+      },
+      [=](attach_atom, agent_actor& agent) {
+        self->state.agent = std::move(agent);
+      },
+      [=](peer_atom, peer_actor& peer) {
+        // The peer node restarted (or was reached anew): greet it again.
+        auto& s = self->state;
+        s.peer = std::move(peer);
+        s.established = false;
+        send_hello(self);
+      },
+      [=](fail_atom) {
+        throw std::runtime_error("session " + self->state.agent_id + "@"
+                                 + self->state.peer_node + ": injected fault");
+      },
+  };
+}
+
+} // namespace
+
+session_actor spawn_session(caf::local_actor* parent, node_context_ptr ctx,
+                            const std::string& agent_id,
+                            const std::string& peer_node, peer_actor peer,
+                            agent_actor agent) {
+  return parent->spawn<caf::monitored>(session_impl, std::move(ctx), agent_id,
+                                       peer_node, std::move(peer),
+                                       std::move(agent));
+}
+
+} // namespace engram::actors

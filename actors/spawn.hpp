@@ -1,0 +1,38 @@
+#pragma once
+
+// Spawning the node's child actors. Each is spawned by `parent` (the node,
+// their supervisor) and monitored by it.
+
+#include "actors/context.hpp"
+#include "actors/types.hpp"
+
+#include <string>
+
+namespace caf {
+class local_actor;
+} // namespace caf
+
+namespace engram::actors {
+
+/// The replica id of a partition of a node (unique per node and partition).
+replica_id replica_of(const std::string& node_id, const std::string& partition);
+
+/// An agent actor: loads the agent's replica from its partition
+/// ("a/<agent>") and serves it.
+agent_actor spawn_agent(caf::local_actor* parent, node_context_ptr ctx,
+                        const std::string& agent_id);
+
+/// An instance actor: loads its Instance-scope memory from its partition
+/// ("i/<agent>/<instance>"), which keeps no delta log (it never syncs).
+instance_actor spawn_instance(caf::local_actor* parent, node_context_ptr ctx,
+                              const std::string& agent_id,
+                              const std::string& instance_id);
+
+/// A sync session between this node's replica of `agent_id` and the same
+/// agent's replica on `peer_node`, reached through `peer`.
+session_actor spawn_session(caf::local_actor* parent, node_context_ptr ctx,
+                            const std::string& agent_id,
+                            const std::string& peer_node, peer_actor peer,
+                            agent_actor agent);
+
+} // namespace engram::actors

@@ -1,0 +1,277 @@
+#pragma once
+
+// The actor runtime's message types, atoms and typed actor interfaces.
+// Every type that travels in a message has an `inspect` that serializes it
+// as its protobuf (engram.v1) bytes, and is registered under a stable name by
+// `register_types`.
+
+#include "actors/api.hpp"
+#include "core/causal_context.hpp"
+#include "core/query.hpp"
+#include "core/replica.hpp"
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/sec.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace caf {
+class actor_system_config;
+} // namespace caf
+
+namespace engram::actors {
+
+// -- atoms ------------------------------------------------------------------
+
+using learn_atom = caf::atom_constant<caf::atom("learn")>;
+using query_atom = caf::atom_constant<caf::atom("query")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
+using archive_atom = caf::atom_constant<caf::atom("archive")>;
+using sync_atom = caf::atom_constant<caf::atom("sync")>;
+using answer_atom = caf::atom_constant<caf::atom("answer")>;
+using pending_atom = caf::atom_constant<caf::atom("pending")>;
+using digest_atom = caf::atom_constant<caf::atom("digest")>;
+using since_atom = caf::atom_constant<caf::atom("since")>;
+using merge_atom = caf::atom_constant<caf::atom("merge")>;
+using push_atom = caf::atom_constant<caf::atom("push")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using attach_atom = caf::atom_constant<caf::atom("attach")>;
+using peer_atom = caf::atom_constant<caf::atom("peer")>;
+using agent_atom = caf::atom_constant<caf::atom("agent")>;
+using instance_atom = caf::atom_constant<caf::atom("instance")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using fail_atom = caf::atom_constant<caf::atom("fail")>;
+
+// -- the frame between peers ------------------------------------------------
+
+/// What sync sessions exchange: a protobuf `SyncMessage` envelope (bytes
+/// from `messages/`), routed by the sending node and the agent whose memory
+/// it concerns. The same bytes whether the peer is local or remote.
+struct wire_frame {
+  std::string from_node;
+  std::string agent;
+  std::string envelope;
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, wire_frame& x) {
+  return f(caf::meta::type_name("engram.wire_frame"), x.from_node, x.agent,
+           x.envelope);
+}
+
+// -- typed interfaces -------------------------------------------------------
+
+/// Anything that accepts frames from a peer: a node, or a simulated link.
+using peer_actor = caf::typed_actor<caf::reacts_to<wire_frame>>;
+
+/// The owner of one agent instance's memory (Instance scope) and the entry
+/// point of the memory API: Agent-scope requests go on to the agent actor.
+/// `learn` takes the engram and whether its scope is the caller's choice
+/// (`learn_scoped`; placeholders are filled) or comes from the configured
+/// defaults per memory type (`learn`).
+using instance_actor = caf::typed_actor<
+    caf::replies_to<learn_atom, engram_record, bool>::with<engram_id>,
+    caf::replies_to<query_atom, query_filter>::with<std::vector<memory_view>>,
+    caf::replies_to<forget_atom, engram_id, std::string>::with<engram_id>,
+    caf::replies_to<archive_atom, engram_id>::with<engram_id>,
+    caf::replies_to<sync_atom, sync_config>::with<sync_result>,
+    caf::replies_to<answer_atom, uint64_t, std::string>::with<engram_id>,
+    caf::replies_to<pending_atom>::with<std::vector<pending_question>>,
+    caf::reacts_to<fail_atom>>;
+
+/// The owner of one node's replica of an agent's Agent-scope memory.
+using agent_actor = caf::typed_actor<
+    caf::replies_to<learn_atom, engram_record>::with<engram_id>,
+    caf::replies_to<query_atom, query_filter>::with<std::vector<memory_view>>,
+    caf::replies_to<forget_atom, engram_id, std::string>::with<engram_id>,
+    caf::replies_to<archive_atom, engram_id>::with<engram_id>,
+    caf::replies_to<sync_atom, sync_config>::with<sync_result>,
+    caf::replies_to<answer_atom, uint64_t, std::string>::with<engram_id>,
+    caf::replies_to<pending_atom>::with<std::vector<pending_question>>,
+    // Sessions' side: digest, what a peer misses, merging a peer's batch.
+    caf::replies_to<digest_atom>::with<uint64_t, causal_context>,
+    caf::replies_to<since_atom, causal_context>::with<replica_delta,
+                                                      causal_context>,
+    caf::replies_to<merge_atom, replica_delta>::with<merge_summary>,
+    caf::reacts_to<attach_atom, caf::actor>, caf::reacts_to<fail_atom>>;
+
+/// One peer × one agent's memory: the spec's sync flow.
+using session_actor = caf::typed_actor<
+    caf::reacts_to<wire_frame>, caf::reacts_to<push_atom, replica_delta>,
+    caf::replies_to<sync_atom, sync_config>::with<sync_result>,
+    caf::reacts_to<tick_atom>, caf::reacts_to<flush_atom>,
+    caf::reacts_to<attach_atom, agent_actor>,
+    caf::reacts_to<peer_atom, peer_actor>, caf::reacts_to<fail_atom>>;
+
+/// One per process: hosts agents and instances, routes frames from peers to
+/// sessions, supervises (respawns failed actors from the store).
+using node_actor = caf::typed_actor<
+    caf::reacts_to<wire_frame>,
+    caf::replies_to<agent_atom, std::string>::with<agent_actor>,
+    caf::replies_to<instance_atom, std::string,
+                    std::string>::with<instance_actor>,
+    caf::reacts_to<peer_atom, std::string, peer_actor>,
+    caf::replies_to<status_atom>::with<node_status>>;
+
+// -- registration -----------------------------------------------------------
+
+/// Registers every message type of the runtime under its stable name.
+/// Call it on every actor system config (both ends of a connection).
+void register_types(caf::actor_system_config& cfg);
+
+/// The names `register_types` registers (for tests).
+std::vector<std::string> registered_type_names();
+
+// -- converting errors ------------------------------------------------------
+
+/// An engram error as a CAF error (its message kept).
+caf::error to_caf(const error& e);
+
+/// A CAF error as an engram error: timeouts and dead receivers map to
+/// `timeout` / `unavailable`; errors made by `to_caf` come back unchanged.
+error from_caf(const caf::error& e);
+
+// -- serialization of core types (as protobuf bytes) ------------------------
+
+namespace detail {
+
+std::string encode(const engram_record& x);
+expected<engram_record> decode_engram(const std::string& bytes);
+std::string encode(const replica_delta& x);
+expected<replica_delta> decode_delta(const std::string& bytes);
+std::string encode(const causal_context& x);
+expected<causal_context> decode_context(const std::string& bytes);
+std::string encode(const conflict& x);
+expected<conflict> decode_conflict(const std::string& bytes);
+std::string encode(const memory_view& x);
+expected<memory_view> decode_view(const std::string& bytes);
+std::string encode(const pending_question& x);
+expected<pending_question> decode_question(const std::string& bytes);
+std::string encode(const query_filter& x);
+expected<query_filter> decode_filter(const std::string& bytes);
+
+caf::error load_error(const char* type, const error& e);
+
+template<class Inspector, class T, class Decode>
+typename Inspector::result_type inspect_bytes(Inspector& f, T& x,
+                                              const char* name, Decode decode) {
+  std::string bytes;
+  if constexpr (Inspector::reads_state)
+    bytes = encode(x);
+  auto load = [&]() -> caf::error {
+    auto value = decode(bytes);
+    if (!value)
+      return load_error(name, value.error_value());
+    x = std::move(*value);
+    return caf::none;
+  };
+  return f(caf::meta::type_name(name), bytes, caf::meta::load_callback(load));
+}
+
+} // namespace detail
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, merge_summary& x) {
+  return f(caf::meta::type_name("engram.merge_summary"), x.applied,
+           x.conflicts);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sync_config& x) {
+  auto kind = static_cast<uint8_t>(x.scope);
+  auto interval = x.interval.count();
+  auto timeout = x.timeout.count();
+  auto load = [&]() -> caf::error {
+    if (kind > static_cast<uint8_t>(scope_kind::universal))
+      return caf::make_error(caf::sec::invalid_argument,
+                             "engram.sync_config: unknown scope kind");
+    x.scope = static_cast<scope_kind>(kind);
+    x.interval = milliseconds{interval};
+    x.timeout = milliseconds{timeout};
+    return caf::none;
+  };
+  return f(caf::meta::type_name("engram.sync_config"), kind, interval,
+           x.on_change, timeout, caf::meta::load_callback(load));
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sync_result& x) {
+  auto kind = static_cast<uint8_t>(x.kind);
+  auto load = [&]() -> caf::error {
+    if (kind > 1)
+      return caf::make_error(caf::sec::invalid_argument,
+                             "engram.sync_result: unknown outcome");
+    x.kind = static_cast<sync_result::outcome>(kind);
+    return caf::none;
+  };
+  return f(caf::meta::type_name("engram.sync_result"), kind, x.synced_count,
+           x.merged_count, x.conflicts, x.peers,
+           caf::meta::load_callback(load));
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_status& x) {
+  return f(caf::meta::type_name("engram.node_status"), x.node_id, x.agents,
+           x.instances, x.sessions, x.respawns);
+}
+
+} // namespace engram::actors
+
+namespace engram {
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, engram_id& x) {
+  return f(caf::meta::type_name("engram.id"), x.hi, x.lo);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, engram_record& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.record",
+                                       actors::detail::decode_engram);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_delta& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.delta",
+                                       actors::detail::decode_delta);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, causal_context& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.causal_context",
+                                       actors::detail::decode_context);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conflict& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.conflict",
+                                       actors::detail::decode_conflict);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, memory_view& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.memory_view",
+                                       actors::detail::decode_view);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pending_question& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.pending_question",
+                                       actors::detail::decode_question);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, query_filter& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.query_filter",
+                                       actors::detail::decode_filter);
+}
+
+} // namespace engram

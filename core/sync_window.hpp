@@ -1,0 +1,80 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace engram {
+
+/// The sender's side of reliable delivery between two sync sessions: every
+/// frame that must arrive gets a sequence number and stays here until the
+/// peer acknowledges it; frames not acknowledged within `retransmit_after`
+/// are due again (with the interval doubling per attempt, up to 8x).
+/// Pure: the caller passes the time.
+class outbox {
+public:
+  using time_point = std::chrono::steady_clock::time_point;
+  using duration = std::chrono::steady_clock::duration;
+
+  explicit outbox(duration retransmit_after)
+      : retransmit_after_(retransmit_after) {
+    // nop
+  }
+
+  /// The sequence number the next frame gets.
+  uint64_t next_sequence() const noexcept { return next_; }
+
+  /// Keeps `frame` (sent at `now`) until acknowledged; returns its number.
+  uint64_t add(std::string frame, time_point now);
+
+  /// Drops an acknowledged frame; false when unknown (a duplicate ack).
+  bool acknowledge(uint64_t sequence);
+
+  /// The frames due for retransmission at `now` (marked as resent).
+  std::vector<const std::string*> due(time_point now);
+
+  /// Frames waiting for an acknowledgement.
+  size_t size() const noexcept { return pending_.size(); }
+
+  /// Bytes held.
+  size_t bytes() const noexcept { return bytes_; }
+
+  /// Forgets everything (the peer restarted: anti-entropy takes over).
+  void clear();
+
+private:
+  struct entry {
+    std::string frame;
+    time_point next_attempt;
+    uint32_t attempts = 0;
+  };
+  duration retransmit_after_;
+  uint64_t next_ = 1;
+  size_t bytes_ = 0;
+  std::map<uint64_t, entry> pending_;
+};
+
+/// The receiver's side: which sequence numbers of the sender's current
+/// epoch (one epoch per sender incarnation) arrived, so a retransmitted or
+/// duplicated frame is applied once. Memory stays bounded: numbers are held
+/// as "all up to N" plus the few above N.
+class delivery_window {
+public:
+  /// True the first time (epoch, sequence) is seen. A new epoch resets the
+  /// window; frames of an older epoch than the current one count as new
+  /// (their contents are idempotent state, applying them again is safe).
+  bool first_time(uint64_t epoch, uint64_t sequence);
+
+  uint64_t epoch() const noexcept { return epoch_; }
+
+private:
+  uint64_t epoch_ = 0;
+  uint64_t contiguous_ = 0;
+  std::set<uint64_t> above_;
+};
+
+} // namespace engram
