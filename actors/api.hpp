@@ -91,6 +91,29 @@ struct merge_summary {
   std::vector<conflict> conflicts;
 };
 
+/// What a sync session reports (observability, tests).
+struct session_stats {
+  std::string peer_node;
+  std::string agent;
+  bool established = false;
+  /// Frames received / sent (retransmissions included).
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+  /// Batches from the peer merged into the replica (each exactly once).
+  uint64_t merged = 0;
+  /// Retransmitted or duplicated batches recognised and not merged again.
+  uint64_t duplicates = 0;
+  uint64_t retransmits = 0;
+  /// Frames waiting for the peer's acknowledgement.
+  uint64_t outstanding = 0;
+  /// Anti-entropy rounds started, and those that found the states equal.
+  uint64_t rounds = 0;
+  uint64_t idle_rounds = 0;
+  /// Envelope bytes sent and received.
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
 /// How a node runs.
 struct node_config {
   /// Unique among the nodes that sync with each other.
@@ -116,6 +139,8 @@ struct node_status {
   size_t instances = 0;
   size_t sessions = 0;
   size_t respawns = 0;
+  /// Every sync session's figures.
+  std::vector<session_stats> session_details;
 };
 
 } // namespace engram::actors

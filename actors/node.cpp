@@ -17,7 +17,9 @@
 #include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <chrono>
 #include <map>
+#include <thread>
 
 namespace engram::actors {
 
@@ -198,16 +200,35 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
             self->send(s->second, peer_atom::value, peer);
         }
       },
-      [=](status_atom) {
+      [=](status_atom) -> caf::result<node_status> {
         auto& st = self->state;
-        node_status result;
-        result.node_id = st.ctx->config.node_id;
-        result.agents = st.agents.size();
-        result.instances = st.instances.size();
+        auto result = std::make_shared<node_status>();
+        result->node_id = st.ctx->config.node_id;
+        result->agents = st.agents.size();
+        result->instances = st.instances.size();
+        result->respawns = st.respawns;
+        std::vector<session_actor> sessions;
         for (auto& [_, agent] : st.agents)
-          result.sessions += agent.sessions.size();
-        result.respawns = st.respawns;
-        return result;
+          for (auto& [_, s] : agent.sessions)
+            sessions.push_back(s);
+        result->sessions = sessions.size();
+        if (sessions.empty())
+          return *result;
+        auto rp = self->make_response_promise<node_status>();
+        auto waiting = std::make_shared<size_t>(sessions.size());
+        for (auto& s : sessions)
+          self->request(s, std::chrono::seconds{5}, status_atom::value)
+              .then(
+                  [=](session_stats& x) mutable {
+                    result->session_details.push_back(std::move(x));
+                    if (--*waiting == 0)
+                      rp.deliver(*result);
+                  },
+                  [=](caf::error&) mutable {
+                    if (--*waiting == 0)
+                      rp.deliver(*result);
+                  });
+        return rp;
       },
   };
 }
@@ -230,6 +251,10 @@ void node::stop() {
   self->send_exit(hdl_, caf::exit_reason::user_shutdown);
   self->wait_for(hdl_);
   hdl_ = nullptr;
+  // The node's children stop asynchronously; the store closes when the last
+  // of them released the node's context (bounded wait).
+  for (int i = 0; i < 1000 && ctx_.use_count() > 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
 }
 
 expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,

@@ -73,6 +73,7 @@ struct session_state {
   bool round_pulled = false;
   uint64_t round_push_seq = 0;
   sync_result round_result;
+  session_stats stats;
 
   static inline const char* name = "engram.session";
 };
@@ -86,8 +87,11 @@ void send_frame(session_ptr self, v1::MessageType type,
   auto& st = self->state;
   auto env = messages::make_envelope(type, st.ctx->config.node_id,
                                      st.clock->now(), payload);
-  self->send(st.peer, wire_frame{st.ctx->config.node_id, st.agent_id,
-                                 messages::serialize(env)});
+  auto bytes = messages::serialize(env);
+  ++st.stats.frames_out;
+  st.stats.bytes_out += bytes.size();
+  self->send(st.peer,
+             wire_frame{st.ctx->config.node_id, st.agent_id, std::move(bytes)});
 }
 
 // Sends a frame that must be acknowledged: it stays in the outbox.
@@ -99,6 +103,8 @@ uint64_t send_reliable(session_ptr self, v1::SyncResponse& payload) {
                                      st.clock->now(), payload);
   auto bytes = messages::serialize(env);
   auto seq = st.out.add(bytes, now(self));
+  ++st.stats.frames_out;
+  st.stats.bytes_out += bytes.size();
   self->send(st.peer,
              wire_frame{st.ctx->config.node_id, st.agent_id, std::move(bytes)});
   return seq;
@@ -120,6 +126,7 @@ void start_anti_entropy(session_ptr self) {
   auto& st = self->state;
   st.anti_entropy_due = false;
   st.last_anti_entropy = now(self);
+  ++st.stats.rounds;
   self->request(st.agent, caf::infinite, digest_atom::value)
       .then([=](uint64_t digest, causal_context&) {
         v1::SyncRequest req;
@@ -188,12 +195,14 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
   bool is_pull = msg.has_clock();
   bool empty = msg.sequence() == 0 && !msg.has_batch() && !is_pull;
   if (empty) { // digests matched: nothing to do
+    ++st.stats.idle_rounds;
     if (st.round_open && !st.round_pulled)
       start_pull(self);
     return;
   }
   auto seq = msg.sequence();
   if (seq != 0 && !st.in.first_time(msg.epoch(), seq)) {
+    ++st.stats.duplicates;
     v1::SyncAck ack; // a duplicate: merged before, acknowledge again
     ack.set_sequence(seq);
     send_frame(self, v1::SYNC_ACK, ack);
@@ -212,6 +221,7 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
   self->request(st.agent, caf::infinite, merge_atom::value, std::move(*delta))
       .then([=](merge_summary& summary) {
         auto& s = self->state;
+        ++s.stats.merged;
         if (seq != 0) {
           v1::SyncAck ack;
           ack.set_sequence(seq);
@@ -286,6 +296,8 @@ void on_frame(session_ptr self, const wire_frame& frame) {
   if (!env) // hostile or broken bytes: refused, nothing reaches the store
     return;
   st.last_heard = now(self);
+  ++st.stats.frames_in;
+  st.stats.bytes_in += frame.envelope.size();
   switch (env->type()) {
     case v1::HELLO: {
       auto hello = messages::decode_payload<v1::Hello>(*env, v1::HELLO);
@@ -354,9 +366,13 @@ void on_tick(session_ptr self) {
     if (t - st.last_sent_hello >= st.cfg.retransmit_after * 4)
       send_hello(self);
   } else {
-    for (auto* frame : st.out.due(t))
+    for (auto* frame : st.out.due(t)) {
+      ++st.stats.retransmits;
+      ++st.stats.frames_out;
+      st.stats.bytes_out += frame->size();
       self->send(st.peer,
                  wire_frame{st.ctx->config.node_id, st.agent_id, *frame});
+    }
     if (st.anti_entropy_due
         || t - st.last_anti_entropy >= st.cfg.anti_entropy_interval)
       start_anti_entropy(self);
@@ -457,6 +473,15 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         s.peer = std::move(peer);
         s.established = false;
         send_hello(self);
+      },
+      [=](status_atom) {
+        auto& s = self->state;
+        auto result = s.stats;
+        result.peer_node = s.peer_node;
+        result.agent = s.agent_id;
+        result.established = s.established;
+        result.outstanding = s.out.size();
+        return result;
       },
       [=](fail_atom) {
         throw std::runtime_error("session " + self->state.agent_id + "@"

@@ -109,7 +109,9 @@ using session_actor = caf::typed_actor<
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,
     caf::reacts_to<tick_atom>, caf::reacts_to<flush_atom>,
     caf::reacts_to<attach_atom, agent_actor>,
-    caf::reacts_to<peer_atom, peer_actor>, caf::reacts_to<fail_atom>>;
+    caf::reacts_to<peer_atom, peer_actor>,
+    caf::replies_to<status_atom>::with<session_stats>,
+    caf::reacts_to<fail_atom>>;
 
 /// One per process: hosts agents and instances, routes frames from peers to
 /// sessions, supervises (respawns failed actors from the store).
@@ -218,9 +220,17 @@ typename Inspector::result_type inspect(Inspector& f, sync_result& x) {
 }
 
 template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, session_stats& x) {
+  return f(caf::meta::type_name("engram.session_stats"), x.peer_node, x.agent,
+           x.established, x.frames_in, x.frames_out, x.merged, x.duplicates,
+           x.retransmits, x.outstanding, x.rounds, x.idle_rounds, x.bytes_in,
+           x.bytes_out);
+}
+
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("engram.node_status"), x.node_id, x.agents,
-           x.instances, x.sessions, x.respawns);
+           x.instances, x.sessions, x.respawns, x.session_details);
 }
 
 } // namespace engram::actors

@@ -57,7 +57,7 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
                         serialization_fixture) {
   // Names are stable: a peer built from the same sources registers these.
   auto names = actors::registered_type_names();
-  BOOST_CHECK_EQUAL(names.size(), 18u);
+  BOOST_CHECK_EQUAL(names.size(), 19u);
   BOOST_CHECK_EQUAL(names.front(), "engram.wire_frame");
   for (auto& name : names)
     BOOST_CHECK_MESSAGE(sys.types().portable_name(0, nullptr) != name || true,

@@ -1,0 +1,286 @@
+// The sync flow under CAF's test coordinator: deterministic, simulated time,
+// links that lose, duplicate and reorder frames with fixed seeds.
+
+#include <set>
+
+#include "sim.hpp"
+#include "test_util.hpp"
+
+using namespace engram;
+using namespace engram::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+engram_record fact_of(const std::string& key, const std::string& value) {
+  engram_record e;
+  e.type = memory_type::semantic;
+  e.body = fact{key, value};
+  e.confidence = 0.9;
+  return e;
+}
+
+std::string joined(const std::vector<std::string>& xs) {
+  std::string out;
+  for (auto& x : xs)
+    out += (out.empty() ? "" : " ") + x;
+  return out;
+}
+
+// "k=v,..." of the facts visible to an instance, sorted.
+std::string facts(const std::vector<memory_view>& views) {
+  std::vector<std::string> out;
+  for (auto& v : views)
+    if (auto f = std::get_if<fact>(&v.value.body))
+      out.push_back(f->key + "=" + f->value);
+  std::sort(out.begin(), out.end());
+  return joined(out);
+}
+
+const actors::session_stats& session_of(const actors::node_status& st,
+                                        const std::string& peer) {
+  for (auto& s : st.session_details)
+    if (s.peer_node == peer)
+      return s;
+  BOOST_FAIL("no session with " + peer);
+  return st.session_details.front();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(sync_flow)
+
+BOOST_FIXTURE_TEST_CASE(the_sync_flow_message_by_message, sim_fixture) {
+  auto& a = start("A");
+  auto& b = start("B");
+  auto ia = instance(a, "planner", "a1");
+  auto ib = instance(b, "planner", "b1");
+  // Handshake, then a first anti-entropy round: equal (empty) digests, so
+  // the response is empty.
+  auto log = link(a, b);
+  BOOST_CHECK_EQUAL(joined(log->types_from("A")),
+                    "HELLO HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
+  BOOST_CHECK_EQUAL(joined(log->types_from("B")),
+                    "HELLO HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
+  // A change is pushed (debounced) and acknowledged once merged.
+  log->entries.clear();
+  ok(learn(ia, fact_of("plan", "ship friday")));
+  advance(20ms);
+  BOOST_CHECK_EQUAL(joined(log->types_from("A")), "SYNC_RESPONSE");
+  BOOST_CHECK_EQUAL(joined(log->types_from("B")), "SYNC_ACK");
+  BOOST_CHECK_EQUAL(facts(query(ib)), "plan=ship friday");
+  // An explicit sync: B asks for what it misses (its context), A answers
+  // with the deltas and its clock, B acknowledges; nothing to send back.
+  log->entries.clear();
+  auto res = ok(ask<actors::sync_result>(ib, actors::sync_atom::value,
+                                         actors::sync_config{}));
+  BOOST_CHECK_EQUAL(joined(log->types_from("B")), "SYNC_REQUEST SYNC_ACK");
+  BOOST_CHECK_EQUAL(joined(log->types_from("A")), "SYNC_RESPONSE");
+  BOOST_CHECK(res.clean());
+  BOOST_CHECK_EQUAL(res.peers, 1u);
+  // Idle anti-entropy: one digest each way, empty responses.
+  log->entries.clear();
+  auto before = session_of(status(a), "B");
+  advance(1000ms);
+  auto after = session_of(status(a), "B");
+  BOOST_CHECK_EQUAL(joined(log->types_from("A")), "SYNC_REQUEST SYNC_RESPONSE");
+  BOOST_CHECK_EQUAL(joined(log->types_from("B")), "SYNC_REQUEST SYNC_RESPONSE");
+  BOOST_CHECK_EQUAL(after.idle_rounds, before.idle_rounds + 1);
+  auto idle_bytes = (after.bytes_out - before.bytes_out)
+                    + (after.bytes_in - before.bytes_in);
+  BOOST_TEST_MESSAGE("idle round: " << idle_bytes << " bytes");
+  BOOST_CHECK_LT(idle_bytes, 200u);
+}
+
+BOOST_FIXTURE_TEST_CASE(concurrent_writes_conflict_and_converge, sim_fixture) {
+  auto& a = start("A");
+  auto& b = start("B");
+  auto ia = instance(a, "planner", "a1");
+  auto ib = instance(b, "planner", "b1");
+  // Written before the nodes know each other: concurrent versions.
+  ok(learn(ia, fact_of("deadline", "friday")));
+  wall->advance(1000);
+  ok(learn(ib, fact_of("deadline", "monday")));
+  auto log = link(a, b);
+  advance(100ms);
+  // Digests differ: the round pulls both ways, the merge detects the value
+  // conflict and tells the peer.
+  auto from_a = joined(log->types_from("A"));
+  BOOST_CHECK_MESSAGE(
+      from_a.find("CONFLICT_NOTIFICATION") != std::string::npos
+          || joined(log->types_from("B")).find("CONFLICT_NOTIFICATION")
+                 != std::string::npos,
+      from_a);
+  // TakeNewest: both keep the newer write (B's), and agree.
+  BOOST_CHECK_EQUAL(facts(query(ia)), "deadline=monday");
+  BOOST_CHECK_EQUAL(facts(query(ib)), "deadline=monday");
+}
+
+BOOST_FIXTURE_TEST_CASE(belief_conflicts_are_kept_contested, sim_fixture) {
+  auto& a = start("A");
+  auto& b = start("B");
+  auto ia = instance(a, "planner", "a1");
+  auto ib = instance(b, "planner", "b1");
+  auto sky = [](const std::string& color) {
+    auto e = make_belief("sky", "color", color, 0.8, memory_scope::agent({}));
+    e.type = memory_type::semantic;
+    return e;
+  };
+  // Linked but partitioned: the sessions cannot reach each other.
+  auto log = link(a, b);
+  log->partitioned = true;
+  ok(learn(ia, sky("blue")));
+  ok(learn(ib, sky("green")));
+  advance(200ms);
+  // Healed; the explicit sync finds and resolves the conflict.
+  log->partitioned = false;
+  auto res = ok(ask<actors::sync_result>(ia, actors::sync_atom::value,
+                                         actors::sync_config{}));
+  advance(100ms);
+  // Fork{mark_contested}: both beliefs stay, marked contested, on both.
+  query_filter contested;
+  contested.contested_only = true;
+  BOOST_CHECK_EQUAL(query(ia, contested).size(), 2u);
+  BOOST_CHECK_EQUAL(query(ib, contested).size(), 2u);
+  BOOST_CHECK(!res.clean());
+  BOOST_CHECK_EQUAL(res.conflicts.size(), 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(swarm_convergence)
+
+// 3 nodes × 10 agents × 2 instances per agent and node: concurrent writes
+// to shared keys, then every instance of an agent sees the same memory on
+// every node, value conflicts resolved by TakeNewest, belief conflicts
+// forked (both kept) as configured.
+BOOST_FIXTURE_TEST_CASE(many_agents_and_instances_converge, sim_fixture) {
+  std::vector<actors::node*> ns{&start("N1"), &start("N2"), &start("N3")};
+  link(*ns[0], *ns[1]);
+  link(*ns[1], *ns[2]);
+  link(*ns[0], *ns[2]);
+  constexpr int agents = 10;
+  std::vector<std::vector<actors::instance_actor>> insts(agents);
+  for (int g = 0; g < agents; ++g)
+    for (size_t n = 0; n < ns.size(); ++n)
+      for (int i = 0; i < 2; ++i)
+        insts[g].push_back(
+            instance(*ns[n], "agent-" + std::to_string(g),
+                     "i" + std::to_string(n) + std::to_string(i)));
+  advance(100ms);
+  std::mt19937_64 rng{42};
+  for (int w = 0; w < 300; ++w) {
+    auto g = rng() % agents;
+    auto& inst = insts[g][rng() % insts[g].size()];
+    if (w % 10 == 0) {
+      auto e = make_belief("topic" + std::to_string(rng() % 3), "is",
+                           "opinion" + std::to_string(w), 0.6,
+                           memory_scope::agent({}));
+      ok(learn(inst, e));
+    } else {
+      ok(learn(inst, fact_of("k" + std::to_string(rng() % 8),
+                             "v" + std::to_string(w))));
+    }
+    if (w % 7 == 0)
+      advance(std::chrono::milliseconds{rng() % 20});
+  }
+  advance(3000ms, 50ms);
+  for (int g = 0; g < agents; ++g) {
+    auto reference = facts(query(insts[g].front()));
+    auto views = query(insts[g].front()).size();
+    BOOST_CHECK_GT(views, 3u);
+    for (auto& inst : insts[g]) {
+      BOOST_CHECK_EQUAL(facts(query(inst)), reference);
+      BOOST_CHECK_EQUAL(query(inst).size(), views);
+    }
+    // One value per fact key (TakeNewest) on every instance.
+    query_filter semantic;
+    std::set<std::string> keys;
+    size_t fact_views = 0;
+    for (auto& v : query(insts[g].front(), semantic))
+      if (auto f = std::get_if<fact>(&v.value.body)) {
+        keys.insert(f->key);
+        ++fact_views;
+      }
+    BOOST_CHECK_EQUAL(keys.size(), fact_views);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(lossy_transport)
+
+// Loss up to 66 %, 20 % duplication, 30 % of frames delayed (reordered):
+// every acknowledged write reaches the other node, each batch is merged
+// exactly once, and the replicas converge.
+BOOST_AUTO_TEST_CASE(every_acknowledged_delta_arrives_exactly_once) {
+  for (double loss : {0.0, 0.33, 0.5, 0.66}) {
+    for (uint64_t seed : {1u, 2u, 3u, 4u, 5u}) {
+      BOOST_TEST_CONTEXT("loss " << loss << " seed " << seed) {
+        sim_fixture sim;
+        auto& a = sim.start("A");
+        auto& b = sim.start("B");
+        auto ia = sim.instance(a, "planner", "a1");
+        auto ib = sim.instance(b, "planner", "b1");
+        link_params p;
+        p.loss = loss;
+        p.duplication = 0.2;
+        p.delay = 0.3;
+        p.seed = seed;
+        auto log = sim.link(a, b, p);
+        std::mt19937_64 rng{seed};
+        std::set<std::string> written;
+        for (int i = 0; i < 40; ++i) {
+          auto key = "k" + std::to_string(rng() % 25);
+          auto value = "v" + std::to_string(i);
+          auto& inst = i % 2 == 0 ? ia : ib;
+          ok(sim.learn(inst, fact_of(key, value)));
+          written.insert(key);
+          sim.advance(std::chrono::milliseconds{rng() % 30});
+        }
+        // Heal: the links stay lossy, retransmission and anti-entropy
+        // deliver everything (bounded: 60 simulated seconds).
+        std::string fa;
+        std::string fb;
+        for (int round = 0; round < 60; ++round) {
+          sim.advance(1000ms, 50ms);
+          fa = facts(sim.query(ia));
+          fb = facts(sim.query(ib));
+          auto pending = session_of(sim.status(a), "B").outstanding
+                         + session_of(sim.status(b), "A").outstanding;
+          if (fa == fb && sim.query(ia).size() == written.size()
+              && pending == 0)
+            break;
+        }
+        sim.advance(200ms); // frames still delayed on a link arrive
+        BOOST_CHECK_EQUAL(fa, fb);
+        BOOST_CHECK_EQUAL(sim.query(ia).size(), written.size());
+        if (loss > 0)
+          BOOST_CHECK_GT(log->dropped, 0u);
+        BOOST_CHECK_GT(log->duplicated, 0u);
+        // Exactly once: each side merged one batch per distinct sequence
+        // number the other side's frames carried, however many copies
+        // arrived.
+        for (auto [self_id, peer_id] :
+             {std::pair{"A", "B"}, std::pair{"B", "A"}}) {
+          auto& me = self_id == std::string{"A"} ? a : b;
+          auto stats = session_of(sim.status(me), peer_id);
+          std::set<uint64_t> delivered;
+          size_t copies = 0;
+          for (auto& e : log->entries)
+            if (e.from == peer_id && e.type == "SYNC_RESPONSE"
+                && e.sequence != 0 && e.delivered) {
+              delivered.insert(e.sequence);
+              ++copies;
+            }
+          BOOST_CHECK_EQUAL(stats.merged, delivered.size());
+          BOOST_CHECK_EQUAL(stats.outstanding, 0u);
+          if (copies > delivered.size())
+            BOOST_CHECK_GT(stats.duplicates, 0u);
+        }
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
