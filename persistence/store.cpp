@@ -358,11 +358,12 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
     meta.set_schema_version(schema_version);
     meta.set_replica(self);
     meta.set_next_sequence(1);
-    // Synced: a store must never exist without its schema version.
-    rocksdb::WriteOptions synced;
-    synced.sync = true;
-    st = state->db->Put(synced, state->cf(cf_meta), state->key(meta_key),
-                        meta.SerializeAsString());
+    // Not synced: the write-ahead log keeps it in order before the first
+    // record, whose synced batch carries it (and the meta record) to disk;
+    // a partition lost before that held nothing. (A node creates thousands
+    // of partitions; an fsync each would dominate start-up.)
+    st = state->db->Put(rocksdb::WriteOptions{}, state->cf(cf_meta),
+                        state->key(meta_key), meta.SerializeAsString());
     if (!st.ok())
       return storage_error(st, "cannot initialize " + where);
   }
@@ -461,7 +462,9 @@ expected<load_report> store::load(replica& into) const {
       return make_error(errc::corrupt_record,
                         "clocks/replica: " + context.error_value().to_string());
     state.context = std::move(*context);
-  } else if (!st.IsNotFound()) { // not found: nothing recorded yet
+  } else if (st.IsNotFound()) {
+    return report; // nothing was ever recorded here
+  } else {
     return storage_error(st, "cannot read the replica's context");
   }
   // Decode the two halves of the id space on two threads: decoding, not

@@ -1,0 +1,99 @@
+#include "core/query.hpp"
+#include "core/sync_window.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include "test_util.hpp"
+
+using namespace engram;
+using namespace engram::test;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_SUITE(sync_window)
+
+BOOST_AUTO_TEST_CASE(outbox_resends_until_acknowledged_with_backoff) {
+  outbox out{100ms};
+  outbox::time_point t0{};
+  auto s1 = out.add("one", t0);
+  auto s2 = out.add("two", t0);
+  BOOST_CHECK_EQUAL(s1, 1u);
+  BOOST_CHECK_EQUAL(s2, 2u);
+  BOOST_CHECK_EQUAL(out.bytes(), 6u);
+  BOOST_CHECK(out.due(t0 + 50ms).empty());
+  BOOST_CHECK_EQUAL(out.due(t0 + 100ms).size(), 2u);
+  BOOST_CHECK(out.acknowledge(s1));
+  BOOST_CHECK(!out.acknowledge(s1)); // a duplicate ack
+  // Backoff: the second attempt waits twice as long.
+  BOOST_CHECK(out.due(t0 + 250ms).empty());
+  auto again = out.due(t0 + 300ms);
+  BOOST_REQUIRE_EQUAL(again.size(), 1u);
+  BOOST_CHECK_EQUAL(*again.front(), "two");
+  BOOST_CHECK(out.acknowledge(s2));
+  BOOST_CHECK_EQUAL(out.size(), 0u);
+  BOOST_CHECK_EQUAL(out.bytes(), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(delivery_window_admits_each_sequence_once) {
+  delivery_window w;
+  BOOST_CHECK(w.first_time(7, 2));
+  BOOST_CHECK(w.first_time(7, 1));
+  BOOST_CHECK(!w.first_time(7, 2));
+  BOOST_CHECK(!w.first_time(7, 1));
+  BOOST_CHECK(w.first_time(7, 5));
+  BOOST_CHECK(w.first_time(7, 3));
+  BOOST_CHECK(!w.first_time(7, 5));
+  // A new incarnation of the sender starts over.
+  BOOST_CHECK(w.first_time(9, 1));
+  BOOST_CHECK(!w.first_time(9, 1));
+  BOOST_CHECK_EQUAL(w.epoch(), 9u);
+  // A straggler of an older incarnation is idempotent state: let through.
+  BOOST_CHECK(w.first_time(7, 1));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(query_filters)
+
+BOOST_AUTO_TEST_CASE(filters_select_by_type_scope_subject_time_and_flags) {
+  node n{1};
+  must(n.mem.put(make_fact("a", "1")));
+  must(n.mem.put(make_belief("sky", "color", "blue")));
+  must(n.mem.put(make_belief("sky", "size", "big")));
+  auto ep = must(n.mem.put(make_episode("e1", {})));
+  auto mine = make_fact("m", "2", memory_scope::instance("i1"));
+  must(n.mem.put(mine));
+  auto archived = must(n.mem.put(make_fact("old", "3")));
+  must(n.mem.archive(archived.entries.front().id));
+  auto count = [&](const query_filter& f) {
+    std::vector<memory_view> out;
+    select(n.mem, f, out);
+    finish(f, out);
+    return out.size();
+  };
+  BOOST_CHECK_EQUAL(count({}), 5u);
+  query_filter f;
+  f.type = memory_type::episodic;
+  BOOST_CHECK_EQUAL(count(f), 1u);
+  f = {};
+  f.kind = scope_kind::instance;
+  BOOST_CHECK_EQUAL(count(f), 1u);
+  f = {};
+  f.subject = "sky";
+  BOOST_CHECK_EQUAL(count(f), 2u);
+  f.relation = "color";
+  BOOST_CHECK_EQUAL(count(f), 1u);
+  f = {};
+  f.include_archived = true;
+  BOOST_CHECK_EQUAL(count(f), 6u);
+  f = {};
+  f.limit = 2;
+  BOOST_CHECK_EQUAL(count(f), 2u);
+  f = {};
+  f.since = ep.entries.front().versions.front().value.updated;
+  BOOST_CHECK_EQUAL(count(f), 2u); // the episode and the instance fact
+  f = {};
+  f.contested_only = true;
+  BOOST_CHECK_EQUAL(count(f), 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
