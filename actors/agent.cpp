@@ -2,6 +2,7 @@
 // Every change is recorded durably (one synced RocksDB batch) before it is
 // acknowledged, then pushed to the agent's sync sessions.
 
+#include "actors/node.hpp"
 #include "actors/spawn.hpp"
 #include "core/query.hpp"
 
@@ -14,11 +15,6 @@
 #include <stdexcept>
 
 namespace engram::actors {
-
-replica_id replica_of(const std::string& node_id,
-                      const std::string& partition) {
-  return make_replica_id(node_id + '\0' + partition);
-}
 
 namespace {
 
@@ -76,7 +72,7 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
   st.ctx = ctx;
   st.cfg = ctx->agent(agent_id);
   st.clock = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
-  auto partition = "a/" + agent_id;
+  auto partition = agent_partition(agent_id);
   auto self_id = replica_of(ctx->config.node_id, partition);
   st.mem = std::make_unique<replica>(self_id, *st.clock, st.cfg.replication);
   auto db = persistence::store::attach(ctx->db, partition, self_id);

@@ -4,6 +4,7 @@
 // actor (looked up in the directory on every request, so a respawned agent
 // is found).
 
+#include "actors/node.hpp"
 #include "actors/spawn.hpp"
 #include "core/query.hpp"
 
@@ -99,7 +100,7 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
   st.cfg = ctx->agent(agent_id);
   st.instance_id = instance_id;
   st.clock = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
-  auto partition = "i/" + agent_id + '/' + instance_id;
+  auto partition = instance_partition(agent_id, instance_id);
   auto self_id = replica_of(ctx->config.node_id, partition);
   st.mem = std::make_unique<replica>(self_id, *st.clock, st.cfg.replication);
   auto db = persistence::store::attach(ctx->db, partition, self_id, false);
@@ -137,6 +138,8 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         auto agent = self->state.agent();
         if (!agent)
           return to_caf(agent.error_value());
+        if (local.empty()) // the agent answers the caller directly
+          return self->delegate(*agent, query_atom::value, filter);
         auto rp = self->make_response_promise<std::vector<memory_view>>();
         self->request(*agent, caf::infinite, query_atom::value, filter)
             .then(

@@ -332,6 +332,20 @@ void node::add_peer(const std::string& peer_node, peer_actor peer) {
   caf::anon_send(hdl_, peer_atom::value, peer_node, std::move(peer));
 }
 
+std::string agent_partition(const std::string& agent_id) {
+  return "a/" + agent_id;
+}
+
+std::string instance_partition(const std::string& agent_id,
+                               const std::string& instance_id) {
+  return "i/" + agent_id + '/' + instance_id;
+}
+
+replica_id replica_of(const std::string& node_id,
+                      const std::string& partition) {
+  return make_replica_id(node_id + '\0' + partition);
+}
+
 void connect(node& x, node& y) {
   x.add_peer(y.id(), caf::actor_cast<peer_actor>(y.handle()));
   y.add_peer(x.id(), caf::actor_cast<peer_actor>(x.handle()));

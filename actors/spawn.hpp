@@ -14,9 +14,6 @@ class local_actor;
 
 namespace engram::actors {
 
-/// The replica id of a partition of a node (unique per node and partition).
-replica_id replica_of(const std::string& node_id, const std::string& partition);
-
 /// An agent actor: loads the agent's replica from its partition
 /// ("a/<agent>") and serves it.
 agent_actor spawn_agent(caf::local_actor* parent, node_context_ptr ctx,

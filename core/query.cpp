@@ -1,11 +1,15 @@
 #include "core/query.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <utility>
 
 namespace engram {
 
-bool matches(const query_filter& filter, const memory_view& view) {
-  auto& e = view.value;
+namespace {
+
+// Everything of the filter that needs no view (the contested mark).
+bool matches_record(const query_filter& filter, const engram_record& e) {
   if (e.tombstone && !filter.include_forgotten)
     return false;
   if (e.archived && !filter.include_archived)
@@ -18,8 +22,6 @@ bool matches(const query_filter& filter, const memory_view& view) {
     return false;
   if (filter.until && *filter.until < e.updated)
     return false;
-  if (filter.contested_only && !view.contested)
-    return false;
   if (!filter.subject.empty()) {
     auto* b = std::get_if<belief>(&e.body);
     if (b == nullptr || b->subject != filter.subject)
@@ -30,13 +32,49 @@ bool matches(const query_filter& filter, const memory_view& view) {
   return true;
 }
 
+} // namespace
+
+bool matches(const query_filter& filter, const memory_view& view) {
+  if (filter.contested_only && !view.contested)
+    return false;
+  return matches_record(filter, view.value);
+}
+
 void select(const replica& source, const query_filter& filter,
             std::vector<memory_view>& out) {
-  source.for_each([&](const engram_id& id, const std::vector<version>&) {
-    for (auto& view : source.read(id))
+  // Candidates: engrams with a matching version (views are copies: only
+  // candidates are read), with their newest matching write.
+  std::vector<std::pair<hlc_timestamp, engram_id>> candidates;
+  source.for_each([&](const engram_id& id, const std::vector<version>& vs) {
+    std::optional<hlc_timestamp> newest;
+    for (auto& v : vs)
+      if (matches_record(filter, v.value)
+          && (!newest || *newest < v.value.updated))
+        newest = v.value.updated;
+    if (newest)
+      candidates.emplace_back(*newest, id);
+  });
+  if (filter.limit != 0) // newest first: stop once the limit is decided
+    std::sort(candidates.begin(), candidates.end(),
+              [](const auto& x, const auto& y) {
+                return y.first < x.first;
+              });
+  for (auto& candidate : candidates) {
+    auto newest = candidate.first;
+    if (filter.limit != 0) {
+      // Every later view is at most this new: done when `limit` views are
+      // strictly newer.
+      auto newer
+          = std::count_if(out.begin(), out.end(), [&](const memory_view& v) {
+              return newest < v.value.updated;
+            });
+      if (static_cast<size_t>(newer) >= filter.limit)
+        break;
+    }
+    for (auto& view : source.read(candidate.second))
       if (matches(filter, view))
         out.push_back(std::move(view));
-  });
+  }
 }
 
 void finish(const query_filter& filter, std::vector<memory_view>& views) {

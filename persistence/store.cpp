@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "engram/v1/store.pb.h"
@@ -265,6 +266,14 @@ expected<std::shared_ptr<database>>
 database::open(const store_options& options) {
   if (options.path.empty())
     return make_error(errc::storage_failed, "store path is empty");
+  if (options.create_if_missing) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.path, ec);
+    if (ec)
+      return make_error(errc::storage_failed, "cannot create store directory '"
+                                                  + options.path
+                                                  + "': " + ec.message());
+  }
   auto state = std::make_unique<impl>();
   state->path = options.path;
   state->sync = options.sync;

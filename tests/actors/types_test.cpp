@@ -141,7 +141,7 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
   BOOST_CHECK_EQUAL(sr2.merged_count, 5u);
   BOOST_CHECK_EQUAL(sr2.conflicts.size(), 1u);
 
-  actors::node_status st{"n1", 1, 2, 3, 4};
+  actors::node_status st{"n1", 1, 2, 3, 4, {}};
   auto st2 = roundtrip(st);
   BOOST_CHECK_EQUAL(st2.node_id, "n1");
   BOOST_CHECK_EQUAL(st2.respawns, 4u);

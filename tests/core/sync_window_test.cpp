@@ -88,6 +88,13 @@ BOOST_AUTO_TEST_CASE(filters_select_by_type_scope_subject_time_and_flags) {
   f = {};
   f.limit = 2;
   BOOST_CHECK_EQUAL(count(f), 2u);
+  // A limit keeps the newest writes: the instance fact, then the episode.
+  std::vector<memory_view> newest;
+  select(n.mem, f, newest);
+  finish(f, newest);
+  BOOST_REQUIRE_EQUAL(newest.size(), 2u);
+  BOOST_CHECK(std::holds_alternative<fact>(newest[0].value.body));
+  BOOST_CHECK(std::holds_alternative<episode>(newest[1].value.body));
   f = {};
   f.since = ep.entries.front().versions.front().value.updated;
   BOOST_CHECK_EQUAL(count(f), 2u); // the episode and the instance fact
