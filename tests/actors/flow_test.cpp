@@ -146,6 +146,67 @@ BOOST_FIXTURE_TEST_CASE(belief_conflicts_are_kept_contested, sim_fixture) {
   BOOST_CHECK_EQUAL(res.conflicts.size(), 1u);
 }
 
+BOOST_FIXTURE_TEST_CASE(changes_are_debounced_into_one_batch, sim_fixture) {
+  auto& a = start("A");
+  auto& b = start("B");
+  auto ia = instance(a, "planner", "a1");
+  auto ib = instance(b, "planner", "b1");
+  auto log = link(a, b);
+  log->entries.clear();
+  // Ten writes within the push delay travel as one batch.
+  for (int i = 0; i < 10; ++i)
+    ok(learn(ia, fact_of("k" + std::to_string(i), "v")));
+  advance(20ms);
+  BOOST_CHECK_EQUAL(joined(log->types_from("A")), "SYNC_RESPONSE");
+  BOOST_CHECK_EQUAL(query(ib).size(), 10u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_silent_peer_is_pinged_then_greeted_again,
+                        sim_fixture) {
+  auto& a = start("A");
+  auto& b = start("B");
+  instance(a, "planner", "a1");
+  instance(b, "planner", "b1");
+  auto log = link(a, b);
+  BOOST_CHECK(session_of(status(a), "B").established);
+  log->partitioned = true;
+  advance(61'000ms, 100ms); // past the peer timeout (60 s here)
+  BOOST_CHECK(!session_of(status(a), "B").established);
+  auto from_a = joined(log->types_from("A"));
+  BOOST_CHECK(from_a.find("PING") != std::string::npos);
+  log->partitioned = false;
+  log->entries.clear();
+  advance(2000ms, 50ms);
+  BOOST_CHECK(session_of(status(a), "B").established);
+  BOOST_CHECK(joined(log->types_from("A")).find("HELLO") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(garbage_frames_are_refused_and_change_nothing,
+                        sim_fixture) {
+  auto& a = start("A");
+  auto& b = start("B");
+  auto ia = instance(a, "planner", "a1");
+  instance(b, "planner", "b1");
+  link(a, b);
+  ok(learn(ia, fact_of("kept", "1")));
+  advance(20ms);
+  // Garbage, a truncated envelope, an envelope of a newer major version.
+  auto hello = messages::make_envelope(v1::HELLO, "B", hlc_timestamp{1, 0},
+                                       v1::Hello{});
+  auto newer = hello;
+  newer.set_version(messages::protocol_version + 1);
+  auto bytes = messages::serialize(hello);
+  for (auto frame :
+       {std::string("\xff\xfe garbage"), bytes.substr(0, bytes.size() / 2),
+        messages::serialize(newer)})
+    caf::anon_send(a.handle(), actors::wire_frame{"B", "planner", frame});
+  advance(100ms);
+  BOOST_CHECK_EQUAL(facts(query(ia)), "kept=1");
+  auto st = status(a);
+  BOOST_CHECK_EQUAL(st.respawns, 0u);
+  BOOST_CHECK(session_of(st, "B").established);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(swarm_convergence)
