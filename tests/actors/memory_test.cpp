@@ -5,6 +5,8 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <atomic>
+
 #include "fixture.hpp"
 #include "test_util.hpp"
 
@@ -215,6 +217,39 @@ BOOST_FIXTURE_TEST_CASE(concurrent_writes_merge_with_conflicts_reported,
   // TakeNewest (the spec's default for value conflicts) kept one value on
   // both sides.
   BOOST_CHECK_EQUAL(ok(a.query()).size(), 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(an_escalated_conflict_reaches_the_agents_handler,
+                        runtime_fixture) {
+  // The agent's config: value conflicts go to a handler, which keeps the
+  // remote value and counts its calls (it runs in the agent actor).
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto configure = [&](actors::node_config c) {
+    c.agent_defaults = [calls](const std::string&) {
+      actors::agent_config a;
+      conflict_handler h;
+      h.on_conflict = [calls](const conflict&) -> resolution {
+        ++*calls;
+        return take_newest{};
+      };
+      a.replication.resolution.value_conflict = escalate{h};
+      return a;
+    };
+    return c;
+  };
+  auto n1 = start(configure(node_cfg("n1")));
+  auto n2 = start(configure(node_cfg("n2")));
+  auto a = ok(n1->open("planner", "chat-1"));
+  auto b = ok(n2->open("planner", "chat-2"));
+  ok(a.learn(fact_of("owner", "ada")));
+  ok(b.learn(fact_of("owner", "grace")));
+  actors::connect(*n1, *n2);
+  BOOST_CHECK(eventually([&] {
+    auto x = a.query();
+    auto y = b.query();
+    return x && y && x->size() == 1 && values(*x) == values(*y);
+  }));
+  BOOST_CHECK_GE(calls->load(), 1);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_node_that_was_down_catches_up, runtime_fixture) {
