@@ -139,7 +139,8 @@ expected<engram_record> decode_engram(const std::string& bytes) {
   v1::Engram pb;
   if (auto ok = parse_as(bytes, pb, "Engram"); !ok)
     return ok.error_value();
-  return messages::from_proto(pb, bounds);
+  // The memory API sends drafts: no id yet, placeholder scopes.
+  return messages::from_proto(pb, bounds, messages::record_check::draft);
 }
 
 std::string encode(const replica_delta& x) { return messages::encode_delta(x); }

@@ -255,14 +255,19 @@ expected<void> check_engram_bounds(const v1::Engram& in, const limits& bounds) {
 
 } // namespace
 
-expected<engram_record> from_proto(const v1::Engram& in, const limits& bounds) {
+expected<engram_record> from_proto(const v1::Engram& in, const limits& bounds,
+                                   record_check check) {
   if (auto ok = check_engram_bounds(in, bounds); !ok)
     return ok.error_value();
   engram_record out;
-  auto id = id_from_bytes(in.id());
-  if (!id)
-    return id.error_value();
-  out.id = *id;
+  if (check == record_check::draft && in.id().empty()) {
+    out.id = engram_id{};
+  } else {
+    auto id = id_from_bytes(in.id());
+    if (!id)
+      return id.error_value();
+    out.id = *id;
+  }
   if (!v1::MemoryType_IsValid(in.type()))
     return bad("unknown memory type " + std::to_string(in.type()));
   out.type = static_cast<memory_type>(in.type());
@@ -313,6 +318,8 @@ expected<engram_record> from_proto(const v1::Engram& in, const limits& bounds) {
   out.archived = in.archived();
   out.tombstone = in.tombstone();
   out.forget_reason = in.forget_reason();
+  if (check == record_check::draft)
+    return out;
   if (auto ok = validate(out); !ok)
     return make_error(errc::invalid_field,
                       "engram " + out.id.to_string()

@@ -29,8 +29,19 @@ void to_proto(const replica_delta& in, v1::DeltaBatch& out);
 
 /// Decodes and validates an engram; every repeated field and string is
 /// checked against `bounds`.
+/// How strictly a decoded engram is checked.
+enum class record_check : uint8_t {
+  /// A stored or replicated engram: every field valid (`validate`).
+  full,
+  /// A draft on its way to a replica (the memory API's `learn`): the id may
+  /// be empty and the scope a placeholder; the replica validates on write.
+  /// Sizes and enumerations are still checked.
+  draft,
+};
+
 expected<engram_record> from_proto(const v1::Engram& in,
-                                   const limits& bounds = {});
+                                   const limits& bounds = {},
+                                   record_check check = record_check::full);
 expected<vector_clock> from_proto(const v1::VectorClock& in,
                                   const limits& bounds);
 expected<causal_context> from_proto(const v1::CausalContext& in,

@@ -77,6 +77,20 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
   rec.updated = hlc_timestamp{1000, 2};
   BOOST_CHECK(roundtrip(rec) == rec);
 
+  // A draft as the memory API sends it: no id, a placeholder scope, inside
+  // a message with other elements (what crosses a process).
+  auto draft = make_fact("k", "v", memory_scope::agent({}));
+  auto msg = caf::make_message(actors::learn_atom::value, draft, false);
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  BOOST_REQUIRE(!sink(msg));
+  caf::message copy;
+  caf::binary_deserializer source{sys, buf};
+  BOOST_REQUIRE(!source(copy));
+  BOOST_REQUIRE(
+      (copy.match_elements<actors::learn_atom, engram_record, bool>()));
+  BOOST_CHECK(copy.get_as<engram_record>(1) == draft);
+
   node n{1};
   auto delta = must(n.mem.put(make_fact("k", "v")));
   auto d2 = roundtrip(delta);

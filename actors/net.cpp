@@ -1,0 +1,204 @@
+#include "actors/net.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/after.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/system_messages.hpp>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <charconv>
+#include <set>
+
+namespace engram::actors {
+
+// -- endpoints --------------------------------------------------------------
+
+std::string endpoint::to_string() const {
+  if (host.find(':') != std::string::npos)
+    return '[' + host + "]:" + std::to_string(port);
+  return host + ':' + std::to_string(port);
+}
+
+expected<endpoint> parse_endpoint(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return make_error(errc::invalid_argument,
+                      "bad address '" + std::string{text} + "': " + why);
+  };
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size()
+        || text[close + 1] != ':')
+      return bad("expected [IPv6]:port");
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos)
+      return bad("expected host:port");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos)
+      return bad("IPv6 addresses go in brackets: [::1]:port");
+  }
+  if (host.empty())
+    return bad("no host");
+  unsigned value = 0;
+  auto [end, ec]
+      = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc{} || end != port.data() + port.size()
+      || value > 65535)
+    return bad("the port must be a number from 0 to 65535");
+  return endpoint{std::string{host}, static_cast<uint16_t>(value)};
+}
+
+expected<std::vector<endpoint>> resolve_seed(std::string_view text) {
+  constexpr std::string_view dns = "dns:";
+  if (text.substr(0, dns.size()) != dns) {
+    auto ep = parse_endpoint(text);
+    if (!ep)
+      return ep.error_value();
+    return std::vector<endpoint>{*ep};
+  }
+  auto named = parse_endpoint(text.substr(dns.size()));
+  if (!named)
+    return named.error_value();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (auto rc = ::getaddrinfo(named->host.c_str(), nullptr, &hints, &found);
+      rc != 0)
+    return make_error(errc::invalid_argument, "cannot resolve '" + named->host
+                                                  + "': " + ::gai_strerror(rc));
+  std::set<std::string> addresses;
+  for (auto* p = found; p != nullptr; p = p->ai_next) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    const void* raw
+        = p->ai_family == AF_INET
+              ? static_cast<const void*>(
+                  &reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr)
+              : static_cast<const void*>(
+                  &reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr);
+    if (::inet_ntop(p->ai_family, raw, buf, sizeof(buf)) != nullptr)
+      addresses.insert(buf);
+  }
+  ::freeaddrinfo(found);
+  std::vector<endpoint> result;
+  for (auto& a : addresses)
+    result.push_back(endpoint{a, named->port});
+  return result;
+}
+
+// -- CAF's network layer ------------------------------------------------------
+
+void configure_network(caf::actor_system_config& cfg, milliseconds heartbeat,
+                       milliseconds connection_timeout) {
+  cfg.load<caf::io::middleman>();
+  cfg.set("middleman.heartbeat-interval", caf::timespan{heartbeat});
+  cfg.set("middleman.connection-timeout", caf::timespan{connection_timeout});
+}
+
+expected<uint16_t> publish(caf::actor_system& sys, const node& n,
+                           const endpoint& at) {
+  auto port
+      = sys.middleman().publish(n.handle(), at.port, at.host.c_str(), true);
+  if (!port)
+    return make_error(errc::unavailable, "cannot listen on " + at.to_string()
+                                             + ": " + sys.render(port.error()));
+  return *port;
+}
+
+expected<remote_node> connect_remote(caf::actor_system& sys, const endpoint& at,
+                                     milliseconds timeout) {
+  auto hdl = sys.middleman().remote_actor<node_actor>(at.host, at.port);
+  if (!hdl)
+    return make_error(errc::unavailable, "cannot reach a node at "
+                                             + at.to_string() + ": "
+                                             + sys.render(hdl.error()));
+  caf::scoped_actor self{sys};
+  expected<remote_node> result = make_error(errc::timeout, "no answer");
+  self->request(*hdl, timeout, status_atom::value)
+      .receive(
+          [&](node_status& st) {
+            result = remote_node{st.node_id, *hdl};
+          },
+          [&](caf::error& e) {
+            result = from_caf(e);
+          });
+  return result;
+}
+
+// -- peer keeper
+// ----------------------------------------------------------------
+
+peer_keeper::peer_keeper(caf::actor_system& sys, node& n,
+                         std::vector<endpoint> seeds, event_handler on_event,
+                         milliseconds retry)
+    : sys_(sys), node_(n), seeds_(std::move(seeds)),
+      on_event_(std::move(on_event)), retry_(retry) {
+  thread_ = std::thread{[this] {
+    run();
+  }};
+}
+
+peer_keeper::~peer_keeper() {
+  stop_ = true;
+  if (thread_.joinable())
+    thread_.join();
+}
+
+void peer_keeper::run() {
+  caf::scoped_actor self{sys_};
+  // Per seed: the address of the remote node while connected.
+  std::vector<caf::actor_addr> up(seeds_.size());
+  std::vector<bool> reported_failure(seeds_.size(), false);
+  auto event = [&](const char* what, size_t i, const std::string& detail) {
+    if (on_event_)
+      on_event_(what, seeds_[i].to_string(), detail);
+  };
+  while (!stop_) {
+    for (size_t i = 0; i < seeds_.size() && !stop_; ++i) {
+      if (up[i])
+        continue;
+      auto remote = connect_remote(sys_, seeds_[i], std::chrono::seconds{2});
+      if (!remote) {
+        if (!reported_failure[i])
+          event("connect_failed", i, remote.error_value().to_string());
+        reported_failure[i] = true;
+        continue;
+      }
+      reported_failure[i] = false;
+      // Both nodes become peers of each other: we add it, and introduce
+      // ourselves (it may not have us among its seeds).
+      node_.add_peer(remote->id, caf::actor_cast<peer_actor>(remote->hdl));
+      caf::anon_send(remote->hdl, peer_atom::value, node_.id(),
+                     caf::actor_cast<peer_actor>(node_.handle()));
+      self->monitor(remote->hdl);
+      up[i] = remote->hdl.address();
+      ++connected_;
+      event("peer_up", i, remote->id);
+    }
+    // Wait for a lost connection (BASP heartbeats detect frozen peers),
+    // or retry the seeds not connected.
+    self->receive(
+        [&](caf::down_msg& down) {
+          for (size_t i = 0; i < up.size(); ++i)
+            if (up[i] == down.source) {
+              up[i] = nullptr;
+              --connected_;
+              event("peer_down", i, sys_.render(down.reason));
+            }
+        },
+        caf::after(retry_) >> [] {});
+  }
+}
+
+} // namespace engram::actors

@@ -1,0 +1,286 @@
+// engramd: the Engram node daemon. It opens the node's store (embedded
+// RocksDB), publishes its node actor over CAF's network layer, keeps
+// connected to its seed peers (static addresses or DNS names), and syncs
+// every hosted agent's memory with theirs. SIGTERM / SIGINT shut it down
+// cleanly (sessions stop, the store is flushed and closed).
+//
+//   engramd --node-id n1 --data-dir /var/lib/engram/n1 --listen 127.0.0.1:7420
+//           [--peer 127.0.0.1:7421 ...] [--config engramd.toml]
+//
+// Exit codes: 0 clean shutdown (or a valid --check-config), 2 bad
+// configuration or flags, 3 the node could not start (store, port).
+#include "actors/net.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <CLI/CLI.hpp>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <toml.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace engram;
+
+namespace {
+
+constexpr int exit_bad_config = 2;
+constexpr int exit_cannot_start = 3;
+
+struct settings {
+  std::string node_id;
+  std::string listen = "127.0.0.1:7420";
+  std::string data_dir;
+  std::vector<std::string> peers;
+  std::string log_level = "info";
+  bool sync_writes = true;
+  int64_t heartbeat_ms = 200;
+  int64_t connection_timeout_ms = 1000;
+  actors::session_settings sessions;
+  std::string port_file;
+};
+
+struct config_error {
+  std::string message;
+};
+
+// Reads the TOML file into `s`. Every key must be known: a misspelt key is
+// an error, never silently ignored.
+void load_file(const std::string& path, settings& s) {
+  toml::value root;
+  try {
+    root = toml::parse(path);
+  } catch (const std::exception& e) {
+    throw config_error{"cannot read config '" + path + "': " + e.what()};
+  }
+  auto where = [&](const std::string& key) {
+    return "config '" + path + "', key '" + key + "'";
+  };
+  auto get = [&](const toml::value& v, const std::string& key, auto& out) {
+    using T = std::decay_t<decltype(out)>;
+    try {
+      out = toml::get<T>(v);
+    } catch (const std::exception&) {
+      throw config_error{where(key) + ": wrong type"};
+    }
+  };
+  auto ms = [&](const toml::value& v, const std::string& key,
+                std::chrono::milliseconds& out) {
+    int64_t x = 0;
+    get(v, key, x);
+    if (x <= 0)
+      throw config_error{where(key) + ": must be a positive number of ms"};
+    out = std::chrono::milliseconds{x};
+  };
+  if (!root.is_table())
+    throw config_error{"config '" + path + "' is not a TOML table"};
+  for (auto& [key, v] : root.as_table()) {
+    if (key == "node_id")
+      get(v, key, s.node_id);
+    else if (key == "listen")
+      get(v, key, s.listen);
+    else if (key == "data_dir")
+      get(v, key, s.data_dir);
+    else if (key == "peers")
+      get(v, key, s.peers);
+    else if (key == "log_level")
+      get(v, key, s.log_level);
+    else if (key == "sync_writes")
+      get(v, key, s.sync_writes);
+    else if (key == "heartbeat_ms")
+      get(v, key, s.heartbeat_ms);
+    else if (key == "connection_timeout_ms")
+      get(v, key, s.connection_timeout_ms);
+    else if (key == "sessions") {
+      if (!v.is_table())
+        throw config_error{where(key) + ": must be a table"};
+      for (auto& [sub, w] : v.as_table()) {
+        auto name = "sessions." + sub;
+        if (sub == "push_delay_ms")
+          ms(w, name, s.sessions.push_delay);
+        else if (sub == "retransmit_ms")
+          ms(w, name, s.sessions.retransmit_after);
+        else if (sub == "anti_entropy_ms")
+          ms(w, name, s.sessions.anti_entropy_interval);
+        else if (sub == "ping_ms")
+          ms(w, name, s.sessions.ping_interval);
+        else if (sub == "peer_timeout_ms")
+          ms(w, name, s.sessions.peer_timeout);
+        else
+          throw config_error{"unknown key '" + name + "' in config '" + path
+                             + "'"};
+      }
+    } else {
+      throw config_error{"unknown key '" + key + "' in config '" + path + "'"};
+    }
+  }
+}
+
+struct validated {
+  actors::endpoint listen;
+  std::vector<actors::endpoint> seeds;
+  spdlog::level::level_enum level;
+};
+
+validated validate(const settings& s) {
+  validated v;
+  if (auto ok = validate_id(s.node_id, "node id (--node-id)"); !ok)
+    throw config_error{ok.error_value().message};
+  if (s.data_dir.empty())
+    throw config_error{"no data directory (--data-dir)"};
+  auto listen = actors::parse_endpoint(s.listen);
+  if (!listen)
+    throw config_error{"listen: " + listen.error_value().message};
+  v.listen = *listen;
+  for (auto& p : s.peers) {
+    auto seeds = actors::resolve_seed(p);
+    if (!seeds)
+      throw config_error{"peer: " + seeds.error_value().message};
+    v.seeds.insert(v.seeds.end(), seeds->begin(), seeds->end());
+  }
+  v.level = spdlog::level::from_str(s.log_level);
+  if (v.level == spdlog::level::off && s.log_level != "off")
+    throw config_error{"unknown log level '" + s.log_level
+                       + "' (trace, debug, info, warn, error, off)"};
+  if (s.heartbeat_ms <= 0 || s.connection_timeout_ms <= s.heartbeat_ms)
+    throw config_error{"heartbeat_ms must be positive and below "
+                       "connection_timeout_ms"};
+  return v;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // Signals are taken by sigwait below: block them before any thread starts.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  CLI::App app{"engramd: the Engram node daemon"};
+  settings flags;
+  std::string config_file;
+  bool check_only = false;
+  app.add_option("--config", config_file, "TOML configuration file");
+  auto* node_id = app.add_option("--node-id", flags.node_id, "unique node id");
+  auto* listen = app.add_option("--listen", flags.listen,
+                                "host:port to listen on (port 0: any free)");
+  auto* data_dir = app.add_option("--data-dir", flags.data_dir,
+                                  "the node's store directory");
+  auto* peers = app.add_option("--peer", flags.peers,
+                               "seed peer host:port, or dns:name:port "
+                               "(repeatable)");
+  auto* log_level = app.add_option("--log-level", flags.log_level,
+                                   "trace, debug, info, warn, error, off");
+  auto* sync_writes = app.add_option("--sync-writes", flags.sync_writes,
+                                     "fdatasync every acknowledged write");
+  app.add_option("--port-file", flags.port_file,
+                 "write the port listened on to this file once ready");
+  app.add_flag("--check-config", check_only,
+               "validate the configuration and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return e.get_exit_code() == 0 ? app.exit(e)
+                                  : (app.exit(e), exit_bad_config);
+  }
+  // The file first, flags override it.
+  settings s;
+  validated v;
+  try {
+    if (!config_file.empty())
+      load_file(config_file, s);
+    if (*node_id)
+      s.node_id = flags.node_id;
+    if (*listen)
+      s.listen = flags.listen;
+    if (*data_dir)
+      s.data_dir = flags.data_dir;
+    if (*peers)
+      s.peers = flags.peers;
+    if (*log_level)
+      s.log_level = flags.log_level;
+    if (*sync_writes)
+      s.sync_writes = flags.sync_writes;
+    s.port_file = flags.port_file;
+    v = validate(s);
+  } catch (const config_error& e) {
+    std::fprintf(stderr, "engramd: %s\n", e.message.c_str());
+    return exit_bad_config;
+  }
+  if (check_only) {
+    std::printf("engramd: configuration ok (node %s, listen %s, %zu peers)\n",
+                s.node_id.c_str(), v.listen.to_string().c_str(),
+                v.seeds.size());
+    return 0;
+  }
+  spdlog::set_level(v.level);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+
+  struct daemon_config : caf::actor_system_config {
+    daemon_config() { actors::register_types(*this); }
+  } cfg;
+  actors::configure_network(cfg, std::chrono::milliseconds{s.heartbeat_ms},
+                            std::chrono::milliseconds{s.connection_timeout_ms});
+  caf::actor_system sys{cfg};
+  actors::node_config nc;
+  nc.node_id = s.node_id;
+  nc.data_dir = s.data_dir;
+  nc.sync_writes = s.sync_writes;
+  nc.sessions = s.sessions;
+  auto n = actors::node::start(sys, nc);
+  if (!n) {
+    spdlog::error("event=start_failed node={} reason=\"{}\"", s.node_id,
+                  n.error_value().to_string());
+    std::fprintf(stderr, "engramd: %s\n", n.error_value().to_string().c_str());
+    return exit_cannot_start;
+  }
+  auto port = actors::publish(sys, **n, v.listen);
+  if (!port) {
+    spdlog::error("event=listen_failed node={} addr={} reason=\"{}\"",
+                  s.node_id, v.listen.to_string(),
+                  port.error_value().to_string());
+    std::fprintf(stderr, "engramd: %s\n",
+                 port.error_value().to_string().c_str());
+    return exit_cannot_start;
+  }
+  spdlog::info("event=listening node={} addr={}:{} data_dir={} peers={}",
+               s.node_id, v.listen.host, *port, s.data_dir, v.seeds.size());
+  if (!s.port_file.empty()) {
+    // Written whole, then renamed: a reader never sees half a port.
+    auto tmp = s.port_file + ".tmp";
+    std::ofstream{tmp} << *port << '\n';
+    std::rename(tmp.c_str(), s.port_file.c_str());
+  }
+  auto keeper = std::make_unique<actors::peer_keeper>(
+      sys, **n, v.seeds,
+      [id = s.node_id](const std::string& event, const std::string& seed,
+                       const std::string& detail) {
+        if (event == "peer_up")
+          spdlog::info("event=peer_up node={} seed={} peer={}", id, seed,
+                       detail);
+        else if (event == "peer_down")
+          spdlog::warn("event=peer_down node={} seed={} reason=\"{}\"", id,
+                       seed, detail);
+        else
+          spdlog::debug("event={} node={} seed={} reason=\"{}\"", event, id,
+                        seed, detail);
+      });
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("event=stopping node={} signal={}", s.node_id,
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  keeper.reset();
+  (*n)->stop(); // flushes and closes the store
+  n->reset();
+  spdlog::info("event=stopped node={}", s.node_id);
+  return 0;
+}

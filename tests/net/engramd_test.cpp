@@ -1,0 +1,268 @@
+// engramd as real processes on 127.0.0.1: configuration errors, sync
+// between nodes, restart and catch-up after SIGKILL, SIGSTOP detection,
+// clean SIGTERM shutdown.
+
+#include "actors/net.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "process.hpp"
+#include "temp_dir.hpp"
+
+using namespace engram;
+using namespace engram::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string engramd = ENGRAMD_PATH;
+
+struct client_config : caf::actor_system_config {
+  client_config() {
+    actors::register_types(*this);
+    actors::configure_network(*this);
+  }
+};
+
+engram_record fact_of(const std::string& key, const std::string& value) {
+  engram_record e;
+  e.type = memory_type::semantic;
+  e.body = fact{key, value};
+  e.confidence = 0.9;
+  return e;
+}
+
+// A test cluster: engramd processes in a temp dir and a client actor
+// system that talks to them over TCP.
+struct cluster {
+  temp_dir dir;
+  client_config cfg;
+  caf::actor_system sys{cfg};
+
+  struct daemon {
+    std::string id;
+    process proc;
+    uint16_t port = 0;
+  };
+  std::vector<daemon> nodes;
+
+  std::vector<std::string> argv(const std::string& id,
+                                const std::vector<uint16_t>& seeds,
+                                uint16_t port = 0) {
+    std::vector<std::string> args{engramd,
+                                  "--node-id",
+                                  id,
+                                  "--data-dir",
+                                  dir.sub(id),
+                                  "--listen",
+                                  "127.0.0.1:" + std::to_string(port),
+                                  "--port-file",
+                                  dir.sub(id + ".port"),
+                                  "--log-level",
+                                  "debug"};
+    for (auto p : seeds) {
+      args.push_back("--peer");
+      args.push_back("127.0.0.1:" + std::to_string(p));
+    }
+    return args;
+  }
+
+  // Starts node `id` with `seeds` (ports of running nodes); returns its index.
+  size_t start(const std::string& id, const std::vector<uint16_t>& seeds,
+               uint16_t port = 0) {
+    std::remove(dir.sub(id + ".port").c_str());
+    daemon d{id, process{argv(id, seeds, port), dir.sub(id + ".log")}, 0};
+    d.port = read_port(dir.sub(id + ".port"));
+    nodes.push_back(std::move(d));
+    return nodes.size() - 1;
+  }
+
+  actors::node_actor node(size_t i) {
+    auto remote = actors::connect_remote(
+        sys, actors::endpoint{"127.0.0.1", nodes[i].port}, 5s);
+    if (!remote)
+      BOOST_FAIL(remote.error_value().to_string());
+    return remote->hdl;
+  }
+
+  actors::instance_actor instance(size_t i, const std::string& agent,
+                                  const std::string& inst) {
+    caf::scoped_actor self{sys};
+    actors::instance_actor result;
+    self->request(node(i), 5s, actors::instance_atom::value, agent, inst)
+        .receive(
+            [&](actors::instance_actor& x) {
+              result = x;
+            },
+            [&](caf::error& e) {
+              BOOST_FAIL(to_string(e));
+            });
+    return result;
+  }
+
+  void learn(const actors::instance_actor& inst, engram_record e) {
+    caf::scoped_actor self{sys};
+    self->request(inst, 5s, actors::learn_atom::value, std::move(e), false)
+        .receive([](engram_id) {},
+                 [&](caf::error& err) {
+                   BOOST_FAIL(to_string(err));
+                 });
+  }
+
+  size_t count(const actors::instance_actor& inst) {
+    caf::scoped_actor self{sys};
+    size_t n = 0;
+    self->request(inst, 5s, actors::query_atom::value, query_filter{})
+        .receive(
+            [&](std::vector<memory_view>& xs) {
+              n = xs.size();
+            },
+            [&](caf::error&) {});
+    return n;
+  }
+
+  bool eventually_count(const actors::instance_actor& inst, size_t n,
+                        std::chrono::milliseconds limit = 15s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (count(inst) == n)
+        return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+};
+
+// Runs engramd with `args` to completion (bounded) and returns its exit
+// code and output.
+std::pair<int, std::string> run(const std::vector<std::string>& args,
+                                const std::string& log) {
+  std::vector<std::string> argv{engramd};
+  argv.insert(argv.end(), args.begin(), args.end());
+  process p{argv, log};
+  auto rc = p.wait(20s);
+  if (!rc)
+    BOOST_FAIL("engramd did not exit");
+  return {*rc, p.output()};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(engramd_config)
+
+BOOST_AUTO_TEST_CASE(bad_configuration_is_refused_with_a_clear_message) {
+  temp_dir dir;
+  auto log = dir.sub("out.log");
+  auto config = dir.sub("engramd.toml");
+  std::ofstream{config} << "node_id = \"n1\"\ndata_dir = \"" << dir.sub("n1")
+                        << "\"\nlisten = \"127.0.0.1:0\"\n";
+  auto ok = run({"--config", config, "--check-config"}, log);
+  BOOST_CHECK_EQUAL(ok.first, 0);
+  // A misspelt key.
+  std::ofstream{config, std::ios::app} << "peerz = []\n";
+  auto unknown = run({"--config", config, "--check-config"}, log);
+  BOOST_CHECK_EQUAL(unknown.first, 2);
+  BOOST_CHECK(unknown.second.find("unknown key 'peerz'") != std::string::npos);
+  // A bad address, a bad port, no node id, an unknown flag.
+  auto bad_addr = run(
+      {"--node-id", "n1", "--data-dir", dir.sub("n1"), "--listen", "localhost"},
+      log);
+  BOOST_CHECK_EQUAL(bad_addr.first, 2);
+  BOOST_CHECK(bad_addr.second.find("bad address 'localhost'")
+              != std::string::npos);
+  auto bad_port = run({"--node-id", "n1", "--data-dir", dir.sub("n1"), "--peer",
+                       "127.0.0.1:99999"},
+                      log);
+  BOOST_CHECK_EQUAL(bad_port.first, 2);
+  BOOST_CHECK(bad_port.second.find("port") != std::string::npos);
+  auto no_id = run({"--data-dir", dir.sub("n1")}, log);
+  BOOST_CHECK_EQUAL(no_id.first, 2);
+  BOOST_CHECK(no_id.second.find("node id") != std::string::npos);
+  auto flag = run({"--frobnicate"}, log);
+  BOOST_CHECK_EQUAL(flag.first, 2);
+  // An unusable data directory (a regular file): the node cannot start.
+  auto file = dir.sub("not-a-dir");
+  std::ofstream{file} << "x";
+  auto no_store = run({"--node-id", "n1", "--data-dir", file + "/db",
+                       "--listen", "127.0.0.1:0"},
+                      log);
+  BOOST_CHECK_EQUAL(no_store.first, 3);
+  BOOST_CHECK(no_store.second.find(file) != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(engramd_cluster)
+
+BOOST_AUTO_TEST_CASE(three_nodes_sync_and_a_killed_node_catches_up) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  auto n3 = c.start("n3", {c.nodes[n1].port, c.nodes[n2].port});
+  auto i1 = c.instance(n1, "planner", "chat-1");
+  auto i2 = c.instance(n2, "planner", "chat-2");
+  auto i3 = c.instance(n3, "planner", "chat-3");
+  for (int i = 0; i < 20; ++i)
+    c.learn(i1, fact_of("k" + std::to_string(i), "v"));
+  BOOST_CHECK(c.eventually_count(i2, 20));
+  BOOST_CHECK(c.eventually_count(i3, 20));
+  // n3 is killed; writes go on; n3 restarts on its store and catches up.
+  c.nodes[n3].proc.signal(SIGKILL);
+  BOOST_CHECK(c.nodes[n3].proc.wait(5s));
+  for (int i = 20; i < 40; ++i)
+    c.learn(i2, fact_of("k" + std::to_string(i), "v"));
+  auto back = c.start("n3", {c.nodes[n1].port, c.nodes[n2].port});
+  auto again = c.instance(back, "planner", "chat-3");
+  BOOST_CHECK(c.eventually_count(again, 40));
+  BOOST_CHECK(c.eventually_count(i1, 40));
+}
+
+BOOST_AUTO_TEST_CASE(a_frozen_peer_is_detected_within_two_seconds) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.nodes[n2].proc.output().find("event=peer_up") == std::string::npos
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  BOOST_REQUIRE(c.nodes[n2].proc.output().find("event=peer_up")
+                != std::string::npos);
+  c.nodes[n1].proc.signal(SIGSTOP);
+  auto stopped = std::chrono::steady_clock::now();
+  while (c.nodes[n2].proc.output().find("event=peer_down") == std::string::npos
+         && std::chrono::steady_clock::now() < stopped + 5s)
+    std::this_thread::sleep_for(10ms);
+  auto detected = std::chrono::steady_clock::now() - stopped;
+  c.nodes[n1].proc.signal(SIGCONT);
+  BOOST_CHECK(c.nodes[n2].proc.output().find("event=peer_down")
+              != std::string::npos);
+  BOOST_CHECK_LT(
+      std::chrono::duration_cast<std::chrono::milliseconds>(detected).count(),
+      2000);
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_shuts_down_cleanly_and_keeps_the_data) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  c.learn(c.instance(n1, "planner", "chat-1"), fact_of("kept", "yes"));
+  c.nodes[n1].proc.signal(SIGTERM);
+  auto rc = c.nodes[n1].proc.wait(10s);
+  BOOST_REQUIRE(rc);
+  BOOST_CHECK_EQUAL(*rc, 0);
+  BOOST_CHECK(c.nodes[n1].proc.output().find("event=stopped")
+              != std::string::npos);
+  auto again = c.start("n1", {});
+  BOOST_CHECK_EQUAL(c.count(c.instance(again, "planner", "chat-1")), 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
