@@ -1,229 +1,306 @@
-// engram-demo: the core at work. Several agents' replicas learn concurrently
-// (facts, beliefs, episodes, skills), diverge, exchange deltas in random
-// order with duplicates and losses, report the conflicts they detect and how
-// each was resolved, and converge to identical state.
+// engram-demo: Engram across real processes. Starts three engramd nodes on
+// 127.0.0.1 (each with its own embedded RocksDB store), runs a small swarm
+// against them — three agents with an instance on every node learning at
+// once, some of them about the same things — kills one node with SIGKILL
+// mid-run and restarts it, then prints how every agent's replicas converged
+// and shuts the nodes down with SIGTERM.
 //
-//   engram-demo [--seed N] [--replicas N] [--ops N]
-#include "core/replica.hpp"
+//   engram-demo [--engramd PATH] [--data-dir DIR] [--writes N] [--seed S]
+#include "actors/net.hpp"
+#include "apps/common/process.hpp"
 
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
+#include <filesystem>
+#include <map>
+#include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace engram;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+namespace fs = std::filesystem;
 
 namespace {
 
 struct options {
+  std::string engramd;
+  std::string data_dir;
+  int writes = 300;
   uint64_t seed = 2026;
-  size_t replicas = 4;
-  int ops = 400;
 };
-
-bool parse_number(const char* text, uint64_t& out) {
-  char* end = nullptr;
-  errno = 0;
-  auto value = std::strtoull(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0')
-    return false;
-  out = value;
-  return true;
-}
 
 int usage(const char* error) {
   if (error)
     std::fprintf(stderr, "engram-demo: %s\n", error);
-  std::fprintf(stderr,
-               "usage: engram-demo [--seed N] [--replicas 2..16] [--ops N]\n");
-  return error ? 2 : 0;
+  std::fprintf(stderr, "usage: engram-demo [--engramd PATH] [--data-dir DIR] "
+                       "[--writes N] [--seed S]\n");
+  return 2;
 }
 
-struct agent_node {
-  std::string agent;
-  manual_clock wall;
-  hybrid_logical_clock hlc;
-  replica mem;
-  size_t conflicts = 0;
-  size_t resolved = 0;
-  size_t forked = 0;
-
-  agent_node(std::string name, replica_id id, uint64_t start)
-      : agent(std::move(name)), wall(start), hlc(wall), mem(id, hlc) {
-    // nop
+struct client_config : caf::actor_system_config {
+  client_config() {
+    actors::register_types(*this);
+    actors::configure_network(*this);
   }
 };
 
-struct message {
-  size_t to;
-  replica_delta delta;
+const std::vector<std::string> agents{"researcher", "planner", "critic"};
+const std::vector<std::string> node_ids{"n1", "n2", "n3"};
+
+struct daemon {
+  apps::process proc;
+  uint16_t port = 0;
+};
+
+class demo {
+public:
+  demo(options opts) : opts_(std::move(opts)) {}
+
+  daemon start(size_t i) {
+    auto id = node_ids[i];
+    auto port_file = opts_.data_dir + "/" + id + ".port";
+    fs::remove(port_file);
+    std::vector<std::string> argv{opts_.engramd,
+                                  "--node-id",
+                                  id,
+                                  "--data-dir",
+                                  opts_.data_dir + "/" + id,
+                                  "--listen",
+                                  "127.0.0.1:0",
+                                  "--port-file",
+                                  port_file};
+    for (size_t j = 0; j < i; ++j) {
+      argv.push_back("--peer");
+      argv.push_back("127.0.0.1:" + std::to_string(nodes_[j].port));
+    }
+    daemon d{apps::process{argv, opts_.data_dir + "/" + id + ".log"}, 0};
+    d.port = apps::read_port(port_file);
+    return d;
+  }
+
+  std::optional<actors::node_actor> node(size_t i) {
+    auto r = actors::connect_remote(sys_, {"127.0.0.1", nodes_[i].port}, 5s);
+    if (!r) {
+      std::fprintf(stderr, "cannot reach %s: %s\n", node_ids[i].c_str(),
+                   r.error_value().to_string().c_str());
+      return std::nullopt;
+    }
+    return r->hdl;
+  }
+
+  template<class Result, class Handle, class... Ts>
+  std::optional<Result> ask(const Handle& hdl, Ts&&... xs) {
+    caf::scoped_actor self{sys_};
+    std::optional<Result> result;
+    self->request(hdl, 10s, std::forward<Ts>(xs)...)
+        .receive(
+            [&](Result& r) {
+              result = std::move(r);
+            },
+            [&](caf::error& e) {
+              std::fprintf(stderr, "request failed: %s\n",
+                           to_string(e).c_str());
+            });
+    return result;
+  }
+
+  // Per agent, per node: (engrams visible, digest of the agent's replica).
+  std::vector<std::vector<std::pair<size_t, uint64_t>>> snapshot() {
+    std::vector<std::vector<std::pair<size_t, uint64_t>>> out(agents.size());
+    for (size_t g = 0; g < agents.size(); ++g)
+      for (size_t n = 0; n < nodes_.size(); ++n) {
+        auto nh = node(n);
+        auto agent = nh ? ask<actors::agent_actor>(
+                         *nh, actors::agent_atom::value, agents[g])
+                        : std::nullopt;
+        size_t count = 0;
+        uint64_t digest = 0;
+        if (agent) {
+          caf::scoped_actor self{sys_};
+          self->request(*agent, 10s, actors::digest_atom::value)
+              .receive(
+                  [&](uint64_t d, causal_context&) {
+                    digest = d;
+                  },
+                  [](caf::error&) {});
+          if (auto views = ask<std::vector<memory_view>>(
+                  *agent, actors::query_atom::value, query_filter{}))
+            count = views->size();
+        }
+        out[g].emplace_back(count, digest);
+      }
+    return out;
+  }
+
+  static bool
+  converged(const std::vector<std::vector<std::pair<size_t, uint64_t>>>& s) {
+    for (auto& per_agent : s)
+      for (auto& x : per_agent)
+        if (x.second != per_agent.front().second)
+          return false;
+    return true;
+  }
+
+  int run() {
+    std::printf("Engram demo: 3 engramd nodes on 127.0.0.1, stores under %s\n",
+                opts_.data_dir.c_str());
+    for (size_t i = 0; i < node_ids.size(); ++i) {
+      nodes_.push_back(start(i));
+      std::printf("  %s listening on 127.0.0.1:%u (pid %d)\n",
+                  node_ids[i].c_str(), nodes_[i].port, nodes_[i].proc.pid());
+    }
+    // One instance of every agent on every node.
+    std::vector<std::vector<actors::instance_actor>> insts(agents.size());
+    auto open_all = [&](size_t n) {
+      auto nh = node(n);
+      if (!nh)
+        return false;
+      for (size_t g = 0; g < agents.size(); ++g) {
+        auto inst = ask<actors::instance_actor>(
+            *nh, actors::instance_atom::value, agents[g],
+            agents[g] + "@" + node_ids[n]);
+        if (!inst)
+          return false;
+        if (insts[g].size() <= n)
+          insts[g].resize(n + 1);
+        insts[g][n] = *inst;
+      }
+      return true;
+    };
+    for (size_t n = 0; n < nodes_.size(); ++n)
+      if (!open_all(n))
+        return 1;
+    std::printf("\nswarm: %zu agents with an instance on each of %zu nodes "
+                "learn %d memories through all of them (shared keys: "
+                "conflicts resolved per config)\n",
+                agents.size(), nodes_.size(), opts_.writes);
+    std::mt19937_64 rng{opts_.seed};
+    caf::scoped_actor self{sys_};
+    size_t acked = 0;
+    auto t0 = clk::now();
+    for (int w = 0; w < opts_.writes; ++w) {
+      if (w == opts_.writes / 2) {
+        std::printf("  SIGKILL n3 after %d writes; the others go on\n", w);
+        nodes_[2].proc.signal(SIGKILL);
+        nodes_[2].proc.wait(5s);
+      }
+      auto g = rng() % agents.size();
+      auto n = rng() % (w >= opts_.writes / 2 ? 2 : 3);
+      engram_record e;
+      if (w % 10 == 0) {
+        e.type = memory_type::semantic;
+        e.body = belief{"topic-" + std::to_string(rng() % 3), "is",
+                        "view-" + std::to_string(w)};
+        e.confidence = 0.6;
+      } else {
+        e.type = memory_type::semantic;
+        e.body
+            = fact{"k" + std::to_string(rng() % 40), "v" + std::to_string(w)};
+        e.confidence = 0.9;
+      }
+      self->request(insts[g][n], 10s, actors::learn_atom::value, e, false)
+          .receive(
+              [&](engram_id) {
+                ++acked;
+              },
+              [&](caf::error& err) {
+                std::fprintf(stderr, "learn failed: %s\n",
+                             to_string(err).c_str());
+              });
+    }
+    auto written_ms
+        = std::chrono::duration<double, std::milli>(clk::now() - t0).count();
+    std::printf("  %zu/%d writes acknowledged (durable) in %.0f ms\n", acked,
+                opts_.writes, written_ms);
+    std::printf("  restarting n3 on its store\n");
+    nodes_[2] = start(2);
+    if (!open_all(2))
+      return 1;
+    auto t1 = clk::now();
+    auto snap = snapshot();
+    while (!converged(snap) && clk::now() - t1 < 30s) {
+      std::this_thread::sleep_for(20ms);
+      snap = snapshot();
+    }
+    auto converge_ms
+        = std::chrono::duration<double, std::milli>(clk::now() - t1).count();
+    std::printf("\n%-11s %-5s %9s  %-18s\n", "agent", "node", "memories",
+                "replica digest");
+    for (size_t g = 0; g < agents.size(); ++g)
+      for (size_t n = 0; n < nodes_.size(); ++n)
+        std::printf("%-11s %-5s %9zu  %016llx\n", agents[g].c_str(),
+                    node_ids[n].c_str(), snap[g][n].first,
+                    static_cast<unsigned long long>(snap[g][n].second));
+    bool ok = converged(snap) && acked == static_cast<size_t>(opts_.writes);
+    std::printf("\nconverged: %s (n3 caught up %.0f ms after restarting)\n",
+                ok ? "yes" : "NO", converge_ms);
+    // Clean shutdown.
+    int clean = 0;
+    for (size_t n = 0; n < nodes_.size(); ++n) {
+      nodes_[n].proc.signal(SIGTERM);
+      auto rc = nodes_[n].proc.wait(10s);
+      if (rc && *rc == 0)
+        ++clean;
+    }
+    std::printf("SIGTERM: %d/3 nodes stopped cleanly\n", clean);
+    return ok && clean == 3 ? 0 : 1;
+  }
+
+private:
+  options opts_;
+  client_config cfg_;
+  caf::actor_system sys_{cfg_};
+  std::vector<daemon> nodes_;
 };
 
 } // namespace
 
 int main(int argc, char** argv) {
   options opts;
+  // engramd is built next to this program (build/apps/).
+  opts.engramd = (fs::path{argv[0]}.parent_path() / "engramd").string();
+  bool own_dir = true;
   for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h")
-      return usage(nullptr);
-    if (i + 1 >= argc)
-      return usage(("missing value for " + flag).c_str());
-    uint64_t value = 0;
-    if (!parse_number(argv[i + 1], value))
-      return usage(("not a number for " + flag + ": " + argv[i + 1]).c_str());
-    ++i;
-    if (flag == "--seed")
-      opts.seed = value;
-    else if (flag == "--replicas" && value >= 2 && value <= 16)
-      opts.replicas = value;
-    else if (flag == "--ops" && value <= 1'000'000)
-      opts.ops = static_cast<int>(value);
+    auto arg = std::string{argv[i]};
+    auto value = [&]() -> const char* {
+      return i + 1 < argc ? argv[++i] : nullptr;
+    };
+    const char* v = nullptr;
+    if (arg == "--engramd" && (v = value()))
+      opts.engramd = v;
+    else if (arg == "--data-dir" && (v = value()))
+      opts.data_dir = v, own_dir = false;
+    else if (arg == "--writes" && (v = value()))
+      opts.writes = std::atoi(v);
+    else if (arg == "--seed" && (v = value()))
+      opts.seed = std::strtoull(v, nullptr, 10);
+    else if (arg == "--help" || arg == "-h")
+      return usage(nullptr), 0;
     else
-      return usage(("unknown flag or value out of range: " + flag).c_str());
+      return usage(("unknown or incomplete argument: " + arg).c_str());
   }
-
-  std::mt19937_64 rng{opts.seed};
-  const char* names[] = {"atlas", "borealis", "cirrus", "delta"};
-  std::vector<std::string> members;
-  for (size_t i = 0; i < opts.replicas; ++i)
-    members.push_back(std::string{names[i % 4]} + "-" + std::to_string(i));
-  auto team = memory_scope::collective("project-alpha", members);
-  std::vector<std::unique_ptr<agent_node>> nodes;
-  for (size_t i = 0; i < opts.replicas; ++i)
-    nodes.push_back(std::make_unique<agent_node>(
-        members[i], make_replica_id(members[i]),
-        1'700'000'000'000'000ULL + rng() % 50'000)); // skewed wall clocks
-
-  std::printf("Engram core demo: %zu agents share the Collective scope %s\n",
-              opts.replicas, team.to_string().c_str());
-  std::printf("seed=%llu ops=%d; deltas travel in random order, 15%% are "
-              "lost and resent later, 15%% duplicated\n\n",
-              static_cast<unsigned long long>(opts.seed), opts.ops);
-
-  std::vector<message> in_flight;
-  std::vector<message> lost;
-  auto broadcast = [&](size_t from, const replica_delta& d) {
-    if (d.empty())
-      return;
-    for (size_t i = 0; i < nodes.size(); ++i)
-      if (i != from)
-        in_flight.push_back(message{i, d});
-  };
-  auto pick = [&](std::initializer_list<const char*> xs) {
-    return std::string{*(xs.begin() + rng() % xs.size())};
-  };
-  auto deliver = [&](bool faults) {
-    auto k = rng() % in_flight.size();
-    auto msg = std::move(in_flight[k]);
-    in_flight[k] = std::move(in_flight.back());
-    in_flight.pop_back();
-    if (faults && rng() % 100 < 15) {
-      lost.push_back(std::move(msg));
-      return;
-    }
-    if (faults && rng() % 100 < 15)
-      in_flight.push_back(msg);
-    auto& n = *nodes[msg.to];
-    n.wall.advance(rng() % 200);
-    auto report = n.mem.join(msg.delta);
-    if (!report) {
-      std::fprintf(stderr, "join failed: %s\n",
-                   report.error_value().to_string().c_str());
-      std::exit(1);
-    }
-    for (auto& c : report->conflicts) {
-      if (n.conflicts < 2 && msg.to == 0)
-        std::printf("  %s detects %s\n", n.agent.c_str(),
-                    c.to_string().c_str());
-    }
-    n.conflicts += report->conflicts.size();
-    n.resolved += report->resolved.size();
-    n.forked += report->forked.size();
-    broadcast(msg.to, report->resolutions);
-  };
-
-  std::printf("learning and syncing...\n");
-  for (int op = 0; op < opts.ops; ++op) {
-    auto i = rng() % nodes.size();
-    auto& n = *nodes[i];
-    n.wall.advance(rng() % 1000);
-    engram_record e;
-    e.scope = team;
-    e.confidence = static_cast<double>(50 + rng() % 51) / 100.0;
-    e.origin.origin_agent = n.agent;
-    switch (rng() % 4) {
-      case 0:
-        e.type = memory_type::semantic;
-        e.body = fact{pick({"deadline", "owner", "budget"}),
-                      pick({"friday", "monday", "ana", "li", "10k", "12k"})};
-        break;
-      case 1:
-        e.type = memory_type::semantic;
-        e.body = belief{pick({"api-v2", "cache"}), "is",
-                        pick({"stable", "flaky", "deprecated"})};
-        break;
-      case 2: {
-        e.type = memory_type::episodic;
-        episode ep{pick({"standup", "incident-7"}), {}};
-        ep.events.push_back(event{
-            n.hlc.now(), n.agent + " " + pick({"reported", "fixed", "asked"})});
-        e.body = ep;
-        break;
-      }
-      default:
-        e.type = memory_type::procedural;
-        e.body = skill{pick({"deploy", "triage"}),
-                       {refinement{uint32_t(rng() % 3),
-                                   pick({"canary first", "page on-call",
-                                         "roll back fast"})}}};
-        break;
-    }
-    auto d = n.mem.put(std::move(e));
-    if (!d) {
-      std::fprintf(stderr, "learn failed: %s\n",
-                   d.error_value().to_string().c_str());
-      return 1;
-    }
-    broadcast(i, *d);
-    for (uint64_t k = rng() % 3; k > 0 && !in_flight.empty(); --k)
-      deliver(true);
-  }
-  std::printf("\nhealing: resending lost deltas, delivering everything\n");
-  size_t rounds = 0;
-  while (!in_flight.empty() || !lost.empty()) {
-    for (auto& m : lost)
-      in_flight.push_back(std::move(m));
-    lost.clear();
-    while (!in_flight.empty())
-      deliver(false);
-    ++rounds;
-  }
-
-  std::printf("\n%-12s %8s %9s %10s %9s %7s  %s\n", "agent", "engrams",
-              "versions", "conflicts", "resolved", "forked", "digest");
-  bool converged = true;
-  for (auto& n : nodes) {
-    std::printf("%-12s %8zu %9zu %10zu %9zu %7zu  %016llx\n", n->agent.c_str(),
-                n->mem.size(), n->mem.version_count(), n->conflicts,
-                n->resolved, n->forked,
-                static_cast<unsigned long long>(n->mem.digest()));
-    converged = converged && n->mem.same_state(nodes.front()->mem);
-  }
-  std::printf("\ncontested beliefs (Fork{mark_contested}):\n");
-  nodes.front()->mem.for_each(
-      [&](const engram_id& id, const std::vector<version>&) {
-        auto views = nodes.front()->mem.read(id);
-        if (views.size() > 1 && views.front().contested)
-          for (auto& v : views)
-            std::printf("  %s (confidence %.2f, from %s)\n",
-                        describe(v.value.body).c_str(), v.value.confidence,
-                        v.value.origin.origin_agent.c_str());
-      });
-  std::printf("\nconverged: %s after %zu heal round(s)\n",
-              converged ? "yes, all replicas identical" : "NO", rounds);
-  return converged ? 0 : 1;
+  if (opts.writes <= 0)
+    return usage("--writes must be a positive number");
+  if (!fs::exists(opts.engramd))
+    return usage(("engramd not found at " + opts.engramd).c_str());
+  if (own_dir)
+    opts.data_dir = (fs::temp_directory_path()
+                     / ("engram-demo-" + std::to_string(::getpid())))
+                        .string();
+  fs::create_directories(opts.data_dir);
+  int rc = demo{opts}.run();
+  if (own_dir && rc == 0)
+    fs::remove_all(opts.data_dir);
+  return rc;
 }

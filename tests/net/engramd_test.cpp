@@ -3,6 +3,7 @@
 // clean SIGTERM shutdown.
 
 #include "actors/net.hpp"
+#include "apps/common/process.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -16,11 +17,12 @@
 #include <string>
 #include <thread>
 
-#include "process.hpp"
 #include "temp_dir.hpp"
 
 using namespace engram;
 using namespace engram::test;
+using engram::apps::process;
+using engram::apps::read_port;
 using namespace std::chrono_literals;
 
 namespace {

@@ -20,7 +20,7 @@
 
 extern char** environ;
 
-namespace engram::test {
+namespace engram::apps {
 
 class process {
 public:
@@ -109,4 +109,4 @@ inline uint16_t read_port(const std::string& file,
   throw std::runtime_error("no port in " + file);
 }
 
-} // namespace engram::test
+} // namespace engram::apps
