@@ -41,6 +41,10 @@ const std::vector<std::string> capabilities{"delta-batch", "digest",
 /// anti-entropy round: memory per session stays bounded.
 constexpr size_t max_pending_versions = 65'536;
 
+/// Versions per frame: larger batches are split (frames stay far below the
+/// envelope size limit, and one lost frame costs little).
+constexpr size_t frame_versions = 1024;
+
 struct round {
   caf::typed_response_promise<sync_result> promise;
   caf::actor_clock::time_point deadline;
@@ -58,7 +62,9 @@ struct session_state {
   bool established = false;
   outbox out{std::chrono::milliseconds{200}};
   delivery_window in;
-  replica_delta pending;
+  // Changes not yet pushed (joined when flushed: linear, not per push).
+  std::vector<replica_delta> pending;
+  size_t pending_versions = 0;
   bool flush_scheduled = false;
   bool on_change = true;
   bool anti_entropy_due = false;
@@ -171,10 +177,21 @@ void flush(session_ptr self) {
     st.flush_scheduled = true; // the next tick tries again
     return;
   }
-  v1::SyncResponse push;
-  messages::to_proto(st.pending, *push.mutable_batch());
-  st.pending = replica_delta{};
-  send_reliable(self, push);
+  auto parts = split_delta(join_deltas(std::move(st.pending)), frame_versions);
+  st.pending.clear();
+  st.pending_versions = 0;
+  for (auto& part : parts) {
+    if (st.out.size() >= st.cfg.max_outstanding) {
+      // The peer is slow: keep the rest for the next tick.
+      st.pending_versions += part.version_count();
+      st.pending.push_back(std::move(part));
+      st.flush_scheduled = true;
+      continue;
+    }
+    v1::SyncResponse push;
+    messages::to_proto(part, *push.mutable_batch());
+    send_reliable(self, push);
+  }
 }
 
 void on_established(session_ptr self) {
@@ -271,8 +288,35 @@ void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
       return;
     self->request(st.agent, caf::infinite, since_atom::value, *since)
         .then([=](replica_delta& missing, causal_context& context) {
-          auto resp = messages::make_sync_response(missing, context);
-          send_reliable(self, resp);
+          auto& s = self->state;
+          if (missing.version_count() <= frame_versions) {
+            auto resp = messages::make_sync_response(missing, context);
+            send_reliable(self, resp);
+            return;
+          }
+          // Large: in parts, as many as the outbox takes now (the next
+          // round sends the rest); the last part sent carries our clock.
+          auto parts = split_delta(std::move(missing), frame_versions);
+          auto room = s.out.size() < s.cfg.max_outstanding
+                          ? s.cfg.max_outstanding - s.out.size()
+                          : size_t{1};
+          auto n = std::min(parts.size(), room);
+          for (size_t i = 0; i < n; ++i) {
+            v1::SyncResponse resp;
+            messages::to_proto(parts[i], *resp.mutable_batch());
+            if (i + 1 == n)
+              messages::to_proto(context, *resp.mutable_clock());
+            send_reliable(self, resp);
+          }
+          // The rest streams as pushes while the peer acknowledges (up to
+          // the pending bound; beyond it, the next round sends it).
+          for (size_t i = n;
+               i < parts.size() && s.pending_versions < max_pending_versions;
+               ++i) {
+            s.pending_versions += parts[i].version_count();
+            s.pending.push_back(std::move(parts[i]));
+          }
+          s.flush_scheduled = true;
         });
     return;
   }
@@ -429,9 +473,11 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
           s.anti_entropy_due = true;
           return;
         }
-        join_deltas(s.pending, delta);
-        if (s.pending.version_count() > max_pending_versions) {
-          s.pending = replica_delta{}; // the digest round repairs it
+        s.pending.push_back(delta);
+        s.pending_versions += delta.version_count();
+        if (s.pending_versions > max_pending_versions) {
+          s.pending.clear(); // the digest round repairs it
+          s.pending_versions = 0;
           s.anti_entropy_due = true;
           return;
         }

@@ -121,6 +121,58 @@ void join_deltas(replica_delta& into, const replica_delta& other) {
   into.context.join(other.context);
 }
 
+replica_delta join_deltas(std::vector<replica_delta>&& parts) {
+  replica_delta result;
+  std::unordered_map<engram_id, size_t> index;
+  for (auto& part : parts) {
+    for (auto& theirs : part.entries) {
+      auto i = index.find(theirs.id);
+      if (i == index.end()) {
+        index.emplace(theirs.id, result.entries.size());
+        result.entries.push_back(std::move(theirs));
+        continue;
+      }
+      auto& ours = result.entries[i->second];
+      ours.versions = join_versions(ours.versions, ours.context,
+                                    theirs.versions, theirs.context);
+      ours.context.merge(theirs.context);
+    }
+    result.context.join(part.context);
+  }
+  parts.clear();
+  return result;
+}
+
+std::vector<replica_delta> split_delta(replica_delta&& delta,
+                                       size_t max_versions) {
+  std::vector<replica_delta> parts;
+  if (max_versions == 0 || delta.version_count() <= max_versions) {
+    parts.push_back(std::move(delta));
+    return parts;
+  }
+  replica_delta current;
+  size_t count = 0;
+  std::vector<dot> dots;
+  auto close = [&] {
+    current.context = causal_context{std::move(dots)};
+    dots.clear();
+    parts.push_back(std::move(current));
+    current = replica_delta{};
+    count = 0;
+  };
+  for (auto& entry : delta.entries) {
+    if (count > 0 && count + entry.versions.size() > max_versions)
+      close();
+    count += entry.versions.size();
+    for (auto& v : entry.versions)
+      dots.push_back(v.tag);
+    current.entries.push_back(std::move(entry));
+  }
+  if (count > 0)
+    close();
+  return parts;
+}
+
 // -- construction ------------------------------------------------------------
 
 replica::replica(replica_id self, hybrid_logical_clock& clock)

@@ -82,6 +82,19 @@ struct replica_delta {
 /// Joins delta `other` into delta `into` (delta groups for batching).
 void join_deltas(replica_delta& into, const replica_delta& other);
 
+/// Joins many deltas into one (linear in their total size).
+replica_delta join_deltas(std::vector<replica_delta>&& parts);
+
+/// Splits a delta into parts of at most `max_versions` versions (an engram's
+/// versions stay together; a delta that fits is returned whole). Each part
+/// carries as context only the dots of its own versions, so a receiver that
+/// got some parts never believes it saw an event it did not receive; what
+/// the versions supersede travels in their engrams' version vectors. (The
+/// delta's other context — superseded writes of engrams not carried — is
+/// not needed to converge, only to keep contexts compact.)
+std::vector<replica_delta> split_delta(replica_delta&& delta,
+                                       size_t max_versions);
+
 // -- results ----------------------------------------------------------------
 
 /// A conflict resolved during a join or by an answer.

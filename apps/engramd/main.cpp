@@ -43,6 +43,8 @@ struct settings {
   bool sync_writes = true;
   int64_t heartbeat_ms = 200;
   int64_t connection_timeout_ms = 1000;
+  /// CAF scheduler threads (0: one per core).
+  int64_t threads = 0;
   actors::session_settings sessions;
   std::string port_file;
 };
@@ -98,6 +100,8 @@ void load_file(const std::string& path, settings& s) {
       get(v, key, s.heartbeat_ms);
     else if (key == "connection_timeout_ms")
       get(v, key, s.connection_timeout_ms);
+    else if (key == "threads")
+      get(v, key, s.threads);
     else if (key == "sessions") {
       if (!v.is_table())
         throw config_error{where(key) + ": must be a table"};
@@ -149,6 +153,8 @@ validated validate(const settings& s) {
   if (v.level == spdlog::level::off && s.log_level != "off")
     throw config_error{"unknown log level '" + s.log_level
                        + "' (trace, debug, info, warn, error, off)"};
+  if (s.threads < 0 || s.threads > 256)
+    throw config_error{"threads must be 0 (one per core) to 256"};
   if (s.heartbeat_ms <= 0 || s.connection_timeout_ms <= s.heartbeat_ms)
     throw config_error{"heartbeat_ms must be positive and below "
                        "connection_timeout_ms"};
@@ -182,6 +188,8 @@ int main(int argc, char** argv) {
                                    "trace, debug, info, warn, error, off");
   auto* sync_writes = app.add_option("--sync-writes", flags.sync_writes,
                                      "fdatasync every acknowledged write");
+  auto* threads = app.add_option("--threads", flags.threads,
+                                 "scheduler threads (0: one per core)");
   app.add_option("--port-file", flags.port_file,
                  "write the port listened on to this file once ready");
   app.add_flag("--check-config", check_only,
@@ -210,6 +218,8 @@ int main(int argc, char** argv) {
       s.log_level = flags.log_level;
     if (*sync_writes)
       s.sync_writes = flags.sync_writes;
+    if (*threads)
+      s.threads = flags.threads;
     s.port_file = flags.port_file;
     v = validate(s);
   } catch (const config_error& e) {
@@ -230,6 +240,8 @@ int main(int argc, char** argv) {
   } cfg;
   actors::configure_network(cfg, std::chrono::milliseconds{s.heartbeat_ms},
                             std::chrono::milliseconds{s.connection_timeout_ms});
+  if (s.threads > 0)
+    cfg.set("scheduler.max-threads", static_cast<size_t>(s.threads));
   caf::actor_system sys{cfg};
   actors::node_config nc;
   nc.node_id = s.node_id;

@@ -1,0 +1,400 @@
+// bench_net: Engram across processes on this machine (engramd over CAF's
+// network layer, 127.0.0.1).
+//
+//   remote_ask_p50_us / _p99_us  a client asks an agent instance on an
+//                                engramd process (query, 256 B fact)
+//   tcp_p50_us, ask_vs_tcp       a plain TCP ping-pong of 256 B in the same
+//                                run, and the ratio
+//   remote_engrams_per_s         an in-process node learns engrams (256 B)
+//                                that its sessions push to an engramd peer
+//                                in batches: first write → peer holds all
+//   converge_ms_8x10k            8 engramd nodes, 10 000 concurrent updates
+//                                through all of them: last acknowledgement →
+//                                every replica's digest equal
+#include "actors/net.hpp"
+#include "apps/common/process.hpp"
+#include "persistence/store.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <benchmark/benchmark.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace engram;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct bench_config : caf::actor_system_config {
+  bench_config() {
+    actors::register_types(*this);
+    actors::configure_network(*this);
+  }
+};
+
+std::string scratch(const char* name) {
+  auto path = fs::temp_directory_path()
+              / ("engram-bench-net-" + std::string{name} + "-"
+                 + std::to_string(::getpid()));
+  fs::remove_all(path);
+  fs::create_directories(path);
+  return path.string();
+}
+
+double percentile(std::vector<double> xs, double p) {
+  if (xs.empty())
+    return 0;
+  std::sort(xs.begin(), xs.end());
+  return xs[static_cast<size_t>(p * static_cast<double>(xs.size() - 1))];
+}
+
+engram_record fact_of(const std::string& key, size_t bytes, char fill = 'v') {
+  engram_record e;
+  e.type = memory_type::semantic;
+  e.body = fact{key, std::string(bytes, fill)};
+  e.confidence = 0.9;
+  return e;
+}
+
+// engramd processes in a scratch directory.
+struct cluster {
+  std::string dir;
+  std::vector<apps::process> procs;
+  std::vector<uint16_t> ports;
+  std::string threads = "0";
+
+  explicit cluster(const char* name, int threads_per_node = 0)
+      : dir(scratch(name)), threads(std::to_string(threads_per_node)) {}
+
+  ~cluster() {
+    for (auto& p : procs)
+      p.signal(SIGTERM);
+    for (auto& p : procs)
+      p.wait(10s);
+    fs::remove_all(dir);
+  }
+
+  uint16_t start(const std::string& id, const std::vector<uint16_t>& seeds) {
+    std::vector<std::string> argv{
+        ENGRAMD_PATH,    "--node-id",    id,
+        "--data-dir",    dir + "/" + id, "--listen",
+        "127.0.0.1:0",   "--port-file",  dir + "/" + id + ".port",
+        "--sync-writes", "false",        "--log-level",
+        "warn",          "--threads",    threads};
+    for (auto s : seeds) {
+      argv.push_back("--peer");
+      argv.push_back("127.0.0.1:" + std::to_string(s));
+    }
+    procs.emplace_back(argv, dir + "/" + id + ".log");
+    ports.push_back(apps::read_port(dir + "/" + id + ".port"));
+    return ports.back();
+  }
+};
+
+// -- plain TCP ping-pong, for scale
+// ----------------------------------------------
+
+std::vector<double> tcp_pingpong(size_t rounds, size_t bytes) {
+  int server = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::listen(server, 1);
+  auto read_all = [](int fd, char* buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      auto r = ::read(fd, buf + got, n - got);
+      if (r <= 0)
+        return false;
+      got += static_cast<size_t>(r);
+    }
+    return true;
+  };
+  std::thread echo{[&] {
+    int fd = ::accept(server, nullptr, nullptr);
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    std::vector<char> buf(bytes);
+    while (read_all(fd, buf.data(), bytes))
+      if (::write(fd, buf.data(), bytes) < 0)
+        break;
+    ::close(fd);
+  }};
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  std::vector<char> buf(bytes, 'x');
+  std::vector<double> us;
+  for (size_t i = 0; i < rounds; ++i) {
+    auto t0 = clk::now();
+    if (::write(fd, buf.data(), bytes) < 0 || !read_all(fd, buf.data(), bytes))
+      break;
+    us.push_back(
+        std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+  }
+  ::close(fd);
+  echo.join();
+  ::close(server);
+  return us;
+}
+
+// -- remote ask
+// -----------------------------------------------------------------
+
+void BM_remote_ask(benchmark::State& state) {
+  cluster c{"ask"};
+  auto port = c.start("n1", {});
+  bench_config cfg;
+  caf::actor_system sys{cfg};
+  auto remote = actors::connect_remote(sys, {"127.0.0.1", port});
+  if (!remote) {
+    state.SkipWithError(remote.error_value().to_string().c_str());
+    return;
+  }
+  caf::scoped_actor self{sys};
+  actors::instance_actor inst;
+  self->request(remote->hdl, 5s, actors::instance_atom::value,
+                std::string{"planner"}, std::string{"i1"})
+      .receive(
+          [&](actors::instance_actor& x) {
+            inst = x;
+          },
+          [&](caf::error&) {});
+  self->request(inst, 5s, actors::learn_atom::value, fact_of("k", 256), false)
+      .receive([](engram_id) {}, [](caf::error&) {});
+  query_filter filter;
+  filter.limit = 1;
+  std::vector<double> us;
+  for (auto _ : state) {
+    auto t0 = clk::now();
+    self->request(inst, 5s, actors::query_atom::value, filter)
+        .receive([](std::vector<memory_view>&) {},
+                 [&](caf::error&) {
+                   state.SkipWithError("ask failed");
+                 });
+    us.push_back(
+        std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+  }
+  auto tcp = tcp_pingpong(us.size(), 256);
+  state.counters["remote_ask_p50_us"] = percentile(us, 0.5);
+  state.counters["remote_ask_p99_us"] = percentile(us, 0.99);
+  state.counters["tcp_p50_us"] = percentile(tcp, 0.5);
+  state.counters["ask_vs_tcp"] = percentile(us, 0.5) / percentile(tcp, 0.5);
+}
+BENCHMARK(BM_remote_ask)->Iterations(5000)->UseRealTime();
+
+// -- one-way deltas
+// ----------------------------------------------------------------
+
+// A node whose store holds `n` engrams (256 B) of agent "bulk" joins an empty
+// engramd peer: time until the peer's replica equals it (the pull streams
+// in batches of 1 024 versions, acknowledged).
+void BM_remote_engrams(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  cluster c{"oneway"};
+  {
+    persistence::store_options opts{c.dir + "/source"};
+    opts.sync = false;
+    auto db = persistence::database::open(opts);
+    auto partition = actors::agent_partition("bulk");
+    auto st = persistence::store::attach(
+        *db, partition, actors::replica_of("source", partition));
+    system_physical_clock wall;
+    hybrid_logical_clock hlc{wall};
+    replica mem{actors::replica_of("source", partition), hlc};
+    for (size_t i = 0; i < n; i += 4096) {
+      replica_delta group;
+      for (size_t j = i; j < std::min(n, i + 4096); ++j) {
+        auto e = fact_of("key" + std::to_string(j), 256);
+        e.scope = memory_scope::agent("bulk");
+        join_deltas(group, *mem.put(std::move(e)));
+      }
+      (void)(*st)->record(group, mem);
+    }
+  }
+  auto port = c.start("sink", {});
+  bench_config cfg;
+  caf::actor_system sys{cfg};
+  actors::node_config nc;
+  nc.node_id = "source";
+  nc.data_dir = c.dir + "/source";
+  nc.sync_writes = false;
+  nc.sessions.anti_entropy_interval = 200ms;
+  auto src = actors::node::start(sys, nc);
+  auto sink = actors::connect_remote(sys, {"127.0.0.1", port});
+  if (!src || !sink) {
+    state.SkipWithError("cannot start");
+    return;
+  }
+  caf::scoped_actor self{sys};
+  actors::agent_actor remote_agent;
+  self->request(sink->hdl, 5s, actors::agent_atom::value, std::string{"bulk"})
+      .receive(
+          [&](actors::agent_actor& a) {
+            remote_agent = a;
+          },
+          [](caf::error&) {});
+  auto local_agent = (*src)->agent("bulk").value(); // loads the store
+  auto digest_of = [&](const actors::agent_actor& a) {
+    uint64_t d = 0;
+    self->request(a, 10s, actors::digest_atom::value)
+        .receive(
+            [&](uint64_t x, causal_context&) {
+              d = x;
+            },
+            [](caf::error&) {});
+    return d;
+  };
+  auto target = digest_of(local_agent);
+  for (auto _ : state) {
+    auto t0 = clk::now();
+    actors::peer_keeper keeper{sys, **src, {{"127.0.0.1", port}}, nullptr};
+    auto deadline = clk::now() + 120s;
+    while (digest_of(remote_agent) != target && clk::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+    auto secs = std::chrono::duration<double>(clk::now() - t0).count();
+    state.counters["remote_engrams_per_s"]
+        = clk::now() < deadline ? static_cast<double>(n) / secs : -1;
+  }
+}
+BENCHMARK(BM_remote_engrams)
+    ->Arg(100'000)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+
+// -- 8 nodes
+// ---------------------------------------------------------------------------
+
+void BM_converge_8x10k(benchmark::State& state) {
+  constexpr size_t nodes = 8;
+  const size_t writes = static_cast<size_t>(state.range(0));
+  // Eight processes share two cores: one scheduler thread each.
+  cluster c{"converge", 1};
+  std::vector<uint16_t> seeds;
+  for (size_t i = 0; i < nodes; ++i)
+    seeds.push_back(c.start("n" + std::to_string(i), seeds));
+  bench_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  std::vector<actors::instance_actor> insts;
+  std::vector<actors::agent_actor> replicas;
+  for (size_t i = 0; i < nodes; ++i) {
+    auto remote = actors::connect_remote(sys, {"127.0.0.1", c.ports[i]});
+    if (!remote) {
+      state.SkipWithError("cannot connect");
+      return;
+    }
+    self->request(remote->hdl, 5s, actors::instance_atom::value,
+                  std::string{"swarm"}, "i" + std::to_string(i))
+        .receive(
+            [&](actors::instance_actor& x) {
+              insts.push_back(x);
+            },
+            [](caf::error&) {});
+    self->request(remote->hdl, 5s, actors::agent_atom::value,
+                  std::string{"swarm"})
+        .receive(
+            [&](actors::agent_actor& x) {
+              replicas.push_back(x);
+            },
+            [](caf::error&) {});
+  }
+  std::this_thread::sleep_for(1s); // all sessions greeted
+  for (auto _ : state) {
+    auto acked = std::make_shared<std::atomic<size_t>>(0);
+    auto last = std::make_shared<std::atomic<int64_t>>(0);
+    sys.spawn([=](caf::event_based_actor* writer) {
+      std::mt19937_64 rng{5};
+      for (size_t w = 0; w < writes; ++w)
+        writer
+            ->request(insts[w % nodes], 60s, actors::learn_atom::value,
+                      fact_of("k" + std::to_string(rng() % 1000), 64,
+                              static_cast<char>('a' + w % 26)),
+                      false)
+            .then([=](engram_id) {
+              last->store(clk::now().time_since_epoch().count());
+              ++*acked;
+            });
+    });
+    auto t0 = clk::now();
+    auto deadline = clk::now() + 120s;
+    while (acked->load() < writes && clk::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+    state.counters["writes_per_s"]
+        = static_cast<double>(acked->load())
+          / std::chrono::duration<double>(clk::now() - t0).count();
+    deadline = clk::now() + 60s;
+    auto converged = [&] {
+      using handle = decltype(self->request(replicas[0], 10s,
+                                            actors::digest_atom::value));
+      std::vector<handle> asks;
+      for (auto& r : replicas)
+        asks.push_back(self->request(r, 10s, actors::digest_atom::value));
+      std::vector<uint64_t> ds;
+      for (auto& h : asks)
+        h.receive(
+            [&](uint64_t d, causal_context&) {
+              ds.push_back(d);
+            },
+            [](caf::error&) {});
+      return ds.size() == nodes
+             && std::all_of(ds.begin(), ds.end(), [&](uint64_t d) {
+                  return d == ds.front();
+                });
+    };
+    while (!converged() && clk::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+    auto end = clk::now();
+    if (end >= deadline) { // say what did not converge
+      for (size_t i = 0; i < nodes; ++i) {
+        self->request(replicas[i], 10s, actors::digest_atom::value)
+            .receive(
+                [&](uint64_t d, causal_context& ctx) {
+                  std::fprintf(stderr, "n%zu digest %016llx context %s\n", i,
+                               static_cast<unsigned long long>(d),
+                               ctx.clock().to_string().c_str());
+                },
+                [](caf::error&) {});
+      }
+    }
+    state.counters["acked"] = static_cast<double>(acked->load());
+    auto last_ack = clk::time_point{clk::duration{last->load()}};
+    state.counters["converge_ms_8x10k"]
+        = end < deadline
+              ? std::chrono::duration<double, std::milli>(end - last_ack)
+                    .count()
+              : -1;
+  }
+}
+BENCHMARK(BM_converge_8x10k)
+    ->Arg(10'000)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+} // namespace
+
+BENCHMARK_MAIN();
