@@ -498,11 +498,27 @@ void replica::after_join(const engram_id& id, key_state& key,
     versions.assign(1, std::move(winner));
     return;
   }
-  if (strategy == crdt_strategy::aw_set || collapsed(versions))
+  if (strategy == crdt_strategy::aw_set)
+    return;
+  auto kind = classify(versions);
+  auto& configured = config_.resolution.for_kind(kind);
+  // TakeHighestConfidence still resolves by writing: pruning by confidence
+  // diverged in the convergence property tests (not yet understood).
+  // Only facts: whether to prune must not depend on which versions a
+  // replica saw together, and a fact engram's conflicts are always value
+  // conflicts (a belief's kind changes with a tombstone among them).
+  bool prune
+      = strategy != crdt_strategy::custom
+        && std::holds_alternative<take_newest>(configured)
+        && std::all_of(versions.begin(), versions.end(), [](const version& v) {
+             return std::holds_alternative<fact>(v.value.body);
+           });
+  bool is_conflict = !collapsed(versions);
+  if (!is_conflict && !prune)
     return;
   conflict c;
   c.key = id;
-  c.kind = classify(versions);
+  c.kind = kind;
   c.local.assign(versions.begin(),
                  versions.begin() + static_cast<ptrdiff_t>(local_count));
   c.remote.assign(versions.begin() + static_cast<ptrdiff_t>(local_count),
@@ -516,11 +532,36 @@ void replica::after_join(const engram_id& id, key_state& key,
                                     return q.subject.key == id;
                                   }),
                    questions_.end());
+  if (prune) {
+    // A winner every replica picks alike needs no write: the losers are
+    // dropped and their dots stay in the engram's version vector, so they
+    // stay superseded everywhere (as with LWW). Writing the winner instead
+    // makes every replica's resolution a new concurrent version under load:
+    // a cascade. Equal contents are pruned too (silently), so that every
+    // replica keeps the same single version whatever it saw together.
+    auto better = [](const version& x, const version& y) {
+      if (x.value.updated != y.value.updated)
+        return x.value.updated < y.value.updated;
+      return x.tag < y.tag;
+    };
+    auto winner = *std::max_element(versions.begin(), versions.end(), better);
+    for (auto& v : versions)
+      if (v.tag != winner.tag) {
+        digest_ ^= version_hash(id, v.tag);
+        --version_count_;
+      }
+    versions.assign(1, std::move(winner));
+    if (is_conflict) {
+      report.conflicts.push_back(c);
+      report.resolved.push_back(resolved_conflict{c, take_newest{}});
+    }
+    return;
+  }
   report.conflicts.push_back(c);
   if (strategy == crdt_strategy::custom)
     apply(c, merge{}, nullptr, report);
   else
-    resolve(c, config_.resolution.for_kind(c.kind), report);
+    resolve(c, configured, report);
 }
 
 void replica::resolve(const conflict& c, const conflict_resolution& strategy,
