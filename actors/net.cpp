@@ -104,6 +104,10 @@ void configure_network(caf::actor_system_config& cfg, milliseconds heartbeat,
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.heartbeat-interval", caf::timespan{heartbeat});
   cfg.set("middleman.connection-timeout", caf::timespan{connection_timeout});
+  // Deserialize incoming messages on the multiplexer thread instead of
+  // handing them to a separate worker pool: one thread hop less per
+  // message.
+  cfg.set("middleman.workers", size_t{0});
 }
 
 expected<uint16_t> publish(caf::actor_system& sys, const node& n,

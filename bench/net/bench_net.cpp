@@ -164,7 +164,7 @@ std::vector<double> tcp_pingpong(size_t rounds, size_t bytes) {
 // -----------------------------------------------------------------
 
 void BM_remote_ask(benchmark::State& state) {
-  cluster c{"ask"};
+  cluster c{"ask", 1};
   auto port = c.start("n1", {});
   bench_config cfg;
   caf::actor_system sys{cfg};
