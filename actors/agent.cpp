@@ -9,6 +9,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/local_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
@@ -85,6 +86,14 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
     self->quit(to_caf(loaded.error_value()));
     return agent_actor::behavior_type::make_empty_behavior();
   }
+  self->set_down_handler([=](caf::down_msg& down) {
+    auto& sessions = self->state.sessions;
+    sessions.erase(std::remove_if(sessions.begin(), sessions.end(),
+                                  [&](const session_actor& s) {
+                                    return s.address() == down.source;
+                                  }),
+                   sessions.end());
+  });
   return {
       [=](learn_atom, engram_record& value) -> caf::result<engram_id> {
         auto& s = self->state;
@@ -179,8 +188,11 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       [=](attach_atom, const caf::actor& session) {
         auto hdl = caf::actor_cast<session_actor>(session);
         auto& sessions = self->state.sessions;
-        if (std::find(sessions.begin(), sessions.end(), hdl) == sessions.end())
+        if (std::find(sessions.begin(), sessions.end(), hdl)
+            == sessions.end()) {
           sessions.push_back(hdl);
+          self->monitor(hdl); // dropped when it ends (down handler)
+        }
       },
       [=](fail_atom) {
         throw std::runtime_error("agent " + self->state.cfg.agent_id

@@ -103,6 +103,8 @@ struct session_stats {
   uint64_t merged = 0;
   /// Retransmitted or duplicated batches recognised and not merged again.
   uint64_t duplicates = 0;
+  /// Batches refused (undecodable, or the agent could not merge them).
+  uint64_t refused = 0;
   uint64_t retransmits = 0;
   /// Frames waiting for the peer's acknowledgement.
   uint64_t outstanding = 0;

@@ -1,7 +1,7 @@
 // The node actor: one per process. It hosts agents and instances, keeps
 // one sync session per (peer node, hosted agent), routes frames from peers
 // to sessions, and supervises: any child that fails is respawned from the
-// store (a child that keeps failing is given up after a few attempts).
+// store (a child that failed more than 5 times is given up).
 
 #include "actors/node.hpp"
 
@@ -25,7 +25,8 @@ namespace engram::actors {
 
 namespace {
 
-/// A child failing more often than this in a row is not respawned again.
+/// A child that failed more often than this (over the node's life) is not
+/// respawned again.
 constexpr size_t max_restarts = 5;
 
 struct hosted_agent {
@@ -98,6 +99,8 @@ void on_down(node_ptr self, const caf::down_msg& msg) {
   for (auto& [agent_id, agent] : st.agents) {
     if (agent.hdl.address() == msg.source) {
       if (!failed || ++agent.restarts > max_restarts) {
+        for (auto& [_, s] : agent.sessions) // they would outlive the node
+          caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
         auto gone = agent_id;
         st.ctx->dir->erase(gone);
         st.agents.erase(gone);

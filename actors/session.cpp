@@ -28,7 +28,9 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
+#include <set>
 #include <stdexcept>
+#include <utility>
 
 namespace engram::actors {
 
@@ -62,6 +64,8 @@ struct session_state {
   bool established = false;
   outbox out{std::chrono::milliseconds{200}};
   delivery_window in;
+  // Batches being merged (a copy arriving meanwhile is not merged again).
+  std::set<std::pair<uint64_t, uint64_t>> merging;
   // Changes not yet pushed (joined when flushed: linear, not per push).
   std::vector<replica_delta> pending;
   size_t pending_versions = 0;
@@ -218,16 +222,33 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
     return;
   }
   auto seq = msg.sequence();
-  if (seq != 0 && !st.in.first_time(msg.epoch(), seq)) {
-    ++st.stats.duplicates;
-    v1::SyncAck ack; // a duplicate: merged before, acknowledge again
-    ack.set_sequence(seq);
+  auto epoch = msg.epoch();
+  auto acknowledge = [self](uint64_t n) {
+    v1::SyncAck ack;
+    ack.set_sequence(n);
     send_frame(self, v1::SYNC_ACK, ack);
-    return;
+  };
+  if (seq != 0) {
+    if (st.in.contains(epoch, seq)) { // merged before: acknowledge again
+      ++st.stats.duplicates;
+      acknowledge(seq);
+      return;
+    }
+    if (st.merging.count({epoch, seq}) > 0) { // its merge acknowledges it
+      ++st.stats.duplicates;
+      return;
+    }
   }
   auto delta = messages::from_proto(msg, messages::limits{});
-  if (!delta) // refused as a whole; never acknowledged, never merged
+  if (!delta) {
+    // Refused as a whole, nothing merged. Acknowledged so that the sender
+    // stops resending what can never be merged; anti-entropy sends the
+    // state again in a fresh frame.
+    ++st.stats.refused;
+    if (seq != 0)
+      acknowledge(seq);
     return;
+  }
   std::optional<causal_context> peer_clock;
   if (is_pull) {
     auto clock = messages::from_proto(msg.clock(), messages::limits{});
@@ -235,49 +256,68 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
       peer_clock = std::move(*clock);
   }
   auto versions = delta->version_count();
+  if (seq != 0)
+    st.merging.emplace(epoch, seq);
   self->request(st.agent, caf::infinite, merge_atom::value, std::move(*delta))
-      .then([=](merge_summary& summary) {
-        auto& s = self->state;
-        ++s.stats.merged;
-        if (seq != 0) {
-          v1::SyncAck ack;
-          ack.set_sequence(seq);
-          send_frame(self, v1::SYNC_ACK, ack);
-        }
-        if (!summary.conflicts.empty()) {
-          v1::ConflictNotification note;
-          for (auto& c : summary.conflicts)
-            messages::to_proto(c, *note.add_conflicts());
-          send_frame(self, v1::CONFLICT_NOTIFICATION, note);
-        }
-        if (s.round_open) {
-          s.round_result.merged_count += summary.applied;
-          s.round_result.synced_count += versions;
-          for (auto& c : summary.conflicts)
-            s.round_result.conflicts.push_back(std::move(c));
-        }
-        if (!peer_clock)
-          return;
-        if (s.round_open)
-          s.round_pulled = true;
-        self->request(s.agent, caf::infinite, since_atom::value, *peer_clock)
-            .then([=](replica_delta& missing, causal_context&) {
-              auto& s2 = self->state;
-              if (missing.entries.empty()) {
-                if (s2.round_open && s2.round_pulled && s2.round_push_seq == 0)
-                  finish_rounds(self);
-                return;
-              }
-              v1::SyncResponse back;
-              messages::to_proto(missing, *back.mutable_batch());
-              auto n = missing.version_count();
-              auto pushed = send_reliable(self, back);
-              if (s2.round_open && s2.round_pulled && s2.round_push_seq == 0) {
-                s2.round_push_seq = pushed;
-                s2.round_result.synced_count += n;
-              }
-            });
-      });
+      .then(
+          [=](merge_summary& summary) {
+            auto& s = self->state;
+            ++s.stats.merged;
+            if (seq != 0) {
+              // Recorded as delivered only now that it is merged and durable.
+              s.merging.erase({epoch, seq});
+              s.in.first_time(epoch, seq);
+              acknowledge(seq);
+            }
+            if (!summary.conflicts.empty()) {
+              v1::ConflictNotification note;
+              for (auto& c : summary.conflicts)
+                messages::to_proto(c, *note.add_conflicts());
+              send_frame(self, v1::CONFLICT_NOTIFICATION, note);
+            }
+            if (s.round_open) {
+              s.round_result.merged_count += summary.applied;
+              s.round_result.synced_count += versions;
+              for (auto& c : summary.conflicts)
+                s.round_result.conflicts.push_back(std::move(c));
+            }
+            if (!peer_clock)
+              return;
+            if (s.round_open)
+              s.round_pulled = true;
+            self->request(s.agent, caf::infinite, since_atom::value,
+                          *peer_clock)
+                .then([=](replica_delta& missing, causal_context&) {
+                  auto& s2 = self->state;
+                  if (missing.entries.empty()) {
+                    if (s2.round_open && s2.round_pulled
+                        && s2.round_push_seq == 0)
+                      finish_rounds(self);
+                    return;
+                  }
+                  v1::SyncResponse back;
+                  messages::to_proto(missing, *back.mutable_batch());
+                  auto n = missing.version_count();
+                  auto pushed = send_reliable(self, back);
+                  if (s2.round_open && s2.round_pulled
+                      && s2.round_push_seq == 0) {
+                    s2.round_push_seq = pushed;
+                    s2.round_result.synced_count += n;
+                  }
+                });
+          },
+          [=](caf::error&) {
+            // The agent refused the batch (malformed) or is being respawned:
+            // acknowledged so it is not resent forever; the next digest
+            // round repairs whatever is missing.
+            auto& s = self->state;
+            ++s.stats.refused;
+            s.anti_entropy_due = true;
+            if (seq != 0) {
+              s.merging.erase({epoch, seq});
+              acknowledge(seq);
+            }
+          });
 }
 
 void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
@@ -410,7 +450,10 @@ void on_tick(session_ptr self) {
     if (t - st.last_sent_hello >= st.cfg.retransmit_after * 4)
       send_hello(self);
   } else {
-    for (auto* frame : st.out.due(t)) {
+    auto due = st.out.due(t);
+    if (st.out.take_expired() > 0)
+      st.anti_entropy_due = true; // given up: the digest round repairs
+    for (auto* frame : due) {
       ++st.stats.retransmits;
       ++st.stats.frames_out;
       st.stats.bytes_out += frame->size();
@@ -456,6 +499,9 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
   st.cfg = ctx->config.sessions;
   st.out = outbox{st.cfg.retransmit_after};
   st.clock = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
+  // An error answer to a request without its own handler (the agent being
+  // respawned) must not end the session: the next round retries.
+  self->set_error_handler([](caf::error&) {});
   auto ts = st.clock->now();
   st.epoch = (ts.wall_us << 16) | (ts.logical & 0xffff);
   st.last_heard = now(self);

@@ -223,8 +223,8 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, session_stats& x) {
   return f(caf::meta::type_name("engram.session_stats"), x.peer_node, x.agent,
            x.established, x.frames_in, x.frames_out, x.merged, x.duplicates,
-           x.retransmits, x.outstanding, x.rounds, x.idle_rounds, x.bytes_in,
-           x.bytes_out);
+           x.refused, x.retransmits, x.outstanding, x.rounds, x.idle_rounds,
+           x.bytes_in, x.bytes_out);
 }
 
 template<class Inspector>

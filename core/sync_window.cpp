@@ -22,14 +22,30 @@ bool outbox::acknowledge(uint64_t sequence) {
 
 std::vector<const std::string*> outbox::due(time_point now) {
   std::vector<const std::string*> result;
-  for (auto& [seq, e] : pending_) {
-    if (e.next_attempt > now)
+  for (auto i = pending_.begin(); i != pending_.end();) {
+    auto& e = i->second;
+    if (e.next_attempt > now) {
+      ++i;
       continue;
-    e.attempts = std::min<uint32_t>(e.attempts + 1, 3);
-    e.next_attempt = now + retransmit_after_ * (1u << e.attempts);
+    }
+    if (++e.attempts >= max_attempts_) {
+      bytes_ -= e.frame.size();
+      ++expired_;
+      i = pending_.erase(i);
+      continue;
+    }
+    // Backoff: 2x, 4x, then 8x the interval between attempts.
+    e.next_attempt = now + retransmit_after_ * (1u << std::min(e.attempts, 3u));
     result.push_back(&e.frame);
+    ++i;
   }
   return result;
+}
+
+bool delivery_window::contains(uint64_t epoch, uint64_t sequence) const {
+  if (epoch != epoch_)
+    return false;
+  return sequence <= contiguous_ || above_.count(sequence) > 0;
 }
 
 void outbox::clear() {
@@ -48,6 +64,10 @@ bool delivery_window::first_time(uint64_t epoch, uint64_t sequence) {
   if (sequence <= contiguous_ || above_.count(sequence) > 0)
     return false;
   above_.insert(sequence);
+  if (above_.size() > max_gap_entries) { // give the oldest gap up
+    contiguous_ = *above_.begin();
+    above_.erase(above_.begin());
+  }
   while (!above_.empty() && *above_.begin() == contiguous_ + 1) {
     ++contiguous_;
     above_.erase(above_.begin());

@@ -20,8 +20,10 @@ public:
   using time_point = std::chrono::steady_clock::time_point;
   using duration = std::chrono::steady_clock::duration;
 
-  explicit outbox(duration retransmit_after)
-      : retransmit_after_(retransmit_after) {
+  /// Frames not acknowledged after `max_attempts` sends are given up (the
+  /// caller falls back to anti-entropy).
+  explicit outbox(duration retransmit_after, uint32_t max_attempts = 30)
+      : retransmit_after_(retransmit_after), max_attempts_(max_attempts) {
     // nop
   }
 
@@ -36,6 +38,13 @@ public:
 
   /// The frames due for retransmission at `now` (marked as resent).
   std::vector<const std::string*> due(time_point now);
+
+  /// How many frames were given up since the last call.
+  size_t take_expired() noexcept {
+    auto n = expired_;
+    expired_ = 0;
+    return n;
+  }
 
   /// Frames waiting for an acknowledgement.
   size_t size() const noexcept { return pending_.size(); }
@@ -53,6 +62,8 @@ private:
     uint32_t attempts = 0;
   };
   duration retransmit_after_;
+  uint32_t max_attempts_;
+  size_t expired_ = 0;
   uint64_t next_ = 1;
   size_t bytes_ = 0;
   std::map<uint64_t, entry> pending_;
@@ -68,6 +79,13 @@ public:
   /// window; frames of an older epoch than the current one count as new
   /// (their contents are idempotent state, applying them again is safe).
   bool first_time(uint64_t epoch, uint64_t sequence);
+
+  /// True when (epoch, sequence) was admitted before (nothing recorded).
+  bool contains(uint64_t epoch, uint64_t sequence) const;
+
+  /// Numbers held above a gap before the gap is given up (a sender that
+  /// skips numbers cannot grow the window without bound).
+  static constexpr size_t max_gap_entries = 4096;
 
   uint64_t epoch() const noexcept { return epoch_; }
 

@@ -61,6 +61,15 @@ struct runtime_fixture {
   }
 };
 
+/// A semantic fact with no scope yet (the memory API's defaults decide).
+inline engram_record fact_of(const std::string& key, const std::string& value) {
+  engram_record e;
+  e.type = memory_type::semantic;
+  e.body = fact{key, value};
+  e.confidence = 0.9;
+  return e;
+}
+
 /// Polls `pred` until it holds or `limit` passes (bounded: never hangs).
 template<class Pred>
 bool eventually(Pred pred,

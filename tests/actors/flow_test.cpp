@@ -12,14 +12,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-engram_record fact_of(const std::string& key, const std::string& value) {
-  engram_record e;
-  e.type = memory_type::semantic;
-  e.body = fact{key, value};
-  e.confidence = 0.9;
-  return e;
-}
-
 std::string joined(const std::vector<std::string>& xs) {
   std::string out;
   for (auto& x : xs)

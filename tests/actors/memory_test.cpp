@@ -16,14 +16,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-engram_record fact_of(const std::string& key, const std::string& value) {
-  engram_record e;
-  e.type = memory_type::semantic;
-  e.body = fact{key, value};
-  e.confidence = 0.9;
-  return e;
-}
-
 engram_record episode_of(const std::string& id) {
   engram_record e;
   e.type = memory_type::episodic;

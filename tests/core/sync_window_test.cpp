@@ -33,6 +33,32 @@ BOOST_AUTO_TEST_CASE(outbox_resends_until_acknowledged_with_backoff) {
   BOOST_CHECK_EQUAL(out.bytes(), 0u);
 }
 
+BOOST_AUTO_TEST_CASE(outbox_gives_up_a_frame_never_acknowledged) {
+  outbox out{10ms, 3};
+  outbox::time_point t{};
+  out.add("lost", t);
+  size_t sends = 0;
+  for (int i = 0; i < 100 && out.size() > 0; ++i) {
+    t += 100ms;
+    sends += out.due(t).size();
+  }
+  BOOST_CHECK_EQUAL(out.size(), 0u);
+  BOOST_CHECK_EQUAL(out.bytes(), 0u);
+  BOOST_CHECK_EQUAL(sends, 2u); // resent twice, the third attempt gives up
+  BOOST_CHECK_EQUAL(out.take_expired(), 1u);
+  BOOST_CHECK_EQUAL(out.take_expired(), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(delivery_window_stays_bounded_over_a_gap) {
+  delivery_window w;
+  // Sequence 1 never arrives; the window does not grow without bound.
+  for (uint64_t s = 2; s < 10'000; ++s)
+    BOOST_CHECK(w.first_time(1, s));
+  BOOST_CHECK(w.contains(1, 9'999));
+  BOOST_CHECK(!w.contains(1, 10'000));
+  BOOST_CHECK(!w.contains(2, 5));
+}
+
 BOOST_AUTO_TEST_CASE(delivery_window_admits_each_sequence_once) {
   delivery_window w;
   BOOST_CHECK(w.first_time(7, 2));
