@@ -81,6 +81,8 @@ struct session_state {
   std::vector<round> rounds;
   bool round_open = false;
   bool round_pulled = false;
+  // Our SyncRequest{since} of the open round awaits its answer.
+  bool pull_outstanding = false;
   uint64_t round_push_seq = 0;
   sync_result round_result;
   session_stats stats;
@@ -148,6 +150,7 @@ void start_anti_entropy(session_ptr self) {
 // Asks the peer for everything we have not seen (an explicit sync).
 void start_pull(session_ptr self) {
   auto& st = self->state;
+  st.pull_outstanding = true;
   self->request(st.agent, caf::infinite, digest_atom::value)
       .then([=](uint64_t digest, causal_context& context) {
         v1::SyncRequest req;
@@ -168,6 +171,7 @@ void finish_rounds(session_ptr self) {
   st.rounds.clear();
   st.round_open = false;
   st.round_pulled = false;
+  st.pull_outstanding = false;
   st.round_push_seq = 0;
   st.round_result = sync_result{};
 }
@@ -283,8 +287,12 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
             }
             if (!peer_clock)
               return;
-            if (s.round_open)
+            // Only the answer to this round's own request completes its
+            // pull (not a late answer, nor a round the peer started).
+            if (s.round_open && s.pull_outstanding) {
               s.round_pulled = true;
+              s.pull_outstanding = false;
+            }
             self->request(s.agent, caf::infinite, since_atom::value,
                           *peer_clock)
                 .then([=](replica_delta& missing, causal_context&) {
@@ -416,7 +424,8 @@ void on_frame(session_ptr self, const wire_frame& frame) {
       if (!ack)
         return;
       st.out.acknowledge(ack->sequence());
-      if (st.round_open && st.round_push_seq == ack->sequence())
+      if (st.round_open && st.round_push_seq != 0
+          && st.round_push_seq == ack->sequence())
         finish_rounds(self);
       flush(self);
       return;
@@ -483,8 +492,8 @@ void on_tick(session_ptr self) {
         errc::timeout, "no sync with node " + st.peer_node + " in time")));
   st.rounds.erase(expired, st.rounds.end());
   if (st.rounds.empty() && st.round_open)
-    st.round_open = false, st.round_pulled = false, st.round_push_seq = 0,
-    st.round_result = sync_result{};
+    st.round_open = false, st.round_pulled = false, st.pull_outstanding = false,
+    st.round_push_seq = 0, st.round_result = sync_result{};
 }
 
 session_actor::behavior_type
