@@ -100,28 +100,6 @@ expected<void> parse_as(const std::string& bytes, Proto& out,
   return messages::parse(bytes, out, bounds, what);
 }
 
-v1::ScopeKind kind_to_proto(scope_kind kind) {
-  switch (kind) {
-    case scope_kind::instance: return v1::SCOPE_KIND_INSTANCE;
-    case scope_kind::agent: return v1::SCOPE_KIND_AGENT;
-    case scope_kind::collective: return v1::SCOPE_KIND_COLLECTIVE;
-    case scope_kind::universal: break;
-  }
-  return v1::SCOPE_KIND_UNIVERSAL;
-}
-
-expected<scope_kind> kind_from_proto(int kind) {
-  switch (kind) {
-    case v1::SCOPE_KIND_INSTANCE: return scope_kind::instance;
-    case v1::SCOPE_KIND_AGENT: return scope_kind::agent;
-    case v1::SCOPE_KIND_COLLECTIVE: return scope_kind::collective;
-    case v1::SCOPE_KIND_UNIVERSAL: return scope_kind::universal;
-    default: break;
-  }
-  return make_error(errc::invalid_field,
-                    "unknown scope kind " + std::to_string(kind));
-}
-
 } // namespace
 
 caf::error load_error(const char* type, const error& e) {
@@ -220,7 +198,7 @@ std::string encode(const query_filter& x) {
   if (x.type)
     pb.set_type(static_cast<v1::MemoryType>(*x.type));
   if (x.kind)
-    pb.set_scope_kind(kind_to_proto(*x.kind));
+    pb.set_scope_kind(messages::kind_to_proto(*x.kind));
   pb.set_subject(x.subject);
   pb.set_relation(x.relation);
   if (x.since) {
@@ -250,7 +228,7 @@ expected<query_filter> decode_filter(const std::string& bytes) {
     result.type = static_cast<memory_type>(pb.type());
   }
   if (pb.has_scope_kind()) {
-    auto kind = kind_from_proto(pb.scope_kind());
+    auto kind = messages::kind_from_proto(pb.scope_kind());
     if (!kind)
       return kind.error_value();
     result.kind = *kind;

@@ -11,6 +11,28 @@
 
 namespace engram::messages {
 
+v1::ScopeKind kind_to_proto(scope_kind kind) {
+  switch (kind) {
+    case scope_kind::instance: return v1::SCOPE_KIND_INSTANCE;
+    case scope_kind::agent: return v1::SCOPE_KIND_AGENT;
+    case scope_kind::collective: return v1::SCOPE_KIND_COLLECTIVE;
+    case scope_kind::universal: break;
+  }
+  return v1::SCOPE_KIND_UNIVERSAL;
+}
+
+expected<scope_kind> kind_from_proto(int kind) {
+  switch (kind) {
+    case v1::SCOPE_KIND_INSTANCE: return scope_kind::instance;
+    case v1::SCOPE_KIND_AGENT: return scope_kind::agent;
+    case v1::SCOPE_KIND_COLLECTIVE: return scope_kind::collective;
+    case v1::SCOPE_KIND_UNIVERSAL: return scope_kind::universal;
+    default: break;
+  }
+  return make_error(errc::invalid_field,
+                    "unknown scope kind " + std::to_string(kind));
+}
+
 namespace {
 
 void put_ts(hlc_timestamp ts, v1::HlcTimestamp& out) {
@@ -24,16 +46,6 @@ hlc_timestamp get_ts(const v1::HlcTimestamp& in) {
 
 error bad(const std::string& what) {
   return make_error(errc::invalid_field, what);
-}
-
-v1::ScopeKind kind_to_proto(scope_kind kind) {
-  switch (kind) {
-    case scope_kind::instance: return v1::SCOPE_KIND_INSTANCE;
-    case scope_kind::agent: return v1::SCOPE_KIND_AGENT;
-    case scope_kind::collective: return v1::SCOPE_KIND_COLLECTIVE;
-    case scope_kind::universal: break;
-  }
-  return v1::SCOPE_KIND_UNIVERSAL;
 }
 
 void scope_to_proto(const memory_scope& in, v1::Scope& scope) {

@@ -15,6 +15,13 @@
 
 namespace engram::messages {
 
+// -- scope kinds --------------------------------------------------------------
+
+v1::ScopeKind kind_to_proto(scope_kind kind);
+
+/// Fails with `invalid_field` for a value no ScopeKind names.
+expected<scope_kind> kind_from_proto(int kind);
+
 // -- core types → protobuf (never fails) ------------------------------------
 
 void to_proto(const engram_record& in, v1::Engram& out);

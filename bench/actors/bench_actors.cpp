@@ -249,13 +249,6 @@ BENCHMARK(BM_swarm)
 
 // -- convergence -------------------------------------------------------------
 
-// Fires every write at once from one actor; `done` is set when the last
-// acknowledgement arrived.
-struct writer_state {
-  size_t pending = 0;
-  clk::time_point last_ack;
-};
-
 void BM_converge_local(benchmark::State& state) {
   constexpr size_t nodes = 4;
   constexpr size_t agents = 100;
