@@ -13,6 +13,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 namespace engram::actors {
@@ -25,12 +26,62 @@ struct agent_state {
   std::unique_ptr<hybrid_logical_clock> clock;
   std::unique_ptr<replica> mem;
   std::unique_ptr<persistence::store> db;
-  std::vector<session_actor> sessions;
+  /// The sync sessions of this agent, by peer node.
+  std::vector<std::pair<std::string, session_actor>> sessions;
+  /// Where this agent's engrams live (recomputed when the cluster's
+  /// members are not configured and a new peer appears).
+  placement place;
+  uint64_t place_version = ~uint64_t{0};
+  /// This agent's actors on other nodes (forwarded writes, reads).
+  std::map<std::string, agent_actor> remote;
 
   static inline const char* name = "engram.agent";
 };
 
 using agent_ptr = agent_actor::stateful_pointer<agent_state>;
+
+const std::string& self_node(agent_ptr self) {
+  return self->state.ctx->config.node_id;
+}
+
+const placement& placing(agent_ptr self) {
+  auto& st = self->state;
+  auto& cfg = st.ctx->config;
+  auto version = cfg.members.empty() ? st.ctx->cluster->version() : 0;
+  if (version == st.place_version)
+    return st.place;
+  auto members = cfg.members;
+  if (members.empty()) {
+    members = st.ctx->cluster->known();
+    members.push_back(cfg.node_id);
+  }
+  // node::start validated the configuration.
+  if (auto p = placement::make(cfg.replication, cfg.partitioning,
+                               std::move(members), st.cfg.agent_id))
+    st.place = std::move(*p);
+  st.place_version = version;
+  return st.place;
+}
+
+// Whether `node` counts as reachable (`grace`: how long a lost primary
+// keeps its role, PrimarySecondary).
+placement::live_fn liveness(agent_ptr self, milliseconds grace = {}) {
+  auto ctx = self->state.ctx;
+  return [ctx, grace](const std::string& node) {
+    return node == ctx->config.node_id || ctx->cluster->live(node, grace);
+  };
+}
+
+// The versions of one engram held by `node`?
+std::function<bool(const std::vector<version>&)>
+held_by(const placement& place, const std::string& node) {
+  return [&place, node](const std::vector<version>& vs) {
+    for (auto& v : vs)
+      if (place.holds(node, v.value))
+        return true;
+    return false;
+  };
+}
 
 // Records a change; a change that cannot be made durable must not be
 // served from memory only: the actor fails and its supervisor reloads the
@@ -45,27 +96,379 @@ void record(agent_ptr self, const replica_delta& delta) {
                              + seq.error_value().to_string());
 }
 
-void push(agent_ptr self, const replica_delta& delta) {
+// Ships a change to every peer holding a share of it (all but `skip`).
+void push(agent_ptr self, const replica_delta& delta,
+          const std::vector<std::string>& skip = {}) {
   if (delta.empty())
     return;
-  for (auto& s : self->state.sessions)
-    self->send(s, push_atom::value, delta);
+  auto& place = placing(self);
+  for (auto& [peer, s] : self->state.sessions) {
+    if (std::find(skip.begin(), skip.end(), peer) != skip.end())
+      continue;
+    if (place.everywhere()) {
+      self->send(s, push_atom::value, delta);
+      continue;
+    }
+    auto share = filter_delta(delta, held_by(place, peer));
+    if (!share.entries.empty())
+      self->send(s, push_atom::value, std::move(share));
+  }
 }
 
-// A local write: record, push, answer the id.
-caf::result<engram_id> commit(agent_ptr self, expected<replica_delta> delta) {
+/// The replicas besides this node a write to `e` must reach before it is
+/// acknowledged, and the sessions to them.
+struct write_plan {
+  size_t needed = 0;
+  std::vector<std::pair<std::string, session_actor>> targets;
+};
+
+// Fails with `unavailable` (before anything is written) when too few
+// replicas are reachable for the configured level.
+expected<write_plan> plan_write(agent_ptr self, const engram_record& e) {
+  auto& st = self->state;
+  auto& place = placing(self);
+  auto level = st.ctx->config.replication.consistency;
+  write_plan plan;
+  size_t replicas = 0;
+  bool here = false;
+  if (place.everywhere()) {
+    replicas = place.members().size();
+    here = true;
+  } else {
+    auto& list = place.replicas(place.partition_of(e));
+    replicas = list.size();
+    here = std::find(list.begin(), list.end(), self_node(self)) != list.end();
+  }
+  auto needed = required_replicas(level, replicas);
+  if (here && needed > 0)
+    --needed;
+  if (level == consistency_level::one || level == consistency_level::local)
+    needed = 0; // this replica suffices
+  if (needed == 0)
+    return plan;
+  auto live = liveness(self);
+  for (auto& [peer, s] : st.sessions)
+    if (place.holds(peer, e) && live(peer))
+      plan.targets.emplace_back(peer, s);
+  if (plan.targets.size() < needed)
+    return make_error(errc::unavailable,
+                      std::string{"write at "} + to_string(level) + " needs "
+                          + std::to_string(needed + (here ? 1 : 0)) + " of "
+                          + std::to_string(replicas) + " replicas, "
+                          + std::to_string(plan.targets.size() + (here ? 1 : 0))
+                          + " reachable");
+  plan.needed = needed;
+  return plan;
+}
+
+// Records a change here, ships it, and answers once the replicas the plan
+// needs confirmed it durable.
+caf::result<engram_id> commit(agent_ptr self, expected<replica_delta> delta,
+                              write_plan plan) {
   if (!delta)
     return to_caf(delta.error_value());
   record(self, *delta);
-  push(self, *delta);
-  if (delta->entries.empty())
-    return engram_id{};
-  return delta->entries.front().id;
+  engram_id id;
+  if (!delta->entries.empty())
+    id = delta->entries.front().id;
+  if (plan.needed == 0) {
+    push(self, *delta);
+    return id;
+  }
+  std::vector<std::string> direct;
+  for (auto& [peer, _] : plan.targets)
+    direct.push_back(peer);
+  push(self, *delta, direct);
+  auto rp = self->make_response_promise<engram_id>();
+  struct tally {
+    size_t acks = 0;
+    size_t fails = 0;
+    bool done = false;
+    std::vector<std::string> failed;
+  };
+  auto t = std::make_shared<tally>();
+  auto needed = plan.needed;
+  auto targets = plan.targets.size();
+  auto level = self->state.ctx->config.replication.consistency;
+  auto timeout = self->state.ctx->config.replication.write_timeout;
+  for (auto& [peer, s] : plan.targets) {
+    auto name = peer;
+    self->request(s, timeout, replicate_atom::value, *delta)
+        .then(
+            [=](bool) mutable {
+              if (!t->done && ++t->acks == needed) {
+                t->done = true;
+                rp.deliver(id);
+              }
+            },
+            [=](caf::error& err) mutable {
+              t->failed.push_back(name + " (" + from_caf(err).message + ")");
+              if (t->done || ++t->fails <= targets - needed)
+                return;
+              t->done = true;
+              std::string who;
+              for (auto& f : t->failed)
+                who += (who.empty() ? "" : ", ") + f;
+              rp.deliver(to_caf(make_error(
+                  errc::unavailable,
+                  std::string{"write at "} + to_string(level)
+                      + " not confirmed by enough replicas: " + who
+                      + "; it is stored here and syncs when they return")));
+            });
+  }
+  return rp;
 }
 
-} // namespace
+// Runs `f` with this agent's actor on `node` (hosted there on demand).
+template<class F, class Fail>
+void with_remote(agent_ptr self, const std::string& node, F f, Fail fail) {
+  auto& st = self->state;
+  if (auto i = st.remote.find(node); i != st.remote.end()) {
+    f(i->second);
+    return;
+  }
+  auto peer = st.ctx->cluster->peer(node);
+  if (!peer) {
+    auto err = to_caf(
+        make_error(errc::unavailable, "node " + node + " is not connected"));
+    fail(err);
+    return;
+  }
+  self->request(caf::actor_cast<node_actor>(*peer), std::chrono::seconds{5},
+                agent_atom::value, st.cfg.agent_id)
+      .then(
+          [=](agent_actor& hdl) mutable {
+            self->state.remote[node] = hdl;
+            f(hdl);
+          },
+          [=](caf::error& err) mutable {
+            fail(err);
+          });
+}
 
-namespace {
+// A write coordinated here: plan (fail fast when too few replicas are
+// reachable), write, commit.
+caf::result<engram_id> write_here(agent_ptr self, engram_record value) {
+  auto plan = plan_write(self, value);
+  if (!plan)
+    return to_caf(plan.error_value());
+  return commit(self, self->state.mem->put(std::move(value)), std::move(*plan));
+}
+
+// A new value of an engram: written here when this node coordinates its
+// partition, else forwarded to the node that does.
+caf::result<engram_id> route_write(agent_ptr self, engram_record value) {
+  auto& st = self->state;
+  auto& place = placing(self);
+  if (place.everywhere())
+    return write_here(self, std::move(value));
+  if (value.id.empty())
+    value.id = derive_id(value.scope, value.body);
+  if (st.ctx->config.partitioning.strategy == partition_strategy::time
+      && value.created == hlc_timestamp{})
+    value.created = st.clock->now(); // its bucket: now
+  auto p = place.partition_of(value);
+  auto& repl = st.ctx->config.replication;
+  auto grace = repl.strategy == replication_strategy::primary_secondary
+                   ? repl.failover.promote_after
+                   : milliseconds{0};
+  auto target = place.coordinator(p, self_node(self), liveness(self, grace));
+  if (!target) {
+    std::string nodes;
+    for (auto& n : place.replicas(p))
+      nodes += (nodes.empty() ? "" : ", ") + n;
+    return to_caf(make_error(errc::unavailable,
+                             "no replica of partition " + std::to_string(p)
+                                 + " is reachable (" + nodes + ")"));
+  }
+  if (*target == self_node(self))
+    return write_here(self, std::move(value));
+  auto rp = self->make_response_promise<engram_id>();
+  auto node = *target;
+  auto timeout = repl.write_timeout * 2;
+  with_remote(
+      self, node,
+      [=](const agent_actor& hdl) mutable {
+        self->request(hdl, timeout, store_atom::value, value)
+            .then(
+                [=](engram_id& id) mutable {
+                  rp.deliver(id);
+                },
+                [=](caf::error& err) mutable {
+                  auto e = from_caf(err);
+                  if (e.code == errc::timeout || e.code == errc::unavailable)
+                    self->state.remote.erase(node);
+                  rp.deliver(err);
+                });
+      },
+      [=](caf::error& err) mutable {
+        rp.deliver(to_caf(
+            make_error(errc::unavailable,
+                       "node " + node + " (coordinator of " + "partition "
+                           + std::to_string(p)
+                           + ") is unreachable: " + from_caf(err).message)));
+      });
+  return rp;
+}
+
+// Forget, archive, answer: a change of an engram this node may not hold.
+// Done here when it holds it; else on the first reachable node that does.
+template<class Make>
+caf::result<engram_id>
+change(agent_ptr self, const engram_id& id, Make make_change,
+       std::function<void(const agent_actor&,
+                          caf::typed_response_promise<engram_id>)>
+           remotely) {
+  auto& st = self->state;
+  auto current = st.mem->get(id);
+  if (current || placing(self).everywhere()) {
+    write_plan plan;
+    if (current) {
+      auto planned = plan_write(self, *current);
+      if (!planned)
+        return to_caf(planned.error_value());
+      plan = std::move(*planned);
+    }
+    return commit(self, make_change(*st.mem), std::move(plan));
+  }
+  // Not held here: ask the peers in turn.
+  auto rp = self->make_response_promise<engram_id>();
+  auto peers = std::make_shared<std::vector<std::string>>();
+  for (auto& [peer, _] : st.sessions)
+    if (st.ctx->cluster->live(peer))
+      peers->push_back(peer);
+  auto next = std::make_shared<std::function<void(size_t)>>();
+  *next = [=](size_t i) mutable {
+    if (i >= peers->size()) {
+      rp.deliver(to_caf(
+          make_error(errc::unknown_engram,
+                     "no reachable replica holds engram " + id.to_string())));
+      *next = nullptr; // breaks the cycle
+      return;
+    }
+    with_remote(
+        self, (*peers)[i],
+        [=](const agent_actor& hdl) mutable {
+          self->request(hdl, std::chrono::seconds{5}, query_atom::value,
+                        query_filter{}, code_of(consistency_level::local))
+              .then(
+                  [=](std::vector<memory_view>& views) mutable {
+                    for (auto& v : views)
+                      if (v.value.id == id) {
+                        remotely(hdl, rp);
+                        *next = nullptr;
+                        return;
+                      }
+                    (*next)(i + 1);
+                  },
+                  [=](caf::error&) mutable {
+                    (*next)(i + 1);
+                  });
+        },
+        [=](caf::error&) mutable {
+          (*next)(i + 1);
+        });
+  };
+  (*next)(0);
+  return rp;
+}
+
+std::vector<memory_view> local_query(agent_ptr self,
+                                     const query_filter& filter) {
+  std::vector<memory_view> result;
+  select(*self->state.mem, filter, result);
+  finish(filter, result);
+  return result;
+}
+
+// Per engram, the alternatives of the replica whose newest write is the
+// newest; then ordered and limited as the filter says.
+std::vector<memory_view>
+merge_reads(const query_filter& filter,
+            std::vector<std::vector<memory_view>>& answers) {
+  struct best {
+    hlc_timestamp newest;
+    size_t source = 0;
+  };
+  std::map<engram_id, best> winners;
+  for (size_t i = 0; i < answers.size(); ++i)
+    for (auto& v : answers[i]) {
+      auto [it, fresh] = winners.emplace(v.value.id, best{v.value.updated, i});
+      if (!fresh && it->second.newest < v.value.updated)
+        it->second = best{v.value.updated, i};
+    }
+  std::vector<memory_view> result;
+  for (size_t i = 0; i < answers.size(); ++i)
+    for (auto& v : answers[i])
+      if (winners[v.value.id].source == i)
+        result.push_back(std::move(v));
+  finish(filter, result);
+  return result;
+}
+
+caf::result<std::vector<memory_view>>
+read(agent_ptr self, const query_filter& filter, level_code code) {
+  auto& st = self->state;
+  auto level = code == configured_level ? st.ctx->config.replication.consistency
+                                        : static_cast<consistency_level>(code);
+  if (code != configured_level && code > code_of(consistency_level::local))
+    return to_caf(
+        make_error(errc::invalid_argument,
+                   "unknown consistency level " + std::to_string(code)));
+  if (level == consistency_level::local)
+    return local_query(self, filter);
+  auto nodes = placing(self).read_set(level, self_node(self), liveness(self));
+  if (!nodes)
+    return to_caf(nodes.error_value());
+  if (nodes->size() == 1)
+    return local_query(self, filter);
+  auto rp = self->make_response_promise<std::vector<memory_view>>();
+  struct gather {
+    std::vector<std::vector<memory_view>> answers;
+    size_t waiting = 0;
+    bool failed = false;
+  };
+  auto g = std::make_shared<gather>();
+  // Every node asked must answer: unlimited, so the merge sees everything.
+  auto unlimited = filter;
+  unlimited.limit = 0;
+  g->answers.push_back(local_query(self, unlimited));
+  g->waiting = nodes->size() - 1;
+  auto fail = [=](const std::string& node, const caf::error& err) mutable {
+    if (g->failed)
+      return;
+    g->failed = true;
+    self->state.remote.erase(node);
+    rp.deliver(to_caf(
+        make_error(errc::unavailable,
+                   std::string{"read at "} + to_string(level) + ": node " + node
+                       + " did not answer: " + from_caf(err).message)));
+  };
+  for (size_t i = 1; i < nodes->size(); ++i) {
+    auto node = (*nodes)[i];
+    with_remote(
+        self, node,
+        [=](const agent_actor& hdl) mutable {
+          self->request(hdl, std::chrono::seconds{5}, query_atom::value,
+                        unlimited, code_of(consistency_level::local))
+              .then(
+                  [=](std::vector<memory_view>& views) mutable {
+                    if (g->failed)
+                      return;
+                    g->answers.push_back(std::move(views));
+                    if (--g->waiting == 0)
+                      rp.deliver(merge_reads(filter, g->answers));
+                  },
+                  [=](caf::error& err) mutable {
+                    fail(node, err);
+                  });
+        },
+        [=](caf::error& err) mutable {
+          fail(node, err);
+        });
+  }
+  return rp;
+}
 
 agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                       std::string agent_id) {
@@ -86,11 +489,14 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
     self->quit(to_caf(loaded.error_value()));
     return agent_actor::behavior_type::make_empty_behavior();
   }
+  // An error answer to a request without its own handler must not end the
+  // agent.
+  self->set_error_handler([](caf::error&) {});
   self->set_down_handler([=](caf::down_msg& down) {
     auto& sessions = self->state.sessions;
     sessions.erase(std::remove_if(sessions.begin(), sessions.end(),
-                                  [&](const session_actor& s) {
-                                    return s.address() == down.source;
+                                  [&](const auto& s) {
+                                    return s.second.address() == down.source;
                                   }),
                    sessions.end());
   });
@@ -105,24 +511,53 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                    "agent " + s.cfg.agent_id
                                        + " holds only its Agent scope, not "
                                        + value.scope.to_string()));
-        return commit(self, s.mem->put(std::move(value)));
+        return route_write(self, std::move(value));
       },
-      [=](query_atom, const query_filter& filter) {
-        std::vector<memory_view> result;
-        select(*self->state.mem, filter, result);
-        finish(filter, result);
-        return result;
+      [=](store_atom, engram_record& value) -> caf::result<engram_id> {
+        if (value.scope != memory_scope::agent(self->state.cfg.agent_id))
+          return to_caf(make_error(errc::invalid_scope,
+                                   "agent " + self->state.cfg.agent_id
+                                       + " holds only its Agent scope, not "
+                                       + value.scope.to_string()));
+        return write_here(self, std::move(value));
+      },
+      [=](query_atom, const query_filter& filter, level_code level) {
+        return read(self, filter, level);
       },
       [=](forget_atom, const engram_id& id,
           std::string& reason) -> caf::result<engram_id> {
-        return commit(self, self->state.mem->forget(id, std::move(reason)));
+        return change(
+            self, id,
+            [&](replica& mem) {
+              return mem.forget(id, reason);
+            },
+            [=](const agent_actor& hdl,
+                caf::typed_response_promise<engram_id> rp) mutable {
+              rp.delegate(hdl, forget_atom::value, id, reason);
+            });
       },
       [=](archive_atom, const engram_id& id) -> caf::result<engram_id> {
-        return commit(self, self->state.mem->archive(id));
+        return change(
+            self, id,
+            [&](replica& mem) {
+              return mem.archive(id);
+            },
+            [=](const agent_actor& hdl,
+                caf::typed_response_promise<engram_id> rp) mutable {
+              rp.delegate(hdl, archive_atom::value, id);
+            });
       },
       [=](answer_atom, uint64_t conflict_id,
           const std::string& option) -> caf::result<engram_id> {
-        return commit(self, self->state.mem->answer(conflict_id, option));
+        auto& mem = *self->state.mem;
+        auto delta = mem.answer(conflict_id, option);
+        write_plan plan;
+        if (delta && !delta->entries.empty()
+            && !delta->entries.front().versions.empty())
+          if (auto planned
+              = plan_write(self, delta->entries.front().versions.front().value))
+            plan = std::move(*planned);
+        return commit(self, std::move(delta), std::move(plan));
       },
       [=](pending_atom) {
         return self->state.mem->pending_questions();
@@ -142,7 +577,7 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                                  : sync_result::outcome::merged;
           rp.deliver(*total);
         };
-        for (auto& s : sessions)
+        for (auto& [_, s] : sessions)
           self->request(s, cfg.timeout + cfg.timeout / 2, sync_atom::value, cfg)
               .then(
                   [=](sync_result& r) mutable {
@@ -159,14 +594,24 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
         return rp;
       },
       // -- sessions' side --------------------------------------------------
-      [=](digest_atom) -> caf::result<uint64_t, causal_context> {
+      [=](digest_atom,
+          const std::string& peer) -> caf::result<uint64_t, causal_context> {
         auto& mem = *self->state.mem;
-        return {mem.digest(), mem.context()};
+        auto& place = placing(self);
+        if (place.everywhere() || peer.empty()) // empty: everything held
+          return {mem.digest(), mem.context()};
+        return {mem.digest_of(held_by(place, peer)), mem.context()};
       },
-      [=](since_atom, const causal_context& peer)
+      [=](since_atom, const causal_context& peer_context,
+          const std::string& peer)
           -> caf::result<replica_delta, causal_context> {
         auto& mem = *self->state.mem;
-        return {mem.delta_since(peer), mem.context()};
+        auto& place = placing(self);
+        if (place.everywhere() || peer.empty())
+          return {mem.delta_since(peer_context), mem.context()};
+        return {
+            filter_delta(mem.delta_since(peer_context), held_by(place, peer)),
+            mem.context()};
       },
       [=](merge_atom,
           const replica_delta& delta) -> caf::result<merge_summary> {
@@ -185,12 +630,15 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
         summary.conflicts = std::move(report->conflicts);
         return summary;
       },
-      [=](attach_atom, const caf::actor& session) {
+      [=](attach_atom, const caf::actor& session, const std::string& peer) {
         auto hdl = caf::actor_cast<session_actor>(session);
         auto& sessions = self->state.sessions;
-        if (std::find(sessions.begin(), sessions.end(), hdl)
-            == sessions.end()) {
-          sessions.push_back(hdl);
+        auto i = std::find_if(sessions.begin(), sessions.end(),
+                              [&](const auto& s) {
+                                return s.second == hdl;
+                              });
+        if (i == sessions.end()) {
+          sessions.emplace_back(peer, hdl);
           self->monitor(hdl); // dropped when it ends (down handler)
         }
       },

@@ -6,6 +6,7 @@
 #include "core/conflict.hpp"
 #include "core/engram.hpp"
 #include "core/hlc.hpp"
+#include "core/placement.hpp"
 #include "core/replica.hpp"
 #include "core/resolution.hpp"
 
@@ -126,6 +127,15 @@ struct node_config {
   /// Write every acknowledged change with fdatasync (see store_options).
   bool sync_writes = true;
   session_settings sessions;
+  /// The node ids of the cluster, which placement ranks (empty: this node
+  /// and the peers it knows, as they come and go).
+  std::vector<std::string> members;
+  /// How each agent's memory is replicated: strategy, factor, consistency
+  /// of writes and reads. The default (Symmetric, every node, One) keeps an
+  /// agent's memory on every node hosting the agent.
+  replication_config replication;
+  /// How each agent's memory is split into partitions placed on nodes.
+  partition_config partitioning;
   /// The configuration of an agent hosted here, by agent id (default:
   /// the spec's defaults).
   std::function<agent_config(const std::string& agent_id)> agent_defaults;

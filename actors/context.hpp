@@ -7,6 +7,8 @@
 #include "actors/types.hpp"
 #include "persistence/store.hpp"
 
+#include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -75,11 +77,84 @@ private:
   std::unordered_map<std::string, instance_actor> instances_;
 };
 
+/// The peers a node knows and whether each is reachable now. The node actor
+/// updates it (a peer is up when it connected, down when its connection or
+/// actor was lost); agents read it to place and route operations.
+class cluster_view {
+public:
+  using clock_type = std::chrono::steady_clock;
+
+  void up(const std::string& node, peer_actor hdl) {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    auto& p = peers_[node];
+    if (!p.hdl)
+      ++version_; // a new member
+    p.hdl = std::move(hdl);
+    p.live = true;
+  }
+
+  void down(const std::string& node) {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    auto i = peers_.find(node);
+    if (i == peers_.end() || !i->second.live)
+      return;
+    i->second.live = false;
+    i->second.down_since = clock_type::now();
+  }
+
+  /// True when `node` is connected, or lost less than `grace` ago.
+  bool live(const std::string& node, std::chrono::milliseconds grace
+                                     = std::chrono::milliseconds{0}) const {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    auto i = peers_.find(node);
+    if (i == peers_.end())
+      return false;
+    return i->second.live
+           || (grace.count() > 0
+               && clock_type::now() - i->second.down_since < grace);
+  }
+
+  /// The handle of a connected peer.
+  std::optional<peer_actor> peer(const std::string& node) const {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    auto i = peers_.find(node);
+    if (i == peers_.end() || !i->second.live)
+      return std::nullopt;
+    return i->second.hdl;
+  }
+
+  /// Every peer ever connected.
+  std::vector<std::string> known() const {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    std::vector<std::string> result;
+    for (auto& [node, _] : peers_)
+      result.push_back(node);
+    return result;
+  }
+
+  /// Changes whenever a new peer becomes known.
+  uint64_t version() const {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    return version_;
+  }
+
+private:
+  struct peer_state {
+    peer_actor hdl;
+    bool live = false;
+    clock_type::time_point down_since;
+  };
+  mutable std::shared_mutex mtx_;
+  std::map<std::string, peer_state> peers_;
+  uint64_t version_ = 0;
+};
+
 /// Shared by the actors of one node.
 struct node_context {
   node_config config;
   std::shared_ptr<persistence::database> db;
   std::shared_ptr<directory> dir;
+  std::shared_ptr<cluster_view> cluster;
 
   /// The configuration of an agent hosted here.
   agent_config agent(const std::string& agent_id) const {

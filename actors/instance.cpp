@@ -91,6 +91,38 @@ caf::result<Result> to_agent(instance_ptr self, Ts&&... xs) {
   return self->delegate(*agent, std::forward<Ts>(xs)...);
 }
 
+// Instance scope from this instance, Agent scope from the agent actor (at
+// the consistency level asked for).
+caf::result<std::vector<memory_view>>
+query(instance_ptr self, const query_filter& filter, level_code level) {
+  std::vector<memory_view> local;
+  if (!filter.kind || *filter.kind == scope_kind::instance)
+    select(*self->state.mem, filter, local);
+  if (filter.kind && *filter.kind != scope_kind::agent) {
+    finish(filter, local);
+    return local;
+  }
+  auto agent = self->state.agent();
+  if (!agent)
+    return to_caf(agent.error_value());
+  if (local.empty()) // the agent answers the caller directly
+    return self->delegate(*agent, query_atom::value, filter, level);
+  auto rp = self->make_response_promise<std::vector<memory_view>>();
+  self->request(*agent, caf::infinite, query_atom::value, filter, level)
+      .then(
+          [=](std::vector<memory_view>& shared) mutable {
+            auto all = std::move(local);
+            for (auto& v : shared)
+              all.push_back(std::move(v));
+            finish(filter, all);
+            rp.deliver(std::move(all));
+          },
+          [=](caf::error& err) mutable {
+            rp.deliver(std::move(err));
+          });
+  return rp;
+}
+
 instance_actor::behavior_type instance_impl(instance_ptr self,
                                             node_context_ptr ctx,
                                             std::string agent_id,
@@ -128,32 +160,11 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       },
       [=](query_atom,
           const query_filter& filter) -> caf::result<std::vector<memory_view>> {
-        std::vector<memory_view> local;
-        if (!filter.kind || *filter.kind == scope_kind::instance)
-          select(*self->state.mem, filter, local);
-        if (filter.kind && *filter.kind != scope_kind::agent) {
-          finish(filter, local);
-          return local;
-        }
-        auto agent = self->state.agent();
-        if (!agent)
-          return to_caf(agent.error_value());
-        if (local.empty()) // the agent answers the caller directly
-          return self->delegate(*agent, query_atom::value, filter);
-        auto rp = self->make_response_promise<std::vector<memory_view>>();
-        self->request(*agent, caf::infinite, query_atom::value, filter)
-            .then(
-                [=](std::vector<memory_view>& shared) mutable {
-                  auto all = std::move(local);
-                  for (auto& v : shared)
-                    all.push_back(std::move(v));
-                  finish(filter, all);
-                  rp.deliver(std::move(all));
-                },
-                [=](caf::error& err) mutable {
-                  rp.deliver(std::move(err));
-                });
-        return rp;
+        return query(self, filter, configured_level);
+      },
+      [=](query_atom, const query_filter& filter,
+          level_code level) -> caf::result<std::vector<memory_view>> {
+        return query(self, filter, level);
       },
       [=](forget_atom, const engram_id& id,
           std::string& reason) -> caf::result<engram_id> {

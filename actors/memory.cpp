@@ -79,6 +79,12 @@ expected<std::vector<memory_view>> memory::query(const query_filter& filter) {
   return blocking<std::vector<memory_view>>(query_atom::value, filter);
 }
 
+expected<std::vector<memory_view>> memory::query(const query_filter& filter,
+                                                 consistency_level level) {
+  return blocking<std::vector<memory_view>>(query_atom::value, filter,
+                                            code_of(level));
+}
+
 expected<engram_id> memory::forget(const engram_id& id, std::string reason) {
   return blocking<engram_id>(forget_atom::value, id, std::move(reason));
 }

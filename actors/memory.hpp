@@ -48,6 +48,12 @@ public:
   /// The memories selected by `filter`: this instance's and its agent's.
   expected<std::vector<memory_view>> query(const query_filter& filter = {});
 
+  /// As above, reading the agent's memory at `level`: Local (this node's
+  /// replica only), One, Quorum or All of the replicas holding each
+  /// partition, merged (per engram, the replica with the newest write).
+  expected<std::vector<memory_view>> query(const query_filter& filter,
+                                           consistency_level level);
+
   /// Forgets an engram (a tombstone that syncs) / archives it.
   expected<engram_id> forget(const engram_id& id, std::string reason);
   expected<engram_id> archive(const engram_id& id);

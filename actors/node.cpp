@@ -76,7 +76,15 @@ void open_session(node_ptr self, const std::string& agent_id,
   auto s = spawn_session(self, st.ctx, agent_id, peer_node, peer->second,
                          agent.hdl);
   agent.sessions.emplace(peer_node, s);
-  self->send(agent.hdl, attach_atom::value, caf::actor_cast<caf::actor>(s));
+  self->send(agent.hdl, attach_atom::value, caf::actor_cast<caf::actor>(s),
+             peer_node);
+}
+
+// With placement configured, a node holds shares of agents it does not
+// host an instance of: their first frame from a peer hosts them.
+bool placed(const node_config& cfg) {
+  return cfg.replication.factor != 0
+         || cfg.replication.strategy != replication_strategy::symmetric;
 }
 
 hosted_agent& host_agent(node_ptr self, const std::string& agent_id) {
@@ -95,6 +103,17 @@ hosted_agent& host_agent(node_ptr self, const std::string& agent_id) {
 // Respawns whichever child `who` was, from the store.
 void on_down(node_ptr self, const caf::down_msg& msg) {
   auto& st = self->state;
+  for (auto& [peer_node, peer] : st.peers) {
+    if (peer.address() != msg.source)
+      continue;
+    // A peer node (or the connection to it) was lost: its sessions stop
+    // waiting for it, placement routes around it.
+    st.ctx->cluster->down(peer_node);
+    for (auto& [_, agent] : st.agents)
+      if (auto s = agent.sessions.find(peer_node); s != agent.sessions.end())
+        self->send(s->second, peer_atom::value, peer_actor{});
+    return;
+  }
   bool failed = msg.reason && msg.reason != caf::exit_reason::user_shutdown;
   for (auto& [agent_id, agent] : st.agents) {
     if (agent.hdl.address() == msg.source) {
@@ -112,7 +131,7 @@ void on_down(node_ptr self, const caf::down_msg& msg) {
       for (auto& [peer_node, s] : agent.sessions) {
         self->send(s, attach_atom::value, agent.hdl);
         self->send(agent.hdl, attach_atom::value,
-                   caf::actor_cast<caf::actor>(s));
+                   caf::actor_cast<caf::actor>(s), peer_node);
       }
       return;
     }
@@ -153,8 +172,13 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
       [=](const wire_frame& frame) {
         auto& st = self->state;
         auto agent = st.agents.find(frame.agent);
-        if (agent == st.agents.end())
-          return; // an agent not hosted here: nothing to sync
+        if (agent == st.agents.end()) {
+          if (!placed(st.ctx->config) || st.peers.count(frame.from_node) == 0
+              || !validate_id(frame.agent, "agent id"))
+            return; // an agent not hosted here: nothing to sync
+          host_agent(self, frame.agent);
+          agent = st.agents.find(frame.agent);
+        }
         auto s = agent->second.sessions.find(frame.from_node);
         if (s == agent->second.sessions.end()) {
           open_session(self, frame.agent, agent->second, frame.from_node);
@@ -195,6 +219,8 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         auto& known = st.peers[peer_node];
         bool changed = known && known != peer;
         known = peer;
+        st.ctx->cluster->up(peer_node, peer);
+        self->monitor(peer);
         for (auto& [agent_id, agent] : st.agents) {
           auto s = agent.sessions.find(peer_node);
           if (s == agent.sessions.end())
@@ -269,6 +295,10 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
                       "node " + cfg.node_id + ": no data directory");
   if (!cfg.wall_clock)
     cfg.wall_clock = std::make_shared<system_physical_clock>();
+  auto members = cfg.members.empty() ? std::vector<std::string>{cfg.node_id}
+                                     : cfg.members;
+  if (auto p = placement::make(cfg.replication, cfg.partitioning, members); !p)
+    return p.error_value();
   persistence::store_options opts{cfg.data_dir};
   opts.sync = cfg.sync_writes;
   auto db = persistence::database::open(opts);
@@ -278,6 +308,7 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   ctx->config = std::move(cfg);
   ctx->db = std::move(*db);
   ctx->dir = std::make_shared<directory>();
+  ctx->cluster = std::make_shared<cluster_view>();
   auto hdl = sys.spawn(node_impl, node_context_ptr{ctx});
   return std::unique_ptr<node>{new node(sys, std::move(ctx), std::move(hdl))};
 }

@@ -52,6 +52,14 @@ struct round {
   caf::actor_clock::time_point deadline;
 };
 
+/// A `replicate` caller waiting until the peer stored its change durably:
+/// the frames carrying the change, not yet acknowledged.
+struct waiter {
+  caf::typed_response_promise<bool> promise;
+  std::set<uint64_t> sequences;
+  caf::actor_clock::time_point deadline;
+};
+
 struct session_state {
   node_context_ptr ctx;
   std::string agent_id;
@@ -85,6 +93,9 @@ struct session_state {
   bool pull_outstanding = false;
   uint64_t round_push_seq = 0;
   sync_result round_result;
+  // Replications whose change is still pending / in frames in flight.
+  std::vector<waiter> pending_waiters;
+  std::vector<waiter> ack_waiters;
   session_stats stats;
 
   static inline const char* name = "engram.session";
@@ -139,7 +150,7 @@ void start_anti_entropy(session_ptr self) {
   st.anti_entropy_due = false;
   st.last_anti_entropy = now(self);
   ++st.stats.rounds;
-  self->request(st.agent, caf::infinite, digest_atom::value)
+  self->request(st.agent, caf::infinite, digest_atom::value, st.peer_node)
       .then([=](uint64_t digest, causal_context&) {
         v1::SyncRequest req;
         req.set_digest(digest);
@@ -151,7 +162,7 @@ void start_anti_entropy(session_ptr self) {
 void start_pull(session_ptr self) {
   auto& st = self->state;
   st.pull_outstanding = true;
-  self->request(st.agent, caf::infinite, digest_atom::value)
+  self->request(st.agent, caf::infinite, digest_atom::value, st.peer_node)
       .then([=](uint64_t digest, causal_context& context) {
         v1::SyncRequest req;
         req.set_digest(digest);
@@ -188,6 +199,7 @@ void flush(session_ptr self) {
   auto parts = split_delta(join_deltas(std::move(st.pending)), frame_versions);
   st.pending.clear();
   st.pending_versions = 0;
+  std::vector<uint64_t> sent;
   for (auto& part : parts) {
     if (st.out.size() >= st.cfg.max_outstanding) {
       // The peer is slow: keep the rest for the next tick.
@@ -198,7 +210,52 @@ void flush(session_ptr self) {
     }
     v1::SyncResponse push;
     messages::to_proto(part, *push.mutable_batch());
-    send_reliable(self, push);
+    sent.push_back(send_reliable(self, push));
+  }
+  // Replications wait for every frame sent since they were queued.
+  for (auto& w : st.pending_waiters)
+    w.sequences.insert(sent.begin(), sent.end());
+  if (st.pending.empty() && !st.pending_waiters.empty()) {
+    for (auto& w : st.pending_waiters) {
+      if (w.sequences.empty())
+        w.promise.deliver(true);
+      else
+        st.ack_waiters.push_back(std::move(w));
+    }
+    st.pending_waiters.clear();
+  }
+}
+
+// Ends replications that can no longer be confirmed.
+void fail_waiters(session_ptr self, std::vector<waiter>& waiters,
+                  const std::string& why) {
+  auto& st = self->state;
+  for (auto& w : waiters)
+    w.promise.deliver(to_caf(
+        make_error(errc::unavailable, "node " + st.peer_node + ": " + why)));
+  waiters.clear();
+}
+
+// The peer acknowledged (stored, or refused) frame `seq`.
+void on_acknowledged(session_ptr self, uint64_t seq, bool refused) {
+  auto& st = self->state;
+  auto& ws = st.ack_waiters;
+  for (auto i = ws.begin(); i != ws.end();) {
+    if (i->sequences.erase(seq) == 0) {
+      ++i;
+      continue;
+    }
+    if (refused)
+      i->promise.deliver(to_caf(
+          make_error(errc::unavailable,
+                     "node " + st.peer_node + " refused the change's batch")));
+    else if (i->sequences.empty())
+      i->promise.deliver(true);
+    else {
+      ++i;
+      continue;
+    }
+    i = ws.erase(i);
   }
 }
 
@@ -227,9 +284,10 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
   }
   auto seq = msg.sequence();
   auto epoch = msg.epoch();
-  auto acknowledge = [self](uint64_t n) {
+  auto acknowledge = [self](uint64_t n, bool refused = false) {
     v1::SyncAck ack;
     ack.set_sequence(n);
+    ack.set_refused(refused);
     send_frame(self, v1::SYNC_ACK, ack);
   };
   if (seq != 0) {
@@ -250,7 +308,7 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
     // state again in a fresh frame.
     ++st.stats.refused;
     if (seq != 0)
-      acknowledge(seq);
+      acknowledge(seq, true);
     return;
   }
   std::optional<causal_context> peer_clock;
@@ -294,7 +352,7 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
               s.pull_outstanding = false;
             }
             self->request(s.agent, caf::infinite, since_atom::value,
-                          *peer_clock)
+                          *peer_clock, s.peer_node)
                 .then([=](replica_delta& missing, causal_context&) {
                   auto& s2 = self->state;
                   if (missing.entries.empty()) {
@@ -323,7 +381,7 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
             s.anti_entropy_due = true;
             if (seq != 0) {
               s.merging.erase({epoch, seq});
-              acknowledge(seq);
+              acknowledge(seq, true);
             }
           });
 }
@@ -334,7 +392,8 @@ void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
     auto since = messages::from_proto(msg.since(), messages::limits{});
     if (!since)
       return;
-    self->request(st.agent, caf::infinite, since_atom::value, *since)
+    self->request(st.agent, caf::infinite, since_atom::value, *since,
+                  st.peer_node)
         .then([=](replica_delta& missing, causal_context& context) {
           auto& s = self->state;
           if (missing.version_count() <= frame_versions) {
@@ -369,7 +428,7 @@ void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
     return;
   }
   auto theirs = msg.has_digest() ? msg.digest() : 0;
-  self->request(st.agent, caf::infinite, digest_atom::value)
+  self->request(st.agent, caf::infinite, digest_atom::value, st.peer_node)
       .then([=](uint64_t ours, causal_context& context) {
         if (ours == theirs) {
           send_frame(self, v1::SYNC_RESPONSE, v1::SyncResponse{});
@@ -424,6 +483,7 @@ void on_frame(session_ptr self, const wire_frame& frame) {
       if (!ack)
         return;
       st.out.acknowledge(ack->sequence());
+      on_acknowledged(self, ack->sequence(), ack->refused());
       if (st.round_open && st.round_push_seq != 0
           && st.round_push_seq == ack->sequence())
         finish_rounds(self);
@@ -482,6 +542,16 @@ void on_tick(session_ptr self) {
     if (st.flush_scheduled)
       flush(self);
   }
+  // Replications nobody waits for any more (the agent's request timed out).
+  for (auto* ws : {&st.pending_waiters, &st.ack_waiters}) {
+    auto late = std::partition(ws->begin(), ws->end(), [&](const waiter& w) {
+      return w.deadline > t;
+    });
+    for (auto i = late; i != ws->end(); ++i)
+      i->promise.deliver(to_caf(make_error(
+          errc::timeout, "node " + st.peer_node + " did not confirm in time")));
+    ws->erase(late, ws->end());
+  }
   // Explicit syncs that ran out of time end with what they did.
   auto expired
       = std::partition(st.rounds.begin(), st.rounds.end(), [&](const round& r) {
@@ -534,6 +604,8 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
           s.pending.clear(); // the digest round repairs it
           s.pending_versions = 0;
           s.anti_entropy_due = true;
+          fail_waiters(self, s.pending_waiters,
+                       "too many pending changes; left to anti-entropy");
           return;
         }
         if (s.flush_scheduled)
@@ -543,6 +615,19 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
           flush(self);
         else
           self->delayed_send(self, s.cfg.push_delay, flush_atom::value);
+      },
+      [=](replicate_atom, replica_delta& delta) -> caf::result<bool> {
+        auto& s = self->state;
+        if (!s.established)
+          return to_caf(make_error(
+              errc::unavailable, "node " + s.peer_node + " is not connected"));
+        auto rp = self->make_response_promise<bool>();
+        s.pending_versions += delta.version_count();
+        s.pending.push_back(std::move(delta));
+        auto deadline = now(self) + 2 * s.ctx->config.replication.write_timeout;
+        s.pending_waiters.push_back(waiter{rp, {}, deadline});
+        flush(self);
+        return rp;
       },
       [=](flush_atom) {
         flush(self);
@@ -569,8 +654,14 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         self->state.agent = std::move(agent);
       },
       [=](peer_atom, peer_actor& peer) {
-        // The peer node restarted (or was reached anew): greet it again.
         auto& s = self->state;
+        if (!peer) { // the peer node was lost
+          s.established = false;
+          fail_waiters(self, s.pending_waiters, "connection lost");
+          fail_waiters(self, s.ack_waiters, "connection lost");
+          return;
+        }
+        // The peer node restarted (or was reached anew): greet it again.
         s.peer = std::move(peer);
         s.established = false;
         send_hello(self);

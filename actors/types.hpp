@@ -49,6 +49,17 @@ using agent_atom = caf::atom_constant<caf::atom("agent")>;
 using instance_atom = caf::atom_constant<caf::atom("instance")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using fail_atom = caf::atom_constant<caf::atom("fail")>;
+using store_atom = caf::atom_constant<caf::atom("store")>;
+using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
+
+/// A read's consistency level in a message: a `consistency_level`, or
+/// `configured_level` for the node's configured one.
+using level_code = uint8_t;
+constexpr level_code configured_level = 255;
+
+inline level_code code_of(consistency_level level) {
+  return static_cast<level_code>(level);
+}
 
 // -- the frame between peers ------------------------------------------------
 
@@ -80,6 +91,8 @@ using peer_actor = caf::typed_actor<caf::reacts_to<wire_frame>>;
 using instance_actor = caf::typed_actor<
     caf::replies_to<learn_atom, engram_record, bool>::with<engram_id>,
     caf::replies_to<query_atom, query_filter>::with<std::vector<memory_view>>,
+    caf::replies_to<query_atom, query_filter,
+                    level_code>::with<std::vector<memory_view>>,
     caf::replies_to<forget_atom, engram_id, std::string>::with<engram_id>,
     caf::replies_to<archive_atom, engram_id>::with<engram_id>,
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,
@@ -87,25 +100,36 @@ using instance_actor = caf::typed_actor<
     caf::replies_to<pending_atom>::with<std::vector<pending_question>>,
     caf::reacts_to<fail_atom>>;
 
-/// The owner of one node's replica of an agent's Agent-scope memory.
+/// The owner of one node's replica of an agent's Agent-scope memory. With
+/// placement configured it coordinates: a write goes to the replica that
+/// coordinates its partition (`store` on that node's agent actor) and is
+/// acknowledged once as many replicas as its level needs stored it; a read
+/// consults and merges the replicas its level needs.
 using agent_actor = caf::typed_actor<
     caf::replies_to<learn_atom, engram_record>::with<engram_id>,
-    caf::replies_to<query_atom, query_filter>::with<std::vector<memory_view>>,
+    caf::replies_to<store_atom, engram_record>::with<engram_id>,
+    caf::replies_to<query_atom, query_filter,
+                    level_code>::with<std::vector<memory_view>>,
     caf::replies_to<forget_atom, engram_id, std::string>::with<engram_id>,
     caf::replies_to<archive_atom, engram_id>::with<engram_id>,
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,
     caf::replies_to<answer_atom, uint64_t, std::string>::with<engram_id>,
     caf::replies_to<pending_atom>::with<std::vector<pending_question>>,
-    // Sessions' side: digest, what a peer misses, merging a peer's batch.
-    caf::replies_to<digest_atom>::with<uint64_t, causal_context>,
-    caf::replies_to<since_atom, causal_context>::with<replica_delta,
-                                                      causal_context>,
+    // Sessions' side (per peer node; "" for everything held here): digest
+    // of what both hold, what the peer misses of its share, merging a
+    // peer's batch.
+    caf::replies_to<digest_atom, std::string>::with<uint64_t, causal_context>,
+    caf::replies_to<since_atom, causal_context,
+                    std::string>::with<replica_delta, causal_context>,
     caf::replies_to<merge_atom, replica_delta>::with<merge_summary>,
-    caf::reacts_to<attach_atom, caf::actor>, caf::reacts_to<fail_atom>>;
+    caf::reacts_to<attach_atom, caf::actor, std::string>,
+    caf::reacts_to<fail_atom>>;
 
 /// One peer × one agent's memory: the spec's sync flow.
 using session_actor = caf::typed_actor<
     caf::reacts_to<wire_frame>, caf::reacts_to<push_atom, replica_delta>,
+    // Sends a change now; answers once the peer stored it durably.
+    caf::replies_to<replicate_atom, replica_delta>::with<bool>,
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,
     caf::reacts_to<tick_atom>, caf::reacts_to<flush_atom>,
     caf::reacts_to<attach_atom, agent_actor>,

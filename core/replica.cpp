@@ -707,6 +707,33 @@ std::optional<engram_record> replica::get(const engram_id& id) const {
   return best->value;
 }
 
+uint64_t replica::digest_of(
+    const std::function<bool(const std::vector<version>&)>& keep) const {
+  uint64_t result = 0;
+  entries_.for_each([&](const engram_id& id, const key_state& key) {
+    if (!keep(key.versions))
+      return;
+    for (auto& v : key.versions)
+      result ^= version_hash(id, v.tag);
+  });
+  return result;
+}
+
+replica_delta
+filter_delta(const replica_delta& delta,
+             const std::function<bool(const std::vector<version>&)>& keep) {
+  replica_delta result;
+  for (auto& entry : delta.entries) {
+    if (!keep(entry.versions))
+      continue;
+    for (auto& v : entry.versions)
+      result.context.insert(v.tag);
+    result.entries.push_back(entry);
+  }
+  result.context.compact();
+  return result;
+}
+
 void replica::for_each(
     const std::function<void(const engram_id&, const std::vector<version>&)>& f)
     const {

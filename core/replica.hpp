@@ -79,6 +79,13 @@ struct replica_delta {
   size_t version_count() const noexcept;
 };
 
+/// The entries of `delta` that `keep` selects, with a context naming just
+/// their versions' dots (what a receiver holding only that share may mark
+/// as seen).
+replica_delta
+filter_delta(const replica_delta& delta,
+             const std::function<bool(const std::vector<version>&)>& keep);
+
 /// Joins delta `other` into delta `into` (delta groups for batching).
 void join_deltas(replica_delta& into, const replica_delta& other);
 
@@ -235,6 +242,12 @@ public:
   /// An order-insensitive digest of the live versions, maintained
   /// incrementally (O(1)): equal states have equal digests.
   uint64_t digest() const noexcept { return digest_; }
+
+  /// The digest of the engrams `keep` selects (O(n)): two replicas whose
+  /// selections hold the same versions have equal digests. For replicas
+  /// that hold different shares of the data (partitioning).
+  uint64_t
+  digest_of(const std::function<bool(const std::vector<version>&)>& keep) const;
 
   /// Number of engrams (ids) held.
   size_t size() const noexcept { return entries_.size(); }

@@ -128,14 +128,15 @@ public:
         uint64_t digest = 0;
         if (agent) {
           caf::scoped_actor self{sys_};
-          self->request(*agent, 10s, actors::digest_atom::value)
+          self->request(*agent, 10s, actors::digest_atom::value, std::string{})
               .receive(
                   [&](uint64_t d, causal_context&) {
                     digest = d;
                   },
                   [](caf::error&) {});
           if (auto views = ask<std::vector<memory_view>>(
-                  *agent, actors::query_atom::value, query_filter{}))
+                  *agent, actors::query_atom::value, query_filter{},
+                  actors::code_of(consistency_level::local)))
             count = views->size();
         }
         out[g].emplace_back(count, digest);

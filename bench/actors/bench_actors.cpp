@@ -302,12 +302,13 @@ void BM_converge_local(benchmark::State& state) {
     caf::scoped_actor self{sys};
     auto converged = [&] {
       // Ask every replica at once, then compare.
-      using handle = decltype(self->request(replicas[0][0], 10s,
-                                            actors::digest_atom::value));
+      using handle = decltype(self->request(
+          replicas[0][0], 10s, actors::digest_atom::value, std::string{}));
       std::vector<std::vector<handle>> asks(agents);
       for (size_t g = 0; g < agents; ++g)
         for (auto& r : replicas[g])
-          asks[g].push_back(self->request(r, 10s, actors::digest_atom::value));
+          asks[g].push_back(
+              self->request(r, 10s, actors::digest_atom::value, std::string{}));
       bool equal = true;
       for (auto& per_agent : asks) {
         std::optional<uint64_t> first;

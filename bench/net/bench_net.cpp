@@ -259,7 +259,7 @@ void BM_remote_engrams(benchmark::State& state) {
   auto local_agent = (*src)->agent("bulk").value(); // loads the store
   auto digest_of = [&](const actors::agent_actor& a) {
     uint64_t d = 0;
-    self->request(a, 10s, actors::digest_atom::value)
+    self->request(a, 10s, actors::digest_atom::value, std::string{})
         .receive(
             [&](uint64_t x, causal_context&) {
               d = x;
@@ -348,11 +348,12 @@ void BM_converge_8x10k(benchmark::State& state) {
           / std::chrono::duration<double>(clk::now() - t0).count();
     deadline = clk::now() + 60s;
     auto converged = [&] {
-      using handle = decltype(self->request(replicas[0], 10s,
-                                            actors::digest_atom::value));
+      using handle = decltype(self->request(
+          replicas[0], 10s, actors::digest_atom::value, std::string{}));
       std::vector<handle> asks;
       for (auto& r : replicas)
-        asks.push_back(self->request(r, 10s, actors::digest_atom::value));
+        asks.push_back(
+            self->request(r, 10s, actors::digest_atom::value, std::string{}));
       std::vector<uint64_t> ds;
       for (auto& h : asks)
         h.receive(
@@ -370,7 +371,8 @@ void BM_converge_8x10k(benchmark::State& state) {
     auto end = clk::now();
     if (end >= deadline) { // say what did not converge
       for (size_t i = 0; i < nodes; ++i) {
-        self->request(replicas[i], 10s, actors::digest_atom::value)
+        self->request(replicas[i], 10s, actors::digest_atom::value,
+                      std::string{})
             .receive(
                 [&](uint64_t d, causal_context& ctx) {
                   std::fprintf(stderr, "n%zu digest %016llx context %s\n", i,
