@@ -47,6 +47,18 @@ struct settings {
   int64_t threads = 0;
   actors::session_settings sessions;
   std::string port_file;
+  /// Placement: the cluster's node ids, replication and partitioning.
+  std::vector<std::string> members;
+  int64_t replication_factor = 0;
+  std::string replication_strategy = "symmetric";
+  std::string consistency = "one";
+  int64_t write_timeout_ms = 2000;
+  int64_t promote_after_ms = 0;
+  std::string shard_key;
+  std::vector<shard_config> shards;
+  std::string partition_strategy = "hash";
+  int64_t partition_count = 1;
+  int64_t bucket_ms = 3'600'000;
 };
 
 struct config_error {
@@ -102,7 +114,72 @@ void load_file(const std::string& path, settings& s) {
       get(v, key, s.connection_timeout_ms);
     else if (key == "threads")
       get(v, key, s.threads);
-    else if (key == "sessions") {
+    else if (key == "members")
+      get(v, key, s.members);
+    else if (key == "replication") {
+      if (!v.is_table())
+        throw config_error{where(key) + ": must be a table"};
+      for (auto& [sub, w] : v.as_table()) {
+        auto name = "replication." + sub;
+        if (sub == "factor")
+          get(w, name, s.replication_factor);
+        else if (sub == "strategy")
+          get(w, name, s.replication_strategy);
+        else if (sub == "consistency")
+          get(w, name, s.consistency);
+        else if (sub == "write_timeout_ms")
+          get(w, name, s.write_timeout_ms);
+        else if (sub == "promote_after_ms")
+          get(w, name, s.promote_after_ms);
+        else if (sub == "shard_key")
+          get(w, name, s.shard_key);
+        else if (sub == "shards") {
+          if (!w.is_array())
+            throw config_error{where(name) + ": must be an array of tables"};
+          for (auto& shard : w.as_array()) {
+            if (!shard.is_table())
+              throw config_error{where(name) + ": must be an array of tables"};
+            shard_config sc;
+            bool has_id = false;
+            for (auto& [field, x] : shard.as_table()) {
+              if (field == "id") {
+                int64_t id = 0;
+                get(x, name + ".id", id);
+                if (id < 0 || id > int64_t{UINT32_MAX})
+                  throw config_error{where(name + ".id") + ": out of range"};
+                sc.id = static_cast<uint32_t>(id);
+                has_id = true;
+              } else if (field == "nodes") {
+                get(x, name + ".nodes", sc.nodes);
+              } else {
+                throw config_error{"unknown key '" + name + "." + field
+                                   + "' in config '" + path + "'"};
+              }
+            }
+            if (!has_id)
+              throw config_error{where(name) + ": a shard needs an id"};
+            s.shards.push_back(std::move(sc));
+          }
+        } else
+          throw config_error{"unknown key '" + name + "' in config '" + path
+                             + "'"};
+      }
+    } else if (key == "partitioning") {
+      if (!v.is_table())
+        throw config_error{where(key) + ": must be a table"};
+      for (auto& [sub, w] : v.as_table()) {
+        auto name = "partitioning." + sub;
+        if (sub == "strategy")
+          get(w, name, s.partition_strategy);
+        else if (sub == "partition_count")
+          get(w, name, s.partition_count);
+        else if (sub == "bucket_ms")
+          get(w, name, s.bucket_ms);
+        else
+          throw config_error{"unknown key '" + name + "' in config '" + path
+                             + "'"};
+      }
+    } else if (key == "sessions") {
       if (!v.is_table())
         throw config_error{where(key) + ": must be a table"};
       for (auto& [sub, w] : v.as_table()) {
@@ -131,7 +208,66 @@ struct validated {
   actors::endpoint listen;
   std::vector<actors::endpoint> seeds;
   spdlog::level::level_enum level;
+  replication_config replication;
+  partition_config partitioning;
 };
+
+// The placement settings as the node takes them; every error names its key.
+void validate_placement(const settings& s, validated& v) {
+  auto strategy = parse_replication_strategy(s.replication_strategy);
+  if (!strategy)
+    throw config_error{"replication.strategy: "
+                       + strategy.error_value().message};
+  auto level = parse_consistency(s.consistency);
+  if (!level)
+    throw config_error{"replication.consistency: "
+                       + level.error_value().message};
+  if (s.replication_factor < 0 || s.replication_factor > 1024)
+    throw config_error{"replication.factor must be 0 (every node) to 1024"};
+  if (s.write_timeout_ms <= 0)
+    throw config_error{"replication.write_timeout_ms must be positive"};
+  if (s.promote_after_ms < 0)
+    throw config_error{"replication.promote_after_ms must not be negative"};
+  auto& r = v.replication;
+  r.strategy = *strategy;
+  r.consistency = *level;
+  r.factor = static_cast<size_t>(s.replication_factor);
+  r.write_timeout = std::chrono::milliseconds{s.write_timeout_ms};
+  r.failover.promote_after = std::chrono::milliseconds{s.promote_after_ms};
+  r.shards = s.shards;
+  if (r.strategy == replication_strategy::sharded) {
+    auto key = make_shard_key(s.shard_key.empty() ? "hash" : s.shard_key);
+    if (!key)
+      throw config_error{"replication.shard_key: " + key.error_value().message};
+    r.shard_key = std::move(*key);
+  } else if (!s.shards.empty() || !s.shard_key.empty()) {
+    throw config_error{"replication.shards and replication.shard_key apply "
+                       "to strategy \"sharded\" only"};
+  }
+  auto part = parse_partition_strategy(s.partition_strategy);
+  if (!part)
+    throw config_error{"partitioning.strategy: " + part.error_value().message};
+  if (*part == partition_strategy::custom)
+    throw config_error{"partitioning.strategy: \"custom\" needs a "
+                       "partitioner function, which only a C++ program can "
+                       "give (node_config.partitioning.partitioner)"};
+  if (s.partition_count < 1 || s.partition_count > 65536)
+    throw config_error{"partitioning.partition_count must be 1 to 65536"};
+  if (s.bucket_ms <= 0)
+    throw config_error{"partitioning.bucket_ms must be positive"};
+  auto& p = v.partitioning;
+  p.strategy = *part;
+  p.partition_count = static_cast<uint32_t>(s.partition_count);
+  p.bucket_size = std::chrono::milliseconds{s.bucket_ms};
+  for (auto& m : s.members)
+    if (auto ok = validate_id(m, "member node id"); !ok)
+      throw config_error{"members: " + ok.error_value().message};
+  auto members = s.members;
+  if (members.empty())
+    members.push_back(s.node_id);
+  if (auto ok = placement::make(r, p, members); !ok)
+    throw config_error{ok.error_value().message};
+}
 
 validated validate(const settings& s) {
   validated v;
@@ -158,6 +294,7 @@ validated validate(const settings& s) {
   if (s.heartbeat_ms <= 0 || s.connection_timeout_ms <= s.heartbeat_ms)
     throw config_error{"heartbeat_ms must be positive and below "
                        "connection_timeout_ms"};
+  validate_placement(s, v);
   return v;
 }
 
@@ -190,6 +327,22 @@ int main(int argc, char** argv) {
                                      "fdatasync every acknowledged write");
   auto* threads = app.add_option("--threads", flags.threads,
                                  "scheduler threads (0: one per core)");
+  auto* members = app.add_option("--member", flags.members,
+                                 "a node id of the cluster, for placement "
+                                 "(repeatable)");
+  auto* factor
+      = app.add_option("--replication-factor", flags.replication_factor,
+                       "replicas per partition (0: every node)");
+  auto* strategy
+      = app.add_option("--replication-strategy", flags.replication_strategy,
+                       "symmetric, primary_secondary or sharded");
+  auto* consistency = app.add_option("--consistency", flags.consistency,
+                                     "one, quorum, all or local");
+  auto* part_strategy
+      = app.add_option("--partition-strategy", flags.partition_strategy,
+                       "hash, scope, type or time");
+  auto* part_count = app.add_option("--partitions", flags.partition_count,
+                                    "number of partitions");
   app.add_option("--port-file", flags.port_file,
                  "write the port listened on to this file once ready");
   app.add_flag("--check-config", check_only,
@@ -220,6 +373,18 @@ int main(int argc, char** argv) {
       s.sync_writes = flags.sync_writes;
     if (*threads)
       s.threads = flags.threads;
+    if (*members)
+      s.members = flags.members;
+    if (*factor)
+      s.replication_factor = flags.replication_factor;
+    if (*strategy)
+      s.replication_strategy = flags.replication_strategy;
+    if (*consistency)
+      s.consistency = flags.consistency;
+    if (*part_strategy)
+      s.partition_strategy = flags.partition_strategy;
+    if (*part_count)
+      s.partition_count = flags.partition_count;
     s.port_file = flags.port_file;
     v = validate(s);
   } catch (const config_error& e) {
@@ -227,9 +392,14 @@ int main(int argc, char** argv) {
     return exit_bad_config;
   }
   if (check_only) {
-    std::printf("engramd: configuration ok (node %s, listen %s, %zu peers)\n",
-                s.node_id.c_str(), v.listen.to_string().c_str(),
-                v.seeds.size());
+    std::printf("engramd: configuration ok (node %s, listen %s, %zu peers, "
+                "replication %s factor %zu consistency %s, %u %s "
+                "partitions)\n",
+                s.node_id.c_str(), v.listen.to_string().c_str(), v.seeds.size(),
+                to_string(v.replication.strategy), v.replication.factor,
+                to_string(v.replication.consistency),
+                v.partitioning.partition_count,
+                to_string(v.partitioning.strategy));
     return 0;
   }
   spdlog::set_level(v.level);
@@ -248,6 +418,9 @@ int main(int argc, char** argv) {
   nc.data_dir = s.data_dir;
   nc.sync_writes = s.sync_writes;
   nc.sessions = s.sessions;
+  nc.members = s.members;
+  nc.replication = v.replication;
+  nc.partitioning = v.partitioning;
   auto n = actors::node::start(sys, nc);
   if (!n) {
     spdlog::error("event=start_failed node={} reason=\"{}\"", s.node_id,
@@ -264,8 +437,12 @@ int main(int argc, char** argv) {
                  port.error_value().to_string().c_str());
     return exit_cannot_start;
   }
-  spdlog::info("event=listening node={} addr={}:{} data_dir={} peers={}",
-               s.node_id, v.listen.host, *port, s.data_dir, v.seeds.size());
+  spdlog::info("event=listening node={} addr={}:{} data_dir={} peers={} "
+               "replication={} factor={} consistency={} partitions={}",
+               s.node_id, v.listen.host, *port, s.data_dir, v.seeds.size(),
+               to_string(v.replication.strategy), v.replication.factor,
+               to_string(v.replication.consistency),
+               v.partitioning.partition_count);
   if (!s.port_file.empty()) {
     // Written whole, then renamed: a reader never sees half a port.
     auto tmp = s.port_file + ".tmp";

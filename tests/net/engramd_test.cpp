@@ -1,6 +1,6 @@
 // engramd as real processes on 127.0.0.1: configuration errors, sync
 // between nodes, restart and catch-up after SIGKILL, SIGSTOP detection,
-// clean SIGTERM shutdown.
+// clean SIGTERM shutdown, Quorum writes through a primary's failover.
 
 #include "actors/net.hpp"
 #include "apps/common/process.hpp"
@@ -13,7 +13,9 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -57,6 +59,8 @@ struct cluster {
     uint16_t port = 0;
   };
   std::vector<daemon> nodes;
+  /// Flags every node gets (placement, timings).
+  std::vector<std::string> common;
 
   std::vector<std::string> argv(const std::string& id,
                                 const std::vector<uint16_t>& seeds,
@@ -76,6 +80,7 @@ struct cluster {
       args.push_back("--peer");
       args.push_back("127.0.0.1:" + std::to_string(p));
     }
+    args.insert(args.end(), common.begin(), common.end());
     return args;
   }
 
@@ -131,6 +136,39 @@ struct cluster {
             },
             [&](caf::error&) {});
     return n;
+  }
+
+  // What `inst` reads at `level` (an error fails the test).
+  std::vector<memory_view> read(const actors::instance_actor& inst,
+                                consistency_level level) {
+    caf::scoped_actor self{sys};
+    std::vector<memory_view> result;
+    self->request(inst, 5s, actors::query_atom::value, query_filter{},
+                  actors::code_of(level))
+        .receive(
+            [&](std::vector<memory_view>& xs) {
+              result = std::move(xs);
+            },
+            [&](caf::error& err) {
+              BOOST_ERROR("read failed: " << to_string(err));
+            });
+    return result;
+  }
+
+  // Learns `e` through `inst`: its id, or the error.
+  expected<engram_id> try_learn(const actors::instance_actor& inst,
+                                engram_record e) {
+    caf::scoped_actor self{sys};
+    expected<engram_id> result = make_error(errc::timeout, "no answer");
+    self->request(inst, 10s, actors::learn_atom::value, std::move(e), false)
+        .receive(
+            [&](engram_id id) {
+              result = id;
+            },
+            [&](caf::error& err) {
+              result = actors::from_caf(err);
+            });
+    return result;
   }
 
   bool eventually_count(const actors::instance_actor& inst, size_t n,
@@ -202,6 +240,38 @@ BOOST_AUTO_TEST_CASE(bad_configuration_is_refused_with_a_clear_message) {
   BOOST_CHECK(no_store.second.find(file) != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(bad_placement_settings_name_their_key) {
+  temp_dir dir;
+  auto log = dir.sub("out.log");
+  auto config = dir.sub("engramd.toml");
+  auto check = [&](const std::string& toml, const std::string& expected) {
+    std::ofstream{config, std::ios::trunc} << "node_id = \"n1\"\ndata_dir = \""
+                                           << dir.sub("n1") << "\"\n"
+                                           << toml;
+    auto r = run({"--config", config, "--check-config"}, log);
+    BOOST_CHECK_EQUAL(r.first, expected.empty() ? 0 : 2);
+    if (!expected.empty() && r.second.find(expected) == std::string::npos)
+      BOOST_ERROR("expected '" << expected << "' in: " << r.second);
+  };
+  check("members = [\"n1\", \"n2\", \"n3\"]\n[replication]\nfactor = 2\n"
+        "strategy = \"primary_secondary\"\nconsistency = \"quorum\"\n"
+        "[partitioning]\nstrategy = \"type\"\npartition_count = 4\n",
+        "");
+  check("[replication]\nconsistency = \"most\"\n",
+        "replication.consistency: unknown consistency level 'most'");
+  check("[replication]\nstrategy = \"ring\"\n", "replication.strategy");
+  check("[replication]\nfactorr = 2\n", "unknown key 'replication.factorr'");
+  check("[replication]\nstrategy = \"sharded\"\n",
+        "Sharded needs at least one shard");
+  check("[replication]\nstrategy = \"sharded\"\nshard_key = \"type\"\n"
+        "[[replication.shards]]\nid = 2\nnodes = []\n",
+        "shard 2 lists no nodes");
+  check("[partitioning]\nstrategy = \"custom\"\n",
+        "only a C++ program can give");
+  check("[partitioning]\npartition_count = 0\n",
+        "partitioning.partition_count must be 1 to 65536");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(engramd_cluster)
@@ -265,6 +335,97 @@ BOOST_AUTO_TEST_CASE(sigterm_shuts_down_cleanly_and_keeps_the_data) {
               != std::string::npos);
   auto again = c.start("n1", {});
   BOOST_CHECK_EQUAL(c.count(c.instance(again, "planner", "chat-1")), 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(failover)
+
+// Three nodes, PrimarySecondary with factor 3, writes at Quorum through a
+// secondary while the primary is killed with SIGKILL: no acknowledged write
+// is lost, the next replica is promoted and coordinates the writes, the
+// killed node restarts on its store and catches up.
+BOOST_AUTO_TEST_CASE(quorum_writes_survive_a_killed_primary) {
+  cluster c;
+  const std::vector<std::string> ids{"n1", "n2", "n3"};
+  c.common = {"--member",
+              "n1",
+              "--member",
+              "n2",
+              "--member",
+              "n3",
+              "--replication-factor",
+              "3",
+              "--replication-strategy",
+              "primary_secondary",
+              "--consistency",
+              "quorum"};
+  replication_config repl;
+  repl.factor = 3;
+  repl.strategy = replication_strategy::primary_secondary;
+  auto order = placement::make(repl, {}, ids, "planner")->replicas(0);
+  std::map<std::string, size_t> index;
+  for (auto& id : ids) {
+    std::vector<uint16_t> seeds;
+    for (auto& d : c.nodes)
+      seeds.push_back(d.port);
+    index[id] = c.start(id, seeds);
+  }
+  auto primary = index[order[0]];
+  auto writer = c.instance(index[order[2]], "planner", "chat");
+  // Wait until the cluster is connected (a first write succeeds).
+  std::vector<engram_id> acked;
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (acked.empty() && std::chrono::steady_clock::now() < deadline)
+    if (auto id = c.try_learn(writer, fact_of("first", "v")))
+      acked.push_back(*id);
+  BOOST_REQUIRE(!acked.empty());
+  size_t refused = 0;
+  for (int i = 0; i < 120; ++i) {
+    if (i == 40) {
+      c.nodes[primary].proc.signal(SIGKILL);
+      BOOST_CHECK(c.nodes[primary].proc.wait(5s));
+    }
+    auto id = c.try_learn(writer, fact_of("k" + std::to_string(i), "v"));
+    if (id)
+      acked.push_back(*id);
+    else
+      ++refused, std::this_thread::sleep_for(20ms);
+  }
+  BOOST_TEST_MESSAGE("acknowledged " << acked.size() << ", refused "
+                                     << refused);
+  BOOST_CHECK_GE(acked.size(), 100u); // failover took a few writes at most
+  // Writes after the kill were coordinated by the promoted secondary.
+  auto partition = actors::agent_partition("planner");
+  auto survivor = c.instance(index[order[1]], "planner", "chat");
+  auto views = c.read(survivor, consistency_level::local);
+  bool promoted = std::any_of(views.begin(), views.end(), [&](auto& v) {
+    return v.tag.replica == actors::replica_of(order[1], partition);
+  });
+  BOOST_CHECK(promoted);
+  // The killed primary restarts on its store and catches up.
+  std::vector<uint16_t> seeds;
+  for (auto& [id, i] : index)
+    if (i != primary)
+      seeds.push_back(c.nodes[i].port);
+  auto back = c.start(order[0], seeds);
+  auto restarted = c.instance(back, "planner", "chat");
+  for (auto inst : {restarted, survivor, writer}) {
+    bool all_there = false;
+    auto until = std::chrono::steady_clock::now() + 20s;
+    while (!all_there && std::chrono::steady_clock::now() < until) {
+      auto held = c.read(inst, consistency_level::local);
+      std::set<engram_id> have;
+      for (auto& v : held)
+        have.insert(v.value.id);
+      all_there = std::all_of(acked.begin(), acked.end(), [&](auto& id) {
+        return have.count(id) > 0;
+      });
+      if (!all_there)
+        std::this_thread::sleep_for(50ms);
+    }
+    BOOST_CHECK(all_there);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
