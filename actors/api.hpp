@@ -117,6 +117,13 @@ struct session_stats {
   uint64_t bytes_out = 0;
 };
 
+/// One observable event: its name and key=value fields (node, peer, agent,
+/// counts). Sessions report being established, lost and repaired; never
+/// per message.
+using event_fields = std::vector<std::pair<std::string, std::string>>;
+using event_handler
+    = std::function<void(const std::string& event, const event_fields&)>;
+
 /// How a node runs.
 struct node_config {
   /// Unique among the nodes that sync with each other.
@@ -139,6 +146,9 @@ struct node_config {
   /// The configuration of an agent hosted here, by agent id (default:
   /// the spec's defaults).
   std::function<agent_config(const std::string& agent_id)> agent_defaults;
+  /// Receives the node's events (engramd logs them; default: none). Called
+  /// from actor threads: must be thread-safe and quick.
+  event_handler on_event;
   /// Wall-clock source of the node's hybrid logical clocks (default: the
   /// system clock; simulations inject a manual one).
   std::shared_ptr<physical_clock> wall_clock;

@@ -9,9 +9,13 @@
 #include <caf/system_messages.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <set>
 
@@ -140,6 +144,45 @@ expected<remote_node> connect_remote(caf::actor_system& sys, const endpoint& at,
   return result;
 }
 
+namespace {
+
+// Whether a TCP connection to `at` opens within `timeout`. CAF's
+// remote_actor connects blocking, without a timeout: a peer behind a lost
+// link would hold the keeper for the kernel's SYN retries (a minute or
+// more) and delay the reconnect long after the link is back.
+bool reachable(const endpoint& at, std::chrono::milliseconds timeout) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  auto port = std::to_string(at.port);
+  if (::getaddrinfo(at.host.c_str(), port.c_str(), &hints, &found) != 0)
+    return false;
+  bool ok = false;
+  for (auto* ai = found; ai != nullptr && !ok; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family,
+                      ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                      ai->ai_protocol);
+    if (fd < 0)
+      continue;
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      ok = true;
+    } else if (errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        ok = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0
+             && err == 0;
+      }
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  return ok;
+}
+
+} // namespace
+
 // -- peer keeper
 // ----------------------------------------------------------------
 
@@ -172,7 +215,11 @@ void peer_keeper::run() {
     for (size_t i = 0; i < seeds_.size() && !stop_; ++i) {
       if (up[i])
         continue;
-      auto remote = connect_remote(sys_, seeds_[i], std::chrono::seconds{2});
+      expected<remote_node> remote = make_error(
+          errc::unavailable, "cannot reach a node at " + seeds_[i].to_string()
+                                 + ": no TCP connection in time");
+      if (reachable(seeds_[i], retry_))
+        remote = connect_remote(sys_, seeds_[i], std::chrono::seconds{2});
       if (!remote) {
         if (!reported_failure[i])
           event("connect_failed", i, remote.error_value().to_string());

@@ -217,7 +217,10 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         if (peer_node == st.ctx->config.node_id)
           return;
         auto& known = st.peers[peer_node];
-        bool changed = known && known != peer;
+        // CAF compares handles by (node, actor id): a proxy made by a new
+        // connection equals the dead one. A peer we saw go down is new too.
+        bool changed
+            = known && (known != peer || !st.ctx->cluster->live(peer_node));
         known = peer;
         st.ctx->cluster->up(peer_node, peer);
         self->monitor(peer);

@@ -259,11 +259,25 @@ void on_acknowledged(session_ptr self, uint64_t seq, bool refused) {
   }
 }
 
+void report(session_ptr self, const char* event, event_fields extra = {}) {
+  auto& st = self->state;
+  auto& handler = st.ctx->config.on_event;
+  if (!handler)
+    return;
+  event_fields fields{{"node", st.ctx->config.node_id},
+                      {"peer", st.peer_node},
+                      {"agent", st.agent_id}};
+  for (auto& f : extra)
+    fields.push_back(std::move(f));
+  handler(event, fields);
+}
+
 void on_established(session_ptr self) {
   auto& st = self->state;
   if (st.established)
     return;
   st.established = true;
+  report(self, "session_up");
   start_anti_entropy(self);
   if (st.round_open && !st.round_pulled)
     start_pull(self);
@@ -345,6 +359,9 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
             }
             if (!peer_clock)
               return;
+            if (summary.applied > 0) // anti-entropy found what was missing
+              report(self, "session_repaired",
+                     {{"versions", std::to_string(summary.applied)}});
             // Only the answer to this round's own request completes its
             // pull (not a late answer, nor a round the peer started).
             if (s.round_open && s.pull_outstanding) {
@@ -513,8 +530,10 @@ void on_tick(session_ptr self) {
   auto& st = self->state;
   auto t = now(self);
   self->delayed_send(self, st.cfg.tick, tick_atom::value);
-  if (st.established && t - st.last_heard > st.cfg.peer_timeout)
+  if (st.established && t - st.last_heard > st.cfg.peer_timeout) {
     st.established = false; // silent too long: greet again until it answers
+    report(self, "session_down", {{"reason", "peer silent"}});
+  }
   if (!st.established) {
     if (t - st.last_sent_hello >= st.cfg.retransmit_after * 4)
       send_hello(self);
@@ -656,12 +675,15 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
       [=](peer_atom, peer_actor& peer) {
         auto& s = self->state;
         if (!peer) { // the peer node was lost
+          if (s.established)
+            report(self, "session_down", {{"reason", "connection lost"}});
           s.established = false;
           fail_waiters(self, s.pending_waiters, "connection lost");
           fail_waiters(self, s.ack_waiters, "connection lost");
           return;
         }
         // The peer node restarted (or was reached anew): greet it again.
+        report(self, "session_greeting");
         s.peer = std::move(peer);
         s.established = false;
         send_hello(self);

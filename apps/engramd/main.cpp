@@ -421,6 +421,15 @@ int main(int argc, char** argv) {
   nc.members = s.members;
   nc.replication = v.replication;
   nc.partitioning = v.partitioning;
+  nc.on_event = [](const std::string& event, const actors::event_fields& xs) {
+    std::string line = "event=" + event;
+    for (auto& [k, x] : xs)
+      line += ' ' + k + '=' + x;
+    if (event == "session_down")
+      spdlog::warn("{}", line);
+    else
+      spdlog::info("{}", line);
+  };
   auto n = actors::node::start(sys, nc);
   if (!n) {
     spdlog::error("event=start_failed node={} reason=\"{}\"", s.node_id,
