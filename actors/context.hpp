@@ -7,11 +7,13 @@
 #include "actors/types.hpp"
 #include "persistence/store.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -63,6 +65,49 @@ public:
     std::unique_lock<std::shared_mutex> guard{mtx_};
     agents_.clear();
     instances_.clear();
+    hosts_.clear();
+  }
+
+  // -- the cluster-wide part: which other nodes host which agents ---------
+
+  /// Records what `node` announced: it hosts `agents` (all of them when
+  /// `full`: earlier entries of the node are dropped) and no longer `gone`.
+  void announce(const std::string& node, const std::vector<std::string>& agents,
+                bool full, const std::vector<std::string>& gone) {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    if (full)
+      drop_locked(node);
+    for (auto& a : agents)
+      hosts_[a].insert(node);
+    for (auto& a : gone)
+      if (auto i = hosts_.find(a); i != hosts_.end())
+        i->second.erase(node);
+  }
+
+  /// Forgets every agent of a node that was lost (it announces them again
+  /// when it is back).
+  void drop_node(const std::string& node) {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    drop_locked(node);
+  }
+
+  /// The other nodes hosting `agent_id`, ordered by id.
+  std::vector<std::string> hosts(const std::string& agent_id) const {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    auto i = hosts_.find(agent_id);
+    if (i == hosts_.end())
+      return {};
+    return {i->second.begin(), i->second.end()};
+  }
+
+  /// The agents hosted here.
+  std::vector<std::string> local_agents() const {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    std::vector<std::string> result;
+    for (auto& [id, _] : agents_)
+      result.push_back(id);
+    std::sort(result.begin(), result.end());
+    return result;
   }
 
   /// The key of an instance of an agent.
@@ -72,9 +117,17 @@ public:
   }
 
 private:
+  void drop_locked(const std::string& node) {
+    for (auto i = hosts_.begin(); i != hosts_.end();) {
+      i->second.erase(node);
+      i = i->second.empty() ? hosts_.erase(i) : std::next(i);
+    }
+  }
+
   mutable std::shared_mutex mtx_;
   std::unordered_map<std::string, agent_actor> agents_;
   std::unordered_map<std::string, instance_actor> instances_;
+  std::map<std::string, std::set<std::string>> hosts_;
 };
 
 /// The peers a node knows and whether each is reachable now. The node actor

@@ -6,6 +6,7 @@
 #include "actors/node.hpp"
 
 #include "actors/spawn.hpp"
+#include "messages/envelope.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -48,6 +49,7 @@ struct node_state {
   std::map<std::string, hosted_instance> instances; // by directory key
   std::map<std::string, peer_actor> peers;
   size_t respawns = 0;
+  std::unique_ptr<hybrid_logical_clock> clock;
 
   static inline const char* name = "engram.node";
 
@@ -66,6 +68,44 @@ struct node_state {
 };
 
 using node_ptr = node_actor::stateful_pointer<node_state>;
+
+// Tells peers (`to`, or all) which agents this node hosts.
+void announce(node_ptr self, const std::vector<std::string>& agents, bool full,
+              const std::vector<std::string>& gone,
+              const std::string& to = {}) {
+  auto& st = self->state;
+  v1::Directory msg;
+  msg.set_node_id(st.ctx->config.node_id);
+  msg.set_full(full);
+  for (auto& a : agents)
+    msg.add_agents(a);
+  for (auto& a : gone)
+    msg.add_gone(a);
+  auto bytes = messages::serialize(messages::make_envelope(
+      v1::DIRECTORY, st.ctx->config.node_id, st.clock->now(), msg));
+  for (auto& [node, peer] : st.peers)
+    if ((to.empty() || node == to) && st.ctx->cluster->live(node))
+      self->send(peer, wire_frame{st.ctx->config.node_id, {}, bytes});
+}
+
+// A node-level frame (no agent): a peer's directory.
+void on_node_frame(node_ptr self, const wire_frame& frame) {
+  auto& st = self->state;
+  if (st.peers.count(frame.from_node) == 0)
+    return; // not a peer
+  auto env = messages::decode_envelope(frame.envelope);
+  if (!env)
+    return;
+  auto dir = messages::decode_payload<v1::Directory>(*env, v1::DIRECTORY);
+  if (!dir || dir->node_id() != frame.from_node)
+    return;
+  std::vector<std::string> agents;
+  for (auto& a : dir->agents())
+    if (validate_id(a, "agent id"))
+      agents.push_back(a);
+  std::vector<std::string> gone{dir->gone().begin(), dir->gone().end()};
+  st.ctx->dir->announce(frame.from_node, agents, dir->full(), gone);
+}
 
 void open_session(node_ptr self, const std::string& agent_id,
                   hosted_agent& agent, const std::string& peer_node) {
@@ -97,6 +137,7 @@ hosted_agent& host_agent(node_ptr self, const std::string& agent_id) {
   st.ctx->dir->put(agent_id, agent.hdl);
   for (auto& [peer_node, _] : st.peers)
     open_session(self, agent_id, agent, peer_node);
+  announce(self, {agent_id}, false, {});
   return agent;
 }
 
@@ -109,6 +150,7 @@ void on_down(node_ptr self, const caf::down_msg& msg) {
     // A peer node (or the connection to it) was lost: its sessions stop
     // waiting for it, placement routes around it.
     st.ctx->cluster->down(peer_node);
+    st.ctx->dir->drop_node(peer_node);
     for (auto& [_, agent] : st.agents)
       if (auto s = agent.sessions.find(peer_node); s != agent.sessions.end())
         self->send(s->second, peer_atom::value, peer_actor{});
@@ -123,6 +165,7 @@ void on_down(node_ptr self, const caf::down_msg& msg) {
         auto gone = agent_id;
         st.ctx->dir->erase(gone);
         st.agents.erase(gone);
+        announce(self, {}, false, {gone});
         return;
       }
       ++st.respawns;
@@ -165,12 +208,18 @@ void on_down(node_ptr self, const caf::down_msg& msg) {
 
 node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
   self->state.ctx = ctx;
+  self->state.clock
+      = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
   self->set_down_handler([=](caf::down_msg& msg) {
     on_down(self, msg);
   });
   return {
       [=](const wire_frame& frame) {
         auto& st = self->state;
+        if (frame.agent.empty()) {
+          on_node_frame(self, frame);
+          return;
+        }
         auto agent = st.agents.find(frame.agent);
         if (agent == st.agents.end()) {
           if (!placed(st.ctx->config) || st.peers.count(frame.from_node) == 0
@@ -224,6 +273,7 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         known = peer;
         st.ctx->cluster->up(peer_node, peer);
         self->monitor(peer);
+        announce(self, st.ctx->dir->local_agents(), true, {}, peer_node);
         for (auto& [agent_id, agent] : st.agents) {
           auto s = agent.sessions.find(peer_node);
           if (s == agent.sessions.end())
@@ -231,6 +281,30 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
           else if (changed)
             self->send(s->second, peer_atom::value, peer);
         }
+      },
+      [=](locate_atom, const std::string& agent_id) {
+        auto& st = self->state;
+        std::vector<std::string> result;
+        if (st.agents.count(agent_id) > 0)
+          result.push_back(st.ctx->config.node_id);
+        for (auto& n : st.ctx->dir->hosts(agent_id))
+          result.push_back(n);
+        return result;
+      },
+      [=](find_atom, const std::string& agent_id) -> caf::result<agent_actor> {
+        auto& st = self->state;
+        if (auto i = st.agents.find(agent_id); i != st.agents.end())
+          return i->second.hdl;
+        for (auto& n : st.ctx->dir->hosts(agent_id)) {
+          auto peer = st.ctx->cluster->peer(n);
+          if (!peer)
+            continue;
+          // The hosting node answers the caller directly.
+          return self->delegate(caf::actor_cast<node_actor>(*peer),
+                                agent_atom::value, agent_id);
+        }
+        return to_caf(make_error(errc::unknown_agent,
+                                 "no reachable node hosts agent " + agent_id));
       },
       [=](status_atom) -> caf::result<node_status> {
         auto& st = self->state;
@@ -358,6 +432,38 @@ expected<node_status> node::status(milliseconds timeout) {
       .receive(
           [&](node_status& s) {
             result = std::move(s);
+          },
+          [&](caf::error& err) {
+            result = from_caf(err);
+          });
+  return result;
+}
+
+expected<std::vector<std::string>> node::locate(const std::string& agent_id,
+                                                milliseconds timeout) {
+  caf::scoped_actor self{*sys_};
+  expected<std::vector<std::string>> result
+      = make_error(errc::timeout, "node did not answer");
+  self->request(hdl_, timeout, locate_atom::value, agent_id)
+      .receive(
+          [&](std::vector<std::string>& nodes) {
+            result = std::move(nodes);
+          },
+          [&](caf::error& err) {
+            result = from_caf(err);
+          });
+  return result;
+}
+
+expected<agent_actor> node::find(const std::string& agent_id,
+                                 milliseconds timeout) {
+  caf::scoped_actor self{*sys_};
+  expected<agent_actor> result
+      = make_error(errc::timeout, "node did not answer");
+  self->request(hdl_, timeout, find_atom::value, agent_id)
+      .receive(
+          [&](agent_actor& hdl) {
+            result = hdl;
           },
           [&](caf::error& err) {
             result = from_caf(err);

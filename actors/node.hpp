@@ -42,6 +42,18 @@ public:
 
   expected<node_status> status(milliseconds timeout = milliseconds{5000});
 
+  /// The nodes of the cluster hosting agent `agent_id` (this one first when
+  /// it does), from the directory the nodes keep among themselves.
+  expected<std::vector<std::string>> locate(const std::string& agent_id,
+                                            milliseconds timeout
+                                            = milliseconds{5000});
+
+  /// The actor of agent `agent_id` on a node hosting it (here when hosted,
+  /// else the first reachable node): tell/ask it like a local actor.
+  /// `unknown_agent` when no reachable node hosts it.
+  expected<agent_actor> find(const std::string& agent_id,
+                             milliseconds timeout = milliseconds{5000});
+
   /// Adds a peer: every hosted agent syncs with the same agent there.
   void add_peer(const std::string& peer_node, peer_actor peer);
 

@@ -51,6 +51,8 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 using fail_atom = caf::atom_constant<caf::atom("fail")>;
 using store_atom = caf::atom_constant<caf::atom("store")>;
 using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
+using locate_atom = caf::atom_constant<caf::atom("locate")>;
+using find_atom = caf::atom_constant<caf::atom("find")>;
 
 /// A read's consistency level in a message: a `consistency_level`, or
 /// `configured_level` for the node's configured one.
@@ -145,7 +147,12 @@ using node_actor = caf::typed_actor<
     caf::replies_to<instance_atom, std::string,
                     std::string>::with<instance_actor>,
     caf::reacts_to<peer_atom, std::string, peer_actor>,
-    caf::replies_to<status_atom>::with<node_status>>;
+    caf::replies_to<status_atom>::with<node_status>,
+    // The cluster-wide directory: the nodes hosting an agent (this one
+    // first), and the agent's actor on one of them (here when hosted,
+    // else on the first reachable node hosting it).
+    caf::replies_to<locate_atom, std::string>::with<std::vector<std::string>>,
+    caf::replies_to<find_atom, std::string>::with<agent_actor>>;
 
 // -- registration -----------------------------------------------------------
 

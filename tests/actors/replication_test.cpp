@@ -5,6 +5,8 @@
 // reads at Local / One / All see what the level promises; too few
 // reachable replicas fail fast; PrimarySecondary fails over.
 
+#include <caf/scoped_actor.hpp>
+
 #include <map>
 #include <set>
 
@@ -381,6 +383,53 @@ BOOST_FIXTURE_TEST_CASE(primary_secondary_fails_over_to_the_next_replica,
       BOOST_CHECK(v.tag.replica == actors::replica_of(order[1], partition));
     }
   BOOST_CHECK(found);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(directory)
+
+BOOST_FIXTURE_TEST_CASE(any_node_finds_an_agent_hosted_elsewhere_by_id,
+                        cluster_fixture) {
+  start_all({}); // every node hosts "scribe"
+  // "oracle" lives on n3 only.
+  auto oracle = ok(nodes[2]->open("oracle", "main"));
+  ok(oracle.learn(fact_of("answer", "42")));
+  BOOST_REQUIRE(eventually([&] {
+    auto where = nodes[0]->locate("oracle");
+    return where && *where == std::vector<std::string>{"n3"};
+  }));
+  auto scribe = ok(nodes[0]->locate(agent_id));
+  BOOST_CHECK_EQUAL(scribe.size(), 3u);
+  BOOST_CHECK_EQUAL(scribe.front(), "n1"); // this node first
+  // Ask it through the handle n1 found, like a local actor.
+  auto hdl = ok(nodes[0]->find("oracle"));
+  caf::scoped_actor self{sys};
+  size_t seen = 0;
+  self->request(hdl, 5s, actors::query_atom::value, query_filter{},
+                actors::code_of(consistency_level::local))
+      .receive(
+          [&](std::vector<memory_view>& views) {
+            seen = views.size();
+          },
+          [&](caf::error& err) {
+            BOOST_ERROR(to_string(err));
+          });
+  BOOST_CHECK_EQUAL(seen, 1u);
+  // n1 never hosted it: asking did not make n1 a host.
+  BOOST_CHECK_EQUAL(ok(nodes[0]->locate("oracle")).size(), 1u);
+  // Unknown agents and lost nodes are clear errors.
+  auto nobody = nodes[0]->find("nobody");
+  BOOST_REQUIRE(!nobody);
+  BOOST_CHECK(nobody.error_value().code == errc::unknown_agent);
+  nodes[2]->stop();
+  BOOST_REQUIRE(eventually([&] {
+    auto where = nodes[0]->locate("oracle");
+    return where && where->empty();
+  }));
+  auto gone = nodes[0]->find("oracle");
+  BOOST_REQUIRE(!gone);
+  BOOST_CHECK(gone.error_value().code == errc::unknown_agent);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -366,6 +366,71 @@ BOOST_AUTO_TEST_CASE(sigterm_shuts_down_cleanly_and_keeps_the_data) {
   BOOST_CHECK_EQUAL(c.count(c.instance(again, "planner", "chat-1")), 1u);
 }
 
+BOOST_AUTO_TEST_CASE(an_agent_on_another_node_is_found_and_asked_by_id) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  auto n3 = c.start("n3", {c.nodes[n1].port, c.nodes[n2].port});
+  {
+    // The oracle is created on n3 by another program (its own actor
+    // system), so this test's client knows only n1.
+    client_config other_cfg;
+    caf::actor_system other{other_cfg};
+    auto remote = actors::connect_remote(
+        other, actors::endpoint{"127.0.0.1", c.nodes[n3].port}, 5s);
+    BOOST_REQUIRE(remote);
+    caf::scoped_actor self{other};
+    self->request(remote->hdl, 5s, actors::instance_atom::value,
+                  std::string{"oracle"}, std::string{"main"})
+        .receive(
+            [&](actors::instance_actor& inst) {
+              self->request(inst, 5s, actors::learn_atom::value,
+                            fact_of("answer", "42"), false)
+                  .receive([](engram_id) {},
+                           [](caf::error& err) {
+                             BOOST_ERROR(to_string(err));
+                           });
+            },
+            [](caf::error& err) {
+              BOOST_ERROR(to_string(err));
+            });
+  }
+  auto entry = c.node(n1);
+  caf::scoped_actor self{c.sys};
+  std::vector<std::string> where;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (where.empty() && std::chrono::steady_clock::now() < deadline) {
+    self->request(entry, 5s, actors::locate_atom::value, std::string{"oracle"})
+        .receive(
+            [&](std::vector<std::string>& xs) {
+              where = std::move(xs);
+            },
+            [](caf::error&) {});
+    if (where.empty())
+      std::this_thread::sleep_for(20ms);
+  }
+  BOOST_CHECK(where == std::vector<std::string>{"n3"});
+  // Found through n1, asked directly: the handle is n3's agent actor.
+  size_t seen = 0;
+  self->request(entry, 5s, actors::find_atom::value, std::string{"oracle"})
+      .receive(
+          [&](actors::agent_actor& oracle) {
+            self->request(oracle, 5s, actors::query_atom::value, query_filter{},
+                          actors::code_of(consistency_level::local))
+                .receive(
+                    [&](std::vector<memory_view>& views) {
+                      seen = views.size();
+                    },
+                    [](caf::error& err) {
+                      BOOST_ERROR(to_string(err));
+                    });
+          },
+          [](caf::error& err) {
+            BOOST_ERROR(to_string(err));
+          });
+  BOOST_CHECK_EQUAL(seen, 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(failover)
