@@ -47,13 +47,14 @@ BOOST_FIXTURE_TEST_CASE(the_sync_flow_message_by_message, sim_fixture) {
   auto& b = start("B");
   auto ia = instance(a, "planner", "a1");
   auto ib = instance(b, "planner", "b1");
-  // Handshake, then a first anti-entropy round: equal (empty) digests, so
-  // the response is empty.
+  // The nodes tell each other which agents they host (the directory);
+  // then per agent the handshake and a first anti-entropy round: equal
+  // (empty) digests, so the response is empty.
   auto log = link(a, b);
   BOOST_CHECK_EQUAL(joined(log->types_from("A")),
-                    "HELLO HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
+                    "DIRECTORY HELLO HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
   BOOST_CHECK_EQUAL(joined(log->types_from("B")),
-                    "HELLO HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
+                    "DIRECTORY HELLO HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
   // A change is pushed (debounced) and acknowledged once merged.
   log->entries.clear();
   ok(learn(ia, fact_of("plan", "ship friday")));
