@@ -67,8 +67,13 @@ struct session_settings {
   milliseconds peer_timeout{5000};
   /// The timer resolution of a session.
   milliseconds tick{50};
-  /// Frames in flight per session; beyond, changes wait (and are batched).
+  /// Frames in flight per session; beyond, changes wait (and are batched):
+  /// a slow peer is throttled to what it acknowledges.
   size_t max_outstanding = 64;
+  /// Versions waiting to be pushed per session; beyond, they are dropped in
+  /// favour of the next anti-entropy round (which sends what the peer
+  /// misses): memory per session stays bounded, nothing is lost.
+  size_t max_pending_versions = 65'536;
 };
 
 /// How an agent is hosted on a node (the spec's per-agent `MemoryConfig`).
@@ -109,6 +114,10 @@ struct session_stats {
   uint64_t retransmits = 0;
   /// Frames waiting for the peer's acknowledgement.
   uint64_t outstanding = 0;
+  /// Versions waiting to be pushed, and how often the pending bound was
+  /// hit (the changes then left to anti-entropy).
+  uint64_t pending_versions = 0;
+  uint64_t pending_overflows = 0;
   /// Anti-entropy rounds started, and those that found the states equal.
   uint64_t rounds = 0;
   uint64_t idle_rounds = 0;

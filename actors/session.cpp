@@ -39,10 +39,6 @@ namespace {
 const std::vector<std::string> capabilities{"delta-batch", "digest",
                                             "fact-columns"};
 
-/// Pending pushes beyond this many versions are dropped in favour of an
-/// anti-entropy round: memory per session stays bounded.
-constexpr size_t max_pending_versions = 65'536;
-
 /// Versions per frame: larger batches are split (frames stay far below the
 /// envelope size limit, and one lost frame costs little).
 constexpr size_t frame_versions = 1024;
@@ -413,17 +409,19 @@ void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
                   st.peer_node)
         .then([=](replica_delta& missing, causal_context& context) {
           auto& s = self->state;
-          if (missing.version_count() <= frame_versions) {
+          auto room = s.out.size() < s.cfg.max_outstanding
+                          ? s.cfg.max_outstanding - s.out.size()
+                          : size_t{0};
+          if (room > 0 && missing.version_count() <= frame_versions) {
             auto resp = messages::make_sync_response(missing, context);
             send_reliable(self, resp);
             return;
           }
-          // Large: in parts, as many as the outbox takes now (the next
-          // round sends the rest); the last part sent carries our clock.
+          // Large, or the window is full (a slow peer): as many parts as
+          // the window takes now, the last one sent carrying our clock; the
+          // rest streams as pushes while the peer acknowledges (up to the
+          // pending bound; beyond it, the next round sends it).
           auto parts = split_delta(std::move(missing), frame_versions);
-          auto room = s.out.size() < s.cfg.max_outstanding
-                          ? s.cfg.max_outstanding - s.out.size()
-                          : size_t{1};
           auto n = std::min(parts.size(), room);
           for (size_t i = 0; i < n; ++i) {
             v1::SyncResponse resp;
@@ -432,11 +430,13 @@ void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
               messages::to_proto(context, *resp.mutable_clock());
             send_reliable(self, resp);
           }
-          // The rest streams as pushes while the peer acknowledges (up to
-          // the pending bound; beyond it, the next round sends it).
-          for (size_t i = n;
-               i < parts.size() && s.pending_versions < max_pending_versions;
-               ++i) {
+          for (size_t i = n; i < parts.size(); ++i) {
+            if (s.pending_versions + parts[i].version_count()
+                > s.cfg.max_pending_versions) {
+              ++s.stats.pending_overflows;
+              s.anti_entropy_due = true;
+              break;
+            }
             s.pending_versions += parts[i].version_count();
             s.pending.push_back(std::move(parts[i]));
           }
@@ -619,7 +619,8 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         }
         s.pending.push_back(delta);
         s.pending_versions += delta.version_count();
-        if (s.pending_versions > max_pending_versions) {
+        if (s.pending_versions > s.cfg.max_pending_versions) {
+          ++s.stats.pending_overflows;
           s.pending.clear(); // the digest round repairs it
           s.pending_versions = 0;
           s.anti_entropy_due = true;
@@ -695,6 +696,7 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         result.agent = s.agent_id;
         result.established = s.established;
         result.outstanding = s.out.size();
+        result.pending_versions = s.pending_versions;
         return result;
       },
       [=](fail_atom) {

@@ -254,8 +254,9 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, session_stats& x) {
   return f(caf::meta::type_name("engram.session_stats"), x.peer_node, x.agent,
            x.established, x.frames_in, x.frames_out, x.merged, x.duplicates,
-           x.refused, x.retransmits, x.outstanding, x.rounds, x.idle_rounds,
-           x.bytes_in, x.bytes_out);
+           x.refused, x.retransmits, x.outstanding, x.pending_versions,
+           x.pending_overflows, x.rounds, x.idle_rounds, x.bytes_in,
+           x.bytes_out);
 }
 
 template<class Inspector>

@@ -54,6 +54,8 @@ struct link_params {
   /// Probability that a frame is held back (delivered after later ones).
   double delay = 0;
   std::chrono::milliseconds max_delay{100};
+  /// Every frame takes this long (a slow or distant peer).
+  std::chrono::milliseconds latency{0};
   uint64_t seed = 1;
 };
 
@@ -95,7 +97,10 @@ link_impl(actors::peer_actor::stateful_pointer<link_state> self,
           if (coin(rng) < p.delay) {
             std::uniform_int_distribution<int> ms{
                 1, static_cast<int>(p.max_delay.count())};
-            self->delayed_send(dest, std::chrono::milliseconds{ms(rng)}, frame);
+            self->delayed_send(
+                dest, p.latency + std::chrono::milliseconds{ms(rng)}, frame);
+          } else if (p.latency.count() > 0) {
+            self->delayed_send(dest, p.latency, frame);
           } else {
             self->send(dest, frame);
           }
@@ -139,7 +144,9 @@ struct sim_fixture {
     nodes.clear();
   }
 
-  actors::node& start(const std::string& id) {
+  actors::node& start(const std::string& id,
+                      std::function<void(actors::session_settings&)> tune
+                      = nullptr) {
     actors::node_config c;
     c.node_id = id;
     c.data_dir = dir.sub(id);
@@ -151,6 +158,8 @@ struct sim_fixture {
     c.sessions.ping_interval = std::chrono::milliseconds{1000};
     c.sessions.peer_timeout = std::chrono::milliseconds{60'000};
     c.sessions.tick = std::chrono::milliseconds{50};
+    if (tune)
+      tune(c.sessions);
     auto n = actors::node::start(sys, std::move(c));
     if (!n)
       BOOST_FAIL(n.error_value().to_string());
