@@ -433,6 +433,86 @@ BOOST_AUTO_TEST_CASE(an_agent_on_another_node_is_found_and_asked_by_id) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+BOOST_AUTO_TEST_SUITE(data_placement)
+
+// Sharded by memory type, from a TOML file: facts on n2 and n3, episodes on
+// n1 only, whichever node they are learned on; reads at All see all of
+// them, reads at Local only the node's shard.
+BOOST_AUTO_TEST_CASE(sharded_data_lives_only_on_its_nodes) {
+  cluster c;
+  auto toml = c.dir.sub("sharded.toml");
+  std::ofstream{toml} << "members = [\"n1\", \"n2\", \"n3\"]\n"
+                         "[replication]\n"
+                         "strategy = \"sharded\"\n"
+                         "shard_key = \"type\"\n"
+                         "consistency = \"all\"\n"
+                         "[[replication.shards]]\n"
+                         "id = 2\n" // semantic
+                         "nodes = [\"n2\", \"n3\"]\n"
+                         "[[replication.shards]]\n"
+                         "id = 1\n" // episodic
+                         "nodes = [\"n1\"]\n";
+  c.common = {"--config", toml};
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  auto n3 = c.start("n3", {c.nodes[n1].port, c.nodes[n2].port});
+  std::vector<actors::instance_actor> inst{c.instance(n1, "planner", "x"),
+                                           c.instance(n2, "planner", "y"),
+                                           c.instance(n3, "planner", "z")};
+  auto episode_rec = [](const std::string& id) {
+    engram_record e;
+    e.type = memory_type::episodic;
+    e.body = episode{id, {event{{}, "happened"}}};
+    e.confidence = 0.8;
+    e.scope = memory_scope::agent({});
+    return e;
+  };
+  auto learn_scoped = [&](const actors::instance_actor& at, engram_record e) {
+    caf::scoped_actor self{c.sys};
+    bool ok = false;
+    self->request(at, 10s, actors::learn_atom::value, std::move(e), true)
+        .receive(
+            [&](engram_id) {
+              ok = true;
+            },
+            [&](caf::error& err) {
+              BOOST_ERROR(to_string(err));
+            });
+    return ok;
+  };
+  // Wait until every node reaches the others (a write at All succeeds).
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  bool first = false;
+  while (!first && std::chrono::steady_clock::now() < deadline)
+    first = static_cast<bool>(c.try_learn(inst[0], fact_of("f0", "v")));
+  BOOST_REQUIRE(first);
+  for (int i = 1; i < 6; ++i) {
+    auto f = fact_of("f" + std::to_string(i), "v");
+    f.scope = memory_scope::agent({});
+    BOOST_CHECK(learn_scoped(inst[i % 3], f));
+  }
+  for (int i = 0; i < 4; ++i)
+    BOOST_CHECK(
+        learn_scoped(inst[i % 3], episode_rec("e" + std::to_string(i))));
+  std::this_thread::sleep_for(500ms); // anti-entropy rounds pass
+  auto local = [&](size_t i, memory_type t) {
+    size_t n = 0;
+    for (auto& v : c.read(inst[i], consistency_level::local))
+      n += v.value.type == t ? 1 : 0;
+    return n;
+  };
+  BOOST_CHECK_EQUAL(local(0, memory_type::semantic), 0u);
+  BOOST_CHECK_EQUAL(local(0, memory_type::episodic), 4u);
+  for (size_t i : {size_t{1}, size_t{2}}) {
+    BOOST_CHECK_EQUAL(local(i, memory_type::semantic), 6u);
+    BOOST_CHECK_EQUAL(local(i, memory_type::episodic), 0u);
+  }
+  for (auto& at : inst)
+    BOOST_CHECK_EQUAL(c.read(at, consistency_level::all).size(), 10u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(failover)
 
 // Three nodes, PrimarySecondary with factor 3, writes at Quorum through a
