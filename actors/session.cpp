@@ -192,7 +192,35 @@ void flush(session_ptr self) {
     st.flush_scheduled = true; // the next tick tries again
     return;
   }
-  auto parts = split_delta(join_deltas(std::move(st.pending)), frame_versions);
+  // Consecutive small changes are joined into frames of up to
+  // frame_versions (superseded versions drop out); a large one is split.
+  // Parts already frame-sized (a pull streaming) are left as they are:
+  // re-joining everything pending on every acknowledgement was quadratic.
+  std::vector<replica_delta> parts;
+  std::vector<replica_delta> group;
+  size_t group_versions = 0;
+  auto close_group = [&] {
+    if (group.empty())
+      return;
+    auto joined = group.size() == 1 ? std::move(group.front())
+                                    : join_deltas(std::move(group));
+    group.clear();
+    group_versions = 0;
+    if (joined.version_count() <= frame_versions) {
+      parts.push_back(std::move(joined));
+      return;
+    }
+    for (auto& part : split_delta(std::move(joined), frame_versions))
+      parts.push_back(std::move(part));
+  };
+  for (auto& d : st.pending) {
+    auto n = d.version_count();
+    if (group_versions > 0 && group_versions + n > frame_versions)
+      close_group();
+    group_versions += n;
+    group.push_back(std::move(d));
+  }
+  close_group();
   st.pending.clear();
   st.pending_versions = 0;
   std::vector<uint64_t> sent;
@@ -499,7 +527,7 @@ void on_frame(session_ptr self, const wire_frame& frame) {
       auto ack = messages::decode_payload<v1::SyncAck>(*env, v1::SYNC_ACK);
       if (!ack)
         return;
-      st.out.acknowledge(ack->sequence());
+      st.out.acknowledge(ack->sequence(), now(self));
       on_acknowledged(self, ack->sequence(), ack->refused());
       if (st.round_open && st.round_push_seq != 0
           && st.round_push_seq == ack->sequence())

@@ -7,8 +7,29 @@ namespace engram {
 uint64_t outbox::add(std::string frame, time_point now) {
   auto seq = next_++;
   bytes_ += frame.size();
-  pending_.emplace(seq, entry{std::move(frame), now + retransmit_after_, 0});
+  pending_.emplace(seq, entry{std::move(frame), now, now, 0});
   return seq;
+}
+
+bool outbox::acknowledge(uint64_t sequence, time_point now) {
+  auto i = pending_.find(sequence);
+  if (i == pending_.end())
+    return false;
+  last_ack_ = std::max(last_ack_, now);
+  if (i->second.attempts == 0 && now >= i->second.sent) { // Karn's rule
+    auto sample = now - i->second.sent;
+    if (srtt_.count() == 0) {
+      srtt_ = sample;
+      rttvar_ = sample / 2;
+    } else {
+      auto diff = srtt_ > sample ? srtt_ - sample : sample - srtt_;
+      rttvar_ = (rttvar_ * 3 + diff) / 4;
+      srtt_ = (srtt_ * 7 + sample) / 8;
+    }
+    constexpr duration ceiling = std::chrono::seconds{60};
+    rto_ = std::min(ceiling, std::max(retransmit_after_, srtt_ + 4 * rttvar_));
+  }
+  return acknowledge(sequence);
 }
 
 bool outbox::acknowledge(uint64_t sequence) {
@@ -22,9 +43,12 @@ bool outbox::acknowledge(uint64_t sequence) {
 
 std::vector<const std::string*> outbox::due(time_point now) {
   std::vector<const std::string*> result;
+  bool progressing = last_ack_ != time_point{} && now - last_ack_ < rto_;
   for (auto i = pending_.begin(); i != pending_.end();) {
     auto& e = i->second;
-    if (e.next_attempt > now) {
+    // Backoff: 2x, 4x, then 8x the timeout between attempts.
+    auto next = e.last_sent + rto_ * (1u << std::min(e.attempts, 3u));
+    if (next > now || (progressing && next + 2 * rto_ > now)) {
       ++i;
       continue;
     }
@@ -34,8 +58,7 @@ std::vector<const std::string*> outbox::due(time_point now) {
       i = pending_.erase(i);
       continue;
     }
-    // Backoff: 2x, 4x, then 8x the interval between attempts.
-    e.next_attempt = now + retransmit_after_ * (1u << std::min(e.attempts, 3u));
+    e.last_sent = now;
     result.push_back(&e.frame);
     ++i;
   }

@@ -12,8 +12,15 @@ namespace engram {
 
 /// The sender's side of reliable delivery between two sync sessions: every
 /// frame that must arrive gets a sequence number and stays here until the
-/// peer acknowledges it; frames not acknowledged within `retransmit_after`
-/// are due again (with the interval doubling per attempt, up to 8x).
+/// peer acknowledges it; frames not acknowledged within the retransmission
+/// timeout are due again (with the interval doubling per attempt, up to 8x).
+/// The timeout adapts to the acknowledgements' round trips as TCP's does
+/// (RFC 6298: smoothed RTT + 4 × its variation, samples only from frames
+/// sent once), never below `retransmit_after`: a peer that takes long to
+/// merge large batches is not flooded with copies of them. While
+/// acknowledgements keep arriving (within a timeout of each other) a frame
+/// is resent only once it is three timeouts overdue: a busy peer is working
+/// through the window, not losing it.
 /// Pure: the caller passes the time.
 class outbox {
 public:
@@ -35,6 +42,12 @@ public:
 
   /// Drops an acknowledged frame; false when unknown (a duplicate ack).
   bool acknowledge(uint64_t sequence);
+
+  /// As above, at `now`: a frame sent once gives a round-trip sample.
+  bool acknowledge(uint64_t sequence, time_point now);
+
+  /// The current retransmission timeout.
+  duration timeout() const noexcept { return rto_; }
 
   /// The frames due for retransmission at `now` (marked as resent).
   std::vector<const std::string*> due(time_point now);
@@ -58,10 +71,16 @@ public:
 private:
   struct entry {
     std::string frame;
-    time_point next_attempt;
+    /// First and latest send.
+    time_point sent;
+    time_point last_sent;
     uint32_t attempts = 0;
   };
   duration retransmit_after_;
+  duration rto_ = retransmit_after_;
+  duration srtt_{0};
+  duration rttvar_{0};
+  time_point last_ack_{};
   uint32_t max_attempts_;
   size_t expired_ = 0;
   uint64_t next_ = 1;

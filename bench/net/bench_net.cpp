@@ -277,6 +277,12 @@ void BM_remote_engrams(benchmark::State& state) {
     auto secs = std::chrono::duration<double>(clk::now() - t0).count();
     state.counters["remote_engrams_per_s"]
         = clk::now() < deadline ? static_cast<double>(n) / secs : -1;
+    if (auto st = (*src)->status()) {
+      uint64_t resent = 0;
+      for (auto& s : st->session_details)
+        resent += s.retransmits;
+      state.counters["retransmits"] = static_cast<double>(resent);
+    }
   }
 }
 BENCHMARK(BM_remote_engrams)

@@ -271,6 +271,8 @@ BOOST_FIXTURE_TEST_CASE(write_levels_wait_for_that_many_durable_replicas,
   auto slow = fast_sessions();
   slow.push_delay = 20s;
   slow.anti_entropy_interval = 20s;
+  slow.ping_interval = 20s; // no re-greeting (and its first round) either
+  slow.peer_timeout = 60s;
   replication_config repl;
   repl.factor = 3;
   repl.consistency = consistency_level::one;
@@ -290,6 +292,8 @@ BOOST_FIXTURE_TEST_CASE(quorum_and_all_writes_are_durable_where_they_promise,
   auto slow = fast_sessions();
   slow.push_delay = 20s;
   slow.anti_entropy_interval = 20s;
+  slow.ping_interval = 20s; // no re-greeting (and its first round) either
+  slow.peer_timeout = 60s;
   replication_config repl;
   repl.factor = 3;
   repl.consistency = consistency_level::quorum;

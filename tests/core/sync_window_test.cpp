@@ -11,6 +11,64 @@ using namespace std::chrono_literals;
 
 BOOST_AUTO_TEST_SUITE(sync_window)
 
+BOOST_AUTO_TEST_CASE(nothing_is_resent_while_acknowledgements_flow) {
+  outbox out{100ms};
+  outbox::time_point t0{};
+  for (int i = 0; i < 10; ++i)
+    out.add("f", t0);
+  // The peer works through the window, one frame every 50 ms.
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    auto t = t0 + seq * 50ms;
+    BOOST_CHECK(out.acknowledge(seq, t));
+    BOOST_CHECK(out.due(t).empty());
+  }
+  // Then it stalls: once a timeout passed without progress, the rest is
+  // due.
+  auto stalled = t0 + 250ms;
+  BOOST_CHECK(out.due(stalled + out.timeout() / 2).empty());
+  BOOST_CHECK_EQUAL(out.due(stalled + out.timeout()).size(), 5u);
+  // A frame lost while others keep being acknowledged is resent once it
+  // is three timeouts overdue.
+  outbox busy{100ms};
+  auto lost = busy.add("lost", t0);
+  for (int i = 1; i <= 6; ++i) {
+    auto t = t0 + i * 50ms;
+    busy.acknowledge(busy.add("ok", t), t);
+    auto due = busy.due(t);
+    BOOST_CHECK_EQUAL(due.size(), t >= t0 + 300ms ? 1u : 0u);
+  }
+  BOOST_CHECK(busy.acknowledge(lost, t0 + 400ms));
+}
+
+BOOST_AUTO_TEST_CASE(the_timeout_adapts_to_slow_acknowledgements) {
+  outbox out{100ms};
+  outbox::time_point t0{};
+  BOOST_CHECK(out.timeout() == outbox::duration{100ms});
+  // A peer that takes 400 ms to acknowledge (it merges large batches).
+  for (int i = 0; i < 8; ++i) {
+    auto t = t0 + i * 1s;
+    auto seq = out.add("frame", t);
+    BOOST_CHECK(out.acknowledge(seq, t + 400ms));
+  }
+  BOOST_CHECK(out.timeout() >= outbox::duration{400ms});
+  // A frame sent now is not resent before that long.
+  auto t = t0 + 10s;
+  out.add("big", t);
+  BOOST_CHECK(out.due(t + 300ms).empty());
+  BOOST_CHECK_EQUAL(out.due(t + out.timeout()).size(), 1u);
+  // A retransmitted frame gives no sample (Karn): the timeout stays.
+  auto before = out.timeout();
+  BOOST_CHECK(out.acknowledge(9, t + 5s));
+  BOOST_CHECK(out.timeout() == before);
+  // Fast acknowledgements bring it back down, never below the minimum.
+  for (int i = 0; i < 40; ++i) {
+    auto u = t0 + 20s + i * 1s;
+    auto seq = out.add("f", u);
+    out.acknowledge(seq, u + 1ms);
+  }
+  BOOST_CHECK(out.timeout() == outbox::duration{100ms});
+}
+
 BOOST_AUTO_TEST_CASE(outbox_resends_until_acknowledged_with_backoff) {
   outbox out{100ms};
   outbox::time_point t0{};
