@@ -28,6 +28,7 @@ const char* to_string(errc code) noexcept {
     case errc::unknown_agent: return "unknown_agent";
     case errc::timeout: return "timeout";
     case errc::unavailable: return "unavailable";
+    case errc::permission_denied: return "permission_denied";
   }
   return "unknown_error";
 }

@@ -58,6 +58,9 @@ enum class errc : uint8_t {
   timeout,
   /// The actor or node that should answer is gone or failed.
   unavailable,
+  /// The caller's role does not allow the operation (e.g. an Observer
+  /// writing a federation's memory).
+  permission_denied,
 };
 
 /// Returns the name of an error code, e.g. "invalid_confidence".

@@ -1,0 +1,235 @@
+#include "federation/membership.hpp"
+
+#include "core/hash.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace engram::federation {
+
+namespace {
+
+const char* const role_names[] = {"leader", "member", "observer"};
+
+std::string may_do(agent_role role) {
+  switch (role) {
+    case agent_role::leader: return "read, write and change the rules";
+    case agent_role::member: return "read and write, not change the rules";
+    case agent_role::observer:
+    default: return "read only";
+  }
+}
+
+const char* verb(operation op) {
+  switch (op) {
+    case operation::read: return "read";
+    case operation::write: return "write";
+    case operation::change_rules:
+    default: return "change the rules of";
+  }
+}
+
+} // namespace
+
+const char* to_string(agent_role role) noexcept {
+  return role_names[static_cast<size_t>(role)];
+}
+
+expected<agent_role> parse_role(const std::string& text) {
+  for (size_t i = 0; i < 3; ++i)
+    if (text == role_names[i])
+      return static_cast<agent_role>(i);
+  return make_error(errc::invalid_argument,
+                    "unknown role '" + text
+                        + "' (known: leader, member, observer)");
+}
+
+expected<federation_state>
+federation_state::create(const federation_config& cfg, uint64_t now_us) {
+  if (cfg.name.empty())
+    return make_error(errc::invalid_argument, "a federation needs a name");
+  if (cfg.initial_members.empty())
+    return make_error(errc::invalid_argument,
+                      "federation " + cfg.name + ": no initial members");
+  if (auto ok = validate(cfg.trust); !ok)
+    return ok.error_value();
+  federation_state result;
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx",
+                static_cast<unsigned long long>(hash_string(cfg.name)));
+  result.id_ = std::string{"fed-"} + hex;
+  result.name_ = cfg.name;
+  result.trust_ = cfg.trust;
+  trust_book book{cfg.trust};
+  for (size_t i = 0; i < cfg.initial_members.size(); ++i) {
+    auto& agent = cfg.initial_members[i];
+    if (auto ok = validate_id(agent, "agent id"); !ok)
+      return ok.error_value();
+    if (result.find(agent) != nullptr)
+      return make_error(errc::invalid_argument, "federation " + cfg.name + ": "
+                                                    + agent
+                                                    + " is listed twice");
+    result.members_.push_back(
+        member_info{agent, i == 0 ? agent_role::leader : agent_role::member,
+                    now_us, book.trust(agent, now_us)});
+  }
+  result.scope_ = memory_scope::collective(result.id_, cfg.initial_members);
+  return result;
+}
+
+const member_info* federation_state::find(const std::string& agent_id) const {
+  for (auto& m : members_)
+    if (m.agent_id == agent_id)
+      return &m;
+  return nullptr;
+}
+
+member_info* federation_state::find_mut(const std::string& agent_id) {
+  return const_cast<member_info*>(find(agent_id));
+}
+
+std::string federation_state::leader() const {
+  for (auto& m : members_)
+    if (m.role == agent_role::leader)
+      return m.agent_id;
+  return {};
+}
+
+expected<void> federation_state::check(const std::string& agent,
+                                       operation op) const {
+  auto* m = find(agent);
+  if (m == nullptr)
+    return make_error(errc::permission_denied,
+                      agent + " is not a member of federation " + name_
+                          + ": it may not " + verb(op) + " it");
+  bool allowed = op == operation::read
+                 || (op == operation::write && m->role != agent_role::observer)
+                 || m->role == agent_role::leader;
+  if (allowed)
+    return {};
+  return make_error(errc::permission_denied, agent + " is " + to_string(m->role)
+                                                 + " of federation " + name_
+                                                 + ": it may " + may_do(m->role)
+                                                 + ", not " + verb(op) + " it");
+}
+
+expected<void> federation_state::join(const std::string& agent, agent_role role,
+                                      uint64_t now_us) {
+  if (auto ok = validate_id(agent, "agent id"); !ok)
+    return ok.error_value();
+  if (find(agent) != nullptr)
+    return make_error(errc::invalid_argument,
+                      agent + " is already a member of federation " + name_);
+  if (role == agent_role::leader)
+    return make_error(errc::permission_denied,
+                      agent + " cannot join federation " + name_
+                          + " as leader: only the leader grants that role");
+  trust_book book{trust_};
+  members_.push_back(
+      member_info{agent, role, now_us, book.trust(agent, now_us)});
+  std::vector<std::string> ids;
+  for (auto& m : members_)
+    ids.push_back(m.agent_id);
+  scope_ = memory_scope::collective(id_, ids);
+  ++version_;
+  return {};
+}
+
+expected<void> federation_state::leave(const std::string& agent) {
+  auto i = std::find_if(members_.begin(), members_.end(), [&](auto& m) {
+    return m.agent_id == agent;
+  });
+  if (i == members_.end())
+    return make_error(errc::invalid_argument,
+                      agent + " is not a member of federation " + name_);
+  bool was_leader = i->role == agent_role::leader;
+  members_.erase(i);
+  if (was_leader)
+    if (auto next = successor([](const std::string&) {
+          return true;
+        }))
+      find_mut(*next)->role = agent_role::leader;
+  std::vector<std::string> ids;
+  for (auto& m : members_)
+    ids.push_back(m.agent_id);
+  if (!ids.empty())
+    scope_ = memory_scope::collective(id_, ids);
+  ++version_;
+  return {};
+}
+
+expected<void> federation_state::remove(const std::string& by,
+                                        const std::string& agent) {
+  if (auto ok = check(by, operation::change_rules); !ok)
+    return ok;
+  return leave(agent);
+}
+
+expected<void> federation_state::set_role(const std::string& by,
+                                          const std::string& agent,
+                                          agent_role role) {
+  if (auto ok = check(by, operation::change_rules); !ok)
+    return ok;
+  auto* m = find_mut(agent);
+  if (m == nullptr)
+    return make_error(errc::invalid_argument,
+                      agent + " is not a member of federation " + name_);
+  if (role == agent_role::leader && agent != by)
+    find_mut(by)->role = agent_role::member; // leadership handed over
+  m->role = role;
+  if (leader().empty()) // the leader demoted itself: succession
+    if (auto next = successor([](const std::string&) {
+          return true;
+        }))
+      find_mut(*next)->role = agent_role::leader;
+  ++version_;
+  return {};
+}
+
+expected<void> federation_state::set_trust(const std::string& by,
+                                           trust_model model) {
+  if (auto ok = check(by, operation::change_rules); !ok)
+    return ok;
+  if (auto ok = validate(model); !ok)
+    return ok;
+  trust_ = std::move(model);
+  ++version_;
+  return {};
+}
+
+std::optional<std::string> federation_state::successor(
+    const std::function<bool(const std::string&)>& live) const {
+  const member_info* best = nullptr;
+  auto better = [](const member_info& x, const member_info* y) {
+    if (y == nullptr)
+      return true;
+    if (x.joined_at_us != y->joined_at_us)
+      return x.joined_at_us < y->joined_at_us;
+    return x.agent_id < y->agent_id;
+  };
+  for (auto role : {agent_role::member, agent_role::observer}) {
+    for (auto& m : members_)
+      if (m.role == role && live(m.agent_id) && better(m, best))
+        best = &m;
+    if (best != nullptr)
+      return best->agent_id;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string>
+federation_state::succeed(const std::function<bool(const std::string&)>& live) {
+  auto current = leader();
+  if (!current.empty() && live(current))
+    return std::nullopt;
+  auto next = successor(live);
+  if (!next)
+    return std::nullopt;
+  if (auto* old = find_mut(current))
+    old->role = agent_role::member;
+  find_mut(*next)->role = agent_role::leader;
+  ++version_;
+  return next;
+}
+
+} // namespace engram::federation

@@ -1,0 +1,126 @@
+#pragma once
+
+// A federation's membership and rules (the spec's "Agent Federation"):
+// roles, what each role may do, joining and leaving, and who leads when the
+// leader is lost. Pure: the federation actor applies it.
+
+#include "core/error.hpp"
+#include "core/scope.hpp"
+#include "federation/trust.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace engram::federation {
+
+enum class agent_role : uint8_t {
+  /// Changes the federation's rules: trust model, membership, roles.
+  leader,
+  /// Reads and writes the Collective scope.
+  member,
+  /// Reads only.
+  observer,
+};
+
+const char* to_string(agent_role role) noexcept;
+
+expected<agent_role> parse_role(const std::string& text);
+
+struct member_info {
+  std::string agent_id;
+  agent_role role = agent_role::member;
+  uint64_t joined_at_us = 0;
+  /// The trust the federation places in the member (its trust model's
+  /// value when it joined; informational).
+  double trust_level = 1.0;
+};
+
+/// What an agent asks to do in a federation.
+enum class operation : uint8_t {
+  read,
+  write,
+  /// Change the trust model, membership or roles.
+  change_rules,
+};
+
+/// The spec's `FederationConfig`.
+struct federation_config {
+  std::string name;
+  /// The first is the leader; the others join as members.
+  std::vector<std::string> initial_members;
+  trust_model trust = uniform_trust{};
+  /// Collective sync interval (ms; 0: the node's anti-entropy interval).
+  uint64_t sync_interval_ms = 0;
+};
+
+/// A federation's state: id, shared Collective scope, members and rules.
+/// Every change bumps `version`, so replicas of the state can tell the
+/// newer one.
+class federation_state {
+public:
+  /// Creates a federation. Its id is derived from the name; its shared
+  /// scope is Collective{id, initial members}.
+  static expected<federation_state> create(const federation_config& cfg,
+                                           uint64_t now_us);
+
+  const std::string& id() const noexcept { return id_; }
+  const std::string& name() const noexcept { return name_; }
+  const memory_scope& shared_scope() const noexcept { return scope_; }
+  const trust_model& trust() const noexcept { return trust_; }
+  const std::vector<member_info>& members() const noexcept { return members_; }
+  uint64_t version() const noexcept { return version_; }
+
+  /// The member, or nullptr.
+  const member_info* find(const std::string& agent_id) const;
+
+  /// The current leader (empty when there is none).
+  std::string leader() const;
+
+  /// May `agent` do `op`? The error names the agent, its role (or that it
+  /// is no member) and what it may do instead.
+  expected<void> check(const std::string& agent, operation op) const;
+
+  /// A join request: anyone may join as Member or Observer; Leader is only
+  /// granted by the leader (`set_role`). Refused with a reason otherwise.
+  expected<void> join(const std::string& agent, agent_role role,
+                      uint64_t now_us);
+
+  /// A member leaves. A leaving leader hands over by the succession rule.
+  expected<void> leave(const std::string& agent);
+
+  /// Leader only: removes `agent`.
+  expected<void> remove(const std::string& by, const std::string& agent);
+
+  /// Leader only: gives `agent` `role` (granting Leader hands leadership
+  /// over: the old leader becomes a Member).
+  expected<void> set_role(const std::string& by, const std::string& agent,
+                          agent_role role);
+
+  /// Leader only: replaces the trust model.
+  expected<void> set_trust(const std::string& by, trust_model model);
+
+  /// The succession rule: the live Member that joined first (ties by agent
+  /// id); Observers only when no Member is live. Nullopt when nobody is.
+  std::optional<std::string>
+  successor(const std::function<bool(const std::string&)>& live) const;
+
+  /// Makes the successor the leader when the leader is not live; returns
+  /// the new leader (or nullopt when nothing changed).
+  std::optional<std::string>
+  succeed(const std::function<bool(const std::string&)>& live);
+
+private:
+  member_info* find_mut(const std::string& agent_id);
+
+  std::string id_;
+  std::string name_;
+  memory_scope scope_;
+  trust_model trust_;
+  std::vector<member_info> members_;
+  uint64_t version_ = 1;
+};
+
+} // namespace engram::federation

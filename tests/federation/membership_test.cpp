@@ -1,0 +1,117 @@
+#include "federation/membership.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <set>
+
+using namespace engram;
+using namespace engram::federation;
+
+namespace {
+
+federation_state alpha() {
+  federation_config cfg;
+  cfg.name = "Project Alpha Agents";
+  cfg.initial_members = {"lead", "ana", "ben"};
+  cfg.trust = uniform_trust{0.8};
+  auto f = federation_state::create(cfg, 100);
+  BOOST_REQUIRE(f);
+  return *f;
+}
+
+bool refused(const expected<void>& r, const std::string& words) {
+  return !r && r.error_value().code == errc::permission_denied
+         && r.error_value().message.find(words) != std::string::npos;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(federation_membership)
+
+BOOST_AUTO_TEST_CASE(create_makes_the_first_member_leader) {
+  auto f = alpha();
+  BOOST_CHECK_EQUAL(f.leader(), "lead");
+  BOOST_CHECK(f.find("ana")->role == agent_role::member);
+  BOOST_CHECK(f.shared_scope().kind() == scope_kind::collective);
+  BOOST_CHECK_EQUAL(f.shared_scope().id(), f.id());
+  BOOST_CHECK_EQUAL(f.shared_scope().members().size(), 3u);
+  BOOST_CHECK_CLOSE(f.find("ben")->trust_level, 0.8, 1e-9);
+  // The id is the same wherever the federation is created.
+  BOOST_CHECK_EQUAL(alpha().id(), f.id());
+  federation_config bad;
+  bad.name = "x";
+  BOOST_CHECK(!federation_state::create(bad, 0)); // no members
+  bad.initial_members = {"a", "a"};
+  BOOST_CHECK(!federation_state::create(bad, 0));
+}
+
+BOOST_AUTO_TEST_CASE(roles_are_enforced_with_clear_errors) {
+  auto f = alpha();
+  BOOST_REQUIRE(f.join("otto", agent_role::observer, 200));
+  BOOST_CHECK(f.check("otto", operation::read));
+  BOOST_CHECK(refused(f.check("otto", operation::write),
+                      "otto is observer of federation Project Alpha Agents: "
+                      "it may read only, not write it"));
+  BOOST_CHECK(f.check("ana", operation::write));
+  BOOST_CHECK(refused(f.check("ana", operation::change_rules), "member"));
+  BOOST_CHECK(f.check("lead", operation::change_rules));
+  BOOST_CHECK(refused(f.check("eve", operation::read), "not a member"));
+  // A refused change changes nothing.
+  auto v = f.version();
+  BOOST_CHECK(!f.set_trust("ana", uniform_trust{0.1}));
+  BOOST_CHECK(!f.remove("ana", "ben"));
+  BOOST_CHECK(!f.set_role("otto", "otto", agent_role::leader));
+  BOOST_CHECK_EQUAL(f.version(), v);
+  BOOST_CHECK(f.find("ben") != nullptr);
+  // The leader may.
+  BOOST_CHECK(f.set_trust("lead", per_agent_trust{{{"ana", 0.9}}, 0.2}));
+  BOOST_CHECK(f.remove("lead", "ben"));
+  BOOST_CHECK(f.find("ben") == nullptr);
+  BOOST_CHECK_GT(f.version(), v);
+}
+
+BOOST_AUTO_TEST_CASE(joining_as_leader_needs_the_leader) {
+  auto f = alpha();
+  auto r = f.join("mallory", agent_role::leader, 200);
+  BOOST_CHECK(refused(r, "only the leader grants that role"));
+  BOOST_CHECK(f.find("mallory") == nullptr);
+  BOOST_CHECK(!f.join("ana", agent_role::member, 200)); // already in
+  BOOST_REQUIRE(f.set_role("lead", "ana", agent_role::leader));
+  BOOST_CHECK_EQUAL(f.leader(), "ana");
+  BOOST_CHECK(f.find("lead")->role == agent_role::member);
+}
+
+BOOST_AUTO_TEST_CASE(succession_is_deterministic) {
+  auto f = alpha();
+  BOOST_REQUIRE(f.join("otto", agent_role::observer, 50)); // earliest, but
+                                                           // an observer
+  BOOST_REQUIRE(f.join("cleo", agent_role::member, 300));
+  auto all_but = [](std::set<std::string> down) {
+    return [down](const std::string& a) {
+      return down.count(a) == 0;
+    };
+  };
+  // The leader is live: nothing changes.
+  BOOST_CHECK(!f.succeed(all_but({})));
+  // Lost: the Member that joined first takes over (ana and ben joined at the
+  // same time: the smaller id).
+  auto next = f.succeed(all_but({"lead"}));
+  BOOST_REQUIRE(next);
+  BOOST_CHECK_EQUAL(*next, "ana");
+  BOOST_CHECK_EQUAL(f.leader(), "ana");
+  // Every replica computing it gets the same answer.
+  auto g = alpha();
+  BOOST_REQUIRE(g.join("otto", agent_role::observer, 50));
+  BOOST_REQUIRE(g.join("cleo", agent_role::member, 300));
+  BOOST_CHECK_EQUAL(*g.successor(all_but({"lead"})), "ana");
+  // Only observers live: an observer leads rather than nobody.
+  BOOST_CHECK_EQUAL(*g.successor(all_but({"lead", "ana", "ben", "cleo"})),
+                    "otto");
+  BOOST_CHECK(!g.successor(all_but({"lead", "ana", "ben", "cleo", "otto"})));
+  // A leaving leader hands over by the same rule.
+  auto h = alpha();
+  BOOST_REQUIRE(h.leave("lead"));
+  BOOST_CHECK_EQUAL(h.leader(), "ana");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
