@@ -74,6 +74,44 @@ federation_state::create(const federation_config& cfg, uint64_t now_us) {
                     now_us, book.trust(agent, now_us)});
   }
   result.scope_ = memory_scope::collective(result.id_, cfg.initial_members);
+  result.sync_interval_ms_ = cfg.sync_interval_ms;
+  return result;
+}
+
+expected<federation_state>
+federation_state::restore(std::string id, std::string name,
+                          std::vector<member_info> members, trust_model trust,
+                          uint64_t version, uint64_t sync_interval_ms) {
+  if (id.rfind("fed-", 0) != 0)
+    return make_error(errc::invalid_field,
+                      "federation id '" + id + "' does not start with fed-");
+  if (members.empty())
+    return make_error(errc::invalid_field, "federation " + id + ": no members");
+  if (auto ok = validate(trust); !ok)
+    return ok.error_value();
+  size_t leaders = 0;
+  std::vector<std::string> ids;
+  for (auto& m : members) {
+    if (auto ok = validate_id(m.agent_id, "member agent id"); !ok)
+      return ok.error_value();
+    if (std::find(ids.begin(), ids.end(), m.agent_id) != ids.end())
+      return make_error(errc::invalid_field, "federation " + id + ": "
+                                                 + m.agent_id
+                                                 + " is listed twice");
+    ids.push_back(m.agent_id);
+    leaders += m.role == agent_role::leader ? 1 : 0;
+  }
+  if (leaders > 1)
+    return make_error(errc::invalid_field,
+                      "federation " + id + ": more than one leader");
+  federation_state result;
+  result.id_ = std::move(id);
+  result.name_ = std::move(name);
+  result.members_ = std::move(members);
+  result.trust_ = std::move(trust);
+  result.version_ = version;
+  result.sync_interval_ms_ = sync_interval_ms;
+  result.scope_ = memory_scope::collective(result.id_, ids);
   return result;
 }
 

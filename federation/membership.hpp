@@ -66,7 +66,15 @@ public:
   static expected<federation_state> create(const federation_config& cfg,
                                            uint64_t now_us);
 
+  /// Rebuilds a state read back from storage or the wire (checked: ids,
+  /// one leader at most, trust values).
+  static expected<federation_state> restore(std::string id, std::string name,
+                                            std::vector<member_info> members,
+                                            trust_model trust, uint64_t version,
+                                            uint64_t sync_interval_ms);
+
   const std::string& id() const noexcept { return id_; }
+  uint64_t sync_interval_ms() const noexcept { return sync_interval_ms_; }
   const std::string& name() const noexcept { return name_; }
   const memory_scope& shared_scope() const noexcept { return scope_; }
   const trust_model& trust() const noexcept { return trust_; }
@@ -121,6 +129,7 @@ private:
   trust_model trust_;
   std::vector<member_info> members_;
   uint64_t version_ = 1;
+  uint64_t sync_interval_ms_ = 0;
 };
 
 } // namespace engram::federation

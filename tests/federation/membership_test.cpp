@@ -115,3 +115,47 @@ BOOST_AUTO_TEST_CASE(succession_is_deterministic) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+#include "federation/codec.hpp"
+
+BOOST_AUTO_TEST_SUITE(federation_codec)
+
+BOOST_AUTO_TEST_CASE(states_round_trip_byte_identically) {
+  for (trust_model model :
+       {trust_model{uniform_trust{0.7}},
+        trust_model{per_agent_trust{{{"ana", 0.9}, {"ben", 0.4}}, 0.1}},
+        trust_model{reputation_trust{0.5, 0.1, 0.2, 0.3}},
+        trust_model{transitive_trust{{{"ana", 0.9}}, 0.7, 4}}}) {
+    federation_config cfg;
+    cfg.name = "alpha";
+    cfg.initial_members = {"lead", "ana"};
+    cfg.trust = model;
+    cfg.sync_interval_ms = 5000;
+    auto f = federation_state::create(cfg, 7);
+    BOOST_REQUIRE(f);
+    BOOST_REQUIRE(f->join("otto", agent_role::observer, 9));
+    auto bytes = encode(*f);
+    auto back = decode_state(bytes);
+    BOOST_REQUIRE(back);
+    BOOST_CHECK_EQUAL(encode(*back), bytes);
+    BOOST_CHECK_EQUAL(back->leader(), "lead");
+    BOOST_CHECK(back->find("otto")->role == agent_role::observer);
+    BOOST_CHECK_EQUAL(back->version(), f->version());
+    BOOST_CHECK_EQUAL(back->sync_interval_ms(), 5000u);
+    BOOST_CHECK_EQUAL(model_name(back->trust()), model_name(model));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(malformed_states_are_refused) {
+  BOOST_CHECK(!decode_state("\xff\xff garbage"));
+  federation_config cfg;
+  cfg.name = "alpha";
+  cfg.initial_members = {"lead"};
+  auto bytes = encode(*federation_state::create(cfg, 1));
+  // Truncated.
+  BOOST_CHECK(
+      !decode_state(std::string_view{bytes}.substr(0, bytes.size() / 2)));
+  BOOST_CHECK(!decode_state("")); // no id, no members
+}
+
+BOOST_AUTO_TEST_SUITE_END()
