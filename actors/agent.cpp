@@ -5,6 +5,7 @@
 #include "actors/node.hpp"
 #include "actors/spawn.hpp"
 #include "core/query.hpp"
+#include "federation/codec.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/local_actor.hpp>
@@ -34,6 +35,12 @@ struct agent_state {
   uint64_t place_version = ~uint64_t{0};
   /// This agent's actors on other nodes (forwarded writes, reads).
   std::map<std::string, agent_actor> remote;
+  /// The scope held: Agent{id}, or Collective{id} for a federation.
+  memory_scope hosted;
+  /// A federation's rules, from the state fact in its Collective memory.
+  std::optional<federation::federation_state> fed;
+
+  bool is_federation() const { return hosted.kind() == scope_kind::collective; }
 
   static inline const char* name = "engram.agent";
 };
@@ -470,6 +477,209 @@ read(agent_ptr self, const query_filter& filter, level_code code) {
   return rp;
 }
 
+// -- federations ----------------------------------------------------------
+
+// The id of the fact holding a federation's state.
+engram_id state_id(const std::string& fed_id) {
+  return derive_id(memory_scope::collective(fed_id, {fed_id}),
+                   fact{federation::state_key(), {}});
+}
+
+bool is_state(const engram_record& e) {
+  auto* f = std::get_if<fact>(&e.body);
+  return f != nullptr && f->key == federation::state_key();
+}
+
+// Reads the federation's state from the replica (newer versions win over a
+// view cached from a remote answer).
+void reload_state(agent_ptr self) {
+  auto& st = self->state;
+  if (!st.is_federation())
+    return;
+  auto rec = st.mem->get(state_id(st.cfg.agent_id));
+  if (!rec || rec->tombstone)
+    return;
+  auto decoded = federation::decode_state(std::get<fact>(rec->body).value);
+  if (decoded && (!st.fed || decoded->version() >= st.fed->version()))
+    st.fed = std::move(*decoded);
+}
+
+// Whether an agent hosted on this node still belongs to the federation.
+bool has_local_member(agent_ptr self) {
+  auto& st = self->state;
+  if (!st.fed)
+    return true; // not known yet: keep
+  for (auto& a : st.ctx->dir->local_agents())
+    if (!is_federation_id(a) && st.fed->find(a) != nullptr)
+      return true;
+  return false;
+}
+
+// Stores a new state as the federation's state fact (synced like any
+// memory), and answers with its bytes.
+std::string write_state(agent_ptr self, federation::federation_state next) {
+  auto& st = self->state;
+  auto bytes = federation::encode(next);
+  engram_record e;
+  e.type = memory_type::semantic;
+  e.scope = next.shared_scope();
+  e.body = fact{federation::state_key(), bytes};
+  e.confidence = 1.0;
+  e.origin.origin_agent = next.leader();
+  auto delta = st.mem->put(std::move(e));
+  if (!delta)
+    throw std::runtime_error("federation " + st.cfg.agent_id
+                             + ": cannot store its state: "
+                             + delta.error_value().to_string());
+  record(self, *delta);
+  push(self, *delta);
+  st.fed = std::move(next);
+  return bytes;
+}
+
+std::vector<memory_view> without_state(std::vector<memory_view> views) {
+  views.erase(std::remove_if(views.begin(), views.end(),
+                             [](const memory_view& v) {
+                               return is_state(v.value);
+                             }),
+              views.end());
+  return views;
+}
+
+// Applies a federation operation to the known state. Errors name what was
+// refused and why; a refused operation changes nothing.
+expected<federation::federation_state>
+apply_operation(const federation::federation_state& current,
+                const std::string& op, const std::string& agent,
+                const std::string& arg, uint64_t now_us) {
+  auto next = current;
+  expected<void> ok;
+  if (op == "join") {
+    auto role = federation::parse_role(arg.empty() ? "member" : arg);
+    if (!role)
+      return role.error_value();
+    if (auto* m = current.find(agent); m != nullptr) {
+      if (m->role == *role || *role == federation::agent_role::member)
+        return current; // joining again: already in
+      return make_error(errc::invalid_argument,
+                        agent + " is already " + to_string(m->role)
+                            + " of federation " + current.name()
+                            + " (the leader changes roles)");
+    }
+    ok = next.join(agent, *role, now_us);
+  } else if (op == "leave") {
+    ok = next.leave(agent);
+  } else if (op == "remove") {
+    ok = next.remove(agent, arg);
+  } else if (op == "set_role") {
+    auto colon = arg.rfind(':');
+    if (colon == std::string::npos)
+      return make_error(errc::invalid_argument,
+                        "set_role needs <agent>:<role>, not '" + arg + "'");
+    auto role = federation::parse_role(arg.substr(colon + 1));
+    if (!role)
+      return role.error_value();
+    ok = next.set_role(agent, arg.substr(0, colon), *role);
+  } else if (op == "set_trust") {
+    auto model = federation::decode_trust(arg);
+    if (!model)
+      return model.error_value();
+    ok = next.set_trust(agent, std::move(*model));
+  } else if (op == "state") {
+    if (auto allowed = current.check(agent, federation::operation::read);
+        !allowed)
+      return allowed.error_value();
+    return current;
+  } else {
+    return make_error(errc::invalid_argument,
+                      "unknown federation operation '" + op + "'");
+  }
+  if (!ok)
+    return ok.error_value();
+  return next;
+}
+
+caf::result<std::string> federation_op(agent_ptr self, const std::string& op,
+                                       const std::string& agent,
+                                       const std::string& arg) {
+  auto& st = self->state;
+  if (!st.is_federation())
+    return to_caf(
+        make_error(errc::invalid_argument, st.cfg.agent_id
+                                               + " is an agent, not a "
+                                                 "federation"));
+  if (op == "create") {
+    auto created = federation::decode_state(arg);
+    if (!created)
+      return to_caf(created.error_value());
+    if (created->id() != st.cfg.agent_id)
+      return to_caf(make_error(errc::invalid_argument,
+                               "the state is of federation " + created->id()));
+    if (st.fed)
+      return to_caf(
+          make_error(errc::invalid_argument,
+                     "federation " + st.fed->name() + " exists already"));
+    if (created->leader() != agent)
+      return to_caf(make_error(errc::permission_denied,
+                               agent + " cannot create federation "
+                                   + created->name() + " led by "
+                                   + created->leader()));
+    return write_state(self, std::move(*created));
+  }
+  if (!st.fed) {
+    // Not known here yet (a node joining): a node hosting the federation
+    // decides, and the state arrives here by sync.
+    auto hosts = st.ctx->dir->hosts(st.cfg.agent_id);
+    std::string target;
+    for (auto& n : hosts)
+      if (st.ctx->cluster->live(n)) {
+        target = n;
+        break;
+      }
+    if (target.empty())
+      return to_caf(
+          make_error(errc::unknown_agent,
+                     "no reachable node knows federation " + st.cfg.agent_id));
+    auto rp = self->make_response_promise<std::string>();
+    with_remote(
+        self, target,
+        [=](const agent_actor& owner) mutable {
+          self->request(owner, std::chrono::seconds{5}, federation_atom::value,
+                        op, agent, arg)
+              .then(
+                  [=](std::string& bytes) mutable {
+                    if (auto state = federation::decode_state(bytes)) {
+                      auto& s = self->state;
+                      if (!s.fed || state->version() >= s.fed->version())
+                        s.fed = std::move(*state);
+                    }
+                    rp.deliver(bytes);
+                  },
+                  [=](caf::error& err) mutable {
+                    rp.deliver(err);
+                  });
+        },
+        [=](caf::error& err) mutable {
+          rp.deliver(err);
+        });
+    return rp;
+  }
+  auto next = apply_operation(*st.fed, op, agent, arg, st.clock->now().wall_us);
+  if (!next)
+    return to_caf(next.error_value());
+  if (op == "state" || next->version() == st.fed->version())
+    return federation::encode(*next);
+  auto bytes = write_state(self, std::move(*next));
+  if (!has_local_member(self)) {
+    // Nobody here belongs to it any more: stop holding (and receiving) it.
+    auto rp = self->make_response_promise<std::string>();
+    rp.deliver(bytes);
+    self->quit();
+    return rp;
+  }
+  return bytes;
+}
+
 agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                       std::string agent_id) {
   auto& st = self->state;
@@ -489,6 +699,10 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
     self->quit(to_caf(loaded.error_value()));
     return agent_actor::behavior_type::make_empty_behavior();
   }
+  st.hosted = is_federation_id(agent_id)
+                  ? memory_scope::collective(agent_id, {agent_id})
+                  : memory_scope::agent(agent_id);
+  reload_state(self);
   // An error answer to a request without its own handler must not end the
   // agent.
   self->set_error_handler([](caf::error&) {});
@@ -503,6 +717,30 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
   return {
       [=](learn_atom, engram_record& value) -> caf::result<engram_id> {
         auto& s = self->state;
+        if (s.is_federation()) {
+          // Collective memory: the writer's role decides.
+          if (value.scope.kind() != scope_kind::collective
+              || value.scope.id() != s.cfg.agent_id)
+            return to_caf(make_error(errc::invalid_scope,
+                                     "federation " + s.cfg.agent_id
+                                         + " holds only its Collective scope, "
+                                           "not "
+                                         + value.scope.to_string()));
+          if (!s.fed)
+            return to_caf(
+                make_error(errc::unavailable, "federation " + s.cfg.agent_id
+                                                  + " is not known here yet"));
+          if (auto ok = s.fed->check(value.origin.origin_agent,
+                                     federation::operation::write);
+              !ok)
+            return to_caf(ok.error_value());
+          if (is_state(value))
+            return to_caf(make_error(errc::invalid_argument,
+                                     "the key " + federation::state_key()
+                                         + " is reserved"));
+          value.scope = s.fed->shared_scope();
+          return write_here(self, std::move(value));
+        }
         if (value.scope.is_placeholder()
             && value.scope.kind() == scope_kind::agent)
           value.scope = memory_scope::agent(s.cfg.agent_id);
@@ -521,8 +759,29 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                        + value.scope.to_string()));
         return write_here(self, std::move(value));
       },
-      [=](query_atom, const query_filter& filter, level_code level) {
+      [=](query_atom, const query_filter& filter,
+          level_code level) -> caf::result<std::vector<memory_view>> {
+        if (self->state.is_federation())
+          return without_state(local_query(self, filter));
         return read(self, filter, level);
+      },
+      [=](query_atom, const query_filter& filter, level_code level,
+          const std::string& caller) -> caf::result<std::vector<memory_view>> {
+        auto& s = self->state;
+        if (!s.is_federation())
+          return read(self, filter, level);
+        if (!s.fed)
+          return to_caf(
+              make_error(errc::unavailable, "federation " + s.cfg.agent_id
+                                                + " is not known here yet"));
+        if (auto ok = s.fed->check(caller, federation::operation::read); !ok)
+          return to_caf(ok.error_value());
+        // Every member node holds the whole Collective memory.
+        return without_state(local_query(self, filter));
+      },
+      [=](federation_atom, const std::string& op, const std::string& agent,
+          const std::string& arg) {
+        return federation_op(self, op, agent, arg);
       },
       [=](forget_atom, const engram_id& id,
           std::string& reason) -> caf::result<engram_id> {
@@ -625,6 +884,7 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
           record(self, report->resolutions);
           push(self, report->resolutions);
         }
+        reload_state(self); // a federation's rules may have changed
         merge_summary summary;
         summary.applied = report->applied;
         summary.conflicts = std::move(report->conflicts);

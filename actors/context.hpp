@@ -7,6 +7,8 @@
 #include "actors/types.hpp"
 #include "persistence/store.hpp"
 
+#include <caf/actor_addr.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -208,6 +210,8 @@ struct node_context {
   std::shared_ptr<persistence::database> db;
   std::shared_ptr<directory> dir;
   std::shared_ptr<cluster_view> cluster;
+  /// The node actor (set once it is spawned, before any child).
+  caf::actor_addr node;
 
   /// The configuration of an agent hosted here.
   agent_config agent(const std::string& agent_id) const {
@@ -220,5 +224,11 @@ struct node_context {
 };
 
 using node_context_ptr = std::shared_ptr<const node_context>;
+
+/// Replicas named "fed-…" hold a federation's Collective memory; every
+/// other replica name is an agent id.
+inline bool is_federation_id(const std::string& id) {
+  return id.rfind("fed-", 0) == 0;
+}
 
 } // namespace engram::actors

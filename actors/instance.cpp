@@ -56,13 +56,27 @@ struct instance_state {
       return make_error(errc::invalid_scope,
                         "an instance of agent " + cfg.agent_id
                             + " cannot write " + scope.to_string());
-    if (scope.kind() == scope_kind::collective
-        || scope.kind() == scope_kind::universal)
+    if (scope.kind() == scope_kind::collective && !is_federation_id(scope.id()))
+      return make_error(errc::invalid_scope,
+                        "a Collective scope is a federation's: "
+                            + scope.to_string()
+                            + " names no federation (ids start with fed-)");
+    if (scope.kind() == scope_kind::universal)
       return make_error(errc::invalid_scope,
                         "not supported yet: " + scope.to_string()
-                            + " (Collective scope comes with federations, "
-                              "Universal with consensus)");
+                            + " (Universal scope comes with consensus)");
     return scope;
+  }
+
+  // The replica of a federation this node holds (once this node's agent
+  // joined it).
+  expected<agent_actor> federation(const std::string& fed_id) const {
+    if (is_federation_id(fed_id))
+      if (auto hdl = ctx->dir->agent(fed_id))
+        return *hdl;
+    return make_error(errc::unknown_agent,
+                      "agent " + cfg.agent_id + " has not joined federation "
+                          + fed_id + " on node " + ctx->config.node_id);
   }
 };
 
@@ -154,8 +168,20 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         if (!scope)
           return to_caf(scope.error_value());
         value.scope = std::move(*scope);
+        if (value.origin.origin_agent.empty()) {
+          value.origin.origin_agent = s.cfg.agent_id;
+          value.origin.origin_instance = s.instance_id;
+        }
         if (value.scope.kind() == scope_kind::instance)
           return commit(self, s.mem->put(std::move(value)));
+        if (value.scope.kind() == scope_kind::collective) {
+          // Written as this agent: the federation checks its role.
+          value.origin.origin_agent = s.cfg.agent_id;
+          auto owner = s.federation(value.scope.id());
+          if (!owner)
+            return to_caf(owner.error_value());
+          return self->delegate(*owner, learn_atom::value, std::move(value));
+        }
         return to_agent<engram_id>(self, learn_atom::value, std::move(value));
       },
       [=](query_atom,
@@ -165,6 +191,36 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](query_atom, const query_filter& filter,
           level_code level) -> caf::result<std::vector<memory_view>> {
         return query(self, filter, level);
+      },
+      [=](query_atom, const std::string& fed_id,
+          const query_filter& filter) -> caf::result<std::vector<memory_view>> {
+        auto& s = self->state;
+        auto owner = s.federation(fed_id);
+        if (!owner)
+          return to_caf(owner.error_value());
+        return self->delegate(*owner, query_atom::value, filter,
+                              configured_level, s.cfg.agent_id);
+      },
+      [=](federation_atom, const std::string& op, const std::string& fed_id,
+          const std::string& arg) -> caf::result<std::string> {
+        auto& s = self->state;
+        if (!is_federation_id(fed_id))
+          return to_caf(make_error(errc::invalid_argument,
+                                   "'" + fed_id + "' is no federation id"));
+        // Host the federation's replica on this node (it syncs with the
+        // other nodes holding it), then let it decide.
+        auto rp = self->make_response_promise<std::string>();
+        auto node = caf::actor_cast<node_actor>(s.ctx->node);
+        auto agent = s.cfg.agent_id;
+        self->request(node, std::chrono::seconds{5}, agent_atom::value, fed_id)
+            .then(
+                [=](agent_actor& owner) mutable {
+                  rp.delegate(owner, federation_atom::value, op, agent, arg);
+                },
+                [=](caf::error& err) mutable {
+                  rp.deliver(err);
+                });
+        return rp;
       },
       [=](forget_atom, const engram_id& id,
           std::string& reason) -> caf::result<engram_id> {

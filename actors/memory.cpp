@@ -1,8 +1,11 @@
 #include "actors/memory.hpp"
 
+#include "federation/codec.hpp"
+
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -77,6 +80,75 @@ expected<engram_id> memory::learn_scoped(engram_record value,
 
 expected<std::vector<memory_view>> memory::query(const query_filter& filter) {
   return blocking<std::vector<memory_view>>(query_atom::value, filter);
+}
+
+expected<federation::federation_state>
+memory::federation_call(const std::string& op, const std::string& fed_id,
+                        const std::string& arg) {
+  auto bytes = blocking<std::string>(federation_atom::value, op, fed_id, arg);
+  if (!bytes)
+    return bytes.error_value();
+  return federation::decode_state(*bytes);
+}
+
+expected<federation::federation_state>
+memory::create_federation(federation::federation_config cfg) {
+  auto& ms = cfg.initial_members;
+  ms.erase(std::remove(ms.begin(), ms.end(), agent_id_), ms.end());
+  ms.insert(ms.begin(), agent_id_);
+  auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  auto state
+      = federation::federation_state::create(cfg, static_cast<uint64_t>(now));
+  if (!state)
+    return state.error_value();
+  return federation_call("create", state->id(), federation::encode(*state));
+}
+
+expected<federation::federation_state>
+memory::join_federation(const std::string& fed_id,
+                        federation::agent_role role) {
+  return federation_call("join", fed_id, federation::to_string(role));
+}
+
+expected<federation::federation_state>
+memory::leave_federation(const std::string& fed_id) {
+  return federation_call("leave", fed_id, {});
+}
+
+expected<federation::federation_state>
+memory::federation_state(const std::string& fed_id) {
+  return federation_call("state", fed_id, {});
+}
+
+expected<federation::federation_state>
+memory::set_role(const std::string& fed_id, const std::string& agent,
+                 federation::agent_role role) {
+  return federation_call("set_role", fed_id,
+                         agent + ":" + federation::to_string(role));
+}
+
+expected<federation::federation_state>
+memory::remove_member(const std::string& fed_id, const std::string& agent) {
+  return federation_call("remove", fed_id, agent);
+}
+
+expected<federation::federation_state>
+memory::set_trust(const std::string& fed_id, federation::trust_model model) {
+  return federation_call("set_trust", fed_id, federation::encode_trust(model));
+}
+
+expected<engram_id> memory::learn_collective(const std::string& fed_id,
+                                             engram_record value) {
+  return learn_scoped(std::move(value),
+                      memory_scope::collective(fed_id, {agent_id_}));
+}
+
+expected<std::vector<memory_view>>
+memory::query_federation(const std::string& fed_id,
+                         const query_filter& filter) {
+  return blocking<std::vector<memory_view>>(query_atom::value, fed_id, filter);
 }
 
 expected<std::vector<memory_view>> memory::query(const query_filter& filter,

@@ -3,6 +3,7 @@
 #include "actors/api.hpp"
 #include "actors/context.hpp"
 #include "actors/types.hpp"
+#include "federation/membership.hpp"
 
 #include <caf/error.hpp>
 
@@ -36,6 +37,51 @@ public:
   ~memory();
 
   // -- blocking -------------------------------------------------------------
+
+  // Federations (the spec's "Agent Federation"): each call acts as this
+  // handle's agent, whose role the federation checks; the answer is the
+  // federation's state (members, roles, trust model) after the call.
+
+  /// Creates a federation led by this agent (put first among the initial
+  /// members); its Collective memory is held on this node.
+  expected<federation::federation_state>
+  create_federation(federation::federation_config cfg);
+
+  /// Joins a federation created elsewhere as Member or Observer (the
+  /// node starts holding its Collective memory and syncing it); an initial
+  /// member calls it on its own node to start receiving.
+  expected<federation::federation_state>
+  join_federation(const std::string& federation_id,
+                  federation::agent_role role = federation::agent_role::member);
+
+  /// Leaves: this node stops receiving the federation's memory once no
+  /// agent of it belongs to the federation.
+  expected<federation::federation_state>
+  leave_federation(const std::string& federation_id);
+
+  /// The federation's current state (members may read it).
+  expected<federation::federation_state>
+  federation_state(const std::string& federation_id);
+
+  /// Leader only: changes a member's role, removes a member, replaces the
+  /// trust model.
+  expected<federation::federation_state>
+  set_role(const std::string& federation_id, const std::string& agent,
+           federation::agent_role role);
+  expected<federation::federation_state>
+  remove_member(const std::string& federation_id, const std::string& agent);
+  expected<federation::federation_state>
+  set_trust(const std::string& federation_id, federation::trust_model model);
+
+  /// Learns `value` in the federation's Collective scope (Leader and Member
+  /// only): it syncs to every member on every node.
+  expected<engram_id> learn_collective(const std::string& federation_id,
+                                       engram_record value);
+
+  /// The federation's Collective memory (every member may read).
+  expected<std::vector<memory_view>>
+  query_federation(const std::string& federation_id,
+                   const query_filter& filter = {});
 
   /// Learns `value` in the scope the configuration's `default_scopes` name
   /// for its memory type; returns its id once stored durably.
@@ -119,6 +165,10 @@ private:
 
   template<class Result, class... Ts>
   expected<Result> blocking(Ts&&... xs);
+
+  expected<federation::federation_state>
+  federation_call(const std::string& op, const std::string& federation_id,
+                  const std::string& arg);
 
   caf::actor_system* sys_;
   std::shared_ptr<directory> dir_;

@@ -223,7 +223,8 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         auto agent = st.agents.find(frame.agent);
         if (agent == st.agents.end()) {
           if (!placed(st.ctx->config) || st.peers.count(frame.from_node) == 0
-              || !validate_id(frame.agent, "agent id"))
+              || !validate_id(frame.agent, "agent id")
+              || is_federation_id(frame.agent))
             return; // an agent not hosted here: nothing to sync
           host_agent(self, frame.agent);
           agent = st.agents.find(frame.agent);
@@ -387,6 +388,7 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   ctx->dir = std::make_shared<directory>();
   ctx->cluster = std::make_shared<cluster_view>();
   auto hdl = sys.spawn(node_impl, node_context_ptr{ctx});
+  ctx->node = hdl.address();
   return std::unique_ptr<node>{new node(sys, std::move(ctx), std::move(hdl))};
 }
 

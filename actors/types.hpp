@@ -52,6 +52,7 @@ using fail_atom = caf::atom_constant<caf::atom("fail")>;
 using store_atom = caf::atom_constant<caf::atom("store")>;
 using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
+using federation_atom = caf::atom_constant<caf::atom("federation")>;
 using find_atom = caf::atom_constant<caf::atom("find")>;
 
 /// A read's consistency level in a message: a `consistency_level`, or
@@ -100,6 +101,13 @@ using instance_actor = caf::typed_actor<
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,
     caf::replies_to<answer_atom, uint64_t, std::string>::with<engram_id>,
     caf::replies_to<pending_atom>::with<std::vector<pending_question>>,
+    // Federations, for this instance's agent: (operation, federation id,
+    // argument) → the federation's state (encoded); and a query of a
+    // federation's Collective memory.
+    caf::replies_to<federation_atom, std::string, std::string,
+                    std::string>::with<std::string>,
+    caf::replies_to<query_atom, std::string,
+                    query_filter>::with<std::vector<memory_view>>,
     caf::reacts_to<fail_atom>>;
 
 /// The owner of one node's replica of an agent's Agent-scope memory. With
@@ -112,6 +120,12 @@ using agent_actor = caf::typed_actor<
     caf::replies_to<store_atom, engram_record>::with<engram_id>,
     caf::replies_to<query_atom, query_filter,
                     level_code>::with<std::vector<memory_view>>,
+    // A read on behalf of agent `caller` (a federation checks its role).
+    caf::replies_to<query_atom, query_filter, level_code,
+                    std::string>::with<std::vector<memory_view>>,
+    // A federation's replica: (operation, agent, argument) → its state.
+    caf::replies_to<federation_atom, std::string, std::string,
+                    std::string>::with<std::string>,
     caf::replies_to<forget_atom, engram_id, std::string>::with<engram_id>,
     caf::replies_to<archive_atom, engram_id>::with<engram_id>,
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,

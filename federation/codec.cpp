@@ -45,7 +45,74 @@ std::map<std::string, double> get_levels(const Repeated& xs) {
   return result;
 }
 
+void to_proto(const trust_model& model, v1::TrustModel* t) {
+  std::visit(
+      [t](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, uniform_trust>) {
+          t->set_uniform(m.level);
+        } else if constexpr (std::is_same_v<T, per_agent_trust>) {
+          auto* p = t->mutable_per_agent();
+          put_levels(m.levels, p->mutable_levels());
+          p->set_fallback(m.fallback);
+        } else if constexpr (std::is_same_v<T, reputation_trust>) {
+          auto* r = t->mutable_reputation();
+          r->set_initial(m.initial);
+          r->set_decay(m.decay);
+          r->set_boost_on_verification(m.boost_on_verification);
+          r->set_penalty_on_contradiction(m.penalty_on_contradiction);
+        } else {
+          auto* x = t->mutable_transitive();
+          put_levels(m.direct_trust, x->mutable_direct_trust());
+          x->set_trust_decay_per_hop(m.trust_decay_per_hop);
+          x->set_max_hops(static_cast<uint32_t>(m.max_hops));
+        }
+      },
+      model);
+}
+
+expected<trust_model> checked(trust_model model) {
+  if (auto ok = validate(model); !ok)
+    return ok.error_value();
+  return model;
+}
+
+expected<trust_model> from_proto(const v1::TrustModel& t) {
+  switch (t.model_case()) {
+    case v1::TrustModel::kUniform: return checked(uniform_trust{t.uniform()});
+    case v1::TrustModel::kPerAgent:
+      return checked(per_agent_trust{get_levels(t.per_agent().levels()),
+                                     t.per_agent().fallback()});
+    case v1::TrustModel::kReputation: {
+      auto& r = t.reputation();
+      return checked(reputation_trust{r.initial(), r.decay(),
+                                      r.boost_on_verification(),
+                                      r.penalty_on_contradiction()});
+    }
+    case v1::TrustModel::kTransitive: {
+      auto& x = t.transitive();
+      return checked(transitive_trust{get_levels(x.direct_trust()),
+                                      x.trust_decay_per_hop(), x.max_hops()});
+    }
+    default: return make_error(errc::invalid_field, "no trust model");
+  }
+}
+
 } // namespace
+
+std::string encode_trust(const trust_model& model) {
+  v1::TrustModel msg;
+  to_proto(model, &msg);
+  return messages::serialize(msg);
+}
+
+expected<trust_model> decode_trust(std::string_view bytes) {
+  v1::TrustModel msg;
+  if (auto ok = messages::parse(bytes, msg, messages::limits{}, "TrustModel");
+      !ok)
+    return ok.error_value();
+  return from_proto(msg);
+}
 
 std::string encode(const federation_state& state) {
   v1::FederationState msg;
@@ -60,30 +127,7 @@ std::string encode(const federation_state& state) {
     x->set_joined_at_us(m.joined_at_us);
     x->set_trust_level(m.trust_level);
   }
-  auto* t = msg.mutable_trust();
-  std::visit(
-      [t](const auto& model) {
-        using T = std::decay_t<decltype(model)>;
-        if constexpr (std::is_same_v<T, uniform_trust>) {
-          t->set_uniform(model.level);
-        } else if constexpr (std::is_same_v<T, per_agent_trust>) {
-          auto* p = t->mutable_per_agent();
-          put_levels(model.levels, p->mutable_levels());
-          p->set_fallback(model.fallback);
-        } else if constexpr (std::is_same_v<T, reputation_trust>) {
-          auto* r = t->mutable_reputation();
-          r->set_initial(model.initial);
-          r->set_decay(model.decay);
-          r->set_boost_on_verification(model.boost_on_verification);
-          r->set_penalty_on_contradiction(model.penalty_on_contradiction);
-        } else {
-          auto* x = t->mutable_transitive();
-          put_levels(model.direct_trust, x->mutable_direct_trust());
-          x->set_trust_decay_per_hop(model.trust_decay_per_hop);
-          x->set_max_hops(static_cast<uint32_t>(model.max_hops));
-        }
-      },
-      state.trust());
+  to_proto(state.trust(), msg.mutable_trust());
   return messages::serialize(msg);
 }
 
@@ -101,32 +145,12 @@ expected<federation_state> decode_state(std::string_view bytes) {
     members.push_back(
         member_info{m.agent(), *role, m.joined_at_us(), m.trust_level()});
   }
-  trust_model trust;
-  auto& t = msg.trust();
-  switch (t.model_case()) {
-    case v1::TrustModel::kUniform: trust = uniform_trust{t.uniform()}; break;
-    case v1::TrustModel::kPerAgent:
-      trust = per_agent_trust{get_levels(t.per_agent().levels()),
-                              t.per_agent().fallback()};
-      break;
-    case v1::TrustModel::kReputation: {
-      auto& r = t.reputation();
-      trust
-          = reputation_trust{r.initial(), r.decay(), r.boost_on_verification(),
-                             r.penalty_on_contradiction()};
-      break;
-    }
-    case v1::TrustModel::kTransitive: {
-      auto& x = t.transitive();
-      trust = transitive_trust{get_levels(x.direct_trust()),
-                               x.trust_decay_per_hop(), x.max_hops()};
-      break;
-    }
-    default:
-      return make_error(errc::invalid_field, "FederationState: no trust model");
-  }
+  auto trust = from_proto(msg.trust());
+  if (!trust)
+    return make_error(trust.error_value().code,
+                      "FederationState: " + trust.error_value().message);
   return federation_state::restore(msg.id(), msg.name(), std::move(members),
-                                   std::move(trust), msg.version(),
+                                   std::move(*trust), msg.version(),
                                    msg.sync_interval_ms());
 }
 

@@ -17,6 +17,10 @@ std::string encode(const federation_state& state);
 /// what is wrong (unknown role, a trust value out of range, ...).
 expected<federation_state> decode_state(std::string_view bytes);
 
+/// A trust model's bytes (engram.v1.TrustModel), and back (checked).
+std::string encode_trust(const trust_model& model);
+expected<trust_model> decode_trust(std::string_view bytes);
+
 /// The key of the fact holding a federation's state in its Collective
 /// memory (reserved: queries do not show it).
 inline const std::string& state_key() {

@@ -1,0 +1,130 @@
+// Federations on nodes of one process: a leader, a member and an observer
+// on three nodes; Collective memory syncs to every member; roles are
+// enforced at every entry point (a refused operation changes nothing);
+// join and leave; a member that left stops receiving.
+
+#include "federation/membership.hpp"
+
+#include "fixture.hpp"
+
+using namespace engram;
+using namespace engram::test;
+using namespace std::chrono_literals;
+using federation::agent_role;
+
+namespace {
+
+struct federation_fixture : runtime_fixture {
+  std::vector<std::unique_ptr<actors::node>> nodes;
+
+  federation_fixture() {
+    for (auto id : {"n1", "n2", "n3"})
+      nodes.push_back(start(id));
+    for (size_t i = 0; i < 3; ++i)
+      for (size_t j = i + 1; j < 3; ++j)
+        actors::connect(*nodes[i], *nodes[j]);
+  }
+
+  size_t visible(actors::memory& m, const std::string& fed) {
+    auto views = m.query_federation(fed);
+    return views ? views->size() : 0;
+  }
+};
+
+bool denied(const expected<engram_id>& r) {
+  return !r && r.error_value().code == errc::permission_denied;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(federations)
+
+BOOST_FIXTURE_TEST_CASE(collective_memory_syncs_and_roles_are_enforced,
+                        federation_fixture) {
+  auto lead = ok(nodes[0]->open("lead", "main"));
+  auto ana = ok(nodes[1]->open("ana", "main"));
+  auto otto = ok(nodes[2]->open("otto", "main"));
+  federation::federation_config cfg;
+  cfg.name = "Project Alpha";
+  cfg.initial_members = {"ana"};
+  cfg.trust = federation::uniform_trust{0.8};
+  auto created = ok(lead.create_federation(cfg));
+  auto fed = created.id();
+  BOOST_CHECK_EQUAL(created.leader(), "lead");
+  // ana is an initial member: joining on her node starts the sync there;
+  // otto joins as an observer (his node learns the federation from n1).
+  BOOST_REQUIRE(eventually([&] {
+    return ana.join_federation(fed).has_value();
+  }));
+  auto joined = ok(otto.join_federation(fed, agent_role::observer));
+  BOOST_CHECK(joined.find("otto")->role == agent_role::observer);
+  // Leader and member write; everyone sees both.
+  ok(lead.learn_collective(fed, fact_of("deadline", "friday")));
+  ok(ana.learn_collective(fed, fact_of("owner", "ana")));
+  for (auto* m : {&lead, &ana, &otto})
+    BOOST_CHECK(eventually([&] {
+      return visible(*m, fed) == 2;
+    }));
+  auto views = ok(otto.query_federation(fed));
+  for (auto& v : views)
+    BOOST_CHECK(v.value.scope.kind() == scope_kind::collective);
+  // The observer cannot write: refused with a clear error, nothing stored
+  // anywhere.
+  auto refused = otto.learn_collective(fed, fact_of("sneaky", "x"));
+  BOOST_REQUIRE(denied(refused));
+  BOOST_CHECK(refused.error_value().message.find("observer")
+              != std::string::npos);
+  std::this_thread::sleep_for(200ms);
+  for (auto* m : {&lead, &ana, &otto})
+    BOOST_CHECK_EQUAL(visible(*m, fed), 2u);
+  // A member cannot change the rules; the leader can.
+  auto rule = ana.set_trust(fed, federation::uniform_trust{0.1});
+  BOOST_REQUIRE(!rule);
+  BOOST_CHECK(rule.error_value().code == errc::permission_denied);
+  ok(lead.set_role(fed, "otto", agent_role::member));
+  BOOST_REQUIRE(eventually([&] {
+    auto st = otto.federation_state(fed);
+    return st && st->find("otto")->role == agent_role::member;
+  }));
+  BOOST_REQUIRE(eventually([&] {
+    return otto.learn_collective(fed, fact_of("promoted", "yes")).has_value();
+  }));
+  BOOST_CHECK(eventually([&] {
+    return visible(lead, fed) == 3;
+  }));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_member_that_leaves_stops_receiving,
+                        federation_fixture) {
+  auto lead = ok(nodes[0]->open("lead", "main"));
+  auto ana = ok(nodes[1]->open("ana", "main"));
+  federation::federation_config cfg;
+  cfg.name = "Beta";
+  cfg.initial_members = {"ana"};
+  auto fed = ok(lead.create_federation(cfg)).id();
+  BOOST_REQUIRE(eventually([&] {
+    return ana.join_federation(fed).has_value();
+  }));
+  ok(lead.learn_collective(fed, fact_of("one", "1")));
+  BOOST_REQUIRE(eventually([&] {
+    return visible(ana, fed) == 1;
+  }));
+  auto left = ok(ana.leave_federation(fed));
+  BOOST_CHECK(left.find("ana") == nullptr);
+  // n2 no longer holds the federation: ana cannot read it, and what the
+  // leader learns next does not reach n2.
+  BOOST_REQUIRE(eventually([&] {
+    auto where = nodes[0]->locate(fed);
+    return where && *where == std::vector<std::string>{"n1"};
+  }));
+  ok(lead.learn_collective(fed, fact_of("two", "2")));
+  auto after = ana.query_federation(fed);
+  BOOST_REQUIRE(!after);
+  BOOST_CHECK(after.error_value().code == errc::unknown_agent);
+  // A non-member cannot write either.
+  auto eve = ok(nodes[2]->open("eve", "main"));
+  BOOST_CHECK(!eve.learn_collective(fed, fact_of("x", "y")));
+  BOOST_CHECK_EQUAL(visible(lead, fed), 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
