@@ -39,6 +39,9 @@ struct agent_state {
   memory_scope hosted;
   /// A federation's rules, from the state fact in its Collective memory.
   std::optional<federation::federation_state> fed;
+  /// This node's trust in the federation's members (its trust model, and
+  /// the reputations verifications and contradictions earned here).
+  federation::trust_book trust;
 
   bool is_federation() const { return hosted.kind() == scope_kind::collective; }
 
@@ -490,6 +493,17 @@ bool is_state(const engram_record& e) {
   return f != nullptr && f->key == federation::state_key();
 }
 
+// Takes a federation state as current; a new trust model starts a new book.
+void adopt_state(agent_ptr self, federation::federation_state next) {
+  auto& st = self->state;
+  bool same_model = st.fed
+                    && federation::encode_trust(st.fed->trust())
+                           == federation::encode_trust(next.trust());
+  if (!same_model)
+    st.trust = federation::trust_book{next.trust()};
+  st.fed = std::move(next);
+}
+
 // Reads the federation's state from the replica (newer versions win over a
 // view cached from a remote answer).
 void reload_state(agent_ptr self) {
@@ -501,7 +515,7 @@ void reload_state(agent_ptr self) {
     return;
   auto decoded = federation::decode_state(std::get<fact>(rec->body).value);
   if (decoded && (!st.fed || decoded->version() >= st.fed->version()))
-    st.fed = std::move(*decoded);
+    adopt_state(self, std::move(*decoded));
 }
 
 // Whether an agent hosted on this node still belongs to the federation.
@@ -533,7 +547,7 @@ std::string write_state(agent_ptr self, federation::federation_state next) {
                              + delta.error_value().to_string());
   record(self, *delta);
   push(self, *delta);
-  st.fed = std::move(next);
+  adopt_state(self, std::move(next));
   return bytes;
 }
 
@@ -651,7 +665,7 @@ caf::result<std::string> federation_op(agent_ptr self, const std::string& op,
                     if (auto state = federation::decode_state(bytes)) {
                       auto& s = self->state;
                       if (!s.fed || state->version() >= s.fed->version())
-                        s.fed = std::move(*state);
+                        adopt_state(self, std::move(*state));
                     }
                     rp.deliver(bytes);
                   },
@@ -663,6 +677,22 @@ caf::result<std::string> federation_op(agent_ptr self, const std::string& op,
           rp.deliver(err);
         });
     return rp;
+  }
+  if (op == "verify" || op == "contradict") {
+    // A member reports that `arg`'s memory proved right / wrong:
+    // Reputation trust follows (kept by this node).
+    if (auto ok = st.fed->check(agent, federation::operation::read); !ok)
+      return to_caf(ok.error_value());
+    if (st.fed->find(arg) == nullptr)
+      return to_caf(
+          make_error(errc::invalid_argument,
+                     arg + " is not a member of federation " + st.fed->name()));
+    auto now = st.clock->now().wall_us;
+    if (op == "verify")
+      st.trust.verified(arg, now);
+    else
+      st.trust.contradicted(arg, now);
+    return federation::encode(*st.fed);
   }
   auto next = apply_operation(*st.fed, op, agent, arg, st.clock->now().wall_us);
   if (!next)
@@ -776,8 +806,18 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                                 + " is not known here yet"));
         if (auto ok = s.fed->check(caller, federation::operation::read); !ok)
           return to_caf(ok.error_value());
-        // Every member node holds the whole Collective memory.
-        return without_state(local_query(self, filter));
+        // Every member node holds the whole Collective memory. What other
+        // members wrote reaches the caller as Reported{writer, trust}, its
+        // confidence scaled by the trust and the hop in its provenance.
+        auto views = without_state(local_query(self, filter));
+        auto now = s.clock->now().wall_us;
+        for (auto& v : views) {
+          auto& writer = v.value.origin.origin_agent;
+          if (!writer.empty() && writer != caller)
+            federation::apply_trust(v.value, writer,
+                                    s.trust.trust(writer, now));
+        }
+        return views;
       },
       [=](federation_atom, const std::string& op, const std::string& agent,
           const std::string& arg) {

@@ -139,6 +139,16 @@ memory::set_trust(const std::string& fed_id, federation::trust_model model) {
   return federation_call("set_trust", fed_id, federation::encode_trust(model));
 }
 
+expected<federation::federation_state>
+memory::verify_member(const std::string& fed_id, const std::string& agent) {
+  return federation_call("verify", fed_id, agent);
+}
+
+expected<federation::federation_state>
+memory::contradict_member(const std::string& fed_id, const std::string& agent) {
+  return federation_call("contradict", fed_id, agent);
+}
+
 expected<engram_id> memory::learn_collective(const std::string& fed_id,
                                              engram_record value) {
   return learn_scoped(std::move(value),

@@ -73,12 +73,23 @@ public:
   expected<federation::federation_state>
   set_trust(const std::string& federation_id, federation::trust_model model);
 
+  /// Reports that a member's memory proved right (verify) or wrong
+  /// (contradict): under a Reputation trust model its trust rises or falls
+  /// on this node.
+  expected<federation::federation_state>
+  verify_member(const std::string& federation_id, const std::string& agent);
+  expected<federation::federation_state>
+  contradict_member(const std::string& federation_id, const std::string& agent);
+
   /// Learns `value` in the federation's Collective scope (Leader and Member
   /// only): it syncs to every member on every node.
   expected<engram_id> learn_collective(const std::string& federation_id,
                                        engram_record value);
 
-  /// The federation's Collective memory (every member may read).
+  /// The federation's Collective memory (every member may read). What
+  /// other members wrote comes as Reported{writer, trust}, its confidence
+  /// multiplied by the federation's trust in the writer, with that hop in
+  /// its provenance.
   expected<std::vector<memory_view>>
   query_federation(const std::string& federation_id,
                    const query_filter& filter = {});

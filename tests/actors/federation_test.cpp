@@ -127,4 +127,55 @@ BOOST_FIXTURE_TEST_CASE(a_member_that_leaves_stops_receiving,
   BOOST_CHECK_EQUAL(visible(lead, fed), 2u);
 }
 
+BOOST_FIXTURE_TEST_CASE(trust_models_scale_what_other_members_report,
+                        federation_fixture) {
+  auto lead = ok(nodes[0]->open("lead", "main"));
+  auto ana = ok(nodes[1]->open("ana", "main"));
+  federation::federation_config cfg;
+  cfg.name = "Gamma";
+  cfg.initial_members = {"ana"};
+  cfg.trust = federation::per_agent_trust{{{"ana", 0.5}, {"lead", 1.0}}, 0.0};
+  auto fed = ok(lead.create_federation(cfg)).id();
+  BOOST_REQUIRE(eventually([&] {
+    return ana.join_federation(fed).has_value();
+  }));
+  auto claim = fact_of("eta", "tuesday");
+  claim.confidence = 0.9;
+  ok(ana.learn_collective(fed, claim));
+  auto read_by = [&](actors::memory& m) {
+    std::optional<memory_view> found;
+    eventually([&] {
+      auto views = m.query_federation(fed);
+      if (views && views->size() == 1)
+        found = views->front();
+      return found.has_value();
+    });
+    BOOST_REQUIRE(found);
+    return *found;
+  };
+  // The leader reads ana's claim as reported, at half confidence, with the
+  // hop in its provenance; ana reads her own as she wrote it.
+  auto at_lead = read_by(lead).value;
+  BOOST_CHECK(at_lead.epistemic == epistemic_status::reported("ana", 0.5));
+  BOOST_CHECK_CLOSE(at_lead.confidence, 0.45, 1e-9);
+  BOOST_CHECK_EQUAL(at_lead.origin.origin_agent, "ana");
+  BOOST_REQUIRE_EQUAL(at_lead.origin.hops.size(), 1u);
+  BOOST_CHECK_CLOSE(at_lead.origin.hops[0].trust, 0.5, 1e-9);
+  auto at_ana = read_by(ana).value;
+  BOOST_CHECK(at_ana.epistemic.kind == epistemic_kind::observed);
+  BOOST_CHECK_CLOSE(at_ana.confidence, 0.9, 1e-9);
+  // Reputation: verifications raise the trust in ana, contradictions lower
+  // it.
+  federation::reputation_trust rep;
+  rep.initial = 0.5;
+  rep.boost_on_verification = 0.2;
+  rep.penalty_on_contradiction = 0.4;
+  rep.decay = 0.0;
+  ok(lead.set_trust(fed, rep));
+  ok(lead.verify_member(fed, "ana"));
+  BOOST_CHECK_CLOSE(read_by(lead).value.confidence, 0.9 * 0.7, 1e-6);
+  ok(lead.contradict_member(fed, "ana"));
+  BOOST_CHECK_CLOSE(read_by(lead).value.confidence, 0.9 * 0.3, 1e-6);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
