@@ -551,6 +551,38 @@ std::string write_state(agent_ptr self, federation::federation_state next) {
   return bytes;
 }
 
+// Whether `agent` runs on this node or on a reachable peer.
+bool agent_live(agent_ptr self, const std::string& agent) {
+  auto& st = self->state;
+  if (st.ctx->dir->agent(agent))
+    return true;
+  for (auto& n : st.ctx->dir->hosts(agent))
+    if (st.ctx->cluster->live(n))
+      return true;
+  return false;
+}
+
+// Succession: when the leader's agent runs nowhere reachable, every node
+// computes the same successor (federation_state::successor); the node where
+// the successor runs writes the new state, which syncs to the others.
+void check_leader(agent_ptr self) {
+  auto& st = self->state;
+  if (!st.fed)
+    return;
+  auto live = [self](const std::string& a) {
+    return agent_live(self, a);
+  };
+  auto leader = st.fed->leader();
+  if (!leader.empty() && live(leader))
+    return;
+  auto next = st.fed->successor(live);
+  if (!next || !st.ctx->dir->agent(*next))
+    return; // not ours to write
+  auto state = *st.fed;
+  if (state.succeed(live))
+    write_state(self, std::move(state));
+}
+
 std::vector<memory_view> without_state(std::vector<memory_view> views) {
   views.erase(std::remove_if(views.begin(), views.end(),
                              [](const memory_view& v) {
@@ -733,6 +765,8 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                   ? memory_scope::collective(agent_id, {agent_id})
                   : memory_scope::agent(agent_id);
   reload_state(self);
+  if (st.is_federation())
+    self->delayed_send(self, std::chrono::milliseconds{500}, tick_atom::value);
   // An error answer to a request without its own handler must not end the
   // agent.
   self->set_error_handler([](caf::error&) {});
@@ -941,6 +975,11 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
           sessions.emplace_back(peer, hdl);
           self->monitor(hdl); // dropped when it ends (down handler)
         }
+      },
+      [=](tick_atom) {
+        check_leader(self);
+        self->delayed_send(self, std::chrono::milliseconds{500},
+                           tick_atom::value);
       },
       [=](fail_atom) {
         throw std::runtime_error("agent " + self->state.cfg.agent_id

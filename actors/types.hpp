@@ -139,7 +139,8 @@ using agent_actor = caf::typed_actor<
                     std::string>::with<replica_delta, causal_context>,
     caf::replies_to<merge_atom, replica_delta>::with<merge_summary>,
     caf::reacts_to<attach_atom, caf::actor, std::string>,
-    caf::reacts_to<fail_atom>>;
+    // A federation's replica checks its leader periodically (succession).
+    caf::reacts_to<tick_atom>, caf::reacts_to<fail_atom>>;
 
 /// One peer × one agent's memory: the spec's sync flow.
 using session_actor = caf::typed_actor<

@@ -178,4 +178,36 @@ BOOST_FIXTURE_TEST_CASE(trust_models_scale_what_other_members_report,
   BOOST_CHECK_CLOSE(read_by(lead).value.confidence, 0.9 * 0.3, 1e-6);
 }
 
+BOOST_FIXTURE_TEST_CASE(losing_the_leaders_node_hands_leadership_on,
+                        federation_fixture) {
+  auto lead = ok(nodes[0]->open("lead", "main"));
+  auto ana = ok(nodes[1]->open("ana", "main"));
+  auto ben = ok(nodes[2]->open("ben", "main"));
+  federation::federation_config cfg;
+  cfg.name = "Delta";
+  cfg.initial_members = {"ana", "ben"};
+  auto fed = ok(lead.create_federation(cfg)).id();
+  for (auto* m : {&ana, &ben})
+    BOOST_REQUIRE(eventually([&] {
+      return m->join_federation(fed).has_value();
+    }));
+  BOOST_REQUIRE(eventually([&] {
+    auto where = nodes[2]->locate("ana");
+    return where && !where->empty();
+  }));
+  nodes[0]->stop(); // the leader's node is lost
+  // ana and ben joined together: the succession rule picks "ana" (the
+  // smaller id) on every node, and ana's node writes it.
+  BOOST_REQUIRE(eventually([&] {
+    auto st = ben.federation_state(fed);
+    return st && st->leader() == "ana";
+  }));
+  ok(ana.set_role(fed, "ben", agent_role::observer));
+  BOOST_CHECK(eventually([&] {
+    auto st = ben.federation_state(fed);
+    return st && st->find("ben")->role == agent_role::observer;
+  }));
+  BOOST_CHECK(!ben.learn_collective(fed, fact_of("x", "y")));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
