@@ -4,6 +4,7 @@
 
 #include "actors/net.hpp"
 #include "apps/common/process.hpp"
+#include "federation/codec.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -823,6 +824,108 @@ BOOST_AUTO_TEST_CASE(a_partition_heals_and_all_replicas_converge,
     repaired += std::stoul(log.substr(v + 9));
   }
   BOOST_CHECK_GE(repaired, 20u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(federation_net)
+
+// A federation across three engramd processes: leader on n1, member on n2,
+// observer on n3. Collective memory syncs to all; the observer's write is
+// refused; killing the leader's node hands leadership to the member.
+BOOST_AUTO_TEST_CASE(a_federation_spans_processes_and_survives_its_leader) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  auto n3 = c.start("n3", {c.nodes[n1].port, c.nodes[n2].port});
+  auto lead = c.instance(n1, "lead", "main");
+  auto ana = c.instance(n2, "ana", "main");
+  auto otto = c.instance(n3, "otto", "main");
+  caf::scoped_actor self{c.sys};
+  auto call
+      = [&](const actors::instance_actor& inst, const std::string& op,
+            const std::string& fed,
+            const std::string& arg) -> expected<federation::federation_state> {
+    expected<federation::federation_state> result
+        = make_error(errc::timeout, "no answer");
+    self->request(inst, 10s, actors::federation_atom::value, op, fed, arg)
+        .receive(
+            [&](std::string& bytes) {
+              result = federation::decode_state(bytes);
+            },
+            [&](caf::error& err) {
+              result = actors::from_caf(err);
+            });
+    return result;
+  };
+  auto collective = [&](const actors::instance_actor& inst,
+                        const std::string& fed, const std::string& key) {
+    auto e = fact_of(key, "v");
+    e.scope = memory_scope::collective(fed, {"x"});
+    expected<engram_id> result = make_error(errc::timeout, "no answer");
+    self->request(inst, 10s, actors::learn_atom::value, e, true)
+        .receive(
+            [&](engram_id id) {
+              result = id;
+            },
+            [&](caf::error& err) {
+              result = actors::from_caf(err);
+            });
+    return result;
+  };
+  auto visible = [&](const actors::instance_actor& inst,
+                     const std::string& fed) {
+    size_t n = 0;
+    self->request(inst, 5s, actors::query_atom::value, fed, query_filter{})
+        .receive(
+            [&](std::vector<memory_view>& xs) {
+              n = xs.size();
+            },
+            [](caf::error&) {});
+    return n;
+  };
+  auto until = [&](auto pred) {
+    auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (!pred() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+    return pred();
+  };
+  federation::federation_config cfg;
+  cfg.name = "Research";
+  cfg.initial_members = {"lead", "ana"};
+  auto state = federation::federation_state::create(cfg, 1);
+  BOOST_REQUIRE(state);
+  auto fed = state->id();
+  BOOST_REQUIRE(call(lead, "create", fed, federation::encode(*state)));
+  BOOST_REQUIRE(until([&] {
+    return call(ana, "join", fed, "member").has_value();
+  }));
+  BOOST_REQUIRE(until([&] {
+    return call(otto, "join", fed, "observer").has_value();
+  }));
+  BOOST_REQUIRE(collective(lead, fed, "finding-1"));
+  BOOST_REQUIRE(collective(ana, fed, "finding-2"));
+  for (auto inst : {lead, ana, otto})
+    BOOST_CHECK(until([&] {
+      return visible(inst, fed) == 2;
+    }));
+  auto refused = collective(otto, fed, "sneaky");
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error_value().code == errc::permission_denied);
+  // The leader's node is killed: ana (the first member) takes over.
+  c.nodes[n1].proc.signal(SIGKILL);
+  BOOST_CHECK(c.nodes[n1].proc.wait(5s));
+  BOOST_CHECK(until([&] {
+    auto st = call(otto, "state", fed, "");
+    return st && st->leader() == "ana";
+  }));
+  BOOST_CHECK(call(ana, "set_role", fed, "otto:member"));
+  BOOST_CHECK(until([&] {
+    return collective(otto, fed, "now-allowed").has_value();
+  }));
+  BOOST_CHECK(until([&] {
+    return visible(ana, fed) == 3;
+  }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
