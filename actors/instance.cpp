@@ -168,10 +168,10 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         if (!scope)
           return to_caf(scope.error_value());
         value.scope = std::move(*scope);
-        if (value.origin.origin_agent.empty()) {
+        // Provenance: the agent that learned it (the instance is not
+        // recorded: plain facts keep their compact wire form).
+        if (value.origin.origin_agent.empty())
           value.origin.origin_agent = s.cfg.agent_id;
-          value.origin.origin_instance = s.instance_id;
-        }
         if (value.scope.kind() == scope_kind::instance)
           return commit(self, s.mem->put(std::move(value)));
         if (value.scope.kind() == scope_kind::collective) {

@@ -161,10 +161,12 @@ struct provenance_hop {
   std::string agent;
   double trust = 1.0;
   std::string transform;
+  /// Shared read-only: the receiver may not modify it (nor pass it on).
+  bool read_only = false;
 
   friend bool operator==(const provenance_hop& x, const provenance_hop& y) {
     return x.agent == y.agent && x.trust == y.trust
-           && x.transform == y.transform;
+           && x.transform == y.transform && x.read_only == y.read_only;
   }
 };
 

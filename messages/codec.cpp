@@ -226,6 +226,7 @@ void to_proto(const engram_record& in, v1::Engram& out) {
       if (hop.trust != 1.0)
         ph->set_trust(hop.trust);
       ph->set_transform(hop.transform);
+      ph->set_read_only(hop.read_only);
     }
   }
   put_ts(in.created, *out.mutable_created());
@@ -323,8 +324,9 @@ expected<engram_record> from_proto(const v1::Engram& in, const limits& bounds,
   out.origin.origin_agent = in.provenance().origin_agent();
   out.origin.origin_instance = in.provenance().origin_instance();
   for (auto& hop : in.provenance().hops())
-    out.origin.hops.push_back(provenance_hop{
-        hop.agent(), hop.has_trust() ? hop.trust() : 1.0, hop.transform()});
+    out.origin.hops.push_back(
+        provenance_hop{hop.agent(), hop.has_trust() ? hop.trust() : 1.0,
+                       hop.transform(), hop.read_only()});
   out.created = get_ts(in.created());
   out.updated = get_ts(in.updated());
   out.archived = in.archived();
