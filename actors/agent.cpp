@@ -6,6 +6,7 @@
 #include "actors/spawn.hpp"
 #include "core/query.hpp"
 #include "federation/codec.hpp"
+#include "federation/share.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/local_actor.hpp>
@@ -259,6 +260,14 @@ void with_remote(agent_ptr self, const std::string& node, F f, Fail fail) {
 // A write coordinated here: plan (fail fast when too few replicas are
 // reachable), write, commit.
 caf::result<engram_id> write_here(agent_ptr self, engram_record value) {
+  // Memories shared read-only with this agent are not modified.
+  auto id = value.id.empty() ? derive_id(value.scope, value.body) : value.id;
+  if (auto current = self->state.mem->get(id);
+      current && federation::is_read_only(*current))
+    return to_caf(make_error(errc::permission_denied,
+                             "engram " + id.to_string() + " was shared with "
+                                 + self->state.cfg.agent_id
+                                 + " read-only: it cannot be modified"));
   auto plan = plan_write(self, value);
   if (!plan)
     return to_caf(plan.error_value());
@@ -331,6 +340,11 @@ change(agent_ptr self, const engram_id& id, Make make_change,
            remotely) {
   auto& st = self->state;
   auto current = st.mem->get(id);
+  if (current && federation::is_read_only(*current))
+    return to_caf(make_error(errc::permission_denied,
+                             "engram " + id.to_string() + " was shared with "
+                                 + st.cfg.agent_id
+                                 + " read-only: it cannot be modified"));
   if (current || placing(self).everywhere()) {
     write_plan plan;
     if (current) {
@@ -383,10 +397,24 @@ change(agent_ptr self, const engram_id& id, Make make_change,
   return rp;
 }
 
+// Facts the runtime keeps in a memory for itself: a federation's state,
+// pending shares. Queries do not show them.
+bool reserved(const engram_record& e) {
+  auto* f = std::get_if<fact>(&e.body);
+  return f != nullptr && !f->key.empty() && f->key[0] == '_'
+         && (f->key == federation::state_key()
+             || f->key.rfind(federation::share_key_prefix(), 0) == 0);
+}
+
 std::vector<memory_view> local_query(agent_ptr self,
                                      const query_filter& filter) {
   std::vector<memory_view> result;
   select(*self->state.mem, filter, result);
+  result.erase(std::remove_if(result.begin(), result.end(),
+                              [](const memory_view& v) {
+                                return reserved(v.value);
+                              }),
+               result.end());
   finish(filter, result);
   return result;
 }
@@ -742,6 +770,101 @@ caf::result<std::string> federation_op(agent_ptr self, const std::string& op,
   return bytes;
 }
 
+// -- sharing ----------------------------------------------------------------
+
+engram_id pending_share_id(const std::string& agent,
+                           const std::string& share_id) {
+  return derive_id(memory_scope::agent(agent),
+                   fact{federation::share_key_prefix() + share_id, {}});
+}
+
+// Stores a change made here (no consistency wait: the agent's own memory).
+void commit_local(agent_ptr self, expected<replica_delta> delta) {
+  if (!delta)
+    return;
+  record(self, *delta);
+  push(self, *delta);
+}
+
+// A share offered to this agent: kept pending (durably, in its memory).
+caf::result<std::string> offer(agent_ptr self, const std::string& bytes) {
+  auto& st = self->state;
+  auto s = federation::decode_share(bytes);
+  if (!s)
+    return to_caf(s.error_value());
+  engram_record e;
+  e.type = memory_type::semantic;
+  e.scope = memory_scope::agent(st.cfg.agent_id);
+  e.body = fact{federation::share_key_prefix() + s->share_id, bytes};
+  e.origin.origin_agent = s->from;
+  commit_local(self, st.mem->put(std::move(e)));
+  return s->share_id;
+}
+
+std::vector<federation::share> pending_shares(agent_ptr self) {
+  std::vector<federation::share> result;
+  std::vector<memory_view> views;
+  select(*self->state.mem, query_filter{}, views);
+  for (auto& v : views) {
+    auto* f = std::get_if<fact>(&v.value.body);
+    if (f == nullptr || f->key.rfind(federation::share_key_prefix(), 0) != 0)
+      continue;
+    if (auto s = federation::decode_share(f->value))
+      result.push_back(std::move(*s));
+  }
+  return result;
+}
+
+caf::result<std::string> share_op(agent_ptr self, const std::string& op,
+                                  const std::string& from,
+                                  const std::string& arg) {
+  auto& st = self->state;
+  if (op == "list")
+    return federation::encode(pending_shares(self));
+  auto line = arg.find('\n');
+  auto share_id = arg.substr(0, line);
+  auto key = pending_share_id(st.cfg.agent_id, share_id);
+  auto pending = st.mem->get(key);
+  if (!pending || pending->tombstone)
+    return to_caf(make_error(errc::unknown_engram,
+                             "no pending share " + share_id + " for agent "
+                                 + st.cfg.agent_id));
+  auto s = federation::decode_share(std::get<fact>(pending->body).value);
+  if (!s)
+    return to_caf(s.error_value());
+  if (op == "decline") {
+    commit_local(self, st.mem->forget(key, "declined"));
+    return share_id;
+  }
+  if (op != "accept")
+    return to_caf(make_error(errc::invalid_argument,
+                             "unknown share operation '" + op + "'"));
+  if (!from.empty() && from != s->from)
+    return to_caf(
+        make_error(errc::invalid_argument, "share " + share_id + " comes from "
+                                               + s->from + ", not " + from));
+  double trust = 1.0;
+  try {
+    trust = line == std::string::npos ? 1.0 : std::stod(arg.substr(line + 1));
+  } catch (const std::exception&) {
+    return to_caf(make_error(errc::invalid_confidence,
+                             "bad trust level '" + arg.substr(line + 1) + "'"));
+  }
+  if (!(trust >= 0 && trust <= 1))
+    return to_caf(
+        make_error(errc::invalid_confidence, "trust level must be in [0, 1]"));
+  size_t n = 0;
+  for (auto& m : federation::accept(*s, st.cfg.agent_id, trust)) {
+    auto delta = st.mem->put(std::move(m));
+    if (!delta)
+      return to_caf(delta.error_value());
+    commit_local(self, std::move(delta));
+    ++n;
+  }
+  commit_local(self, st.mem->forget(key, "accepted"));
+  return std::to_string(n);
+}
+
 agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                       std::string agent_id) {
   auto& st = self->state;
@@ -854,8 +977,16 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
         return views;
       },
       [=](federation_atom, const std::string& op, const std::string& agent,
-          const std::string& arg) {
+          const std::string& arg) -> caf::result<std::string> {
+        if (!self->state.is_federation())
+          return share_op(self, op, agent, arg);
         return federation_op(self, op, agent, arg);
+      },
+      [=](share_atom, const std::string& bytes) -> caf::result<std::string> {
+        if (self->state.is_federation())
+          return to_caf(make_error(errc::invalid_argument,
+                                   "a federation takes no shares"));
+        return offer(self, bytes);
       },
       [=](forget_atom, const engram_id& id,
           std::string& reason) -> caf::result<engram_id> {

@@ -201,6 +201,27 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         return self->delegate(*owner, query_atom::value, filter,
                               configured_level, s.cfg.agent_id);
       },
+      [=](share_atom, const std::string& to,
+          const std::string& bytes) -> caf::result<std::string> {
+        // The recipient agent, wherever it runs (the cluster's directory).
+        auto& s = self->state;
+        auto rp = self->make_response_promise<std::string>();
+        auto node = caf::actor_cast<node_actor>(s.ctx->node);
+        self->request(node, std::chrono::seconds{5}, find_atom::value, to)
+            .then(
+                [=](agent_actor& recipient) mutable {
+                  rp.delegate(recipient, share_atom::value, bytes);
+                },
+                [=](caf::error& err) mutable {
+                  rp.deliver(err);
+                });
+        return rp;
+      },
+      [=](shares_atom, const std::string& op, const std::string& from,
+          const std::string& arg) -> caf::result<std::string> {
+        return to_agent<std::string>(self, federation_atom::value, op, from,
+                                     arg);
+      },
       [=](federation_atom, const std::string& op, const std::string& fed_id,
           const std::string& arg) -> caf::result<std::string> {
         auto& s = self->state;

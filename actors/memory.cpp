@@ -82,6 +82,75 @@ expected<std::vector<memory_view>> memory::query(const query_filter& filter) {
   return blocking<std::vector<memory_view>>(query_atom::value, filter);
 }
 
+namespace {
+
+expected<std::string> share_impl(const std::string& from, const std::string& to,
+                                 const std::vector<memory_view>& memories,
+                                 bool read_only,
+                                 const federation::memory_transform* t,
+                                 std::vector<engram_record>& records) {
+  for (auto& v : memories)
+    records.push_back(v.value);
+  auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  auto s = federation::make_share(from, to, std::move(records), read_only, t,
+                                  static_cast<uint64_t>(now));
+  if (!s)
+    return s.error_value();
+  return federation::encode(*s);
+}
+
+} // namespace
+
+expected<std::string> memory::share(const std::vector<memory_view>& memories,
+                                    const std::string& with, bool read_only) {
+  std::vector<engram_record> records;
+  auto bytes
+      = share_impl(agent_id_, with, memories, read_only, nullptr, records);
+  if (!bytes)
+    return bytes.error_value();
+  return blocking<std::string>(share_atom::value, with, *bytes);
+}
+
+expected<std::string> memory::share_transformed(
+    const std::vector<memory_view>& memories, const std::string& with,
+    const federation::memory_transform& transform, bool read_only) {
+  std::vector<engram_record> records;
+  auto bytes
+      = share_impl(agent_id_, with, memories, read_only, &transform, records);
+  if (!bytes)
+    return bytes.error_value();
+  return blocking<std::string>(share_atom::value, with, *bytes);
+}
+
+expected<std::vector<federation::share>> memory::pending_shares() {
+  auto bytes = blocking<std::string>(shares_atom::value, std::string{"list"},
+                                     std::string{}, std::string{});
+  if (!bytes)
+    return bytes.error_value();
+  return federation::decode_shares(*bytes);
+}
+
+expected<size_t> memory::accept_share(const std::string& from,
+                                      const std::string& share_id,
+                                      double trust_level) {
+  auto n
+      = blocking<std::string>(shares_atom::value, std::string{"accept"}, from,
+                              share_id + "\n" + std::to_string(trust_level));
+  if (!n)
+    return n.error_value();
+  return static_cast<size_t>(std::stoul(*n));
+}
+
+expected<void> memory::decline_share(const std::string& share_id) {
+  auto r = blocking<std::string>(shares_atom::value, std::string{"decline"},
+                                 std::string{}, share_id);
+  if (!r)
+    return r.error_value();
+  return {};
+}
+
 expected<federation::federation_state>
 memory::federation_call(const std::string& op, const std::string& fed_id,
                         const std::string& arg) {

@@ -4,6 +4,7 @@
 #include "actors/context.hpp"
 #include "actors/types.hpp"
 #include "federation/membership.hpp"
+#include "federation/share.hpp"
 
 #include <caf/error.hpp>
 
@@ -37,6 +38,33 @@ public:
   ~memory();
 
   // -- blocking -------------------------------------------------------------
+
+  // Explicit sharing (the spec's "Explicit Sharing").
+
+  /// Shares memories with agent `with` (on any node): pending there until
+  /// it accepts them. ReadOnly (the default): the receiver cannot modify
+  /// them nor pass them on. Returns the share id.
+  expected<std::string> share(const std::vector<memory_view>& memories,
+                              const std::string& with, bool read_only = true);
+
+  /// As `share`, after `transform` (e.g. federation::pii_redactor()) ran on
+  /// every memory *here*: what it removes never leaves this process.
+  expected<std::string> share_transformed(
+      const std::vector<memory_view>& memories, const std::string& with,
+      const federation::memory_transform& transform, bool read_only = true);
+
+  /// Shares offered to this agent and not yet accepted or declined.
+  expected<std::vector<federation::share>> pending_shares();
+
+  /// Accepts a pending share: its memories join this agent's memory as
+  /// Reported{from, trust_level}, confidence × trust_level, with the hop in
+  /// their provenance. Returns how many were stored.
+  expected<size_t> accept_share(const std::string& from,
+                                const std::string& share_id,
+                                double trust_level);
+
+  /// Declines a pending share (it is dropped).
+  expected<void> decline_share(const std::string& share_id);
 
   // Federations (the spec's "Agent Federation"): each call acts as this
   // handle's agent, whose role the federation checks; the answer is the

@@ -53,6 +53,8 @@ using store_atom = caf::atom_constant<caf::atom("store")>;
 using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
 using federation_atom = caf::atom_constant<caf::atom("federation")>;
+using share_atom = caf::atom_constant<caf::atom("share")>;
+using shares_atom = caf::atom_constant<caf::atom("shares")>;
 using find_atom = caf::atom_constant<caf::atom("find")>;
 
 /// A read's consistency level in a message: a `consistency_level`, or
@@ -108,6 +110,12 @@ using instance_actor = caf::typed_actor<
                     std::string>::with<std::string>,
     caf::replies_to<query_atom, std::string,
                     query_filter>::with<std::vector<memory_view>>,
+    // Sharing: (recipient agent, encoded share) → its share id; and the
+    // receiving side's operations on pending shares (operation, sender,
+    // argument): "list", "accept" (argument: id, newline, trust), "decline".
+    caf::replies_to<share_atom, std::string, std::string>::with<std::string>,
+    caf::replies_to<shares_atom, std::string, std::string,
+                    std::string>::with<std::string>,
     caf::reacts_to<fail_atom>>;
 
 /// The owner of one node's replica of an agent's Agent-scope memory. With
@@ -126,6 +134,8 @@ using agent_actor = caf::typed_actor<
     // A federation's replica: (operation, agent, argument) → its state.
     caf::replies_to<federation_atom, std::string, std::string,
                     std::string>::with<std::string>,
+    // A share offered to this agent (encoded) → its id, pending.
+    caf::replies_to<share_atom, std::string>::with<std::string>,
     caf::replies_to<forget_atom, engram_id, std::string>::with<engram_id>,
     caf::replies_to<archive_atom, engram_id>::with<engram_id>,
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,
