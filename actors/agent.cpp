@@ -15,6 +15,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <stdexcept>
 
@@ -43,6 +44,13 @@ struct agent_state {
   /// This node's trust in the federation's members (its trust model, and
   /// the reputations verifications and contradictions earned here).
   federation::trust_book trust;
+  /// Messages told to this agent, not yet read: (sender, text).
+  std::deque<std::pair<std::string, std::string>> inbox;
+  /// A federation's broadcasts waiting for members whose node is not
+  /// reachable now: per member, (sender, text), oldest first.
+  std::map<std::string, std::deque<std::pair<std::string, std::string>>>
+      undelivered;
+  uint64_t undelivered_dropped = 0;
 
   bool is_federation() const { return hosted.kind() == scope_kind::collective; }
 
@@ -865,6 +873,114 @@ caf::result<std::string> share_op(agent_ptr self, const std::string& op,
   return std::to_string(n);
 }
 
+// -- communication -----------------------------------------------------------
+
+/// Broadcasts queued per member beyond this are dropped (counted).
+constexpr size_t max_undelivered = 1000;
+
+// Tells `member` (running on this node or a reachable peer) `text` from
+// `from`; `done(true)` once it is in the member's inbox.
+void tell_member(agent_ptr self, const std::string& member,
+                 const std::string& from, const std::string& text,
+                 std::function<void(bool)> done) {
+  auto& st = self->state;
+  auto send = [=](const agent_actor& hdl) {
+    self->request(hdl, std::chrono::seconds{5}, tell_atom::value, from, text)
+        .then(
+            [=](bool) {
+              done(true);
+            },
+            [=](caf::error&) {
+              done(false);
+            });
+  };
+  if (auto local = st.ctx->dir->agent(member)) {
+    send(*local);
+    return;
+  }
+  for (auto& n : st.ctx->dir->hosts(member)) {
+    auto peer = st.ctx->cluster->peer(n);
+    if (!peer)
+      continue;
+    self->request(caf::actor_cast<node_actor>(*peer), std::chrono::seconds{5},
+                  agent_atom::value, member)
+        .then(
+            [=](agent_actor& hdl) {
+              send(hdl);
+            },
+            [=](caf::error&) {
+              done(false);
+            });
+    return;
+  }
+  done(false);
+}
+
+void queue_undelivered(agent_ptr self, const std::string& member,
+                       const std::string& from, const std::string& text) {
+  auto& q = self->state.undelivered[member];
+  if (q.size() >= max_undelivered) {
+    q.pop_front();
+    ++self->state.undelivered_dropped;
+  }
+  q.emplace_back(from, text);
+}
+
+// Retries queued broadcasts (federation tick).
+void retry_undelivered(agent_ptr self) {
+  auto& st = self->state;
+  for (auto& [member, queue] : st.undelivered) {
+    if (queue.empty() || !agent_live(self, member))
+      continue;
+    auto batch = std::move(queue);
+    queue.clear();
+    for (auto& [from, text] : batch) {
+      auto m = member;
+      auto f = from;
+      auto t = text;
+      tell_member(self, m, f, t, [self, m, f, t](bool ok) {
+        if (!ok)
+          queue_undelivered(self, m, f, t);
+      });
+    }
+  }
+}
+
+caf::result<uint64_t> broadcast(agent_ptr self, const std::string& from,
+                                const std::string& text) {
+  auto& st = self->state;
+  if (!st.is_federation())
+    return to_caf(make_error(errc::invalid_argument,
+                             "broadcast goes to a federation, not to agent "
+                                 + st.cfg.agent_id));
+  if (!st.fed)
+    return to_caf(
+        make_error(errc::unavailable,
+                   "federation " + st.cfg.agent_id + " is not known here yet"));
+  if (auto ok = st.fed->check(from, federation::operation::write); !ok)
+    return to_caf(ok.error_value());
+  std::vector<std::string> members;
+  for (auto& m : st.fed->members())
+    if (m.agent_id != from)
+      members.push_back(m.agent_id);
+  if (members.empty())
+    return uint64_t{0};
+  auto rp = self->make_response_promise<uint64_t>();
+  auto delivered = std::make_shared<uint64_t>(0);
+  auto waiting = std::make_shared<size_t>(members.size());
+  for (auto& m : members) {
+    tell_member(self, m, from, text, [=](bool ok) mutable {
+      if (ok)
+        ++*delivered;
+      else
+        queue_undelivered(self, m, from, text); // retried when back
+      if (--*waiting == 0)
+        rp.deliver(*delivered);
+    });
+  }
+  return rp;
+}
+
 agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                       std::string agent_id) {
   auto& st = self->state;
@@ -981,6 +1097,44 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
         if (!self->state.is_federation())
           return share_op(self, op, agent, arg);
         return federation_op(self, op, agent, arg);
+      },
+      [=](tell_atom, const std::string& from,
+          const std::string& text) -> caf::result<bool> {
+        auto& s = self->state;
+        if (s.is_federation())
+          return to_caf(make_error(errc::invalid_argument,
+                                   "tell an agent; a federation takes "
+                                   "broadcasts"));
+        if (s.inbox.size() >= s.cfg.inbox_capacity)
+          return to_caf(make_error(errc::limit_exceeded,
+                                   "the inbox of agent " + s.cfg.agent_id
+                                       + " is full ("
+                                       + std::to_string(s.cfg.inbox_capacity)
+                                       + " unread messages)"));
+        s.inbox.emplace_back(from, text);
+        return true;
+      },
+      [=](ask_atom, const std::string& from,
+          const std::string& question) -> caf::result<std::string> {
+        auto& s = self->state;
+        if (!s.cfg.on_ask)
+          return to_caf(make_error(errc::invalid_argument,
+                                   "agent " + s.cfg.agent_id
+                                       + " answers no questions (no on_ask "
+                                         "handler)"));
+        return s.cfg.on_ask(from, question);
+      },
+      [=](inbox_atom) {
+        std::vector<std::string> out;
+        for (auto& [from, text] : self->state.inbox) {
+          out.push_back(from);
+          out.push_back(text);
+        }
+        self->state.inbox.clear();
+        return out;
+      },
+      [=](broadcast_atom, const std::string& from, const std::string& text) {
+        return broadcast(self, from, text);
       },
       [=](share_atom, const std::string& bytes) -> caf::result<std::string> {
         if (self->state.is_federation())
@@ -1109,6 +1263,7 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       },
       [=](tick_atom) {
         check_leader(self);
+        retry_undelivered(self);
         self->delayed_send(self, std::chrono::milliseconds{500},
                            tick_atom::value);
       },

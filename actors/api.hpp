@@ -86,6 +86,15 @@ struct agent_config {
   /// conflict handler is configured as `escalate{handler}`; it runs in the
   /// agent actor.
   replica_config replication;
+  /// Answers `ask`s from other agents (run in the agent actor on the node
+  /// that receives the question; quick, no blocking). Without one, an ask
+  /// is refused with a clear error.
+  std::function<std::string(const std::string& from,
+                            const std::string& question)>
+      on_ask;
+  /// Messages `tell` and `broadcast` leave in the agent's inbox until read;
+  /// beyond this many, a tell is refused (the sender learns it).
+  size_t inbox_capacity = 10'000;
 };
 
 /// What merging a batch from a peer did (the agent actor's answer to its

@@ -217,6 +217,64 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
                 });
         return rp;
       },
+      [=](tell_atom, const std::string& to,
+          const std::string& text) -> caf::result<bool> {
+        auto& s = self->state;
+        auto rp = self->make_response_promise<bool>();
+        auto node = caf::actor_cast<node_actor>(s.ctx->node);
+        auto me = s.cfg.agent_id;
+        self->request(node, std::chrono::seconds{5}, find_atom::value, to)
+            .then(
+                [=](agent_actor& recipient) mutable {
+                  rp.delegate(recipient, tell_atom::value, me, text);
+                },
+                [=](caf::error& err) mutable {
+                  rp.deliver(err);
+                });
+        return rp;
+      },
+      [=](ask_atom, const std::string& to, const std::string& question,
+          uint64_t timeout_ms) -> caf::result<std::string> {
+        auto& s = self->state;
+        auto rp = self->make_response_promise<std::string>();
+        auto node = caf::actor_cast<node_actor>(s.ctx->node);
+        auto me = s.cfg.agent_id;
+        auto timeout = std::chrono::milliseconds{timeout_ms};
+        self->request(node, timeout, find_atom::value, to)
+            .then(
+                [=](agent_actor& recipient) mutable {
+                  self->request(recipient, timeout, ask_atom::value, me,
+                                question)
+                      .then(
+                          [=](std::string& answer) mutable {
+                            rp.deliver(answer);
+                          },
+                          [=](caf::error& err) mutable {
+                            auto e = from_caf(err);
+                            if (e.code == errc::timeout)
+                              e.message = "agent " + to
+                                          + " did not answer within "
+                                          + std::to_string(timeout_ms) + " ms";
+                            rp.deliver(to_caf(e));
+                          });
+                },
+                [=](caf::error& err) mutable {
+                  rp.deliver(err);
+                });
+        return rp;
+      },
+      [=](broadcast_atom, const std::string& fed_id,
+          const std::string& text) -> caf::result<uint64_t> {
+        auto& s = self->state;
+        auto owner = s.federation(fed_id);
+        if (!owner)
+          return to_caf(owner.error_value());
+        return self->delegate(*owner, broadcast_atom::value, s.cfg.agent_id,
+                              text);
+      },
+      [=](inbox_atom) -> caf::result<std::vector<std::string>> {
+        return to_agent<std::vector<std::string>>(self, inbox_atom::value);
+      },
       [=](shares_atom, const std::string& op, const std::string& from,
           const std::string& arg) -> caf::result<std::string> {
         return to_agent<std::string>(self, federation_atom::value, op, from,

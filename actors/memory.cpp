@@ -43,13 +43,18 @@ expected<instance_actor> memory::actor() const {
 
 template<class Result, class... Ts>
 expected<Result> memory::blocking(Ts&&... xs) {
+  return blocking_for<Result>(timeout_, std::forward<Ts>(xs)...);
+}
+
+template<class Result, class... Ts>
+expected<Result> memory::blocking_for(milliseconds timeout, Ts&&... xs) {
   for (int attempt = 0;; ++attempt) {
     auto inst = actor();
     if (!inst)
       return inst.error_value();
     expected<Result> result = make_error(errc::timeout, "no answer");
     (*self_)
-        ->request(*inst, timeout_, xs...)
+        ->request(*inst, timeout, xs...)
         .receive(
             [&](Result& r) {
               result = std::move(r);
@@ -102,6 +107,42 @@ expected<std::string> share_impl(const std::string& from, const std::string& to,
 }
 
 } // namespace
+
+expected<void> memory::tell(const std::string& recipient,
+                            const std::string& text) {
+  auto r = blocking<bool>(tell_atom::value, recipient, text);
+  if (!r)
+    return r.error_value();
+  return {};
+}
+
+expected<std::string> memory::ask(const std::string& recipient,
+                                  const std::string& question,
+                                  milliseconds timeout) {
+  // The instance answers (or times out) within `timeout`; the margin lets
+  // its clear timeout error arrive before this call's own deadline.
+  return blocking_for<std::string>(timeout + milliseconds{1000},
+                                   ask_atom::value, recipient, question,
+                                   static_cast<uint64_t>(timeout.count()));
+}
+
+expected<size_t> memory::broadcast(const std::string& fed_id,
+                                   const std::string& text) {
+  auto n = blocking<uint64_t>(broadcast_atom::value, fed_id, text);
+  if (!n)
+    return n.error_value();
+  return static_cast<size_t>(*n);
+}
+
+expected<std::vector<std::pair<std::string, std::string>>> memory::inbox() {
+  auto raw = blocking<std::vector<std::string>>(inbox_atom::value);
+  if (!raw)
+    return raw.error_value();
+  std::vector<std::pair<std::string, std::string>> result;
+  for (size_t i = 0; i + 1 < raw->size(); i += 2)
+    result.emplace_back((*raw)[i], (*raw)[i + 1]);
+  return result;
+}
 
 expected<std::string> memory::share(const std::vector<memory_view>& memories,
                                     const std::string& with, bool read_only) {

@@ -39,6 +39,26 @@ public:
 
   // -- blocking -------------------------------------------------------------
 
+  // Agent communication (the spec's "Agent Communication").
+
+  /// Leaves `text` in the inbox of agent `recipient` (on any node).
+  expected<void> tell(const std::string& recipient, const std::string& text);
+
+  /// Asks agent `recipient` (its `on_ask` handler answers); a timeout error
+  /// when no answer comes within `timeout`, never a hang.
+  expected<std::string> ask(const std::string& recipient,
+                            const std::string& question,
+                            milliseconds timeout = milliseconds{5000});
+
+  /// Tells every other member of a federation (Leader and Member only).
+  /// Returns how many were reached now; members whose node is unreachable
+  /// get it when they are back (queued on this node, bounded).
+  expected<size_t> broadcast(const std::string& federation_id,
+                             const std::string& text);
+
+  /// Reads and empties this agent's inbox: (sender, text), oldest first.
+  expected<std::vector<std::pair<std::string, std::string>>> inbox();
+
   // Explicit sharing (the spec's "Explicit Sharing").
 
   /// Shares memories with agent `with` (on any node): pending there until
@@ -204,6 +224,9 @@ private:
 
   template<class Result, class... Ts>
   expected<Result> blocking(Ts&&... xs);
+
+  template<class Result, class... Ts>
+  expected<Result> blocking_for(milliseconds timeout, Ts&&... xs);
 
   expected<federation::federation_state>
   federation_call(const std::string& op, const std::string& federation_id,

@@ -54,6 +54,10 @@ using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
 using federation_atom = caf::atom_constant<caf::atom("federation")>;
 using share_atom = caf::atom_constant<caf::atom("share")>;
+using tell_atom = caf::atom_constant<caf::atom("tell")>;
+using ask_atom = caf::atom_constant<caf::atom("ask")>;
+using broadcast_atom = caf::atom_constant<caf::atom("broadcast")>;
+using inbox_atom = caf::atom_constant<caf::atom("inbox")>;
 using shares_atom = caf::atom_constant<caf::atom("shares")>;
 using find_atom = caf::atom_constant<caf::atom("find")>;
 
@@ -116,6 +120,15 @@ using instance_actor = caf::typed_actor<
     caf::replies_to<share_atom, std::string, std::string>::with<std::string>,
     caf::replies_to<shares_atom, std::string, std::string,
                     std::string>::with<std::string>,
+    // Communication as this instance's agent: tell (recipient, text), ask
+    // (recipient, question, timeout in ms) → the answer, broadcast
+    // (federation, text) → members reached now; and reading (draining) the
+    // inbox: alternating sender, text.
+    caf::replies_to<tell_atom, std::string, std::string>::with<bool>,
+    caf::replies_to<ask_atom, std::string, std::string,
+                    uint64_t>::with<std::string>,
+    caf::replies_to<broadcast_atom, std::string, std::string>::with<uint64_t>,
+    caf::replies_to<inbox_atom>::with<std::vector<std::string>>,
     caf::reacts_to<fail_atom>>;
 
 /// The owner of one node's replica of an agent's Agent-scope memory. With
@@ -136,6 +149,13 @@ using agent_actor = caf::typed_actor<
                     std::string>::with<std::string>,
     // A share offered to this agent (encoded) → its id, pending.
     caf::replies_to<share_atom, std::string>::with<std::string>,
+    // Messages to this agent: tell (sender, text) into the inbox, ask
+    // (sender, question) → the agent's answer, reading the inbox; a
+    // federation broadcasts (sender, text) to its members.
+    caf::replies_to<tell_atom, std::string, std::string>::with<bool>,
+    caf::replies_to<ask_atom, std::string, std::string>::with<std::string>,
+    caf::replies_to<inbox_atom>::with<std::vector<std::string>>,
+    caf::replies_to<broadcast_atom, std::string, std::string>::with<uint64_t>,
     caf::replies_to<forget_atom, engram_id, std::string>::with<engram_id>,
     caf::replies_to<archive_atom, engram_id>::with<engram_id>,
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,

@@ -91,4 +91,10 @@ T ok(expected<T> x) {
   return std::move(*x);
 }
 
+/// Fails the test with the error of a failed operation.
+inline void ok(expected<void> x) {
+  if (!x)
+    BOOST_FAIL(x.error_value().to_string());
+}
+
 } // namespace engram::test

@@ -1,0 +1,184 @@
+// Agent communication on nodes of one process: tell leaves a message in the
+// recipient's inbox (on any node), ask gets the recipient's answer or a
+// timeout error (never a hang), broadcast tells every other member of a
+// federation, and a member whose node is down gets it when it is back.
+
+#include "federation/membership.hpp"
+
+#include "fixture.hpp"
+
+using namespace engram;
+using namespace engram::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+using inbox_t = std::vector<std::pair<std::string, std::string>>;
+
+// Configures `who` (on this node) to answer asks with `answer(question)`.
+template<class F>
+actors::node_config answering(actors::node_config c, std::string who,
+                              F answer) {
+  c.agent_defaults = [who, answer](const std::string& agent_id) {
+    actors::agent_config a;
+    if (agent_id == who)
+      a.on_ask = [answer](const std::string& from, const std::string& q) {
+        return answer(from, q);
+      };
+    return a;
+  };
+  return c;
+}
+
+inbox_t one(const std::string& from, const std::string& text) {
+  return inbox_t{{from, text}};
+}
+
+// Drains `m`'s inbox until it holds `n` messages (bounded).
+inbox_t read_inbox(actors::memory& m, size_t n) {
+  inbox_t all;
+  eventually([&] {
+    auto got = m.inbox();
+    if (got)
+      all.insert(all.end(), got->begin(), got->end());
+    return all.size() >= n;
+  });
+  return all;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(communication)
+
+BOOST_FIXTURE_TEST_CASE(tell_and_ask_reach_agents_on_other_nodes,
+                        runtime_fixture) {
+  auto n1 = start("n1");
+  auto n2 = start(answering(node_cfg("n2"), "oracle",
+                            [](const std::string& from, const std::string& q) {
+                              return from + " asked: " + q;
+                            }));
+  actors::connect(*n1, *n2);
+  auto alice = ok(n1->open("alice", "main"));
+  auto oracle = ok(n2->open("oracle", "main"));
+  auto mute = ok(n2->open("mute", "main"));
+  // The directory tells n1 where oracle runs.
+  BOOST_REQUIRE(eventually([&] {
+    return alice.tell("oracle", "hello").has_value();
+  }));
+  ok(alice.tell("oracle", "second"));
+  auto got = read_inbox(oracle, 2);
+  BOOST_REQUIRE_EQUAL(got.size(), 2u);
+  BOOST_CHECK(got[0]
+              == std::make_pair(std::string{"alice"}, std::string{"hello"}));
+  BOOST_CHECK(got[1]
+              == std::make_pair(std::string{"alice"}, std::string{"second"}));
+  BOOST_CHECK(ok(oracle.inbox()).empty()); // reading drains it
+  // Ask across nodes: the handler's answer comes back.
+  BOOST_CHECK_EQUAL(ok(alice.ask("oracle", "status?", 2000ms)),
+                    "alice asked: status?");
+  // An agent without a handler refuses at once, naming why.
+  auto refused = alice.ask("mute", "anyone?", 2000ms);
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error_value().code == errc::invalid_argument);
+  BOOST_CHECK(refused.error_value().message.find("answers no questions")
+              != std::string::npos);
+  // An unknown recipient is a clear error, not a hang.
+  auto nobody = alice.tell("nobody", "hi");
+  BOOST_REQUIRE(!nobody);
+  BOOST_CHECK(nobody.error_value().code == errc::unknown_agent);
+}
+
+BOOST_FIXTURE_TEST_CASE(ask_times_out_instead_of_hanging, runtime_fixture) {
+  auto n1 = start("n1");
+  auto n2 = start(answering(node_cfg("n2"), "sleepy",
+                            [](const std::string&, const std::string&) {
+                              std::this_thread::sleep_for(1500ms);
+                              return std::string{"too late"};
+                            }));
+  actors::connect(*n1, *n2);
+  auto alice = ok(n1->open("alice", "main"));
+  auto sleepy = ok(n2->open("sleepy", "main"));
+  BOOST_REQUIRE(eventually([&] {
+    return alice.tell("sleepy", "are you there").has_value();
+  }));
+  auto start_at = std::chrono::steady_clock::now();
+  auto late = alice.ask("sleepy", "quick?", 200ms);
+  auto took = std::chrono::steady_clock::now() - start_at;
+  BOOST_REQUIRE(!late);
+  BOOST_CHECK(late.error_value().code == errc::timeout);
+  BOOST_CHECK(late.error_value().message.find("did not answer within 200 ms")
+              != std::string::npos);
+  BOOST_CHECK(took < 1500ms); // the timeout, not the handler, decided
+  // With a long enough timeout the same question is answered.
+  BOOST_CHECK_EQUAL(ok(alice.ask("sleepy", "slow?", 4000ms)), "too late");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_full_inbox_refuses_tells, runtime_fixture) {
+  auto c = node_cfg("n1");
+  c.agent_defaults = [](const std::string&) {
+    actors::agent_config a;
+    a.inbox_capacity = 3;
+    return a;
+  };
+  auto n1 = start(std::move(c));
+  auto alice = ok(n1->open("alice", "main"));
+  auto bob = ok(n1->open("bob", "main"));
+  for (int i = 0; i < 3; ++i)
+    ok(alice.tell("bob", "m" + std::to_string(i)));
+  auto full = alice.tell("bob", "one too many");
+  BOOST_REQUIRE(!full);
+  BOOST_CHECK(full.error_value().code == errc::limit_exceeded);
+  BOOST_CHECK(full.error_value().message.find("inbox of agent bob is full")
+              != std::string::npos);
+  BOOST_CHECK_EQUAL(ok(bob.inbox()).size(), 3u); // nothing lost or replaced
+  ok(alice.tell("bob", "room again"));
+}
+
+BOOST_FIXTURE_TEST_CASE(broadcast_reaches_every_member_even_after_an_outage,
+                        runtime_fixture) {
+  auto n1 = start("n1");
+  auto n2 = start("n2");
+  auto n3 = start("n3");
+  actors::connect(*n1, *n2);
+  actors::connect(*n1, *n3);
+  actors::connect(*n2, *n3);
+  auto lead = ok(n1->open("lead", "main"));
+  auto ana = ok(n2->open("ana", "main"));
+  federation::federation_config cfg;
+  cfg.name = "Crew";
+  cfg.initial_members = {"ana", "otto"};
+  auto fed = ok(lead.create_federation(cfg)).id();
+  BOOST_REQUIRE(eventually([&] {
+    return ana.join_federation(fed).has_value();
+  }));
+  {
+    auto otto = ok(n3->open("otto", "main"));
+    BOOST_REQUIRE(eventually([&] {
+      return otto.join_federation(fed).has_value();
+    }));
+    BOOST_REQUIRE(eventually([&] {
+      auto n = lead.broadcast(fed, "standup at 9");
+      return n && *n == 2;
+    }));
+    BOOST_CHECK(read_inbox(otto, 1) == one("lead", "standup at 9"));
+  }
+  BOOST_CHECK(read_inbox(ana, 1) == one("lead", "standup at 9"));
+  // A non-member cannot broadcast.
+  auto eve = ok(n2->open("eve", "main"));
+  auto refused = eve.broadcast(fed, "spam");
+  BOOST_REQUIRE(!refused);
+  // otto's node goes down: lead gets ana's broadcast now, otto's waits on
+  // ana's node (bounded queue).
+  n3->stop();
+  n3.reset();
+  BOOST_CHECK_EQUAL(ok(ana.broadcast(fed, "moved to 10")), 1u);
+  BOOST_CHECK(read_inbox(lead, 1) == one("ana", "moved to 10"));
+  // otto's node comes back (same store): the queued broadcast arrives.
+  n3 = start("n3");
+  actors::connect(*n1, *n3);
+  actors::connect(*n2, *n3);
+  auto otto = ok(n3->open("otto", "main"));
+  BOOST_CHECK(read_inbox(otto, 1) == one("ana", "moved to 10"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
