@@ -529,6 +529,40 @@ bool is_state(const engram_record& e) {
   return f != nullptr && f->key == federation::state_key();
 }
 
+// Sets how the federation's replica settles contradictory beliefs, from its
+// rules: Escalate uses the handler the leader's agent registered, on the
+// leader's node; elsewhere (and without a handler) the conflict waits as a
+// pending question until the leader's resolution syncs in.
+void configure_conflicts(agent_ptr self) {
+  auto& st = self->state;
+  if (!st.fed)
+    return;
+  auto res = st.mem->config().resolution;
+  switch (st.fed->belief_conflicts()) {
+    case federation::belief_policy::fork:
+      res.belief_conflict = fork_versions{true};
+      break;
+    case federation::belief_policy::ask_user:
+      res.belief_conflict = escalate{};
+      break;
+    case federation::belief_policy::escalate: {
+      escalate esc;
+      auto leader = st.fed->leader();
+      if (!leader.empty() && st.ctx->dir->agent(leader))
+        esc.handler = st.ctx->agent(leader).federation_conflicts;
+      res.belief_conflict = std::move(esc);
+      break;
+    }
+    case federation::belief_policy::take_newest:
+      res.belief_conflict = take_newest{};
+      break;
+    case federation::belief_policy::take_highest_confidence:
+      res.belief_conflict = take_highest_confidence{};
+      break;
+  }
+  st.mem->set_resolution(std::move(res));
+}
+
 // Takes a federation state as current; a new trust model starts a new book.
 void adopt_state(agent_ptr self, federation::federation_state next) {
   auto& st = self->state;
@@ -538,6 +572,7 @@ void adopt_state(agent_ptr self, federation::federation_state next) {
   if (!same_model)
     st.trust = federation::trust_book{next.trust()};
   st.fed = std::move(next);
+  configure_conflicts(self);
 }
 
 // Reads the federation's state from the replica (newer versions win over a
@@ -667,6 +702,11 @@ apply_operation(const federation::federation_state& current,
     if (!model)
       return model.error_value();
     ok = next.set_trust(agent, std::move(*model));
+  } else if (op == "set_conflicts") {
+    auto policy = federation::parse_belief_policy(arg);
+    if (!policy)
+      return policy.error_value();
+    ok = next.set_belief_conflicts(agent, *policy);
   } else if (op == "state") {
     if (auto allowed = current.check(agent, federation::operation::read);
         !allowed)
@@ -871,6 +911,22 @@ caf::result<std::string> share_op(agent_ptr self, const std::string& op,
   }
   commit_local(self, st.mem->forget(key, "accepted"));
   return std::to_string(n);
+}
+
+// -- conflicts ---------------------------------------------------------------
+
+// Answers a pending question; the resolution is a write that syncs.
+caf::result<engram_id> answer_question(agent_ptr self, uint64_t conflict_id,
+                                       const std::string& option) {
+  auto& mem = *self->state.mem;
+  auto delta = mem.answer(conflict_id, option);
+  write_plan plan;
+  if (delta && !delta->entries.empty()
+      && !delta->entries.front().versions.empty())
+    if (auto planned
+        = plan_write(self, delta->entries.front().versions.front().value))
+      plan = std::move(*planned);
+  return commit(self, std::move(delta), std::move(plan));
 }
 
 // -- communication -----------------------------------------------------------
@@ -1167,18 +1223,40 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       },
       [=](answer_atom, uint64_t conflict_id,
           const std::string& option) -> caf::result<engram_id> {
-        auto& mem = *self->state.mem;
-        auto delta = mem.answer(conflict_id, option);
-        write_plan plan;
-        if (delta && !delta->entries.empty()
-            && !delta->entries.front().versions.empty())
-          if (auto planned
-              = plan_write(self, delta->entries.front().versions.front().value))
-            plan = std::move(*planned);
-        return commit(self, std::move(delta), std::move(plan));
+        return answer_question(self, conflict_id, option);
       },
       [=](pending_atom) {
         return self->state.mem->pending_questions();
+      },
+      [=](answer_atom, const std::string& who, uint64_t conflict_id,
+          const std::string& option) -> caf::result<engram_id> {
+        // A member answers a question about the federation's memory:
+        // under Escalate only the leader decides, under AskUser any writer.
+        auto& s = self->state;
+        if (!s.is_federation() || !s.fed)
+          return to_caf(
+              make_error(errc::unavailable, "federation " + s.cfg.agent_id
+                                                + " is not known here yet"));
+        auto needed
+            = s.fed->belief_conflicts() == federation::belief_policy::escalate
+                  ? federation::operation::change_rules
+                  : federation::operation::write;
+        if (auto ok = s.fed->check(who, needed); !ok)
+          return to_caf(ok.error_value());
+        return answer_question(self, conflict_id, option);
+      },
+      [=](pending_atom, const std::string& who)
+          -> caf::result<std::vector<pending_question>> {
+        auto& s = self->state;
+        if (s.is_federation()) {
+          if (!s.fed)
+            return to_caf(
+                make_error(errc::unavailable, "federation " + s.cfg.agent_id
+                                                  + " is not known here yet"));
+          if (auto ok = s.fed->check(who, federation::operation::read); !ok)
+            return to_caf(ok.error_value());
+        }
+        return s.mem->pending_questions();
       },
       [=](sync_atom, const sync_config& cfg) -> caf::result<sync_result> {
         auto& sessions = self->state.sessions;
@@ -1263,6 +1341,7 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       },
       [=](tick_atom) {
         check_leader(self);
+        configure_conflicts(self);
         retry_undelivered(self);
         self->delayed_send(self, std::chrono::milliseconds{500},
                            tick_atom::value);

@@ -92,6 +92,11 @@ struct agent_config {
   std::function<std::string(const std::string& from,
                             const std::string& question)>
       on_ask;
+  /// Decides the belief conflicts of federations this agent leads when
+  /// their policy is Escalate (called on the leader's node, in the
+  /// federation's actor; its resolution syncs to every member). Without
+  /// `on_conflict`, the conflict waits for the leader's answer.
+  conflict_handler federation_conflicts;
   /// Messages `tell` and `broadcast` leave in the agent's inbox until read;
   /// beyond this many, a tell is refused (the sender learns it).
   size_t inbox_capacity = 10'000;

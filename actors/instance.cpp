@@ -337,6 +337,23 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         return to_agent<std::vector<pending_question>>(self,
                                                        pending_atom::value);
       },
+      [=](pending_atom, const std::string& fed_id)
+          -> caf::result<std::vector<pending_question>> {
+        auto& s = self->state;
+        auto owner = s.federation(fed_id);
+        if (!owner)
+          return to_caf(owner.error_value());
+        return self->delegate(*owner, pending_atom::value, s.cfg.agent_id);
+      },
+      [=](answer_atom, const std::string& fed_id, uint64_t conflict_id,
+          const std::string& option) -> caf::result<engram_id> {
+        auto& s = self->state;
+        auto owner = s.federation(fed_id);
+        if (!owner)
+          return to_caf(owner.error_value());
+        return self->delegate(*owner, answer_atom::value, s.cfg.agent_id,
+                              conflict_id, option);
+      },
       [=](fail_atom) {
         throw std::runtime_error("instance " + self->state.instance_id
                                  + ": injected fault");

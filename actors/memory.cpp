@@ -298,4 +298,22 @@ expected<engram_id> memory::answer(uint64_t conflict_id,
   return blocking<engram_id>(answer_atom::value, conflict_id, option);
 }
 
+expected<std::vector<pending_question>>
+memory::pending(const std::string& fed_id) {
+  return blocking<std::vector<pending_question>>(pending_atom::value, fed_id);
+}
+
+expected<engram_id> memory::answer(const std::string& fed_id,
+                                   uint64_t conflict_id,
+                                   const std::string& option) {
+  return blocking<engram_id>(answer_atom::value, fed_id, conflict_id, option);
+}
+
+expected<federation::federation_state>
+memory::set_belief_conflicts(const std::string& fed_id,
+                             federation::belief_policy policy) {
+  return federation_call("set_conflicts", fed_id,
+                         federation::to_string(policy));
+}
+
 } // namespace engram::actors

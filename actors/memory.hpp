@@ -120,6 +120,10 @@ public:
   remove_member(const std::string& federation_id, const std::string& agent);
   expected<federation::federation_state>
   set_trust(const std::string& federation_id, federation::trust_model model);
+  /// Leader only: how contradictory beliefs of members are settled.
+  expected<federation::federation_state>
+  set_belief_conflicts(const std::string& federation_id,
+                       federation::belief_policy policy);
 
   /// Reports that a member's memory proved right (verify) or wrong
   /// (contradict): under a Reputation trust model its trust rises or falls
@@ -169,6 +173,14 @@ public:
   /// Conflicts waiting for an answer, and answering one with an option.
   expected<std::vector<pending_question>> pending();
   expected<engram_id> answer(uint64_t conflict_id, const std::string& option);
+
+  /// A federation's conflicts waiting for an answer (any member), and
+  /// answering one: under AskUser a Leader or Member, under Escalate the
+  /// Leader. The resolution syncs to every member.
+  expected<std::vector<pending_question>>
+  pending(const std::string& federation_id);
+  expected<engram_id> answer(const std::string& federation_id,
+                             uint64_t conflict_id, const std::string& option);
 
   // -- asynchronous (from inside an actor) ----------------------------------
 

@@ -107,6 +107,12 @@ using instance_actor = caf::typed_actor<
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,
     caf::replies_to<answer_atom, uint64_t, std::string>::with<engram_id>,
     caf::replies_to<pending_atom>::with<std::vector<pending_question>>,
+    // As agent `who` (a federation checks its role): the pending questions;
+    // answering one.
+    caf::replies_to<pending_atom,
+                    std::string>::with<std::vector<pending_question>>,
+    caf::replies_to<answer_atom, std::string, uint64_t,
+                    std::string>::with<engram_id>,
     // Federations, for this instance's agent: (operation, federation id,
     // argument) → the federation's state (encoded); and a query of a
     // federation's Collective memory.
@@ -161,6 +167,12 @@ using agent_actor = caf::typed_actor<
     caf::replies_to<sync_atom, sync_config>::with<sync_result>,
     caf::replies_to<answer_atom, uint64_t, std::string>::with<engram_id>,
     caf::replies_to<pending_atom>::with<std::vector<pending_question>>,
+    // As agent `who` (a federation checks its role): the pending questions;
+    // answering one.
+    caf::replies_to<pending_atom,
+                    std::string>::with<std::vector<pending_question>>,
+    caf::replies_to<answer_atom, std::string, uint64_t,
+                    std::string>::with<engram_id>,
     // Sessions' side (per peer node; "" for everything held here): digest
     // of what both hold, what the peer misses of its share, merging a
     // peer's batch.

@@ -262,6 +262,13 @@ public:
 
   const replica_config& config() const noexcept { return config_; }
 
+  /// Changes how conflicts detected from now on are resolved (e.g. a
+  /// federation's rules changed). Conflicts already pending or forked stay
+  /// as they are until answered or superseded.
+  void set_resolution(conflict_resolution_config resolution) {
+    config_.resolution = std::move(resolution);
+  }
+
   hybrid_logical_clock& clock_source() noexcept { return *clock_; }
 
 private:

@@ -120,6 +120,8 @@ std::string encode(const federation_state& state) {
   msg.set_name(state.name());
   msg.set_version(state.version());
   msg.set_sync_interval_ms(state.sync_interval_ms());
+  msg.set_belief_conflicts(
+      static_cast<v1::BeliefPolicy>(state.belief_conflicts()));
   for (auto& m : state.members()) {
     auto* x = msg.add_members();
     x->set_agent(m.agent_id);
@@ -149,9 +151,10 @@ expected<federation_state> decode_state(std::string_view bytes) {
   if (!trust)
     return make_error(trust.error_value().code,
                       "FederationState: " + trust.error_value().message);
-  return federation_state::restore(msg.id(), msg.name(), std::move(members),
-                                   std::move(*trust), msg.version(),
-                                   msg.sync_interval_ms());
+  return federation_state::restore(
+      msg.id(), msg.name(), std::move(members), std::move(*trust),
+      msg.version(), msg.sync_interval_ms(),
+      static_cast<belief_policy>(msg.belief_conflicts()));
 }
 
 } // namespace engram::federation

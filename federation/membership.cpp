@@ -4,12 +4,16 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 
 namespace engram::federation {
 
 namespace {
 
 const char* const role_names[] = {"leader", "member", "observer"};
+
+const char* const policy_names[] = {"fork", "escalate", "ask_user",
+                                    "take_newest", "take_highest_confidence"};
 
 std::string may_do(agent_role role) {
   switch (role) {
@@ -44,6 +48,20 @@ expected<agent_role> parse_role(const std::string& text) {
                         + "' (known: leader, member, observer)");
 }
 
+const char* to_string(belief_policy policy) noexcept {
+  return policy_names[static_cast<size_t>(policy)];
+}
+
+expected<belief_policy> parse_belief_policy(const std::string& text) {
+  for (size_t i = 0; i < std::size(policy_names); ++i)
+    if (text == policy_names[i])
+      return static_cast<belief_policy>(i);
+  return make_error(errc::invalid_argument,
+                    "unknown belief conflict policy '" + text
+                        + "' (known: fork, escalate, ask_user, take_newest, "
+                          "take_highest_confidence)");
+}
+
 expected<federation_state>
 federation_state::create(const federation_config& cfg, uint64_t now_us) {
   if (cfg.name.empty())
@@ -75,13 +93,19 @@ federation_state::create(const federation_config& cfg, uint64_t now_us) {
   }
   result.scope_ = memory_scope::collective(result.id_, cfg.initial_members);
   result.sync_interval_ms_ = cfg.sync_interval_ms;
+  result.belief_ = cfg.belief_conflicts;
   return result;
 }
 
 expected<federation_state>
 federation_state::restore(std::string id, std::string name,
                           std::vector<member_info> members, trust_model trust,
-                          uint64_t version, uint64_t sync_interval_ms) {
+                          uint64_t version, uint64_t sync_interval_ms,
+                          belief_policy belief_conflicts) {
+  if (static_cast<size_t>(belief_conflicts) >= std::size(policy_names))
+    return make_error(errc::invalid_field,
+                      "federation " + id + ": unknown belief conflict policy "
+                          + std::to_string(static_cast<int>(belief_conflicts)));
   if (id.rfind("fed-", 0) != 0)
     return make_error(errc::invalid_field,
                       "federation id '" + id + "' does not start with fed-");
@@ -111,6 +135,7 @@ federation_state::restore(std::string id, std::string name,
   result.trust_ = std::move(trust);
   result.version_ = version;
   result.sync_interval_ms_ = sync_interval_ms;
+  result.belief_ = belief_conflicts;
   result.scope_ = memory_scope::collective(result.id_, ids);
   return result;
 }
@@ -231,6 +256,17 @@ expected<void> federation_state::set_trust(const std::string& by,
   if (auto ok = validate(model); !ok)
     return ok;
   trust_ = std::move(model);
+  ++version_;
+  return {};
+}
+
+expected<void> federation_state::set_belief_conflicts(const std::string& by,
+                                                      belief_policy policy) {
+  if (auto ok = check(by, operation::change_rules); !ok)
+    return ok;
+  if (static_cast<size_t>(policy) >= std::size(policy_names))
+    return make_error(errc::invalid_argument, "unknown belief conflict policy");
+  belief_ = policy;
   ++version_;
   return {};
 }

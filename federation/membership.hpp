@@ -38,6 +38,29 @@ struct member_info {
   double trust_level = 1.0;
 };
 
+/// How a federation's Collective memory settles contradictory beliefs (a
+/// BeliefConflict between members). Part of the federation's rules: the
+/// same on every node.
+enum class belief_policy : uint8_t {
+  /// Fork{mark_contested}: both beliefs stay, marked contested, each with
+  /// its source.
+  fork,
+  /// Escalate: the conflict handler registered by the leader's agent (on
+  /// the leader's node) decides; until its resolution syncs, the conflict
+  /// is pending everywhere. Without a handler, the leader is asked.
+  escalate,
+  /// AskUser: a pending question on every node; the first answer by a
+  /// Leader or Member resolves it and syncs.
+  ask_user,
+  take_newest,
+  take_highest_confidence,
+};
+
+/// "fork", "escalate", "ask_user", "take_newest", "take_highest_confidence".
+const char* to_string(belief_policy policy) noexcept;
+
+expected<belief_policy> parse_belief_policy(const std::string& text);
+
 /// What an agent asks to do in a federation.
 enum class operation : uint8_t {
   read,
@@ -54,6 +77,8 @@ struct federation_config {
   trust_model trust = uniform_trust{};
   /// Collective sync interval (ms; 0: the node's anti-entropy interval).
   uint64_t sync_interval_ms = 0;
+  /// How contradictory beliefs of members are settled.
+  belief_policy belief_conflicts = belief_policy::fork;
 };
 
 /// A federation's state: id, shared Collective scope, members and rules.
@@ -68,16 +93,17 @@ public:
 
   /// Rebuilds a state read back from storage or the wire (checked: ids,
   /// one leader at most, trust values).
-  static expected<federation_state> restore(std::string id, std::string name,
-                                            std::vector<member_info> members,
-                                            trust_model trust, uint64_t version,
-                                            uint64_t sync_interval_ms);
+  static expected<federation_state>
+  restore(std::string id, std::string name, std::vector<member_info> members,
+          trust_model trust, uint64_t version, uint64_t sync_interval_ms,
+          belief_policy belief_conflicts = belief_policy::fork);
 
   const std::string& id() const noexcept { return id_; }
   uint64_t sync_interval_ms() const noexcept { return sync_interval_ms_; }
   const std::string& name() const noexcept { return name_; }
   const memory_scope& shared_scope() const noexcept { return scope_; }
   const trust_model& trust() const noexcept { return trust_; }
+  belief_policy belief_conflicts() const noexcept { return belief_; }
   const std::vector<member_info>& members() const noexcept { return members_; }
   uint64_t version() const noexcept { return version_; }
 
@@ -110,6 +136,10 @@ public:
   /// Leader only: replaces the trust model.
   expected<void> set_trust(const std::string& by, trust_model model);
 
+  /// Leader only: changes how contradictory beliefs are settled.
+  expected<void> set_belief_conflicts(const std::string& by,
+                                      belief_policy policy);
+
   /// The succession rule: the live Member that joined first (ties by agent
   /// id); Observers only when no Member is live. Nullopt when nobody is.
   std::optional<std::string>
@@ -130,6 +160,7 @@ private:
   std::vector<member_info> members_;
   uint64_t version_ = 1;
   uint64_t sync_interval_ms_ = 0;
+  belief_policy belief_ = belief_policy::fork;
 };
 
 } // namespace engram::federation

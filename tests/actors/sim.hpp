@@ -8,8 +8,10 @@
 #include "messages/envelope.hpp"
 
 #include <caf/event_based_actor.hpp>
+#include <caf/message_view.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/sec.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -69,6 +71,18 @@ link_impl(actors::peer_actor::stateful_pointer<link_state> self,
           actors::peer_actor dest, link_params p,
           std::shared_ptr<link_log> log) {
   self->state.rng.seed(p.seed);
+  // Whatever else a node asks its peer (an agent's handle, ...) goes
+  // straight through while the link is up, and fails while partitioned.
+  self->set_default_handler(
+      [dest, log](caf::scheduled_actor* s,
+                  caf::message_view& x) -> caf::result<caf::message> {
+        if (log->partitioned)
+          return caf::sec::request_receiver_down;
+        auto rp = s->make_response_promise();
+        rp.delegate(caf::actor_cast<caf::actor>(dest),
+                    x.move_content_to_message());
+        return caf::delegated<caf::message>{};
+      });
   return {
       [=](actors::wire_frame& frame) {
         auto& rng = self->state.rng;
@@ -144,9 +158,10 @@ struct sim_fixture {
     nodes.clear();
   }
 
-  actors::node& start(const std::string& id,
-                      std::function<void(actors::session_settings&)> tune
-                      = nullptr) {
+  actors::node&
+  start(const std::string& id,
+        std::function<void(actors::session_settings&)> tune = nullptr,
+        std::function<void(actors::node_config&)> configure = nullptr) {
     actors::node_config c;
     c.node_id = id;
     c.data_dir = dir.sub(id);
@@ -160,6 +175,8 @@ struct sim_fixture {
     c.sessions.tick = std::chrono::milliseconds{50};
     if (tune)
       tune(c.sessions);
+    if (configure)
+      configure(c);
     auto n = actors::node::start(sys, std::move(c));
     if (!n)
       BOOST_FAIL(n.error_value().to_string());

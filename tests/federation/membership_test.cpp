@@ -70,6 +70,25 @@ BOOST_AUTO_TEST_CASE(roles_are_enforced_with_clear_errors) {
   BOOST_CHECK_GT(f.version(), v);
 }
 
+BOOST_AUTO_TEST_CASE(only_the_leader_sets_the_belief_policy) {
+  auto f = alpha();
+  BOOST_CHECK(f.belief_conflicts() == belief_policy::fork); // the default
+  auto v = f.version();
+  BOOST_CHECK(refused(f.set_belief_conflicts("ana", belief_policy::ask_user),
+                      "member"));
+  BOOST_CHECK(f.belief_conflicts() == belief_policy::fork);
+  BOOST_CHECK_EQUAL(f.version(), v);
+  BOOST_CHECK(f.set_belief_conflicts("lead", belief_policy::escalate));
+  BOOST_CHECK(f.belief_conflicts() == belief_policy::escalate);
+  BOOST_CHECK_GT(f.version(), v);
+  for (auto name : {"fork", "escalate", "ask_user", "take_newest",
+                    "take_highest_confidence"})
+    BOOST_CHECK_EQUAL(to_string(*parse_belief_policy(name)), name);
+  auto bad = parse_belief_policy("coin_flip");
+  BOOST_REQUIRE(!bad);
+  BOOST_CHECK(bad.error_value().message.find("coin_flip") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(joining_as_leader_needs_the_leader) {
   auto f = alpha();
   auto r = f.join("mallory", agent_role::leader, 200);
@@ -131,6 +150,7 @@ BOOST_AUTO_TEST_CASE(states_round_trip_byte_identically) {
     cfg.initial_members = {"lead", "ana"};
     cfg.trust = model;
     cfg.sync_interval_ms = 5000;
+    cfg.belief_conflicts = belief_policy::ask_user;
     auto f = federation_state::create(cfg, 7);
     BOOST_REQUIRE(f);
     BOOST_REQUIRE(f->join("otto", agent_role::observer, 9));
@@ -142,6 +162,7 @@ BOOST_AUTO_TEST_CASE(states_round_trip_byte_identically) {
     BOOST_CHECK(back->find("otto")->role == agent_role::observer);
     BOOST_CHECK_EQUAL(back->version(), f->version());
     BOOST_CHECK_EQUAL(back->sync_interval_ms(), 5000u);
+    BOOST_CHECK(back->belief_conflicts() == belief_policy::ask_user);
     BOOST_CHECK_EQUAL(model_name(back->trust()), model_name(model));
   }
 }
@@ -156,6 +177,11 @@ BOOST_AUTO_TEST_CASE(malformed_states_are_refused) {
   BOOST_CHECK(
       !decode_state(std::string_view{bytes}.substr(0, bytes.size() / 2)));
   BOOST_CHECK(!decode_state("")); // no id, no members
+  // A belief policy this build does not know (field 7, varint 9).
+  auto unknown = decode_state(bytes + std::string{"\x38\x09", 2});
+  BOOST_REQUIRE(!unknown);
+  BOOST_CHECK(unknown.error_value().message.find("belief conflict policy")
+              != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
