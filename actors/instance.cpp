@@ -7,12 +7,14 @@
 #include "actors/node.hpp"
 #include "actors/spawn.hpp"
 #include "core/query.hpp"
+#include "federation/share.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/local_actor.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <optional>
 #include <stdexcept>
 
 namespace engram::actors {
@@ -137,6 +139,22 @@ query(instance_ptr self, const query_filter& filter, level_code level) {
   return rp;
 }
 
+// Offers an encoded share to agent `to`, wherever it runs (the cluster's
+// directory); `rp` gets the share id once it is pending there.
+void offer_share(instance_ptr self, const std::string& to,
+                 const std::string& bytes,
+                 caf::typed_response_promise<std::string> rp) {
+  auto node = caf::actor_cast<node_actor>(self->state.ctx->node);
+  self->request(node, std::chrono::seconds{5}, find_atom::value, to)
+      .then(
+          [=](agent_actor& recipient) mutable {
+            rp.delegate(recipient, share_atom::value, bytes);
+          },
+          [=](caf::error& err) mutable {
+            rp.deliver(err);
+          });
+}
+
 instance_actor::behavior_type instance_impl(instance_ptr self,
                                             node_context_ptr ctx,
                                             std::string agent_id,
@@ -203,14 +221,63 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       },
       [=](share_atom, const std::string& to,
           const std::string& bytes) -> caf::result<std::string> {
-        // The recipient agent, wherever it runs (the cluster's directory).
+        // A share built by this agent's program: it must come from this
+        // agent (a client cannot share in another's name).
         auto& s = self->state;
+        auto decoded = federation::decode_share(bytes);
+        if (!decoded)
+          return to_caf(decoded.error_value());
+        if (decoded->from != s.cfg.agent_id || decoded->to != to)
+          return to_caf(make_error(errc::permission_denied,
+                                   "share " + decoded->share_id + " from "
+                                       + decoded->from + " to " + decoded->to
+                                       + " sent as agent " + s.cfg.agent_id
+                                       + " to " + to));
         auto rp = self->make_response_promise<std::string>();
-        auto node = caf::actor_cast<node_actor>(s.ctx->node);
-        self->request(node, std::chrono::seconds{5}, find_atom::value, to)
+        offer_share(self, to, bytes, rp);
+        return rp;
+      },
+      [=](share_atom, const std::string& to, const query_filter& filter,
+          const std::string& transform,
+          bool read_only) -> caf::result<std::string> {
+        // What `filter` selects from this agent's memory, transformed here:
+        // what the transform removes never leaves this node.
+        auto& s = self->state;
+        std::optional<federation::memory_transform> t;
+        if (transform == "redact_pii")
+          t = federation::pii_redactor();
+        else if (!transform.empty())
+          return to_caf(make_error(errc::invalid_argument,
+                                   "unknown transform '" + transform
+                                       + "' (built in: redact_pii)"));
+        auto agent = s.agent();
+        if (!agent)
+          return to_caf(agent.error_value());
+        auto rp = self->make_response_promise<std::string>();
+        auto me = s.cfg.agent_id;
+        self->request(*agent, std::chrono::seconds{10}, query_atom::value,
+                      filter, configured_level)
             .then(
-                [=](agent_actor& recipient) mutable {
-                  rp.delegate(recipient, share_atom::value, bytes);
+                [=](std::vector<memory_view>& views) mutable {
+                  std::vector<engram_record> records;
+                  for (auto& v : views)
+                    records.push_back(std::move(v.value));
+                  auto made = federation::make_share(
+                      me, to, std::move(records), read_only, t ? &*t : nullptr,
+                      self->state.clock->now().wall_us);
+                  if (!made) {
+                    rp.deliver(to_caf(made.error_value()));
+                    return;
+                  }
+                  if (made->memories.empty()) {
+                    rp.deliver(to_caf(
+                        make_error(errc::invalid_argument,
+                                   "nothing to share: the filter selects "
+                                   "no memory of agent "
+                                       + me)));
+                    return;
+                  }
+                  offer_share(self, to, federation::encode(*made), rp);
                 },
                 [=](caf::error& err) mutable {
                   rp.deliver(err);

@@ -48,6 +48,10 @@ struct node_state {
   std::map<std::string, hosted_agent> agents;
   std::map<std::string, hosted_instance> instances; // by directory key
   std::map<std::string, peer_actor> peers;
+  /// Directory frames from nodes not (yet) peers: a peer's first
+  /// announcement can overtake the message that makes it our peer (they
+  /// come from different actors). Replayed when it becomes one; bounded.
+  std::map<std::string, std::vector<wire_frame>> early_frames;
   size_t respawns = 0;
   std::unique_ptr<hybrid_logical_clock> clock;
 
@@ -91,8 +95,17 @@ void announce(node_ptr self, const std::vector<std::string>& agents, bool full,
 // A node-level frame (no agent): a peer's directory.
 void on_node_frame(node_ptr self, const wire_frame& frame) {
   auto& st = self->state;
-  if (st.peers.count(frame.from_node) == 0)
-    return; // not a peer
+  if (st.peers.count(frame.from_node) == 0) {
+    constexpr size_t max_nodes = 64;
+    constexpr size_t max_frames = 16;
+    auto i = st.early_frames.find(frame.from_node);
+    if (i == st.early_frames.end() && st.early_frames.size() < max_nodes)
+      i = st.early_frames.emplace(frame.from_node, std::vector<wire_frame>{})
+              .first;
+    if (i != st.early_frames.end() && i->second.size() < max_frames)
+      i->second.push_back(frame);
+    return; // not a peer (yet)
+  }
   auto env = messages::decode_envelope(frame.envelope);
   if (!env)
     return;
@@ -275,6 +288,13 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         st.ctx->cluster->up(peer_node, peer);
         self->monitor(peer);
         announce(self, st.ctx->dir->local_agents(), true, {}, peer_node);
+        if (auto early = st.early_frames.find(peer_node);
+            early != st.early_frames.end()) {
+          auto frames = std::move(early->second);
+          st.early_frames.erase(early);
+          for (auto& f : frames)
+            on_node_frame(self, f);
+        }
         for (auto& [agent_id, agent] : st.agents) {
           auto s = agent.sessions.find(peer_node);
           if (s == agent.sessions.end())

@@ -124,6 +124,11 @@ using instance_actor = caf::typed_actor<
     // receiving side's operations on pending shares (operation, sender,
     // argument): "list", "accept" (argument: id, newline, trust), "decline".
     caf::replies_to<share_atom, std::string, std::string>::with<std::string>,
+    // Shares what the filter selects from this agent's memory with an agent
+    // (recipient, filter, built-in transform "" | "redact_pii", read_only),
+    // transformed on this node → the share id.
+    caf::replies_to<share_atom, std::string, query_filter, std::string,
+                    bool>::with<std::string>,
     caf::replies_to<shares_atom, std::string, std::string,
                     std::string>::with<std::string>,
     // Communication as this instance's agent: tell (recipient, text), ask

@@ -1,0 +1,355 @@
+// Federations, sharing and agent communication across real engramd
+// processes on 127.0.0.1 (and this test program, which runs a node of its
+// own: agents written as actor programs join the cluster like engramd's).
+
+#include "federation/codec.hpp"
+#include "federation/membership.hpp"
+#include "federation/share.hpp"
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "cluster.hpp"
+
+using namespace engram;
+using namespace engram::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool any_file_contains(const std::string& dir, const std::string& needle) {
+  for (auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file())
+      continue;
+    std::ifstream in{entry.path(), std::ios::binary};
+    std::string bytes{std::istreambuf_iterator<char>{in}, {}};
+    if (bytes.find(needle) != std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+expected<federation::federation_state>
+fed_call(caf::actor_system& sys, const actors::instance_actor& inst,
+         const std::string& op, const std::string& fed,
+         const std::string& arg) {
+  auto bytes = call<std::string>(sys, inst, 10s, actors::federation_atom::value,
+                                 op, fed, arg);
+  if (!bytes)
+    return bytes.error_value();
+  return federation::decode_state(*bytes);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(federation_net)
+
+// A federation across three engramd processes: leader on n1, member on n2,
+// observer on n3. Collective memory syncs to all; the observer's write is
+// refused; killing the leader's node hands leadership to the member.
+BOOST_AUTO_TEST_CASE(a_federation_spans_processes_and_survives_its_leader) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  auto n3 = c.start("n3", {c.nodes[n1].port, c.nodes[n2].port});
+  auto lead = c.instance(n1, "lead", "main");
+  auto ana = c.instance(n2, "ana", "main");
+  auto otto = c.instance(n3, "otto", "main");
+  caf::scoped_actor self{c.sys};
+  auto call
+      = [&](const actors::instance_actor& inst, const std::string& op,
+            const std::string& fed,
+            const std::string& arg) -> expected<federation::federation_state> {
+    expected<federation::federation_state> result
+        = make_error(errc::timeout, "no answer");
+    self->request(inst, 10s, actors::federation_atom::value, op, fed, arg)
+        .receive(
+            [&](std::string& bytes) {
+              result = federation::decode_state(bytes);
+            },
+            [&](caf::error& err) {
+              result = actors::from_caf(err);
+            });
+    return result;
+  };
+  auto collective = [&](const actors::instance_actor& inst,
+                        const std::string& fed, const std::string& key) {
+    auto e = fact_of(key, "v");
+    e.scope = memory_scope::collective(fed, {"x"});
+    expected<engram_id> result = make_error(errc::timeout, "no answer");
+    self->request(inst, 10s, actors::learn_atom::value, e, true)
+        .receive(
+            [&](engram_id id) {
+              result = id;
+            },
+            [&](caf::error& err) {
+              result = actors::from_caf(err);
+            });
+    return result;
+  };
+  auto visible = [&](const actors::instance_actor& inst,
+                     const std::string& fed) {
+    size_t n = 0;
+    self->request(inst, 5s, actors::query_atom::value, fed, query_filter{})
+        .receive(
+            [&](std::vector<memory_view>& xs) {
+              n = xs.size();
+            },
+            [](caf::error&) {});
+    return n;
+  };
+  federation::federation_config cfg;
+  cfg.name = "Research";
+  cfg.initial_members = {"lead", "ana"};
+  auto state = federation::federation_state::create(cfg, 1);
+  BOOST_REQUIRE(state);
+  auto fed = state->id();
+  BOOST_REQUIRE(call(lead, "create", fed, federation::encode(*state)));
+  BOOST_REQUIRE(until([&] {
+    return call(ana, "join", fed, "member").has_value();
+  }));
+  BOOST_REQUIRE(until([&] {
+    return call(otto, "join", fed, "observer").has_value();
+  }));
+  BOOST_REQUIRE(collective(lead, fed, "finding-1"));
+  BOOST_REQUIRE(collective(ana, fed, "finding-2"));
+  for (auto inst : {lead, ana, otto})
+    BOOST_CHECK(until([&] {
+      return visible(inst, fed) == 2;
+    }));
+  auto refused = collective(otto, fed, "sneaky");
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error_value().code == errc::permission_denied);
+  // The leader's node is killed: ana (the first member) takes over.
+  c.nodes[n1].proc.signal(SIGKILL);
+  BOOST_CHECK(c.nodes[n1].proc.wait(5s));
+  BOOST_CHECK(until([&] {
+    auto st = call(otto, "state", fed, "");
+    return st && st->leader() == "ana";
+  }));
+  BOOST_CHECK(call(ana, "set_role", fed, "otto:member"));
+  BOOST_CHECK(until([&] {
+    return collective(otto, fed, "now-allowed").has_value();
+  }));
+  BOOST_CHECK(until([&] {
+    return visible(ana, fed) == 3;
+  }));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(communication_net)
+
+// tell / ask / broadcast and sharing between agents in two engramd
+// processes and agents of this program (a node of its own, peered with
+// both): ask answered across processes and timing out, a broadcast to
+// every member, a PII-redacted share accepted with trust (the redacted
+// text never in the receiver's RocksDB files), a share declined, and each
+// trust model's effect on what a member reads.
+BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  // This program's node: the oracle answers, the sleeper answers late.
+  actors::node_config app_cfg;
+  app_cfg.node_id = "app";
+  app_cfg.data_dir = c.dir.sub("app");
+  app_cfg.sync_writes = false;
+  app_cfg.agent_defaults = [](const std::string& agent_id) {
+    actors::agent_config a;
+    if (agent_id == "oracle")
+      a.on_ask = [](const std::string& from, const std::string& q) {
+        return "oracle to " + from + ": " + q + " -> 42";
+      };
+    if (agent_id == "sleeper")
+      a.on_ask = [](const std::string&, const std::string&) {
+        std::this_thread::sleep_for(1500ms);
+        return std::string{"late"};
+      };
+    return a;
+  };
+  auto app = actors::node::start(c.sys, std::move(app_cfg));
+  BOOST_REQUIRE(app);
+  auto oracle = (*app)->open("oracle", "main");
+  auto sleeper = (*app)->open("sleeper", "main");
+  BOOST_REQUIRE(oracle && sleeper);
+  actors::peer_keeper keeper{c.sys,
+                             **app,
+                             {actors::endpoint{"127.0.0.1", c.nodes[n1].port},
+                              actors::endpoint{"127.0.0.1", c.nodes[n2].port}},
+                             nullptr};
+  auto alice = c.instance(n1, "alice", "main");
+  auto bob = c.instance(n2, "bob", "main");
+  auto& sys = c.sys;
+  auto inbox = [&](const actors::instance_actor& inst) {
+    auto raw = call<std::vector<std::string>>(sys, inst, 5s,
+                                              actors::inbox_atom::value);
+    return raw ? *raw : std::vector<std::string>{};
+  };
+  // tell: n1 → n2 (once the directory knows where bob runs).
+  BOOST_REQUIRE(until([&] {
+    return call<bool>(sys, alice, 5s, actors::tell_atom::value,
+                      std::string{"bob"}, std::string{"hello bob"})
+        .has_value();
+  }));
+  BOOST_CHECK((inbox(bob) == std::vector<std::string>{"alice", "hello bob"}));
+  // ask: n1 → this program, answered; and a timeout, never a hang.
+  std::string answer;
+  BOOST_CHECK(until([&] {
+    auto r = call<std::string>(sys, alice, 5s, actors::ask_atom::value,
+                               std::string{"oracle"}, std::string{"meaning?"},
+                               uint64_t{2000});
+    if (r)
+      answer = *r;
+    else
+      answer = r.error_value().to_string(); // shown if it never works
+    return r.has_value();
+  }));
+  BOOST_CHECK_EQUAL(answer, "oracle to alice: meaning? -> 42");
+  auto t0 = std::chrono::steady_clock::now();
+  auto late = call<std::string>(sys, alice, 5s, actors::ask_atom::value,
+                                std::string{"sleeper"}, std::string{"now?"},
+                                uint64_t{300});
+  BOOST_REQUIRE(!late);
+  BOOST_CHECK(late.error_value().code == errc::timeout);
+  BOOST_CHECK_MESSAGE(
+      late.error_value().message.find("sleeper did not answer within 300 ms")
+          != std::string::npos,
+      late.error_value().message);
+  BOOST_CHECK(std::chrono::steady_clock::now() - t0 < 1500ms);
+  // broadcast: alice's federation reaches bob (n2) and the oracle (here).
+  federation::federation_config fcfg;
+  fcfg.name = "Wire";
+  fcfg.initial_members = {"alice", "bob", "oracle"};
+  auto state = federation::federation_state::create(fcfg, 1);
+  BOOST_REQUIRE(state);
+  auto fed = state->id();
+  BOOST_REQUIRE(
+      fed_call(sys, alice, "create", fed, federation::encode(*state)));
+  BOOST_REQUIRE(until([&] {
+    return fed_call(sys, bob, "join", fed, "member").has_value();
+  }));
+  BOOST_REQUIRE(until([&] {
+    return oracle->join_federation(fed).has_value();
+  }));
+  BOOST_REQUIRE(until([&] {
+    auto n = call<uint64_t>(sys, alice, 5s, actors::broadcast_atom::value, fed,
+                            std::string{"release at noon"});
+    return n && *n == 2;
+  }));
+  BOOST_CHECK(
+      (inbox(bob) == std::vector<std::string>{"alice", "release at noon"}));
+  auto got = oracle->inbox();
+  BOOST_REQUIRE(got);
+  BOOST_CHECK((*got
+               == std::vector<std::pair<std::string, std::string>>{
+                   {"alice", "release at noon"}}));
+  // Trust models: what alice reads of bob's claim in the federation.
+  auto claim = fact_of("eta", "friday");
+  claim.scope = memory_scope::collective(fed, {"x"});
+  BOOST_REQUIRE(
+      call<engram_id>(sys, bob, 10s, actors::learn_atom::value, claim, true));
+  auto bobs_confidence = [&]() -> double {
+    auto views = call<std::vector<memory_view>>(
+        sys, alice, 5s, actors::query_atom::value, fed, query_filter{});
+    if (!views)
+      return -1;
+    for (auto& v : *views)
+      if (v.value.origin.origin_agent == "bob")
+        return v.value.confidence;
+    return -1;
+  };
+  auto with_model = [&](federation::trust_model model) {
+    BOOST_REQUIRE(fed_call(sys, alice, "set_trust", fed,
+                           federation::encode_trust(model)));
+  };
+  with_model(federation::uniform_trust{0.7});
+  BOOST_CHECK(until([&] {
+    return std::abs(bobs_confidence() - 0.9 * 0.7) < 1e-9;
+  }));
+  with_model(federation::per_agent_trust{{{"bob", 0.5}}, 0.1});
+  BOOST_CHECK_CLOSE(bobs_confidence(), 0.9 * 0.5, 1e-6);
+  with_model(federation::transitive_trust{{{"bob", 0.8}}, 0.5, 3});
+  BOOST_CHECK_CLOSE(bobs_confidence(), 0.9 * 0.8, 1e-6);
+  federation::reputation_trust rep;
+  rep.initial = 0.5;
+  rep.boost_on_verification = 0.25;
+  rep.decay = 0.0;
+  with_model(rep);
+  BOOST_CHECK_CLOSE(bobs_confidence(), 0.9 * 0.5, 1e-6);
+  BOOST_REQUIRE(fed_call(sys, alice, "verify", fed, "bob"));
+  BOOST_CHECK_CLOSE(bobs_confidence(), 0.9 * 0.75, 1e-6);
+  // Sharing with PII redaction, done on alice's node (n1).
+  const std::string email = "carol.secret@example.org";
+  auto contact = fact_of("contact", "write to " + email);
+  BOOST_REQUIRE(call<engram_id>(sys, alice, 10s, actors::learn_atom::value,
+                                contact, false));
+  auto share_id = call<std::string>(sys, alice, 10s, actors::share_atom::value,
+                                    std::string{"bob"}, query_filter{},
+                                    std::string{"redact_pii"}, true);
+  if (!share_id)
+    BOOST_FAIL(share_id.error_value().to_string());
+  auto unknown = call<std::string>(sys, alice, 10s, actors::share_atom::value,
+                                   std::string{"bob"}, query_filter{},
+                                   std::string{"rot13"}, true);
+  BOOST_REQUIRE(!unknown);
+  BOOST_CHECK(unknown.error_value().message.find("rot13") != std::string::npos);
+  auto pending = [&] {
+    auto bytes
+        = call<std::string>(sys, bob, 5s, actors::shares_atom::value,
+                            std::string{"list"}, std::string{}, std::string{});
+    BOOST_REQUIRE(bytes);
+    auto shares = federation::decode_shares(*bytes);
+    BOOST_REQUIRE(shares);
+    return *shares;
+  };
+  auto offered = pending();
+  BOOST_REQUIRE_EQUAL(offered.size(), 1u);
+  BOOST_CHECK_EQUAL(offered[0].transform, "redact_pii");
+  BOOST_REQUIRE_EQUAL(offered[0].memories.size(), 1u);
+  BOOST_CHECK_EQUAL(std::get<fact>(offered[0].memories[0].body).value,
+                    "write to [email]");
+  // A share cannot be sent in another agent's name.
+  auto forged = *federation::make_share("carol", "bob", offered[0].memories,
+                                        true, nullptr, 1);
+  auto refused
+      = call<std::string>(sys, alice, 5s, actors::share_atom::value,
+                          std::string{"bob"}, federation::encode(forged));
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error_value().code == errc::permission_denied);
+  // Accepted with trust 0.6: Reported{alice, 0.6}, confidence scaled.
+  BOOST_CHECK_EQUAL(*call<std::string>(sys, bob, 5s, actors::shares_atom::value,
+                                       std::string{"accept"},
+                                       std::string{"alice"},
+                                       *share_id + "\n0.6"),
+                    "1");
+  auto mine = call<std::vector<memory_view>>(
+      sys, bob, 5s, actors::query_atom::value, query_filter{});
+  BOOST_REQUIRE(mine);
+  BOOST_REQUIRE_EQUAL(mine->size(), 1u);
+  auto& kept = (*mine)[0].value;
+  BOOST_CHECK(kept.epistemic == epistemic_status::reported("alice", 0.6));
+  BOOST_CHECK_CLOSE(kept.confidence, 0.9 * 0.6, 1e-6);
+  BOOST_CHECK_EQUAL(std::get<fact>(kept.body).value, "write to [email]");
+  // A second share, declined: nothing learned.
+  auto second = call<std::string>(sys, alice, 10s, actors::share_atom::value,
+                                  std::string{"bob"}, query_filter{},
+                                  std::string{"redact_pii"}, true);
+  BOOST_REQUIRE(second);
+  BOOST_CHECK(call<std::string>(sys, bob, 5s, actors::shares_atom::value,
+                                std::string{"decline"}, std::string{},
+                                *second));
+  BOOST_CHECK(pending().empty());
+  BOOST_CHECK_EQUAL(c.count(bob), 1u);
+  // n2 shuts down (SIGTERM flushes): the e-mail address is in none of its
+  // files (RocksDB tables, write-ahead log, manifest); it is in n1's.
+  c.nodes[n2].proc.signal(SIGTERM);
+  BOOST_REQUIRE(c.nodes[n2].proc.wait(10s));
+  BOOST_CHECK(!any_file_contains(c.dir.sub("n2"), email));
+  BOOST_CHECK(any_file_contains(c.dir.sub("n1"), email));
+  (*app)->stop();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
