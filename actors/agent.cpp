@@ -602,7 +602,8 @@ bool has_local_member(agent_ptr self) {
 
 // Stores a new state as the federation's state fact (synced like any
 // memory), and answers with its bytes.
-std::string write_state(agent_ptr self, federation::federation_state next) {
+std::string write_state(agent_ptr self, federation::federation_state next,
+                        replica_delta* shipped = nullptr) {
   auto& st = self->state;
   auto bytes = federation::encode(next);
   engram_record e;
@@ -618,6 +619,8 @@ std::string write_state(agent_ptr self, federation::federation_state next) {
                              + delta.error_value().to_string());
   record(self, *delta);
   push(self, *delta);
+  if (shipped != nullptr)
+    *shipped = *delta;
   adopt_state(self, std::move(next));
   return bytes;
 }
@@ -807,12 +810,36 @@ caf::result<std::string> federation_op(agent_ptr self, const std::string& op,
     return to_caf(next.error_value());
   if (op == "state" || next->version() == st.fed->version())
     return federation::encode(*next);
-  auto bytes = write_state(self, std::move(*next));
+  replica_delta shipped;
+  auto bytes = write_state(self, std::move(*next), &shipped);
   if (!has_local_member(self)) {
-    // Nobody here belongs to it any more: stop holding (and receiving) it.
+    // Nobody here belongs to it any more: stop holding (and receiving) it,
+    // once the peers have the new state (the leave must not be lost with
+    // this replica); bounded by the write timeout.
     auto rp = self->make_response_promise<std::string>();
-    rp.deliver(bytes);
-    self->quit();
+    auto& sessions = st.sessions;
+    if (sessions.empty()) {
+      rp.deliver(bytes);
+      self->quit();
+      return rp;
+    }
+    auto waiting = std::make_shared<size_t>(sessions.size());
+    auto done = [=]() mutable {
+      if (--*waiting > 0)
+        return;
+      rp.deliver(bytes);
+      self->quit();
+    };
+    auto timeout = st.ctx->config.replication.write_timeout;
+    for (auto& [_, s] : sessions)
+      self->request(s, timeout, replicate_atom::value, shipped)
+          .then(
+              [=](bool) mutable {
+                done();
+              },
+              [=](caf::error&) mutable {
+                done();
+              });
     return rp;
   }
   return bytes;

@@ -281,6 +281,28 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   BOOST_CHECK_CLOSE(bobs_confidence(), 0.9 * 0.5, 1e-6);
   BOOST_REQUIRE(fed_call(sys, alice, "verify", fed, "bob"));
   BOOST_CHECK_CLOSE(bobs_confidence(), 0.9 * 0.75, 1e-6);
+  // The leader removes the oracle: its writes are refused from then on
+  // (once this node has the new rules).
+  BOOST_REQUIRE(fed_call(sys, alice, "remove", fed, "oracle"));
+  BOOST_CHECK(until([&] {
+    auto r = oracle->learn_collective(fed, fact_of("late", "claim"));
+    return !r && r.error_value().code == errc::permission_denied;
+  }));
+  // bob leaves: n2 stops holding the federation and receives no more.
+  BOOST_REQUIRE(fed_call(sys, bob, "leave", fed, ""));
+  auto after = fact_of("after", "bob left");
+  after.scope = memory_scope::collective(fed, {"x"});
+  BOOST_REQUIRE(
+      call<engram_id>(sys, alice, 10s, actors::learn_atom::value, after, true));
+  BOOST_CHECK(until([&] {
+    auto r = call<std::vector<memory_view>>(
+        sys, bob, 5s, actors::query_atom::value, fed, query_filter{});
+    return !r && r.error_value().code == errc::unknown_agent;
+  }));
+  auto members = fed_call(sys, alice, "state", fed, "");
+  BOOST_REQUIRE(members);
+  BOOST_CHECK(members->find("bob") == nullptr);
+  BOOST_CHECK(members->find("oracle") == nullptr);
   // Sharing with PII redaction, done on alice's node (n1).
   const std::string email = "carol.secret@example.org";
   auto contact = fact_of("contact", "write to " + email);
