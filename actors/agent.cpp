@@ -563,9 +563,24 @@ void configure_conflicts(agent_ptr self) {
   st.mem->set_resolution(std::move(res));
 }
 
+// Gives a session of a federation its Collective sync interval (the
+// federation's rules; 0 keeps the node's anti-entropy interval).
+void set_sync_interval(agent_ptr self, const session_actor& s,
+                       uint64_t interval_ms) {
+  sync_config cfg;
+  cfg.scope = scope_kind::collective;
+  cfg.interval = milliseconds{interval_ms};
+  self->request(s, cfg.timeout + cfg.timeout / 2, sync_atom::value, cfg)
+      .then([](sync_result&) {}, [](caf::error&) {});
+}
+
 // Takes a federation state as current; a new trust model starts a new book.
 void adopt_state(agent_ptr self, federation::federation_state next) {
   auto& st = self->state;
+  if (next.sync_interval_ms() > 0
+      && (!st.fed || st.fed->sync_interval_ms() != next.sync_interval_ms()))
+    for (auto& [_, s] : st.sessions)
+      set_sync_interval(self, s, next.sync_interval_ms());
   bool same_model = st.fed
                     && federation::encode_trust(st.fed->trust())
                            == federation::encode_trust(next.trust());
@@ -1364,6 +1379,8 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
         if (i == sessions.end()) {
           sessions.emplace_back(peer, hdl);
           self->monitor(hdl); // dropped when it ends (down handler)
+          if (auto& st = self->state; st.fed && st.fed->sync_interval_ms() > 0)
+            set_sync_interval(self, hdl, st.fed->sync_interval_ms());
         }
       },
       [=](tick_atom) {

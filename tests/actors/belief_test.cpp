@@ -3,6 +3,7 @@
 // contested, with their sources; Escalate calls the handler the leader's
 // agent registered, on the leader's node; AskUser leaves a question on
 // every node that a writer answers. Every resolution syncs to every member.
+// (And the federation's sync interval paces its sessions' anti-entropy.)
 
 #include "federation/codec.hpp"
 #include "federation/membership.hpp"
@@ -30,7 +31,7 @@ struct belief_fixture : sim_fixture {
 
   // Three nodes, a federation led by `lead` with member `ana` and observer
   // `otto`, settling beliefs by `policy`.
-  void setup(belief_policy policy) {
+  void setup(belief_policy policy, uint64_t sync_interval_ms = 0) {
     auto handler = escalated;
     auto& a = start("A", nullptr, [handler](actors::node_config& c) {
       c.agent_defaults = [handler](const std::string& agent_id) {
@@ -56,6 +57,7 @@ struct belief_fixture : sim_fixture {
     cfg.name = "Beliefs";
     cfg.initial_members = {"lead", "ana"};
     cfg.belief_conflicts = policy;
+    cfg.sync_interval_ms = sync_interval_ms;
     auto state = federation::federation_state::create(cfg, 1'000'000);
     BOOST_REQUIRE(state);
     fed = state->id();
@@ -111,6 +113,17 @@ struct belief_fixture : sim_fixture {
     return *qs;
   }
 
+  // The digest rounds A's federation session to B starts in 3 idle seconds.
+  size_t idle_rounds() {
+    links[0]->entries.clear();
+    advance(3000ms, 10ms);
+    size_t n = 0;
+    for (auto& e : links[0]->entries)
+      if (e.from == "A" && e.agent == fed && e.type == "SYNC_REQUEST")
+        ++n;
+    return n;
+  }
+
   static std::string object_of(const memory_view& v) {
     return std::get<belief>(v.value.body).object;
   }
@@ -146,6 +159,8 @@ BOOST_FIXTURE_TEST_CASE(fork_keeps_both_beliefs_contested_with_sources,
                            ana, actors::query_atom::value, fed, contested))
                         .size(),
                     2u);
+  // No sync interval in the rules: the nodes' anti-entropy (1 000 ms).
+  BOOST_CHECK_LE(idle_rounds(), 4u);
 }
 
 BOOST_FIXTURE_TEST_CASE(escalate_calls_the_leaders_handler_and_syncs,
@@ -238,6 +253,14 @@ BOOST_FIXTURE_TEST_CASE(only_the_leader_changes_the_policy, belief_fixture) {
     BOOST_REQUIRE_EQUAL(views.size(), 1u);
     BOOST_CHECK_EQUAL(object_of(views[0]), "green");
   }
+}
+
+BOOST_FIXTURE_TEST_CASE(the_federations_sync_interval_paces_its_sessions,
+                        belief_fixture) {
+  // The nodes' anti-entropy runs every 1 000 ms; the federation asks for
+  // 100 ms: its sessions send a digest round about ten times as often.
+  setup(belief_policy::fork, 100);
+  BOOST_CHECK_GE(idle_rounds(), 20u); // 3 with the nodes' interval
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -30,6 +30,7 @@ namespace engram::test {
 struct link_log {
   struct entry {
     std::string from;
+    std::string agent;
     std::string type;
     uint64_t sequence = 0;
     bool delivered = true;
@@ -89,6 +90,7 @@ link_impl(actors::peer_actor::stateful_pointer<link_state> self,
         std::uniform_real_distribution<double> coin{0, 1};
         link_log::entry e;
         e.from = frame.from_node;
+        e.agent = frame.agent;
         if (auto env = messages::decode_envelope(frame.envelope)) {
           e.type = v1::MessageType_Name(env->type());
           if (env->type() == v1::SYNC_RESPONSE) {
