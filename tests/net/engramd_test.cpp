@@ -32,6 +32,7 @@ using engram::apps::read_port;
 using namespace std::chrono_literals;
 
 #include "cluster.hpp"
+#include "netns.hpp"
 
 BOOST_AUTO_TEST_SUITE(engramd_config)
 
@@ -411,98 +412,6 @@ BOOST_AUTO_TEST_CASE(quorum_writes_survive_a_killed_primary) {
 BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
-
-// Two network namespaces made by the test, joined by a veth pair: side A
-// (10.R.0.1) and side B (10.R.0.2). The test process runs in B while it
-// lives (its threads, and the processes it spawns, see B's network);
-// everything is removed afterwards.
-class netns_pair {
-public:
-  netns_pair() {
-    auto tag = std::to_string(::getpid() % 100000);
-    a_ = "engram-t" + tag + "a";
-    b_ = "engram-t" + tag + "b";
-    va_ = "egv" + tag + "a";
-    vb_ = "egv" + tag + "b";
-    subnet_ = "10." + std::to_string(100 + ::getpid() % 150) + ".0.";
-    ok_ = sh("ip netns add " + a_) && sh("ip netns add " + b_)
-          && sh("ip link add " + va_ + " type veth peer name " + vb_)
-          && sh("ip link set " + va_ + " netns " + a_)
-          && sh("ip link set " + vb_ + " netns " + b_)
-          && sh("ip -n " + a_ + " addr add " + host_a() + "/24 dev " + va_)
-          && sh("ip -n " + b_ + " addr add " + host_b() + "/24 dev " + vb_)
-          && sh("ip -n " + a_ + " link set lo up")
-          && sh("ip -n " + b_ + " link set lo up") && link(true);
-    if (!ok_)
-      return;
-    original_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    int fd = ::open(("/run/netns/" + b_).c_str(), O_RDONLY | O_CLOEXEC);
-    ok_ = original_ >= 0 && fd >= 0 && ::setns(fd, CLONE_NEWNET) == 0;
-    if (fd >= 0)
-      ::close(fd);
-  }
-
-  ~netns_pair() {
-    if (original_ >= 0) {
-      ::setns(original_, CLONE_NEWNET);
-      ::close(original_);
-    }
-    sh("ip netns del " + a_ + " 2>/dev/null");
-    sh("ip netns del " + b_ + " 2>/dev/null");
-  }
-
-  bool ok() const { return ok_; }
-
-  std::string host_a() const { return subnet_ + "1"; }
-  std::string host_b() const { return subnet_ + "2"; }
-
-  /// Runs a command in namespace A.
-  std::vector<std::string> in_a() const {
-    return {ip_path(), "netns", "exec", a_};
-  }
-
-  /// Takes the link between A and B down (a partition) or up (heal).
-  bool link(bool up) {
-    return sh("ip -n " + a_ + " link set " + va_ + (up ? " up" : " down"))
-           && sh("ip -n " + b_ + " link set " + vb_ + (up ? " up" : " down"));
-  }
-
-  static std::string ip_path() {
-    for (auto p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
-      if (::access(p, X_OK) == 0)
-        return p;
-    return "ip";
-  }
-
-  /// Whether this machine lets the test make namespaces.
-  static bool supported() {
-    auto name = "engram-probe" + std::to_string(::getpid());
-    bool ok = sh("ip netns add " + name + " 2>/dev/null");
-    if (ok)
-      sh("ip netns del " + name);
-    return ok;
-  }
-
-private:
-  static bool sh(const std::string& cmd) {
-    return std::system(cmd.c_str()) == 0;
-  }
-
-  std::string a_, b_, va_, vb_, subnet_;
-  int original_ = -1;
-  bool ok_ = false;
-};
-
-struct netns_supported {
-  boost::test_tools::assertion_result
-  operator()(boost::unit_test::test_unit_id) const {
-    boost::test_tools::assertion_result r{netns_pair::supported()};
-    if (!r)
-      r.message() << "network namespaces cannot be made here (needs root "
-                     "and iproute2)";
-    return r;
-  }
-};
 
 // Every node holds `n` engrams (reads at Local), bounded.
 bool converged(cluster& c, const std::vector<actors::instance_actor>& insts,

@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include "cluster.hpp"
+#include "netns.hpp"
 
 using namespace engram;
 using namespace engram::test;
@@ -372,6 +374,78 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   BOOST_CHECK(!any_file_contains(c.dir.sub("n2"), email));
   BOOST_CHECK(any_file_contains(c.dir.sub("n1"), email));
   (*app)->stop();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(contested_beliefs_net)
+
+// The leader's node n1 (namespace A) and a member's node n2 (namespace B)
+// are cut apart while both state contradictory beliefs in the federation's
+// Collective memory; this test (namespace M, routing between them) still
+// reaches both. After the heal, Fork{mark_contested} keeps both on both
+// nodes, contested, each with its source.
+BOOST_AUTO_TEST_CASE(contradictory_beliefs_are_kept_contested_on_every_node,
+                     *boost::unit_test::precondition(netns_supported{})) {
+  netns_routed net;
+  BOOST_REQUIRE_MESSAGE(net.ok(), "cannot set up the namespaces");
+  cluster c;
+  auto n1 = c.start_at("n1", net.host_a(), {}, net.in_a());
+  auto n2 = c.start_at("n2", net.host_b(), {c.address(n1)}, net.in_b());
+  auto lead = c.instance(n1, "lead", "main");
+  auto ana = c.instance(n2, "ana", "main");
+  auto& sys = c.sys;
+  federation::federation_config cfg;
+  cfg.name = "Sky";
+  cfg.initial_members = {"lead", "ana"};
+  auto state = federation::federation_state::create(cfg, 1);
+  BOOST_REQUIRE(state);
+  auto fed = state->id();
+  BOOST_REQUIRE(fed_call(sys, lead, "create", fed, federation::encode(*state)));
+  BOOST_REQUIRE(until([&] {
+    return fed_call(sys, ana, "join", fed, "member").has_value();
+  }));
+  auto claim = [&](const actors::instance_actor& inst, const std::string& o) {
+    engram_record e;
+    e.type = memory_type::semantic;
+    e.scope = memory_scope::collective(fed, {"x"});
+    e.body = belief{"sky", "color", o};
+    e.confidence = 0.8;
+    return call<engram_id>(sys, inst, 10s, actors::learn_atom::value, e, true)
+        .has_value();
+  };
+  auto beliefs = [&](const actors::instance_actor& inst) {
+    auto views = call<std::vector<memory_view>>(
+        sys, inst, 5s, actors::query_atom::value, fed, query_filter{});
+    return views ? *views : std::vector<memory_view>{};
+  };
+  // Both nodes hold the federation before the cut.
+  BOOST_REQUIRE(claim(lead, "unknown"));
+  BOOST_REQUIRE(until([&] {
+    return beliefs(ana).size() == 1;
+  }));
+  BOOST_REQUIRE(net.forward(false));
+  // Let both sides notice the cut (heartbeats) before they write.
+  std::this_thread::sleep_for(1500ms);
+  BOOST_REQUIRE(claim(lead, "blue"));
+  BOOST_REQUIRE(claim(ana, "green"));
+  BOOST_REQUIRE(net.forward(true));
+  auto both_contested = [&](const actors::instance_actor& inst) {
+    auto views = beliefs(inst);
+    std::set<std::string> sources, objects;
+    for (auto& v : views)
+      if (v.contested) {
+        sources.insert(v.value.origin.origin_agent);
+        objects.insert(std::get<belief>(v.value.body).object);
+      }
+    return views.size() == 2 && sources == std::set<std::string>{"ana", "lead"}
+           && objects == std::set<std::string>{"blue", "green"};
+  };
+  BOOST_CHECK(until(
+      [&] {
+        return both_contested(lead) && both_contested(ana);
+      },
+      30s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
