@@ -973,6 +973,34 @@ caf::result<engram_id> answer_question(agent_ptr self, uint64_t conflict_id,
 
 // -- communication -----------------------------------------------------------
 
+// What the agent's memory says about `question`: the value of the fact with
+// that key, else its beliefs about that subject ("relation object", the
+// most confident first); an error when it knows nothing about it.
+caf::result<std::string> answer_from_memory(agent_ptr self,
+                                            const std::string& question) {
+  auto& st = self->state;
+  if (auto rec = st.mem->get(derive_id(st.hosted, fact{question, {}})))
+    if (!rec->tombstone && !rec->archived)
+      if (auto* f = std::get_if<fact>(&rec->body))
+        return f->value;
+  query_filter filter;
+  filter.subject = question;
+  auto views = local_query(self, filter);
+  std::stable_sort(views.begin(), views.end(),
+                   [](const memory_view& x, const memory_view& y) {
+                     return x.value.confidence > y.value.confidence;
+                   });
+  std::string answer;
+  for (auto& v : views)
+    if (auto* b = std::get_if<belief>(&v.value.body))
+      answer += (answer.empty() ? "" : "; ") + b->relation + " " + b->object;
+  if (answer.empty())
+    return to_caf(make_error(errc::unknown_engram,
+                             "agent " + st.cfg.agent_id
+                                 + " knows nothing about '" + question + "'"));
+  return answer;
+}
+
 /// Broadcasts queued per member beyond this are dropped (counted).
 constexpr size_t max_undelivered = 1000;
 
@@ -1215,12 +1243,14 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       [=](ask_atom, const std::string& from,
           const std::string& question) -> caf::result<std::string> {
         auto& s = self->state;
-        if (!s.cfg.on_ask)
-          return to_caf(make_error(errc::invalid_argument,
-                                   "agent " + s.cfg.agent_id
-                                       + " answers no questions (no on_ask "
-                                         "handler)"));
-        return s.cfg.on_ask(from, question);
+        if (s.cfg.on_ask)
+          return s.cfg.on_ask(from, question);
+        if (s.cfg.answer_from_memory)
+          return answer_from_memory(self, question);
+        return to_caf(make_error(errc::invalid_argument,
+                                 "agent " + s.cfg.agent_id
+                                     + " answers no questions (no on_ask "
+                                       "handler)"));
       },
       [=](inbox_atom) {
         std::vector<std::string> out;

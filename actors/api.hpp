@@ -97,6 +97,10 @@ struct agent_config {
   /// federation's actor; its resolution syncs to every member). Without
   /// `on_conflict`, the conflict waits for the leader's answer.
   conflict_handler federation_conflicts;
+  /// Without `on_ask`: answer from the agent's memory (the value of the
+  /// fact keyed by the question, else its beliefs about that subject), as
+  /// engramd does for the agents it hosts. Off: such asks are refused.
+  bool answer_from_memory = false;
   /// Messages `tell` and `broadcast` leave in the agent's inbox until read;
   /// beyond this many, a tell is refused (the sender learns it).
   size_t inbox_capacity = 10'000;

@@ -303,6 +303,12 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
             self->send(s->second, peer_atom::value, peer);
         }
       },
+      [=](locate_atom) {
+        std::vector<std::string> result;
+        for (auto& [agent_id, _] : self->state.agents)
+          result.push_back(agent_id);
+        return result;
+      },
       [=](locate_atom, const std::string& agent_id) {
         auto& st = self->state;
         std::vector<std::string> result;

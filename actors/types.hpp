@@ -214,6 +214,8 @@ using node_actor = caf::typed_actor<
     // first), and the agent's actor on one of them (here when hosted,
     // else on the first reachable node hosting it).
     caf::replies_to<locate_atom, std::string>::with<std::vector<std::string>>,
+    // The agents (and federations) this node hosts.
+    caf::replies_to<locate_atom>::with<std::vector<std::string>>,
     caf::replies_to<find_atom, std::string>::with<agent_actor>>;
 
 // -- registration -----------------------------------------------------------

@@ -421,6 +421,13 @@ int main(int argc, char** argv) {
   nc.members = s.members;
   nc.replication = v.replication;
   nc.partitioning = v.partitioning;
+  // The daemon's agents have no program of their own here: asks are
+  // answered from their memory (engram ask AGENT KEY|SUBJECT).
+  nc.agent_defaults = [](const std::string&) {
+    actors::agent_config a;
+    a.answer_from_memory = true;
+    return a;
+  };
   nc.on_event = [](const std::string& event, const actors::event_fields& xs) {
     std::string line = "event=" + event;
     for (auto& [k, x] : xs)

@@ -1,0 +1,193 @@
+// The engram CLI against real engramd processes: every verb, --json
+// output, and the exit codes of failures (refused 1, usage 2, node down 3).
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <csignal>
+
+#include "cluster.hpp"
+
+using namespace engram;
+using namespace engram::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+const std::string engram_cli = ENGRAM_CLI_PATH;
+
+struct cli_result {
+  int code = -1;
+  std::string out;
+
+  json parsed() const {
+    try {
+      return json::parse(out);
+    } catch (const std::exception& e) {
+      BOOST_ERROR("not JSON: " << out);
+      return json{};
+    }
+  }
+};
+
+struct cli_fixture {
+  cluster c;
+  size_t n1 = c.start("n1", {});
+  size_t n2 = c.start("n2", {c.nodes[n1].port});
+
+  // Runs `engram --node <node i> args...` to completion (bounded).
+  cli_result run(size_t i, std::vector<std::string> args) {
+    static std::atomic<int> seq{0};
+    auto log = c.dir.sub("cli-" + std::to_string(seq++) + ".out");
+    std::vector<std::string> argv{engram_cli, "--node", c.address(i)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    engram::apps::process p{argv, log};
+    auto rc = p.wait(30s);
+    if (!rc)
+      BOOST_FAIL("engram did not exit: " << args.front());
+    return {*rc, p.output()};
+  }
+
+  // Retries `args` until it succeeds (the directory needs a moment to tell
+  // a node where an agent runs); bounded.
+  cli_result until_ok(size_t i, std::vector<std::string> args) {
+    cli_result r;
+    until([&] {
+      r = run(i, args);
+      return r.code == 0;
+    });
+    return r;
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(engram_cli)
+
+BOOST_FIXTURE_TEST_CASE(every_verb_works_against_real_nodes, cli_fixture) {
+  // learn / believe / query, plain and JSON.
+  auto learned = run(n1, {"--agent", "alice", "learn", "user.name", "Bob"});
+  BOOST_REQUIRE_EQUAL(learned.code, 0);
+  BOOST_CHECK_EQUAL(learned.out.size(), 33u); // 32 hex digits and a newline
+  BOOST_REQUIRE_EQUAL(run(n1, {"--agent", "alice", "believe", "sky", "color",
+                               "blue", "--confidence", "0.6"})
+                          .code,
+                      0);
+  auto plain = run(n1, {"--agent", "alice", "query"});
+  BOOST_CHECK(plain.out.find("fact user.name=Bob") != std::string::npos);
+  auto q = run(n1, {"--agent", "alice", "--json", "query", "--subject", "sky"});
+  BOOST_REQUIRE_EQUAL(q.code, 0);
+  auto views = q.parsed();
+  BOOST_REQUIRE_EQUAL(views.size(), 1u);
+  BOOST_CHECK_EQUAL(views[0]["object"], "blue");
+  BOOST_CHECK_CLOSE(views[0]["confidence"].get<double>(), 0.6, 1e-9);
+  // ask across nodes: engramd answers from the agent's memory.
+  auto asked = until_ok(n2, {"--agent", "bob", "ask", "alice", "user.name"});
+  BOOST_CHECK_EQUAL(asked.out, "Bob\n");
+  auto unknown = run(n2, {"--agent", "bob", "ask", "alice", "weather"});
+  BOOST_CHECK_EQUAL(unknown.code, 1);
+  BOOST_CHECK(unknown.out.find("knows nothing about 'weather'")
+              != std::string::npos);
+  // tell / inbox.
+  until_ok(n1, {"--agent", "alice", "tell", "bob", "lunch?"});
+  auto inbox = run(n2, {"--agent", "bob", "--json", "inbox"});
+  BOOST_REQUIRE_EQUAL(inbox.code, 0);
+  BOOST_CHECK_EQUAL(inbox.parsed(),
+                    json::parse(R"([{"from":"alice","text":"lunch?"}])"));
+  // Federations: create (alice leads), join (bob, on n2), collective
+  // memory read with the trust model, broadcast, list.
+  auto created
+      = run(n1, {"--agent", "alice", "--json", "federation", "create",
+                 "Research", "--member", "bob", "--trust", "uniform:0.8"});
+  BOOST_REQUIRE_EQUAL(created.code, 0);
+  auto fed = created.parsed()["id"].get<std::string>();
+  BOOST_CHECK_EQUAL(created.parsed()["leader"], "alice");
+  until_ok(n2, {"--agent", "bob", "federation", "join", fed});
+  BOOST_REQUIRE_EQUAL(
+      run(n2, {"--agent", "bob", "learn", "eta", "friday", "--federation", fed})
+          .code,
+      0);
+  json seen;
+  BOOST_CHECK(until([&] {
+    auto r
+        = run(n1, {"--agent", "alice", "--json", "query", "--federation", fed});
+    seen = r.code == 0 ? r.parsed() : json::array();
+    return seen.size() == 1;
+  }));
+  if (seen.size() == 1) {
+    BOOST_CHECK_EQUAL(seen[0]["source"], "bob");
+    BOOST_CHECK_CLOSE(seen[0]["confidence"].get<double>(), 0.9 * 0.8, 1e-9);
+  }
+  auto reached = run(n1, {"--agent", "alice", "broadcast", fed, "ship it"});
+  BOOST_CHECK_EQUAL(reached.code, 0);
+  BOOST_CHECK(reached.out.find("reached 1 members") != std::string::npos);
+  BOOST_CHECK(run(n2, {"--agent", "bob", "inbox"}).out.find("alice: ship it")
+              != std::string::npos);
+  auto listed = run(n2, {"--agent", "bob", "--json", "federation", "list"});
+  BOOST_REQUIRE_EQUAL(listed.code, 0);
+  BOOST_CHECK_EQUAL(listed.parsed()[0]["name"], "Research");
+  // Roles: bob (a member) cannot change them.
+  auto refused = run(n2, {"--agent", "bob", "federation", "set-role", fed,
+                          "alice", "observer"});
+  BOOST_CHECK_EQUAL(refused.code, 1);
+  BOOST_CHECK(refused.out.find("permission_denied") != std::string::npos);
+  // Sharing with PII redaction, accepted with trust.
+  run(n1, {"--agent", "alice", "learn", "contact", "mail eve@example.com"});
+  auto shared = run(n1, {"--agent", "alice", "share", "--with", "bob",
+                         "--redact-pii", "--type", "semantic"});
+  BOOST_REQUIRE_EQUAL(shared.code, 0);
+  auto share_id = shared.out.substr(0, shared.out.size() - 1);
+  auto pending = run(n2, {"--agent", "bob", "--json", "shares"});
+  BOOST_REQUIRE_EQUAL(pending.code, 0);
+  BOOST_REQUIRE_EQUAL(pending.parsed().size(), 1u);
+  BOOST_CHECK(pending.out.find("eve@example.com") == std::string::npos);
+  BOOST_CHECK(pending.out.find("mail [email]") != std::string::npos);
+  auto accepted = run(
+      n2, {"--agent", "bob", "accept", "alice", share_id, "--trust", "0.5"});
+  BOOST_CHECK_EQUAL(accepted.code, 0);
+  BOOST_CHECK(run(n2, {"--agent", "bob", "query"}).out.find("reported by alice")
+              != std::string::npos);
+  // Conflicts (none pending), sync, status.
+  auto conflicts = run(n1, {"--agent", "alice", "--json", "conflicts", "list"});
+  BOOST_CHECK_EQUAL(conflicts.code, 0);
+  BOOST_CHECK_EQUAL(conflicts.parsed(), json::array());
+  BOOST_CHECK_EQUAL(run(n1, {"--agent", "alice", "sync"}).code, 0);
+  auto status = run(n1, {"--json", "status"});
+  BOOST_REQUIRE_EQUAL(status.code, 0);
+  BOOST_CHECK_EQUAL(status.parsed()["node"], "n1");
+  // forget
+  auto id = learned.out.substr(0, 32);
+  BOOST_CHECK_EQUAL(run(n1, {"--agent", "alice", "forget", id}).code, 0);
+  BOOST_CHECK(run(n1, {"--agent", "alice", "query"}).out.find("user.name")
+              == std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(failures_have_clear_messages_and_exit_codes,
+                        cli_fixture) {
+  auto no_agent = run(n1, {"query"});
+  BOOST_CHECK_EQUAL(no_agent.code, 2);
+  BOOST_CHECK(no_agent.out.find("pass --agent") != std::string::npos);
+  BOOST_CHECK_EQUAL(run(n1, {"--agent", "a", "frobnicate"}).code, 2);
+  auto bad_trust = run(
+      n1, {"--agent", "a", "federation", "create", "X", "--trust", "blind:1"});
+  BOOST_CHECK_EQUAL(bad_trust.code, 2);
+  BOOST_CHECK(bad_trust.out.find("uniform:T") != std::string::npos);
+  auto bad_id = run(n1, {"--agent", "a", "forget", "xyz"});
+  BOOST_CHECK_EQUAL(bad_id.code, 2);
+  auto nobody = run(n1, {"--agent", "a", "tell", "nobody", "hi"});
+  BOOST_CHECK_EQUAL(nobody.code, 1);
+  BOOST_CHECK(nobody.out.find("no reachable node hosts agent nobody")
+              != std::string::npos);
+  auto help = run(n1, {"--help"});
+  BOOST_CHECK_EQUAL(help.code, 0);
+  BOOST_CHECK(help.out.find("federation") != std::string::npos);
+  // A node that is down: exit 3, and --json still prints an object.
+  c.nodes[n2].proc.signal(SIGKILL);
+  BOOST_REQUIRE(c.nodes[n2].proc.wait(5s));
+  auto down = run(n2, {"--agent", "a", "--json", "query"});
+  BOOST_CHECK_EQUAL(down.code, 3);
+  BOOST_CHECK(down.out.find("cannot reach engramd") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
