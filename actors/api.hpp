@@ -57,6 +57,8 @@ struct sync_result {
 struct session_settings {
   /// Changes are pushed after this delay, batched (debounce).
   milliseconds push_delay{5};
+  /// Push changes as they happen (else only anti-entropy carries them).
+  bool on_change = true;
   /// Unacknowledged frames are resent after this (doubling per attempt).
   milliseconds retransmit_after{200};
   /// Periodic anti-entropy (digest exchange).

@@ -623,6 +623,7 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
   st.peer = std::move(peer);
   st.agent = std::move(agent);
   st.cfg = ctx->config.sessions;
+  st.on_change = st.cfg.on_change;
   st.out = outbox{st.cfg.retransmit_after};
   st.clock = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
   // An error answer to a request without its own handler (the agent being

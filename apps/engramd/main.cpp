@@ -59,11 +59,38 @@ struct settings {
   std::string partition_strategy = "hash";
   int64_t partition_count = 1;
   int64_t bucket_ms = 3'600'000;
+  /// The spec's `DistributionConfig` ([distribution]).
+  bool distribution_enabled = true;
+  std::string scope_defaults = "spec";
+  std::string crdt = "mvr";
 };
 
 struct config_error {
   std::string message;
 };
+
+// "500ms", "30s", "1m", "1h": a positive number and a unit.
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& x) {
+  size_t used = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(x, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (n <= 0)
+    return std::nullopt;
+  auto unit = x.substr(used);
+  if (unit == "ms")
+    return std::chrono::milliseconds{n};
+  if (unit == "s")
+    return std::chrono::milliseconds{n * 1000};
+  if (unit == "m")
+    return std::chrono::milliseconds{n * 60'000};
+  if (unit == "h")
+    return std::chrono::milliseconds{n * 3'600'000};
+  return std::nullopt;
+}
 
 // Reads the TOML file into `s`. Every key must be known: a misspelt key is
 // an error, never silently ignored.
@@ -93,6 +120,195 @@ void load_file(const std::string& path, settings& s) {
       throw config_error{where(key) + ": must be a positive number of ms"};
     out = std::chrono::milliseconds{x};
   };
+  auto replication = [&](const toml::value& v, const std::string& prefix) {
+    if (!v.is_table())
+      throw config_error{where(prefix) + ": must be a table"};
+    for (auto& [sub, w] : v.as_table()) {
+      auto name = prefix + "." + sub;
+      if (sub == "factor")
+        get(w, name, s.replication_factor);
+      else if (sub == "strategy")
+        get(w, name, s.replication_strategy);
+      else if (sub == "consistency")
+        get(w, name, s.consistency);
+      else if (sub == "write_timeout_ms")
+        get(w, name, s.write_timeout_ms);
+      else if (sub == "promote_after_ms")
+        get(w, name, s.promote_after_ms);
+      else if (sub == "shard_key")
+        get(w, name, s.shard_key);
+      else if (sub == "shards") {
+        if (!w.is_array())
+          throw config_error{where(name) + ": must be an array of tables"};
+        for (auto& shard : w.as_array()) {
+          if (!shard.is_table())
+            throw config_error{where(name) + ": must be an array of tables"};
+          shard_config sc;
+          bool has_id = false;
+          for (auto& [field, x] : shard.as_table()) {
+            if (field == "id") {
+              int64_t id = 0;
+              get(x, name + ".id", id);
+              if (id < 0 || id > int64_t{UINT32_MAX})
+                throw config_error{where(name + ".id") + ": out of range"};
+              sc.id = static_cast<uint32_t>(id);
+              has_id = true;
+            } else if (field == "nodes") {
+              get(x, name + ".nodes", sc.nodes);
+            } else {
+              throw config_error{"unknown key '" + name + "." + field
+                                 + "' in config '" + path + "'"};
+            }
+          }
+          if (!has_id)
+            throw config_error{where(name) + ": a shard needs an id"};
+          s.shards.push_back(std::move(sc));
+        }
+      } else
+        throw config_error{"unknown key '" + name + "' in config '" + path
+                           + "'"};
+    }
+  };
+  auto partitioning = [&](const toml::value& v, const std::string& prefix) {
+    if (!v.is_table())
+      throw config_error{where(prefix) + ": must be a table"};
+    for (auto& [sub, w] : v.as_table()) {
+      auto name = prefix + "." + sub;
+      if (sub == "strategy")
+        get(w, name, s.partition_strategy);
+      else if (sub == "partition_count")
+        get(w, name, s.partition_count);
+      else if (sub == "bucket_ms")
+        get(w, name, s.bucket_ms);
+      else
+        throw config_error{"unknown key '" + name + "' in config '" + path
+                           + "'"};
+    }
+  };
+  // Keys of features not built yet: refused, naming the key.
+  auto not_yet = [&](const std::string& key, const std::string& why) {
+    throw config_error{"not supported yet: " + key + " (" + why
+                       + ") in config '" + path + "'"};
+  };
+  auto text = [&](const toml::value& v, const std::string& key) {
+    std::string x;
+    get(v, key, x);
+    return x;
+  };
+  auto duration = [&](const toml::value& v, const std::string& key) {
+    auto x = text(v, key);
+    auto d = parse_duration(x);
+    if (!d)
+      throw config_error{where(key) + ": '" + x
+                         + "' is not a duration (e.g. 500ms, 30s, 1m, 1h)"};
+    return *d;
+  };
+  auto unknown = [&](const std::string& key) {
+    throw config_error{"unknown key '" + key + "' in config '" + path + "'"};
+  };
+  auto table = [&](const toml::value& v, const std::string& key) {
+    if (!v.is_table())
+      throw config_error{where(key) + ": must be a table"};
+    return v.as_table();
+  };
+  auto discovery = [&](const toml::value& x, const std::string& key) {
+    // { dns = { domain = "...", port = 7420 } } and/or { seeds = [...] }
+    for (auto& [method, y] : table(x, key)) {
+      auto mkey = key + "." + method;
+      if (method == "seeds") {
+        std::vector<std::string> seeds;
+        get(y, mkey, seeds);
+        s.peers.insert(s.peers.end(), seeds.begin(), seeds.end());
+      } else if (method == "dns") {
+        std::string domain;
+        int64_t port = 7420;
+        for (auto& [f, z] : table(y, mkey)) {
+          if (f == "domain")
+            get(z, mkey + ".domain", domain);
+          else if (f == "port")
+            get(z, mkey + ".port", port);
+          else
+            unknown(mkey + "." + f);
+        }
+        if (domain.empty() || port <= 0 || port > 65535)
+          throw config_error{where(mkey)
+                             + ": needs a domain and a port 1-65535"};
+        s.peers.push_back("dns:" + domain + ":" + std::to_string(port));
+      } else {
+        throw config_error{where(key) + ": unknown discovery method '" + method
+                           + "' (dns, seeds)"};
+      }
+    }
+  };
+  auto distribution = [&](const toml::value& v) {
+    for (auto& [sub, w] : table(v, "distribution")) {
+      auto name = "distribution." + sub;
+      if (sub == "enabled") {
+        get(w, name, s.distribution_enabled);
+      } else if (sub == "scope_defaults") {
+        s.scope_defaults = text(w, name);
+      } else if (sub == "sync") {
+        for (auto& [k, x] : table(w, name)) {
+          auto key = name + "." + k;
+          if (k == "strategy") {
+            auto strategy = text(x, key);
+            if (strategy == "consensus")
+              not_yet(key + " = \"consensus\"",
+                      "Raft, Paxos and PBFT come with the consensus work");
+            if (strategy != "crdt")
+              throw config_error{where(key) + ": '" + strategy
+                                 + "' (known: crdt, consensus)"};
+          } else if (k == "interval") {
+            s.sessions.anti_entropy_interval = duration(x, key);
+          } else if (k == "on_change") {
+            get(x, key, s.sessions.on_change);
+          } else if (k == "crdt") {
+            s.crdt = text(x, key);
+          } else {
+            unknown(key);
+          }
+        }
+      } else if (sub == "storage") {
+        for (auto& [k, x] : table(w, name)) {
+          auto key = name + "." + k;
+          if (k != "backend")
+            unknown(key);
+          // A name, or a table naming one backend as in the spec's
+          // StorageBackend::Redis { url }.
+          std::string backend;
+          if (x.is_table() && x.as_table().size() == 1)
+            backend = x.as_table().begin()->first;
+          else
+            backend = text(x, key);
+          if (backend != "rocksdb")
+            not_yet(key + " = " + backend,
+                    "the embedded RocksDB store is the backend built");
+        }
+      } else if (sub == "replication") {
+        replication(w, name);
+      } else if (sub == "partitioning") {
+        partitioning(w, name);
+      } else if (sub == "federation") {
+        for (auto& [k, x] : table(w, name)) {
+          auto key = name + "." + k;
+          if (k == "discovery")
+            discovery(x, key);
+          else if (k == "id" || k == "trust_model")
+            not_yet(key, "a node-wide federation; agents create and join "
+                         "federations themselves: engram federation "
+                         "create/join, memory::create_federation");
+          else
+            unknown(key);
+        }
+      } else if (sub == "auth" || sub == "encryption"
+                 || sub == "access_control") {
+        not_yet(name, "authentication, encryption and access control come "
+                      "with the security work");
+      } else {
+        unknown(name);
+      }
+    }
+  };
   if (!root.is_table())
     throw config_error{"config '" + path + "' is not a TOML table"};
   for (auto& [key, v] : root.as_table()) {
@@ -117,68 +333,11 @@ void load_file(const std::string& path, settings& s) {
     else if (key == "members")
       get(v, key, s.members);
     else if (key == "replication") {
-      if (!v.is_table())
-        throw config_error{where(key) + ": must be a table"};
-      for (auto& [sub, w] : v.as_table()) {
-        auto name = "replication." + sub;
-        if (sub == "factor")
-          get(w, name, s.replication_factor);
-        else if (sub == "strategy")
-          get(w, name, s.replication_strategy);
-        else if (sub == "consistency")
-          get(w, name, s.consistency);
-        else if (sub == "write_timeout_ms")
-          get(w, name, s.write_timeout_ms);
-        else if (sub == "promote_after_ms")
-          get(w, name, s.promote_after_ms);
-        else if (sub == "shard_key")
-          get(w, name, s.shard_key);
-        else if (sub == "shards") {
-          if (!w.is_array())
-            throw config_error{where(name) + ": must be an array of tables"};
-          for (auto& shard : w.as_array()) {
-            if (!shard.is_table())
-              throw config_error{where(name) + ": must be an array of tables"};
-            shard_config sc;
-            bool has_id = false;
-            for (auto& [field, x] : shard.as_table()) {
-              if (field == "id") {
-                int64_t id = 0;
-                get(x, name + ".id", id);
-                if (id < 0 || id > int64_t{UINT32_MAX})
-                  throw config_error{where(name + ".id") + ": out of range"};
-                sc.id = static_cast<uint32_t>(id);
-                has_id = true;
-              } else if (field == "nodes") {
-                get(x, name + ".nodes", sc.nodes);
-              } else {
-                throw config_error{"unknown key '" + name + "." + field
-                                   + "' in config '" + path + "'"};
-              }
-            }
-            if (!has_id)
-              throw config_error{where(name) + ": a shard needs an id"};
-            s.shards.push_back(std::move(sc));
-          }
-        } else
-          throw config_error{"unknown key '" + name + "' in config '" + path
-                             + "'"};
-      }
+      replication(v, key);
     } else if (key == "partitioning") {
-      if (!v.is_table())
-        throw config_error{where(key) + ": must be a table"};
-      for (auto& [sub, w] : v.as_table()) {
-        auto name = "partitioning." + sub;
-        if (sub == "strategy")
-          get(w, name, s.partition_strategy);
-        else if (sub == "partition_count")
-          get(w, name, s.partition_count);
-        else if (sub == "bucket_ms")
-          get(w, name, s.bucket_ms);
-        else
-          throw config_error{"unknown key '" + name + "' in config '" + path
-                             + "'"};
-      }
+      partitioning(v, key);
+    } else if (key == "distribution") {
+      distribution(v);
     } else if (key == "sessions") {
       if (!v.is_table())
         throw config_error{where(key) + ": must be a table"};
@@ -205,6 +364,8 @@ void load_file(const std::string& path, settings& s) {
 }
 
 struct validated {
+  scope_defaults scopes;
+  crdt_strategy crdt = crdt_strategy::mvr;
   actors::endpoint listen;
   std::vector<actors::endpoint> seeds;
   spdlog::level::level_enum level;
@@ -295,6 +456,26 @@ validated validate(const settings& s) {
     throw config_error{"heartbeat_ms must be positive and below "
                        "connection_timeout_ms"};
   validate_placement(s, v);
+  if (s.scope_defaults == "spec")
+    v.scopes = scope_defaults::spec();
+  else if (s.scope_defaults == "agent_shared")
+    v.scopes = scope_defaults::agent_shared();
+  else
+    throw config_error{"distribution.scope_defaults: '" + s.scope_defaults
+                       + "' (known: spec, agent_shared)"};
+  if (s.crdt == "mvr")
+    v.crdt = crdt_strategy::mvr;
+  else if (s.crdt == "lww")
+    v.crdt = crdt_strategy::lww;
+  else if (s.crdt == "aw_set")
+    v.crdt = crdt_strategy::aw_set;
+  else
+    throw config_error{"distribution.sync.crdt: '" + s.crdt
+                       + "' (known: mvr, lww, aw_set; custom needs a C++ "
+                         "merge function)"};
+  if (!s.distribution_enabled && !s.peers.empty())
+    throw config_error{"distribution.enabled = false, but peers are "
+                       "configured: a node without distribution has none"};
   return v;
 }
 
@@ -423,11 +604,15 @@ int main(int argc, char** argv) {
   nc.partitioning = v.partitioning;
   // The daemon's agents have no program of their own here: asks are
   // answered from their memory (engram ask AGENT KEY|SUBJECT).
-  nc.agent_defaults = [](const std::string&) {
-    actors::agent_config a;
-    a.answer_from_memory = true;
-    return a;
-  };
+  nc.agent_defaults
+      = [scopes = v.scopes, crdt = v.crdt](const std::string& id) {
+          actors::agent_config a;
+          a.answer_from_memory = true;
+          a.default_scopes = scopes;
+          if (id.rfind("fed-", 0) != 0) // federations keep their own rules
+            a.replication.strategy.fill(crdt);
+          return a;
+        };
   nc.on_event = [](const std::string& event, const actors::event_fields& xs) {
     std::string line = "event=" + event;
     for (auto& [k, x] : xs)
