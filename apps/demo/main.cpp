@@ -5,7 +5,11 @@
 // mid-run and restarts it, then prints how every agent's replicas converged
 // and shuts the nodes down with SIGTERM.
 //
+// Along the way it samples how many memories every node holds and writes
+// them as CSV and a PNG plot (gnuplot): the restarted node catching up.
+//
 //   engram-demo [--engramd PATH] [--data-dir DIR] [--writes N] [--seed S]
+//               [--plot FILE.png]
 #include "actors/net.hpp"
 #include "apps/common/process.hpp"
 
@@ -15,6 +19,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -38,13 +43,15 @@ struct options {
   std::string data_dir;
   int writes = 300;
   uint64_t seed = 2026;
+  /// The plot (its CSV next to it, .csv).
+  std::string plot;
 };
 
 int usage(const char* error) {
   if (error)
     std::fprintf(stderr, "engram-demo: %s\n", error);
   std::fprintf(stderr, "usage: engram-demo [--engramd PATH] [--data-dir DIR] "
-                       "[--writes N] [--seed S]\n");
+                       "[--writes N] [--seed S] [--plot FILE.png]\n");
   return 2;
 }
 
@@ -144,6 +151,62 @@ public:
     return out;
   }
 
+  // One row of the plot: per node, the memories of all agents (-1: down).
+  void sample(clk::time_point t0,
+              const std::vector<std::vector<std::pair<size_t, uint64_t>>>& s,
+              const std::vector<bool>& up) {
+    std::vector<long> row;
+    for (size_t n = 0; n < node_ids.size(); ++n) {
+      long total = 0;
+      for (auto& per_agent : s)
+        total
+            += n < per_agent.size() ? static_cast<long>(per_agent[n].first) : 0;
+      row.push_back(up[n] ? total : -1);
+    }
+    samples_.emplace_back(
+        std::chrono::duration<double, std::milli>(clk::now() - t0).count(),
+        row);
+  }
+
+  // Writes the samples as CSV and, with gnuplot, as a PNG.
+  void plot(double kill_ms, double restart_ms) {
+    auto csv = opts_.plot.substr(0, opts_.plot.rfind('.')) + ".csv";
+    if (auto* f = std::fopen(csv.c_str(), "w")) {
+      std::fprintf(f, "t_ms,n1,n2,n3\n");
+      for (auto& [t, row] : samples_) {
+        std::fprintf(f, "%.1f", t);
+        for (auto x : row)
+          x < 0 ? std::fprintf(f, ",NaN") : std::fprintf(f, ",%ld", x);
+        std::fprintf(f, "\n");
+      }
+      std::fclose(f);
+    }
+    auto script = opts_.data_dir + "/plot.gp";
+    if (auto* f = std::fopen(script.c_str(), "w")) {
+      std::fprintf(
+          f,
+          "set terminal png size 960,540\nset output '%s'\n"
+          "set datafile separator ','\n"
+          "set title 'engram-demo: memories held per node (all agents)'\n"
+          "set xlabel 'ms since the first write'\nset ylabel 'memories'\n"
+          "set key left top\nset arrow from %.0f, graph 0 to %.0f, graph 1 "
+          "nohead dt 2\nset label 'n3 SIGKILLed' at %.0f, graph 0.95\n"
+          "set arrow from %.0f, graph 0 to %.0f, graph 1 nohead dt 2\n"
+          "set label 'n3 restarted' at %.0f, graph 0.88\n"
+          "plot '%s' using 1:($2) with linespoints title 'n1', "
+          "'' using 1:($3) with linespoints title 'n2', "
+          "'' using 1:($4) with linespoints title 'n3'\n",
+          opts_.plot.c_str(), kill_ms, kill_ms, kill_ms, restart_ms, restart_ms,
+          restart_ms, csv.c_str());
+      std::fclose(f);
+    }
+    auto cmd = "gnuplot '" + script + "' 2>/dev/null";
+    if (std::system(cmd.c_str()) == 0)
+      std::printf("plot: %s (data: %s)\n", opts_.plot.c_str(), csv.c_str());
+    else
+      std::printf("data: %s (gnuplot not available: no plot)\n", csv.c_str());
+  }
+
   static bool
   converged(const std::vector<std::vector<std::pair<size_t, uint64_t>>>& s) {
     for (auto& per_agent : s)
@@ -190,11 +253,19 @@ public:
     caf::scoped_actor self{sys_};
     size_t acked = 0;
     auto t0 = clk::now();
+    std::vector<bool> up(node_ids.size(), true);
+    double kill_ms = 0;
+    auto every = std::max(1, opts_.writes / 15);
     for (int w = 0; w < opts_.writes; ++w) {
+      if (w % every == 0)
+        sample(t0, snapshot(), up);
       if (w == opts_.writes / 2) {
         std::printf("  SIGKILL n3 after %d writes; the others go on\n", w);
         nodes_[2].proc.signal(SIGKILL);
         nodes_[2].proc.wait(5s);
+        up[2] = false;
+        kill_ms = std::chrono::duration<double, std::milli>(clk::now() - t0)
+                      .count();
       }
       auto g = rng() % agents.size();
       auto n = rng() % (w >= opts_.writes / 2 ? 2 : 3);
@@ -225,14 +296,24 @@ public:
     std::printf("  %zu/%d writes acknowledged (durable) in %.0f ms\n", acked,
                 opts_.writes, written_ms);
     std::printf("  restarting n3 on its store\n");
+    sample(t0, snapshot(), up);
     nodes_[2] = start(2);
     if (!open_all(2))
       return 1;
+    up[2] = true;
     auto t1 = clk::now();
+    auto restart_ms
+        = std::chrono::duration<double, std::milli>(t1 - t0).count();
     auto snap = snapshot();
+    sample(t0, snap, up);
     while (!converged(snap) && clk::now() - t1 < 30s) {
       std::this_thread::sleep_for(20ms);
       snap = snapshot();
+      sample(t0, snap, up);
+    }
+    for (int i = 0; i < 3; ++i) { // the flat end of the curve
+      std::this_thread::sleep_for(50ms);
+      sample(t0, snapshot(), up);
     }
     auto converge_ms
         = std::chrono::duration<double, std::milli>(clk::now() - t1).count();
@@ -246,6 +327,7 @@ public:
     bool ok = converged(snap) && acked == static_cast<size_t>(opts_.writes);
     std::printf("\nconverged: %s (n3 caught up %.0f ms after restarting)\n",
                 ok ? "yes" : "NO", converge_ms);
+    plot(kill_ms, restart_ms);
     // Clean shutdown.
     int clean = 0;
     for (size_t n = 0; n < nodes_.size(); ++n) {
@@ -263,6 +345,7 @@ private:
   client_config cfg_;
   caf::actor_system sys_{cfg_};
   std::vector<daemon> nodes_;
+  std::vector<std::pair<double, std::vector<long>>> samples_;
 };
 
 } // namespace
@@ -271,6 +354,7 @@ int main(int argc, char** argv) {
   options opts;
   // engramd is built next to this program (build/apps/).
   opts.engramd = (fs::path{argv[0]}.parent_path() / "engramd").string();
+  opts.plot = (fs::path{argv[0]}.parent_path() / "engram-demo.png").string();
   bool own_dir = true;
   for (int i = 1; i < argc; ++i) {
     auto arg = std::string{argv[i]};
@@ -286,6 +370,8 @@ int main(int argc, char** argv) {
       opts.writes = std::atoi(v);
     else if (arg == "--seed" && (v = value()))
       opts.seed = std::strtoull(v, nullptr, 10);
+    else if (arg == "--plot" && (v = value()))
+      opts.plot = v;
     else if (arg == "--help" || arg == "-h")
       return usage(nullptr), 0;
     else
@@ -293,6 +379,8 @@ int main(int argc, char** argv) {
   }
   if (opts.writes <= 0)
     return usage("--writes must be a positive number");
+  if (opts.plot.size() < 5 || opts.plot.substr(opts.plot.size() - 4) != ".png")
+    return usage("--plot needs a file name ending in .png");
   if (!fs::exists(opts.engramd))
     return usage(("engramd not found at " + opts.engramd).c_str());
   if (own_dir)
