@@ -35,6 +35,8 @@ struct link_log {
   };
   std::vector<entry> entries;
   size_t dropped = 0;
+  /// Envelope bytes handed to the link (dropped frames included).
+  uint64_t bytes = 0;
   size_t duplicated = 0;
   /// While set, the link drops everything (a partition).
   bool partitioned = false;
@@ -87,6 +89,7 @@ link_impl(peer_actor::stateful_pointer<link_state> self, peer_actor dest,
         std::uniform_real_distribution<double> coin{0, 1};
         link_log::entry e;
         e.from = frame.from_node;
+        log->bytes += frame.envelope.size();
         e.agent = frame.agent;
         if (auto env = messages::decode_envelope(frame.envelope)) {
           e.type = v1::MessageType_Name(env->type());

@@ -1,0 +1,791 @@
+// engram-swarm: a deterministic swarm simulator. N agents across M nodes in
+// one process, on the same node, agent, instance and session actors as
+// production, under CAF's test coordinator (one thread, simulated time) with
+// seeded simulated links (loss, duplication, delay, partitions) and a
+// seeded fault schedule (a partition of the nodes in halves, possibly one
+// way; a node crash and restart on its store; clock skew). A run is
+// reproducible from (seed, build, options): the same command prints the
+// same report and report hash.
+//
+// Every run checks the invariants: after the heal all replicas of every
+// agent are identical (the convergence time is reported), no acknowledged
+// write is lost, conflicts are resolved per configuration (facts: one
+// version, TakeNewest; beliefs: alternatives kept and marked contested,
+// Fork). A failing seed prints the command that reproduces it.
+//
+//   engram-swarm --seed 7 --agents 200 --nodes 8 --writes 2000 --loss 0.1
+//                --partition --crash [--seeds 100] [--csv F] [--plot F.png]
+
+#include "actors/node.hpp"
+#include "actors/sim_link.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace engram;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using ms = std::chrono::milliseconds;
+
+namespace {
+
+struct options {
+  uint64_t seed = 1;
+  size_t seeds = 1;
+  size_t agents = 100;
+  size_t nodes = 8;
+  size_t writes = 1000;
+  /// Simulated time over which the writes are spread.
+  int64_t workload_ms = 4000;
+  double conflict_rate = 0.2;
+  double belief_share = 0.2;
+  double loss = 0.0;
+  double dup = 0.0;
+  double delay = 0.0;
+  bool partition = false;
+  bool one_way = false;
+  bool crash = false;
+  int64_t skew_ms = 0;
+  /// Give up converging after this much simulated time past the heal.
+  int64_t heal_limit_ms = 120'000;
+  std::string csv;
+  std::string plot;
+  bool quiet = false;
+};
+
+/// The command that reproduces a run of `seed`.
+std::string command_of(const options& o, uint64_t seed) {
+  std::ostringstream out;
+  out << "engram-swarm --seed " << seed << " --agents " << o.agents
+      << " --nodes " << o.nodes << " --writes " << o.writes << " --workload-ms "
+      << o.workload_ms << " --conflict-rate " << o.conflict_rate
+      << " --belief-share " << o.belief_share;
+  if (o.loss > 0)
+    out << " --loss " << o.loss;
+  if (o.dup > 0)
+    out << " --dup " << o.dup;
+  if (o.delay > 0)
+    out << " --delay " << o.delay;
+  if (o.partition)
+    out << " --partition";
+  if (o.one_way)
+    out << " --one-way";
+  if (o.crash)
+    out << " --crash";
+  if (o.skew_ms > 0)
+    out << " --skew-ms " << o.skew_ms;
+  if (o.heal_limit_ms != options{}.heal_limit_ms)
+    out << " --heal-limit-ms " << o.heal_limit_ms;
+  return out.str();
+}
+
+uint64_t fnv1a(const std::string& text, uint64_t h = 0xcbf29ce484222325ULL) {
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+std::string hex(uint64_t x) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx",
+                static_cast<unsigned long long>(x));
+  return buf;
+}
+
+struct sim_config : caf::actor_system_config {
+  sim_config() {
+    actors::register_types(*this);
+    set("scheduler.policy", caf::atom("testing"));
+    set("logger.file-verbosity", caf::atom("quiet"));
+    set("logger.console", caf::atom("none"));
+  }
+};
+
+/// A wall clock `offset_us` off the simulation's (clock skew).
+class skewed_clock final : public physical_clock {
+public:
+  skewed_clock(std::shared_ptr<manual_clock> base, int64_t offset_us)
+      : base_(std::move(base)), offset_(offset_us) {}
+  uint64_t now_us() override {
+    return static_cast<uint64_t>(static_cast<int64_t>(base_->now_us())
+                                 + offset_);
+  }
+
+private:
+  std::shared_ptr<manual_clock> base_;
+  int64_t offset_;
+};
+
+struct acked_write {
+  size_t agent;
+  engram_id id;
+};
+
+/// What the driver actor saw of the writes it was handed.
+struct write_log {
+  std::vector<acked_write> acked;
+  size_t refused = 0;
+};
+
+using write_atom = caf::atom_constant<caf::atom("write")>;
+
+// Issues writes (learn requests) and records which were acknowledged.
+caf::behavior driver(caf::event_based_actor* self,
+                     std::shared_ptr<write_log> log) {
+  return {
+      [=](write_atom, const actors::instance_actor& inst, engram_record& e,
+          uint64_t agent) {
+        self->request(inst, caf::infinite, actors::learn_atom::value,
+                      std::move(e), false)
+            .then(
+                [=](engram_id id) {
+                  log->acked.push_back({static_cast<size_t>(agent), id});
+                },
+                [=](caf::error&) {
+                  ++log->refused;
+                });
+      },
+  };
+}
+
+struct run_result {
+  bool ok = true;
+  std::vector<std::string> failures;
+  std::string report;
+  uint64_t report_hash = 0;
+  double converge_ms = -1;
+};
+
+class simulation {
+public:
+  simulation(const options& o, uint64_t seed)
+      : opts_(o), seed_(seed), rng_(seed) {
+    dir_ = (fs::temp_directory_path()
+            / ("engram-swarm-" + std::to_string(::getpid()) + "-"
+               + std::to_string(seed)))
+               .string();
+    fs::remove_all(dir_);
+  }
+
+  ~simulation() {
+    shutdown();
+    fs::remove_all(dir_);
+  }
+
+  run_result run();
+
+private:
+  // -- time -----------------------------------------------------------------
+
+  void advance(ms total, ms step = ms{10}) {
+    for (ms t{0}; t < total; t += step) {
+      wall_->advance(static_cast<uint64_t>(step.count()) * 1000);
+      sched_.advance_time(step);
+      sched_.run();
+      now_ += step;
+    }
+  }
+
+  // Requests from a helper actor, running the system until every answer is
+  // in (bounded); answers in request order.
+  template<class Result, class Handle, class... Ts>
+  std::vector<std::optional<Result>> gather(const std::vector<Handle>& dests,
+                                            Ts... xs) {
+    auto results
+        = std::make_shared<std::vector<std::optional<Result>>>(dests.size());
+    auto pending = std::make_shared<size_t>(dests.size());
+    auto helper = sys_.spawn([=](caf::event_based_actor* self) {
+      for (size_t i = 0; i < dests.size(); ++i)
+        self->request(dests[i], caf::infinite, xs...)
+            .then(
+                [=](Result& r) {
+                  (*results)[i] = std::move(r);
+                  --*pending;
+                },
+                [=](caf::error&) {
+                  --*pending;
+                });
+    });
+    sched_.run();
+    for (int i = 0; i < 1000 && *pending > 0; ++i) {
+      sched_.advance_time(ms{1});
+      sched_.run();
+    }
+    caf::anon_send_exit(helper, caf::exit_reason::user_shutdown);
+    sched_.run();
+    return std::move(*results);
+  }
+
+  // The digests of the replicas `dests` hold (what they hold entirely).
+  std::vector<std::optional<uint64_t>>
+  gather_digests(const std::vector<actors::agent_actor>& dests) {
+    auto results
+        = std::make_shared<std::vector<std::optional<uint64_t>>>(dests.size());
+    auto pending = std::make_shared<size_t>(dests.size());
+    auto helper = sys_.spawn([=](caf::event_based_actor* self) {
+      for (size_t i = 0; i < dests.size(); ++i)
+        self->request(dests[i], caf::infinite, actors::digest_atom::value,
+                      std::string{})
+            .then(
+                [=](uint64_t d, causal_context&) {
+                  (*results)[i] = d;
+                  --*pending;
+                },
+                [=](caf::error&) {
+                  --*pending;
+                });
+    });
+    sched_.run();
+    for (int i = 0; i < 1000 && *pending > 0; ++i) {
+      sched_.advance_time(ms{1});
+      sched_.run();
+    }
+    caf::anon_send_exit(helper, caf::exit_reason::user_shutdown);
+    sched_.run();
+    return std::move(*results);
+  }
+
+  // -- topology -------------------------------------------------------------
+
+  std::vector<size_t> replicas_of(size_t agent) const {
+    std::vector<size_t> out;
+    for (size_t k = 0; k < std::min<size_t>(3, opts_.nodes); ++k)
+      out.push_back((agent + k) % opts_.nodes);
+    return out;
+  }
+
+  std::string node_id(size_t i) const { return "n" + std::to_string(i); }
+
+  void start_node(size_t i) {
+    actors::node_config c;
+    c.node_id = node_id(i);
+    c.data_dir = dir_ + "/" + c.node_id;
+    c.sync_writes = false;
+    c.wall_clock = std::make_shared<skewed_clock>(wall_, skew_us_[i]);
+    c.sessions.push_delay = ms{5};
+    c.sessions.retransmit_after = ms{100};
+    c.sessions.anti_entropy_interval = ms{500};
+    c.sessions.ping_interval = ms{1000};
+    c.sessions.peer_timeout = ms{60'000};
+    c.sessions.tick = ms{50};
+    auto n = actors::node::start(sys_, std::move(c));
+    if (!n)
+      throw std::runtime_error("cannot start " + node_id(i) + ": "
+                               + n.error_value().to_string());
+    nodes_[i] = std::move(*n);
+    sched_.run();
+  }
+
+  // Links i → j (one direction), with its own log.
+  void link(size_t i, size_t j) {
+    actors::link_params p;
+    p.loss = opts_.loss;
+    p.duplication = opts_.dup;
+    p.delay = opts_.delay;
+    p.seed = rng_();
+    auto log = std::make_shared<actors::link_log>();
+    auto dest = caf::actor_cast<actors::peer_actor>(nodes_[j]->handle());
+    auto hdl = sys_.spawn(actors::link_impl, dest, p, log);
+    links_[{i, j}] = {hdl, log};
+    nodes_[i]->add_peer(node_id(j), hdl);
+  }
+
+  std::set<std::pair<size_t, size_t>> neighbours() const {
+    std::set<std::pair<size_t, size_t>> out;
+    for (size_t a = 0; a < std::min(opts_.agents, opts_.nodes); ++a) {
+      auto rs = replicas_of(a);
+      for (auto x : rs)
+        for (auto y : rs)
+          if (x != y)
+            out.insert({x, y});
+    }
+    return out;
+  }
+
+  void open_instances(size_t node) {
+    std::vector<actors::node_actor> dests;
+    std::vector<size_t> which;
+    for (size_t a = 0; a < opts_.agents; ++a)
+      for (auto r : replicas_of(a))
+        if (r == node)
+          which.push_back(a);
+    // One request per agent (the helper asks them all at once).
+    for (auto a : which) {
+      auto got = gather<actors::instance_actor>(
+          std::vector<actors::node_actor>{nodes_[node]->handle()},
+          actors::instance_atom::value, "a" + std::to_string(a),
+          "i" + std::to_string(node));
+      if (got[0])
+        instances_[{a, node}] = *got[0];
+      auto agent = gather<actors::agent_actor>(
+          std::vector<actors::node_actor>{nodes_[node]->handle()},
+          actors::agent_atom::value, "a" + std::to_string(a));
+      if (agent[0])
+        agents_[{a, node}] = *agent[0];
+    }
+  }
+
+  void crash(size_t i) {
+    caf::anon_send_exit(nodes_[i]->handle(), caf::exit_reason::kill);
+    sched_.run();
+    for (int k = 0; k < 100 && sched_.has_pending_timeout(); ++k) {
+      sched_.trigger_timeouts();
+      sched_.run();
+    }
+    nodes_[i].reset();
+    up_[i] = false;
+  }
+
+  void restart(size_t i) {
+    start_node(i);
+    up_[i] = true;
+    for (auto& [edge, l] : links_) {
+      if (edge.second == i) { // links into i: a new destination
+        caf::anon_send_exit(l.hdl, caf::exit_reason::user_shutdown);
+        link(edge.first, i);
+      } else if (edge.first == i) {
+        nodes_[i]->add_peer(node_id(edge.second), l.hdl);
+      }
+    }
+    sched_.run();
+    open_instances(i);
+  }
+
+  void set_partition(bool on) {
+    size_t half = opts_.nodes / 2;
+    for (auto& [edge, l] : links_) {
+      bool across = (edge.first < half) != (edge.second < half);
+      // One way: only frames from the first half to the second are lost.
+      bool cut = across && (!opts_.one_way || edge.first < half);
+      l.log->partitioned = on && cut;
+    }
+  }
+
+  // -- checks ---------------------------------------------------------------
+
+  // Per agent: whether all its replicas hold the same state; and a hash of
+  // every digest.
+  std::pair<size_t, uint64_t> converged_agents() {
+    std::vector<actors::agent_actor> dests;
+    std::vector<size_t> owner;
+    for (size_t a = 0; a < opts_.agents; ++a)
+      for (auto r : replicas_of(a))
+        if (up_[r]) {
+          dests.push_back(agents_[{a, r}]);
+          owner.push_back(a);
+        }
+    auto digests = gather_digests(dests);
+    std::vector<std::set<uint64_t>> per_agent(opts_.agents);
+    uint64_t all = 0xcbf29ce484222325ULL;
+    for (size_t k = 0; k < dests.size(); ++k) {
+      per_agent[owner[k]].insert(digests[k] ? *digests[k] : k + 1);
+      all = fnv1a(hex(digests[k] ? *digests[k] : 0), all);
+    }
+    size_t equal = 0;
+    for (auto& s : per_agent)
+      equal += s.size() == 1 ? 1 : 0;
+    return {equal, all};
+  }
+
+  uint64_t bytes() const {
+    uint64_t n = 0;
+    for (auto& [_, l] : links_)
+      n += l.log->bytes;
+    return n;
+  }
+
+  uint64_t frames(bool dropped) const {
+    uint64_t n = 0;
+    for (auto& [_, l] : links_)
+      n += dropped ? l.log->dropped : l.log->entries.size();
+    return n;
+  }
+
+  void sample(std::shared_ptr<write_log> log, size_t converged) {
+    csv_ << now_.count() << ',' << log->acked.size() << ',' << frames(false)
+         << ',' << frames(true) << ',' << bytes() << ',' << converged << '\n';
+  }
+
+  void shutdown() {
+    for (auto& [_, l] : links_)
+      caf::anon_send_exit(l.hdl, caf::exit_reason::user_shutdown);
+    for (auto& n : nodes_)
+      if (n)
+        caf::anon_send_exit(n->handle(), caf::exit_reason::user_shutdown);
+    if (driver_)
+      caf::anon_send_exit(driver_, caf::exit_reason::user_shutdown);
+    sched_.run();
+    for (int i = 0; i < 10'000 && sched_.has_pending_timeout(); ++i) {
+      sched_.trigger_timeouts();
+      sched_.run();
+    }
+    nodes_.clear();
+    links_.clear();
+  }
+
+  struct link_entry {
+    actors::peer_actor hdl;
+    std::shared_ptr<actors::link_log> log;
+  };
+
+  const options& opts_;
+  uint64_t seed_;
+  std::mt19937_64 rng_;
+  std::string dir_;
+  sim_config cfg_;
+  caf::actor_system sys_{cfg_};
+  caf::scheduler::test_coordinator& sched_
+      = dynamic_cast<caf::scheduler::test_coordinator&>(sys_.scheduler());
+  std::shared_ptr<manual_clock> wall_
+      = std::make_shared<manual_clock>(1'700'000'000'000'000ULL);
+  ms now_{0};
+  std::vector<int64_t> skew_us_;
+  std::vector<std::unique_ptr<actors::node>> nodes_;
+  std::vector<bool> up_;
+  std::map<std::pair<size_t, size_t>, link_entry> links_;
+  std::map<std::pair<size_t, size_t>, actors::instance_actor> instances_;
+  std::map<std::pair<size_t, size_t>, actors::agent_actor> agents_;
+  caf::actor driver_;
+  std::ostringstream csv_;
+
+public:
+  std::string csv() const { return csv_.str(); }
+};
+
+run_result simulation::run() {
+  run_result result;
+  auto& o = opts_;
+  // The fault schedule, from the seed.
+  std::uniform_int_distribution<int64_t> skew{-o.skew_ms, o.skew_ms};
+  for (size_t i = 0; i < o.nodes; ++i)
+    skew_us_.push_back(o.skew_ms > 0 ? skew(rng_) * 1000 : 0);
+  auto w = o.workload_ms;
+  int64_t part_from = w * (20 + static_cast<int64_t>(rng_() % 20)) / 100;
+  // Half of the runs heal only when the workload is over: concurrent
+  // writes are left for the heal to merge (and conflicts to resolve).
+  int64_t part_to
+      = rng_() % 2 == 0
+            ? w
+            : part_from + w * (20 + static_cast<int64_t>(rng_() % 20)) / 100;
+  size_t crashed = o.nodes > 1 ? rng_() % o.nodes : 0;
+  int64_t crash_at = w * (30 + static_cast<int64_t>(rng_() % 30)) / 100;
+  int64_t restart_at
+      = crash_at + w * (10 + static_cast<int64_t>(rng_() % 20)) / 100;
+  // Nodes, links, agents.
+  nodes_.resize(o.nodes);
+  up_.assign(o.nodes, true);
+  for (size_t i = 0; i < o.nodes; ++i)
+    start_node(i);
+  for (auto [i, j] : neighbours())
+    link(i, j);
+  sched_.run();
+  for (size_t i = 0; i < o.nodes; ++i)
+    open_instances(i);
+  auto log = std::make_shared<write_log>();
+  driver_ = sys_.spawn(driver, log);
+  csv_ << "t_ms,acked,frames,dropped,bytes,converged_agents\n";
+  // The workload: writes spread over the workload time, faults on schedule.
+  const ms step{10};
+  auto steps = static_cast<size_t>(std::max<int64_t>(1, w / step.count()));
+  size_t issued = 0;
+  bool partitioned = false;
+  std::uniform_real_distribution<double> coin{0, 1};
+  for (size_t s = 0; s < steps; ++s) {
+    auto t = static_cast<int64_t>(s) * step.count();
+    if (o.partition && !partitioned && t >= part_from && t < part_to) {
+      set_partition(true);
+      partitioned = true;
+    } else if (partitioned && t >= part_to) {
+      set_partition(false);
+      partitioned = false;
+    }
+    if (o.crash && o.nodes > 1 && up_[crashed] && t >= crash_at
+        && t < restart_at)
+      crash(crashed);
+    if (o.crash && o.nodes > 1 && !up_[crashed] && t >= restart_at)
+      restart(crashed);
+    auto due = o.writes * (s + 1) / steps;
+    for (; issued < due; ++issued) {
+      auto a = static_cast<size_t>(rng_() % o.agents);
+      auto rs = replicas_of(a);
+      auto r = rs[rng_() % rs.size()];
+      engram_record e;
+      e.type = memory_type::semantic;
+      e.confidence = 0.5 + 0.5 * coin(rng_);
+      bool hot = coin(rng_) < o.conflict_rate;
+      if (coin(rng_) < o.belief_share)
+        e.body = belief{hot ? "hot" + std::to_string(rng_() % 2)
+                            : "s" + std::to_string(issued),
+                        "is", "v" + std::to_string(issued)};
+      else
+        e.body = fact{hot ? "hot" + std::to_string(rng_() % 4)
+                          : "k" + std::to_string(issued),
+                      "v" + std::to_string(issued)};
+      if (!up_[r])
+        continue; // the node is down: the agent's program waits
+      caf::anon_send(driver_, write_atom::value, instances_[{a, r}], e,
+                     static_cast<uint64_t>(a));
+    }
+    advance(step);
+    if (s % 50 == 0) {
+      sample(log, converged_agents().first);
+      if (!o.quiet && o.seeds == 1 && ::isatty(2))
+        std::fprintf(stderr, "\r[%-40s] %3zu%%",
+                     std::string(40 * (s + 1) / steps, '#').c_str(),
+                     100 * (s + 1) / steps);
+    }
+  }
+  if (!o.quiet && o.seeds == 1 && ::isatty(2))
+    std::fprintf(stderr, "\r%60s\r", "");
+  // Heal everything, then let anti-entropy converge.
+  set_partition(false);
+  if (!up_[crashed])
+    restart(crashed);
+  advance(ms{50});
+  auto healed = now_;
+  auto [equal, state_hash] = converged_agents();
+  while (equal < o.agents && now_ - healed < ms{o.heal_limit_ms}) {
+    advance(ms{100});
+    std::tie(equal, state_hash) = converged_agents();
+    sample(log, equal);
+  }
+  sample(log, equal);
+  result.converge_ms
+      = equal == o.agents ? static_cast<double>((now_ - healed).count()) : -1;
+  if (equal < o.agents)
+    result.failures.push_back(
+        std::to_string(o.agents - equal) + " agents' replicas still differ "
+        + std::to_string(o.heal_limit_ms) + " ms after the heal");
+  // Invariants on what every replica holds.
+  std::vector<actors::agent_actor> dests;
+  std::vector<std::pair<size_t, size_t>> owner;
+  for (size_t a = 0; a < o.agents; ++a)
+    for (auto r : replicas_of(a)) {
+      dests.push_back(agents_[{a, r}]);
+      owner.push_back({a, r});
+    }
+  auto views = gather<std::vector<memory_view>>(
+      dests, actors::query_atom::value, query_filter{},
+      actors::code_of(consistency_level::local));
+  std::map<std::pair<size_t, size_t>, std::map<engram_id, size_t>> held;
+  size_t contested = 0, lost = 0, bad_resolution = 0;
+  for (size_t k = 0; k < dests.size(); ++k) {
+    if (!views[k]) {
+      result.failures.push_back("agent a" + std::to_string(owner[k].first)
+                                + " on " + node_id(owner[k].second)
+                                + " did not answer");
+      continue;
+    }
+    auto& ids = held[owner[k]];
+    std::map<engram_id, std::vector<const memory_view*>> by_id;
+    for (auto& v : *views[k]) {
+      ++ids[v.value.id];
+      by_id[v.value.id].push_back(&v);
+    }
+    for (auto& [id, vs] : by_id) {
+      if (vs.size() < 2)
+        continue;
+      bool is_fact = std::holds_alternative<fact>(vs[0]->value.body);
+      bool all_contested = std::all_of(vs.begin(), vs.end(), [](auto* v) {
+        return v->contested;
+      });
+      if (is_fact || !all_contested)
+        ++bad_resolution;
+      else if (owner[k].second == replicas_of(owner[k].first)[0])
+        ++contested;
+    }
+  }
+  for (auto& wr : log->acked)
+    for (auto r : replicas_of(wr.agent))
+      if (held[{wr.agent, r}].count(wr.id) == 0)
+        ++lost;
+  if (lost > 0)
+    result.failures.push_back(std::to_string(lost)
+                              + " acknowledged writes missing from a replica");
+  if (bad_resolution > 0)
+    result.failures.push_back(
+        std::to_string(bad_resolution)
+        + " engrams not resolved per config (a fact with several versions "
+          "or uncontested belief alternatives)");
+  result.ok = result.failures.empty();
+  // The report: everything in it follows from (seed, build, options).
+  std::ostringstream r;
+  r << "engram-swarm seed=" << seed_ << " agents=" << o.agents
+    << " nodes=" << o.nodes << " writes=" << o.writes << '\n';
+  r << "faults: loss=" << o.loss << " dup=" << o.dup << " delay=" << o.delay;
+  if (o.partition)
+    r << " partition=" << (o.one_way ? "one-way" : "halves") << '@' << part_from
+      << ".." << part_to << "ms";
+  if (o.crash && o.nodes > 1)
+    r << " crash=" << node_id(crashed) << '@' << crash_at << ".." << restart_at
+      << "ms";
+  if (o.skew_ms > 0)
+    r << " skew=+-" << o.skew_ms << "ms";
+  r << '\n';
+  r << "acked=" << log->acked.size() << " refused=" << log->refused
+    << " frames=" << frames(false) << " dropped=" << frames(true)
+    << " bytes=" << bytes() << '\n';
+  r << "converged_after_heal_ms=" << result.converge_ms
+    << " contested_engrams=" << contested << '\n';
+  r << "invariants: " << (result.ok ? "ok" : "FAILED") << '\n';
+  r << "state_hash=" << hex(state_hash) << '\n';
+  result.report = r.str();
+  result.report_hash = fnv1a(result.report);
+  return result;
+}
+
+void write_plot(const options& o, const std::string& csv) {
+  auto script = fs::temp_directory_path()
+                / ("engram-swarm-" + std::to_string(::getpid()) + ".gp");
+  if (auto* f = std::fopen(script.c_str(), "w")) {
+    std::fprintf(f,
+                 "set terminal png size 960,540\nset output '%s'\n"
+                 "set datafile separator ','\n"
+                 "set title 'engram-swarm: writes acknowledged and agents "
+                 "converged (simulated time)'\nset xlabel 'simulated ms'\n"
+                 "set ylabel 'writes, kB'\nset y2label 'agents converged'\n"
+                 "set y2tics\nset key left top\n"
+                 "plot '%s' using 1:2 with lines title 'acked writes', "
+                 "'' using 1:($5/1000) with lines title 'kB on the wire', "
+                 "'' using 1:6 axes x1y2 with lines title 'agents converged'\n",
+                 o.plot.c_str(), csv.c_str());
+    std::fclose(f);
+  }
+  auto cmd = "gnuplot '" + script.string() + "' 2>/dev/null";
+  if (std::system(cmd.c_str()) == 0)
+    std::printf("plot: %s\n", o.plot.c_str());
+  else
+    std::fprintf(stderr, "engram-swarm: gnuplot failed: no plot\n");
+  fs::remove(script);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  CLI::App app{"engram-swarm: a deterministic swarm simulator (same actors "
+               "as production, simulated time and network)"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--seed", o.seed, "the seed (with --seeds: the first)");
+  app.add_option("--seeds", o.seeds, "run this many seeds from --seed on")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--agents", o.agents, "agents")->check(CLI::Range(1, 1000000));
+  app.add_option("--nodes", o.nodes, "simulated nodes")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--writes", o.writes, "learns over the workload");
+  app.add_option("--workload-ms", o.workload_ms,
+                 "simulated time the writes are spread over")
+      ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}));
+  app.add_option("--conflict-rate", o.conflict_rate,
+                 "share of writes to contended keys")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--belief-share", o.belief_share,
+                 "share of writes that are beliefs (the rest facts)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--loss", o.loss, "frame loss probability")
+      ->check(CLI::Range(0.0, 0.9));
+  app.add_option("--dup", o.dup, "frame duplication probability")
+      ->check(CLI::Range(0.0, 0.9));
+  app.add_option("--delay", o.delay, "probability a frame is held back")
+      ->check(CLI::Range(0.0, 0.9));
+  app.add_flag("--partition", o.partition,
+               "cut the nodes in halves for a while");
+  app.add_flag("--one-way", o.one_way,
+               "the partition loses frames one way only");
+  app.add_flag("--crash", o.crash, "crash a node and restart it on its store");
+  app.add_option("--skew-ms", o.skew_ms, "node clocks off by up to this")
+      ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}));
+  app.add_option("--heal-limit-ms", o.heal_limit_ms,
+                 "simulated time allowed to converge after the heal");
+  app.add_option("--csv", o.csv, "write the time series (single seed)");
+  app.add_option("--plot", o.plot, "write a PNG plot (gnuplot; single seed)");
+  app.add_flag("--quiet", o.quiet, "no progress bar");
+  bool real = false;
+  app.add_flag("--real", real, "run on real engramd processes");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (real) {
+    std::fprintf(stderr, "engram-swarm: not supported yet: --real (the "
+                         "workload on engramd processes; engram-demo runs "
+                         "one on three)\n");
+    return 2;
+  }
+  if (o.one_way && !o.partition) {
+    std::fprintf(stderr, "engram-swarm: --one-way needs --partition\n");
+    return 2;
+  }
+  if ((!o.csv.empty() || !o.plot.empty()) && o.seeds > 1) {
+    std::fprintf(stderr, "engram-swarm: --csv and --plot take one seed\n");
+    return 2;
+  }
+  size_t failed = 0;
+  for (uint64_t seed = o.seed; seed < o.seed + o.seeds; ++seed) {
+    run_result r;
+    std::string csv;
+    try {
+      simulation sim{o, seed};
+      r = sim.run();
+      csv = sim.csv();
+    } catch (const std::exception& e) {
+      r.ok = false;
+      r.failures.push_back(e.what());
+    }
+    if (o.seeds == 1) {
+      std::printf("%sreport_hash=%s\n", r.report.c_str(),
+                  hex(r.report_hash).c_str());
+      if (!o.csv.empty() || !o.plot.empty()) {
+        auto path
+            = o.csv.empty()
+                  ? (fs::temp_directory_path()
+                     / ("engram-swarm-" + std::to_string(::getpid()) + ".csv"))
+                        .string()
+                  : o.csv;
+        if (auto* f = std::fopen(path.c_str(), "w")) {
+          std::fputs(csv.c_str(), f);
+          std::fclose(f);
+        }
+        if (!o.plot.empty())
+          write_plot(o, path);
+        if (o.csv.empty())
+          fs::remove(path);
+      }
+    } else {
+      std::printf("seed %llu: %s converged_after_heal_ms=%.0f report_hash=%s\n",
+                  static_cast<unsigned long long>(seed), r.ok ? "ok" : "FAILED",
+                  r.converge_ms, hex(r.report_hash).c_str());
+    }
+    if (!r.ok) {
+      ++failed;
+      for (auto& f : r.failures)
+        std::printf("  invariant violated: %s\n", f.c_str());
+      std::printf("  reproduce: %s\n", command_of(o, seed).c_str());
+    }
+    std::fflush(stdout);
+  }
+  if (o.seeds > 1)
+    std::printf("%zu of %zu seeds passed\n", o.seeds - failed, o.seeds);
+  return failed == 0 ? 0 : 1;
+}
