@@ -206,25 +206,16 @@ private:
     }
   }
 
-  // Requests from a helper actor, running the system until every answer is
-  // in (bounded); answers in request order.
-  template<class Result, class Handle, class... Ts>
-  std::vector<std::optional<Result>> gather(const std::vector<Handle>& dests,
-                                            Ts... xs) {
-    auto results
-        = std::make_shared<std::vector<std::optional<Result>>>(dests.size());
-    auto pending = std::make_shared<size_t>(dests.size());
+  // Calls `ask(helper, i, done)` for every i < n in one helper actor and
+  // runs the system until each called `done` (bounded).
+  template<class Ask>
+  void run_requests(size_t n, Ask ask) {
+    auto pending = std::make_shared<size_t>(n);
     auto helper = sys_.spawn([=](caf::event_based_actor* self) {
-      for (size_t i = 0; i < dests.size(); ++i)
-        self->request(dests[i], caf::infinite, xs...)
-            .then(
-                [=](Result& r) {
-                  (*results)[i] = std::move(r);
-                  --*pending;
-                },
-                [=](caf::error&) {
-                  --*pending;
-                });
+      for (size_t i = 0; i < n; ++i)
+        ask(self, i, [pending] {
+          --*pending;
+        });
     });
     sched_.run();
     for (int i = 0; i < 1000 && *pending > 0; ++i) {
@@ -233,6 +224,27 @@ private:
     }
     caf::anon_send_exit(helper, caf::exit_reason::user_shutdown);
     sched_.run();
+  }
+
+  // Asks every one of `dests` the same request; the answers in order
+  // (nullopt: an error).
+  template<class Result, class Handle, class... Ts>
+  std::vector<std::optional<Result>> gather(const std::vector<Handle>& dests,
+                                            Ts... xs) {
+    auto results
+        = std::make_shared<std::vector<std::optional<Result>>>(dests.size());
+    run_requests(dests.size(),
+                 [&](caf::event_based_actor* self, size_t i, auto done) {
+                   self->request(dests[i], caf::infinite, xs...)
+                       .then(
+                           [=](Result& r) {
+                             (*results)[i] = std::move(r);
+                             done();
+                           },
+                           [=](caf::error&) {
+                             done();
+                           });
+                 });
     return std::move(*results);
   }
 
@@ -241,27 +253,19 @@ private:
   gather_digests(const std::vector<actors::agent_actor>& dests) {
     auto results
         = std::make_shared<std::vector<std::optional<uint64_t>>>(dests.size());
-    auto pending = std::make_shared<size_t>(dests.size());
-    auto helper = sys_.spawn([=](caf::event_based_actor* self) {
-      for (size_t i = 0; i < dests.size(); ++i)
-        self->request(dests[i], caf::infinite, actors::digest_atom::value,
-                      std::string{})
-            .then(
-                [=](uint64_t d, causal_context&) {
-                  (*results)[i] = d;
-                  --*pending;
-                },
-                [=](caf::error&) {
-                  --*pending;
-                });
-    });
-    sched_.run();
-    for (int i = 0; i < 1000 && *pending > 0; ++i) {
-      sched_.advance_time(ms{1});
-      sched_.run();
-    }
-    caf::anon_send_exit(helper, caf::exit_reason::user_shutdown);
-    sched_.run();
+    run_requests(dests.size(),
+                 [&](caf::event_based_actor* self, size_t i, auto done) {
+                   self->request(dests[i], caf::infinite,
+                                 actors::digest_atom::value, std::string{})
+                       .then(
+                           [=](uint64_t d, causal_context&) {
+                             (*results)[i] = d;
+                             done();
+                           },
+                           [=](caf::error&) {
+                             done();
+                           });
+                 });
     return std::move(*results);
   }
 

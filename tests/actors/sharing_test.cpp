@@ -6,10 +6,6 @@
 #include "federation/redact.hpp"
 #include "persistence/store.hpp"
 
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-
 #include "fixture.hpp"
 
 using namespace engram;
@@ -20,18 +16,6 @@ namespace {
 
 const std::string email = "alice.private@example.com";
 const std::string phone = "555-123-4567";
-
-bool any_file_contains(const std::string& dir, const std::string& needle) {
-  for (auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file())
-      continue;
-    std::ifstream in{entry.path(), std::ios::binary};
-    std::string bytes{std::istreambuf_iterator<char>{in}, {}};
-    if (bytes.find(needle) != std::string::npos)
-      return true;
-  }
-  return false;
-}
 
 } // namespace
 

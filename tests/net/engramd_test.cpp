@@ -76,19 +76,34 @@ BOOST_AUTO_TEST_CASE(bad_configuration_is_refused_with_a_clear_message) {
   BOOST_CHECK(no_store.second.find(file) != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(bad_placement_settings_name_their_key) {
+namespace {
+
+// Checks a config (node id and data dir added) with --check-config: exit 0
+// when `expected` is empty, else exit 2 and `expected` in the message.
+struct config_checker {
   temp_dir dir;
-  auto log = dir.sub("out.log");
-  auto config = dir.sub("engramd.toml");
-  auto check = [&](const std::string& toml, const std::string& expected) {
+  std::string log = dir.sub("out.log");
+  std::string config = dir.sub("engramd.toml");
+
+  std::pair<int, std::string> file(const std::string& path) {
+    return run({"--config", path, "--check-config"}, log);
+  }
+
+  void operator()(const std::string& toml, const std::string& expected) {
     std::ofstream{config, std::ios::trunc} << "node_id = \"n1\"\ndata_dir = \""
                                            << dir.sub("n1") << "\"\n"
                                            << toml;
-    auto r = run({"--config", config, "--check-config"}, log);
+    auto r = file(config);
     BOOST_CHECK_EQUAL(r.first, expected.empty() ? 0 : 2);
     if (!expected.empty() && r.second.find(expected) == std::string::npos)
       BOOST_ERROR("expected '" << expected << "' in: " << r.second);
-  };
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(bad_placement_settings_name_their_key) {
+  config_checker check;
   check("members = [\"n1\", \"n2\", \"n3\"]\n[replication]\nfactor = 2\n"
         "strategy = \"primary_secondary\"\nconsistency = \"quorum\"\n"
         "[partitioning]\nstrategy = \"type\"\npartition_count = 4\n",
@@ -113,18 +128,7 @@ BOOST_AUTO_TEST_CASE(bad_placement_settings_name_their_key) {
 // examples (the spec's three Configuration Examples and a runnable one)
 // check as documented.
 BOOST_AUTO_TEST_CASE(distribution_keys_mirror_the_spec) {
-  temp_dir dir;
-  auto log = dir.sub("out.log");
-  auto config = dir.sub("engramd.toml");
-  auto check = [&](const std::string& toml, const std::string& expected) {
-    std::ofstream{config, std::ios::trunc} << "node_id = \"n1\"\ndata_dir = \""
-                                           << dir.sub("n1") << "\"\n"
-                                           << toml;
-    auto r = run({"--config", config, "--check-config"}, log);
-    BOOST_CHECK_EQUAL(r.first, expected.empty() ? 0 : 2);
-    if (!expected.empty() && r.second.find(expected) == std::string::npos)
-      BOOST_ERROR("expected '" << expected << "' in: " << r.second);
-  };
+  config_checker check;
   check("[distribution]\nenabled = true\nscope_defaults = \"agent_shared\"\n"
         "[distribution.sync]\nstrategy = \"crdt\"\ninterval = \"30s\"\n"
         "on_change = false\ncrdt = \"lww\"\n"
@@ -153,7 +157,7 @@ BOOST_AUTO_TEST_CASE(distribution_keys_mirror_the_spec) {
         "needs a domain");
   const std::string shipped = ENGRAMD_CONFIG_DIR;
   auto example = [&](const std::string& file, const std::string& expected) {
-    auto r = run({"--config", shipped + "/" + file, "--check-config"}, log);
+    auto r = check.file(shipped + "/" + file);
     BOOST_CHECK_EQUAL(r.first, expected == "configuration ok" ? 0 : 2);
     if (r.second.find(expected) == std::string::npos)
       BOOST_ERROR(file << ": expected '" << expected << "' in: " << r.second);

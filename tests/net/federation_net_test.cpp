@@ -7,9 +7,6 @@
 #include "federation/share.hpp"
 
 #include <csignal>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <set>
 
 #include "cluster.hpp"
@@ -20,18 +17,6 @@ using namespace engram::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-bool any_file_contains(const std::string& dir, const std::string& needle) {
-  for (auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file())
-      continue;
-    std::ifstream in{entry.path(), std::ios::binary};
-    std::string bytes{std::istreambuf_iterator<char>{in}, {}};
-    if (bytes.find(needle) != std::string::npos)
-      return true;
-  }
-  return false;
-}
 
 expected<federation::federation_state>
 fed_call(caf::actor_system& sys, const actors::instance_actor& inst,

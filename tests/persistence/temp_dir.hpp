@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace engram::test {
@@ -34,5 +36,20 @@ public:
 private:
   std::string path_;
 };
+
+/// True when any file below `dir` contains `needle` (e.g. a store's
+/// tables, logs and manifests holding a text that must not be there).
+inline bool any_file_contains(const std::string& dir,
+                              const std::string& needle) {
+  for (auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file())
+      continue;
+    std::ifstream in{entry.path(), std::ios::binary};
+    std::string bytes{std::istreambuf_iterator<char>{in}, {}};
+    if (bytes.find(needle) != std::string::npos)
+      return true;
+  }
+  return false;
+}
 
 } // namespace engram::test
