@@ -843,7 +843,8 @@ caf::result<std::string> federation_op(agent_ptr self, const std::string& op,
       if (--*waiting > 0)
         return;
       rp.deliver(bytes);
-      self->quit();
+      if (!has_local_member(self)) // nobody joined again meanwhile
+        self->quit();
     };
     auto timeout = st.ctx->config.replication.write_timeout;
     for (auto& [_, s] : sessions)
@@ -980,7 +981,7 @@ caf::result<std::string> answer_from_memory(agent_ptr self,
                                             const std::string& question) {
   auto& st = self->state;
   if (auto rec = st.mem->get(derive_id(st.hosted, fact{question, {}})))
-    if (!rec->tombstone && !rec->archived)
+    if (!rec->tombstone && !rec->archived && !reserved(*rec))
       if (auto* f = std::get_if<fact>(&rec->body))
         return f->value;
   query_filter filter;
@@ -1004,6 +1005,10 @@ caf::result<std::string> answer_from_memory(agent_ptr self,
 /// Broadcasts queued per member beyond this are dropped (counted).
 constexpr size_t max_undelivered = 1000;
 
+/// Each step of reaching a member (finding it, telling it): both together
+/// stay under the callers' usual 5 s timeout.
+constexpr auto member_timeout = std::chrono::milliseconds{1500};
+
 // Tells `member` (running on this node or a reachable peer) `text` from
 // `from`; `done(true)` once it is in the member's inbox.
 void tell_member(agent_ptr self, const std::string& member,
@@ -1011,7 +1016,7 @@ void tell_member(agent_ptr self, const std::string& member,
                  std::function<void(bool)> done) {
   auto& st = self->state;
   auto send = [=](const agent_actor& hdl) {
-    self->request(hdl, std::chrono::seconds{5}, tell_atom::value, from, text)
+    self->request(hdl, member_timeout, tell_atom::value, from, text)
         .then(
             [=](bool) {
               done(true);
@@ -1028,7 +1033,7 @@ void tell_member(agent_ptr self, const std::string& member,
     auto peer = st.ctx->cluster->peer(n);
     if (!peer)
       continue;
-    self->request(caf::actor_cast<node_actor>(*peer), std::chrono::seconds{5},
+    self->request(caf::actor_cast<node_actor>(*peer), member_timeout,
                   agent_atom::value, member)
         .then(
             [=](agent_actor& hdl) {
@@ -1055,8 +1060,15 @@ void queue_undelivered(agent_ptr self, const std::string& member,
 // Retries queued broadcasts (federation tick).
 void retry_undelivered(agent_ptr self) {
   auto& st = self->state;
+  for (auto i = st.undelivered.begin(); i != st.undelivered.end();) {
+    // Members removed (or gone) meanwhile get nothing more.
+    if (i->second.empty() || !st.fed || st.fed->find(i->first) == nullptr)
+      i = st.undelivered.erase(i);
+    else
+      ++i;
+  }
   for (auto& [member, queue] : st.undelivered) {
-    if (queue.empty() || !agent_live(self, member))
+    if (!agent_live(self, member))
       continue;
     auto batch = std::move(queue);
     queue.clear();
@@ -1243,6 +1255,11 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       [=](ask_atom, const std::string& from,
           const std::string& question) -> caf::result<std::string> {
         auto& s = self->state;
+        if (s.is_federation())
+          return to_caf(make_error(errc::invalid_argument,
+                                   "ask an agent; a federation answers no "
+                                   "questions (query its memory as a "
+                                   "member)"));
         if (s.cfg.on_ask)
           return s.cfg.on_ask(from, question);
         if (s.cfg.answer_from_memory)

@@ -14,6 +14,8 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <optional>
 #include <stdexcept>
 
@@ -259,22 +261,33 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
                       filter, configured_level)
             .then(
                 [=](std::vector<memory_view>& views) mutable {
+                  // What this agent holds read-only is not its to pass on:
+                  // left out (a share of only such memories is refused).
                   std::vector<engram_record> records;
-                  for (auto& v : views)
-                    records.push_back(std::move(v.value));
+                  size_t withheld = 0;
+                  for (auto& v : views) {
+                    if (federation::is_read_only(v.value))
+                      ++withheld;
+                    else
+                      records.push_back(std::move(v.value));
+                  }
+                  if (records.empty()) {
+                    rp.deliver(to_caf(make_error(
+                        withheld > 0 ? errc::permission_denied
+                                     : errc::invalid_argument,
+                        "nothing to share: the filter selects "
+                            + std::string{withheld > 0
+                                              ? "only memories shared with "
+                                                "agent "
+                                                    + me + " read-only"
+                                              : "no memory of agent " + me})));
+                    return;
+                  }
                   auto made = federation::make_share(
                       me, to, std::move(records), read_only, t ? &*t : nullptr,
                       self->state.clock->now().wall_us);
                   if (!made) {
                     rp.deliver(to_caf(made.error_value()));
-                    return;
-                  }
-                  if (made->memories.empty()) {
-                    rp.deliver(to_caf(
-                        make_error(errc::invalid_argument,
-                                   "nothing to share: the filter selects "
-                                   "no memory of agent "
-                                       + me)));
                     return;
                   }
                   offer_share(self, to, federation::encode(*made), rp);
@@ -306,27 +319,35 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         auto rp = self->make_response_promise<std::string>();
         auto node = caf::actor_cast<node_actor>(s.ctx->node);
         auto me = s.cfg.agent_id;
+        // One deadline for finding the recipient and its answer together.
         auto timeout = std::chrono::milliseconds{timeout_ms};
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        auto timed_out = [=](caf::error& err) {
+          auto e = from_caf(err);
+          if (e.code == errc::timeout)
+            e.message = "agent " + to + " did not answer within "
+                        + std::to_string(timeout_ms) + " ms";
+          return to_caf(e);
+        };
         self->request(node, timeout, find_atom::value, to)
             .then(
                 [=](agent_actor& recipient) mutable {
-                  self->request(recipient, timeout, ask_atom::value, me,
-                                question)
+                  auto left
+                      = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now());
+                  self->request(recipient,
+                                std::max(left, std::chrono::milliseconds{1}),
+                                ask_atom::value, me, question)
                       .then(
                           [=](std::string& answer) mutable {
                             rp.deliver(answer);
                           },
                           [=](caf::error& err) mutable {
-                            auto e = from_caf(err);
-                            if (e.code == errc::timeout)
-                              e.message = "agent " + to
-                                          + " did not answer within "
-                                          + std::to_string(timeout_ms) + " ms";
-                            rp.deliver(to_caf(e));
+                            rp.deliver(timed_out(err));
                           });
                 },
                 [=](caf::error& err) mutable {
-                  rp.deliver(err);
+                  rp.deliver(timed_out(err));
                 });
         return rp;
       },

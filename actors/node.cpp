@@ -102,8 +102,11 @@ void on_node_frame(node_ptr self, const wire_frame& frame) {
     if (i == st.early_frames.end() && st.early_frames.size() < max_nodes)
       i = st.early_frames.emplace(frame.from_node, std::vector<wire_frame>{})
               .first;
-    if (i != st.early_frames.end() && i->second.size() < max_frames)
+    if (i != st.early_frames.end()) { // the newest, in order
+      if (i->second.size() == max_frames)
+        i->second.erase(i->second.begin());
       i->second.push_back(frame);
+    }
     return; // not a peer (yet)
   }
   auto env = messages::decode_envelope(frame.envelope);

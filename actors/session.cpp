@@ -688,7 +688,8 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         auto& s = self->state;
         if (cfg.interval.count() > 0)
           s.cfg.anti_entropy_interval = cfg.interval;
-        s.on_change = cfg.on_change;
+        // A sync may turn pushing off; on, it follows the node's setting.
+        s.on_change = cfg.on_change && s.cfg.on_change;
         auto rp = self->make_response_promise<sync_result>();
         s.rounds.push_back(round{rp, now(self) + cfg.timeout});
         if (!s.round_open) {

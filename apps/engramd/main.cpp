@@ -61,6 +61,8 @@ struct settings {
   int64_t bucket_ms = 3'600'000;
   /// The spec's `DistributionConfig` ([distribution]).
   bool distribution_enabled = true;
+  /// Seeds from distribution.federation.discovery (added to `peers`).
+  std::vector<std::string> discovered;
   std::string scope_defaults = "spec";
   std::string crdt = "mvr";
 };
@@ -69,7 +71,8 @@ struct config_error {
   std::string message;
 };
 
-// "500ms", "30s", "1m", "1h": a positive number and a unit.
+// "500ms", "30s", "1m", "1h": a positive number and a unit, at most 30
+// days.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& x) {
   size_t used = 0;
   long long n = 0;
@@ -78,18 +81,18 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& x) {
   } catch (const std::exception&) {
     return std::nullopt;
   }
-  if (n <= 0)
+  // At most 30 days (and no overflow on the way).
+  if (n <= 0 || n > 2'592'000'000LL)
     return std::nullopt;
   auto unit = x.substr(used);
-  if (unit == "ms")
-    return std::chrono::milliseconds{n};
-  if (unit == "s")
-    return std::chrono::milliseconds{n * 1000};
-  if (unit == "m")
-    return std::chrono::milliseconds{n * 60'000};
-  if (unit == "h")
-    return std::chrono::milliseconds{n * 3'600'000};
-  return std::nullopt;
+  long long factor = unit == "ms"  ? 1
+                     : unit == "s" ? 1000
+                     : unit == "m" ? 60'000
+                     : unit == "h" ? 3'600'000
+                                   : 0;
+  if (factor == 0 || n > 2'592'000'000LL / factor)
+    return std::nullopt;
+  return std::chrono::milliseconds{n * factor};
 }
 
 // Reads the TOML file into `s`. Every key must be known: a misspelt key is
@@ -119,6 +122,15 @@ void load_file(const std::string& path, settings& s) {
     if (x <= 0)
       throw config_error{where(key) + ": must be a positive number of ms"};
     out = std::chrono::milliseconds{x};
+  };
+  // Settings that two keys can give (a top-level table and its
+  // [distribution] twin): only one of them may.
+  std::map<std::string, std::string> given;
+  auto once = [&](const std::string& what, const std::string& key) {
+    auto [i, fresh] = given.emplace(what, key);
+    if (!fresh)
+      throw config_error{"config '" + path + "' sets " + what + " twice, as '"
+                         + i->second + "' and as '" + key + "': keep one"};
   };
   auto replication = [&](const toml::value& v, const std::string& prefix) {
     if (!v.is_table())
@@ -218,7 +230,7 @@ void load_file(const std::string& path, settings& s) {
       if (method == "seeds") {
         std::vector<std::string> seeds;
         get(y, mkey, seeds);
-        s.peers.insert(s.peers.end(), seeds.begin(), seeds.end());
+        s.discovered.insert(s.discovered.end(), seeds.begin(), seeds.end());
       } else if (method == "dns") {
         std::string domain;
         int64_t port = 7420;
@@ -233,7 +245,7 @@ void load_file(const std::string& path, settings& s) {
         if (domain.empty() || port <= 0 || port > 65535)
           throw config_error{where(mkey)
                              + ": needs a domain and a port 1-65535"};
-        s.peers.push_back("dns:" + domain + ":" + std::to_string(port));
+        s.discovered.push_back("dns:" + domain + ":" + std::to_string(port));
       } else {
         throw config_error{where(key) + ": unknown discovery method '" + method
                            + "' (dns, seeds)"};
@@ -259,6 +271,7 @@ void load_file(const std::string& path, settings& s) {
               throw config_error{where(key) + ": '" + strategy
                                  + "' (known: crdt, consensus)"};
           } else if (k == "interval") {
+            once("the anti-entropy interval", key);
             s.sessions.anti_entropy_interval = duration(x, key);
           } else if (k == "on_change") {
             get(x, key, s.sessions.on_change);
@@ -285,8 +298,10 @@ void load_file(const std::string& path, settings& s) {
                     "the embedded RocksDB store is the backend built");
         }
       } else if (sub == "replication") {
+        once("replication", name);
         replication(w, name);
       } else if (sub == "partitioning") {
+        once("partitioning", name);
         partitioning(w, name);
       } else if (sub == "federation") {
         for (auto& [k, x] : table(w, name)) {
@@ -333,8 +348,10 @@ void load_file(const std::string& path, settings& s) {
     else if (key == "members")
       get(v, key, s.members);
     else if (key == "replication") {
+      once("replication", key);
       replication(v, key);
     } else if (key == "partitioning") {
+      once("partitioning", key);
       partitioning(v, key);
     } else if (key == "distribution") {
       distribution(v);
@@ -347,9 +364,10 @@ void load_file(const std::string& path, settings& s) {
           ms(w, name, s.sessions.push_delay);
         else if (sub == "retransmit_ms")
           ms(w, name, s.sessions.retransmit_after);
-        else if (sub == "anti_entropy_ms")
+        else if (sub == "anti_entropy_ms") {
+          once("the anti-entropy interval", name);
           ms(w, name, s.sessions.anti_entropy_interval);
-        else if (sub == "ping_ms")
+        } else if (sub == "ping_ms")
           ms(w, name, s.sessions.ping_interval);
         else if (sub == "peer_timeout_ms")
           ms(w, name, s.sessions.peer_timeout);
@@ -440,7 +458,9 @@ validated validate(const settings& s) {
   if (!listen)
     throw config_error{"listen: " + listen.error_value().message};
   v.listen = *listen;
-  for (auto& p : s.peers) {
+  auto all_peers = s.peers;
+  all_peers.insert(all_peers.end(), s.discovered.begin(), s.discovered.end());
+  for (auto& p : all_peers) {
     auto seeds = actors::resolve_seed(p);
     if (!seeds)
       throw config_error{"peer: " + seeds.error_value().message};
@@ -473,7 +493,7 @@ validated validate(const settings& s) {
     throw config_error{"distribution.sync.crdt: '" + s.crdt
                        + "' (known: mvr, lww, aw_set; custom needs a C++ "
                          "merge function)"};
-  if (!s.distribution_enabled && !s.peers.empty())
+  if (!s.distribution_enabled && !all_peers.empty())
     throw config_error{"distribution.enabled = false, but peers are "
                        "configured: a node without distribution has none"};
   return v;

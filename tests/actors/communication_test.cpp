@@ -163,6 +163,10 @@ BOOST_FIXTURE_TEST_CASE(broadcast_reaches_every_member_even_after_an_outage,
     BOOST_CHECK(read_inbox(otto, 1) == one("lead", "standup at 9"));
   }
   BOOST_CHECK(read_inbox(ana, 1) == one("lead", "standup at 9"));
+  // A federation takes broadcasts, not asks.
+  auto asked = lead.ask(fed, "anyone?", 1000ms);
+  BOOST_REQUIRE(!asked);
+  BOOST_CHECK(asked.error_value().code == errc::invalid_argument);
   // A non-member cannot broadcast.
   auto eve = ok(n2->open("eve", "main"));
   auto refused = eve.broadcast(fed, "spam");

@@ -141,6 +141,13 @@ BOOST_AUTO_TEST_CASE(distribution_keys_mirror_the_spec) {
   check("[distribution.sync]\nstrategy = \"consensus\"\n",
         "not supported yet: distribution.sync.strategy = \"consensus\"");
   check("[distribution.sync]\ncrdt = \"coin\"\n", "distribution.sync.crdt");
+  check("[distribution.sync]\ninterval = \"99999999999999h\"\n",
+        "is not a duration");
+  check("[replication]\nfactor = 1\n[distribution.replication]\nfactor = 2\n",
+        "sets replication twice");
+  check("[sessions]\nanti_entropy_ms = 100\n[distribution.sync]\n"
+        "interval = \"1s\"\n",
+        "sets the anti-entropy interval twice");
   check("[distribution]\nscope_defaults = \"all\"\n",
         "distribution.scope_defaults: 'all'");
   check("[distribution.storage]\nbackend = \"etcd\"\n",
