@@ -57,6 +57,10 @@ struct options {
   int64_t workload_ms = 4000;
   double conflict_rate = 0.2;
   double belief_share = 0.2;
+  /// Per write, the chance of also a share (redacted, accepted by the
+  /// receiver with trust 0.8) and of a tell, between random agents.
+  double share_rate = 0.0;
+  double tell_rate = 0.0;
   double loss = 0.0;
   double dup = 0.0;
   double delay = 0.0;
@@ -78,6 +82,10 @@ std::string command_of(const options& o, uint64_t seed) {
       << " --nodes " << o.nodes << " --writes " << o.writes << " --workload-ms "
       << o.workload_ms << " --conflict-rate " << o.conflict_rate
       << " --belief-share " << o.belief_share;
+  if (o.share_rate > 0)
+    out << " --share-rate " << o.share_rate;
+  if (o.tell_rate > 0)
+    out << " --tell-rate " << o.tell_rate;
   if (o.loss > 0)
     out << " --loss " << o.loss;
   if (o.dup > 0)
@@ -145,6 +153,12 @@ struct acked_write {
 struct write_log {
   std::vector<acked_write> acked;
   size_t refused = 0;
+  size_t tells_acked = 0;
+  size_t tells_refused = 0;
+  size_t shares_accepted = 0;
+  size_t shares_refused = 0;
+  /// Agents that accepted a share (with at least one memory in it).
+  std::set<size_t> receivers;
 };
 
 using write_atom = caf::atom_constant<caf::atom("write")>;
@@ -163,6 +177,47 @@ caf::behavior driver(caf::event_based_actor* self,
                 },
                 [=](caf::error&) {
                   ++log->refused;
+                });
+      },
+      [=](actors::tell_atom, const actors::instance_actor& inst,
+          const std::string& to) {
+        self->request(inst, caf::infinite, actors::tell_atom::value, to,
+                      std::string{"hello"})
+            .then(
+                [=](bool) {
+                  ++log->tells_acked;
+                },
+                [=](caf::error&) {
+                  ++log->tells_refused;
+                });
+      },
+      [=](actors::share_atom, const actors::instance_actor& from_inst,
+          const std::string& from, const std::string& to,
+          const actors::instance_actor& to_inst, uint64_t to_agent) {
+        query_filter f;
+        f.type = memory_type::semantic;
+        f.limit = 2;
+        self->request(from_inst, caf::infinite, actors::share_atom::value, to,
+                      f, std::string{"redact_pii"}, true)
+            .then(
+                [=](std::string& id) {
+                  self->request(to_inst, caf::infinite,
+                                actors::shares_atom::value,
+                                std::string{"accept"}, from, id + "\n0.8")
+                      .then(
+                          [=](std::string& n) {
+                            if (n != "0") {
+                              ++log->shares_accepted;
+                              log->receivers.insert(
+                                  static_cast<size_t>(to_agent));
+                            }
+                          },
+                          [=](caf::error&) {
+                            ++log->shares_refused;
+                          });
+                },
+                [=](caf::error&) {
+                  ++log->shares_refused;
                 });
       },
   };
@@ -549,6 +604,24 @@ run_result simulation::run() {
         continue; // the node is down: the agent's program waits
       caf::anon_send(driver_, write_atom::value, instances_[{a, r}], e,
                      static_cast<uint64_t>(a));
+      auto other = [&] {
+        auto b = static_cast<size_t>(rng_() % o.agents);
+        auto bs = replicas_of(b);
+        return std::make_pair(b, bs[rng_() % bs.size()]);
+      };
+      if (o.share_rate > 0 && coin(rng_) < o.share_rate) {
+        auto [b, rb] = other();
+        if (b != a && up_[rb])
+          caf::anon_send(driver_, actors::share_atom::value, instances_[{a, r}],
+                         "a" + std::to_string(a), "a" + std::to_string(b),
+                         instances_[{b, rb}], static_cast<uint64_t>(b));
+      }
+      if (o.tell_rate > 0 && coin(rng_) < o.tell_rate) {
+        auto [b, rb] = other();
+        (void)rb;
+        caf::anon_send(driver_, actors::tell_atom::value, instances_[{a, r}],
+                       "a" + std::to_string(b));
+      }
     }
     advance(step);
     if (s % 50 == 0) {
@@ -623,6 +696,32 @@ run_result simulation::run() {
     for (auto r : replicas_of(wr.agent))
       if (held[{wr.agent, r}].count(wr.id) == 0)
         ++lost;
+  // Shares: every replica of an agent that accepted one holds memories
+  // reported by another agent.
+  size_t unshared = 0;
+  for (size_t k = 0; k < dests.size(); ++k)
+    if (views[k] && log->receivers.count(owner[k].first) > 0
+        && std::none_of(views[k]->begin(), views[k]->end(), [](auto& v) {
+             return v.value.epistemic.kind == epistemic_kind::reported;
+           }))
+      ++unshared;
+  if (unshared > 0)
+    result.failures.push_back(std::to_string(unshared)
+                              + " replicas of agents that accepted a share "
+                                "hold nothing reported");
+  // Tells: every acknowledged one is in some replica's inbox, once — unless
+  // a crash took the unread inbox of its node (at most once per node).
+  auto inboxes
+      = gather<std::vector<std::string>>(dests, actors::inbox_atom::value);
+  size_t delivered = 0;
+  for (auto& in : inboxes)
+    delivered += in ? in->size() / 2 : 0;
+  bool tells_ok
+      = o.crash ? delivered <= log->tells_acked : delivered == log->tells_acked;
+  if (!tells_ok)
+    result.failures.push_back(std::to_string(log->tells_acked)
+                              + " tells acknowledged, "
+                              + std::to_string(delivered) + " in inboxes");
   if (lost > 0)
     result.failures.push_back(std::to_string(lost)
                               + " acknowledged writes missing from a replica");
@@ -649,6 +748,11 @@ run_result simulation::run() {
   r << "acked=" << log->acked.size() << " refused=" << log->refused
     << " frames=" << frames(false) << " dropped=" << frames(true)
     << " bytes=" << bytes() << '\n';
+  if (o.share_rate > 0 || o.tell_rate > 0)
+    r << "shares_accepted=" << log->shares_accepted
+      << " shares_refused=" << log->shares_refused
+      << " tells_acked=" << log->tells_acked << " tells_delivered=" << delivered
+      << " tells_refused=" << log->tells_refused << '\n';
   r << "converged_after_heal_ms=" << result.converge_ms
     << " contested_engrams=" << contested << '\n';
   r << "invariants: " << (result.ok ? "ok" : "FAILED") << '\n';
@@ -705,6 +809,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--belief-share", o.belief_share,
                  "share of writes that are beliefs (the rest facts)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--share-rate", o.share_rate,
+                 "per write, the chance of a share (PII-redacted, accepted "
+                 "with trust 0.8) between two agents")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--tell-rate", o.tell_rate,
+                 "per write, the chance of a tell between two agents")
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--loss", o.loss, "frame loss probability")
       ->check(CLI::Range(0.0, 0.9));
