@@ -16,13 +16,16 @@
 //   engram-swarm --seed 7 --agents 200 --nodes 8 --writes 2000 --loss 0.1
 //                --partition --crash [--seeds 100] [--csv F] [--plot F.png]
 
+#include "actors/net.hpp"
 #include "actors/node.hpp"
 #include "actors/sim_link.hpp"
+#include "apps/common/process.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include <CLI/CLI.hpp>
 #include <unistd.h>
@@ -38,6 +41,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace engram;
@@ -762,6 +766,222 @@ run_result simulation::run() {
   return result;
 }
 
+// -- --real: the same workload on engramd processes -------------------------
+
+struct client_config : caf::actor_system_config {
+  client_config() {
+    actors::register_types(*this);
+    actors::configure_network(*this);
+    set("logger.console", caf::atom("none"));
+    set("logger.file-verbosity", caf::atom("quiet"));
+  }
+};
+
+// Runs the workload against `o.nodes` engramd processes on 127.0.0.1 (real
+// time, real TCP): each agent on three nodes, the writes issued as fast as
+// they are acknowledged, optionally one node SIGKILLed mid-run and
+// restarted on its store, or frozen (SIGSTOP) for a while. Then the same
+// invariants: replicas identical, no acknowledged write lost.
+run_result run_real(const options& o, uint64_t seed,
+                    const std::string& engramd) {
+  run_result result;
+  std::mt19937_64 rng{seed};
+  auto dir = (fs::temp_directory_path()
+              / ("engram-swarm-real-" + std::to_string(::getpid())))
+                 .string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  client_config cfg;
+  caf::actor_system sys{cfg};
+  std::vector<apps::process> procs(o.nodes);
+  std::vector<uint16_t> ports(o.nodes);
+  auto start = [&](size_t i) {
+    auto id = "n" + std::to_string(i);
+    auto port_file = dir + "/" + id + ".port";
+    fs::remove(port_file);
+    std::vector<std::string> argv{engramd,
+                                  "--node-id",
+                                  id,
+                                  "--data-dir",
+                                  dir + "/" + id,
+                                  "--listen",
+                                  "127.0.0.1:" + std::to_string(ports[i]),
+                                  "--port-file",
+                                  port_file,
+                                  "--log-level",
+                                  "warn"};
+    for (size_t j = 0; j < o.nodes; ++j)
+      if (j != i && ports[j] != 0) {
+        argv.push_back("--peer");
+        argv.push_back("127.0.0.1:" + std::to_string(ports[j]));
+      }
+    procs[i] = apps::process{argv, dir + "/" + id + ".log"};
+    ports[i] = apps::read_port(port_file);
+  };
+  auto node = [&](size_t i) -> std::optional<actors::node_actor> {
+    auto r = actors::connect_remote(sys, {"127.0.0.1", ports[i]}, ms{5000});
+    if (!r)
+      return std::nullopt;
+    return r->hdl;
+  };
+  auto replicas = [&](size_t a) {
+    std::vector<size_t> out;
+    for (size_t k = 0; k < std::min<size_t>(3, o.nodes); ++k)
+      out.push_back((a + k) % o.nodes);
+    return out;
+  };
+  caf::scoped_actor self{sys};
+  std::map<std::pair<size_t, size_t>, actors::instance_actor> insts;
+  auto open = [&](size_t i) {
+    auto nh = node(i);
+    if (!nh)
+      throw std::runtime_error("cannot reach n" + std::to_string(i));
+    for (size_t a = 0; a < o.agents; ++a)
+      for (auto r : replicas(a))
+        if (r == i)
+          self->request(*nh, ms{10'000}, actors::instance_atom::value,
+                        "a" + std::to_string(a), "i" + std::to_string(i))
+              .receive(
+                  [&](actors::instance_actor& x) {
+                    insts[{a, i}] = x;
+                  },
+                  [&](caf::error& e) {
+                    throw std::runtime_error(to_string(e));
+                  });
+  };
+  for (size_t i = 0; i < o.nodes; ++i)
+    start(i);
+  for (size_t i = 0; i < o.nodes; ++i)
+    open(i);
+  size_t crashed = o.nodes > 1 ? rng() % o.nodes : 0;
+  std::vector<bool> up(o.nodes, true);
+  std::vector<acked_write> acked;
+  size_t refused = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t w = 0; w < o.writes; ++w) {
+    if (o.crash && o.nodes > 1 && w == o.writes / 2) {
+      procs[crashed].signal(SIGKILL);
+      procs[crashed].wait(ms{5000});
+      up[crashed] = false;
+    }
+    if (o.partition && o.nodes > 1 && w == o.writes / 3)
+      procs[(crashed + 1) % o.nodes].signal(SIGSTOP); // frozen: cut off
+    if (o.partition && o.nodes > 1 && w == 2 * o.writes / 3)
+      procs[(crashed + 1) % o.nodes].signal(SIGCONT);
+    if (o.crash && o.nodes > 1 && w == 3 * o.writes / 4) {
+      start(crashed);
+      open(crashed);
+      up[crashed] = true;
+    }
+    auto a = static_cast<size_t>(rng() % o.agents);
+    auto rs = replicas(a);
+    auto r = rs[rng() % rs.size()];
+    bool frozen = o.partition && o.nodes > 1 && r == (crashed + 1) % o.nodes
+                  && w >= o.writes / 3 && w < 2 * o.writes / 3;
+    if (!up[r] || frozen)
+      continue;
+    engram_record e;
+    e.type = memory_type::semantic;
+    e.confidence = 0.9;
+    e.body = fact{rng() % 100 < o.conflict_rate * 100
+                      ? "hot" + std::to_string(rng() % 4)
+                      : "k" + std::to_string(w),
+                  "v" + std::to_string(w)};
+    self->request(insts[{a, r}], ms{10'000}, actors::learn_atom::value, e,
+                  false)
+        .receive(
+            [&](engram_id id) {
+              acked.push_back({a, id});
+            },
+            [&](caf::error&) {
+              ++refused;
+            });
+  }
+  auto written = std::chrono::steady_clock::now();
+  // Converge: every agent's replicas report the same digest.
+  auto digests_equal = [&](size_t& equal) {
+    equal = 0;
+    for (size_t a = 0; a < o.agents; ++a) {
+      std::set<uint64_t> seen;
+      for (auto r : replicas(a))
+        self->request(insts[{a, r}], ms{5000}, actors::query_atom::value,
+                      query_filter{}, actors::code_of(consistency_level::local))
+            .receive(
+                [&](std::vector<memory_view>& views) {
+                  uint64_t h = 0;
+                  for (auto& v : views)
+                    h ^= fnv1a(v.value.id.to_string()
+                               + std::to_string(v.value.updated.wall_us));
+                  seen.insert(h);
+                },
+                [&](caf::error&) {
+                  seen.insert(seen.size() + 1);
+                });
+      equal += seen.size() == 1 ? 1 : 0;
+    }
+    return equal == o.agents;
+  };
+  size_t equal = 0;
+  while (!digests_equal(equal)
+         && std::chrono::steady_clock::now() - written < ms{o.heal_limit_ms})
+    std::this_thread::sleep_for(ms{50});
+  auto converge_ms = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - written)
+                         .count();
+  result.converge_ms = equal == o.agents ? converge_ms : -1;
+  if (equal < o.agents)
+    result.failures.push_back(std::to_string(o.agents - equal)
+                              + " agents' replicas still differ");
+  size_t lost = 0;
+  for (auto& wr : acked)
+    for (auto r : replicas(wr.agent))
+      self->request(insts[{wr.agent, r}], ms{5000}, actors::query_atom::value,
+                    query_filter{}, actors::code_of(consistency_level::local))
+          .receive(
+              [&](std::vector<memory_view>& views) {
+                if (std::none_of(views.begin(), views.end(), [&](auto& v) {
+                      return v.value.id == wr.id;
+                    }))
+                  ++lost;
+              },
+              [&](caf::error&) {
+                ++lost;
+              });
+  if (lost > 0)
+    result.failures.push_back(std::to_string(lost)
+                              + " acknowledged writes missing from a replica");
+  size_t clean = 0;
+  for (auto& p : procs) {
+    p.signal(SIGCONT);
+    p.signal(SIGTERM);
+    auto rc = p.wait(ms{10'000});
+    clean += rc && *rc == 0 ? 1 : 0;
+  }
+  result.ok = result.failures.empty();
+  auto write_ms
+      = std::chrono::duration<double, std::milli>(written - t0).count();
+  std::ostringstream r;
+  r << "engram-swarm --real seed=" << seed << " agents=" << o.agents
+    << " nodes=" << o.nodes << " (engramd processes) writes=" << o.writes
+    << '\n';
+  r << "faults:";
+  if (o.partition && o.nodes > 1)
+    r << " freeze=n" << (crashed + 1) % o.nodes << " (SIGSTOP, writes "
+      << o.writes / 3 << ".." << 2 * o.writes / 3 << ")";
+  if (o.crash && o.nodes > 1)
+    r << " crash=n" << crashed << " (SIGKILL, restarted)";
+  r << '\n';
+  r << "acked=" << acked.size() << " refused=" << refused << " in "
+    << static_cast<long>(write_ms) << " ms\n";
+  r << "converged_after_last_write_ms=" << static_cast<long>(converge_ms)
+    << " clean_shutdowns=" << clean << "/" << o.nodes << '\n';
+  r << "invariants: " << (result.ok ? "ok" : "FAILED") << '\n';
+  result.report = r.str();
+  result.report_hash = fnv1a(result.report);
+  fs::remove_all(dir);
+  return result;
+}
+
 void write_plot(const options& o, const std::string& csv) {
   auto script = fs::temp_directory_path()
                 / ("engram-swarm-" + std::to_string(::getpid()) + ".gp");
@@ -836,17 +1056,41 @@ int main(int argc, char** argv) {
   app.add_option("--plot", o.plot, "write a PNG plot (gnuplot; single seed)");
   app.add_flag("--quiet", o.quiet, "no progress bar");
   bool real = false;
-  app.add_flag("--real", real, "run on real engramd processes");
+  app.add_flag("--real", real,
+               "run the workload on engramd processes on 127.0.0.1 instead "
+               "(real time and TCP; not reproducible)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (real) {
-    std::fprintf(stderr, "engram-swarm: not supported yet: --real (the "
-                         "workload on engramd processes; engram-demo runs "
-                         "one on three)\n");
-    return 2;
+    if (o.loss > 0 || o.dup > 0 || o.delay > 0 || o.skew_ms > 0 || o.one_way
+        || o.seeds > 1 || o.share_rate > 0 || o.tell_rate > 0) {
+      std::fprintf(stderr,
+                   "engram-swarm: --real runs on TCP between engramd "
+                   "processes: --loss, --dup, --delay, --skew-ms, --one-way, "
+                   "--share-rate, --tell-rate and --seeds need the simulated "
+                   "network (--partition freezes a node, --crash kills one)\n");
+      return 2;
+    }
+    auto engramd = (fs::path{argv[0]}.parent_path() / "engramd").string();
+    if (!fs::exists(engramd)) {
+      std::fprintf(stderr, "engram-swarm: engramd not found at %s\n",
+                   engramd.c_str());
+      return 2;
+    }
+    run_result r;
+    try {
+      r = run_real(o, o.seed, engramd);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "engram-swarm: %s\n", e.what());
+      return 1;
+    }
+    std::printf("%s", r.report.c_str());
+    for (auto& f : r.failures)
+      std::printf("  invariant violated: %s\n", f.c_str());
+    return r.ok ? 0 : 1;
   }
   if (o.one_way && !o.partition) {
     std::fprintf(stderr, "engram-swarm: --one-way needs --partition\n");
