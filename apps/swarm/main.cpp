@@ -484,9 +484,36 @@ private:
     return n;
   }
 
+  // Engrams held in contested alternatives now (each agent's first live
+  // replica).
+  size_t contested_now() {
+    std::vector<actors::agent_actor> dests;
+    for (size_t a = 0; a < opts_.agents; ++a)
+      for (auto r : replicas_of(a))
+        if (up_[r]) {
+          dests.push_back(agents_[{a, r}]);
+          break;
+        }
+    query_filter f;
+    f.contested_only = true;
+    auto views = gather<std::vector<memory_view>>(
+        dests, actors::query_atom::value, f,
+        actors::code_of(consistency_level::local));
+    size_t n = 0;
+    for (auto& v : views)
+      if (v) {
+        std::set<engram_id> ids;
+        for (auto& x : *v)
+          ids.insert(x.value.id);
+        n += ids.size();
+      }
+    return n;
+  }
+
   void sample(std::shared_ptr<write_log> log, size_t converged) {
     csv_ << now_.count() << ',' << log->acked.size() << ',' << frames(false)
-         << ',' << frames(true) << ',' << bytes() << ',' << converged << '\n';
+         << ',' << frames(true) << ',' << bytes() << ',' << converged << ','
+         << contested_now() << '\n';
   }
 
   void shutdown() {
@@ -566,7 +593,7 @@ run_result simulation::run() {
     open_instances(i);
   auto log = std::make_shared<write_log>();
   driver_ = sys_.spawn(driver, log);
-  csv_ << "t_ms,acked,frames,dropped,bytes,converged_agents\n";
+  csv_ << "t_ms,acked,frames,dropped,bytes,converged_agents,contested\n";
   // The workload: writes spread over the workload time, faults on schedule.
   const ms step{10};
   auto steps = static_cast<size_t>(std::max<int64_t>(1, w / step.count()));
@@ -986,17 +1013,20 @@ void write_plot(const options& o, const std::string& csv) {
   auto script = fs::temp_directory_path()
                 / ("engram-swarm-" + std::to_string(::getpid()) + ".gp");
   if (auto* f = std::fopen(script.c_str(), "w")) {
-    std::fprintf(f,
-                 "set terminal png size 960,540\nset output '%s'\n"
-                 "set datafile separator ','\n"
-                 "set title 'engram-swarm: writes acknowledged and agents "
-                 "converged (simulated time)'\nset xlabel 'simulated ms'\n"
-                 "set ylabel 'writes, kB'\nset y2label 'agents converged'\n"
-                 "set y2tics\nset key left top\n"
-                 "plot '%s' using 1:2 with lines title 'acked writes', "
-                 "'' using 1:($5/1000) with lines title 'kB on the wire', "
-                 "'' using 1:6 axes x1y2 with lines title 'agents converged'\n",
-                 o.plot.c_str(), csv.c_str());
+    std::fprintf(
+        f,
+        "set terminal png size 960,540\nset output '%s'\n"
+        "set datafile separator ','\n"
+        "set title 'engram-swarm: writes, bytes, convergence and conflicts "
+        "(simulated time)'\nset xlabel 'simulated ms'\n"
+        "set ylabel 'writes, kB'\n"
+        "set y2label 'agents converged, contested engrams'\n"
+        "set y2tics\nset key left top\n"
+        "plot '%s' using 1:2 with lines title 'acked writes', "
+        "'' using 1:($5/1000) with lines title 'kB on the wire', "
+        "'' using 1:6 axes x1y2 with lines title 'agents converged', "
+        "'' using 1:7 axes x1y2 with lines title 'contested engrams'\n",
+        o.plot.c_str(), csv.c_str());
     std::fclose(f);
   }
   auto cmd = "gnuplot '" + script.string() + "' 2>/dev/null";
