@@ -229,7 +229,14 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
   self->set_down_handler([=](caf::down_msg& msg) {
     on_down(self, msg);
   });
+  auto directory_interval = 5 * ctx->config.sessions.anti_entropy_interval;
+  self->delayed_send(self, directory_interval, tick_atom::value);
   return {
+      [=](tick_atom) {
+        auto& st = self->state;
+        announce(self, st.ctx->dir->local_agents(), true, {});
+        self->delayed_send(self, directory_interval, tick_atom::value);
+      },
       [=](const wire_frame& frame) {
         auto& st = self->state;
         if (frame.agent.empty()) {

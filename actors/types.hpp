@@ -216,7 +216,10 @@ using node_actor = caf::typed_actor<
     caf::replies_to<locate_atom, std::string>::with<std::vector<std::string>>,
     // The agents (and federations) this node hosts.
     caf::replies_to<locate_atom>::with<std::vector<std::string>>,
-    caf::replies_to<find_atom, std::string>::with<agent_actor>>;
+    caf::replies_to<find_atom, std::string>::with<agent_actor>,
+    // Periodically: the whole directory again to every peer (announcements
+    // are not acknowledged; this repairs one a peer missed).
+    caf::reacts_to<tick_atom>>;
 
 // -- registration -----------------------------------------------------------
 

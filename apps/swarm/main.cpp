@@ -20,6 +20,8 @@
 #include "actors/node.hpp"
 #include "actors/sim_link.hpp"
 #include "apps/common/process.hpp"
+#include "federation/codec.hpp"
+#include "federation/membership.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -65,6 +67,9 @@ struct options {
   /// receiver with trust 0.8) and of a tell, between random agents.
   double share_rate = 0.0;
   double tell_rate = 0.0;
+  /// Per write, the chance of a broadcast by a member of the swarm's
+  /// federation (the first eight agents; only with this option).
+  double broadcast_rate = 0.0;
   double loss = 0.0;
   double dup = 0.0;
   double delay = 0.0;
@@ -90,6 +95,8 @@ std::string command_of(const options& o, uint64_t seed) {
     out << " --share-rate " << o.share_rate;
   if (o.tell_rate > 0)
     out << " --tell-rate " << o.tell_rate;
+  if (o.broadcast_rate > 0)
+    out << " --broadcast-rate " << o.broadcast_rate;
   if (o.loss > 0)
     out << " --loss " << o.loss;
   if (o.dup > 0)
@@ -161,6 +168,8 @@ struct write_log {
   size_t tells_refused = 0;
   size_t shares_accepted = 0;
   size_t shares_refused = 0;
+  size_t broadcasts_acked = 0;
+  size_t broadcasts_refused = 0;
   /// Agents that accepted a share (with at least one memory in it).
   std::set<size_t> receivers;
 };
@@ -193,6 +202,18 @@ caf::behavior driver(caf::event_based_actor* self,
                 },
                 [=](caf::error&) {
                   ++log->tells_refused;
+                });
+      },
+      [=](actors::broadcast_atom, const actors::instance_actor& inst,
+          const std::string& fed) {
+        self->request(inst, caf::infinite, actors::broadcast_atom::value, fed,
+                      std::string{"news"})
+            .then(
+                [=](uint64_t) {
+                  ++log->broadcasts_acked;
+                },
+                [=](caf::error&) {
+                  ++log->broadcasts_refused;
                 });
       },
       [=](actors::share_atom, const actors::instance_actor& from_inst,
@@ -593,6 +614,61 @@ run_result simulation::run() {
     open_instances(i);
   auto log = std::make_shared<write_log>();
   driver_ = sys_.spawn(driver, log);
+  // The swarm's federation: the first agents (up to eight), led by a0, each
+  // a member on its first replica's node.
+  size_t members = o.broadcast_rate > 0 ? std::min<size_t>(8, o.agents) : 0;
+  std::string fed;
+  if (members > 1) {
+    federation::federation_config fc;
+    fc.name = "swarm";
+    for (size_t m = 0; m < members; ++m)
+      fc.initial_members.push_back("a" + std::to_string(m));
+    auto st = federation::federation_state::create(fc, wall_->now_us());
+    if (!st)
+      throw std::runtime_error(st.error_value().to_string());
+    fed = st->id();
+    auto home = [&](size_t m) {
+      return instances_[{m, replicas_of(m)[0]}];
+    };
+    gather<std::string>(std::vector<actors::instance_actor>{home(0)},
+                        actors::federation_atom::value, std::string{"create"},
+                        fed, federation::encode(*st));
+    for (size_t m = 1; m < members; ++m) {
+      bool joined = false;
+      for (int attempt = 0; attempt < 50 && !joined; ++attempt) {
+        advance(ms{50});
+        joined = gather<std::string>(
+                     std::vector<actors::instance_actor>{home(m)},
+                     actors::federation_atom::value, std::string{"join"}, fed,
+                     std::string{"member"})[0]
+                     .has_value();
+      }
+      if (!joined)
+        throw std::runtime_error("a" + std::to_string(m)
+                                 + " could not join the swarm's federation");
+    }
+    // Every member's node knows every member before the workload starts (a
+    // broadcast goes to the members its node knows of).
+    auto everyone = [&] {
+      for (size_t m = 0; m < members; ++m) {
+        auto bytes
+            = gather<std::string>(std::vector<actors::instance_actor>{home(m)},
+                                  actors::federation_atom::value,
+                                  std::string{"state"}, fed, std::string{})[0];
+        auto st = bytes ? federation::decode_state(*bytes)
+                        : expected<federation::federation_state>{
+                            make_error(errc::unavailable, "no state")};
+        if (!st || st->members().size() != members)
+          return false;
+      }
+      return true;
+    };
+    for (int i = 0; i < 200 && !everyone(); ++i)
+      advance(ms{50});
+    if (!everyone())
+      throw std::runtime_error("the swarm's federation did not reach every "
+                               "member's node");
+  }
   csv_ << "t_ms,acked,frames,dropped,bytes,converged_agents,contested\n";
   // The workload: writes spread over the workload time, faults on schedule.
   const ms step{10};
@@ -647,6 +723,13 @@ run_result simulation::run() {
                          "a" + std::to_string(a), "a" + std::to_string(b),
                          instances_[{b, rb}], static_cast<uint64_t>(b));
       }
+      if (members > 1 && coin(rng_) < o.broadcast_rate) {
+        auto m = static_cast<size_t>(rng_() % members);
+        auto home = replicas_of(m)[0];
+        if (up_[home])
+          caf::anon_send(driver_, actors::broadcast_atom::value,
+                         instances_[{m, home}], fed);
+      }
       if (o.tell_rate > 0 && coin(rng_) < o.tell_rate) {
         auto [b, rb] = other();
         (void)rb;
@@ -678,6 +761,8 @@ run_result simulation::run() {
     sample(log, equal);
   }
   sample(log, equal);
+  if (members > 1)
+    advance(ms{1500}); // broadcasts queued for members back only now
   result.converge_ms
       = equal == o.agents ? static_cast<double>((now_ - healed).count()) : -1;
   if (equal < o.agents)
@@ -744,9 +829,19 @@ run_result simulation::run() {
   // a crash took the unread inbox of its node (at most once per node).
   auto inboxes
       = gather<std::vector<std::string>>(dests, actors::inbox_atom::value);
-  size_t delivered = 0;
+  size_t delivered = 0, news = 0;
   for (auto& in : inboxes)
-    delivered += in ? in->size() / 2 : 0;
+    if (in)
+      for (size_t i = 0; i + 1 < in->size(); i += 2)
+        ++((*in)[i + 1] == "news" ? news : delivered);
+  // Broadcasts: every other member gets each one (queued while it was
+  // unreachable), unless a crash took an unread inbox.
+  auto expected_news = log->broadcasts_acked * (members > 0 ? members - 1 : 0);
+  if (o.crash ? news > expected_news : news != expected_news)
+    result.failures.push_back(std::to_string(log->broadcasts_acked)
+                              + " broadcasts acknowledged to "
+                              + std::to_string(members - 1) + " members, "
+                              + std::to_string(news) + " in their inboxes");
   bool tells_ok
       = o.crash ? delivered <= log->tells_acked : delivered == log->tells_acked;
   if (!tells_ok)
@@ -784,6 +879,10 @@ run_result simulation::run() {
       << " shares_refused=" << log->shares_refused
       << " tells_acked=" << log->tells_acked << " tells_delivered=" << delivered
       << " tells_refused=" << log->tells_refused << '\n';
+  if (members > 1)
+    r << "broadcasts_acked=" << log->broadcasts_acked
+      << " broadcasts_refused=" << log->broadcasts_refused
+      << " broadcast_deliveries=" << news << '\n';
   r << "converged_after_heal_ms=" << result.converge_ms
     << " contested_engrams=" << contested << '\n';
   r << "invariants: " << (result.ok ? "ok" : "FAILED") << '\n';
@@ -1067,6 +1166,10 @@ int main(int argc, char** argv) {
   app.add_option("--tell-rate", o.tell_rate,
                  "per write, the chance of a tell between two agents")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--broadcast-rate", o.broadcast_rate,
+                 "per write, the chance of a broadcast in the swarm's "
+                 "federation (its first eight agents)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--loss", o.loss, "frame loss probability")
       ->check(CLI::Range(0.0, 0.9));
   app.add_option("--dup", o.dup, "frame duplication probability")
@@ -1096,12 +1199,15 @@ int main(int argc, char** argv) {
   }
   if (real) {
     if (o.loss > 0 || o.dup > 0 || o.delay > 0 || o.skew_ms > 0 || o.one_way
-        || o.seeds > 1 || o.share_rate > 0 || o.tell_rate > 0) {
-      std::fprintf(stderr,
-                   "engram-swarm: --real runs on TCP between engramd "
-                   "processes: --loss, --dup, --delay, --skew-ms, --one-way, "
-                   "--share-rate, --tell-rate and --seeds need the simulated "
-                   "network (--partition freezes a node, --crash kills one)\n");
+        || o.seeds > 1 || o.share_rate > 0 || o.tell_rate > 0
+        || o.broadcast_rate > 0) {
+      std::fprintf(
+          stderr,
+          "engram-swarm: --real runs on TCP between engramd "
+          "processes: --loss, --dup, --delay, --skew-ms, --one-way, "
+          "--share-rate, --tell-rate, --broadcast-rate and --seeds need the "
+          "simulated "
+          "network (--partition freezes a node, --crash kills one)\n");
       return 2;
     }
     auto engramd = (fs::path{argv[0]}.parent_path() / "engramd").string();
