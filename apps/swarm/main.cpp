@@ -63,6 +63,11 @@ struct options {
   int64_t workload_ms = 4000;
   double conflict_rate = 0.2;
   double belief_share = 0.2;
+  /// Shares of writes that are episodes and skills (in Agent scope), and
+  /// of writes kept in the writing instance (Instance scope).
+  double episodic_share = 0.1;
+  double procedural_share = 0.1;
+  double instance_share = 0.05;
   /// Per write, the chance of also a share (redacted, accepted by the
   /// receiver with trust 0.8) and of a tell, between random agents.
   double share_rate = 0.0;
@@ -90,7 +95,9 @@ std::string command_of(const options& o, uint64_t seed) {
   out << "engram-swarm --seed " << seed << " --agents " << o.agents
       << " --nodes " << o.nodes << " --writes " << o.writes << " --workload-ms "
       << o.workload_ms << " --conflict-rate " << o.conflict_rate
-      << " --belief-share " << o.belief_share;
+      << " --belief-share " << o.belief_share << " --episodic-share "
+      << o.episodic_share << " --procedural-share " << o.procedural_share
+      << " --instance-share " << o.instance_share;
   if (o.share_rate > 0)
     out << " --share-rate " << o.share_rate;
   if (o.tell_rate > 0)
@@ -158,6 +165,8 @@ private:
 struct acked_write {
   size_t agent;
   engram_id id;
+  /// Instance-scoped: the node of the instance that holds it (else none).
+  std::optional<size_t> node;
 };
 
 /// What the driver actor saw of the writes it was handed.
@@ -181,12 +190,15 @@ caf::behavior driver(caf::event_based_actor* self,
                      std::shared_ptr<write_log> log) {
   return {
       [=](write_atom, const actors::instance_actor& inst, engram_record& e,
-          uint64_t agent) {
+          uint64_t agent, uint64_t node, bool in_instance) {
         self->request(inst, caf::infinite, actors::learn_atom::value,
-                      std::move(e), false)
+                      std::move(e), true)
             .then(
                 [=](engram_id id) {
-                  log->acked.push_back({static_cast<size_t>(agent), id});
+                  std::optional<size_t> where;
+                  if (in_instance)
+                    where = static_cast<size_t>(node);
+                  log->acked.push_back({static_cast<size_t>(agent), id, where});
                 },
                 [=](caf::error&) {
                   ++log->refused;
@@ -697,20 +709,36 @@ run_result simulation::run() {
       auto r = rs[rng_() % rs.size()];
       engram_record e;
       e.type = memory_type::semantic;
+      e.scope = memory_scope::agent({});
       e.confidence = 0.5 + 0.5 * coin(rng_);
       bool hot = coin(rng_) < o.conflict_rate;
-      if (coin(rng_) < o.belief_share)
-        e.body = belief{hot ? "hot" + std::to_string(rng_() % 2)
-                            : "s" + std::to_string(issued),
-                        "is", "v" + std::to_string(issued)};
-      else
-        e.body = fact{hot ? "hot" + std::to_string(rng_() % 4)
-                          : "k" + std::to_string(issued),
-                      "v" + std::to_string(issued)};
+      auto kind = coin(rng_);
+      auto tag = std::to_string(issued);
+      if (kind < o.episodic_share) {
+        e.type = memory_type::episodic;
+        e.body
+            = episode{hot ? "ep-hot" + std::to_string(rng_() % 2) : "ep-" + tag,
+                      {event{hlc_timestamp{wall_->now_us(), 0}, "e" + tag}}};
+      } else if (kind < o.episodic_share + o.procedural_share) {
+        e.type = memory_type::procedural;
+        e.body
+            = skill{hot ? "sk-hot" + std::to_string(rng_() % 2) : "sk-" + tag,
+                    {refinement{static_cast<uint32_t>(issued), "r" + tag}}};
+      } else if (coin(rng_) < o.belief_share) {
+        e.body = belief{hot ? "hot" + std::to_string(rng_() % 2) : "s" + tag,
+                        "is", "v" + tag};
+      } else {
+        e.body = fact{hot ? "hot" + std::to_string(rng_() % 4) : "k" + tag,
+                      "v" + tag};
+      }
+      bool in_instance = coin(rng_) < o.instance_share;
+      if (in_instance)
+        e.scope = memory_scope::instance({});
       if (!up_[r])
         continue; // the node is down: the agent's program waits
       caf::anon_send(driver_, write_atom::value, instances_[{a, r}], e,
-                     static_cast<uint64_t>(a));
+                     static_cast<uint64_t>(a), static_cast<uint64_t>(r),
+                     in_instance);
       auto other = [&] {
         auto b = static_cast<size_t>(rng_() % o.agents);
         auto bs = replicas_of(b);
@@ -808,10 +836,39 @@ run_result simulation::run() {
         ++contested;
     }
   }
-  for (auto& wr : log->acked)
+  // Instance-scoped writes stay in their instance: never in the agent's
+  // replicas, always in the instance (unless its node crashed: the
+  // instance's memory is on that node's store and comes back with it).
+  std::vector<actors::instance_actor> inst_dests;
+  std::vector<const acked_write*> inst_writes;
+  size_t leaked = 0;
+  for (auto& wr : log->acked) {
+    if (!wr.node) {
+      for (auto r : replicas_of(wr.agent))
+        if (held[{wr.agent, r}].count(wr.id) == 0)
+          ++lost;
+      continue;
+    }
     for (auto r : replicas_of(wr.agent))
-      if (held[{wr.agent, r}].count(wr.id) == 0)
-        ++lost;
+      leaked += held[{wr.agent, r}].count(wr.id);
+    inst_dests.push_back(instances_[{wr.agent, *wr.node}]);
+    inst_writes.push_back(&wr);
+  }
+  query_filter own;
+  own.kind = scope_kind::instance;
+  auto inst_views = gather<std::vector<memory_view>>(
+      inst_dests, actors::query_atom::value, own);
+  for (size_t k = 0; k < inst_dests.size(); ++k)
+    if (!inst_views[k]
+        || std::none_of(inst_views[k]->begin(), inst_views[k]->end(),
+                        [&](auto& v) {
+                          return v.value.id == inst_writes[k]->id;
+                        }))
+      ++lost;
+  if (leaked > 0)
+    result.failures.push_back(std::to_string(leaked)
+                              + " Instance-scope memories found in agent "
+                                "replicas");
   // Shares: every replica of an agent that accepted one holds memories
   // reported by another agent.
   size_t unshared = 0;
@@ -1159,6 +1216,15 @@ int main(int argc, char** argv) {
   app.add_option("--belief-share", o.belief_share,
                  "share of writes that are beliefs (the rest facts)")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--episodic-share", o.episodic_share,
+                 "share of writes that are episodes (Agent scope)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--procedural-share", o.procedural_share,
+                 "share of writes that are skills (Agent scope)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--instance-share", o.instance_share,
+                 "share of writes kept in the writing instance")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--share-rate", o.share_rate,
                  "per write, the chance of a share (PII-redacted, accepted "
                  "with trust 0.8) between two agents")
@@ -1227,6 +1293,11 @@ int main(int argc, char** argv) {
     for (auto& f : r.failures)
       std::printf("  invariant violated: %s\n", f.c_str());
     return r.ok ? 0 : 1;
+  }
+  if (o.episodic_share + o.procedural_share > 1.0) {
+    std::fprintf(stderr, "engram-swarm: --episodic-share + --procedural-share "
+                         "must not exceed 1\n");
+    return 2;
   }
   if (o.one_way && !o.partition) {
     std::fprintf(stderr, "engram-swarm: --one-way needs --partition\n");
