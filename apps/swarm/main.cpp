@@ -162,6 +162,36 @@ private:
   int64_t offset_;
 };
 
+// One write of the workload (Agent scope): a fact, belief, episode or
+// skill, on a contended key with probability `conflict_rate`.
+engram_record make_write(const options& o, std::mt19937_64& rng, size_t issued,
+                         uint64_t now_us) {
+  std::uniform_real_distribution<double> coin{0, 1};
+  engram_record e;
+  e.type = memory_type::semantic;
+  e.scope = memory_scope::agent({});
+  e.confidence = 0.5 + 0.5 * coin(rng);
+  bool hot = coin(rng) < o.conflict_rate;
+  auto kind = coin(rng);
+  auto tag = std::to_string(issued);
+  if (kind < o.episodic_share) {
+    e.type = memory_type::episodic;
+    e.body = episode{hot ? "ep-hot" + std::to_string(rng() % 2) : "ep-" + tag,
+                     {event{hlc_timestamp{now_us, 0}, "e" + tag}}};
+  } else if (kind < o.episodic_share + o.procedural_share) {
+    e.type = memory_type::procedural;
+    e.body = skill{hot ? "sk-hot" + std::to_string(rng() % 2) : "sk-" + tag,
+                   {refinement{static_cast<uint32_t>(issued), "r" + tag}}};
+  } else if (coin(rng) < o.belief_share) {
+    e.body = belief{hot ? "hot" + std::to_string(rng() % 2) : "s" + tag, "is",
+                    "v" + tag};
+  } else {
+    e.body
+        = fact{hot ? "hot" + std::to_string(rng() % 4) : "k" + tag, "v" + tag};
+  }
+  return e;
+}
+
 struct acked_write {
   size_t agent;
   engram_id id;
@@ -707,30 +737,7 @@ run_result simulation::run() {
       auto a = static_cast<size_t>(rng_() % o.agents);
       auto rs = replicas_of(a);
       auto r = rs[rng_() % rs.size()];
-      engram_record e;
-      e.type = memory_type::semantic;
-      e.scope = memory_scope::agent({});
-      e.confidence = 0.5 + 0.5 * coin(rng_);
-      bool hot = coin(rng_) < o.conflict_rate;
-      auto kind = coin(rng_);
-      auto tag = std::to_string(issued);
-      if (kind < o.episodic_share) {
-        e.type = memory_type::episodic;
-        e.body
-            = episode{hot ? "ep-hot" + std::to_string(rng_() % 2) : "ep-" + tag,
-                      {event{hlc_timestamp{wall_->now_us(), 0}, "e" + tag}}};
-      } else if (kind < o.episodic_share + o.procedural_share) {
-        e.type = memory_type::procedural;
-        e.body
-            = skill{hot ? "sk-hot" + std::to_string(rng_() % 2) : "sk-" + tag,
-                    {refinement{static_cast<uint32_t>(issued), "r" + tag}}};
-      } else if (coin(rng_) < o.belief_share) {
-        e.body = belief{hot ? "hot" + std::to_string(rng_() % 2) : "s" + tag,
-                        "is", "v" + tag};
-      } else {
-        e.body = fact{hot ? "hot" + std::to_string(rng_() % 4) : "k" + tag,
-                      "v" + tag};
-      }
+      auto e = make_write(o, rng_, issued, wall_->now_us());
       bool in_instance = coin(rng_) < o.instance_share;
       if (in_instance)
         e.scope = memory_scope::instance({});
@@ -1063,15 +1070,13 @@ run_result run_real(const options& o, uint64_t seed,
                   && w >= o.writes / 3 && w < 2 * o.writes / 3;
     if (!up[r] || frozen)
       continue;
-    engram_record e;
-    e.type = memory_type::semantic;
-    e.confidence = 0.9;
-    e.body = fact{rng() % 100 < o.conflict_rate * 100
-                      ? "hot" + std::to_string(rng() % 4)
-                      : "k" + std::to_string(w),
-                  "v" + std::to_string(w)};
-    self->request(insts[{a, r}], ms{10'000}, actors::learn_atom::value, e,
-                  false)
+    auto e = make_write(
+        o, rng, w,
+        static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count()));
+    self->request(insts[{a, r}], ms{10'000}, actors::learn_atom::value, e, true)
         .receive(
             [&](engram_id id) {
               acked.push_back({a, id});
