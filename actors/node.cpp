@@ -446,15 +446,18 @@ expected<memory> node::open(const std::string& agent_id,
   return result;
 }
 
-expected<agent_actor> node::agent(const std::string& agent_id,
-                                  milliseconds timeout) {
-  caf::scoped_actor self{*sys_};
-  expected<agent_actor> result
-      = make_error(errc::timeout, "node did not answer");
-  self->request(hdl_, timeout, agent_atom::value, agent_id)
+namespace {
+
+// Asks the node actor from a scoped actor of `sys`, bounded by `timeout`.
+template<class R, class... Ts>
+expected<R> ask_node(caf::actor_system& sys, const node_actor& hdl,
+                     milliseconds timeout, Ts&&... xs) {
+  caf::scoped_actor self{sys};
+  expected<R> result = make_error(errc::timeout, "node did not answer");
+  self->request(hdl, timeout, std::forward<Ts>(xs)...)
       .receive(
-          [&](agent_actor& hdl) {
-            result = hdl;
+          [&](R& r) {
+            result = std::move(r);
           },
           [&](caf::error& err) {
             result = from_caf(err);
@@ -462,51 +465,28 @@ expected<agent_actor> node::agent(const std::string& agent_id,
   return result;
 }
 
+} // namespace
+
+expected<agent_actor> node::agent(const std::string& agent_id,
+                                  milliseconds timeout) {
+  return ask_node<agent_actor>(*sys_, hdl_, timeout, agent_atom::value,
+                               agent_id);
+}
+
 expected<node_status> node::status(milliseconds timeout) {
-  caf::scoped_actor self{*sys_};
-  expected<node_status> result
-      = make_error(errc::timeout, "node did not answer");
-  self->request(hdl_, timeout, status_atom::value)
-      .receive(
-          [&](node_status& s) {
-            result = std::move(s);
-          },
-          [&](caf::error& err) {
-            result = from_caf(err);
-          });
-  return result;
+  return ask_node<node_status>(*sys_, hdl_, timeout, status_atom::value);
 }
 
 expected<std::vector<std::string>> node::locate(const std::string& agent_id,
                                                 milliseconds timeout) {
-  caf::scoped_actor self{*sys_};
-  expected<std::vector<std::string>> result
-      = make_error(errc::timeout, "node did not answer");
-  self->request(hdl_, timeout, locate_atom::value, agent_id)
-      .receive(
-          [&](std::vector<std::string>& nodes) {
-            result = std::move(nodes);
-          },
-          [&](caf::error& err) {
-            result = from_caf(err);
-          });
-  return result;
+  return ask_node<std::vector<std::string>>(*sys_, hdl_, timeout,
+                                            locate_atom::value, agent_id);
 }
 
 expected<agent_actor> node::find(const std::string& agent_id,
                                  milliseconds timeout) {
-  caf::scoped_actor self{*sys_};
-  expected<agent_actor> result
-      = make_error(errc::timeout, "node did not answer");
-  self->request(hdl_, timeout, find_atom::value, agent_id)
-      .receive(
-          [&](agent_actor& hdl) {
-            result = hdl;
-          },
-          [&](caf::error& err) {
-            result = from_caf(err);
-          });
-  return result;
+  return ask_node<agent_actor>(*sys_, hdl_, timeout, find_atom::value,
+                               agent_id);
 }
 
 void node::add_peer(const std::string& peer_node, peer_actor peer) {
