@@ -51,6 +51,11 @@ struct agent_state {
   std::map<std::string, std::deque<std::pair<std::string, std::string>>>
       undelivered;
   uint64_t undelivered_dropped = 0;
+  /// Agents of this node that joined the federation here, with their role:
+  /// a join lost to a concurrent change of the rules elsewhere (the rules
+  /// are one newest-wins fact) is made again, unless they left or were
+  /// removed since.
+  std::map<std::string, federation::agent_role> joined_here;
 
   bool is_federation() const { return hosted.kind() == scope_kind::collective; }
 
@@ -739,6 +744,32 @@ apply_operation(const federation::federation_state& current,
   return next;
 }
 
+// Makes again the joins of this node's agents that a concurrent change of
+// the rules elsewhere superseded (see `joined_here`).
+void repair_membership(agent_ptr self) {
+  auto& st = self->state;
+  if (!st.fed)
+    return;
+  for (auto i = st.joined_here.begin(); i != st.joined_here.end();) {
+    auto& [agent, role] = *i;
+    if (st.fed->has_departed(agent) || !st.ctx->dir->agent(agent)) {
+      i = st.joined_here.erase(i); // left, removed, or gone from this node
+      continue;
+    }
+    if (st.fed->find(agent) == nullptr) {
+      auto next = apply_operation(
+          *st.fed, "join", agent,
+          federation::to_string(role == federation::agent_role::leader
+                                    ? federation::agent_role::member
+                                    : role),
+          st.clock->now().wall_us);
+      if (next && next->version() != st.fed->version())
+        write_state(self, std::move(*next));
+    }
+    ++i;
+  }
+}
+
 caf::result<std::string> federation_op(agent_ptr self, const std::string& op,
                                        const std::string& agent,
                                        const std::string& arg) {
@@ -1232,8 +1263,18 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       },
       [=](federation_atom, const std::string& op, const std::string& agent,
           const std::string& arg) -> caf::result<std::string> {
-        if (!self->state.is_federation())
+        auto& s = self->state;
+        if (!s.is_federation())
           return share_op(self, op, agent, arg);
+        if (op == "join") {
+          auto role = federation::parse_role(arg.empty() ? "member" : arg);
+          if (role && *role != federation::agent_role::leader)
+            s.joined_here[agent] = *role;
+        } else if (op == "create") {
+          s.joined_here[agent] = federation::agent_role::leader;
+        } else if (op == "leave") {
+          s.joined_here.erase(agent);
+        }
         return federation_op(self, op, agent, arg);
       },
       [=](tell_atom, const std::string& from,
@@ -1432,6 +1473,7 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       },
       [=](tick_atom) {
         check_leader(self);
+        repair_membership(self);
         configure_conflicts(self);
         retry_undelivered(self);
         self->delayed_send(self, std::chrono::milliseconds{500},

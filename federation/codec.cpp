@@ -122,6 +122,8 @@ std::string encode(const federation_state& state) {
   msg.set_sync_interval_ms(state.sync_interval_ms());
   msg.set_belief_conflicts(
       static_cast<v1::BeliefPolicy>(state.belief_conflicts()));
+  for (auto& d : state.departed())
+    msg.add_departed(d);
   for (auto& m : state.members()) {
     auto* x = msg.add_members();
     x->set_agent(m.agent_id);
@@ -154,7 +156,8 @@ expected<federation_state> decode_state(std::string_view bytes) {
   return federation_state::restore(
       msg.id(), msg.name(), std::move(members), std::move(*trust),
       msg.version(), msg.sync_interval_ms(),
-      static_cast<belief_policy>(msg.belief_conflicts()));
+      static_cast<belief_policy>(msg.belief_conflicts()),
+      std::vector<std::string>{msg.departed().begin(), msg.departed().end()});
 }
 
 } // namespace engram::federation

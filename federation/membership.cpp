@@ -97,11 +97,10 @@ federation_state::create(const federation_config& cfg, uint64_t now_us) {
   return result;
 }
 
-expected<federation_state>
-federation_state::restore(std::string id, std::string name,
-                          std::vector<member_info> members, trust_model trust,
-                          uint64_t version, uint64_t sync_interval_ms,
-                          belief_policy belief_conflicts) {
+expected<federation_state> federation_state::restore(
+    std::string id, std::string name, std::vector<member_info> members,
+    trust_model trust, uint64_t version, uint64_t sync_interval_ms,
+    belief_policy belief_conflicts, std::vector<std::string> departed) {
   if (static_cast<size_t>(belief_conflicts) >= std::size(policy_names))
     return make_error(errc::invalid_field,
                       "federation " + id + ": unknown belief conflict policy "
@@ -136,8 +135,18 @@ federation_state::restore(std::string id, std::string name,
   result.version_ = version;
   result.sync_interval_ms_ = sync_interval_ms;
   result.belief_ = belief_conflicts;
+  std::sort(departed.begin(), departed.end());
+  departed.erase(std::unique(departed.begin(), departed.end()), departed.end());
+  for (auto& d : departed)
+    if (auto ok = validate_id(d, "departed agent id"); !ok)
+      return ok.error_value();
+  result.departed_ = std::move(departed);
   result.scope_ = memory_scope::collective(result.id_, ids);
   return result;
+}
+
+bool federation_state::has_departed(const std::string& agent) const {
+  return std::binary_search(departed_.begin(), departed_.end(), agent);
 }
 
 const member_info* federation_state::find(const std::string& agent_id) const {
@@ -190,6 +199,9 @@ expected<void> federation_state::join(const std::string& agent, agent_role role,
   trust_book book{trust_};
   members_.push_back(
       member_info{agent, role, now_us, book.trust(agent, now_us)});
+  if (auto d = std::lower_bound(departed_.begin(), departed_.end(), agent);
+      d != departed_.end() && *d == agent)
+    departed_.erase(d);
   std::vector<std::string> ids;
   for (auto& m : members_)
     ids.push_back(m.agent_id);
@@ -207,6 +219,8 @@ expected<void> federation_state::leave(const std::string& agent) {
                       agent + " is not a member of federation " + name_);
   bool was_leader = i->role == agent_role::leader;
   members_.erase(i);
+  departed_.insert(std::lower_bound(departed_.begin(), departed_.end(), agent),
+                   agent);
   if (was_leader)
     if (auto next = successor([](const std::string&) {
           return true;

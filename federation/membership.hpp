@@ -96,7 +96,8 @@ public:
   static expected<federation_state>
   restore(std::string id, std::string name, std::vector<member_info> members,
           trust_model trust, uint64_t version, uint64_t sync_interval_ms,
-          belief_policy belief_conflicts = belief_policy::fork);
+          belief_policy belief_conflicts = belief_policy::fork,
+          std::vector<std::string> departed = {});
 
   const std::string& id() const noexcept { return id_; }
   uint64_t sync_interval_ms() const noexcept { return sync_interval_ms_; }
@@ -104,6 +105,11 @@ public:
   const memory_scope& shared_scope() const noexcept { return scope_; }
   const trust_model& trust() const noexcept { return trust_; }
   belief_policy belief_conflicts() const noexcept { return belief_; }
+  /// Agents that left or were removed and have not joined again (sorted).
+  const std::vector<std::string>& departed() const noexcept {
+    return departed_;
+  }
+  bool has_departed(const std::string& agent) const;
   const std::vector<member_info>& members() const noexcept { return members_; }
   uint64_t version() const noexcept { return version_; }
 
@@ -161,6 +167,7 @@ private:
   uint64_t version_ = 1;
   uint64_t sync_interval_ms_ = 0;
   belief_policy belief_ = belief_policy::fork;
+  std::vector<std::string> departed_;
 };
 
 } // namespace engram::federation

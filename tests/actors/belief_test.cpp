@@ -255,6 +255,43 @@ BOOST_FIXTURE_TEST_CASE(only_the_leader_changes_the_policy, belief_fixture) {
   }
 }
 
+// The rules are one newest-wins fact: two joins made concurrently on nodes
+// cut apart from each other supersede one another. The node whose join was
+// lost makes it again; a member the leader removed is not brought back.
+BOOST_FIXTURE_TEST_CASE(concurrent_joins_are_both_kept, belief_fixture) {
+  setup(belief_policy::fork);
+  auto ben = instance(*nodes[1], "ben", "main");
+  auto carl = instance(*nodes[2], "carl", "main");
+  for (auto& l : links)
+    l->partitioned = true;
+  BOOST_REQUIRE(call(ben, "join", "member"));
+  BOOST_REQUIRE(call(carl, "join", "member"));
+  advance(200ms);
+  for (auto& l : links)
+    l->partitioned = false;
+  auto members_everywhere = [&] {
+    for (auto* inst : {&lead, &ana, &otto}) {
+      auto st = call(*inst, "state", "");
+      if (!st || !st->find("ben") || !st->find("carl"))
+        return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < 100 && !members_everywhere(); ++i)
+    advance(100ms);
+  BOOST_CHECK(members_everywhere());
+  // Removed by the leader: carl stays out.
+  BOOST_REQUIRE(call(lead, "remove", "carl"));
+  advance(3000ms, 50ms);
+  for (auto* inst : {&lead, &ana, &otto}) {
+    auto st = call(*inst, "state", "");
+    BOOST_REQUIRE(st);
+    BOOST_CHECK(st->find("carl") == nullptr);
+    BOOST_CHECK(st->has_departed("carl"));
+    BOOST_CHECK(st->find("ben") != nullptr);
+  }
+}
+
 BOOST_FIXTURE_TEST_CASE(the_federations_sync_interval_paces_its_sessions,
                         belief_fixture) {
   // The nodes' anti-entropy runs every 1 000 ms; the federation asks for

@@ -1,3 +1,4 @@
+#include "federation/codec.hpp"
 #include "federation/membership.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -70,6 +71,21 @@ BOOST_AUTO_TEST_CASE(roles_are_enforced_with_clear_errors) {
   BOOST_CHECK_GT(f.version(), v);
 }
 
+BOOST_AUTO_TEST_CASE(departed_members_are_remembered_until_they_rejoin) {
+  auto f = alpha();
+  BOOST_CHECK(f.departed().empty());
+  BOOST_REQUIRE(f.leave("ana"));
+  BOOST_REQUIRE(f.remove("lead", "ben"));
+  BOOST_CHECK((f.departed() == std::vector<std::string>{"ana", "ben"}));
+  BOOST_CHECK(f.has_departed("ana"));
+  BOOST_REQUIRE(f.join("ana", agent_role::member, 300));
+  BOOST_CHECK(!f.has_departed("ana"));
+  BOOST_CHECK(f.has_departed("ben"));
+  auto back = decode_state(encode(f));
+  BOOST_REQUIRE(back);
+  BOOST_CHECK(back->departed() == f.departed());
+}
+
 BOOST_AUTO_TEST_CASE(only_the_leader_sets_the_belief_policy) {
   auto f = alpha();
   BOOST_CHECK(f.belief_conflicts() == belief_policy::fork); // the default
@@ -134,8 +150,6 @@ BOOST_AUTO_TEST_CASE(succession_is_deterministic) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
-
-#include "federation/codec.hpp"
 
 BOOST_AUTO_TEST_SUITE(federation_codec)
 
