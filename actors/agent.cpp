@@ -56,6 +56,8 @@ struct agent_state {
   /// are one newest-wins fact) is made again, unless they left or were
   /// removed since.
   std::map<std::string, federation::agent_role> joined_here;
+  /// What the belief-conflict configuration was last computed from.
+  std::string conflicts_basis;
 
   bool is_federation() const { return hosted.kind() == scope_kind::collective; }
 
@@ -542,6 +544,15 @@ void configure_conflicts(agent_ptr self) {
   auto& st = self->state;
   if (!st.fed)
     return;
+  // What the configuration depends on: recomputed (and the leader's
+  // agent_config asked for its handler) only when that changes.
+  auto leader = st.fed->leader();
+  bool leader_here = !leader.empty() && st.ctx->dir->agent(leader).has_value();
+  auto basis = std::to_string(static_cast<int>(st.fed->belief_conflicts()))
+               + (leader_here ? "+" : "-") + leader;
+  if (basis == st.conflicts_basis)
+    return;
+  st.conflicts_basis = basis;
   auto res = st.mem->config().resolution;
   switch (st.fed->belief_conflicts()) {
     case federation::belief_policy::fork:
@@ -552,8 +563,7 @@ void configure_conflicts(agent_ptr self) {
       break;
     case federation::belief_policy::escalate: {
       escalate esc;
-      auto leader = st.fed->leader();
-      if (!leader.empty() && st.ctx->dir->agent(leader))
+      if (leader_here)
         esc.handler = st.ctx->agent(leader).federation_conflicts;
       res.belief_conflict = std::move(esc);
       break;
