@@ -33,7 +33,11 @@ struct link_log {
     uint64_t sequence = 0;
     bool delivered = true;
   };
+  /// Every frame (off: only the counters, for long simulations).
+  bool keep_entries = true;
   std::vector<entry> entries;
+  /// Frames handed to the link, and those it dropped.
+  uint64_t frames = 0;
   size_t dropped = 0;
   /// Envelope bytes handed to the link (dropped frames included).
   uint64_t bytes = 0;
@@ -87,25 +91,30 @@ link_impl(peer_actor::stateful_pointer<link_state> self, peer_actor dest,
       [=](wire_frame& frame) {
         auto& rng = self->state.rng;
         std::uniform_real_distribution<double> coin{0, 1};
-        link_log::entry e;
-        e.from = frame.from_node;
+        ++log->frames;
         log->bytes += frame.envelope.size();
-        e.agent = frame.agent;
-        if (auto env = messages::decode_envelope(frame.envelope)) {
-          e.type = v1::MessageType_Name(env->type());
-          if (env->type() == v1::SYNC_RESPONSE) {
-            v1::SyncResponse r;
-            if (r.ParseFromString(env->payload()))
-              e.sequence = r.sequence();
+        link_log::entry e;
+        if (log->keep_entries) {
+          e.from = frame.from_node;
+          e.agent = frame.agent;
+          if (auto env = messages::decode_envelope(frame.envelope)) {
+            e.type = v1::MessageType_Name(env->type());
+            if (env->type() == v1::SYNC_RESPONSE) {
+              v1::SyncResponse r;
+              if (r.ParseFromString(env->payload()))
+                e.sequence = r.sequence();
+            }
           }
         }
         if (log->partitioned || coin(rng) < p.loss) {
           e.delivered = false;
-          log->entries.push_back(e);
+          if (log->keep_entries)
+            log->entries.push_back(e);
           ++log->dropped;
           return;
         }
-        log->entries.push_back(e);
+        if (log->keep_entries)
+          log->entries.push_back(e);
         int copies = coin(rng) < p.duplication ? 2 : 1;
         if (copies == 2)
           ++log->duplicated;
