@@ -191,6 +191,11 @@ BOOST_AUTO_TEST_CASE(malformed_states_are_refused) {
   BOOST_CHECK(
       !decode_state(std::string_view{bytes}.substr(0, bytes.size() / 2)));
   BOOST_CHECK(!decode_state("")); // no id, no members
+  // A departed agent with an empty id (field 8, length 0).
+  auto empty_departed = decode_state(bytes + std::string{"\x42\x00", 2});
+  BOOST_REQUIRE(!empty_departed);
+  BOOST_CHECK(empty_departed.error_value().message.find("departed agent id")
+              != std::string::npos);
   // A belief policy this build does not know (field 7, varint 9).
   auto unknown = decode_state(bytes + std::string{"\x38\x09", 2});
   BOOST_REQUIRE(!unknown);
