@@ -18,6 +18,8 @@
 #include <deque>
 #include <map>
 #include <stdexcept>
+#include <tuple>
+#include <unordered_set>
 
 namespace engram::actors {
 
@@ -46,9 +48,14 @@ struct agent_state {
   federation::trust_book trust;
   /// Messages told to this agent, not yet read: (sender, text).
   std::deque<std::pair<std::string, std::string>> inbox;
+  /// The ids of the last messages taken into the inbox (a retry of one of
+  /// them is acknowledged, not added again); bounded.
+  std::deque<uint64_t> recent_ids;
+  std::unordered_set<uint64_t> recent;
   /// A federation's broadcasts waiting for members whose node is not
-  /// reachable now: per member, (sender, text), oldest first.
-  std::map<std::string, std::deque<std::pair<std::string, std::string>>>
+  /// reachable now: per member, (sender, text, message id), oldest first.
+  std::map<std::string,
+           std::deque<std::tuple<std::string, std::string, uint64_t>>>
       undelivered;
   uint64_t undelivered_dropped = 0;
   /// Agents of this node that joined the federation here, with their role:
@@ -1053,11 +1060,11 @@ constexpr auto member_timeout = std::chrono::milliseconds{1500};
 // Tells `member` (running on this node or a reachable peer) `text` from
 // `from`; `done(true)` once it is in the member's inbox.
 void tell_member(agent_ptr self, const std::string& member,
-                 const std::string& from, const std::string& text,
+                 const std::string& from, const std::string& text, uint64_t id,
                  std::function<void(bool)> done) {
   auto& st = self->state;
   auto send = [=](const agent_actor& hdl) {
-    self->request(hdl, member_timeout, tell_atom::value, from, text)
+    self->request(hdl, member_timeout, tell_atom::value, from, text, id)
         .then(
             [=](bool) {
               done(true);
@@ -1089,13 +1096,14 @@ void tell_member(agent_ptr self, const std::string& member,
 }
 
 void queue_undelivered(agent_ptr self, const std::string& member,
-                       const std::string& from, const std::string& text) {
+                       const std::string& from, const std::string& text,
+                       uint64_t id) {
   auto& q = self->state.undelivered[member];
   if (q.size() >= max_undelivered) {
     q.pop_front();
     ++self->state.undelivered_dropped;
   }
-  q.emplace_back(from, text);
+  q.emplace_back(from, text, id);
 }
 
 // Retries queued broadcasts (federation tick).
@@ -1113,13 +1121,14 @@ void retry_undelivered(agent_ptr self) {
       continue;
     auto batch = std::move(queue);
     queue.clear();
-    for (auto& [from, text] : batch) {
+    for (auto& [from, text, id] : batch) {
       auto m = member;
       auto f = from;
       auto t = text;
-      tell_member(self, m, f, t, [self, m, f, t](bool ok) {
+      auto i = id;
+      tell_member(self, m, f, t, i, [self, m, f, t, i](bool ok) {
         if (!ok)
-          queue_undelivered(self, m, f, t);
+          queue_undelivered(self, m, f, t, i);
       });
     }
   }
@@ -1145,14 +1154,17 @@ caf::result<uint64_t> broadcast(agent_ptr self, const std::string& from,
   if (members.empty())
     return uint64_t{0};
   auto rp = self->make_response_promise<uint64_t>();
+  // One id for every copy (and retry) of this broadcast.
+  auto id = message_id(st.cfg.agent_id + '\n' + from + '\n' + text,
+                       st.clock->now());
   auto delivered = std::make_shared<uint64_t>(0);
   auto waiting = std::make_shared<size_t>(members.size());
   for (auto& m : members) {
-    tell_member(self, m, from, text, [=](bool ok) mutable {
+    tell_member(self, m, from, text, id, [=](bool ok) mutable {
       if (ok)
         ++*delivered;
       else
-        queue_undelivered(self, m, from, text); // retried when back
+        queue_undelivered(self, m, from, text, id); // retried when back
       if (--*waiting == 0)
         rp.deliver(*delivered);
     });
@@ -1287,9 +1299,11 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
         }
         return federation_op(self, op, agent, arg);
       },
-      [=](tell_atom, const std::string& from,
-          const std::string& text) -> caf::result<bool> {
+      [=](tell_atom, const std::string& from, const std::string& text,
+          uint64_t id) -> caf::result<bool> {
         auto& s = self->state;
+        if (s.recent.count(id) > 0)
+          return true; // a retry of a message already in the inbox
         if (s.is_federation())
           return to_caf(make_error(errc::invalid_argument,
                                    "tell an agent; a federation takes "
@@ -1301,6 +1315,13 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                        + std::to_string(s.cfg.inbox_capacity)
                                        + " unread messages)"));
         s.inbox.emplace_back(from, text);
+        constexpr size_t remembered = 10'000;
+        s.recent.insert(id);
+        s.recent_ids.push_back(id);
+        if (s.recent_ids.size() > remembered) {
+          s.recent.erase(s.recent_ids.front());
+          s.recent_ids.pop_front();
+        }
         return true;
       },
       [=](ask_atom, const std::string& from,

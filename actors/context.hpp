@@ -5,6 +5,7 @@
 
 #include "actors/api.hpp"
 #include "actors/types.hpp"
+#include "core/hash.hpp"
 #include "persistence/store.hpp"
 
 #include <caf/actor_addr.hpp>
@@ -224,6 +225,13 @@ struct node_context {
 };
 
 using node_context_ptr = std::shared_ptr<const node_context>;
+
+/// The id of a message an agent sends (tell, broadcast): what it says and
+/// the sender's HLC timestamp when sent, so a retry carries the same id and
+/// two sends never do.
+inline uint64_t message_id(const std::string& what, hlc_timestamp at) {
+  return hash_combine(hash_combine(hash_string(what), at.wall_us), at.logical);
+}
 
 /// Replicas named "fed-…" hold a federation's Collective memory; every
 /// other replica name is an agent id.

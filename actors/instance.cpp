@@ -300,13 +300,16 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](tell_atom, const std::string& to,
           const std::string& text) -> caf::result<bool> {
         auto& s = self->state;
+        auto id = message_id(s.cfg.agent_id + '\n' + s.instance_id + '\n' + to
+                                 + '\n' + text,
+                             s.clock->now());
         auto rp = self->make_response_promise<bool>();
         auto node = caf::actor_cast<node_actor>(s.ctx->node);
         auto me = s.cfg.agent_id;
         self->request(node, std::chrono::seconds{5}, find_atom::value, to)
             .then(
                 [=](agent_actor& recipient) mutable {
-                  rp.delegate(recipient, tell_atom::value, me, text);
+                  rp.delegate(recipient, tell_atom::value, me, text, id);
                 },
                 [=](caf::error& err) mutable {
                   rp.deliver(err);

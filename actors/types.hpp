@@ -160,10 +160,11 @@ using agent_actor = caf::typed_actor<
                     std::string>::with<std::string>,
     // A share offered to this agent (encoded) → its id, pending.
     caf::replies_to<share_atom, std::string>::with<std::string>,
-    // Messages to this agent: tell (sender, text) into the inbox, ask
+    // Messages to this agent: tell (sender, text, message id: a message
+    // seen again — a retry — is not added twice) into the inbox, ask
     // (sender, question) → the agent's answer, reading the inbox; a
     // federation broadcasts (sender, text) to its members.
-    caf::replies_to<tell_atom, std::string, std::string>::with<bool>,
+    caf::replies_to<tell_atom, std::string, std::string, uint64_t>::with<bool>,
     caf::replies_to<ask_atom, std::string, std::string>::with<std::string>,
     caf::replies_to<inbox_atom>::with<std::vector<std::string>>,
     caf::replies_to<broadcast_atom, std::string, std::string>::with<uint64_t>,

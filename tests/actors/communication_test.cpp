@@ -5,6 +5,8 @@
 
 #include "federation/membership.hpp"
 
+#include <caf/scoped_actor.hpp>
+
 #include "fixture.hpp"
 
 using namespace engram;
@@ -132,6 +134,37 @@ BOOST_FIXTURE_TEST_CASE(a_full_inbox_refuses_tells, runtime_fixture) {
               != std::string::npos);
   BOOST_CHECK_EQUAL(ok(bob.inbox()).size(), 3u); // nothing lost or replaced
   ok(alice.tell("bob", "room again"));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_retried_message_is_delivered_once, runtime_fixture) {
+  auto n1 = start("n1");
+  auto bob = ok(n1->open("bob", "main"));
+  auto agent = ok(n1->agent("bob"));
+  caf::scoped_actor self{sys};
+  auto tell = [&](uint64_t id) {
+    bool done = false;
+    self->request(agent, 5s, actors::tell_atom::value, std::string{"alice"},
+                  std::string{"once"}, id)
+        .receive(
+            [&](bool x) {
+              done = x;
+            },
+            [&](caf::error& e) {
+              BOOST_ERROR(to_string(e));
+            });
+    return done;
+  };
+  // The same message id again (a retry whose first attempt arrived) is
+  // acknowledged but not added; another id is another message.
+  BOOST_CHECK(tell(42));
+  BOOST_CHECK(tell(42));
+  BOOST_CHECK(tell(43));
+  BOOST_CHECK_EQUAL(ok(bob.inbox()).size(), 2u);
+  // Two tells of the same text through the API are two messages.
+  auto alice = ok(n1->open("alice", "main"));
+  ok(alice.tell("bob", "same"));
+  ok(alice.tell("bob", "same"));
+  BOOST_CHECK_EQUAL(ok(bob.inbox()).size(), 2u);
 }
 
 BOOST_FIXTURE_TEST_CASE(broadcast_reaches_every_member_even_after_an_outage,
