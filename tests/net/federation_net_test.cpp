@@ -44,49 +44,23 @@ BOOST_AUTO_TEST_CASE(a_federation_spans_processes_and_survives_its_leader) {
   auto lead = c.instance(n1, "lead", "main");
   auto ana = c.instance(n2, "ana", "main");
   auto otto = c.instance(n3, "otto", "main");
-  caf::scoped_actor self{c.sys};
-  auto call
-      = [&](const actors::instance_actor& inst, const std::string& op,
-            const std::string& fed,
-            const std::string& arg) -> expected<federation::federation_state> {
-    expected<federation::federation_state> result
-        = make_error(errc::timeout, "no answer");
-    self->request(inst, 10s, actors::federation_atom::value, op, fed, arg)
-        .receive(
-            [&](std::string& bytes) {
-              result = federation::decode_state(bytes);
-            },
-            [&](caf::error& err) {
-              result = actors::from_caf(err);
-            });
-    return result;
+  auto call = [&](const actors::instance_actor& inst, const std::string& op,
+                  const std::string& fed, const std::string& arg) {
+    return fed_call(c.sys, inst, op, fed, arg);
   };
   auto collective = [&](const actors::instance_actor& inst,
                         const std::string& fed, const std::string& key) {
     auto e = fact_of(key, "v");
     e.scope = memory_scope::collective(fed, {"x"});
-    expected<engram_id> result = make_error(errc::timeout, "no answer");
-    self->request(inst, 10s, actors::learn_atom::value, e, true)
-        .receive(
-            [&](engram_id id) {
-              result = id;
-            },
-            [&](caf::error& err) {
-              result = actors::from_caf(err);
-            });
-    return result;
+    return engram::test::call<engram_id>(c.sys, inst, 10s,
+                                         actors::learn_atom::value, e, true);
   };
-  auto visible = [&](const actors::instance_actor& inst,
-                     const std::string& fed) {
-    size_t n = 0;
-    self->request(inst, 5s, actors::query_atom::value, fed, query_filter{})
-        .receive(
-            [&](std::vector<memory_view>& xs) {
-              n = xs.size();
-            },
-            [](caf::error&) {});
-    return n;
-  };
+  auto visible
+      = [&](const actors::instance_actor& inst, const std::string& fed) {
+          auto views = engram::test::call<std::vector<memory_view>>(
+              c.sys, inst, 5s, actors::query_atom::value, fed, query_filter{});
+          return views ? views->size() : size_t{0};
+        };
   federation::federation_config cfg;
   cfg.name = "Research";
   cfg.initial_members = {"lead", "ana"};
