@@ -12,8 +12,10 @@
 
 namespace engram::persistence {
 
-/// The schema this build writes, and the newest it reads.
-constexpr uint32_t schema_version = 1;
+/// The schema this build writes, and the newest it reads. Schema 1 stores
+/// (index keys ending with the engram id) are migrated on open: their index
+/// is rebuilt from the engram records.
+constexpr uint32_t schema_version = 2;
 
 /// How to open a store.
 struct store_options {

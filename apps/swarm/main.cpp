@@ -1080,7 +1080,7 @@ run_result run_real(const options& o, uint64_t seed,
     self->request(insts[{a, r}], ms{10'000}, actors::learn_atom::value, e, true)
         .receive(
             [&](engram_id id) {
-              acked.push_back({a, id});
+              acked.push_back({a, id, std::nullopt});
             },
             [&](caf::error&) {
               ++refused;

@@ -5,6 +5,7 @@
 #include <rocksdb/db.h>
 
 #include <fstream>
+#include <set>
 
 #include "engram/v1/store.pb.h"
 #include "temp_dir.hpp"
@@ -61,6 +62,42 @@ void poke(const std::string& path, const std::string& cf,
   for (auto* h : handles)
     raw->DestroyColumnFamilyHandle(h);
   delete raw;
+}
+
+// Opens a closed store with plain RocksDB and passes it to `f(db, family)`,
+// where `family(name)` is the handle of a column family.
+template<class F>
+void with_raw(const std::string& path, F f) {
+  std::vector<std::string> names{"default",   "engrams", "clocks",
+                                 "delta_log", "index",   "meta"};
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (auto& name : names)
+    cfs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(rocksdb::DBOptions{}, path, cfs, &handles, &raw);
+  BOOST_REQUIRE(st.ok());
+  f(raw, [&](const std::string& name) {
+    size_t i = 0;
+    while (names[i] != name)
+      ++i;
+    return handles[i];
+  });
+  for (auto* h : handles)
+    raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+}
+
+// Every key and value of a column family.
+template<class Family>
+std::vector<std::pair<std::string, std::string>>
+dump(rocksdb::DB* db, Family family, const std::string& name) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it{
+      db->NewIterator(rocksdb::ReadOptions{}, family(name))};
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    out.emplace_back(it->key().ToString(), it->value().ToString());
+  return out;
 }
 
 } // namespace
@@ -208,6 +245,99 @@ BOOST_AUTO_TEST_CASE(partitions_of_one_database_hold_separate_replicas) {
   BOOST_CHECK_EQUAL(rb.mem.size(), 3u);
   BOOST_CHECK(ra.mem.get(in_a));
   BOOST_CHECK(!rb.mem.get(in_a));
+}
+
+BOOST_AUTO_TEST_CASE(a_schema_1_store_is_migrated_on_open) {
+  temp_dir dir;
+  auto path = dir.sub("db");
+  engram_id fact_id;
+  engram_id belief_id;
+  {
+    durable_node a{path, 1};
+    a.n.wall.set(1'000);
+    fact_id = a.apply(a.n.mem.put(make_fact("k1", "v"))).entries.front().id;
+    a.n.wall.set(2'000);
+    belief_id = a.apply(a.n.mem.put(make_belief("sky", "color", "blue")))
+                    .entries.front()
+                    .id;
+  }
+  // Make it what schema 1 wrote: records without ordinals, index keys
+  // ending with the engram id (empty values), meta without a next ordinal.
+  with_raw(path, [&](rocksdb::DB* db, auto family) {
+    for (auto& [key, value] : dump(db, family, "index"))
+      BOOST_REQUIRE(db->Delete({}, family("index"), key).ok());
+    for (auto& [key, value] : dump(db, family, "engrams")) {
+      v1::StoredEngram record;
+      BOOST_REQUIRE(record.ParseFromString(value));
+      BOOST_REQUIRE_NE(record.ordinal(), 0u);
+      record.clear_ordinal();
+      BOOST_REQUIRE(
+          db->Put({}, family("engrams"), key, record.SerializeAsString()).ok());
+      auto id = key.substr(1);
+      for (auto old_key : {"s" + memory_scope::agent("alpha").key() + '\0',
+                           std::string{"t"} + '\x02'})
+        BOOST_REQUIRE(
+            db->Put({}, family("index"), '\0' + old_key + id, "").ok());
+    }
+    std::string bytes;
+    auto meta_key = std::string(1, '\0') + "store";
+    BOOST_REQUIRE(db->Get({}, family("meta"), meta_key, &bytes).ok());
+    v1::StoreMeta meta;
+    BOOST_REQUIRE(meta.ParseFromString(bytes));
+    meta.set_schema_version(1);
+    meta.clear_next_ordinal();
+    BOOST_REQUIRE(
+        db->Put({}, family("meta"), meta_key, meta.SerializeAsString()).ok());
+  });
+  {
+    durable_node a{path, 1};
+    auto alpha = a.db->by_scope(memory_scope::agent("alpha"));
+    BOOST_REQUIRE(alpha);
+    BOOST_CHECK_EQUAL(alpha->size(), 2u);
+    auto sky = a.db->by_subject("sky", "color");
+    BOOST_REQUIRE(sky);
+    BOOST_REQUIRE_EQUAL(sky->size(), 1u);
+    BOOST_CHECK(sky->front() == belief_id);
+    auto early = a.db->by_time({0, 0}, {1'500, 0});
+    BOOST_REQUIRE(early);
+    BOOST_REQUIRE_EQUAL(early->size(), 1u);
+    BOOST_CHECK(early->front() == fact_id);
+    auto report = a.db->load(a.n.mem);
+    BOOST_REQUIRE(report);
+    BOOST_CHECK_EQUAL(report->engrams, 2u);
+    // Writes after the migration: a new engram, an update that moves k1.
+    a.n.wall.set(5'000);
+    a.apply(a.n.mem.put(make_fact("k2", "v")));
+    a.apply(a.n.mem.put(make_fact("k1", "changed")));
+    alpha = a.db->by_scope(memory_scope::agent("alpha"));
+    BOOST_REQUIRE(alpha);
+    BOOST_CHECK_EQUAL(alpha->size(), 3u);
+    early = a.db->by_time({0, 0}, {1'500, 0});
+    BOOST_REQUIRE(early);
+    BOOST_CHECK(early->empty());
+  }
+  // The store is schema 2 now; every engram has its own ordinal, and the
+  // old index keys are gone: every index value is an id.
+  with_raw(path, [&](rocksdb::DB* db, auto family) {
+    std::string bytes;
+    BOOST_REQUIRE(
+        db->Get({}, family("meta"), std::string(1, '\0') + "store", &bytes)
+            .ok());
+    v1::StoreMeta meta;
+    BOOST_REQUIRE(meta.ParseFromString(bytes));
+    BOOST_CHECK_EQUAL(meta.schema_version(), persistence::schema_version);
+    std::set<uint64_t> ordinals;
+    for (auto& [key, value] : dump(db, family, "engrams")) {
+      v1::StoredEngram record;
+      BOOST_REQUIRE(record.ParseFromString(value));
+      BOOST_CHECK_NE(record.ordinal(), 0u);
+      BOOST_CHECK_LT(record.ordinal(), meta.next_ordinal());
+      ordinals.insert(record.ordinal());
+    }
+    BOOST_CHECK_EQUAL(ordinals.size(), 3u);
+    for (auto& [key, value] : dump(db, family, "index"))
+      BOOST_CHECK_EQUAL(value.size(), 16u);
+  });
 }
 
 BOOST_AUTO_TEST_SUITE_END()
