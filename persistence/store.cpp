@@ -353,10 +353,11 @@ database::open(const store_options& options) {
   cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   for (auto* name : cf_names)
     descriptors.emplace_back(name, cf_opts);
-  // Index keys are small and random: a small memtable keeps the skip list
-  // shallow and cache-resident (2x faster synced writes measured, see
-  // bench/README.md); flushes are cheap for such keys.
-  descriptors[cf_index_].options.write_buffer_size = 4 << 20;
+  // A new engram's index keys are appended (they end with its ordinal); an
+  // update deletes its old time key at a random place. 16 MB balances the
+  // two: smaller memtables stall writes on flushes, larger ones make the
+  // random deletes slower (bench_persistence, bench/README.md).
+  descriptors[cf_index_].options.write_buffer_size = 16 << 20;
   // Engram ids are random: in a skip list every insert searches from its
   // top through cache misses. A hash memtable (a bucket per key) inserts
   // and looks up in O(1); scans (loading) sort it once. Most writes create
