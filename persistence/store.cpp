@@ -489,9 +489,9 @@ expected<uint64_t> store::record(const replica_delta& delta,
   if (count > 0)
     s.db->MultiGet(rocksdb::ReadOptions{}, s.cf(cf_engrams), count,
                    lookup.data(), old_records.data(), found.data(), true);
-  // Writes go into the batch sorted per column family: the memtable's skip
+  // Writes go into the batch sorted per column family: the index's skip
   // list then inserts each key next to the previous one instead of
-  // searching from its top (the dominant cost of a synced batch).
+  // searching from its top.
   struct write_op {
     std::string key;
     std::string value;
@@ -520,8 +520,8 @@ expected<uint64_t> store::record(const replica_delta& delta,
       return storage_error(found[n],
                            "cannot read engram " + entry.id.to_string());
     }
-    // A new engram, or one whose record was corrupt (its index entries, if
-    // any, cannot be found and stay as stale entries queries skip).
+    // A new engram, or one whose record was corrupt: its old index entries
+    // cannot be found, so queries may still list it under them too.
     if (ordinal == 0)
       ordinal = next_ordinal++;
     auto* versions = current.versions(entry.id);
