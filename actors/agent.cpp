@@ -1172,6 +1172,19 @@ caf::result<uint64_t> broadcast(agent_ptr self, const std::string& from,
   return rp;
 }
 
+// Remembers the id of a message taken into the inbox: a retry of it is
+// acknowledged, not added again (the last 10 000 ids).
+void remember_message(agent_ptr self, uint64_t id) {
+  auto& s = self->state;
+  constexpr size_t remembered = 10'000;
+  s.recent.insert(id);
+  s.recent_ids.push_back(id);
+  if (s.recent_ids.size() > remembered) {
+    s.recent.erase(s.recent_ids.front());
+    s.recent_ids.pop_front();
+  }
+}
+
 agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                       std::string agent_id) {
   auto& st = self->state;
@@ -1190,6 +1203,24 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
   if (auto loaded = st.db->load(*st.mem); !loaded) {
     self->quit(to_caf(loaded.error_value()));
     return agent_actor::behavior_type::make_empty_behavior();
+  }
+  // Messages told before a restart and not read yet.
+  std::vector<persistence::corrupt_record> corrupt;
+  auto kept = st.db->messages(&corrupt);
+  if (!kept) {
+    self->quit(to_caf(kept.error_value()));
+    return agent_actor::behavior_type::make_empty_behavior();
+  }
+  if (auto& handler = ctx->config.on_event)
+    for (auto& c : corrupt)
+      handler("corrupt_record", {{"node", ctx->config.node_id},
+                                 {"agent", agent_id},
+                                 {"column_family", c.column_family},
+                                 {"key", c.key},
+                                 {"reason", c.reason}});
+  for (auto& m : *kept) {
+    st.inbox.emplace_back(std::move(m.from), std::move(m.text));
+    remember_message(self, m.id);
   }
   st.hosted = is_federation_id(agent_id)
                   ? memory_scope::collective(agent_id, {agent_id})
@@ -1314,14 +1345,12 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                        + " is full ("
                                        + std::to_string(s.cfg.inbox_capacity)
                                        + " unread messages)"));
+        // Kept in the store first: an acknowledged message survives a
+        // restart of this node until it is read.
+        if (auto kept = s.db->keep_message({id, from, text}); !kept)
+          return to_caf(kept.error_value());
         s.inbox.emplace_back(from, text);
-        constexpr size_t remembered = 10'000;
-        s.recent.insert(id);
-        s.recent_ids.push_back(id);
-        if (s.recent_ids.size() > remembered) {
-          s.recent.erase(s.recent_ids.front());
-          s.recent_ids.pop_front();
-        }
+        remember_message(self, id);
         return true;
       },
       [=](ask_atom, const std::string& from,
@@ -1341,13 +1370,17 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                      + " answers no questions (no on_ask "
                                        "handler)"));
       },
-      [=](inbox_atom) {
+      [=](inbox_atom) -> caf::result<std::vector<std::string>> {
+        auto& s = self->state;
+        // Forgotten in the store first: a failure leaves them unread.
+        if (auto cleared = s.db->clear_messages(); !cleared)
+          return to_caf(cleared.error_value());
         std::vector<std::string> out;
-        for (auto& [from, text] : self->state.inbox) {
+        for (auto& [from, text] : s.inbox) {
           out.push_back(from);
           out.push_back(text);
         }
-        self->state.inbox.clear();
+        s.inbox.clear();
         return out;
       },
       [=](broadcast_atom, const std::string& from, const std::string& text) {

@@ -37,6 +37,10 @@ enum cf_index : size_t {
 constexpr const char* meta_key = "store";
 constexpr const char* peer_prefix = "peer/";
 constexpr const char* context_key = "replica";
+/// Inbox messages: "inbox/" + arrival number; "inbox0" is the first key
+/// after them.
+constexpr const char* inbox_prefix = "inbox/";
+constexpr const char* inbox_end = "inbox0";
 
 error storage_error(const rocksdb::Status& st, const std::string& what) {
   return make_error(errc::storage_failed, what + ": " + st.ToString());
@@ -200,6 +204,8 @@ struct store::impl {
   bool keep_log = true;
   uint64_t next_sequence = 1;
   uint64_t next_ordinal = 1;
+  /// The arrival number of the next inbox message.
+  uint64_t next_message = 1;
 
   rocksdb::ColumnFamilyHandle* cf(size_t index) const {
     return (*cf_handles)[index];
@@ -460,6 +466,22 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
                         state->key(meta_key), meta.SerializeAsString());
     if (!st.ok())
       return storage_error(st, "cannot initialize " + where);
+  }
+  // The inbox continues after its last kept message.
+  {
+    auto bounded = state->iterate(cf_meta);
+    auto& it = bounded->it;
+    it->SeekForPrev(state->key(inbox_end));
+    auto first = state->key(inbox_prefix);
+    if (it->Valid() && it->key().starts_with(first)
+        && it->key().size() == first.size() + 8) {
+      uint64_t n = 0;
+      for (auto c : it->key().ToStringView().substr(first.size()))
+        n = (n << 8) | static_cast<uint8_t>(c);
+      state->next_message = n + 1;
+    }
+    if (!it->status().ok())
+      return storage_error(it->status(), "cannot read the inbox of " + where);
   }
   return std::unique_ptr<store>{new store(std::move(state))};
 }
@@ -749,6 +771,56 @@ bool unseen_by(const replica_delta& delta, const causal_context& peer) {
 }
 
 } // namespace
+
+expected<void> store::keep_message(const stored_message& message) {
+  auto& s = *impl_;
+  v1::StoredMessage record;
+  record.set_id(message.id);
+  record.set_from(message.from);
+  record.set_text(message.text);
+  auto st = s.db->Put(s.write_options(), s.cf(cf_meta),
+                      s.key(inbox_prefix + be64(s.next_message)),
+                      messages::serialize(record));
+  if (!st.ok())
+    return storage_error(st, "cannot keep the message");
+  ++s.next_message;
+  return {};
+}
+
+expected<std::vector<stored_message>>
+store::messages(std::vector<corrupt_record>* corrupt) const {
+  auto& s = *impl_;
+  std::vector<stored_message> out;
+  auto bounded = s.iterate(cf_meta);
+  auto& it = bounded->it;
+  auto first = s.key(inbox_prefix);
+  auto last = s.key(inbox_end);
+  for (it->Seek(first); it->Valid() && it->key().compare(last) < 0;
+       it->Next()) {
+    v1::StoredMessage record;
+    if (!record.ParseFromArray(it->value().data(),
+                               static_cast<int>(it->value().size()))) {
+      if (corrupt != nullptr)
+        corrupt->push_back(
+            {"meta", hex(it->key().ToStringView()), "not a StoredMessage"});
+      continue;
+    }
+    out.push_back({record.id(), record.from(), record.text()});
+  }
+  if (!it->status().ok())
+    return storage_error(it->status(), "inbox scan failed");
+  return out;
+}
+
+expected<void> store::clear_messages() {
+  auto& s = *impl_;
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(s.cf(cf_meta), s.key(inbox_prefix), s.key(inbox_end));
+  auto st = s.db->Write(s.write_options(), &batch);
+  if (!st.ok())
+    return storage_error(st, "cannot clear the inbox");
+  return {};
+}
 
 expected<replica_delta> store::deltas_since(const causal_context& peer) const {
   auto& s = *impl_;

@@ -76,6 +76,14 @@ struct corrupt_record {
   std::string reason;
 };
 
+/// A message told to the agent whose memory a store holds, kept until read.
+struct stored_message {
+  /// The sender's message id (retries carry the same one).
+  uint64_t id = 0;
+  std::string from;
+  std::string text;
+};
+
 /// What loading a replica from the store found.
 struct load_report {
   size_t engrams = 0;
@@ -139,6 +147,20 @@ public:
   expected<std::vector<engram_id>> by_subject(const std::string& subject,
                                               const std::string& relation
                                               = {}) const;
+
+  // -- the agent's inbox -----------------------------------------------------
+
+  /// Keeps a message until `clear_messages`, synced (unless the store was
+  /// opened without sync): acknowledge the tell once this returns.
+  expected<void> keep_message(const stored_message& message);
+
+  /// The messages kept, in arrival order. A record that cannot be decoded is
+  /// skipped and, when `corrupt` is given, reported there with its key.
+  expected<std::vector<stored_message>>
+  messages(std::vector<corrupt_record>* corrupt = nullptr) const;
+
+  /// Forgets every message kept (they were read), synced.
+  expected<void> clear_messages();
 
   // -- sync support ---------------------------------------------------------
 

@@ -218,4 +218,34 @@ BOOST_FIXTURE_TEST_CASE(broadcast_reaches_every_member_even_after_an_outage,
   BOOST_CHECK(read_inbox(otto, 1) == one("ana", "moved to 10"));
 }
 
+BOOST_FIXTURE_TEST_CASE(unread_messages_survive_a_restart_of_the_node,
+                        runtime_fixture) {
+  auto n1 = start("n1");
+  {
+    auto alice = ok(n1->open("alice", "main"));
+    auto bob = ok(n1->open("bob", "main"));
+    ok(alice.tell("bob", "first"));
+    ok(alice.tell("bob", "second"));
+  }
+  n1->stop();
+  n1.reset();
+  // The same store: both messages are still unread, in order.
+  n1 = start("n1");
+  {
+    auto bob = ok(n1->open("bob", "main"));
+    auto got = read_inbox(bob, 2);
+    BOOST_REQUIRE_EQUAL(got.size(), 2u);
+    BOOST_CHECK(got[0]
+                == std::make_pair(std::string{"alice"}, std::string{"first"}));
+    BOOST_CHECK(got[1]
+                == std::make_pair(std::string{"alice"}, std::string{"second"}));
+  }
+  n1->stop();
+  n1.reset();
+  // Read before the restart: gone after it.
+  n1 = start("n1");
+  auto bob = ok(n1->open("bob", "main"));
+  BOOST_CHECK(ok(bob.inbox()).empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -100,6 +100,19 @@ dump(rocksdb::DB* db, Family family, const std::string& name) {
   return out;
 }
 
+// The value of a successful result (fails the test otherwise).
+template<class T>
+T done(expected<T> x) {
+  if (!x)
+    throw std::runtime_error(x.error_value().to_string());
+  return std::move(*x);
+}
+
+void done(expected<void> x) {
+  if (!x)
+    throw std::runtime_error(x.error_value().to_string());
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(store_recovery)
@@ -338,6 +351,49 @@ BOOST_AUTO_TEST_CASE(a_schema_1_store_is_migrated_on_open) {
     for (auto& [key, value] : dump(db, family, "index"))
       BOOST_CHECK_EQUAL(value.size(), 16u);
   });
+}
+
+BOOST_AUTO_TEST_CASE(inbox_messages_survive_reopening_until_cleared) {
+  temp_dir dir;
+  auto path = dir.sub("db");
+  {
+    auto db = must_open(path, 1);
+    BOOST_CHECK(done(db->messages()).empty());
+    done(db->keep_message({7, "alice", "first"}));
+    done(db->keep_message({8, "bob", "second"}));
+  }
+  {
+    auto db = must_open(path, 1);
+    // Numbering continues after the last kept message.
+    done(db->keep_message({9, "carol", "third"}));
+    auto kept = done(db->messages());
+    BOOST_REQUIRE_EQUAL(kept.size(), 3u);
+    BOOST_CHECK_EQUAL(kept[0].id, 7u);
+    BOOST_CHECK_EQUAL(kept[0].from, "alice");
+    BOOST_CHECK_EQUAL(kept[0].text, "first");
+    BOOST_CHECK_EQUAL(kept[1].text, "second");
+    BOOST_CHECK_EQUAL(kept[2].from, "carol");
+    BOOST_CHECK_EQUAL(kept[2].id, 9u);
+    done(db->clear_messages());
+    BOOST_CHECK(done(db->messages()).empty());
+  }
+  {
+    auto db = must_open(path, 1);
+    BOOST_CHECK(done(db->messages()).empty());
+    done(db->keep_message({10, "dave", "after"}));
+  }
+  // A corrupt message is reported with its key; the others are served.
+  // (After the clear, numbering started again: "after" is number 1.)
+  poke(path, "meta",
+       std::string(1, '\0') + "inbox/" + std::string(7, '\0') + "\x05",
+       "\xff\xff garbage");
+  auto db = must_open(path, 1);
+  std::vector<persistence::corrupt_record> corrupt;
+  auto kept = done(db->messages(&corrupt));
+  BOOST_REQUIRE_EQUAL(kept.size(), 1u);
+  BOOST_CHECK_EQUAL(kept[0].text, "after");
+  BOOST_REQUIRE_EQUAL(corrupt.size(), 1u);
+  BOOST_CHECK_EQUAL(corrupt[0].column_family, "meta");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
