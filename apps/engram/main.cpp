@@ -12,6 +12,7 @@
 // answer in time.
 
 #include "actors/net.hpp"
+#include "apps/common/client_config.hpp"
 #include "federation/codec.hpp"
 #include "federation/membership.hpp"
 #include "federation/share.hpp"
@@ -42,14 +43,7 @@ constexpr int exit_usage = 2;
 constexpr int exit_unreachable = 3;
 constexpr int exit_timeout = 4;
 
-struct client_config : caf::actor_system_config {
-  client_config() {
-    actors::register_types(*this);
-    actors::configure_network(*this);
-    set("logger.console", caf::atom("none"));
-    set("logger.file-verbosity", caf::atom("quiet"));
-  }
-};
+using apps::client_config;
 
 /// A failure with its exit code.
 struct failure {

@@ -19,6 +19,7 @@
 #include "actors/net.hpp"
 #include "actors/node.hpp"
 #include "actors/sim_link.hpp"
+#include "apps/common/client_config.hpp"
 #include "apps/common/process.hpp"
 #include "federation/codec.hpp"
 #include "federation/membership.hpp"
@@ -962,14 +963,7 @@ run_result simulation::run() {
 
 // -- --real: the same workload on engramd processes -------------------------
 
-struct client_config : caf::actor_system_config {
-  client_config() {
-    actors::register_types(*this);
-    actors::configure_network(*this);
-    set("logger.console", caf::atom("none"));
-    set("logger.file-verbosity", caf::atom("quiet"));
-  }
-};
+using apps::client_config;
 
 // Runs the workload against `o.nodes` engramd processes on 127.0.0.1 (real
 // time, real TCP): each agent on three nodes, the writes issued as fast as
