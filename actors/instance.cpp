@@ -395,14 +395,14 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](forget_atom, const engram_id& id,
           std::string& reason) -> caf::result<engram_id> {
         auto& mem = *self->state.mem;
-        if (mem.versions(id) != nullptr)
+        if (mem.contains(id))
           return commit(self, mem.forget(id, std::move(reason)));
         return to_agent<engram_id>(self, forget_atom::value, id,
                                    std::move(reason));
       },
       [=](archive_atom, const engram_id& id) -> caf::result<engram_id> {
         auto& mem = *self->state.mem;
-        if (mem.versions(id) != nullptr)
+        if (mem.contains(id))
           return commit(self, mem.archive(id));
         return to_agent<engram_id>(self, archive_atom::value, id);
       },

@@ -188,15 +188,34 @@ replica::replica(replica_id self, hybrid_logical_clock& clock,
 
 // -- mutations ---------------------------------------------------------------
 
-void replica::add_version(version_list& versions, version&& v) {
-  digest_ ^= version_hash(v.value.id, v.tag);
-  ++version_count_;
-  versions.push_back(std::move(v));
+std::optional<replica::key_state> replica::load(const engram_id& id) const {
+  auto* blob = entries_.find(id);
+  if (blob == nullptr)
+    return std::nullopt;
+  packed::blob_view view;
+  packed::parse(blob, dict_, view);
+  return key_state{std::move(view.context), packed::decode_all(view, dict_)};
+}
+
+void replica::store(const engram_id& id, const vector_clock& context,
+                    const version_list& versions) {
+  writer_.begin(id, context, versions.size(), dict_);
+  for (auto& v : versions)
+    writer_.add(v, dict_);
+  entries_.assign(id, writer_.bytes());
 }
 
 expected<replica_delta> replica::write(engram_record value, uint64_t resolves) {
   auto id = value.id;
-  auto& key = entries_[id];
+  vector_clock context;
+  if (auto* blob = entries_.find(id)) {
+    packed::parse(blob, dict_, view_);
+    for (auto& v : view_.versions) {
+      digest_ ^= version_hash(id, v.tag);
+      --version_count_;
+    }
+    context = view_.context;
+  }
   value.updated = clock_->now();
   if (value.created == hlc_timestamp{})
     value.created = value.updated;
@@ -204,20 +223,18 @@ expected<replica_delta> replica::write(engram_record value, uint64_t resolves) {
   // engram's version vector; the delta's context names only the new dot
   // (a receiver that never saw a superseded version gets its dot from the
   // next anti-entropy exchange, which carries the full context).
-  for (auto& v : key.versions) {
-    digest_ ^= version_hash(id, v.tag);
-    --version_count_;
-  }
-  key.versions.clear();
   auto d = context_.next_dot(self_);
-  key.context.set(self_, d.counter);
+  context.set(self_, d.counter);
   replica_delta delta;
   delta.context.insert(d);
-  version v{d, resolves, std::move(value)};
-  delta.entries.push_back(delta_entry{id, key.context, {v}});
-  add_version(key.versions, std::move(v));
+  delta.entries.push_back(
+      delta_entry{id, context, {version{d, resolves, std::move(value)}}});
+  auto& entry = delta.entries.back();
+  store(id, entry.context, entry.versions);
+  digest_ ^= version_hash(id, d);
+  ++version_count_;
   if (!questions_.empty())
-    drop_stale_questions(id, key.versions);
+    drop_stale_questions(id, {d});
   return delta;
 }
 
@@ -226,11 +243,11 @@ expected<replica_delta> replica::put(engram_record value) {
     value.id = derive_id(value.scope, value.body);
   if (auto ok = validate(value); !ok)
     return ok.error_value();
-  if (auto key = entries_.find(value.id);
-      key && value.created == hlc_timestamp{})
-    for (auto& v : key->versions)
-      if (value.created == hlc_timestamp{} || v.value.created < value.created)
-        value.created = v.value.created;
+  if (value.created == hlc_timestamp{})
+    if (auto key = load(value.id))
+      for (auto& v : key->versions)
+        if (value.created == hlc_timestamp{} || v.value.created < value.created)
+          value.created = v.value.created;
   return write(std::move(value), 0);
 }
 
@@ -359,18 +376,18 @@ expected<join_report> replica::join(const replica_delta& delta) {
 }
 
 expected<join_report> replica::join(replica_delta&& delta) {
-  return join_impl(std::move(delta), true);
+  // The versions are copied into the packed form either way.
+  return join(static_cast<const replica_delta&>(delta));
 }
 
 expected<void> replica::restore(replica_delta&& state) {
-  auto report = join_impl(std::move(state), false);
+  auto report = join_impl(state, false);
   if (!report)
     return report.error_value();
   return {};
 }
 
-template<class Delta>
-expected<join_report> replica::join_impl(Delta&& delta,
+expected<join_report> replica::join_impl(const replica_delta& delta,
                                          bool resolve_conflicts) {
   if (auto ok = check(delta); !ok)
     return ok.error_value();
@@ -378,82 +395,84 @@ expected<join_report> replica::join_impl(Delta&& delta,
   hlc_timestamp latest;
   // Keys that gained versions: (id, number of local versions kept).
   std::vector<std::pair<engram_id, size_t>> touched;
-  // Memory-level parallelism: look every engram up first, then prefetch the
-  // heap blocks each one will touch, then merge. A batch's lookups miss the
+  // Memory-level parallelism: prefetch the table slots of every engram,
+  // then the blobs they point to, then merge. A batch's lookups miss the
   // cache independently, so overlapping them beats chasing them one by one.
-  entries_.reserve_more(delta.entries.size()); // keeps `slots` valid
+  // (A blob found stays as it is until its own engram is assigned.)
   for (auto& entry : delta.entries)
     entries_.prefetch(entry.id);
-  std::vector<key_state*> slots;
-  slots.reserve(delta.entries.size());
   for (auto& entry : delta.entries)
-    slots.push_back(&entries_[entry.id]);
-  for (auto* slot : slots) {
-    auto first = reinterpret_cast<const char*>(slot->versions.data());
-    if (first != nullptr)
-      for (size_t offset = 0; offset < sizeof(version); offset += 64)
-        __builtin_prefetch(first + offset);
-    __builtin_prefetch(slot->context.entries().data());
-  }
-  // The payloads the merge will free (their allocator headers).
-  for (auto* slot : slots)
-    if (!slot->versions.empty())
-      if (auto f = std::get_if<fact>(&slot->versions.front().value.body))
-        __builtin_prefetch(f->value.data() - 16);
+    entries_.prefetch_blob(entry.id);
+  std::vector<const uint8_t*> blobs;
+  blobs.reserve(delta.entries.size());
+  for (auto& entry : delta.entries)
+    blobs.push_back(entries_.find(entry.id));
+  std::vector<const packed::version_ref*> kept;
+  std::vector<const version*> added;
+  std::vector<dot> held;
+  vector_clock merged;
   for (size_t k = 0; k < delta.entries.size(); ++k) {
     auto& entry = delta.entries[k];
-    auto& key = *slots[k];
-    auto& versions = key.versions;
-    // Drop local versions the sender has seen and superseded.
-    for (size_t i = 0; i < versions.size();) {
-      auto& v = versions[i];
+    auto* blob = blobs[k];
+    if (blob == nullptr) {
+      // A new engram.
+      for (auto& v : entry.versions) {
+        digest_ ^= version_hash(entry.id, v.tag);
+        ++version_count_;
+        if (latest < v.value.updated)
+          latest = v.value.updated;
+      }
+      report.applied += entry.versions.size();
+      store(entry.id, entry.context, entry.versions);
+      if (resolve_conflicts && entry.versions.size() > 1)
+        touched.emplace_back(entry.id, 0);
+      continue;
+    }
+    packed::parse(blob, dict_, view_);
+    // Keep the local versions the sender has not seen superseded.
+    kept.clear();
+    for (auto& v : view_.versions) {
       if (entry.context.covers(v.tag) && !has_tag(entry.versions, v.tag)) {
         digest_ ^= version_hash(entry.id, v.tag);
         --version_count_;
         ++report.superseded;
-        versions.erase(versions.begin() + static_cast<ptrdiff_t>(i));
       } else {
-        ++i;
+        kept.push_back(&v);
       }
     }
-    auto local_count = versions.size();
-    if constexpr (std::is_rvalue_reference_v<Delta&&>) {
-      // A new engram (a full state, a recovery): adopt the delta's vectors
-      // instead of copying element by element — faster, and it leaves no
-      // freed blocks between the ones the replica keeps.
-      if (versions.empty() && key.context.empty()) {
-        for (auto& v : entry.versions) {
-          digest_ ^= version_hash(entry.id, v.tag);
-          ++version_count_;
-          if (latest < v.value.updated)
-            latest = v.value.updated;
-        }
-        report.applied += entry.versions.size();
-        versions = std::move(entry.versions);
-        key.context = std::move(entry.context);
-        if (resolve_conflicts && versions.size() > 1)
-          touched.emplace_back(entry.id, 0);
-        continue;
-      }
-    }
-    // Add the versions we have not seen.
+    // Add the versions we have not seen (held already, or superseded by a
+    // write we have seen, otherwise).
+    added.clear();
     for (auto& v : entry.versions) {
-      if (key.context.covers(v.tag))
-        continue; // held already, or superseded by a write we have seen
+      if (view_.context.covers(v.tag))
+        continue;
       if (latest < v.value.updated)
         latest = v.value.updated;
-      if constexpr (std::is_rvalue_reference_v<Delta&&>)
-        add_version(versions, std::move(v));
-      else
-        add_version(versions, version{v});
+      digest_ ^= version_hash(entry.id, v.tag);
+      ++version_count_;
       ++report.applied;
+      added.push_back(&v);
     }
-    key.context.merge(entry.context);
+    merged = view_.context;
+    merged.merge(entry.context);
+    if (kept.size() == view_.versions.size() && added.empty()
+        && merged == view_.context)
+      continue; // nothing new
+    writer_.begin(entry.id, merged, kept.size() + added.size(), dict_);
+    held.clear();
+    for (auto* ref : kept) {
+      writer_.copy(*ref, dict_);
+      held.push_back(ref->tag);
+    }
+    for (auto* v : added) {
+      writer_.add(*v, dict_);
+      held.push_back(v->tag);
+    }
+    entries_.assign(entry.id, writer_.bytes());
     if (!questions_.empty())
-      drop_stale_questions(entry.id, versions);
-    if (resolve_conflicts && versions.size() > local_count
-        && versions.size() > 1)
-      touched.emplace_back(entry.id, local_count);
+      drop_stale_questions(entry.id, held);
+    if (resolve_conflicts && !added.empty() && held.size() > 1)
+      touched.emplace_back(entry.id, kept.size());
   }
   context_.join(delta.context);
   if (latest != hlc_timestamp{})
@@ -461,7 +480,7 @@ expected<join_report> replica::join_impl(Delta&& delta,
   // Resolve after the clock has seen the remote writes, so that resolving
   // writes are newer than the versions they resolve.
   for (auto& [id, local_count] : touched)
-    after_join(id, *entries_.find(id), local_count, report);
+    after_join(id, local_count, report);
   return report;
 }
 
@@ -482,9 +501,11 @@ bool replica::collapsed(const version_list& versions) const {
   return true;
 }
 
-void replica::after_join(const engram_id& id, key_state& key,
-                         size_t local_count, join_report& report) {
-  auto& versions = key.versions;
+void replica::after_join(const engram_id& id, size_t local_count,
+                         join_report& report) {
+  auto key = load(id);
+  assert(key);
+  auto& versions = key->versions;
   auto type = newest(versions).value.type;
   auto strategy = config_.strategy[static_cast<size_t>(type)];
   if (strategy == crdt_strategy::lww) {
@@ -496,6 +517,7 @@ void replica::after_join(const engram_id& id, key_state& key,
         --version_count_;
       }
     versions.assign(1, std::move(winner));
+    store(id, key->context, versions);
     return;
   }
   if (strategy == crdt_strategy::aw_set)
@@ -551,6 +573,7 @@ void replica::after_join(const engram_id& id, key_state& key,
         --version_count_;
       }
     versions.assign(1, std::move(winner));
+    store(id, key->context, versions);
     if (is_conflict) {
       report.conflicts.push_back(c);
       report.resolved.push_back(resolved_conflict{c, take_newest{}});
@@ -627,34 +650,43 @@ void replica::apply(const conflict& c, const resolution& r,
 }
 
 void replica::drop_stale_questions(const engram_id& id,
-                                   const version_list& versions) {
-  questions_.erase(std::remove_if(questions_.begin(), questions_.end(),
-                                  [&](const pending_question& q) {
-                                    if (q.subject.key != id)
-                                      return false;
-                                    for (auto& v : q.subject.versions())
-                                      if (!has_tag(versions, v.tag))
-                                        return true;
-                                    return false;
-                                  }),
-                   questions_.end());
+                                   const std::vector<dot>& held) {
+  questions_.erase(
+      std::remove_if(questions_.begin(), questions_.end(),
+                     [&](const pending_question& q) {
+                       if (q.subject.key != id)
+                         return false;
+                       for (auto& v : q.subject.versions())
+                         if (std::find(held.begin(), held.end(), v.tag)
+                             == held.end())
+                           return true;
+                       return false;
+                     }),
+      questions_.end());
 }
 
 // -- reads -------------------------------------------------------------------
 
-const std::vector<version>* replica::versions(const engram_id& id) const {
-  auto key = entries_.find(id);
-  return key ? &key->versions : nullptr;
+std::optional<std::vector<version>>
+replica::versions(const engram_id& id) const {
+  auto key = load(id);
+  if (!key)
+    return std::nullopt;
+  return std::move(key->versions);
 }
 
 vector_clock replica::key_context(const engram_id& id) const {
-  auto key = entries_.find(id);
-  return key ? key->context : vector_clock{};
+  auto* blob = entries_.find(id);
+  if (blob == nullptr)
+    return {};
+  packed::blob_view view;
+  packed::parse(blob, dict_, view);
+  return std::move(view.context);
 }
 
 std::vector<memory_view> replica::read(const engram_id& id) const {
   std::vector<memory_view> result;
-  auto key = entries_.find(id);
+  auto key = load(id);
   if (!key || key->versions.empty())
     return result;
   auto sorted = key->versions;
@@ -710,11 +742,13 @@ std::optional<engram_record> replica::get(const engram_id& id) const {
 uint64_t replica::digest_of(
     const std::function<bool(const std::vector<version>&)>& keep) const {
   uint64_t result = 0;
-  entries_.for_each([&](const engram_id& id, const key_state& key) {
-    if (!keep(key.versions))
+  packed::blob_view view;
+  entries_.for_each([&](const uint8_t* blob) {
+    packed::parse(blob, dict_, view);
+    if (!keep(packed::decode_all(view, dict_)))
       return;
-    for (auto& v : key.versions)
-      result ^= version_hash(id, v.tag);
+    for (auto& v : view.versions)
+      result ^= version_hash(view.id, v.tag);
   });
   return result;
 }
@@ -737,14 +771,19 @@ filter_delta(const replica_delta& delta,
 void replica::for_each(
     const std::function<void(const engram_id&, const std::vector<version>&)>& f)
     const {
-  std::vector<engram_id> ids;
-  ids.reserve(entries_.size());
-  entries_.for_each([&](const engram_id& id, const key_state&) {
-    ids.push_back(id);
+  std::vector<const uint8_t*> blobs;
+  blobs.reserve(entries_.size());
+  entries_.for_each([&](const uint8_t* blob) {
+    blobs.push_back(blob);
   });
-  std::sort(ids.begin(), ids.end());
-  for (auto& id : ids)
-    f(id, entries_.find(id)->versions);
+  std::sort(blobs.begin(), blobs.end(), [](const uint8_t* x, const uint8_t* y) {
+    return packed::blob_id(x) < packed::blob_id(y);
+  });
+  packed::blob_view view;
+  for (auto* blob : blobs) {
+    packed::parse(blob, dict_, view);
+    f(view.id, packed::decode_all(view, dict_));
+  }
 }
 
 std::vector<pending_question> replica::pending_questions() const {
@@ -758,19 +797,23 @@ std::vector<pending_question> replica::pending_questions() const {
 
 replica_delta replica::delta_since(const causal_context& peer) const {
   replica_delta result;
-  std::vector<engram_id> ids;
-  entries_.for_each([&](const engram_id& id, const key_state& key) {
-    for (auto& v : key.versions)
+  std::vector<const uint8_t*> blobs;
+  packed::blob_view view;
+  entries_.for_each([&](const uint8_t* blob) {
+    packed::parse(blob, dict_, view);
+    for (auto& v : view.versions)
       if (!peer.contains(v.tag)) {
-        ids.push_back(id);
+        blobs.push_back(blob);
         break;
       }
   });
-  std::sort(ids.begin(), ids.end());
-  result.entries.reserve(ids.size());
-  for (auto& id : ids) {
-    auto& key = *entries_.find(id);
-    delta_entry entry{id, key.context, key.versions};
+  std::sort(blobs.begin(), blobs.end(), [](const uint8_t* x, const uint8_t* y) {
+    return packed::blob_id(x) < packed::blob_id(y);
+  });
+  result.entries.reserve(blobs.size());
+  for (auto* blob : blobs) {
+    packed::parse(blob, dict_, view);
+    delta_entry entry{view.id, view.context, packed::decode_all(view, dict_)};
     std::sort(entry.versions.begin(), entry.versions.end(), tag_less);
     result.entries.push_back(std::move(entry));
   }
@@ -784,17 +827,19 @@ bool replica::same_state(const replica& other) const {
       || digest_ != other.digest_)
     return false;
   bool same = true;
-  entries_.for_each([&](const engram_id& id, const key_state& key) {
+  entries_.for_each([&](const uint8_t* blob) {
     if (!same)
       return;
-    auto theirs = other.entries_.find(id);
-    if (!theirs || theirs->context != key.context
-        || theirs->versions.size() != key.versions.size()) {
+    auto id = packed::blob_id(blob);
+    auto ours = load(id);
+    auto theirs = other.load(id);
+    if (!theirs || theirs->context != ours->context
+        || theirs->versions.size() != ours->versions.size()) {
       same = false;
       return;
     }
-    auto xs = key.versions;
-    auto ys = theirs->versions;
+    auto& xs = ours->versions;
+    auto& ys = theirs->versions;
     std::sort(xs.begin(), xs.end(), tag_less);
     std::sort(ys.begin(), ys.end(), tag_less);
     same = xs == ys;

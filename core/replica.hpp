@@ -1,11 +1,12 @@
 #pragma once
 
+#include "core/blob_map.hpp"
 #include "core/causal_context.hpp"
 #include "core/conflict.hpp"
 #include "core/engram.hpp"
 #include "core/error.hpp"
 #include "core/hlc.hpp"
-#include "core/id_table.hpp"
+#include "core/packed.hpp"
 #include "core/resolution.hpp"
 #include "core/version.hpp"
 
@@ -212,13 +213,19 @@ public:
   /// several. Nullopt when unknown.
   std::optional<engram_record> get(const engram_id& id) const;
 
-  /// The raw versions held for an id (nullptr when unknown).
-  const std::vector<version>* versions(const engram_id& id) const;
+  /// The raw versions held for an id (nullopt when unknown).
+  std::optional<std::vector<version>> versions(const engram_id& id) const;
+
+  /// True when the replica holds the id (live, archived or forgotten).
+  bool contains(const engram_id& id) const noexcept {
+    return entries_.find(id) != nullptr;
+  }
 
   /// The version vector of the writes to `id` seen (empty when unknown).
   vector_clock key_context(const engram_id& id) const;
 
-  /// Calls `f(id, versions)` for every engram, in ascending id order.
+  /// Calls `f(id, versions)` for every engram, in ascending id order (the
+  /// versions are decoded for the call).
   void for_each(
       const std::function<void(const engram_id&, const std::vector<version>&)>&
           f) const;
@@ -252,6 +259,15 @@ public:
   /// Number of engrams (ids) held.
   size_t size() const noexcept { return entries_.size(); }
 
+  /// Bytes of the packed engrams: the table, the blobs and the free blocks
+  /// their replacements left for reuse.
+  size_t memory_bytes() const noexcept {
+    return entries_.table_bytes() + entries_.used_bytes();
+  }
+
+  /// Bytes of the live blobs alone.
+  size_t live_bytes() const noexcept { return entries_.live_bytes(); }
+
   /// Number of versions held (≥ size()).
   size_t version_count() const noexcept { return version_count_; }
 
@@ -274,23 +290,28 @@ public:
 private:
   using version_list = std::vector<version>;
 
-  /// Per engram: the versions not yet superseded and the version vector of
-  /// the writes seen (covers every version held).
+  /// An engram decoded: the version vector of the writes seen (it covers
+  /// every version held) and the versions not yet superseded.
   struct key_state {
     vector_clock context;
     version_list versions;
   };
 
+  std::optional<key_state> load(const engram_id& id) const;
+
+  /// Replaces the stored form of `id`.
+  void store(const engram_id& id, const vector_clock& context,
+             const version_list& versions);
+
   /// Writes a new version of `value.id` superseding every version held.
   expected<replica_delta> write(engram_record value, uint64_t resolves);
 
-  template<class Delta>
-  expected<join_report> join_impl(Delta&& delta, bool resolve_conflicts);
+  expected<join_report> join_impl(const replica_delta& delta,
+                                  bool resolve_conflicts);
 
   expected<void> check(const replica_delta& delta) const;
 
-  void after_join(const engram_id& id, key_state& key, size_t local_count,
-                  join_report& report);
+  void after_join(const engram_id& id, size_t local_count, join_report& report);
 
   void resolve(const conflict& c, const conflict_resolution& strategy,
                join_report& report);
@@ -298,18 +319,22 @@ private:
   void apply(const conflict& c, const resolution& r,
              const conflict_handler* handler, join_report& report);
 
-  void add_version(version_list& versions, version&& v);
-
   std::vector<pending_question>::iterator find_question(uint64_t conflict_id);
 
-  void drop_stale_questions(const engram_id& id, const version_list& versions);
+  void drop_stale_questions(const engram_id& id, const std::vector<dot>& held);
 
   bool collapsed(const version_list& versions) const;
 
   replica_id self_;
   hybrid_logical_clock* clock_;
   replica_config config_;
-  id_table<key_state> entries_;
+  /// The engrams, packed (core/packed.hpp): ~60 bytes per engram beyond
+  /// its strings, against ~600 as decoded structs.
+  blob_map entries_;
+  packed::dictionary dict_;
+  packed::writer writer_;
+  /// Scratch of merges (kept to reuse its storage).
+  packed::blob_view view_;
   causal_context context_;
   uint64_t digest_ = 0;
   size_t version_count_ = 0;

@@ -43,6 +43,15 @@ public:
   /// Sets the counter of `replica`; zero removes the entry.
   void set(replica_id replica, uint64_t counter);
 
+  /// Removes every entry (keeps the storage, for reuse).
+  void clear() noexcept { entries_.clear(); }
+
+  /// Appends an entry; `replica` must be greater than every replica held
+  /// and `counter` non-zero (building a clock from sorted entries).
+  void append(replica_id replica, uint64_t counter) {
+    entries_.emplace_back(replica, counter);
+  }
+
   /// Increments the counter of `replica` and returns its new value.
   uint64_t increment(replica_id replica);
 

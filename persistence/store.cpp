@@ -12,8 +12,11 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "engram/v1/store.pb.h"
@@ -546,8 +549,8 @@ expected<uint64_t> store::record(const replica_delta& delta,
     // cannot be found, so queries may still list it under them too.
     if (ordinal == 0)
       ordinal = next_ordinal++;
-    auto* versions = current.versions(entry.id);
-    if (versions != nullptr)
+    auto versions = current.versions(entry.id);
+    if (versions)
       for (auto& v : *versions)
         index_keys(ordinal, v, new_keys);
     std::sort(old_keys.begin(), old_keys.end());
@@ -566,7 +569,7 @@ expected<uint64_t> store::record(const replica_delta& delta,
         ++k;
       }
     }
-    if (versions == nullptr) {
+    if (!versions) {
       engram_ops.push_back({raw_id, {}, true});
       continue;
     }
@@ -639,17 +642,38 @@ expected<load_report> store::load(replica& into) const {
   } else {
     return storage_error(st, "cannot read the replica's context");
   }
-  // Decode the two halves of the id space on two threads: decoding, not
-  // I/O, bounds recovery.
-  struct part {
-    std::vector<delta_entry> entries;
+  // The stored context first: the batches' dots are then mostly covered by
+  // it, which keeps joining their contexts cheap.
+  if (auto ok = into.restore(std::move(state)); !ok)
+    return ok.error_value();
+  // Decode the two halves of the id space on two threads while this one
+  // restores what they decoded, in batches: decoding, not I/O, bounds
+  // recovery, and batches keep the decoded form's memory small (the replica
+  // holds engrams packed, a fraction of their decoded size).
+  constexpr size_t batch_entries = 1024;
+  constexpr size_t max_batches = 4; // in flight
+  struct channel {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::deque<std::vector<delta_entry>> batches;
     std::vector<corrupt_record> corrupt;
     rocksdb::Status status;
+    int running = 2;
+    bool cancelled = false;
+  } ch;
+  auto push = [&](std::vector<delta_entry>& batch) {
+    std::unique_lock<std::mutex> guard{ch.mutex};
+    ch.changed.wait(guard, [&] {
+      return ch.cancelled || ch.batches.size() < max_batches;
+    });
+    if (ch.cancelled)
+      return false;
+    ch.batches.push_back(std::move(batch));
+    batch.clear();
+    ch.changed.notify_all();
+    return true;
   };
-  part parts[2];
-  auto middle = s.key(std::string(1, '\x80'));
-  auto scan_part = [&](part& out, const std::string& lower,
-                       const std::string& upper) {
+  auto scan_part = [&](const std::string& lower, const std::string& upper) {
     rocksdb::Slice lo{lower};
     rocksdb::Slice hi{upper};
     rocksdb::ReadOptions scan;
@@ -660,51 +684,91 @@ expected<load_report> store::load(replica& into) const {
     std::unique_ptr<rocksdb::Iterator> engrams{
         s.db->NewIterator(scan, s.cf(cf_engrams))};
     google::protobuf::Arena arena;
-    for (engrams->SeekToFirst(); engrams->Valid(); engrams->Next()) {
+    std::vector<delta_entry> batch;
+    std::vector<corrupt_record> corrupt;
+    bool open = true;
+    for (engrams->SeekToFirst(); open && engrams->Valid(); engrams->Next()) {
       auto key = engrams->key();
       key.remove_prefix(s.prefix.size());
       auto id = messages::id_from_bytes(key.ToString());
       if (!id) {
-        out.corrupt.push_back(
+        corrupt.push_back(
             {"engrams", hex(key.ToStringView()), "key is not an id"});
         continue;
       }
       arena.Reset();
       auto stored = from_record(engrams->value().ToStringView(), *id, &arena);
       if (!stored) {
-        out.corrupt.push_back(
+        corrupt.push_back(
             {"engrams", hex(key.ToStringView()), stored.error_value().message});
         continue;
       }
-      out.entries.push_back(delta_entry{*id, std::move(stored->clock),
-                                        std::move(stored->versions)});
+      batch.push_back(delta_entry{*id, std::move(stored->clock),
+                                  std::move(stored->versions)});
+      if (batch.size() == batch_entries)
+        open = push(batch);
     }
-    out.status = engrams->status();
+    if (open && !batch.empty())
+      push(batch);
+    std::lock_guard<std::mutex> guard{ch.mutex};
+    if (ch.status.ok() && !engrams->status().ok())
+      ch.status = engrams->status();
+    for (auto& c : corrupt)
+      ch.corrupt.push_back(std::move(c));
+    --ch.running;
+    ch.changed.notify_all();
   };
-  std::thread upper_half{[&] {
-    scan_part(parts[1], middle, s.prefix_end);
+  auto middle = s.key(std::string(1, '\x80'));
+  std::thread lower_half{[&] {
+    scan_part(s.prefix, middle);
   }};
-  scan_part(parts[0], s.prefix, middle);
+  std::thread upper_half{[&] {
+    scan_part(middle, s.prefix_end);
+  }};
+  expected<void> restored;
+  for (;;) {
+    std::vector<delta_entry> batch;
+    {
+      std::unique_lock<std::mutex> guard{ch.mutex};
+      ch.changed.wait(guard, [&] {
+        return !ch.batches.empty() || ch.running == 0;
+      });
+      if (ch.batches.empty())
+        break;
+      batch = std::move(ch.batches.front());
+      ch.batches.pop_front();
+      ch.changed.notify_all();
+    }
+    // Each batch carries the dots of its versions as its context.
+    replica_delta part;
+    part.entries = std::move(batch);
+    std::vector<dot> dots;
+    for (auto& entry : part.entries) {
+      ++report.engrams;
+      report.versions += entry.versions.size();
+      for (auto& v : entry.versions)
+        dots.push_back(v.tag);
+    }
+    part.context = causal_context{std::move(dots)};
+    restored = into.restore(std::move(part));
+    if (!restored) {
+      std::lock_guard<std::mutex> guard{ch.mutex};
+      ch.cancelled = true;
+      ch.changed.notify_all();
+      break;
+    }
+  }
+  lower_half.join();
   upper_half.join();
-  for (auto& p : parts) {
-    if (!p.status.ok())
-      return storage_error(p.status, "engram scan failed");
-    for (auto& c : p.corrupt)
-      report.corrupt.push_back(std::move(c));
-  }
-  state.entries = std::move(parts[0].entries);
-  state.entries.reserve(state.entries.size() + parts[1].entries.size());
-  for (auto& e : parts[1].entries)
-    state.entries.push_back(std::move(e));
-  for (auto& entry : state.entries) {
-    ++report.engrams;
-    report.versions += entry.versions.size();
-  }
-  for (auto& entry : state.entries)
-    for (auto& v : entry.versions)
-      state.context.insert(v.tag);
-  if (auto ok = into.restore(std::move(state)); !ok)
-    return ok.error_value();
+  if (!restored)
+    return restored.error_value();
+  if (!ch.status.ok())
+    return storage_error(ch.status, "engram scan failed");
+  report.corrupt = std::move(ch.corrupt);
+  std::sort(report.corrupt.begin(), report.corrupt.end(),
+            [](const corrupt_record& x, const corrupt_record& y) {
+              return x.key < y.key;
+            });
   return report;
 }
 
