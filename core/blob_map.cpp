@@ -16,7 +16,7 @@ namespace engram {
 namespace {
 
 constexpr size_t max_chunk = size_t{1} << 20;
-constexpr size_t granule = 8;
+constexpr size_t granule = 4;
 constexpr size_t max_small = 4096;
 constexpr uint64_t address_mask = (uint64_t{1} << 48) - 1;
 // Chunks this large are mapped from the system directly: the allocator's

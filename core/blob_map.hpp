@@ -19,7 +19,7 @@ namespace engram {
 ///   is 8 bytes: the blob's address (48 bits) and 16 bits of the id's hash,
 ///   so a probe dereferences only blobs whose hash bits match. The id itself
 ///   is the blob's first 16 bytes.
-/// - Blobs up to 4 KiB take 8-byte-rounded blocks carved from chunks (4 KiB
+/// - Blobs up to 4 KiB take 4-byte-rounded blocks carved from chunks (4 KiB
 ///   growing to 1 MiB); a replaced blob's block goes to the free list of its
 ///   size and the next blob of that size reuses it. No per-blob header: a
 ///   blob's size is read from the blob. Larger blobs are allocated one by
@@ -124,7 +124,7 @@ private:
 
   slot_array slots_;
   size_t size_ = 0;
-  /// Per size class (bytes / 8): the first free block; each free block
+  /// Per size class (bytes / 4): the first free block; each free block
   /// holds the address of the next in its first 8 bytes.
   std::vector<uint8_t*> free_;
   /// Where the current chunk's untouched part begins, and ends.

@@ -650,7 +650,7 @@ expected<load_report> store::load(replica& into) const {
   // restores what they decoded, in batches: decoding, not I/O, bounds
   // recovery, and batches keep the decoded form's memory small (the replica
   // holds engrams packed, a fraction of their decoded size).
-  constexpr size_t batch_entries = 1024;
+  constexpr size_t batch_entries = 512;
   constexpr size_t max_batches = 4; // in flight
   struct channel {
     std::mutex mutex;
