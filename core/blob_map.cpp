@@ -18,6 +18,8 @@ namespace {
 constexpr size_t max_chunk = size_t{1} << 20;
 constexpr size_t granule = 4;
 constexpr size_t max_small = 4096;
+// A free block holds the address of the next one.
+constexpr size_t min_block = 16;
 constexpr uint64_t address_mask = (uint64_t{1} << 48) - 1;
 // Chunks this large are mapped from the system directly: the allocator's
 // heap would interleave them with short-lived allocations whose pages it
@@ -83,7 +85,7 @@ blob_map::slot_array::~slot_array() {
     std::free(data_);
 }
 
-blob_map::blob_map() : free_(max_small / granule + 1, nullptr) { rehash(16); }
+blob_map::blob_map() { rehash(16); }
 
 blob_map::~blob_map() {
   for (auto s : slots_)
@@ -178,6 +180,8 @@ uint8_t* blob_map::allocate(size_t n) {
     reserved_ += n;
     return p;
   }
+  if (free_.empty()) // a small replica needs no free lists yet
+    free_.resize(max_small / granule + 1, nullptr);
   auto& head = free_[rounded / granule];
   if (head != nullptr) {
     auto* p = head;
@@ -185,13 +189,14 @@ uint8_t* blob_map::allocate(size_t n) {
     return p;
   }
   if (static_cast<size_t>(end_ - bump_) < rounded) {
-    // The rest of the chunk serves a smaller size later.
-    if (end_ - bump_ >= static_cast<ptrdiff_t>(granule)) {
+    // The rest of the chunk serves a smaller size later (if it can hold
+    // the free list's link; no blob is that small anyway).
+    if (end_ - bump_ >= static_cast<ptrdiff_t>(min_block)) {
       auto rest = static_cast<size_t>(end_ - bump_) & ~(granule - 1);
       used_ += rest;
       push_free(bump_, rest);
     }
-    auto size = next_chunk_;
+    auto size = std::max(next_chunk_, rounded);
     next_chunk_ = std::min(next_chunk_ * 2, max_chunk);
     bump_ = allocate_chunk(size);
     end_ = bump_ + size;
@@ -205,6 +210,7 @@ uint8_t* blob_map::allocate(size_t n) {
 }
 
 void blob_map::push_free(uint8_t* block, size_t rounded) noexcept {
+  assert(rounded >= min_block);
   auto& head = free_[rounded / granule];
   std::memcpy(block, &head, sizeof(uint8_t*));
   head = block;

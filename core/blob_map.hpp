@@ -19,7 +19,7 @@ namespace engram {
 ///   is 8 bytes: the blob's address (48 bits) and 16 bits of the id's hash,
 ///   so a probe dereferences only blobs whose hash bits match. The id itself
 ///   is the blob's first 16 bytes.
-/// - Blobs up to 4 KiB take 4-byte-rounded blocks carved from chunks (4 KiB
+/// - Blobs up to 4 KiB take 4-byte-rounded blocks carved from chunks (512 B
 ///   growing to 1 MiB); a replaced blob's block goes to the free list of its
 ///   size and the next blob of that size reuses it. No per-blob header: a
 ///   blob's size is read from the blob. Larger blobs are allocated one by
@@ -130,7 +130,7 @@ private:
   /// Where the current chunk's untouched part begins, and ends.
   uint8_t* bump_ = nullptr;
   uint8_t* end_ = nullptr;
-  size_t next_chunk_ = 4096;
+  size_t next_chunk_ = 512;
   /// Every chunk (address, bytes).
   std::vector<std::pair<uint8_t*, size_t>> chunks_;
   size_t reserved_ = 0;

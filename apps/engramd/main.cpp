@@ -10,6 +10,7 @@
 // Exit codes: 0 clean shutdown (or a valid --check-config), 2 bad
 // configuration or flags, 3 the node could not start (store, port).
 #include "actors/net.hpp"
+#include "persistence/memory.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -508,6 +509,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A long-running node returns freed memory to the system.
+  engram::persistence::release_memory_promptly();
 
   CLI::App app{"engramd: the Engram node daemon"};
   settings flags;

@@ -4,6 +4,7 @@
 //                              are served (load into a replica)
 //   bytes_per_engram_overhead  resident memory per engram of the recovered
 //                              replica, minus its payload
+#include "persistence/memory.hpp"
 #include "persistence/store.hpp"
 
 #include <benchmark/benchmark.h>
@@ -111,6 +112,8 @@ BENCHMARK(BM_synced_updates)->UseRealTime()->MinTime(3);
 
 void BM_recovery_1m(benchmark::State& state) {
   constexpr size_t n = 1'000'000;
+  // The allocator policy engramd runs with (persistence/memory.hpp).
+  persistence::release_memory_promptly();
   auto path = scratch("recovery");
   {
     // Setup without sync: this measures reopening, not writing.
