@@ -180,10 +180,8 @@ uint8_t* blob_map::allocate(size_t n) {
     reserved_ += n;
     return p;
   }
-  if (free_.empty()) // a small replica needs no free lists yet
-    free_.resize(max_small / granule + 1, nullptr);
-  auto& head = free_[rounded / granule];
-  if (head != nullptr) {
+  if (auto cls = rounded / granule; cls < free_.size() && free_[cls]) {
+    auto& head = free_[cls];
     auto* p = head;
     std::memcpy(&head, p, sizeof(uint8_t*));
     return p;
@@ -211,7 +209,10 @@ uint8_t* blob_map::allocate(size_t n) {
 
 void blob_map::push_free(uint8_t* block, size_t rounded) noexcept {
   assert(rounded >= min_block);
-  auto& head = free_[rounded / granule];
+  auto cls = rounded / granule;
+  if (cls >= free_.size()) // lists up to the largest size freed so far
+    free_.resize(cls + 1, nullptr);
+  auto& head = free_[cls];
   std::memcpy(block, &head, sizeof(uint8_t*));
   head = block;
 }

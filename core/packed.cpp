@@ -132,10 +132,7 @@ std::string scope_key(const memory_scope& scope) {
 
 // -- dictionary ---------------------------------------------------------------
 
-dictionary::dictionary() {
-  // Index 0 is the empty origin, the common case of engrams from peers.
-  origin_index({}, {});
-}
+dictionary::dictionary() = default;
 
 uint32_t dictionary::replica_index(replica_id id) {
   auto [i, added]
@@ -155,11 +152,14 @@ uint32_t dictionary::scope_index(const memory_scope& scope) {
 
 uint32_t dictionary::origin_index(const std::string& agent,
                                   const std::string& instance) {
+  // 0 is the empty origin (engrams from peers usually), stored nowhere.
+  if (agent.empty() && instance.empty())
+    return 0;
   std::string key;
   put_string(key, agent);
   key.append(instance);
   auto [i, added] = origin_indexes_.emplace(
-      std::move(key), static_cast<uint32_t>(origins_.size()));
+      std::move(key), static_cast<uint32_t>(origins_.size() + 1));
   if (added)
     origins_.emplace_back(agent, instance);
   return i->second;

@@ -57,7 +57,8 @@ public:
   uint32_t origin_index(const std::string& agent, const std::string& instance);
   const std::pair<std::string, std::string>&
   origin(uint32_t index) const noexcept {
-    return origins_[index];
+    static const std::pair<std::string, std::string> none;
+    return index == 0 ? none : origins_[index - 1];
   }
 
   /// The time write timestamps are stored relative to: the first one
