@@ -148,11 +148,18 @@ const uint8_t* blob_map::assign(const engram_id& id, const std::string& bytes) {
   auto i = slot_of(id, h);
   auto* copy = allocate(bytes.size());
   std::memcpy(copy, bytes.data(), bytes.size());
+  uint64_t slot;
+  try {
+    slot = make_slot(copy, h);
+  } catch (...) {
+    release(copy);
+    throw;
+  }
   if (slots_[i] != 0)
     release(address(slots_[i]));
   else
     ++size_;
-  slots_[i] = make_slot(copy, h);
+  slots_[i] = slot;
   return copy;
 }
 
@@ -207,7 +214,7 @@ uint8_t* blob_map::allocate(size_t n) {
   return p;
 }
 
-void blob_map::push_free(uint8_t* block, size_t rounded) noexcept {
+void blob_map::push_free(uint8_t* block, size_t rounded) {
   assert(rounded >= min_block);
   auto cls = rounded / granule;
   if (cls >= free_.size()) // lists up to the largest size freed so far

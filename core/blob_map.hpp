@@ -120,7 +120,7 @@ private:
   void release(const uint8_t* blob);
 
   /// Puts a block on the free list of its size.
-  void push_free(uint8_t* block, size_t rounded) noexcept;
+  void push_free(uint8_t* block, size_t rounded);
 
   slot_array slots_;
   size_t size_ = 0;

@@ -771,19 +771,16 @@ filter_delta(const replica_delta& delta,
 void replica::for_each(
     const std::function<void(const engram_id&, const std::vector<version>&)>& f)
     const {
-  std::vector<const uint8_t*> blobs;
-  blobs.reserve(entries_.size());
+  std::vector<engram_id> ids;
+  ids.reserve(entries_.size());
   entries_.for_each([&](const uint8_t* blob) {
-    blobs.push_back(blob);
+    ids.push_back(packed::blob_id(blob));
   });
-  std::sort(blobs.begin(), blobs.end(), [](const uint8_t* x, const uint8_t* y) {
-    return packed::blob_id(x) < packed::blob_id(y);
-  });
-  packed::blob_view view;
-  for (auto* blob : blobs) {
-    packed::parse(blob, dict_, view);
-    f(view.id, packed::decode_all(view, dict_));
-  }
+  std::sort(ids.begin(), ids.end());
+  // Looked up one by one: `f` may write to this replica.
+  for (auto& id : ids)
+    if (auto key = load(id))
+      f(id, key->versions);
 }
 
 std::vector<pending_question> replica::pending_questions() const {

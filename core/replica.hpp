@@ -224,8 +224,8 @@ public:
   /// The version vector of the writes to `id` seen (empty when unknown).
   vector_clock key_context(const engram_id& id) const;
 
-  /// Calls `f(id, versions)` for every engram, in ascending id order (the
-  /// versions are decoded for the call).
+  /// Calls `f(id, versions)` for every engram held when the call began, in
+  /// ascending id order (the versions are decoded for the call).
   void for_each(
       const std::function<void(const engram_id&, const std::vector<version>&)>&
           f) const;

@@ -12,9 +12,11 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <exception>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -658,8 +660,17 @@ expected<load_report> store::load(replica& into) const {
     std::deque<std::vector<delta_entry>> batches;
     std::vector<corrupt_record> corrupt;
     rocksdb::Status status;
+    std::exception_ptr failure;
     int running = 2;
     bool cancelled = false;
+    std::atomic<bool> stop{false}; // `cancelled`, read without the lock
+
+    void cancel() {
+      std::lock_guard<std::mutex> guard{mutex};
+      cancelled = true;
+      stop = true;
+      changed.notify_all();
+    }
   } ch;
   auto push = [&](std::vector<delta_entry>& batch) {
     std::unique_lock<std::mutex> guard{ch.mutex};
@@ -673,7 +684,7 @@ expected<load_report> store::load(replica& into) const {
     ch.changed.notify_all();
     return true;
   };
-  auto scan_part = [&](const std::string& lower, const std::string& upper) {
+  auto scan = [&](const std::string& lower, const std::string& upper) {
     rocksdb::Slice lo{lower};
     rocksdb::Slice hi{upper};
     rocksdb::ReadOptions scan;
@@ -687,7 +698,8 @@ expected<load_report> store::load(replica& into) const {
     std::vector<delta_entry> batch;
     std::vector<corrupt_record> corrupt;
     bool open = true;
-    for (engrams->SeekToFirst(); open && engrams->Valid(); engrams->Next()) {
+    for (engrams->SeekToFirst(); open && !ch.stop && engrams->Valid();
+         engrams->Next()) {
       auto key = engrams->key();
       key.remove_prefix(s.prefix.size());
       auto id = messages::id_from_bytes(key.ToString());
@@ -715,16 +727,53 @@ expected<load_report> store::load(replica& into) const {
       ch.status = engrams->status();
     for (auto& c : corrupt)
       ch.corrupt.push_back(std::move(c));
+  };
+  // A decoder's failure (out of memory) reaches the caller, as before.
+  auto scan_part = [&](const std::string& lower, const std::string& upper) {
+    try {
+      scan(lower, upper);
+    } catch (...) {
+      std::lock_guard<std::mutex> guard{ch.mutex};
+      if (!ch.failure)
+        ch.failure = std::current_exception();
+      ch.cancelled = true;
+      ch.stop = true;
+    }
+    std::lock_guard<std::mutex> guard{ch.mutex};
     --ch.running;
     ch.changed.notify_all();
   };
+
   auto middle = s.key(std::string(1, '\x80'));
-  std::thread lower_half{[&] {
-    scan_part(s.prefix, middle);
-  }};
-  std::thread upper_half{[&] {
-    scan_part(middle, s.prefix_end);
-  }};
+  // Whatever happens here (an error, an exception), the decoders stop and
+  // are joined before `load` returns.
+  struct joiner {
+    channel& ch;
+    std::vector<std::thread> threads;
+    ~joiner() {
+      ch.cancel();
+      for (auto& t : threads)
+        t.join();
+    }
+  } decoders{ch, {}};
+  decoders.threads.reserve(2);
+  try {
+    decoders.threads.emplace_back([&] {
+      scan_part(s.prefix, middle);
+    });
+  } catch (...) {
+    ch.running = 0;
+    throw;
+  }
+  try {
+    decoders.threads.emplace_back([&] {
+      scan_part(middle, s.prefix_end);
+    });
+  } catch (...) {
+    std::lock_guard<std::mutex> guard{ch.mutex};
+    --ch.running;
+    throw;
+  }
   expected<void> restored;
   for (;;) {
     std::vector<delta_entry> batch;
@@ -751,17 +800,16 @@ expected<load_report> store::load(replica& into) const {
     }
     part.context = causal_context{std::move(dots)};
     restored = into.restore(std::move(part));
-    if (!restored) {
-      std::lock_guard<std::mutex> guard{ch.mutex};
-      ch.cancelled = true;
-      ch.changed.notify_all();
-      break;
-    }
+    if (!restored)
+      break; // the decoders stop when `decoders` goes
   }
-  lower_half.join();
-  upper_half.join();
   if (!restored)
     return restored.error_value();
+  {
+    std::lock_guard<std::mutex> guard{ch.mutex};
+    if (ch.failure)
+      std::rethrow_exception(ch.failure);
+  }
   if (!ch.status.ok())
     return storage_error(ch.status, "engram scan failed");
   report.corrupt = std::move(ch.corrupt);

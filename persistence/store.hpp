@@ -130,7 +130,8 @@ public:
 
   /// Restores everything stored into `into`, a fresh replica with this
   /// store's replica id (anything else is refused). Undecodable records are
-  /// reported, not loaded.
+  /// reported, not loaded. On an error `into` holds part of the store (and
+  /// the store's whole causal context): discard it.
   expected<load_report> load(replica& into) const;
 
   /// The versions stored for an engram (empty when unknown).
