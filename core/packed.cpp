@@ -100,6 +100,15 @@ struct reader {
     return result;
   }
 
+  std::string_view view() noexcept {
+    auto n = varint();
+    std::string_view result(reinterpret_cast<const char*>(pos), n);
+    pos += n;
+    return result;
+  }
+
+  void skip_string() noexcept { pos += varint(); }
+
   void skip_varint() noexcept {
     while (*pos++ & 0x80) {
       // skip
@@ -305,6 +314,55 @@ version decode(const version_ref& ref, const engram_id& id,
     }
   }
   assert(in.pos == ref.data + ref.size);
+  return result;
+}
+
+version_summary summarize(const version_ref& ref, const dictionary& dict) {
+  version_summary result;
+  auto flags0 = ref.data[0];
+  auto flags1 = ref.data[1];
+  reader in{ref.data + ref.rest};
+  if (flags0 & has_resolves)
+    in.skip_varint();
+  result.updated.wall_us = unzigzag(dict.time_base(), in.varint());
+  if (flags1 & has_logical)
+    result.updated.logical = static_cast<uint32_t>(in.varint());
+  if (flags0 & has_created) {
+    in.skip_varint();
+    in.skip_varint();
+  }
+  result.kind = dict.scope(static_cast<uint32_t>(in.varint())).kind();
+  result.type = static_cast<memory_type>(flags1 & 0x03);
+  result.archived = (flags0 & is_archived) != 0;
+  result.tombstone = (flags0 & is_tombstone) != 0;
+  result.is_belief = ((flags1 >> 2) & 0x03) == 1;
+  if (!result.is_belief)
+    return result;
+  in.skip_varint(); // origin
+  if (flags0 & has_confidence) {
+    if (flags1 & decimal_confidence)
+      in.skip_varint();
+    else
+      in.pos += sizeof(double);
+  }
+  if (flags0 & has_epistemic) {
+    in.pos += 1;
+    in.skip_string();
+    in.pos += sizeof(double);
+  }
+  if (flags0 & has_hops) {
+    auto n = in.varint();
+    for (uint64_t i = 0; i < n; ++i) {
+      in.skip_string();
+      in.pos += sizeof(double);
+      in.skip_string();
+      in.pos += 1;
+    }
+  }
+  if (flags0 & has_forget_reason)
+    in.skip_string();
+  result.subject = in.view();
+  result.relation = in.view();
   return result;
 }
 

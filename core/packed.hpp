@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -115,6 +116,23 @@ void parse(const uint8_t* blob, const dictionary& dict, blob_view& out);
 /// Decodes one version of engram `id`.
 version decode(const version_ref& ref, const engram_id& id,
                const dictionary& dict);
+
+/// What queries filter on, read from a version without decoding it (the
+/// views point into the blob and the dictionary).
+struct version_summary {
+  memory_type type = memory_type::semantic;
+  scope_kind kind = scope_kind::universal;
+  bool archived = false;
+  bool tombstone = false;
+  hlc_timestamp updated;
+  /// True for a belief, whose subject and relation follow.
+  bool is_belief = false;
+  std::string_view subject;
+  std::string_view relation;
+};
+
+/// Reads a version's summary.
+version_summary summarize(const version_ref& ref, const dictionary& dict);
 
 /// Decodes every version of a parsed blob.
 std::vector<version> decode_all(const blob_view& view, const dictionary& dict);

@@ -32,6 +32,30 @@ bool matches_record(const query_filter& filter, const engram_record& e) {
   return true;
 }
 
+// The same on a packed version's summary.
+bool matches_summary(const query_filter& filter,
+                     const packed::version_summary& e) {
+  if (e.tombstone && !filter.include_forgotten)
+    return false;
+  if (e.archived && !filter.include_archived)
+    return false;
+  if (filter.type && e.type != *filter.type)
+    return false;
+  if (filter.kind && e.kind != *filter.kind)
+    return false;
+  if (filter.since && e.updated < *filter.since)
+    return false;
+  if (filter.until && *filter.until < e.updated)
+    return false;
+  if (!filter.subject.empty()) {
+    if (!e.is_belief || e.subject != filter.subject)
+      return false;
+    if (!filter.relation.empty() && e.relation != filter.relation)
+      return false;
+  }
+  return true;
+}
+
 } // namespace
 
 bool matches(const query_filter& filter, const memory_view& view) {
@@ -42,23 +66,26 @@ bool matches(const query_filter& filter, const memory_view& view) {
 
 void select(const replica& source, const query_filter& filter,
             std::vector<memory_view>& out) {
-  // Candidates: engrams with a matching version (views are copies: only
-  // candidates are read), with their newest matching write.
+  // Candidates: engrams with a matching version (found without decoding:
+  // only candidates are read), with their newest matching write.
   std::vector<std::pair<hlc_timestamp, engram_id>> candidates;
-  source.for_each([&](const engram_id& id, const std::vector<version>& vs) {
-    std::optional<hlc_timestamp> newest;
-    for (auto& v : vs)
-      if (matches_record(filter, v.value)
-          && (!newest || *newest < v.value.updated))
-        newest = v.value.updated;
-    if (newest)
-      candidates.emplace_back(*newest, id);
-  });
-  if (filter.limit != 0) // newest first: stop once the limit is decided
-    std::sort(candidates.begin(), candidates.end(),
-              [](const auto& x, const auto& y) {
+  source.scan(
+      [&](const engram_id& id, const std::vector<packed::version_summary>& vs) {
+        std::optional<hlc_timestamp> newest;
+        for (auto& v : vs)
+          if (matches_summary(filter, v) && (!newest || *newest < v.updated))
+            newest = v.updated;
+        if (newest)
+          candidates.emplace_back(*newest, id);
+      });
+  // Newest first (ties by id: the table's order is not deterministic), so
+  // that a limit stops the reading early.
+  std::sort(candidates.begin(), candidates.end(),
+            [](const auto& x, const auto& y) {
+              if (x.first != y.first)
                 return y.first < x.first;
-              });
+              return x.second < y.second;
+            });
   for (auto& candidate : candidates) {
     auto newest = candidate.first;
     if (filter.limit != 0) {

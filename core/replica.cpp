@@ -783,6 +783,21 @@ void replica::for_each(
       f(id, key->versions);
 }
 
+void replica::scan(
+    const std::function<void(const engram_id&,
+                             const std::vector<packed::version_summary>&)>& f)
+    const {
+  packed::blob_view view;
+  std::vector<packed::version_summary> summaries;
+  entries_.for_each([&](const uint8_t* blob) {
+    packed::parse(blob, dict_, view);
+    summaries.clear();
+    for (auto& ref : view.versions)
+      summaries.push_back(packed::summarize(ref, dict_));
+    f(view.id, summaries);
+  });
+}
+
 std::vector<pending_question> replica::pending_questions() const {
   auto result = questions_;
   std::sort(result.begin(), result.end(),

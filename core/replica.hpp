@@ -230,6 +230,14 @@ public:
       const std::function<void(const engram_id&, const std::vector<version>&)>&
           f) const;
 
+  /// Calls `f(id, summaries)` for every engram, in no particular order,
+  /// with what queries filter on for each version (nothing decoded). `f`
+  /// must not write to this replica.
+  void scan(
+      const std::function<void(const engram_id&,
+                               const std::vector<packed::version_summary>&)>& f)
+      const;
+
   /// Questions waiting for an answer, ordered by conflict id.
   std::vector<pending_question> pending_questions() const;
 

@@ -104,6 +104,37 @@ BOOST_AUTO_TEST_CASE(every_field_survives_encoding_and_decoding) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_summary_says_what_the_decoded_version_says) {
+  auto versions = every_kind_of_version();
+  auto context = context_of(versions);
+  packed::dictionary dict;
+  packed::writer out;
+  out.begin(some_id, context, versions.size(), dict);
+  for (auto& v : versions)
+    out.add(v, dict);
+  packed::blob_view view;
+  packed::parse(reinterpret_cast<const uint8_t*>(out.bytes().data()), dict,
+                view);
+  BOOST_REQUIRE_EQUAL(view.versions.size(), versions.size());
+  for (size_t i = 0; i < versions.size(); ++i) {
+    BOOST_TEST_CONTEXT("version " << i) {
+      auto sum = packed::summarize(view.versions[i], dict);
+      auto& e = versions[i].value;
+      BOOST_CHECK(sum.type == e.type);
+      BOOST_CHECK(sum.kind == e.scope.kind());
+      BOOST_CHECK_EQUAL(sum.archived, e.archived);
+      BOOST_CHECK_EQUAL(sum.tombstone, e.tombstone);
+      BOOST_CHECK(sum.updated == e.updated);
+      auto* b = std::get_if<belief>(&e.body);
+      BOOST_CHECK_EQUAL(sum.is_belief, b != nullptr);
+      if (b != nullptr) {
+        BOOST_CHECK_EQUAL(sum.subject, b->subject);
+        BOOST_CHECK_EQUAL(sum.relation, b->relation);
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_copied_version_keeps_its_dot_under_a_new_context) {
   // The first version's counter is left out (it equals the context's);
   // copied under a context that moved on, it must be written out.
