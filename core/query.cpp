@@ -8,31 +8,8 @@ namespace engram {
 
 namespace {
 
-// Everything of the filter that needs no view (the contested mark).
-bool matches_record(const query_filter& filter, const engram_record& e) {
-  if (e.tombstone && !filter.include_forgotten)
-    return false;
-  if (e.archived && !filter.include_archived)
-    return false;
-  if (filter.type && e.type != *filter.type)
-    return false;
-  if (filter.kind && e.scope.kind() != *filter.kind)
-    return false;
-  if (filter.since && e.updated < *filter.since)
-    return false;
-  if (filter.until && *filter.until < e.updated)
-    return false;
-  if (!filter.subject.empty()) {
-    auto* b = std::get_if<belief>(&e.body);
-    if (b == nullptr || b->subject != filter.subject)
-      return false;
-    if (!filter.relation.empty() && b->relation != filter.relation)
-      return false;
-  }
-  return true;
-}
-
-// The same on a packed version's summary.
+// Everything of the filter that needs no view (the contested mark), on a
+// version's summary.
 bool matches_summary(const query_filter& filter,
                      const packed::version_summary& e) {
   if (e.tombstone && !filter.include_forgotten)
@@ -54,6 +31,22 @@ bool matches_summary(const query_filter& filter,
       return false;
   }
   return true;
+}
+
+// The same on a decoded engram.
+bool matches_record(const query_filter& filter, const engram_record& e) {
+  packed::version_summary summary;
+  summary.type = e.type;
+  summary.kind = e.scope.kind();
+  summary.archived = e.archived;
+  summary.tombstone = e.tombstone;
+  summary.updated = e.updated;
+  if (auto* b = std::get_if<belief>(&e.body)) {
+    summary.is_belief = true;
+    summary.subject = b->subject;
+    summary.relation = b->relation;
+  }
+  return matches_summary(filter, summary);
 }
 
 } // namespace

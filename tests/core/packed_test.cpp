@@ -74,6 +74,20 @@ vector_clock context_of(const std::vector<version>& versions) {
   return result;
 }
 
+// A blob of `versions` under `context`, written with `dict`.
+std::string encode(const std::vector<version>& versions,
+                   const vector_clock& context, packed::dictionary& dict) {
+  packed::writer out;
+  out.begin(some_id, context, versions.size(), dict);
+  for (auto& v : versions)
+    out.add(v, dict);
+  return out.bytes();
+}
+
+const uint8_t* bytes_of(const std::string& blob) {
+  return reinterpret_cast<const uint8_t*>(blob.data());
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(packed_form)
@@ -82,18 +96,15 @@ BOOST_AUTO_TEST_CASE(every_field_survives_encoding_and_decoding) {
   auto versions = every_kind_of_version();
   auto context = context_of(versions);
   packed::dictionary dict;
-  packed::writer out;
-  out.begin(some_id, context, versions.size(), dict);
-  for (auto& v : versions)
-    out.add(v, dict);
-  auto* blob = reinterpret_cast<const uint8_t*>(out.bytes().data());
+  auto bytes = encode(versions, context, dict);
+  auto* blob = bytes_of(bytes);
   BOOST_CHECK(packed::blob_id(blob) == some_id);
-  BOOST_CHECK_EQUAL(packed::blob_size(blob), out.bytes().size());
+  BOOST_CHECK_EQUAL(packed::blob_size(blob), bytes.size());
   packed::blob_view view;
   packed::parse(blob, dict, view);
   BOOST_CHECK(view.id == some_id);
   BOOST_CHECK(view.context == context);
-  BOOST_CHECK_EQUAL(view.size, out.bytes().size());
+  BOOST_CHECK_EQUAL(view.size, bytes.size());
   BOOST_REQUIRE_EQUAL(view.versions.size(), versions.size());
   auto decoded = packed::decode_all(view, dict);
   for (size_t i = 0; i < versions.size(); ++i) {
@@ -106,15 +117,10 @@ BOOST_AUTO_TEST_CASE(every_field_survives_encoding_and_decoding) {
 
 BOOST_AUTO_TEST_CASE(a_summary_says_what_the_decoded_version_says) {
   auto versions = every_kind_of_version();
-  auto context = context_of(versions);
   packed::dictionary dict;
-  packed::writer out;
-  out.begin(some_id, context, versions.size(), dict);
-  for (auto& v : versions)
-    out.add(v, dict);
+  auto bytes = encode(versions, context_of(versions), dict);
   packed::blob_view view;
-  packed::parse(reinterpret_cast<const uint8_t*>(out.bytes().data()), dict,
-                view);
+  packed::parse(bytes_of(bytes), dict, view);
   BOOST_REQUIRE_EQUAL(view.versions.size(), versions.size());
   for (size_t i = 0; i < versions.size(); ++i) {
     BOOST_TEST_CONTEXT("version " << i) {
@@ -141,13 +147,9 @@ BOOST_AUTO_TEST_CASE(a_copied_version_keeps_its_dot_under_a_new_context) {
   auto versions = every_kind_of_version();
   packed::dictionary dict;
   auto old_context = context_of(versions);
-  packed::writer first;
-  first.begin(some_id, old_context, versions.size(), dict);
-  for (auto& v : versions)
-    first.add(v, dict);
+  auto first = encode(versions, old_context, dict);
   packed::blob_view old_view;
-  packed::parse(reinterpret_cast<const uint8_t*>(first.bytes().data()), dict,
-                old_view);
+  packed::parse(bytes_of(first), dict, old_view);
   for (uint64_t counter : {uint64_t{7}, uint64_t{8}, uint64_t{300}}) {
     auto context = old_context;
     context.set(1, counter);
@@ -157,8 +159,7 @@ BOOST_AUTO_TEST_CASE(a_copied_version_keeps_its_dot_under_a_new_context) {
     for (auto& ref : old_view.versions)
       second.copy(ref, dict);
     packed::blob_view view;
-    packed::parse(reinterpret_cast<const uint8_t*>(second.bytes().data()), dict,
-                  view);
+    packed::parse(bytes_of(second.bytes()), dict, view);
     BOOST_CHECK(view.context == context);
     auto decoded = packed::decode_all(view, dict);
     BOOST_REQUIRE_EQUAL(decoded.size(), versions.size());
