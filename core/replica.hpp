@@ -195,7 +195,8 @@ public:
   /// and leaves the replica unchanged.
   expected<join_report> join(const replica_delta& delta);
 
-  /// As above, moving the versions out of `delta`.
+  /// As above (the versions are copied into the packed form either way;
+  /// kept for callers that hand their delta over).
   expected<join_report> join(replica_delta&& delta);
 
   /// Installs a state read back from durable storage: a join that detects

@@ -662,13 +662,12 @@ expected<load_report> store::load(replica& into) const {
     rocksdb::Status status;
     std::exception_ptr failure;
     int running = 2;
-    bool cancelled = false;
-    std::atomic<bool> stop{false}; // `cancelled`, read without the lock
+    /// Set under the lock, read without it by the decoders' loops.
+    std::atomic<bool> cancelled{false};
 
     void cancel() {
       std::lock_guard<std::mutex> guard{mutex};
       cancelled = true;
-      stop = true;
       changed.notify_all();
     }
   } ch;
@@ -684,7 +683,7 @@ expected<load_report> store::load(replica& into) const {
     ch.changed.notify_all();
     return true;
   };
-  auto scan = [&](const std::string& lower, const std::string& upper) {
+  auto decode_range = [&](const std::string& lower, const std::string& upper) {
     rocksdb::Slice lo{lower};
     rocksdb::Slice hi{upper};
     rocksdb::ReadOptions scan;
@@ -698,7 +697,7 @@ expected<load_report> store::load(replica& into) const {
     std::vector<delta_entry> batch;
     std::vector<corrupt_record> corrupt;
     bool open = true;
-    for (engrams->SeekToFirst(); open && !ch.stop && engrams->Valid();
+    for (engrams->SeekToFirst(); open && !ch.cancelled && engrams->Valid();
          engrams->Next()) {
       auto key = engrams->key();
       key.remove_prefix(s.prefix.size());
@@ -731,13 +730,12 @@ expected<load_report> store::load(replica& into) const {
   // A decoder's failure (out of memory) reaches the caller, as before.
   auto scan_part = [&](const std::string& lower, const std::string& upper) {
     try {
-      scan(lower, upper);
+      decode_range(lower, upper);
     } catch (...) {
       std::lock_guard<std::mutex> guard{ch.mutex};
       if (!ch.failure)
         ch.failure = std::current_exception();
       ch.cancelled = true;
-      ch.stop = true;
     }
     std::lock_guard<std::mutex> guard{ch.mutex};
     --ch.running;
