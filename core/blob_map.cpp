@@ -67,22 +67,15 @@ uint64_t make_slot(const uint8_t* blob, uint64_t h) {
 
 blob_map::slot_array::slot_array(size_t n) : size_(n) {
   auto bytes = n * sizeof(uint64_t);
-  void* p = bytes >= mapped_chunk
-                ? ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                : std::calloc(n, sizeof(uint64_t));
-  if (p == nullptr || p == MAP_FAILED)
-    throw std::bad_alloc{};
-  data_ = static_cast<uint64_t*>(p);
+  auto* p = allocate_chunk(bytes);
+  if (bytes < mapped_chunk) // mapped memory comes zeroed
+    std::memset(p, 0, bytes);
+  data_ = reinterpret_cast<uint64_t*>(p);
 }
 
 blob_map::slot_array::~slot_array() {
-  if (data_ == nullptr)
-    return;
-  if (size_ * sizeof(uint64_t) >= mapped_chunk)
-    ::munmap(data_, size_ * sizeof(uint64_t));
-  else
-    std::free(data_);
+  if (data_ != nullptr)
+    free_chunk(reinterpret_cast<uint8_t*>(data_), size_ * sizeof(uint64_t));
 }
 
 blob_map::blob_map() { rehash(16); }
