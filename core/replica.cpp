@@ -809,22 +809,28 @@ std::vector<pending_question> replica::pending_questions() const {
 
 replica_delta replica::delta_since(const causal_context& peer) const {
   replica_delta result;
-  std::vector<const uint8_t*> blobs;
+  // Sorted by id with the id beside the blob: comparing ids read from the
+  // blobs would miss the cache twice per comparison.
+  struct missing {
+    engram_id id;
+    const uint8_t* blob;
+  };
+  std::vector<missing> blobs;
   packed::blob_view view;
   entries_.for_each([&](const uint8_t* blob) {
     packed::parse(blob, dict_, view);
     for (auto& v : view.versions)
       if (!peer.contains(v.tag)) {
-        blobs.push_back(blob);
+        blobs.push_back({view.id, blob});
         break;
       }
   });
-  std::sort(blobs.begin(), blobs.end(), [](const uint8_t* x, const uint8_t* y) {
-    return packed::blob_id(x) < packed::blob_id(y);
+  std::sort(blobs.begin(), blobs.end(), [](const missing& x, const missing& y) {
+    return x.id < y.id;
   });
   result.entries.reserve(blobs.size());
-  for (auto* blob : blobs) {
-    packed::parse(blob, dict_, view);
+  for (auto& m : blobs) {
+    packed::parse(m.blob, dict_, view);
     delta_entry entry{view.id, view.context, packed::decode_all(view, dict_)};
     std::sort(entry.versions.begin(), entry.versions.end(), tag_less);
     result.entries.push_back(std::move(entry));
