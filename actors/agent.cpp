@@ -1194,7 +1194,8 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
   auto partition = agent_partition(agent_id);
   auto self_id = replica_of(ctx->config.node_id, partition);
   st.mem = std::make_unique<replica>(self_id, *st.clock, st.cfg.replication);
-  auto db = persistence::store::attach(ctx->db, partition, self_id);
+  auto db = persistence::store::attach(ctx->db, partition, self_id,
+                                       in_memory_replica);
   if (!db) {
     self->quit(to_caf(db.error_value()));
     return agent_actor::behavior_type::make_empty_behavior();

@@ -205,6 +205,12 @@ private:
   uint64_t version_ = 0;
 };
 
+/// How agents and instances keep their partitions of the node's store:
+/// their replicas are held in memory, which answers queries and computes
+/// the deltas a peer misses, so the store keeps neither an index nor a
+/// delta log, and recording a merge reads nothing.
+inline const persistence::partition_options in_memory_replica{false, false};
+
 /// Shared by the actors of one node.
 struct node_context {
   node_config config;

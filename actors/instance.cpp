@@ -169,7 +169,8 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
   auto partition = instance_partition(agent_id, instance_id);
   auto self_id = replica_of(ctx->config.node_id, partition);
   st.mem = std::make_unique<replica>(self_id, *st.clock, st.cfg.replication);
-  auto db = persistence::store::attach(ctx->db, partition, self_id, false);
+  auto db = persistence::store::attach(ctx->db, partition, self_id,
+                                       in_memory_replica);
   if (!db) {
     self->quit(to_caf(db.error_value()));
     return instance_actor::behavior_type::make_empty_behavior();

@@ -40,7 +40,9 @@ enum cf_index : size_t {
 };
 
 constexpr const char* meta_key = "store";
+/// What peers acknowledged: "peer/" + name; "peer0" is the first key after.
 constexpr const char* peer_prefix = "peer/";
+constexpr const char* peer_end = "peer0";
 constexpr const char* context_key = "replica";
 /// Inbox messages: "inbox/" + arrival number; "inbox0" is the first key
 /// after them.
@@ -207,6 +209,7 @@ struct store::impl {
   replica_id self = 0;
   bool sync = true;
   bool keep_log = true;
+  bool keep_index = true;
   uint64_t next_sequence = 1;
   uint64_t next_ordinal = 1;
   /// The arrival number of the next inbox message.
@@ -222,6 +225,53 @@ struct store::impl {
     result += prefix;
     result += suffix;
     return result;
+  }
+
+  /// "store at '<path>'", and " partition '<name>'" unless unnamed.
+  std::string where() const {
+    return "store at '" + path + "'"
+           + (name.empty() ? std::string{} : " partition '" + name + "'");
+  }
+
+  expected<void> require_index() const {
+    if (keep_index)
+      return {};
+    return make_error(errc::unavailable,
+                      where()
+                          + " keeps no index (attach it with keep_index to "
+                            "query the store)");
+  }
+
+  expected<void> require_log() const {
+    if (keep_log)
+      return {};
+    return make_error(errc::unavailable,
+                      where()
+                          + " keeps no delta log (attach it with keep_log)");
+  }
+
+  /// The meta record: the schema this build writes, and what the partition
+  /// keeps.
+  v1::StoreMeta meta_record(uint64_t sequence, uint64_t ordinal) const {
+    v1::StoreMeta meta;
+    meta.set_schema_version(schema_version);
+    meta.set_replica(self);
+    meta.set_next_sequence(sequence);
+    meta.set_next_ordinal(ordinal);
+    meta.set_no_index(!keep_index);
+    meta.set_no_log(!keep_log);
+    return meta;
+  }
+
+  expected<void> write_meta_synced(uint64_t ordinal) {
+    rocksdb::WriteOptions synced;
+    synced.sync = true;
+    auto st = db->Put(synced, cf(cf_meta), key(meta_key),
+                      messages::serialize(meta_record(next_sequence, ordinal)));
+    if (!st.ok())
+      return storage_error(st, "cannot write the meta record");
+    next_ordinal = ordinal;
+    return {};
   }
 
   rocksdb::WriteOptions write_options() const {
@@ -292,22 +342,100 @@ struct store::impl {
     }
     if (!it->status().ok())
       return storage_error(it->status(), "engram scan failed");
-    v1::StoreMeta meta;
-    meta.set_schema_version(schema_version);
-    meta.set_replica(self);
-    meta.set_next_sequence(next_sequence);
-    meta.set_next_ordinal(ordinal);
-    batch.Put(cf(cf_meta), key(meta_key), messages::serialize(meta));
-    rocksdb::WriteOptions synced;
-    synced.sync = true;
-    if (st = db->Write(synced, &batch); !st.ok())
+    if (st = db->Write(rocksdb::WriteOptions{}, &batch); !st.ok())
       return storage_error(st, "cannot write the index");
-    next_ordinal = ordinal;
-    return {};
+    return write_meta_synced(ordinal);
+  }
+
+  /// Removes this partition's index (the partition no longer keeps one)
+  /// and says so in the meta record. A crash before the synced meta write
+  /// leaves the old meta, and the next attach drops it again.
+  expected<void> drop_index() {
+    auto st = db->DeleteRange(rocksdb::WriteOptions{}, cf(cf_index_), prefix,
+                              prefix_end);
+    if (!st.ok())
+      return storage_error(st, "cannot drop the index");
+    return write_meta_synced(next_ordinal);
+  }
+
+  /// Removes this partition's delta log and the peers' acknowledgements.
+  expected<void> drop_log() {
+    rocksdb::WriteBatch batch;
+    batch.DeleteRange(cf(cf_log), prefix, prefix_end);
+    batch.DeleteRange(cf(cf_clocks), key(peer_prefix), key(peer_end));
+    auto st = db->Write(rocksdb::WriteOptions{}, &batch);
+    if (!st.ok())
+      return storage_error(st, "cannot drop the delta log");
+    return write_meta_synced(next_ordinal);
+  }
+
+  /// Starts a delta log for a partition that kept none: its engrams as
+  /// they are stored now, in entries of up to 1 024, each with the stored
+  /// context, so `deltas_since` also finds what was recorded before.
+  /// Undecodable records are left out (loading reports them).
+  expected<void> seed_log() {
+    auto st = db->DeleteRange(rocksdb::WriteOptions{}, cf(cf_log), prefix,
+                              prefix_end);
+    if (!st.ok())
+      return storage_error(st, "cannot clear the delta log");
+    causal_context context;
+    std::string bytes;
+    st = db->Get(rocksdb::ReadOptions{}, cf(cf_clocks), key(context_key),
+                 &bytes);
+    if (st.ok()) {
+      v1::StoredContext stored;
+      if (!stored.ParseFromString(bytes))
+        return make_error(errc::corrupt_record,
+                          "clocks/replica: not a StoredContext");
+      auto decoded = messages::from_proto(stored.context(), messages::limits{});
+      if (!decoded)
+        return make_error(errc::corrupt_record,
+                          "clocks/replica: "
+                              + decoded.error_value().to_string());
+      context = std::move(*decoded);
+    } else if (!st.IsNotFound()) {
+      return storage_error(st, "cannot read the replica's context");
+    }
+    rocksdb::WriteBatch batch;
+    replica_delta part;
+    auto flush = [&] {
+      if (part.entries.empty())
+        return;
+      part.context = context;
+      v1::LogEntry entry;
+      messages::to_proto(part, *entry.mutable_batch());
+      batch.Put(cf(cf_log), key(be64(next_sequence++)),
+                messages::serialize(entry));
+      part.entries.clear();
+    };
+    auto bounded = iterate(cf_engrams);
+    auto& it = bounded->it;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto raw = it->key();
+      raw.remove_prefix(prefix.size());
+      auto id = messages::id_from_bytes(raw.ToString());
+      if (!id)
+        continue;
+      auto stored = from_record(it->value().ToStringView(), *id);
+      if (!stored)
+        continue;
+      part.entries.push_back(delta_entry{*id, std::move(stored->clock),
+                                         std::move(stored->versions)});
+      if (part.entries.size() == 1024)
+        flush();
+    }
+    if (!it->status().ok())
+      return storage_error(it->status(), "engram scan failed");
+    flush();
+    if (st = db->Write(rocksdb::WriteOptions{}, &batch); !st.ok())
+      return storage_error(st, "cannot write the delta log");
+    return write_meta_synced(next_ordinal);
   }
 
   expected<std::vector<engram_id>>
   scan_ids(const std::string& first, const std::string& last = {}) const {
+    if (auto ok = require_index(); !ok)
+      return ok.error_value();
     std::vector<engram_id> ids;
     auto bounded = iterate(cf_index_);
     auto& it = bounded->it;
@@ -405,12 +533,12 @@ expected<std::unique_ptr<store>> store::open(const store_options& options,
   auto db = database::open(options);
   if (!db)
     return db.error_value();
-  return attach(*db, options.partition, self, options.keep_log);
+  return attach(*db, options.partition, self, options.keeps);
 }
 
 expected<std::unique_ptr<store>>
 store::attach(const std::shared_ptr<database>& db, const std::string& name,
-              replica_id self, bool keep_log) {
+              replica_id self, partition_options keeps) {
   if (!db)
     return make_error(errc::storage_failed, "no database to attach to");
   if (name.find('\0') != std::string::npos)
@@ -426,9 +554,9 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
   state->prefix_end = name + '\x01';
   state->self = self;
   state->sync = db->impl_->sync;
-  state->keep_log = keep_log;
-  auto where = "store at '" + state->path + "'"
-               + (name.empty() ? std::string{} : " partition '" + name + "'");
+  state->keep_log = keeps.keep_log;
+  state->keep_index = keeps.keep_index;
+  auto where = state->where();
   // Schema and ownership.
   std::string bytes;
   auto st = state->db->Get(rocksdb::ReadOptions{}, state->cf(cf_meta),
@@ -449,20 +577,30 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
                         where + " belongs to another replica");
     state->next_sequence = std::max<uint64_t>(1, meta.next_sequence());
     state->next_ordinal = std::max<uint64_t>(1, meta.next_ordinal());
-    if (meta.schema_version() < 2)
+    // Schema 1 indexes are rebuilt (or dropped) whatever the meta says.
+    auto old_index = meta.schema_version() < 2;
+    auto fail = [&](const error& e, const std::string& what) {
+      return make_error(e.code,
+                        "cannot " + what + " of " + where + ": " + e.message);
+    };
+    if (state->keep_index && (old_index || meta.no_index())) {
       if (auto ok = state->rebuild_index(); !ok)
-        return make_error(ok.error_value().code,
-                          "cannot migrate " + where + " from schema "
-                              + std::to_string(meta.schema_version()) + ": "
-                              + ok.error_value().message);
+        return fail(ok.error_value(), "build the index");
+    } else if (!state->keep_index && (old_index || !meta.no_index())) {
+      if (auto ok = state->drop_index(); !ok)
+        return fail(ok.error_value(), "drop the index");
+    }
+    if (state->keep_log && meta.no_log()) {
+      if (auto ok = state->seed_log(); !ok)
+        return fail(ok.error_value(), "start the delta log");
+    } else if (!state->keep_log && !meta.no_log()) {
+      if (auto ok = state->drop_log(); !ok)
+        return fail(ok.error_value(), "drop the delta log");
+    }
   } else if (!st.IsNotFound()) {
     return storage_error(st, "cannot read the meta record of " + where);
   } else {
-    v1::StoreMeta meta;
-    meta.set_schema_version(schema_version);
-    meta.set_replica(self);
-    meta.set_next_sequence(1);
-    meta.set_next_ordinal(1);
+    auto meta = state->meta_record(1, 1);
     // Not synced: the write-ahead log keeps it in order before the first
     // record, whose synced batch carries it (and the meta record) to disk;
     // a partition lost before that held nothing. (A node creates thousands
@@ -494,8 +632,9 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
 expected<uint64_t> store::record(const replica_delta& delta,
                                  const replica& current) {
   auto& s = *impl_;
-  // The stored records of the touched engrams, read in one sorted batch:
-  // their index keys that the new versions no longer have go.
+  // With an index, the stored records of the touched engrams are read in
+  // one sorted batch: their index keys that the new versions no longer have
+  // go.
   auto count = delta.entries.size();
   std::vector<std::string> raw_ids;
   raw_ids.reserve(count);
@@ -511,11 +650,14 @@ expected<uint64_t> store::record(const replica_delta& delta,
   lookup.reserve(count);
   for (auto i : order)
     lookup.emplace_back(raw_ids[i]);
-  std::vector<rocksdb::PinnableSlice> old_records(count);
-  std::vector<rocksdb::Status> found(count);
-  if (count > 0)
+  std::vector<rocksdb::PinnableSlice> old_records;
+  std::vector<rocksdb::Status> found;
+  if (s.keep_index && count > 0) {
+    old_records.resize(count);
+    found.resize(count);
     s.db->MultiGet(rocksdb::ReadOptions{}, s.cf(cf_engrams), count,
                    lookup.data(), old_records.data(), found.data(), true);
+  }
   // Writes go into the batch sorted per column family: the index's skip
   // list then inserts each key next to the previous one instead of
   // searching from its top.
@@ -527,48 +669,52 @@ expected<uint64_t> store::record(const replica_delta& delta,
   std::vector<write_op> engram_ops;
   std::vector<write_op> index_ops;
   engram_ops.reserve(count);
-  index_ops.reserve(count * 4);
+  if (s.keep_index)
+    index_ops.reserve(count * 4);
   std::vector<std::string> old_keys;
   std::vector<std::string> new_keys;
   auto next_ordinal = s.next_ordinal;
   for (size_t n = 0; n < count; ++n) {
     auto& entry = delta.entries[order[n]];
     auto& raw_id = raw_ids[order[n]];
-    old_keys.clear();
-    new_keys.clear();
-    uint64_t ordinal = 0;
-    if (found[n].ok()) {
-      if (auto old = from_record(old_records[n].ToStringView(), entry.id)) {
-        ordinal = old->ordinal;
-        for (auto& v : old->versions)
-          index_keys(ordinal, v, old_keys);
-      }
-    } else if (!found[n].IsNotFound()) {
-      return storage_error(found[n],
-                           "cannot read engram " + entry.id.to_string());
-    }
-    // A new engram, or one whose record was corrupt: its old index entries
-    // cannot be found, so queries may still list it under them too.
-    if (ordinal == 0)
-      ordinal = next_ordinal++;
     auto versions = current.versions(entry.id);
-    if (versions)
-      for (auto& v : *versions)
-        index_keys(ordinal, v, new_keys);
-    std::sort(old_keys.begin(), old_keys.end());
-    std::sort(new_keys.begin(), new_keys.end());
-    // An update usually keeps its scope, type and subject keys and only
-    // moves in time.
-    auto o = old_keys.begin();
-    auto k = new_keys.begin();
-    while (o != old_keys.end() || k != new_keys.end()) {
-      if (k == new_keys.end() || (o != old_keys.end() && *o < *k)) {
-        index_ops.push_back({s.key(*o++), {}, true});
-      } else if (o == old_keys.end() || *k < *o) {
-        index_ops.push_back({s.key(*k++), messages::id_bytes(entry.id), false});
-      } else {
-        ++o;
-        ++k;
+    uint64_t ordinal = 0; // only an index needs it
+    if (s.keep_index) {
+      old_keys.clear();
+      new_keys.clear();
+      if (found[n].ok()) {
+        if (auto old = from_record(old_records[n].ToStringView(), entry.id)) {
+          ordinal = old->ordinal;
+          for (auto& v : old->versions)
+            index_keys(ordinal, v, old_keys);
+        }
+      } else if (!found[n].IsNotFound()) {
+        return storage_error(found[n],
+                             "cannot read engram " + entry.id.to_string());
+      }
+      // A new engram, or one whose record was corrupt: its old index
+      // entries cannot be found, so queries may still list it under them.
+      if (ordinal == 0)
+        ordinal = next_ordinal++;
+      if (versions)
+        for (auto& v : *versions)
+          index_keys(ordinal, v, new_keys);
+      std::sort(old_keys.begin(), old_keys.end());
+      std::sort(new_keys.begin(), new_keys.end());
+      // An update usually keeps its scope, type and subject keys and only
+      // moves in time.
+      auto o = old_keys.begin();
+      auto k = new_keys.begin();
+      while (o != old_keys.end() || k != new_keys.end()) {
+        if (k == new_keys.end() || (o != old_keys.end() && *o < *k)) {
+          index_ops.push_back({s.key(*o++), {}, true});
+        } else if (o == old_keys.end() || *k < *o) {
+          index_ops.push_back(
+              {s.key(*k++), messages::id_bytes(entry.id), false});
+        } else {
+          ++o;
+          ++k;
+        }
       }
     }
     if (!versions) {
@@ -601,12 +747,8 @@ expected<uint64_t> store::record(const replica_delta& delta,
   v1::StoredContext context;
   messages::to_proto(current.context(), *context.mutable_context());
   batch.Put(s.cf(cf_clocks), s.key(context_key), messages::serialize(context));
-  v1::StoreMeta meta;
-  meta.set_schema_version(schema_version);
-  meta.set_replica(s.self);
-  meta.set_next_sequence(sequence + 1);
-  meta.set_next_ordinal(next_ordinal);
-  batch.Put(s.cf(cf_meta), s.key(meta_key), messages::serialize(meta));
+  batch.Put(s.cf(cf_meta), s.key(meta_key),
+            messages::serialize(s.meta_record(sequence + 1, next_ordinal)));
   // Synced (unless the store was opened without sync): the caller
   // acknowledges the write once this returns.
   auto st = s.db->Write(s.write_options(), &batch);
@@ -934,6 +1076,8 @@ expected<void> store::clear_messages() {
 
 expected<replica_delta> store::deltas_since(const causal_context& peer) const {
   auto& s = *impl_;
+  if (auto ok = s.require_log(); !ok)
+    return ok.error_value();
   replica_delta result;
   auto bounded = s.iterate(cf_log);
   auto& it = bounded->it;
@@ -953,6 +1097,8 @@ expected<void> store::acknowledge(const std::string& peer,
                                   const causal_context& seen) {
   if (auto ok = validate_id(peer, "peer name"); !ok)
     return ok;
+  if (auto ok = impl_->require_log(); !ok)
+    return ok;
   v1::PeerAck ack;
   ack.set_peer(peer);
   messages::to_proto(seen, *ack.mutable_seen());
@@ -967,6 +1113,8 @@ expected<void> store::acknowledge(const std::string& peer,
 
 expected<size_t> store::truncate_log() {
   auto& s = *impl_;
+  if (auto ok = s.require_log(); !ok)
+    return ok.error_value();
   std::vector<causal_context> peers;
   auto bounded_acks = s.iterate(cf_clocks);
   auto& acks = bounded_acks->it;

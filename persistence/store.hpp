@@ -17,6 +17,19 @@ namespace engram::persistence {
 /// is rebuilt from the engram records.
 constexpr uint32_t schema_version = 2;
 
+/// What a partition keeps besides its engrams, clocks and inbox. A replica
+/// held in memory (as the runtime's agents and instances hold theirs)
+/// answers queries and computes deltas from its version vectors: it needs
+/// neither, and `record` then writes only the engrams it touched and the
+/// context, reading nothing. Switching either on for a partition that kept
+/// it off rebuilds it from the engrams on attach; switching it off drops it.
+struct partition_options {
+  /// A delta log: `deltas_since`, `acknowledge`, `truncate_log`.
+  bool keep_log = true;
+  /// Secondary indexes: `by_scope`, `by_type`, `by_time`, `by_subject`.
+  bool keep_index = true;
+};
+
 /// How to open a store.
 struct store_options {
   store_options() = default;
@@ -36,9 +49,8 @@ struct store_options {
   bool create_if_missing = true;
   /// The partition `store::open` attaches to (see `store::attach`).
   std::string partition;
-  /// Keep a delta log (for sync). A replica that never syncs (Instance
-  /// scope) needs none.
-  bool keep_log = true;
+  /// What the partition keeps (see `partition_options`).
+  partition_options keeps;
 };
 
 class store;
@@ -95,13 +107,16 @@ struct load_report {
 /// engram: every version held and its version vector, one record), `clocks`
 /// (the replica's causal context and what each peer acknowledged),
 /// `delta_log` (every recorded delta, for sync), `index` (secondary indexes
-/// for queries) and `meta` (schema version, replica id, next log sequence).
-/// Every record is protobuf (engram.v1 store.proto).
+/// for queries) and `meta` (schema version, replica id, next log sequence,
+/// what the partition keeps). The log and the index are optional per
+/// partition (`partition_options`). Every record is protobuf (engram.v1
+/// store.proto).
 ///
 /// One mutation or join = one WriteBatch holding the changed engrams with
-/// their version vectors, index entries, the replica's context and the
-/// delta-log entry, written with sync=true before `record` returns: what it
-/// acknowledged survives a crash, and `load` restores the replica exactly.
+/// their version vectors, the replica's context, and the index entries and
+/// delta-log entry when kept, written with sync=true before `record`
+/// returns: what it acknowledged survives a crash, and `load` restores the
+/// replica exactly.
 class store {
 public:
   /// Opens (or creates) the store of replica `self`. Refuses, with an error
@@ -114,7 +129,7 @@ public:
   /// partition when new), with the same refusals as `open`.
   static expected<std::unique_ptr<store>>
   attach(const std::shared_ptr<database>& db, const std::string& name,
-         replica_id self, bool keep_log = true);
+         replica_id self, partition_options keeps = {});
 
   ~store();
 
@@ -137,7 +152,7 @@ public:
   /// The versions stored for an engram (empty when unknown).
   expected<std::vector<version>> get(const engram_id& id) const;
 
-  // -- queries (ids in ascending order) -------------------------------------
+  // -- queries (ids in ascending order; refused without an index) ----------
 
   expected<std::vector<engram_id>> by_scope(const memory_scope& scope) const;
   expected<std::vector<engram_id>> by_type(memory_type type) const;
@@ -163,7 +178,7 @@ public:
   /// Forgets every message kept (they were read), synced.
   expected<void> clear_messages();
 
-  // -- sync support ---------------------------------------------------------
+  // -- sync support (refused without a delta log) ---------------------------
 
   /// The logged deltas holding a version `peer` has not seen, joined.
   expected<replica_delta> deltas_since(const causal_context& peer) const;

@@ -358,7 +358,8 @@ void prepopulate(const std::string& dir, size_t n) {
     auto db = persistence::database::open(opts);
     auto st = persistence::store::attach(
         *db, actors::agent_partition("bench"),
-        actors::replica_of(node, actors::agent_partition("bench")));
+        actors::replica_of(node, actors::agent_partition("bench")),
+        actors::in_memory_replica);
     return std::move(*st);
   };
   auto sa = open("A");

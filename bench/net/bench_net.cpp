@@ -220,7 +220,8 @@ void BM_remote_engrams(benchmark::State& state) {
     auto db = persistence::database::open(opts);
     auto partition = actors::agent_partition("bulk");
     auto st = persistence::store::attach(
-        *db, partition, actors::replica_of("source", partition));
+        *db, partition, actors::replica_of("source", partition),
+        actors::in_memory_replica);
     system_physical_clock wall;
     hybrid_logical_clock hlc{wall};
     replica mem{actors::replica_of("source", partition), hlc};

@@ -219,6 +219,99 @@ BOOST_AUTO_TEST_CASE(a_corrupt_record_is_reported_and_the_rest_served) {
   BOOST_CHECK_EQUAL(read_good->size(), 1u);
 }
 
+BOOST_AUTO_TEST_CASE(
+    a_partition_without_index_and_log_builds_them_when_attached_with_them) {
+  temp_dir dir;
+  auto path = dir.sub("db");
+  const persistence::partition_options in_memory{false, false};
+  node n{1};
+  std::vector<engram_id> live;
+  {
+    auto db = persistence::database::open(store_options{path});
+    BOOST_REQUIRE(db);
+    auto m = done(store::attach(*db, "agent/m", 1, in_memory));
+    for (int i = 0; i < 5; ++i) {
+      auto d = must(n.mem.put(make_fact("k" + std::to_string(i), "v")));
+      live.push_back(d.entries.front().id);
+      BOOST_REQUIRE(m->record(d, n.mem));
+    }
+    auto beta = make_fact("k1", "w", memory_scope::agent("beta"));
+    beta.id = live[1];
+    auto moved = must(n.mem.put(std::move(beta)));
+    BOOST_REQUIRE(m->record(moved, n.mem));
+    BOOST_REQUIRE(m->record(must(n.mem.forget(live[4], "gone")), n.mem));
+    // What needs the index or the log is refused, naming what is missing.
+    auto scoped = m->by_scope(memory_scope::agent("alpha"));
+    BOOST_REQUIRE(!scoped);
+    BOOST_CHECK(scoped.error_value().code == errc::unavailable);
+    BOOST_CHECK(scoped.error_value().message.find("partition 'agent/m' keeps "
+                                                  "no index")
+                != std::string::npos);
+    auto since = m->deltas_since(causal_context{});
+    BOOST_REQUIRE(!since);
+    BOOST_CHECK(since.error_value().message.find("keeps no delta log")
+                != std::string::npos);
+    BOOST_CHECK(!m->acknowledge("peer", causal_context{}));
+    BOOST_CHECK(!m->truncate_log());
+    BOOST_CHECK_EQUAL(m->log_size(), 0u);
+    node loaded{1};
+    BOOST_REQUIRE(m->load(loaded.mem));
+    BOOST_CHECK(loaded.mem.same_state(n.mem));
+  }
+  auto count = [&](const std::string& family) {
+    size_t keys = 0;
+    with_raw(path, [&](rocksdb::DB* db, auto cf) {
+      keys = dump(db, cf, family).size();
+    });
+    return keys;
+  };
+  BOOST_CHECK_EQUAL(count("index"), 0u);
+  BOOST_CHECK_EQUAL(count("delta_log"), 0u);
+  {
+    // Attached with both, the partition builds them from its engrams.
+    auto db = persistence::database::open(store_options{path});
+    BOOST_REQUIRE(db);
+    auto m = done(store::attach(*db, "agent/m", 1));
+    // (A forgotten engram's tombstone keeps its scope.)
+    auto alpha = done(m->by_scope(memory_scope::agent("alpha")));
+    std::vector<engram_id> expected{live[0], live[2], live[3], live[4]};
+    std::sort(expected.begin(), expected.end());
+    BOOST_CHECK(alpha == expected);
+    auto beta = done(m->by_scope(memory_scope::agent("beta")));
+    BOOST_REQUIRE_EQUAL(beta.size(), 1u);
+    BOOST_CHECK(beta.front() == live[1]);
+    // The log starts with what was stored: a fresh peer gets everything.
+    node peer{2};
+    must_join(peer.mem, done(m->deltas_since(causal_context{})));
+    BOOST_CHECK(peer.mem.same_state(n.mem));
+    auto before = m->log_size();
+    BOOST_REQUIRE(m->record(must(n.mem.put(make_fact("k5", "v"))), n.mem));
+    BOOST_CHECK_EQUAL(m->log_size(), before + 1);
+    BOOST_REQUIRE(m->acknowledge("peer", peer.mem.context()));
+  }
+  BOOST_CHECK_GT(count("index"), 0u);
+  BOOST_CHECK_GT(count("delta_log"), 0u);
+  {
+    // Attached without them again, it drops them (and what peers
+    // acknowledged); everything stored still loads.
+    auto db = persistence::database::open(store_options{path});
+    BOOST_REQUIRE(db);
+    auto m = done(store::attach(*db, "agent/m", 1, in_memory));
+    node loaded{1};
+    BOOST_REQUIRE(m->load(loaded.mem));
+    BOOST_CHECK(loaded.mem.same_state(n.mem));
+  }
+  BOOST_CHECK_EQUAL(count("index"), 0u);
+  BOOST_CHECK_EQUAL(count("delta_log"), 0u);
+  size_t acks = 0;
+  with_raw(path, [&](rocksdb::DB* db, auto cf) {
+    for (auto& [key, value] : dump(db, cf, "clocks"))
+      if (key.find("peer/") != std::string::npos)
+        ++acks;
+  });
+  BOOST_CHECK_EQUAL(acks, 0u);
+}
+
 BOOST_AUTO_TEST_CASE(partitions_of_one_database_hold_separate_replicas) {
   temp_dir dir;
   auto db = persistence::database::open(store_options{dir.sub("db")});
@@ -226,7 +319,7 @@ BOOST_AUTO_TEST_CASE(partitions_of_one_database_hold_separate_replicas) {
   engram_id in_a;
   {
     auto a = store::attach(*db, "agent/a", 1);
-    auto b = store::attach(*db, "agent/b", 2, false);
+    auto b = store::attach(*db, "agent/b", 2, {false, true});
     BOOST_REQUIRE(a && b);
     node na{1};
     node nb{2};
