@@ -10,12 +10,14 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/local_actor.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <tuple>
@@ -31,6 +33,13 @@ struct agent_state {
   std::unique_ptr<hybrid_logical_clock> clock;
   std::unique_ptr<replica> mem;
   std::unique_ptr<persistence::store> db;
+  /// Batches this agent queued for the node's write queue, and the last one
+  /// written.
+  uint64_t writes_queued = 0;
+  uint64_t writes_done = 0;
+  /// Replies waiting for a batch (and those before it) to be durable:
+  /// (ticket, reply).
+  std::deque<std::pair<uint64_t, std::function<void()>>> after_write;
   /// The sync sessions of this agent, by peer node.
   std::vector<std::pair<std::string, session_actor>> sessions;
   /// Where this agent's engrams live (recomputed when the cluster's
@@ -119,14 +128,50 @@ held_by(const placement& place, const std::string& node) {
 // Records a change; a change that cannot be made durable must not be
 // served from memory only: the actor fails and its supervisor reloads the
 // store.
+[[noreturn]] void cannot_record(agent_ptr self, const std::string& why) {
+  throw std::runtime_error("agent " + self->state.cfg.agent_id
+                           + ": cannot record a change: " + why);
+}
+
+// Records a change durably before returning: through the node's write
+// queue, after every batch queued before it.
 void record(agent_ptr self, const replica_delta& delta) {
   auto& st = self->state;
   if (delta.empty())
     return;
-  if (auto seq = st.db->record(delta, *st.mem); !seq)
-    throw std::runtime_error("agent " + st.cfg.agent_id
-                             + ": cannot record a change: "
-                             + seq.error_value().to_string());
+  auto batch = st.db->prepare(delta, *st.mem);
+  if (!batch)
+    cannot_record(self, batch.error_value().to_string());
+  if (auto ok = st.ctx->writes->write(std::move(*batch)); !ok)
+    cannot_record(self, ok.error_value().to_string());
+}
+
+// Queues a change for the node's write queue and returns: `reply` runs on
+// this actor once the change, and every batch queued before it, is durable
+// (an empty change waits for those only). The agent goes on merging while
+// the queue writes and syncs: one sync for what queued meanwhile.
+void record_then(agent_ptr self, const replica_delta& delta,
+                 std::function<void()> reply) {
+  auto& st = self->state;
+  if (!st.ctx->writes->threaded()) {
+    record(self, delta); // a simulation: written before going on
+  } else if (!delta.empty()) {
+    auto batch = st.db->prepare(delta, *st.mem);
+    if (!batch)
+      cannot_record(self, batch.error_value().to_string());
+    auto ticket = ++st.writes_queued;
+    auto hdl = caf::actor_cast<agent_actor>(self);
+    st.ctx->writes->submit(
+        std::move(*batch), [hdl, ticket](expected<void> written) {
+          caf::anon_send(hdl, written_atom::value, ticket,
+                         written ? std::string{}
+                                 : written.error_value().to_string());
+        });
+  }
+  if (st.writes_done == st.writes_queued)
+    reply();
+  else
+    st.after_write.emplace_back(st.writes_queued, std::move(reply));
 }
 
 // Ships a change to every peer holding a share of it (all but `skip`).
@@ -1194,6 +1239,8 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
   auto partition = agent_partition(agent_id);
   auto self_id = replica_of(ctx->config.node_id, partition);
   st.mem = std::make_unique<replica>(self_id, *st.clock, st.cfg.replication);
+  // What a failed predecessor queued is written before this one loads.
+  ctx->writes->drain();
   auto db = persistence::store::attach(ctx->db, partition, self_id,
                                        in_memory_replica);
   if (!db) {
@@ -1510,17 +1557,33 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
         auto report = mem.join(delta);
         if (!report)
           return to_caf(report.error_value());
-        record(self, delta);
+        merge_summary summary;
+        summary.applied = report->applied;
+        summary.conflicts = std::move(report->conflicts);
+        // Answered (the peer acknowledges the frame) once stored durably.
+        auto rp = self->make_response_promise<merge_summary>();
+        record_then(self, delta, [rp, summary]() mutable {
+          rp.deliver(std::move(summary));
+        });
         if (!report->resolutions.empty()) {
           // Resolutions are writes: stored and shipped like any other.
           record(self, report->resolutions);
           push(self, report->resolutions);
         }
         reload_state(self); // a federation's rules may have changed
-        merge_summary summary;
-        summary.applied = report->applied;
-        summary.conflicts = std::move(report->conflicts);
-        return summary;
+        return rp;
+      },
+      [=](written_atom, uint64_t ticket, const std::string& failure) {
+        auto& st = self->state;
+        if (!failure.empty())
+          cannot_record(self, failure);
+        st.writes_done = std::max(st.writes_done, ticket);
+        while (!st.after_write.empty()
+               && st.after_write.front().first <= st.writes_done) {
+          auto reply = std::move(st.after_write.front().second);
+          st.after_write.pop_front();
+          reply();
+        }
       },
       [=](attach_atom, const caf::actor& session, const std::string& peer) {
         auto hdl = caf::actor_cast<session_actor>(session);

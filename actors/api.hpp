@@ -162,6 +162,12 @@ struct node_config {
   std::string data_dir;
   /// Write every acknowledged change with fdatasync (see store_options).
   bool sync_writes = true;
+  /// Write the agents' merged batches on a thread of their own (the node's
+  /// write queue): an agent merges the next frame while the last one is
+  /// written and synced, and acknowledges each once it is durable. Off,
+  /// each is written on the agent's thread before it goes on: what a
+  /// deterministic simulation (CAF's test coordinator) needs.
+  bool background_writes = true;
   session_settings sessions;
   /// The node ids of the cluster, which placement ranks (empty: this node
   /// and the peers it knows, as they come and go).

@@ -7,6 +7,7 @@
 #include "actors/types.hpp"
 #include "core/hash.hpp"
 #include "persistence/store.hpp"
+#include "persistence/write_queue.hpp"
 
 #include <caf/actor_addr.hpp>
 
@@ -215,6 +216,8 @@ inline const persistence::partition_options in_memory_replica{false, false};
 struct node_context {
   node_config config;
   std::shared_ptr<persistence::database> db;
+  /// Writes the agents' batches in order, off their threads.
+  std::shared_ptr<persistence::write_queue> writes;
   std::shared_ptr<directory> dir;
   std::shared_ptr<cluster_view> cluster;
   /// The node actor (set once it is spawned, before any child).

@@ -421,6 +421,8 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   auto ctx = std::make_shared<node_context>();
   ctx->config = std::move(cfg);
   ctx->db = std::move(*db);
+  ctx->writes = std::make_shared<persistence::write_queue>(
+      ctx->db, ctx->config.background_writes);
   ctx->dir = std::make_shared<directory>();
   ctx->cluster = std::make_shared<cluster_view>();
   auto hdl = sys.spawn(node_impl, node_context_ptr{ctx});

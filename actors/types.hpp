@@ -60,6 +60,7 @@ using broadcast_atom = caf::atom_constant<caf::atom("broadcast")>;
 using inbox_atom = caf::atom_constant<caf::atom("inbox")>;
 using shares_atom = caf::atom_constant<caf::atom("shares")>;
 using find_atom = caf::atom_constant<caf::atom("find")>;
+using written_atom = caf::atom_constant<caf::atom("written")>;
 
 /// A read's consistency level in a message: a `consistency_level`, or
 /// `configured_level` for the node's configured one.
@@ -187,6 +188,9 @@ using agent_actor = caf::typed_actor<
                     std::string>::with<replica_delta, causal_context>,
     caf::replies_to<merge_atom, replica_delta>::with<merge_summary>,
     caf::reacts_to<attach_atom, caf::actor, std::string>,
+    // The node's write queue wrote (or failed: the reason) the agent's
+    // batches up to this ticket.
+    caf::reacts_to<written_atom, uint64_t, std::string>,
     // A federation's replica checks its leader periodically (succession).
     caf::reacts_to<tick_atom>, caf::reacts_to<fail_atom>>;
 

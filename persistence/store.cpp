@@ -629,8 +629,61 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
   return std::unique_ptr<store>{new store(std::move(state))};
 }
 
+// -- prepared writes
+// -----------------------------------------------------------
+
+struct prepared_write::impl {
+  /// Keeps the database open until the batch is written.
+  std::shared_ptr<database> owner;
+  rocksdb::DB* db = nullptr;
+  bool sync = true;
+  bool written = false;
+  uint64_t sequence = 0;
+  rocksdb::WriteBatch batch;
+};
+
+prepared_write::prepared_write() = default;
+prepared_write::~prepared_write() = default;
+prepared_write::prepared_write(prepared_write&&) noexcept = default;
+prepared_write& prepared_write::operator=(prepared_write&&) noexcept = default;
+
+bool prepared_write::empty() const noexcept { return !impl_; }
+
+const database* prepared_write::owner() const noexcept {
+  return impl_ ? impl_->owner.get() : nullptr;
+}
+
+uint64_t prepared_write::sequence() const noexcept {
+  return impl_ ? impl_->sequence : 0;
+}
+
+expected<void> prepared_write::write(bool sync) {
+  if (!impl_ || impl_->written)
+    return make_error(errc::invalid_argument,
+                      "prepared write is empty or was written already");
+  rocksdb::WriteOptions opts;
+  opts.sync = sync && impl_->sync;
+  auto st = impl_->db->Write(opts, &impl_->batch);
+  if (!st.ok())
+    return storage_error(st, "cannot record delta");
+  impl_->written = true;
+  return {};
+}
+
 expected<uint64_t> store::record(const replica_delta& delta,
                                  const replica& current) {
+  auto prepared = prepare(delta, current);
+  if (!prepared)
+    return prepared.error_value();
+  // Synced (unless the store was opened without sync): the caller
+  // acknowledges the write once this returns.
+  if (auto ok = prepared->write(); !ok)
+    return ok.error_value();
+  return prepared->sequence();
+}
+
+expected<prepared_write> store::prepare(const replica_delta& delta,
+                                        const replica& current) {
   auto& s = *impl_;
   // With an index, the stored records of the touched engrams are read in
   // one sorted batch: their index keys that the new versions no longer have
@@ -725,7 +778,12 @@ expected<uint64_t> store::record(const replica_delta& delta,
     to_record(*versions, current.key_context(entry.id), ordinal, record);
     engram_ops.push_back({raw_id, messages::serialize(record), false});
   }
-  rocksdb::WriteBatch batch;
+  prepared_write result;
+  result.impl_ = std::make_unique<prepared_write::impl>();
+  result.impl_->owner = s.owner;
+  result.impl_->db = s.db;
+  result.impl_->sync = s.sync;
+  auto& batch = result.impl_->batch;
   auto append = [&](size_t family, std::vector<write_op>& ops) {
     std::sort(ops.begin(), ops.end(), [](const write_op& x, const write_op& y) {
       return x.key < y.key;
@@ -749,14 +807,12 @@ expected<uint64_t> store::record(const replica_delta& delta,
   batch.Put(s.cf(cf_clocks), s.key(context_key), messages::serialize(context));
   batch.Put(s.cf(cf_meta), s.key(meta_key),
             messages::serialize(s.meta_record(sequence + 1, next_ordinal)));
-  // Synced (unless the store was opened without sync): the caller
-  // acknowledges the write once this returns.
-  auto st = s.db->Write(s.write_options(), &batch);
-  if (!st.ok())
-    return storage_error(st, "cannot record delta");
+  // The next batch follows this one (a failed write fails the replica's
+  // owner, which attaches again and reads the numbers back from meta).
   s.next_sequence = sequence + 1;
   s.next_ordinal = next_ordinal;
-  return sequence;
+  result.impl_->sequence = sequence;
+  return result;
 }
 
 expected<load_report> store::load(replica& into) const {

@@ -54,6 +54,37 @@ struct store_options {
 };
 
 class store;
+class database;
+class write_queue;
+
+/// A change `store::prepare` turned into one batch of writes, not written
+/// yet. Batches of one store must be written in the order they were
+/// prepared (`write_queue` does that off the caller's thread). Move-only.
+class prepared_write {
+public:
+  prepared_write();
+  ~prepared_write();
+  prepared_write(prepared_write&&) noexcept;
+  prepared_write& operator=(prepared_write&&) noexcept;
+
+  /// The delta-log sequence number the change was given.
+  uint64_t sequence() const noexcept;
+
+  /// Holds no batch (default-constructed or moved from).
+  bool empty() const noexcept;
+
+  /// Writes the batch, with sync=true when `sync` and the store syncs
+  /// (a group of batches needs it only on its last: the write-ahead log is
+  /// synced up to there). Writing twice is refused.
+  expected<void> write(bool sync = true);
+
+private:
+  friend class store;
+  friend class write_queue;
+  const database* owner() const noexcept;
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
 
 /// One RocksDB database, shared by the stores (partitions) attached to it: a
 /// node keeps every replica it hosts in one database, each in its own
@@ -142,6 +173,13 @@ public:
   /// a join, record its `join_report::resolutions` too: they are writes.
   /// Acknowledge a write only once this has returned successfully.
   expected<uint64_t> record(const replica_delta& delta, const replica& current);
+
+  /// `record` in two steps: this one builds the batch from `current` (on
+  /// the thread that owns the replica) and gives it its sequence number;
+  /// `prepared_write::write` writes it (on any thread, in order). Only
+  /// acknowledge once it was written.
+  expected<prepared_write> prepare(const replica_delta& delta,
+                                   const replica& current);
 
   /// Restores everything stored into `into`, a fresh replica with this
   /// store's replica id (anything else is refused). Undecodable records are

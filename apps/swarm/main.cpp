@@ -408,6 +408,7 @@ private:
     c.node_id = node_id(i);
     c.data_dir = dir_ + "/" + c.node_id;
     c.sync_writes = false;
+    c.background_writes = false; // a seed replays exactly
     c.wall_clock = std::make_shared<skewed_clock>(wall_, skew_us_[i]);
     c.sessions.push_delay = ms{5};
     c.sessions.retransmit_after = ms{100};

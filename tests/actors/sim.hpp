@@ -74,6 +74,7 @@ struct sim_fixture {
     c.node_id = id;
     c.data_dir = dir.sub(id);
     c.sync_writes = false;
+    c.background_writes = false; // deterministic
     c.wall_clock = wall;
     c.sessions.push_delay = std::chrono::milliseconds{5};
     c.sessions.retransmit_after = std::chrono::milliseconds{100};

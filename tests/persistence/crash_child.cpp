@@ -3,24 +3,43 @@
 // recorded) write:  ack <key> <dot counter> <hash of the encoded engram>
 // until the parent kills it with SIGKILL.
 //
-//   engram_crash_child <store path> <seed>
+//   engram_crash_child <store path> <seed> [queued]
+//
+// `queued`: as the runtime's agents write, a partition without index and
+// log, batches prepared here and written by a write queue on its thread
+// (up to 16 in flight), each acknowledged from the queue's callback.
 #include "core/hash.hpp"
 #include "messages/codec.hpp"
 #include "persistence/store.hpp"
+#include "persistence/write_queue.hpp"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 
 using namespace engram;
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: engram_crash_child <store path> <seed>\n");
+  bool queued = argc == 4 && std::strcmp(argv[3], "queued") == 0;
+  if (argc != 3 && !queued) {
+    std::fprintf(stderr,
+                 "usage: engram_crash_child <store path> <seed> [queued]\n");
     return 2;
   }
-  auto db = persistence::store::open(persistence::store_options{argv[1]}, 1);
+  persistence::store_options opts{argv[1]};
+  if (queued)
+    opts.keeps = persistence::partition_options{false, false};
+  auto database = persistence::database::open(opts);
+  if (!database) {
+    std::fprintf(stderr, "open: %s\n",
+                 database.error_value().to_string().c_str());
+    return 1;
+  }
+  auto db = persistence::store::attach(*database, "", 1, opts.keeps);
   if (!db) {
     std::fprintf(stderr, "open: %s\n", db.error_value().to_string().c_str());
     return 1;
@@ -33,6 +52,8 @@ int main(int argc, char** argv) {
                  loaded.error_value().to_string().c_str());
     return 1;
   }
+  persistence::write_queue writes{*database};
+  std::atomic<int> in_flight{0};
   std::mt19937_64 rng{std::strtoull(argv[2], nullptr, 10)};
   auto next_key = mem.size();
   for (;;) {
@@ -49,20 +70,44 @@ int main(int argc, char** argv) {
     auto delta = mem.put(std::move(e));
     if (!delta)
       return 1;
-    auto recorded = (*db)->record(*delta, mem);
-    if (!recorded) {
-      std::fprintf(stderr, "record: %s\n",
-                   recorded.error_value().to_string().c_str());
-      return 1;
-    }
     auto& v = delta->entries.front().versions.front();
     v1::Engram encoded;
     messages::to_proto(v.value, encoded);
-    std::printf("ack k%llu %llu %016llx\n",
-                static_cast<unsigned long long>(key_index),
-                static_cast<unsigned long long>(v.tag.counter),
-                static_cast<unsigned long long>(
-                    hash_string(messages::serialize(encoded))));
-    std::fflush(stdout);
+    auto ack = [key_index, counter = v.tag.counter,
+                hash = hash_string(messages::serialize(encoded))] {
+      std::printf("ack k%llu %llu %016llx\n",
+                  static_cast<unsigned long long>(key_index),
+                  static_cast<unsigned long long>(counter),
+                  static_cast<unsigned long long>(hash));
+      std::fflush(stdout);
+    };
+    if (!queued) {
+      auto recorded = (*db)->record(*delta, mem);
+      if (!recorded) {
+        std::fprintf(stderr, "record: %s\n",
+                     recorded.error_value().to_string().c_str());
+        return 1;
+      }
+      ack();
+      continue;
+    }
+    auto batch = (*db)->prepare(*delta, mem);
+    if (!batch) {
+      std::fprintf(stderr, "prepare: %s\n",
+                   batch.error_value().to_string().c_str());
+      return 1;
+    }
+    while (in_flight.load() >= 16)
+      std::this_thread::yield();
+    ++in_flight;
+    writes.submit(std::move(*batch), [ack, &in_flight](expected<void> ok) {
+      if (!ok) {
+        std::fprintf(stderr, "write: %s\n",
+                     ok.error_value().to_string().c_str());
+        std::_Exit(1);
+      }
+      ack();
+      --in_flight;
+    });
   }
 }

@@ -33,7 +33,7 @@ struct acked {
 // Runs the child until it has acknowledged `acks` writes (or died), then
 // kills it. Returns the acknowledged writes in order.
 std::vector<std::pair<std::string, acked>>
-run_child(const std::string& path, uint64_t seed, size_t acks) {
+run_child(const std::string& path, uint64_t seed, size_t acks, bool queued) {
   int fds[2];
   BOOST_REQUIRE(pipe(fds) == 0);
   auto pid = fork();
@@ -44,7 +44,8 @@ run_child(const std::string& path, uint64_t seed, size_t acks) {
     close(fds[1]);
     auto seed_text = std::to_string(seed);
     execl(ENGRAM_CRASH_CHILD, ENGRAM_CRASH_CHILD, path.c_str(),
-          seed_text.c_str(), static_cast<char*>(nullptr));
+          seed_text.c_str(), queued ? "queued" : static_cast<char*>(nullptr),
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fds[1]);
@@ -71,7 +72,9 @@ run_child(const std::string& path, uint64_t seed, size_t acks) {
 
 BOOST_AUTO_TEST_SUITE(store_crash)
 
-BOOST_AUTO_TEST_CASE(acknowledged_writes_survive_sigkill_at_random_moments) {
+// Kills the child (writing synchronously, or through a write queue) at
+// random moments, then checks every acknowledged write is stored.
+void crash_cycles(bool queued) {
   size_t cycles = 12;
   if (auto env = std::getenv("ENGRAM_CRASH_CYCLES"))
     cycles = std::strtoull(env, nullptr, 10);
@@ -85,11 +88,14 @@ BOOST_AUTO_TEST_CASE(acknowledged_writes_survive_sigkill_at_random_moments) {
     BOOST_TEST_CONTEXT("cycle " << cycle << ", child seed " << seed) {
       // Kill after 1..200 acknowledged writes: the kill lands while the
       // child is in the middle of its next write.
-      for (auto& [key, ack] : run_child(path, seed, 1 + rng() % 200)) {
+      for (auto& [key, ack] : run_child(path, seed, 1 + rng() % 200, queued)) {
         latest[key] = ack;
         ++total_acks;
       }
-      auto db = persistence::store::open(persistence::store_options{path}, 1);
+      persistence::store_options opts{path};
+      if (queued)
+        opts.keeps = persistence::partition_options{false, false};
+      auto db = persistence::store::open(opts, 1);
       BOOST_REQUIRE_MESSAGE(db, (db ? "" : db.error_value().to_string()));
       system_physical_clock wall;
       hybrid_logical_clock hlc{wall};
@@ -118,6 +124,14 @@ BOOST_AUTO_TEST_CASE(acknowledged_writes_survive_sigkill_at_random_moments) {
   BOOST_TEST_MESSAGE(total_acks << " acknowledged writes over " << cycles
                                 << " SIGKILLs");
   BOOST_CHECK_GT(total_acks, cycles);
+}
+
+BOOST_AUTO_TEST_CASE(acknowledged_writes_survive_sigkill_at_random_moments) {
+  crash_cycles(false);
+}
+
+BOOST_AUTO_TEST_CASE(writes_acknowledged_by_a_write_queue_survive_sigkill) {
+  crash_cycles(true);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
