@@ -237,7 +237,9 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         announce(self, st.ctx->dir->local_agents(), true, {});
         self->delayed_send(self, directory_interval, tick_atom::value);
       },
-      [=](const wire_frame& frame) {
+      // Mutable: the frame (up to megabytes) moves on to its session
+      // instead of being copied (the message is not shared).
+      [=](wire_frame& frame) {
         auto& st = self->state;
         if (frame.agent.empty()) {
           on_node_frame(self, frame);
@@ -259,7 +261,7 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
           if (s == agent->second.sessions.end())
             return; // not a known peer
         }
-        self->send(s->second, frame);
+        self->send(s->second, std::move(frame));
       },
       [=](agent_atom, const std::string& agent_id) -> caf::result<agent_actor> {
         if (auto ok = validate_id(agent_id, "agent id"); !ok)

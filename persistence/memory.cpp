@@ -6,13 +6,18 @@
 
 namespace engram::persistence {
 
-bool release_memory_promptly() noexcept {
+bool tune_allocator() noexcept {
 #if defined(__GLIBC__)
-  constexpr int threshold = 128 * 1024;
-  return mallopt(M_MMAP_THRESHOLD, threshold) == 1
-         && mallopt(M_TRIM_THRESHOLD, threshold) == 1;
+  return mallopt(M_MMAP_THRESHOLD, 4 << 20) == 1
+         && mallopt(M_TRIM_THRESHOLD, 32 << 20) == 1;
 #else
   return false;
+#endif
+}
+
+void return_free_memory() noexcept {
+#if defined(__GLIBC__)
+  malloc_trim(0);
 #endif
 }
 

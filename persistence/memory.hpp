@@ -2,15 +2,22 @@
 
 namespace engram::persistence {
 
-/// Makes the process's allocator (glibc malloc) return freed memory to the
-/// system promptly: fixed mmap and trim thresholds of 128 KiB instead of
-/// glibc's dynamic ones. With the dynamic ones, freeing one large block
-/// (RocksDB frees multi-megabyte memtable blocks when a store closes)
-/// raises the trim threshold up to 64 MiB, after which the heaps of worker
-/// threads keep the pages they freed — megabytes per thread that a
-/// long-running node never gets back. engramd calls this at start; a
-/// program hosting stores may too. Returns false where the allocator has no
-/// such settings.
-bool release_memory_promptly() noexcept;
+/// Fixes the process allocator's (glibc malloc's) thresholds instead of
+/// letting them drift: blocks up to 4 MiB come from the heap and are
+/// reused once freed, and up to 32 MiB of free memory at a heap's top is
+/// kept. A node receiving frames of hundreds of kilobytes then reuses their
+/// buffers instead of mapping fresh pages for each (page faults were a
+/// seventh of a sink's time at glibc's 128 KiB default); with glibc's
+/// dynamic thresholds instead, freeing one multi-megabyte block (RocksDB's
+/// memtables) raises them for good. What a large load leaves free is given
+/// back by `return_free_memory`. engramd calls this at start; a program
+/// hosting stores may too. Returns false where the allocator has no such
+/// settings.
+bool tune_allocator() noexcept;
+
+/// Gives the allocator's free memory back to the system (glibc's
+/// malloc_trim): `store::load` does after a large load, whose decoding
+/// threads freed their batches.
+void return_free_memory() noexcept;
 
 } // namespace engram::persistence

@@ -1,6 +1,7 @@
 #include "persistence/store.hpp"
 
 #include "messages/codec.hpp"
+#include "persistence/memory.hpp"
 
 #include <google/protobuf/arena.h>
 #include <rocksdb/db.h>
@@ -816,6 +817,15 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
 }
 
 expected<load_report> store::load(replica& into) const {
+  auto loaded = decode_into(into);
+  // The decoders' batches are freed (and the threads gone): a large load
+  // gives what they used back.
+  if (loaded && loaded->engrams >= 65'536)
+    return_free_memory();
+  return loaded;
+}
+
+expected<load_report> store::decode_into(replica& into) const {
   auto& s = *impl_;
   if (into.self() != s.self || into.size() != 0)
     return make_error(errc::schema_mismatch,

@@ -237,6 +237,8 @@ public:
   const std::string& partition() const noexcept;
 
 private:
+  expected<load_report> decode_into(replica& into) const;
+
   struct impl;
   explicit store(std::unique_ptr<impl> ptr);
   std::unique_ptr<impl> impl_;

@@ -509,8 +509,9 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  // A long-running node returns freed memory to the system.
-  engram::persistence::release_memory_promptly();
+  // Fixed allocator thresholds (persistence/memory.hpp): frames' buffers
+  // are reused, and memory drifts up no more after a large free.
+  engram::persistence::tune_allocator();
 
   CLI::App app{"engramd: the Engram node daemon"};
   settings flags;

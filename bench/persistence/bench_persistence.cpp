@@ -113,7 +113,7 @@ BENCHMARK(BM_synced_updates)->UseRealTime()->MinTime(3);
 void BM_recovery_1m(benchmark::State& state) {
   constexpr size_t n = 1'000'000;
   // The allocator policy engramd runs with (persistence/memory.hpp).
-  persistence::release_memory_promptly();
+  persistence::tune_allocator();
   auto path = scratch("recovery");
   {
     // Setup without sync: this measures reopening, not writing.

@@ -39,7 +39,9 @@ struct cluster_fixture : runtime_fixture {
     for (size_t i = 0; i < nodes.size(); ++i)
       for (size_t j = i + 1; j < nodes.size(); ++j)
         actors::connect(*nodes[i], *nodes[j]);
-    // Every node hosts the agent and its sessions are established.
+    // Every node hosts the agent, its sessions are established, and their
+    // first anti-entropy rounds (at greeting) are over: a write made while
+    // one was still in flight could ride on it to the peers.
     for (auto& n : nodes)
       ok(n->agent(agent_id));
     BOOST_REQUIRE(eventually([&] {
@@ -48,7 +50,7 @@ struct cluster_fixture : runtime_fixture {
         if (!st || st->session_details.size() != 2)
           return false;
         for (auto& s : st->session_details)
-          if (!s.established)
+          if (!s.established || s.idle_rounds == 0)
             return false;
       }
       return true;
