@@ -310,6 +310,16 @@ void on_established(session_ptr self) {
 
 // Merges a batch from the peer, then acknowledges it (and, for a pull
 // response, pushes back what the peer's clock misses).
+uint64_t send_missing(session_ptr self, replica_delta missing,
+                      const causal_context* clock);
+
+// A stream to the peer is in progress: parts queued, or more than a few
+// frames unacknowledged. The peer's context does not show what is in
+// flight yet: what it seems to miss is mostly on its way.
+bool streaming(const session_state& st) {
+  return !st.pending.empty() || st.out.size() > 2;
+}
+
 void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
   auto& st = self->state;
   bool is_pull = msg.has_clock();
@@ -392,6 +402,10 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
               s.round_pulled = true;
               s.pull_outstanding = false;
             }
+            // Then what the peer misses goes back, unless a stream to it
+            // is under way (the round after it repairs what is left).
+            if (streaming(s) && !s.round_open)
+              return;
             self->request(s.agent, caf::infinite, since_atom::value,
                           *peer_clock, s.peer_node)
                 .then([=](replica_delta& missing, causal_context&) {
@@ -402,11 +416,9 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
                       finish_rounds(self);
                     return;
                   }
-                  v1::SyncResponse back;
-                  messages::to_proto(missing, *back.mutable_batch());
                   auto n = missing.version_count();
-                  auto pushed = send_reliable(self, back);
-                  if (s2.round_open && s2.round_pulled
+                  auto pushed = send_missing(self, std::move(missing), nullptr);
+                  if (pushed != 0 && s2.round_open && s2.round_pulled
                       && s2.round_push_seq == 0) {
                     s2.round_push_seq = pushed;
                     s2.round_result.synced_count += n;
@@ -427,6 +439,49 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
           });
 }
 
+// Sends `missing` to the peer in frames of up to frame_versions: as many as
+// the window takes now, the last of them carrying `clock` when given (a
+// pull's answer), the rest streaming as pushes while the peer acknowledges
+// (up to the pending bound; beyond it, the next round sends it). Returns
+// the sequence number of the last frame sent now (0: none).
+uint64_t send_missing(session_ptr self, replica_delta missing,
+                      const causal_context* clock) {
+  auto& s = self->state;
+  auto room = s.out.size() < s.cfg.max_outstanding
+                  ? s.cfg.max_outstanding - s.out.size()
+                  : size_t{0};
+  if (room > 0 && missing.version_count() <= frame_versions) {
+    v1::SyncResponse resp;
+    if (clock != nullptr)
+      resp = messages::make_sync_response(missing, *clock);
+    else
+      messages::to_proto(missing, *resp.mutable_batch());
+    return send_reliable(self, resp);
+  }
+  auto parts = split_delta(std::move(missing), frame_versions);
+  auto n = std::min(parts.size(), room);
+  uint64_t last = 0;
+  for (size_t i = 0; i < n; ++i) {
+    v1::SyncResponse resp;
+    messages::to_proto(parts[i], *resp.mutable_batch());
+    if (clock != nullptr && i + 1 == n)
+      messages::to_proto(*clock, *resp.mutable_clock());
+    last = send_reliable(self, resp);
+  }
+  for (size_t i = n; i < parts.size(); ++i) {
+    if (s.pending_versions + parts[i].version_count()
+        > s.cfg.max_pending_versions) {
+      ++s.stats.pending_overflows;
+      s.anti_entropy_due = true;
+      break;
+    }
+    s.pending_versions += parts[i].version_count();
+    s.pending.push_back(std::move(parts[i]));
+  }
+  s.flush_scheduled = true;
+  return last;
+}
+
 void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
   auto& st = self->state;
   if (msg.has_since()) {
@@ -436,39 +491,7 @@ void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
     self->request(st.agent, caf::infinite, since_atom::value, *since,
                   st.peer_node)
         .then([=](replica_delta& missing, causal_context& context) {
-          auto& s = self->state;
-          auto room = s.out.size() < s.cfg.max_outstanding
-                          ? s.cfg.max_outstanding - s.out.size()
-                          : size_t{0};
-          if (room > 0 && missing.version_count() <= frame_versions) {
-            auto resp = messages::make_sync_response(missing, context);
-            send_reliable(self, resp);
-            return;
-          }
-          // Large, or the window is full (a slow peer): as many parts as
-          // the window takes now, the last one sent carrying our clock; the
-          // rest streams as pushes while the peer acknowledges (up to the
-          // pending bound; beyond it, the next round sends it).
-          auto parts = split_delta(std::move(missing), frame_versions);
-          auto n = std::min(parts.size(), room);
-          for (size_t i = 0; i < n; ++i) {
-            v1::SyncResponse resp;
-            messages::to_proto(parts[i], *resp.mutable_batch());
-            if (i + 1 == n)
-              messages::to_proto(context, *resp.mutable_clock());
-            send_reliable(self, resp);
-          }
-          for (size_t i = n; i < parts.size(); ++i) {
-            if (s.pending_versions + parts[i].version_count()
-                > s.cfg.max_pending_versions) {
-              ++s.stats.pending_overflows;
-              s.anti_entropy_due = true;
-              break;
-            }
-            s.pending_versions += parts[i].version_count();
-            s.pending.push_back(std::move(parts[i]));
-          }
-          s.flush_scheduled = true;
+          send_missing(self, std::move(missing), &context);
         });
     return;
   }
@@ -576,8 +599,18 @@ void on_tick(session_ptr self) {
       self->send(st.peer,
                  wire_frame{st.ctx->config.node_id, st.agent_id, *frame});
     }
-    if (st.anti_entropy_due
-        || t - st.last_anti_entropy >= st.cfg.anti_entropy_interval)
+    // A stream to the peer in progress (parts queued, or frames in flight)
+    // defers the round: the peer's context does not show what is in flight
+    // yet, so the round would send all of it again (and for a large pull
+    // again at every interval, never catching up). What the round would
+    // repair waits until the stream is acknowledged; with frames in flight
+    // only, at most a few intervals.
+    auto since_last = t - st.last_anti_entropy;
+    auto defer
+        = !st.pending.empty()
+          || (streaming(st) && since_last < 8 * st.cfg.anti_entropy_interval);
+    if (!defer
+        && (st.anti_entropy_due || since_last >= st.cfg.anti_entropy_interval))
       start_anti_entropy(self);
     if (t - st.last_heard >= st.cfg.ping_interval
         && t - st.last_ping >= st.cfg.ping_interval) {

@@ -1,6 +1,8 @@
 // The sync flow under CAF's test coordinator: deterministic, simulated time,
 // links that lose, duplicate and reorder frames with fixed seeds.
 
+#include "messages/codec.hpp"
+
 #include <set>
 
 #include "sim.hpp"
@@ -391,6 +393,41 @@ BOOST_FIXTURE_TEST_CASE(a_slow_peer_is_throttled_and_catches_up, sim_fixture) {
     seen = query(ib).size();
   }
   BOOST_CHECK_EQUAL(seen, 3000u);
+}
+
+// A pull larger than the window streams once: neither the answer to the
+// peer's own round nor a periodic round sends again what is on its way.
+BOOST_FIXTURE_TEST_CASE(a_large_pull_streams_once, sim_fixture) {
+  auto tune = [](actors::session_settings& s) {
+    s.max_outstanding = 1;   // one frame in flight: the stream takes seconds
+    s.retransmit_after = 5s; // longer than a round trip: no resends
+  };
+  auto& a = start("A", tune);
+  auto& b = start("B", tune);
+  auto ia = instance(a, "planner", "a1");
+  auto ib = instance(b, "planner", "b1");
+  constexpr int n = 3000;
+  for (int i = 0; i < n; ++i)
+    ok(learn(ia, fact_of("k" + std::to_string(i), "v")));
+  // One copy of the data, encoded as the wire carries it.
+  node local{1};
+  for (int i = 0; i < n; ++i)
+    must(local.mem.put(fact_of("k" + std::to_string(i), "v")));
+  auto one_copy = messages::encode_delta(local.mem.full_state()).size();
+  link_params p;
+  p.latency = 200ms; // 3 frames, one at a time: > 1 s, past a round
+  link(a, b, p);
+  size_t seen = 0;
+  for (int round = 0; round < 60 && seen < n; ++round) {
+    advance(500ms, 50ms);
+    seen = query(ib).size();
+  }
+  BOOST_REQUIRE_EQUAL(seen, size_t{n});
+  advance(3000ms, 50ms); // and the rounds after it
+  auto sent = session_of(status(a), "B").bytes_out;
+  BOOST_TEST_MESSAGE("one copy " << one_copy << " B, sent " << sent << " B");
+  BOOST_CHECK_LT(sent, one_copy * 3 / 2);
+  BOOST_CHECK_EQUAL(session_of(status(b), "A").refused, 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
