@@ -602,15 +602,12 @@ void on_tick(session_ptr self) {
     // A stream to the peer in progress (parts queued, or frames in flight)
     // defers the round: the peer's context does not show what is in flight
     // yet, so the round would send all of it again (and for a large pull
-    // again at every interval, never catching up). What the round would
-    // repair waits until the stream is acknowledged; with frames in flight
-    // only, at most a few intervals.
-    auto since_last = t - st.last_anti_entropy;
-    auto defer
-        = !st.pending.empty()
-          || (streaming(st) && since_last < 8 * st.cfg.anti_entropy_interval);
-    if (!defer
-        && (st.anti_entropy_due || since_last >= st.cfg.anti_entropy_interval))
+    // again at every interval, never catching up). Frames in flight are
+    // resent until acknowledged or given up (which ends the stream too);
+    // what the round would repair waits until then.
+    if (!streaming(st)
+        && (st.anti_entropy_due
+            || t - st.last_anti_entropy >= st.cfg.anti_entropy_interval))
       start_anti_entropy(self);
     if (t - st.last_heard >= st.cfg.ping_interval
         && t - st.last_ping >= st.cfg.ping_interval) {

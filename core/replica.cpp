@@ -150,17 +150,39 @@ std::vector<replica_delta> split_delta(replica_delta&& delta,
     parts.push_back(std::move(delta));
     return parts;
   }
+  // The entries in the order of their oldest dot.
+  struct ref {
+    dot oldest;
+    size_t index;
+  };
+  std::vector<ref> order;
+  order.reserve(delta.entries.size());
+  for (size_t i = 0; i < delta.entries.size(); ++i) {
+    auto& versions = delta.entries[i].versions;
+    dot oldest{~replica_id{0}, ~uint64_t{0}};
+    for (auto& v : versions)
+      oldest = std::min(oldest, v.tag);
+    order.push_back({oldest, i});
+  }
+  std::sort(order.begin(), order.end(), [](const ref& x, const ref& y) {
+    return x.oldest < y.oldest || (!(y.oldest < x.oldest) && x.index < y.index);
+  });
   replica_delta current;
   size_t count = 0;
   std::vector<dot> dots;
   auto close = [&] {
+    std::sort(current.entries.begin(), current.entries.end(),
+              [](const delta_entry& x, const delta_entry& y) {
+                return x.id < y.id;
+              });
     current.context = causal_context{std::move(dots)};
     dots.clear();
     parts.push_back(std::move(current));
     current = replica_delta{};
     count = 0;
   };
-  for (auto& entry : delta.entries) {
+  for (auto& r : order) {
+    auto& entry = delta.entries[r.index];
     if (count > 0 && count + entry.versions.size() > max_versions)
       close();
     count += entry.versions.size();

@@ -100,6 +100,13 @@ replica_delta join_deltas(std::vector<replica_delta>&& parts);
 /// the versions supersede travels in their engrams' version vectors. (The
 /// delta's other context — superseded writes of engrams not carried — is
 /// not needed to converge, only to keep contexts compact.)
+///
+/// Engrams go into parts in the order of their oldest dot (entries within a
+/// part by id): part after part covers consecutive events, so a receiver
+/// merging them in order keeps a compact context (a version vector) rather
+/// than a cloud of one dot per engram received so far. (In id order, a
+/// receiver halfway through a pull of a million engrams held half a million
+/// scattered dots, and sent them back in every request.)
 std::vector<replica_delta> split_delta(replica_delta&& delta,
                                        size_t max_versions);
 
