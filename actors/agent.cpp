@@ -133,8 +133,9 @@ held_by(const placement& place, const std::string& node) {
                            + ": cannot record a change: " + why);
 }
 
-// Records a change durably before returning: through the node's write
-// queue, after every batch queued before it.
+// Records a change durably before returning: on this thread when nothing
+// of this agent's is queued (no thread hop for a lone write), else through
+// the node's write queue, after the batches queued before it.
 void record(agent_ptr self, const replica_delta& delta) {
   auto& st = self->state;
   if (delta.empty())
@@ -142,7 +143,10 @@ void record(agent_ptr self, const replica_delta& delta) {
   auto batch = st.db->prepare(delta, *st.mem);
   if (!batch)
     cannot_record(self, batch.error_value().to_string());
-  if (auto ok = st.ctx->writes->write(std::move(*batch)); !ok)
+  auto ok = st.writes_done == st.writes_queued
+                ? batch->write()
+                : st.ctx->writes->write(std::move(*batch));
+  if (!ok)
     cannot_record(self, ok.error_value().to_string());
 }
 
