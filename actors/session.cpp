@@ -308,8 +308,6 @@ void on_established(session_ptr self) {
   flush(self);
 }
 
-// Merges a batch from the peer, then acknowledges it (and, for a pull
-// response, pushes back what the peer's clock misses).
 uint64_t send_missing(session_ptr self, replica_delta missing,
                       const causal_context* clock);
 
@@ -320,6 +318,8 @@ bool streaming(const session_state& st) {
   return !st.pending.empty() || st.out.size() > 2;
 }
 
+// Merges a batch from the peer, then acknowledges it (and, for a pull
+// response, pushes back what the peer's clock misses).
 void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
   auto& st = self->state;
   bool is_pull = msg.has_clock();

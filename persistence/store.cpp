@@ -20,6 +20,7 @@
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "engram/v1/store.pb.h"
@@ -348,6 +349,26 @@ struct store::impl {
     return write_meta_synced(ordinal);
   }
 
+  /// The replica's stored causal context; none when nothing was recorded.
+  expected<std::optional<causal_context>> read_context() const {
+    std::string bytes;
+    auto st = db->Get(rocksdb::ReadOptions{}, cf(cf_clocks), key(context_key),
+                      &bytes);
+    if (st.IsNotFound())
+      return std::optional<causal_context>{};
+    if (!st.ok())
+      return storage_error(st, "cannot read the replica's context");
+    v1::StoredContext stored;
+    if (!stored.ParseFromString(bytes))
+      return make_error(errc::corrupt_record,
+                        "clocks/replica: not a StoredContext");
+    auto context = messages::from_proto(stored.context(), messages::limits{});
+    if (!context)
+      return make_error(errc::corrupt_record,
+                        "clocks/replica: " + context.error_value().to_string());
+    return std::optional<causal_context>{std::move(*context)};
+  }
+
   /// Removes this partition's index (the partition no longer keeps one)
   /// and says so in the meta record. A crash before the synced meta write
   /// leaves the old meta, and the next attach drops it again.
@@ -379,24 +400,10 @@ struct store::impl {
                               prefix_end);
     if (!st.ok())
       return storage_error(st, "cannot clear the delta log");
-    causal_context context;
-    std::string bytes;
-    st = db->Get(rocksdb::ReadOptions{}, cf(cf_clocks), key(context_key),
-                 &bytes);
-    if (st.ok()) {
-      v1::StoredContext stored;
-      if (!stored.ParseFromString(bytes))
-        return make_error(errc::corrupt_record,
-                          "clocks/replica: not a StoredContext");
-      auto decoded = messages::from_proto(stored.context(), messages::limits{});
-      if (!decoded)
-        return make_error(errc::corrupt_record,
-                          "clocks/replica: "
-                              + decoded.error_value().to_string());
-      context = std::move(*decoded);
-    } else if (!st.IsNotFound()) {
-      return storage_error(st, "cannot read the replica's context");
-    }
+    auto stored = read_context();
+    if (!stored)
+      return stored.error_value();
+    auto context = stored->value_or(causal_context{});
     rocksdb::WriteBatch batch;
     replica_delta part;
     auto flush = [&] {
@@ -833,25 +840,13 @@ expected<load_report> store::decode_into(replica& into) const {
                           + "' loads only into a fresh replica with its own "
                             "replica id");
   load_report report;
-  replica_delta state;
-  std::string bytes;
-  auto st = s.db->Get(rocksdb::ReadOptions{}, s.cf(cf_clocks),
-                      s.key(context_key), &bytes);
-  if (st.ok()) {
-    v1::StoredContext stored;
-    if (!stored.ParseFromString(bytes))
-      return make_error(errc::corrupt_record,
-                        "clocks/replica: not a StoredContext");
-    auto context = messages::from_proto(stored.context(), messages::limits{});
-    if (!context)
-      return make_error(errc::corrupt_record,
-                        "clocks/replica: " + context.error_value().to_string());
-    state.context = std::move(*context);
-  } else if (st.IsNotFound()) {
+  auto stored = s.read_context();
+  if (!stored)
+    return stored.error_value();
+  if (!*stored)
     return report; // nothing was ever recorded here
-  } else {
-    return storage_error(st, "cannot read the replica's context");
-  }
+  replica_delta state;
+  state.context = std::move(**stored);
   // The stored context first: the batches' dots are then mostly covered by
   // it, which keeps joining their contexts cheap.
   if (auto ok = into.restore(std::move(state)); !ok)
