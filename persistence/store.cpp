@@ -302,6 +302,27 @@ struct store::impl {
     return result;
   }
 
+  /// Calls `f(rocksdb::Slice key, rocksdb::Slice value, id, stored)` for
+  /// every engram record of this partition in key order that decodes
+  /// (undecodable ones are left to `load` to report; `f` returns false to
+  /// stop). Returns the scan's status.
+  template<class F>
+  rocksdb::Status for_each_record(F f) const {
+    auto bounded = iterate(cf_engrams);
+    auto& it = bounded->it;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto raw = it->key();
+      raw.remove_prefix(prefix.size());
+      auto id = messages::id_from_bytes(raw.ToString());
+      if (!id)
+        continue;
+      auto stored = from_record(it->value().ToStringView(), *id);
+      if (stored && !f(it->key(), it->value(), *id, *stored))
+        break;
+    }
+    return it->status();
+  }
+
   /// Rebuilds this partition's index from its engram records, giving each
   /// engram an ordinal, and writes the meta record of the current schema:
   /// the migration from schema 1 (index keys ending with the id). A crash
@@ -314,36 +335,33 @@ struct store::impl {
     if (!st.ok())
       return storage_error(st, "cannot clear the index");
     rocksdb::WriteBatch batch;
-    auto bounded = iterate(cf_engrams);
-    auto& it = bounded->it;
     uint64_t ordinal = 1;
     std::vector<std::string> keys;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      auto raw = it->key();
-      raw.remove_prefix(prefix.size());
-      auto id = messages::id_from_bytes(raw.ToString());
-      if (!id)
-        continue;
-      auto stored = from_record(it->value().ToStringView(), *id);
+    auto scanned = for_each_record([&](rocksdb::Slice full_key,
+                                       rocksdb::Slice value,
+                                       const engram_id& id,
+                                       const stored_engram& stored) {
       v1::StoredEngram record;
-      if (!stored || !record.ParseFromString(it->value().ToString()))
-        continue;
+      if (!record.ParseFromArray(value.data(), static_cast<int>(value.size())))
+        return true;
       record.set_ordinal(ordinal);
-      batch.Put(cf(cf_engrams), it->key(), messages::serialize(record));
+      batch.Put(cf(cf_engrams), full_key, messages::serialize(record));
       keys.clear();
-      for (auto& v : stored->versions)
+      for (auto& v : stored.versions)
         index_keys(ordinal, v, keys);
       for (auto& k : keys)
-        batch.Put(cf(cf_index_), key(k), raw);
+        batch.Put(cf(cf_index_), key(k), messages::id_bytes(id));
       ++ordinal;
       if (batch.Count() >= 4096) {
-        if (st = db->Write(rocksdb::WriteOptions{}, &batch); !st.ok())
-          return storage_error(st, "cannot write the index");
+        st = db->Write(rocksdb::WriteOptions{}, &batch);
         batch.Clear();
       }
-    }
-    if (!it->status().ok())
-      return storage_error(it->status(), "engram scan failed");
+      return st.ok();
+    });
+    if (!st.ok())
+      return storage_error(st, "cannot write the index");
+    if (!scanned.ok())
+      return storage_error(scanned, "engram scan failed");
     if (st = db->Write(rocksdb::WriteOptions{}, &batch); !st.ok())
       return storage_error(st, "cannot write the index");
     return write_meta_synced(ordinal);
@@ -416,24 +434,17 @@ struct store::impl {
                 messages::serialize(entry));
       part.entries.clear();
     };
-    auto bounded = iterate(cf_engrams);
-    auto& it = bounded->it;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      auto raw = it->key();
-      raw.remove_prefix(prefix.size());
-      auto id = messages::id_from_bytes(raw.ToString());
-      if (!id)
-        continue;
-      auto stored = from_record(it->value().ToStringView(), *id);
-      if (!stored)
-        continue;
-      part.entries.push_back(delta_entry{*id, std::move(stored->clock),
-                                         std::move(stored->versions)});
-      if (part.entries.size() == 1024)
-        flush();
-    }
-    if (!it->status().ok())
-      return storage_error(it->status(), "engram scan failed");
+    auto scanned
+        = for_each_record([&](rocksdb::Slice, rocksdb::Slice,
+                              const engram_id& id, stored_engram& stored) {
+            part.entries.push_back(delta_entry{id, std::move(stored.clock),
+                                               std::move(stored.versions)});
+            if (part.entries.size() == 1024)
+              flush();
+            return true;
+          });
+    if (!scanned.ok())
+      return storage_error(scanned, "engram scan failed");
     flush();
     if (st = db->Write(rocksdb::WriteOptions{}, &batch); !st.ok())
       return storage_error(st, "cannot write the delta log");
