@@ -216,6 +216,9 @@ struct store::impl {
   uint64_t next_ordinal = 1;
   /// The arrival number of the next inbox message.
   uint64_t next_message = 1;
+  /// Batches prepared and not written yet (shared with them).
+  std::shared_ptr<std::atomic<size_t>> unwritten
+      = std::make_shared<std::atomic<size_t>>(0);
 
   rocksdb::ColumnFamilyHandle* cf(size_t index) const {
     return (*cf_handles)[index];
@@ -659,6 +662,13 @@ struct prepared_write::impl {
   bool written = false;
   uint64_t sequence = 0;
   rocksdb::WriteBatch batch;
+  /// The store's count of batches not written yet.
+  std::shared_ptr<std::atomic<size_t>> unwritten;
+
+  ~impl() {
+    if (!written && unwritten)
+      --*unwritten;
+  }
 };
 
 prepared_write::prepared_write() = default;
@@ -686,6 +696,7 @@ expected<void> prepared_write::write(bool sync) {
   if (!st.ok())
     return storage_error(st, "cannot record delta");
   impl_->written = true;
+  --*impl_->unwritten;
   return {};
 }
 
@@ -704,6 +715,11 @@ expected<uint64_t> store::record(const replica_delta& delta,
 expected<prepared_write> store::prepare(const replica_delta& delta,
                                         const replica& current) {
   auto& s = *impl_;
+  if (s.keep_index && *s.unwritten > 0)
+    return make_error(errc::invalid_argument,
+                      s.where()
+                          + " keeps an index: prepare a batch once the one "
+                            "before was written (it reads stored records)");
   // With an index, the stored records of the touched engrams are read in
   // one sorted batch: their index keys that the new versions no longer have
   // go.
@@ -802,6 +818,8 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
   result.impl_->owner = s.owner;
   result.impl_->db = s.db;
   result.impl_->sync = s.sync;
+  result.impl_->unwritten = s.unwritten;
+  ++*s.unwritten;
   auto& batch = result.impl_->batch;
   auto append = [&](size_t family, std::vector<write_op>& ops) {
     std::sort(ops.begin(), ops.end(), [](const write_op& x, const write_op& y) {

@@ -177,7 +177,9 @@ public:
   /// `record` in two steps: this one builds the batch from `current` (on
   /// the thread that owns the replica) and gives it its sequence number;
   /// `prepared_write::write` writes it (on any thread, in order). Only
-  /// acknowledge once it was written.
+  /// acknowledge once it was written. A partition with an index reads the
+  /// stored records here: preparing while a batch of it is still unwritten
+  /// is refused.
   expected<prepared_write> prepare(const replica_delta& delta,
                                    const replica& current);
 

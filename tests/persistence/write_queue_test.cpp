@@ -148,6 +148,30 @@ BOOST_AUTO_TEST_CASE(a_synchronous_write_waits_for_what_was_queued_before) {
               != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(an_indexed_partition_prepares_after_the_last_write) {
+  // Its `prepare` reads the stored records (to move index keys): a batch
+  // prepared while the one before is unwritten would read stale ones.
+  temp_dir dir;
+  auto db = database::open(store_options{dir.sub("db")});
+  BOOST_REQUIRE(db);
+  auto st = store::attach(*db, "agent/i", 1);
+  BOOST_REQUIRE(st);
+  node n{1};
+  auto first = (*st)->prepare(must(n.mem.put(make_fact("k", "1"))), n.mem);
+  BOOST_REQUIRE(first);
+  auto second = (*st)->prepare(must(n.mem.put(make_fact("k", "2"))), n.mem);
+  BOOST_REQUIRE(!second);
+  BOOST_CHECK(second.error_value().message.find("keeps an index")
+              != std::string::npos);
+  BOOST_REQUIRE(first->write());
+  auto third = (*st)->prepare(must(n.mem.put(make_fact("k", "3"))), n.mem);
+  BOOST_REQUIRE(third);
+  BOOST_REQUIRE(third->write());
+  auto scoped = (*st)->by_scope(memory_scope::agent("alpha"));
+  BOOST_REQUIRE(scoped);
+  BOOST_CHECK_EQUAL(scoped->size(), 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_batch_of_another_database_is_refused) {
   temp_dir dir;
   writer a{dir.sub("a"), false};
