@@ -254,6 +254,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("ana joined as member, otto as observer\n");
+  // The joins reach lead's node by sync: lead broadcasts to the members it
+  // knows, so wait until its view holds both.
+  for (int i = 0; i < 200; ++i) {
+    auto view = lead->federation_state(fed);
+    if (view && view->find("ana") != nullptr && view->find("otto") != nullptr)
+      break;
+    std::this_thread::sleep_for(25ms);
+  }
   // The agents' programs.
   auto report = std::make_shared<otto_report>();
   auto ana_actor = sys.spawn(ana_program, *ana->actor(), fed);
