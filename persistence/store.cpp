@@ -734,13 +734,13 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
   std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
     return raw_ids[x] < raw_ids[y];
   });
-  std::vector<rocksdb::Slice> lookup;
-  lookup.reserve(count);
-  for (auto i : order)
-    lookup.emplace_back(raw_ids[i]);
   std::vector<rocksdb::PinnableSlice> old_records;
   std::vector<rocksdb::Status> found;
   if (s.keep_index && count > 0) {
+    std::vector<rocksdb::Slice> lookup;
+    lookup.reserve(count);
+    for (auto i : order)
+      lookup.emplace_back(raw_ids[i]);
     old_records.resize(count);
     found.resize(count);
     s.db->MultiGet(rocksdb::ReadOptions{}, s.cf(cf_engrams), count,
