@@ -1545,15 +1545,28 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
         return {mem.digest_of(held_by(place, peer)), mem.context()};
       },
       [=](since_atom, const causal_context& peer_context,
-          const std::string& peer)
-          -> caf::result<replica_delta, causal_context> {
+          const std::string& peer,
+          uint64_t first) -> caf::result<replica_delta, std::vector<engram_id>,
+                                         causal_context> {
         auto& mem = *self->state.mem;
         auto& place = placing(self);
-        if (place.everywhere() || peer.empty())
-          return {mem.delta_since(peer_context), mem.context()};
-        return {
-            filter_delta(mem.delta_since(peer_context), held_by(place, peer)),
-            mem.context()};
+        auto rest = mem.missing_since(peer_context);
+        auto n = static_cast<ptrdiff_t>(std::min<uint64_t>(first, rest.size()));
+        auto piece = mem.delta_of({rest.begin(), rest.begin() + n});
+        rest.erase(rest.begin(), rest.begin() + n);
+        if (!place.everywhere() && !peer.empty())
+          piece = filter_delta(piece, held_by(place, peer));
+        else if (rest.empty()) // the whole delta: with the whole context
+          piece.context = mem.context();
+        return {std::move(piece), std::move(rest), mem.context()};
+      },
+      [=](since_atom, const std::vector<engram_id>& ids,
+          const std::string& peer) -> caf::result<replica_delta> {
+        auto& mem = *self->state.mem;
+        auto& place = placing(self);
+        if (!place.everywhere() && !peer.empty())
+          return filter_delta(mem.delta_of(ids), held_by(place, peer));
+        return mem.delta_of(ids);
       },
       [=](merge_atom,
           const replica_delta& delta) -> caf::result<merge_summary> {

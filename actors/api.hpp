@@ -76,6 +76,12 @@ struct session_settings {
   /// favour of the next anti-entropy round (which sends what the peer
   /// misses): memory per session stays bounded, nothing is lost.
   size_t max_pending_versions = 65'536;
+  /// Engrams read from the replica per piece of a large delta streaming to
+  /// a peer (an anti-entropy answer): the next piece is read once fewer
+  /// versions than this wait to be sent, so a sender holds about two pieces
+  /// decoded whatever the delta's size. The first piece is a quarter of
+  /// this: its frames leave at once.
+  size_t stream_piece = 8192;
 };
 
 /// How an agent is hosted on a node (the spec's per-agent `MemoryConfig`).
@@ -138,6 +144,9 @@ struct session_stats {
   /// hit (the changes then left to anti-entropy).
   uint64_t pending_versions = 0;
   uint64_t pending_overflows = 0;
+  /// Engrams of a delta streaming to the peer not read from the replica
+  /// yet (it is read in pieces as the peer acknowledges).
+  uint64_t unread_engrams = 0;
   /// Anti-entropy rounds started, and those that found the states equal.
   uint64_t rounds = 0;
   uint64_t idle_rounds = 0;

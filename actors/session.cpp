@@ -28,6 +28,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -88,7 +89,18 @@ struct session_state {
   // Our SyncRequest{since} of the open round awaits its answer.
   bool pull_outstanding = false;
   uint64_t round_push_seq = 0;
+  bool round_push_acked = false;
+  // The open round's push to the peer is still streaming: the round ends
+  // when the stream's last frame is acknowledged.
+  bool round_streaming = false;
   sync_result round_result;
+  // A delta streaming to the peer (`send_missing`): the engrams not read
+  // yet, oldest event first, from `cursor_next` on; whether a piece of them
+  // is being read; the clock its last frame carries (a pull's answer).
+  std::vector<engram_id> cursor;
+  size_t cursor_next = 0;
+  bool piece_asked = false;
+  std::optional<causal_context> stream_clock;
   // Replications whose change is still pending / in frames in flight.
   std::vector<waiter> pending_waiters;
   std::vector<waiter> ack_waiters;
@@ -180,14 +192,83 @@ void finish_rounds(session_ptr self) {
   st.round_pulled = false;
   st.pull_outstanding = false;
   st.round_push_seq = 0;
+  st.round_push_acked = false;
+  st.round_streaming = false;
   st.round_result = sync_result{};
 }
 
-void flush(session_ptr self) {
+// Engrams in the first piece of a delta streaming to the peer.
+uint64_t first_piece(const session_state& st) {
+  return std::max<uint64_t>(st.cfg.stream_piece / 4, 1);
+}
+
+// More of the delta streaming to the peer is still to be read.
+bool stream_open(const session_state& st) {
+  return st.cursor_next < st.cursor.size() || st.piece_asked;
+}
+
+// Stops reading the delta streaming to the peer (what it still misses is
+// left to the next anti-entropy round).
+void drop_stream(session_ptr self) {
   auto& st = self->state;
-  st.flush_scheduled = false;
-  if (st.pending.empty() || !st.established)
+  st.cursor.clear();
+  st.cursor_next = 0;
+  st.stream_clock.reset();
+}
+
+// Queues a delta's frames, after what is pending.
+void queue_parts(session_ptr self, replica_delta&& delta) {
+  auto& st = self->state;
+  if (delta.entries.empty())
     return;
+  if (st.round_streaming)
+    st.round_result.synced_count += delta.version_count();
+  for (auto& part : split_delta(std::move(delta), frame_versions)) {
+    st.pending_versions += part.version_count();
+    st.pending.push_back(std::move(part));
+  }
+}
+
+void flush(session_ptr self);
+
+// Reads the next piece of the delta streaming to the peer once fewer than
+// a piece's versions wait to be sent.
+void read_piece(session_ptr self) {
+  auto& st = self->state;
+  auto piece = std::max<size_t>(st.cfg.stream_piece, 1);
+  if (st.piece_asked || st.cursor_next >= st.cursor.size()
+      || st.pending_versions >= piece)
+    return;
+  auto from = st.cursor.begin() + static_cast<ptrdiff_t>(st.cursor_next);
+  auto n = std::min(piece, st.cursor.size() - st.cursor_next);
+  std::vector<engram_id> ids(from, from + static_cast<ptrdiff_t>(n));
+  st.cursor_next += n;
+  if (st.cursor_next == st.cursor.size()) { // read to the end: freed
+    st.cursor = std::vector<engram_id>{};
+    st.cursor_next = 0;
+  }
+  st.piece_asked = true;
+  self->request(st.agent, caf::infinite, since_atom::value, std::move(ids),
+                st.peer_node)
+      .then(
+          [=](replica_delta& piece) {
+            self->state.piece_asked = false;
+            queue_parts(self, std::move(piece));
+            flush(self);
+          },
+          [=](caf::error&) {
+            // The agent is being respawned: the next round repairs.
+            auto& s = self->state;
+            s.piece_asked = false;
+            drop_stream(self);
+            s.anti_entropy_due = true;
+            flush(self);
+          });
+}
+
+// Sends what is pending, as far as the window takes it.
+void send_pending(session_ptr self) {
+  auto& st = self->state;
   if (st.out.size() >= st.cfg.max_outstanding) {
     st.flush_scheduled = true; // the next tick tries again
     return;
@@ -224,7 +305,8 @@ void flush(session_ptr self) {
   st.pending.clear();
   st.pending_versions = 0;
   std::vector<uint64_t> sent;
-  for (auto& part : parts) {
+  for (size_t i = 0; i < parts.size(); ++i) {
+    auto& part = parts[i];
     if (st.out.size() >= st.cfg.max_outstanding) {
       // The peer is slow: keep the rest for the next tick.
       st.pending_versions += part.version_count();
@@ -234,7 +316,19 @@ void flush(session_ptr self) {
     }
     v1::SyncResponse push;
     messages::to_proto(part, *push.mutable_batch());
+    // The last frame of a pull's answer carries the clock.
+    if (i + 1 == parts.size() && st.stream_clock && !stream_open(st)) {
+      // A whole answer in one frame carries the clock as its context once.
+      if (part.context == *st.stream_clock)
+        push.mutable_batch()->clear_context();
+      messages::to_proto(*st.stream_clock, *push.mutable_clock());
+      st.stream_clock.reset();
+    }
     sent.push_back(send_reliable(self, push));
+  }
+  if (st.round_streaming && !sent.empty()) {
+    st.round_push_seq = sent.back();
+    st.round_push_acked = false;
   }
   // Replications wait for every frame sent since they were queued.
   for (auto& w : st.pending_waiters)
@@ -247,6 +341,36 @@ void flush(session_ptr self) {
         st.ack_waiters.push_back(std::move(w));
     }
     st.pending_waiters.clear();
+  }
+}
+
+// Sends pending frames, reads more of a delta streaming to the peer, and
+// ends the stream once everything of it was sent.
+void flush(session_ptr self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (!st.established)
+    return;
+  if (!st.pending.empty())
+    send_pending(self);
+  read_piece(self);
+  if (stream_open(st) || !st.pending.empty())
+    return;
+  if (st.stream_clock) { // the answer ended with a piece the peer holds
+    if (st.out.size() >= st.cfg.max_outstanding) {
+      st.flush_scheduled = true;
+      return;
+    }
+    v1::SyncResponse resp;
+    messages::to_proto(*st.stream_clock, *resp.mutable_clock());
+    st.stream_clock.reset();
+    send_reliable(self, resp);
+  }
+  if (st.round_streaming) {
+    st.round_streaming = false;
+    if (st.round_open && st.round_pulled
+        && (st.round_push_seq == 0 || st.round_push_acked))
+      finish_rounds(self);
   }
 }
 
@@ -308,14 +432,14 @@ void on_established(session_ptr self) {
   flush(self);
 }
 
-uint64_t send_missing(session_ptr self, replica_delta missing,
-                      const causal_context* clock);
+void send_missing(session_ptr self, replica_delta missing,
+                  std::vector<engram_id> rest, const causal_context* clock);
 
-// A stream to the peer is in progress: parts queued, or more than a few
-// frames unacknowledged. The peer's context does not show what is in
-// flight yet: what it seems to miss is mostly on its way.
+// A stream to the peer is in progress: parts queued or still to be read,
+// or more than a few frames unacknowledged. The peer's context does not
+// show what is in flight yet: what it seems to miss is mostly on its way.
 bool streaming(const session_state& st) {
-  return !st.pending.empty() || st.out.size() > 2;
+  return !st.pending.empty() || st.out.size() > 2 || stream_open(st);
 }
 
 // Merges a batch from the peer, then acknowledges it (and, for a pull
@@ -407,22 +531,23 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
             if (streaming(s) && !s.round_open)
               return;
             self->request(s.agent, caf::infinite, since_atom::value,
-                          *peer_clock, s.peer_node)
-                .then([=](replica_delta& missing, causal_context&) {
+                          *peer_clock, s.peer_node, first_piece(s))
+                .then([=](replica_delta& missing, std::vector<engram_id>& rest,
+                          causal_context&) {
                   auto& s2 = self->state;
-                  if (missing.entries.empty()) {
-                    if (s2.round_open && s2.round_pulled
-                        && s2.round_push_seq == 0)
+                  // The round's own push: it ends when the stream does.
+                  if (s2.round_open && s2.round_pulled && s2.round_push_seq == 0
+                      && !s2.round_streaming) {
+                    if (missing.entries.empty() && rest.empty()) {
                       finish_rounds(self);
+                      return;
+                    }
+                    s2.round_streaming = true;
+                  }
+                  if (missing.entries.empty() && rest.empty())
                     return;
-                  }
-                  auto n = missing.version_count();
-                  auto pushed = send_missing(self, std::move(missing), nullptr);
-                  if (pushed != 0 && s2.round_open && s2.round_pulled
-                      && s2.round_push_seq == 0) {
-                    s2.round_push_seq = pushed;
-                    s2.round_result.synced_count += n;
-                  }
+                  send_missing(self, std::move(missing), std::move(rest),
+                               nullptr);
                 });
           },
           [=](caf::error&) {
@@ -439,47 +564,21 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
           });
 }
 
-// Sends `missing` to the peer in frames of up to frame_versions: as many as
-// the window takes now, the last of them carrying `clock` when given (a
-// pull's answer), the rest streaming as pushes while the peer acknowledges
-// (up to the pending bound; beyond it, the next round sends it). Returns
-// the sequence number of the last frame sent now (0: none).
-uint64_t send_missing(session_ptr self, replica_delta missing,
-                      const causal_context* clock) {
+// Streams to the peer `missing`, then the engrams `rest` (oldest event
+// first), read in pieces while the peer acknowledges: frames of up to
+// frame_versions, as many as the window takes, the stream's last frame
+// carrying `clock` when given (a pull's answer). A stream already under way
+// ends here: this one carries what the peer still misses of it too.
+void send_missing(session_ptr self, replica_delta missing,
+                  std::vector<engram_id> rest, const causal_context* clock) {
   auto& s = self->state;
-  auto room = s.out.size() < s.cfg.max_outstanding
-                  ? s.cfg.max_outstanding - s.out.size()
-                  : size_t{0};
-  if (room > 0 && missing.version_count() <= frame_versions) {
-    v1::SyncResponse resp;
-    if (clock != nullptr)
-      resp = messages::make_sync_response(missing, *clock);
-    else
-      messages::to_proto(missing, *resp.mutable_batch());
-    return send_reliable(self, resp);
-  }
-  auto parts = split_delta(std::move(missing), frame_versions);
-  auto n = std::min(parts.size(), room);
-  uint64_t last = 0;
-  for (size_t i = 0; i < n; ++i) {
-    v1::SyncResponse resp;
-    messages::to_proto(parts[i], *resp.mutable_batch());
-    if (clock != nullptr && i + 1 == n)
-      messages::to_proto(*clock, *resp.mutable_clock());
-    last = send_reliable(self, resp);
-  }
-  for (size_t i = n; i < parts.size(); ++i) {
-    if (s.pending_versions + parts[i].version_count()
-        > s.cfg.max_pending_versions) {
-      ++s.stats.pending_overflows;
-      s.anti_entropy_due = true;
-      break;
-    }
-    s.pending_versions += parts[i].version_count();
-    s.pending.push_back(std::move(parts[i]));
-  }
+  s.cursor = std::move(rest);
+  s.cursor_next = 0;
+  if (clock != nullptr)
+    s.stream_clock = *clock;
+  queue_parts(self, std::move(missing));
+  flush(self);
   s.flush_scheduled = true;
-  return last;
 }
 
 void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
@@ -489,9 +588,10 @@ void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
     if (!since)
       return;
     self->request(st.agent, caf::infinite, since_atom::value, *since,
-                  st.peer_node)
-        .then([=](replica_delta& missing, causal_context& context) {
-          send_missing(self, std::move(missing), &context);
+                  st.peer_node, first_piece(st))
+        .then([=](replica_delta& missing, std::vector<engram_id>& rest,
+                  causal_context& context) {
+          send_missing(self, std::move(missing), std::move(rest), &context);
         });
     return;
   }
@@ -553,8 +653,11 @@ void on_frame(session_ptr self, const wire_frame& frame) {
       st.out.acknowledge(ack->sequence(), now(self));
       on_acknowledged(self, ack->sequence(), ack->refused());
       if (st.round_open && st.round_push_seq != 0
-          && st.round_push_seq == ack->sequence())
-        finish_rounds(self);
+          && st.round_push_seq == ack->sequence()) {
+        st.round_push_acked = true;
+        if (!st.round_streaming)
+          finish_rounds(self);
+      }
       flush(self);
       return;
     }
@@ -640,7 +743,8 @@ void on_tick(session_ptr self) {
   st.rounds.erase(expired, st.rounds.end());
   if (st.rounds.empty() && st.round_open)
     st.round_open = false, st.round_pulled = false, st.pull_outstanding = false,
-    st.round_push_seq = 0, st.round_result = sync_result{};
+    st.round_push_seq = 0, st.round_push_acked = false,
+    st.round_streaming = false, st.round_result = sync_result{};
 }
 
 session_actor::behavior_type
@@ -739,12 +843,14 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
           if (s.established)
             report(self, "session_down", {{"reason", "connection lost"}});
           s.established = false;
+          drop_stream(self);
           fail_waiters(self, s.pending_waiters, "connection lost");
           fail_waiters(self, s.ack_waiters, "connection lost");
           return;
         }
         // The peer node restarted (or was reached anew): greet it again.
         report(self, "session_greeting");
+        drop_stream(self);
         s.peer = std::move(peer);
         s.established = false;
         send_hello(self);
@@ -757,6 +863,7 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         result.established = s.established;
         result.outstanding = s.out.size();
         result.pending_versions = s.pending_versions;
+        result.unread_engrams = s.cursor.size() - s.cursor_next;
         return result;
       },
       [=](fail_atom) {

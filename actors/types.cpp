@@ -19,6 +19,7 @@ template<class F>
 void for_each_type(F f) {
   f(static_cast<wire_frame*>(nullptr), "engram.wire_frame");
   f(static_cast<engram_id*>(nullptr), "engram.id");
+  f(static_cast<std::vector<engram_id>*>(nullptr), "engram.id_list");
   f(static_cast<engram_record*>(nullptr), "engram.record");
   f(static_cast<replica_delta*>(nullptr), "engram.delta");
   f(static_cast<causal_context*>(nullptr), "engram.causal_context");

@@ -181,11 +181,15 @@ using agent_actor = caf::typed_actor<
     caf::replies_to<answer_atom, std::string, uint64_t,
                     std::string>::with<engram_id>,
     // Sessions' side (per peer node; "" for everything held here): digest
-    // of what both hold, what the peer misses of its share, merging a
-    // peer's batch.
+    // of what both hold; what the peer misses of its share, in pieces (the
+    // first n engrams of it as a delta, the rest as ids, oldest event
+    // first, then this replica's context), and a piece of those ids;
+    // merging a peer's batch.
     caf::replies_to<digest_atom, std::string>::with<uint64_t, causal_context>,
-    caf::replies_to<since_atom, causal_context,
-                    std::string>::with<replica_delta, causal_context>,
+    caf::replies_to<since_atom, causal_context, std::string, uint64_t>::with<
+        replica_delta, std::vector<engram_id>, causal_context>,
+    caf::replies_to<since_atom, std::vector<engram_id>,
+                    std::string>::with<replica_delta>,
     caf::replies_to<merge_atom, replica_delta>::with<merge_summary>,
     caf::reacts_to<attach_atom, caf::actor, std::string>,
     // The node's write queue wrote (or failed: the reason) the agent's
@@ -327,8 +331,8 @@ typename Inspector::result_type inspect(Inspector& f, session_stats& x) {
   return f(caf::meta::type_name("engram.session_stats"), x.peer_node, x.agent,
            x.established, x.frames_in, x.frames_out, x.merged, x.duplicates,
            x.refused, x.retransmits, x.outstanding, x.pending_versions,
-           x.pending_overflows, x.rounds, x.idle_rounds, x.bytes_in,
-           x.bytes_out);
+           x.pending_overflows, x.unread_engrams, x.rounds, x.idle_rounds,
+           x.bytes_in, x.bytes_out);
 }
 
 template<class Inspector>

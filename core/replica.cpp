@@ -861,6 +861,56 @@ replica_delta replica::delta_since(const causal_context& peer) const {
   return result;
 }
 
+std::vector<engram_id>
+replica::missing_since(const causal_context& peer) const {
+  struct missing {
+    dot oldest;
+    engram_id id;
+  };
+  std::vector<missing> found;
+  packed::blob_view view;
+  entries_.for_each([&](const uint8_t* blob) {
+    packed::parse(blob, dict_, view);
+    bool needed = false;
+    dot oldest{~replica_id{0}, ~uint64_t{0}};
+    for (auto& v : view.versions) {
+      needed = needed || !peer.contains(v.tag);
+      oldest = std::min(oldest, v.tag);
+    }
+    if (needed)
+      found.push_back({oldest, view.id});
+  });
+  // A dot belongs to one version of one engram: no two oldest dots tie.
+  std::sort(found.begin(), found.end(), [](const missing& x, const missing& y) {
+    return x.oldest < y.oldest;
+  });
+  std::vector<engram_id> result;
+  result.reserve(found.size());
+  for (auto& m : found)
+    result.push_back(m.id);
+  return result;
+}
+
+replica_delta replica::delta_of(const std::vector<engram_id>& ids) const {
+  replica_delta result;
+  result.entries.reserve(ids.size());
+  std::vector<dot> dots;
+  packed::blob_view view;
+  for (auto& id : ids) {
+    auto* blob = entries_.find(id);
+    if (blob == nullptr)
+      continue;
+    packed::parse(blob, dict_, view);
+    delta_entry entry{view.id, view.context, packed::decode_all(view, dict_)};
+    std::sort(entry.versions.begin(), entry.versions.end(), tag_less);
+    for (auto& v : entry.versions)
+      dots.push_back(v.tag);
+    result.entries.push_back(std::move(entry));
+  }
+  result.context = causal_context{std::move(dots)};
+  return result;
+}
+
 bool replica::same_state(const replica& other) const {
   if (entries_.size() != other.entries_.size()
       || version_count_ != other.version_count_ || context_ != other.context_

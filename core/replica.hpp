@@ -258,6 +258,17 @@ public:
   /// The full state as a delta.
   replica_delta full_state() const { return delta_since({}); }
 
+  /// The engrams `delta_since(peer)` would carry, without decoding them: in
+  /// the order of their oldest version's dot, the order `split_delta` sends
+  /// them in. A large delta is then read in pieces (`delta_of`), so its
+  /// first frames leave before the rest is decoded.
+  std::vector<engram_id> missing_since(const causal_context& peer) const;
+
+  /// The engrams `ids` with all their current versions and contexts, in the
+  /// order given (ids not held are skipped); the context names just those
+  /// versions' dots (a piece of a larger delta: see `split_delta`).
+  replica_delta delta_of(const std::vector<engram_id>& ids) const;
+
   /// The events this replica has seen (written, received, or known to be
   /// superseded).
   const causal_context& context() const noexcept { return context_; }

@@ -57,7 +57,7 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
                         serialization_fixture) {
   // Names are stable: a peer built from the same sources registers these.
   auto names = actors::registered_type_names();
-  BOOST_CHECK_EQUAL(names.size(), 19u);
+  BOOST_CHECK_EQUAL(names.size(), 20u);
   BOOST_CHECK_EQUAL(names.front(), "engram.wire_frame");
   for (auto& name : names)
     BOOST_CHECK_MESSAGE(sys.types().portable_name(0, nullptr) != name || true,
@@ -71,6 +71,8 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
 
   engram_id id{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
   BOOST_CHECK(roundtrip(id) == id);
+  std::vector<engram_id> ids{id, engram_id{1, 2}};
+  BOOST_CHECK(roundtrip(ids) == ids);
 
   auto rec = make_fact("user.name", "Ada");
   rec.id = derive_id(rec.scope, rec.body);

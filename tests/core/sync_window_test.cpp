@@ -254,4 +254,63 @@ BOOST_AUTO_TEST_CASE(parts_merged_in_order_keep_the_receivers_context_compact) {
   BOOST_CHECK(r.mem.context().cloud().empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_delta_read_in_pieces_is_the_delta_since) {
+  node a{1};
+  node b{2};
+  for (int i = 0; i < 400; ++i) {
+    auto& writer = i % 4 == 0 ? b : a;
+    must(writer.mem.put(
+        make_fact("k" + std::to_string(i % 300), "v" + std::to_string(i))));
+  }
+  must_join(a.mem, b.mem.full_state());
+  // The peer holds part of it already.
+  node p{3};
+  must_join(p.mem, b.mem.full_state());
+  auto ids = a.mem.missing_since(p.mem.context());
+  auto whole = a.mem.delta_since(p.mem.context());
+  BOOST_REQUIRE_EQUAL(ids.size(), whole.entries.size());
+  BOOST_REQUIRE_GT(ids.size(), 100u);
+  // In the order of each engram's oldest event, as split_delta sends them.
+  auto oldest = [&](const engram_id& id) {
+    auto vs = *a.mem.versions(id);
+    dot d = vs.front().tag;
+    for (auto& v : vs)
+      d = std::min(d, v.tag);
+    return d;
+  };
+  for (size_t i = 1; i < ids.size(); ++i)
+    BOOST_REQUIRE(oldest(ids[i - 1]) < oldest(ids[i]));
+  // Read in pieces of 37 (plus an id the replica does not hold, skipped),
+  // each piece names just its versions' dots; merged in order they give
+  // the state the whole delta gives.
+  node q{4};
+  must_join(q.mem, b.mem.full_state());
+  size_t versions = 0;
+  for (size_t i = 0; i < ids.size(); i += 37) {
+    std::vector<engram_id> piece_ids(
+        ids.begin() + static_cast<ptrdiff_t>(i),
+        ids.begin() + static_cast<ptrdiff_t>(std::min(ids.size(), i + 37)));
+    piece_ids.push_back(engram_id{99, 99});
+    auto piece = a.mem.delta_of(piece_ids);
+    BOOST_REQUIRE_EQUAL(piece.entries.size(), piece_ids.size() - 1);
+    for (size_t k = 0; k < piece.entries.size(); ++k) {
+      BOOST_CHECK(piece.entries[k].id == piece_ids[k]);
+      BOOST_CHECK(piece.entries[k].context == a.mem.key_context(piece_ids[k]));
+    }
+    std::vector<dot> dots;
+    for (auto& e : piece.entries)
+      for (auto& v : e.versions)
+        dots.push_back(v.tag);
+    BOOST_CHECK(piece.context == causal_context{dots});
+    versions += piece.version_count();
+    must_join(q.mem, piece);
+  }
+  BOOST_CHECK_EQUAL(versions, whole.version_count());
+  must_join(p.mem, whole);
+  BOOST_CHECK_EQUAL(q.mem.digest(), p.mem.digest());
+  BOOST_CHECK_EQUAL(q.mem.digest(), a.mem.digest());
+  BOOST_CHECK(a.mem.missing_since(q.mem.context()).empty());
+  BOOST_CHECK(a.mem.missing_since(a.mem.context()).empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
