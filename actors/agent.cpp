@@ -1577,6 +1577,10 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
         merge_summary summary;
         summary.applied = report->applied;
         summary.conflicts = std::move(report->conflicts);
+        for (auto& c : report->forked)
+          summary.open.push_back(c.id);
+        for (auto& q : report->pending)
+          summary.open.push_back(q.subject.id);
         // Answered (the peer acknowledges the frame) once stored durably.
         auto rp = self->make_response_promise<merge_summary>();
         record_then(self, delta, [rp, summary]() mutable {

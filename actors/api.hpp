@@ -121,6 +121,10 @@ struct merge_summary {
   size_t applied = 0;
   /// Conflicts detected.
   std::vector<conflict> conflicts;
+  /// The ids of those this replica kept open (forked, or waiting for an
+  /// answer). The others were settled by the configured resolution, which
+  /// every replica applies alike.
+  std::vector<uint64_t> open;
 };
 
 /// What a sync session reports (observability, tests).

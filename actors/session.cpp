@@ -11,7 +11,9 @@
 //                                       by what that clock misses (a push)
 //   changes of the local replica      → SyncResponse{deltas, seq} (pushes,
 //                                       debounced and batched)
-//   conflicts found by a merge        → ConflictNotification{conflicts}
+//   conflicts a merge left open       → ConflictNotification{conflicts}
+//   (forked or waiting for an answer; those the configured resolution
+//   settled, every replica settles alike)
 //   Ping{nonce}                       → Pong{nonce}
 //
 // Frames with a sequence number stay in an outbox until acknowledged and
@@ -503,10 +505,16 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
               s.in.first_time(epoch, seq);
               acknowledge(seq);
             }
-            if (!summary.conflicts.empty()) {
+            // The peer hears of the conflicts kept open here. Those the
+            // configured resolution settled, it settles alike when it sees
+            // the same versions (with 8 replicas updating shared keys they
+            // were most of the bytes sent).
+            if (!summary.open.empty()) {
               v1::ConflictNotification note;
               for (auto& c : summary.conflicts)
-                messages::to_proto(c, *note.add_conflicts());
+                if (std::find(summary.open.begin(), summary.open.end(), c.id)
+                    != summary.open.end())
+                  messages::to_proto(c, *note.add_conflicts());
               send_frame(self, v1::CONFLICT_NOTIFICATION, note);
             }
             if (s.round_open) {

@@ -289,8 +289,8 @@ typename Inspector::result_type inspect_bytes(Inspector& f, T& x,
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, merge_summary& x) {
-  return f(caf::meta::type_name("engram.merge_summary"), x.applied,
-           x.conflicts);
+  return f(caf::meta::type_name("engram.merge_summary"), x.applied, x.conflicts,
+           x.open);
 }
 
 template<class Inspector>

@@ -134,10 +134,11 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
   BOOST_CHECK(fl.contested_only);
   BOOST_CHECK_EQUAL(fl.limit, 7u);
 
-  actors::merge_summary ms{3, {c}};
+  actors::merge_summary ms{3, {c}, {c.id}};
   auto ms2 = roundtrip(ms);
   BOOST_CHECK_EQUAL(ms2.applied, 3u);
   BOOST_CHECK_EQUAL(ms2.conflicts.size(), 1u);
+  BOOST_CHECK(ms2.open == std::vector<uint64_t>{42});
 
   actors::sync_config sc;
   sc.interval = std::chrono::milliseconds{1500};
