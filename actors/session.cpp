@@ -30,6 +30,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -103,6 +104,9 @@ struct session_state {
   size_t cursor_next = 0;
   bool piece_asked = false;
   std::optional<causal_context> stream_clock;
+  // The events each frame in flight carries (by sequence): the peer will
+  // have seen them once it arrives, so an answer leaves them out.
+  std::map<uint64_t, causal_context> in_flight;
   // Replications whose change is still pending / in frames in flight.
   std::vector<waiter> pending_waiters;
   std::vector<waiter> ack_waiters;
@@ -218,10 +222,39 @@ void drop_stream(session_ptr self) {
   st.stream_clock.reset();
 }
 
-// Queues a delta's frames, after what is pending.
+// What the peer will have seen once the frames on their way to it and
+// those pending arrive: what it misses is computed against this, or an
+// answer would carry again what is on its way (while many replicas update
+// the same keys, such copies were a third of the versions merged). A frame
+// resent or overdue may be lost: an answer carries its versions again.
+causal_context expected_context(session_ptr self, causal_context peer) {
+  auto& st = self->state;
+  auto t = now(self);
+  for (auto& [seq, events] : st.in_flight)
+    if (st.out.on_its_way(seq, t))
+      peer.join(events);
+  for (auto& d : st.pending)
+    peer.join(d.context);
+  return peer;
+}
+
+// An answer computed against more than the peer's context (with what is on
+// its way to it) does not carry everything the peer lacks: it must name
+// only its own versions' events, or the peer would take the events on
+// their way as seen, and drop their versions if they arrive after it.
+void own_events_only(replica_delta& delta) {
+  std::vector<dot> dots;
+  for (auto& entry : delta.entries)
+    for (auto& v : entry.versions)
+      dots.push_back(v.tag);
+  delta.context = causal_context{std::move(dots)};
+}
+
+// Queues a delta's frames, after what is pending (an answer that carries
+// no versions but the responder's context too: the peer adds it).
 void queue_parts(session_ptr self, replica_delta&& delta) {
   auto& st = self->state;
-  if (delta.entries.empty())
+  if (delta.empty())
     return;
   if (st.round_streaming)
     st.round_result.synced_count += delta.version_count();
@@ -326,7 +359,9 @@ void send_pending(session_ptr self) {
       messages::to_proto(*st.stream_clock, *push.mutable_clock());
       st.stream_clock.reset();
     }
-    sent.push_back(send_reliable(self, push));
+    auto seq = send_reliable(self, push);
+    sent.push_back(seq);
+    st.in_flight.emplace(seq, std::move(part.context));
   }
   if (st.round_streaming && !sent.empty()) {
     st.round_push_seq = sent.back();
@@ -363,7 +398,11 @@ void flush(session_ptr self) {
       st.flush_scheduled = true;
       return;
     }
+    // With an explicit (empty) context: the peer must not take the clock
+    // as what this frame makes it see, while frames before it may still be
+    // on their way (or lost, and resent).
     v1::SyncResponse resp;
+    messages::to_proto(replica_delta{}, *resp.mutable_batch());
     messages::to_proto(*st.stream_clock, *resp.mutable_clock());
     st.stream_clock.reset();
     send_reliable(self, resp);
@@ -538,11 +577,15 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
             // is under way (the round after it repairs what is left).
             if (streaming(s) && !s.round_open)
               return;
+            auto expected = expected_context(self, *peer_clock);
+            bool partial = expected != *peer_clock;
             self->request(s.agent, caf::infinite, since_atom::value,
-                          *peer_clock, s.peer_node, first_piece(s))
+                          std::move(expected), s.peer_node, first_piece(s))
                 .then([=](replica_delta& missing, std::vector<engram_id>& rest,
                           causal_context&) {
                   auto& s2 = self->state;
+                  if (partial)
+                    own_events_only(missing);
                   // The round's own push: it ends when the stream does.
                   if (s2.round_open && s2.round_pulled && s2.round_push_seq == 0
                       && !s2.round_streaming) {
@@ -595,10 +638,14 @@ void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
     auto since = messages::from_proto(msg.since(), messages::limits{});
     if (!since)
       return;
-    self->request(st.agent, caf::infinite, since_atom::value, *since,
-                  st.peer_node, first_piece(st))
+    auto expected = expected_context(self, *since);
+    bool partial = expected != *since;
+    self->request(st.agent, caf::infinite, since_atom::value,
+                  std::move(expected), st.peer_node, first_piece(st))
         .then([=](replica_delta& missing, std::vector<engram_id>& rest,
                   causal_context& context) {
+          if (partial)
+            own_events_only(missing);
           send_missing(self, std::move(missing), std::move(rest), &context);
         });
     return;
@@ -659,6 +706,7 @@ void on_frame(session_ptr self, const wire_frame& frame) {
       if (!ack)
         return;
       st.out.acknowledge(ack->sequence(), now(self));
+      st.in_flight.erase(ack->sequence());
       on_acknowledged(self, ack->sequence(), ack->refused());
       if (st.round_open && st.round_push_seq != 0
           && st.round_push_seq == ack->sequence()) {
@@ -701,8 +749,11 @@ void on_tick(session_ptr self) {
       send_hello(self);
   } else {
     auto due = st.out.due(t);
-    if (st.out.take_expired() > 0)
+    if (st.out.take_expired() > 0) {
       st.anti_entropy_due = true; // given up: the digest round repairs
+      for (auto i = st.in_flight.begin(); i != st.in_flight.end();)
+        i = st.out.contains(i->first) ? std::next(i) : st.in_flight.erase(i);
+    }
     for (auto* frame : due) {
       ++st.stats.retransmits;
       ++st.stats.frames_out;
@@ -851,6 +902,7 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
           if (s.established)
             report(self, "session_down", {{"reason", "connection lost"}});
           s.established = false;
+          s.in_flight.clear();
           drop_stream(self);
           fail_waiters(self, s.pending_waiters, "connection lost");
           fail_waiters(self, s.ack_waiters, "connection lost");
@@ -858,6 +910,7 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         }
         // The peer node restarted (or was reached anew): greet it again.
         report(self, "session_greeting");
+        s.in_flight.clear();
         drop_stream(self);
         s.peer = std::move(peer);
         s.established = false;

@@ -41,6 +41,15 @@ bool outbox::acknowledge(uint64_t sequence) {
   return true;
 }
 
+bool outbox::on_its_way(uint64_t sequence, time_point now) const {
+  auto i = pending_.find(sequence);
+  if (i == pending_.end() || i->second.attempts > 0)
+    return false;
+  bool progressing = last_ack_ != time_point{} && now - last_ack_ < rto_;
+  auto next = i->second.sent + rto_;
+  return next > now || (progressing && next + 2 * rto_ > now);
+}
+
 std::vector<const std::string*> outbox::due(time_point now) {
   std::vector<const std::string*> result;
   bool progressing = last_ack_ != time_point{} && now - last_ack_ < rto_;

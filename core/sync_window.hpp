@@ -62,6 +62,16 @@ public:
   /// Frames waiting for an acknowledgement.
   size_t size() const noexcept { return pending_.size(); }
 
+  /// True while frame `sequence` waits for its acknowledgement.
+  bool contains(uint64_t sequence) const {
+    return pending_.count(sequence) > 0;
+  }
+
+  /// True while frame `sequence` is on its way as far as the sender can
+  /// tell at `now`: sent once and not due for a resend yet (see `due`). A
+  /// frame resent, or overdue, may be lost.
+  bool on_its_way(uint64_t sequence, time_point now) const;
+
   /// Bytes held.
   size_t bytes() const noexcept { return bytes_; }
 

@@ -91,6 +91,29 @@ BOOST_AUTO_TEST_CASE(outbox_resends_until_acknowledged_with_backoff) {
   BOOST_CHECK_EQUAL(out.bytes(), 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_frame_is_on_its_way_until_resent_or_overdue) {
+  outbox out{100ms};
+  outbox::time_point t0{};
+  auto s1 = out.add("one", t0);
+  auto s2 = out.add("two", t0 + 60ms);
+  BOOST_CHECK(out.on_its_way(s1, t0 + 50ms));
+  BOOST_CHECK(!out.on_its_way(99, t0 + 50ms)); // unknown
+  // Overdue without acknowledgements: maybe lost.
+  BOOST_CHECK(!out.on_its_way(s1, t0 + 120ms));
+  BOOST_CHECK(out.on_its_way(s2, t0 + 120ms));
+  // Resent: maybe lost (a resent copy may be on its way, or not).
+  BOOST_CHECK_EQUAL(out.due(t0 + 170ms).size(), 2u);
+  BOOST_CHECK(!out.on_its_way(s2, t0 + 170ms));
+  // While acknowledgements flow, a frame is on its way until it is three
+  // timeouts old (as `due` waits before resending it).
+  auto s3 = out.add("three", t0 + 200ms);
+  BOOST_CHECK(out.acknowledge(s1, t0 + 290ms));
+  BOOST_CHECK(out.on_its_way(s3, t0 + 350ms));
+  BOOST_CHECK(!out.on_its_way(s3, t0 + 400ms + 2 * out.timeout()));
+  BOOST_CHECK(out.acknowledge(s3));
+  BOOST_CHECK(!out.on_its_way(s3, t0 + 210ms)); // acknowledged
+}
+
 BOOST_AUTO_TEST_CASE(outbox_gives_up_a_frame_never_acknowledged) {
   outbox out{10ms, 3};
   outbox::time_point t{};
