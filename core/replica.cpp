@@ -697,6 +697,13 @@ replica::versions(const engram_id& id) const {
   return std::move(key->versions);
 }
 
+std::optional<delta_entry> replica::entry_of(const engram_id& id) const {
+  auto key = load(id);
+  if (!key)
+    return std::nullopt;
+  return delta_entry{id, std::move(key->context), std::move(key->versions)};
+}
+
 vector_clock replica::key_context(const engram_id& id) const {
   auto* blob = entries_.find(id);
   if (blob == nullptr)

@@ -232,6 +232,10 @@ public:
   /// The version vector of the writes to `id` seen (empty when unknown).
   vector_clock key_context(const engram_id& id) const;
 
+  /// An engram's version vector and versions, read in one go (nullopt when
+  /// unknown); the versions in the order held.
+  std::optional<delta_entry> entry_of(const engram_id& id) const;
+
   /// Calls `f(id, versions)` for every engram held when the call began, in
   /// ascending id order (the versions are decoded for the call).
   void for_each(

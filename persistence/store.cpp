@@ -762,10 +762,12 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
   std::vector<std::string> old_keys;
   std::vector<std::string> new_keys;
   auto next_ordinal = s.next_ordinal;
+  // Reused: its repeated fields and strings keep their allocations.
+  v1::StoredEngram record;
   for (size_t n = 0; n < count; ++n) {
     auto& entry = delta.entries[order[n]];
     auto& raw_id = raw_ids[order[n]];
-    auto versions = current.versions(entry.id);
+    auto held = current.entry_of(entry.id);
     uint64_t ordinal = 0; // only an index needs it
     if (s.keep_index) {
       old_keys.clear();
@@ -784,8 +786,8 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
       // entries cannot be found, so queries may still list it under them.
       if (ordinal == 0)
         ordinal = next_ordinal++;
-      if (versions)
-        for (auto& v : *versions)
+      if (held)
+        for (auto& v : held->versions)
           index_keys(ordinal, v, new_keys);
       std::sort(old_keys.begin(), old_keys.end());
       std::sort(new_keys.begin(), new_keys.end());
@@ -805,13 +807,14 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
         }
       }
     }
-    if (!versions) {
-      engram_ops.push_back({raw_id, {}, true});
+    if (!held) {
+      engram_ops.push_back({std::move(raw_id), {}, true});
       continue;
     }
-    v1::StoredEngram record;
-    to_record(*versions, current.key_context(entry.id), ordinal, record);
-    engram_ops.push_back({raw_id, messages::serialize(record), false});
+    record.Clear();
+    to_record(held->versions, held->context, ordinal, record);
+    engram_ops.push_back(
+        {std::move(raw_id), messages::serialize(record), false});
   }
   prepared_write result;
   result.impl_ = std::make_unique<prepared_write::impl>();
@@ -822,9 +825,12 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
   ++*s.unwritten;
   auto& batch = result.impl_->batch;
   auto append = [&](size_t family, std::vector<write_op>& ops) {
-    std::sort(ops.begin(), ops.end(), [](const write_op& x, const write_op& y) {
+    auto by_key = [](const write_op& x, const write_op& y) {
       return x.key < y.key;
-    });
+    };
+    // The engrams' ops come in key order already.
+    if (!std::is_sorted(ops.begin(), ops.end(), by_key))
+      std::sort(ops.begin(), ops.end(), by_key);
     for (auto& op : ops)
       if (op.erase)
         batch.Delete(s.cf(family), op.key);
