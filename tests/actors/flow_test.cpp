@@ -361,29 +361,61 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(backpressure)
 
+namespace {
+
+// Nodes A and B with their sessions tuned, each with an instance of agent
+// "planner" (a1 on A, b1 on B); linked by each test.
+struct pair_fixture : sim_fixture {
+  void start_pair(std::function<void(actors::session_settings&)> tune) {
+    a = &start("A", tune);
+    b = &start("B", tune);
+    ia = instance(*a, "planner", "a1");
+    ib = instance(*b, "planner", "b1");
+  }
+
+  // Writes facts k<from>..k<from + n - 1> at A.
+  void learn_at_a(size_t n, size_t from = 0) {
+    for (size_t i = from; i < from + n; ++i)
+      ok(learn(ia, fact_of("k" + std::to_string(i), "v")));
+  }
+
+  actors::node* a = nullptr;
+  actors::node* b = nullptr;
+  actors::instance_actor ia;
+  actors::instance_actor ib;
+};
+
+// The bytes of one copy of facts k0..k<n-1>, encoded as the wire carries
+// them.
+size_t one_copy_of(size_t n) {
+  node local{1};
+  for (size_t i = 0; i < n; ++i)
+    must(local.mem.put(fact_of("k" + std::to_string(i), "v")));
+  return messages::encode_delta(local.mem.full_state()).size();
+}
+
+} // namespace
+
 // A peer behind a slow link (150 ms each way) while 3 000 changes are made
 // quickly: the sender never has more frames in flight than its window nor
 // more versions waiting than its bound (the excess is left to
 // anti-entropy, not lost), and the slow peer catches up with everything.
-BOOST_FIXTURE_TEST_CASE(a_slow_peer_is_throttled_and_catches_up, sim_fixture) {
+BOOST_FIXTURE_TEST_CASE(a_slow_peer_is_throttled_and_catches_up, pair_fixture) {
   auto tune = [](actors::session_settings& s) {
     s.max_outstanding = 4;
     s.max_pending_versions = 400;
   };
-  auto& a = start("A", tune);
-  auto& b = start("B", tune);
-  auto ia = instance(a, "planner", "a1");
-  auto ib = instance(b, "planner", "b1");
+  start_pair(tune);
   link_params p;
   p.latency = 150ms;
-  link(a, b, p);
+  link(*a, *b, p);
   advance(1000ms);
   size_t max_outstanding = 0;
   size_t max_pending = 0;
   for (int i = 0; i < 3000; ++i) {
     ok(learn(ia, fact_of("k" + std::to_string(i), "v")));
     if (i % 10 == 0) {
-      auto st = session_of(status(a), "B");
+      auto st = session_of(status(*a), "B");
       max_outstanding = std::max<size_t>(max_outstanding, st.outstanding);
       max_pending = std::max<size_t>(max_pending, st.pending_versions);
       advance(2ms, 1ms);
@@ -392,7 +424,7 @@ BOOST_FIXTURE_TEST_CASE(a_slow_peer_is_throttled_and_catches_up, sim_fixture) {
   BOOST_CHECK_LE(max_outstanding, 4u);
   BOOST_CHECK_LE(max_pending, 400u);
   BOOST_CHECK_GT(max_outstanding, 0u);
-  auto overflows = session_of(status(a), "B").pending_overflows;
+  auto overflows = session_of(status(*a), "B").pending_overflows;
   BOOST_TEST_MESSAGE("window peak " << max_outstanding << ", pending peak "
                                     << max_pending << ", overflows "
                                     << overflows);
@@ -407,70 +439,55 @@ BOOST_FIXTURE_TEST_CASE(a_slow_peer_is_throttled_and_catches_up, sim_fixture) {
 
 // A pull larger than the window streams once: neither the answer to the
 // peer's own round nor a periodic round sends again what is on its way.
-BOOST_FIXTURE_TEST_CASE(a_large_pull_streams_once, sim_fixture) {
+BOOST_FIXTURE_TEST_CASE(a_large_pull_streams_once, pair_fixture) {
   auto tune = [](actors::session_settings& s) {
     s.max_outstanding = 1;   // one frame in flight: the stream takes seconds
     s.retransmit_after = 5s; // longer than a round trip: no resends
   };
-  auto& a = start("A", tune);
-  auto& b = start("B", tune);
-  auto ia = instance(a, "planner", "a1");
-  auto ib = instance(b, "planner", "b1");
-  constexpr int n = 3000;
-  for (int i = 0; i < n; ++i)
-    ok(learn(ia, fact_of("k" + std::to_string(i), "v")));
-  // One copy of the data, encoded as the wire carries it.
-  node local{1};
-  for (int i = 0; i < n; ++i)
-    must(local.mem.put(fact_of("k" + std::to_string(i), "v")));
-  auto one_copy = messages::encode_delta(local.mem.full_state()).size();
+  start_pair(tune);
+  constexpr size_t n = 3000;
+  learn_at_a(n);
+  auto one_copy = one_copy_of(n);
   link_params p;
   p.latency = 200ms; // 3 frames, one at a time: > 1 s, past a round
-  link(a, b, p);
+  link(*a, *b, p);
   size_t seen = 0;
   for (int round = 0; round < 60 && seen < n; ++round) {
     advance(500ms, 50ms);
     seen = query(ib).size();
   }
-  BOOST_REQUIRE_EQUAL(seen, size_t{n});
+  BOOST_REQUIRE_EQUAL(seen, n);
   advance(3000ms, 50ms); // and the rounds after it
-  auto sent = session_of(status(a), "B").bytes_out;
+  auto sent = session_of(status(*a), "B").bytes_out;
   BOOST_TEST_MESSAGE("one copy " << one_copy << " B, sent " << sent << " B");
   BOOST_CHECK_LT(sent, one_copy * 3 / 2);
-  BOOST_CHECK_EQUAL(session_of(status(b), "A").refused, 0u);
+  BOOST_CHECK_EQUAL(session_of(status(*b), "A").refused, 0u);
 }
 
 // An answer leaves out what is already on its way to the peer: B's sync,
 // asked while A's changes are in flight over a slow link, does not bring
 // them a second time.
-BOOST_FIXTURE_TEST_CASE(an_answer_leaves_out_what_is_in_flight, sim_fixture) {
+BOOST_FIXTURE_TEST_CASE(an_answer_leaves_out_what_is_in_flight, pair_fixture) {
   auto tune = [](actors::session_settings& s) {
     s.retransmit_after = 5s; // longer than a round trip: no resends
   };
-  auto& a = start("A", tune);
-  auto& b = start("B", tune);
-  auto ia = instance(a, "planner", "a1");
-  auto ib = instance(b, "planner", "b1");
+  start_pair(tune);
   link_params p;
   p.latency = 300ms;
-  link(a, b, p);
+  link(*a, *b, p);
   advance(2000ms, 50ms); // greeted, first rounds done
   constexpr size_t n = 500;
-  for (size_t i = 0; i < n; ++i)
-    ok(learn(ia, fact_of("k" + std::to_string(i), "v")));
+  learn_at_a(n);
   advance(20ms, 5ms); // pushed, 300 ms away from B
-  auto before = session_of(status(a), "B");
+  auto before = session_of(status(*a), "B");
   BOOST_REQUIRE_GT(before.outstanding, 0u);
-  node local{1};
-  for (size_t i = 0; i < n; ++i)
-    must(local.mem.put(fact_of("k" + std::to_string(i), "v")));
-  auto one_copy = messages::encode_delta(local.mem.full_state()).size();
+  auto one_copy = one_copy_of(n);
   auto res = ok(ask<actors::sync_result>(ib, actors::sync_atom::value,
                                          actors::sync_config{}));
   BOOST_CHECK(res.clean());
   advance(1000ms, 50ms);
   BOOST_CHECK_EQUAL(query(ib).size(), n);
-  auto answered = session_of(status(a), "B").bytes_out - before.bytes_out;
+  auto answered = session_of(status(*a), "B").bytes_out - before.bytes_out;
   BOOST_TEST_MESSAGE("one copy " << one_copy << " B, sent after the pushes "
                                  << answered << " B");
   BOOST_CHECK_LT(answered, one_copy / 4);
@@ -480,29 +497,25 @@ BOOST_FIXTURE_TEST_CASE(an_answer_leaves_out_what_is_in_flight, sim_fixture) {
 // (the sender holds about two pieces decoded, not the whole delta), and an
 // explicit sync ends once all of what it pulled arrived: the answer's last
 // frame carries the clock.
-BOOST_FIXTURE_TEST_CASE(a_large_delta_is_read_in_pieces, sim_fixture) {
+BOOST_FIXTURE_TEST_CASE(a_large_delta_is_read_in_pieces, pair_fixture) {
   auto tune = [](actors::session_settings& s) {
     s.max_outstanding = 2;
     s.stream_piece = 200;
     s.anti_entropy_interval = 600s; // only the greeting's round, and sync
     s.on_change = false;            // changes reach B by pulls only
   };
-  auto& a = start("A", tune);
-  auto& b = start("B", tune);
-  auto ia = instance(a, "planner", "a1");
-  auto ib = instance(b, "planner", "b1");
+  start_pair(tune);
   constexpr size_t n = 2000;
-  for (size_t i = 0; i < n; ++i)
-    ok(learn(ia, fact_of("k" + std::to_string(i), "v")));
+  learn_at_a(n);
   link_params p;
   p.latency = 20ms;
-  link(a, b, p);
+  link(*a, *b, p);
   size_t max_pending = 0;
   size_t max_unread = 0;
   size_t seen = 0;
   for (int round = 0; round < 2000 && seen < n; ++round) {
     advance(10ms, 10ms);
-    auto st = session_of(status(a), "B");
+    auto st = session_of(status(*a), "B");
     max_pending = std::max<size_t>(max_pending, st.pending_versions);
     max_unread = std::max<size_t>(max_unread, st.unread_engrams);
     seen = query(ib).size();
@@ -512,11 +525,10 @@ BOOST_FIXTURE_TEST_CASE(a_large_delta_is_read_in_pieces, sim_fixture) {
                                     << max_pending);
   BOOST_CHECK_GE(max_unread, n / 2); // not read whole
   BOOST_CHECK_LE(max_pending, 400u); // two pieces
-  BOOST_CHECK_EQUAL(session_of(status(a), "B").unread_engrams, 0u);
+  BOOST_CHECK_EQUAL(session_of(status(*a), "B").unread_engrams, 0u);
   // More changes at A (not pushed): B's sync pulls all of them before it
   // ends.
-  for (size_t i = n; i < 2 * n; ++i)
-    ok(learn(ia, fact_of("k" + std::to_string(i), "v")));
+  learn_at_a(n, n);
   actors::sync_config cfg;
   cfg.timeout = 60s;
   auto res = ok(ask<actors::sync_result>(ib, actors::sync_atom::value, cfg));
