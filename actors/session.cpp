@@ -5,7 +5,10 @@
 //   SyncRequest{digest}               → SyncResponse{} when digests match
 //                                       (an idle anti-entropy round), else
 //                                       SyncRequest{since: responder context}
-//   SyncRequest{since}                → SyncResponse{deltas, clock, seq}
+//   SyncRequest{since}                → SyncResponse{deltas, seq}...,
+//                                       the last with the clock (what the
+//                                       peer misses, minus what is on its
+//                                       way to it, streamed in pieces)
 //   SyncResponse{deltas, seq}         → SyncAck{seq} once merged durably;
 //                                       a response with a clock is answered
 //                                       by what that clock misses (a push)
