@@ -5,6 +5,7 @@
 #include <caf/after.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/sec.hpp>
 #include <caf/send.hpp>
 #include <caf/system_messages.hpp>
 
@@ -17,7 +18,9 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <set>
+#include <thread>
 
 namespace engram::actors {
 
@@ -132,7 +135,16 @@ expected<uint16_t> publish(caf::actor_system& sys, const node& n,
 
 expected<remote_node> connect_remote(caf::actor_system& sys, const endpoint& at,
                                      milliseconds timeout) {
+  // A node that is busy, or just started, may not finish the handshake
+  // within the connection timeout (BASP then drops the connection): tried
+  // again until `timeout`.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   auto hdl = sys.middleman().remote_actor<node_actor>(at.host, at.port);
+  while (!hdl && hdl.error() == caf::sec::connection_timeout
+         && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    hdl = sys.middleman().remote_actor<node_actor>(at.host, at.port);
+  }
   if (!hdl)
     return make_error(errc::unavailable, "cannot reach a node at "
                                              + at.to_string() + ": "

@@ -59,7 +59,9 @@ struct remote_node {
   node_actor hdl;
 };
 
-/// Connects to the node published at `at` and asks its id (bounded).
+/// Connects to the node published at `at` and asks its id (bounded by
+/// `timeout`; a handshake the connection timeout cut short is tried again
+/// within it).
 expected<remote_node> connect_remote(caf::actor_system& sys, const endpoint& at,
                                      milliseconds timeout = milliseconds{5000});
 

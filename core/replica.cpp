@@ -704,15 +704,6 @@ std::optional<delta_entry> replica::entry_of(const engram_id& id) const {
   return delta_entry{id, std::move(key->context), std::move(key->versions)};
 }
 
-vector_clock replica::key_context(const engram_id& id) const {
-  auto* blob = entries_.find(id);
-  if (blob == nullptr)
-    return {};
-  packed::blob_view view;
-  packed::parse(blob, dict_, view);
-  return std::move(view.context);
-}
-
 std::vector<memory_view> replica::read(const engram_id& id) const {
   std::vector<memory_view> result;
   auto key = load(id);

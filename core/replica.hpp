@@ -229,11 +229,8 @@ public:
     return entries_.find(id) != nullptr;
   }
 
-  /// The version vector of the writes to `id` seen (empty when unknown).
-  vector_clock key_context(const engram_id& id) const;
-
-  /// An engram's version vector and versions, read in one go (nullopt when
-  /// unknown); the versions in the order held.
+  /// An engram's version vector (the writes to it seen) and versions, read
+  /// in one go (nullopt when unknown); the versions in the order held.
   std::optional<delta_entry> entry_of(const engram_id& id) const;
 
   /// Calls `f(id, versions)` for every engram held when the call began, in

@@ -318,7 +318,8 @@ BOOST_AUTO_TEST_CASE(a_delta_read_in_pieces_is_the_delta_since) {
     BOOST_REQUIRE_EQUAL(piece.entries.size(), piece_ids.size() - 1);
     for (size_t k = 0; k < piece.entries.size(); ++k) {
       BOOST_CHECK(piece.entries[k].id == piece_ids[k]);
-      BOOST_CHECK(piece.entries[k].context == a.mem.key_context(piece_ids[k]));
+      BOOST_CHECK(piece.entries[k].context
+                  == a.mem.entry_of(piece_ids[k])->context);
     }
     std::vector<dot> dots;
     for (auto& e : piece.entries)

@@ -228,6 +228,25 @@ BOOST_AUTO_TEST_CASE(a_frozen_peer_is_detected_within_two_seconds) {
       2000);
 }
 
+// A node that does not answer the handshake within the connection timeout
+// (1 s; here it is stopped for 1.6 s, as a loaded machine can delay a node
+// just started) is still reached within the caller's bound.
+BOOST_AUTO_TEST_CASE(a_node_slow_to_answer_the_handshake_is_still_reached) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  c.nodes[n1].proc.signal(SIGSTOP);
+  std::thread resume{[&] {
+    std::this_thread::sleep_for(1600ms);
+    c.nodes[n1].proc.signal(SIGCONT);
+  }};
+  auto remote = actors::connect_remote(
+      c.sys, actors::endpoint{"127.0.0.1", c.nodes[n1].port}, 5s);
+  resume.join();
+  if (!remote)
+    BOOST_FAIL(remote.error_value().to_string());
+  BOOST_CHECK_EQUAL(remote->id, "n1");
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_shuts_down_cleanly_and_keeps_the_data) {
   cluster c;
   auto n1 = c.start("n1", {});
