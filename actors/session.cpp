@@ -241,18 +241,6 @@ causal_context expected_context(session_ptr self, causal_context peer) {
   return peer;
 }
 
-// An answer computed against more than the peer's context (with what is on
-// its way to it) does not carry everything the peer lacks: it must name
-// only its own versions' events, or the peer would take the events on
-// their way as seen, and drop their versions if they arrive after it.
-void own_events_only(replica_delta& delta) {
-  std::vector<dot> dots;
-  for (auto& entry : delta.entries)
-    for (auto& v : entry.versions)
-      dots.push_back(v.tag);
-  delta.context = causal_context{std::move(dots)};
-}
-
 // Queues a delta's frames, after what is pending (an answer that carries
 // no versions but the responder's context too: the peer adds it).
 void queue_parts(session_ptr self, replica_delta&& delta) {
@@ -587,8 +575,8 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
                 .then([=](replica_delta& missing, std::vector<engram_id>& rest,
                           causal_context&) {
                   auto& s2 = self->state;
-                  if (partial)
-                    own_events_only(missing);
+                  if (partial) // see on_sync_request
+                    missing.context = own_dots(missing);
                   // The round's own push: it ends when the stream does.
                   if (s2.round_open && s2.round_pulled && s2.round_push_seq == 0
                       && !s2.round_streaming) {
@@ -647,8 +635,13 @@ void on_sync_request(session_ptr self, v1::SyncRequest& msg) {
                   std::move(expected), st.peer_node, first_piece(st))
         .then([=](replica_delta& missing, std::vector<engram_id>& rest,
                   causal_context& context) {
+          // Computed against more than the peer's context (with what is
+          // on its way to it), the answer does not carry everything the
+          // peer lacks: it names only its own versions' events, or the peer
+          // would take the events on their way as seen, and drop their
+          // versions if they arrive after it.
           if (partial)
-            own_events_only(missing);
+            missing.context = own_dots(missing);
           send_missing(self, std::move(missing), std::move(rest), &context);
         });
     return;

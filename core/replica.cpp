@@ -143,6 +143,15 @@ replica_delta join_deltas(std::vector<replica_delta>&& parts) {
   return result;
 }
 
+causal_context own_dots(const replica_delta& delta) {
+  std::vector<dot> dots;
+  dots.reserve(delta.version_count());
+  for (auto& entry : delta.entries)
+    for (auto& v : entry.versions)
+      dots.push_back(v.tag);
+  return causal_context{std::move(dots)};
+}
+
 std::vector<replica_delta> split_delta(replica_delta&& delta,
                                        size_t max_versions) {
   std::vector<replica_delta> parts;
@@ -169,14 +178,12 @@ std::vector<replica_delta> split_delta(replica_delta&& delta,
   });
   replica_delta current;
   size_t count = 0;
-  std::vector<dot> dots;
   auto close = [&] {
     std::sort(current.entries.begin(), current.entries.end(),
               [](const delta_entry& x, const delta_entry& y) {
                 return x.id < y.id;
               });
-    current.context = causal_context{std::move(dots)};
-    dots.clear();
+    current.context = own_dots(current);
     parts.push_back(std::move(current));
     current = replica_delta{};
     count = 0;
@@ -186,8 +193,6 @@ std::vector<replica_delta> split_delta(replica_delta&& delta,
     if (count > 0 && count + entry.versions.size() > max_versions)
       close();
     count += entry.versions.size();
-    for (auto& v : entry.versions)
-      dots.push_back(v.tag);
     current.entries.push_back(std::move(entry));
   }
   if (count > 0)
@@ -777,14 +782,10 @@ replica_delta
 filter_delta(const replica_delta& delta,
              const std::function<bool(const std::vector<version>&)>& keep) {
   replica_delta result;
-  for (auto& entry : delta.entries) {
-    if (!keep(entry.versions))
-      continue;
-    for (auto& v : entry.versions)
-      result.context.insert(v.tag);
-    result.entries.push_back(entry);
-  }
-  result.context.compact();
+  for (auto& entry : delta.entries)
+    if (keep(entry.versions))
+      result.entries.push_back(entry);
+  result.context = own_dots(result);
   return result;
 }
 
@@ -892,7 +893,6 @@ replica::missing_since(const causal_context& peer) const {
 replica_delta replica::delta_of(const std::vector<engram_id>& ids) const {
   replica_delta result;
   result.entries.reserve(ids.size());
-  std::vector<dot> dots;
   packed::blob_view view;
   for (auto& id : ids) {
     auto* blob = entries_.find(id);
@@ -901,11 +901,9 @@ replica_delta replica::delta_of(const std::vector<engram_id>& ids) const {
     packed::parse(blob, dict_, view);
     delta_entry entry{view.id, view.context, packed::decode_all(view, dict_)};
     std::sort(entry.versions.begin(), entry.versions.end(), tag_less);
-    for (auto& v : entry.versions)
-      dots.push_back(v.tag);
     result.entries.push_back(std::move(entry));
   }
-  result.context = causal_context{std::move(dots)};
+  result.context = own_dots(result);
   return result;
 }
 

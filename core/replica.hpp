@@ -87,6 +87,10 @@ replica_delta
 filter_delta(const replica_delta& delta,
              const std::function<bool(const std::vector<version>&)>& keep);
 
+/// The dots of the versions `delta` carries: the context of a delta that
+/// claims no more than it carries (a part, a piece, a filtered share).
+causal_context own_dots(const replica_delta& delta);
+
 /// Joins delta `other` into delta `into` (delta groups for batching).
 void join_deltas(replica_delta& into, const replica_delta& other);
 

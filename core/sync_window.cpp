@@ -41,23 +41,24 @@ bool outbox::acknowledge(uint64_t sequence) {
   return true;
 }
 
+bool outbox::overdue(const entry& e, time_point now) const {
+  // Backoff: 2x, 4x, then 8x the timeout between attempts.
+  auto next = e.last_sent + rto_ * (1u << std::min(e.attempts, 3u));
+  bool progressing = last_ack_ != time_point{} && now - last_ack_ < rto_;
+  return next <= now && !(progressing && next + 2 * rto_ > now);
+}
+
 bool outbox::on_its_way(uint64_t sequence, time_point now) const {
   auto i = pending_.find(sequence);
-  if (i == pending_.end() || i->second.attempts > 0)
-    return false;
-  bool progressing = last_ack_ != time_point{} && now - last_ack_ < rto_;
-  auto next = i->second.sent + rto_;
-  return next > now || (progressing && next + 2 * rto_ > now);
+  return i != pending_.end() && i->second.attempts == 0
+         && !overdue(i->second, now);
 }
 
 std::vector<const std::string*> outbox::due(time_point now) {
   std::vector<const std::string*> result;
-  bool progressing = last_ack_ != time_point{} && now - last_ack_ < rto_;
   for (auto i = pending_.begin(); i != pending_.end();) {
     auto& e = i->second;
-    // Backoff: 2x, 4x, then 8x the timeout between attempts.
-    auto next = e.last_sent + rto_ * (1u << std::min(e.attempts, 3u));
-    if (next > now || (progressing && next + 2 * rto_ > now)) {
+    if (!overdue(e, now)) {
       ++i;
       continue;
     }

@@ -86,6 +86,8 @@ private:
     time_point last_sent;
     uint32_t attempts = 0;
   };
+  /// True when `e` is due for a resend at `now`.
+  bool overdue(const entry& e, time_point now) const;
   duration retransmit_after_;
   duration rto_ = retransmit_after_;
   duration srtt_{0};
