@@ -232,13 +232,17 @@ expected<write_plan> plan_write(agent_ptr self, const engram_record& e) {
   for (auto& [peer, s] : st.sessions)
     if (place.holds(peer, e) && live(peer))
       plan.targets.emplace_back(peer, s);
-  if (plan.targets.size() < needed)
-    return make_error(errc::unavailable,
-                      std::string{"write at "} + to_string(level) + " needs "
-                          + std::to_string(needed + (here ? 1 : 0)) + " of "
-                          + std::to_string(replicas) + " replicas, "
-                          + std::to_string(plan.targets.size() + (here ? 1 : 0))
-                          + " reachable");
+  if (plan.targets.size() < needed) {
+    auto err
+        = make_error(errc::unavailable,
+                     std::string{"write at "} + to_string(level) + " needs "
+                         + std::to_string(needed + (here ? 1 : 0)) + " of "
+                         + std::to_string(replicas) + " replicas, "
+                         + std::to_string(plan.targets.size() + (here ? 1 : 0))
+                         + " reachable: refused, nothing was stored");
+    err.subject = e.id.to_string();
+    return err;
+  }
   plan.needed = needed;
   return plan;
 }
@@ -291,11 +295,16 @@ caf::result<engram_id> commit(agent_ptr self, expected<replica_delta> delta,
               std::string who;
               for (auto& f : t->failed)
                 who += (who.empty() ? "" : ", ") + f;
-              rp.deliver(to_caf(make_error(
-                  errc::unavailable,
+              // Stored here: not refused. The caller must not retry it as
+              // a new write; it reaches the replicas when they return.
+              auto unconfirmed = make_error(
+                  errc::not_confirmed,
                   std::string{"write at "} + to_string(level)
-                      + " not confirmed by enough replicas: " + who
-                      + "; it is stored here and syncs when they return")));
+                      + " stored on this node but not confirmed by enough "
+                        "replicas: "
+                      + who + "; it syncs when they return");
+              unconfirmed.subject = id.to_string();
+              rp.deliver(to_caf(unconfirmed));
             });
   }
   return rp;
@@ -339,6 +348,7 @@ caf::result<engram_id> write_here(agent_ptr self, engram_record value) {
                              "engram " + id.to_string() + " was shared with "
                                  + self->state.cfg.agent_id
                                  + " read-only: it cannot be modified"));
+  value.id = id;
   auto plan = plan_write(self, value);
   if (!plan)
     return to_caf(plan.error_value());
@@ -367,9 +377,12 @@ caf::result<engram_id> route_write(agent_ptr self, engram_record value) {
     std::string nodes;
     for (auto& n : place.replicas(p))
       nodes += (nodes.empty() ? "" : ", ") + n;
-    return to_caf(make_error(errc::unavailable,
-                             "no replica of partition " + std::to_string(p)
-                                 + " is reachable (" + nodes + ")"));
+    auto err = make_error(errc::unavailable,
+                          "no replica of partition " + std::to_string(p)
+                              + " is reachable (" + nodes
+                              + "): refused, nothing was stored");
+    err.subject = value.id.to_string();
+    return to_caf(err);
   }
   if (*target == self_node(self))
     return write_here(self, std::move(value));
@@ -386,17 +399,33 @@ caf::result<engram_id> route_write(agent_ptr self, engram_record value) {
                 },
                 [=](caf::error& err) mutable {
                   auto e = from_caf(err);
-                  if (e.code == errc::timeout || e.code == errc::unavailable)
+                  if (!is_engram_error(err)) {
+                    // The request or its answer was lost on the way: the
+                    // coordinator may have stored the write, or not.
                     self->state.remote.erase(node);
-                  rp.deliver(err);
+                    e = make_error(errc::timeout,
+                                   "node " + node
+                                       + " (coordinator of partition "
+                                       + std::to_string(p)
+                                       + ") did not answer: the write's "
+                                         "outcome is unknown ("
+                                       + e.message + ")");
+                    e.subject = value.id.to_string();
+                  } else if (e.code == errc::timeout
+                             || e.code == errc::unavailable) {
+                    self->state.remote.erase(node);
+                  }
+                  rp.deliver(to_caf(e));
                 });
       },
       [=](caf::error& err) mutable {
-        rp.deliver(to_caf(
-            make_error(errc::unavailable,
-                       "node " + node + " (coordinator of " + "partition "
-                           + std::to_string(p)
-                           + ") is unreachable: " + from_caf(err).message)));
+        auto e = make_error(errc::unavailable,
+                            "node " + node + " (coordinator of partition "
+                                + std::to_string(p)
+                                + ") is unreachable: " + from_caf(err).message
+                                + ": refused, nothing was stored");
+        e.subject = value.id.to_string();
+        rp.deliver(to_caf(e));
       });
   return rp;
 }

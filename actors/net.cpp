@@ -145,10 +145,19 @@ expected<remote_node> connect_remote(caf::actor_system& sys, const endpoint& at,
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
     hdl = sys.middleman().remote_actor<node_actor>(at.host, at.port);
   }
-  if (!hdl)
+  if (!hdl) {
+    // Connected, but the node did not complete the handshake in time (it
+    // is frozen or overloaded): no answer, which is not "unreachable".
+    if (hdl.error() == caf::sec::connection_timeout)
+      return make_error(errc::timeout,
+                        "the node at " + at.to_string()
+                            + " accepted the connection but did not answer "
+                              "within "
+                            + std::to_string(timeout.count()) + " ms");
     return make_error(errc::unavailable, "cannot reach a node at "
                                              + at.to_string() + ": "
                                              + sys.render(hdl.error()));
+  }
   caf::scoped_actor self{sys};
   expected<remote_node> result = make_error(errc::timeout, "no answer");
   self->request(*hdl, timeout, status_atom::value)

@@ -65,16 +65,29 @@ constexpr auto error_category = caf::atom("engram");
 } // namespace
 
 caf::error to_caf(const error& e) {
+  if (e.subject.empty())
+    return caf::error{static_cast<uint8_t>(e.code), error_category,
+                      caf::make_message(e.message)};
   return caf::error{static_cast<uint8_t>(e.code), error_category,
-                    caf::make_message(e.message)};
+                    caf::make_message(e.message, e.subject)};
+}
+
+bool is_engram_error(const caf::error& e) {
+  return e && e.category() == error_category;
 }
 
 error from_caf(const caf::error& e) {
   if (e.category() == error_category) {
     std::string message;
-    if (e.context().match_elements<std::string>())
+    std::string subject;
+    if (e.context().match_elements<std::string>()) {
       message = e.context().get_as<std::string>(0);
-    return error{static_cast<errc>(e.code()), std::move(message)};
+    } else if (e.context().match_elements<std::string, std::string>()) {
+      message = e.context().get_as<std::string>(0);
+      subject = e.context().get_as<std::string>(1);
+    }
+    return error{static_cast<errc>(e.code()), std::move(message),
+                 std::move(subject)};
   }
   if (e.category() == caf::atom("system")) {
     auto code = static_cast<caf::sec>(e.code());

@@ -248,6 +248,10 @@ caf::error to_caf(const error& e);
 /// `timeout` / `unavailable`; errors made by `to_caf` come back unchanged.
 error from_caf(const caf::error& e);
 
+/// Whether `e` was made by `to_caf` (an answer of an Engram actor), not by
+/// CAF (a request that timed out, a receiver that went away).
+bool is_engram_error(const caf::error& e);
+
 // -- serialization of core types (as protobuf bytes) ------------------------
 
 namespace detail {

@@ -29,6 +29,9 @@ const char* to_string(errc code) noexcept {
     case errc::timeout: return "timeout";
     case errc::unavailable: return "unavailable";
     case errc::permission_denied: return "permission_denied";
+    case errc::not_confirmed: return "not_confirmed";
+    case errc::clock_offset: return "clock_offset";
+    case errc::damaged_store: return "damaged_store";
   }
   return "unknown_error";
 }

@@ -61,6 +61,19 @@ enum class errc : uint8_t {
   /// The caller's role does not allow the operation (e.g. an Observer
   /// writing a federation's memory).
   permission_denied,
+  /// A write was stored durably on the node that coordinated it, but not
+  /// confirmed by as many replicas as its consistency level needs in time.
+  /// It stays stored and syncs when they return: retrying it writes a new
+  /// version. (`unavailable` on a write means it was refused and nothing
+  /// was stored; `timeout` means its outcome is unknown.)
+  not_confirmed,
+  /// Clocks disagree by more than the configured bound (`max_clock_offset`):
+  /// a node refuses to sync with such a peer, and refuses writes while its
+  /// own clock is off from most of its peers'.
+  clock_offset,
+  /// A store on disk is damaged (a file is truncated, corrupt or missing):
+  /// it is refused rather than opened with part of its data.
+  damaged_store,
 };
 
 /// Returns the name of an error code, e.g. "invalid_confidence".
@@ -70,6 +83,10 @@ const char* to_string(errc code) noexcept;
 struct error {
   errc code;
   std::string message;
+  /// What the error is about when it names one thing, e.g. the id (hex) of
+  /// the engram a `not_confirmed` write stored, or that an `unavailable`
+  /// write would have written. Empty otherwise.
+  std::string subject = {};
 
   /// Returns "<code>: <message>".
   std::string to_string() const;

@@ -8,8 +8,11 @@
 //   engram --agent alice federation create Research --member bob
 //
 // Exit codes: 0 done, 1 the node refused or failed the operation (the
-// message says why), 2 bad usage, 3 the node cannot be reached, 4 no
-// answer in time.
+// message says why; a refused write stored nothing), 2 bad usage, 3 the
+// node cannot be reached, 4 no answer in time (for a write: its outcome is
+// unknown), 5 a write stored on the node but not confirmed by as many
+// replicas as its consistency level needs (do not retry it: it syncs when
+// they return).
 
 #include "actors/net.hpp"
 #include "apps/common/client_config.hpp"
@@ -42,21 +45,49 @@ constexpr int exit_failed = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_unreachable = 3;
 constexpr int exit_timeout = 4;
+constexpr int exit_not_confirmed = 5;
 
 using apps::client_config;
 
-/// A failure with its exit code.
+/// A failure with its exit code, and the error it came from (when the node
+/// answered with one).
 struct failure {
   int code;
   std::string message;
+  std::optional<error> cause = std::nullopt;
 };
 
 int exit_code_of(const error& e) {
-  return e.code == errc::timeout ? exit_timeout : exit_failed;
+  switch (e.code) {
+    case errc::timeout: return exit_timeout;
+    case errc::not_confirmed: return exit_not_confirmed;
+    default: return exit_failed;
+  }
 }
 
 [[noreturn]] void fail(const error& e) {
-  throw failure{exit_code_of(e), e.to_string()};
+  throw failure{exit_code_of(e), e.to_string(), e};
+}
+
+/// The JSON a failed command prints: the message, the exit code, the
+/// error's name and, for a write, whether it was stored ("stored": true
+/// when stored but not confirmed, false when refused, null when unknown)
+/// and the id of its engram.
+json failure_json(const failure& f, bool writing) {
+  json out{{"error", f.message}, {"exit", f.code}};
+  if (!f.cause)
+    return out;
+  out["code"] = to_string(f.cause->code);
+  if (!writing)
+    return out;
+  switch (f.cause->code) {
+    case errc::not_confirmed: out["stored"] = true; break;
+    case errc::timeout: out["stored"] = nullptr; break;
+    default: out["stored"] = false; break;
+  }
+  if (!f.cause->subject.empty())
+    out["id"] = f.cause->subject;
+  return out;
 }
 
 template<class T>
@@ -84,10 +115,19 @@ public:
     if (!at)
       throw failure{exit_usage, "--node: " + at.error_value().message};
     auto remote = actors::connect_remote(sys, *at, timeout_);
-    if (!remote)
-      throw failure{exit_unreachable, "cannot reach engramd at " + opts.node
-                                          + ": "
-                                          + remote.error_value().message};
+    if (!remote) {
+      auto& e = remote.error_value();
+      // Connected, but the node did not answer in time: a timeout, not an
+      // unreachable node.
+      if (e.code == errc::timeout)
+        throw failure{exit_timeout,
+                      "engramd at " + opts.node + " did not answer within "
+                          + std::to_string(opts.timeout_ms) + " ms",
+                      e};
+      throw failure{exit_unreachable,
+                    "cannot reach engramd at " + opts.node + ": " + e.message,
+                    e};
+    }
     node_ = remote->hdl;
     node_id_ = remote->id;
   }
@@ -363,6 +403,8 @@ int main(int argc, char** argv) {
   bool contested = false, instance_scope = false, writable = false,
        redact = false;
   std::function<int(session&)> run;
+  // The verb writes (its failures say whether anything was stored).
+  bool writing = false;
 
   auto* status = app.add_subcommand("status", "the node's agents and sessions");
   status->callback([&] {
@@ -431,6 +473,7 @@ int main(int argc, char** argv) {
   learn->add_option("value", a2)->required();
   add_learn_options(learn);
   learn->callback([&] {
+    writing = true;
     run = [&](session& s) {
       return learn_record(s, keyed(fact{a1, a2}, confidence));
     };
@@ -442,6 +485,7 @@ int main(int argc, char** argv) {
   believe->add_option("object", a3)->required();
   add_learn_options(believe);
   believe->callback([&] {
+    writing = true;
     run = [&](session& s) {
       return learn_record(s, keyed(belief{a1, a2, a3}, confidence));
     };
@@ -505,6 +549,7 @@ int main(int argc, char** argv) {
   forget->add_option("id", a1)->required();
   forget->add_option("--reason", reason, "why (kept with the tombstone)");
   forget->callback([&] {
+    writing = true;
     run = [&](session& s) {
       auto id = engram_id::parse(a1);
       if (!id)
@@ -837,6 +882,7 @@ int main(int argc, char** argv) {
   canswer->add_option("option", a1)->required();
   canswer->add_option("--federation", fed_id, "a federation's question");
   canswer->callback([&] {
+    writing = true;
     run = [&](session& s) {
       auto id = fed_id.empty() ? s.call<engram_id>(
                     s.instance(), actors::answer_atom::value, conflict_id, a1)
@@ -862,7 +908,7 @@ int main(int argc, char** argv) {
     return run(s);
   } catch (const failure& f) {
     if (opts.json)
-      std::cout << json{{"error", f.message}, {"exit", f.code}}.dump() << '\n';
+      std::cout << failure_json(f, writing).dump() << '\n';
     std::cerr << "engram: " << f.message << '\n';
     return f.code;
   }

@@ -1,10 +1,12 @@
 // The engram CLI against real engramd processes: every verb, --json
-// output, and the exit codes of failures (refused 1, usage 2, node down 3).
+// output, and the exit codes of failures (refused 1, usage 2, node down 3,
+// no answer in time 4, stored but not confirmed 5).
 
 #include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <csignal>
+#include <fstream>
 
 #include "cluster.hpp"
 
@@ -21,20 +23,25 @@ struct cli_result {
   int code = -1;
   std::string out;
 
+  // The JSON printed on stdout (a failure's message follows on stderr,
+  // which the log interleaves after it).
   json parsed() const {
     try {
       return json::parse(out);
-    } catch (const std::exception& e) {
+    } catch (const std::exception&) {
+    }
+    try {
+      return json::parse(out.substr(0, out.find('\n')));
+    } catch (const std::exception&) {
       BOOST_ERROR("not JSON: " << out);
       return json{};
     }
   }
 };
 
-struct cli_fixture {
+// A cluster (its nodes started by the test) and the CLI to drive it.
+struct cli_base {
   cluster c;
-  size_t n1 = c.start("n1", {});
-  size_t n2 = c.start("n2", {c.nodes[n1].port});
 
   // Runs `engram --node <node i> args...` to completion (bounded).
   cli_result run(size_t i, std::vector<std::string> args) {
@@ -59,6 +66,12 @@ struct cli_fixture {
     });
     return r;
   }
+};
+
+// Two nodes, n2 seeded with n1.
+struct cli_fixture : cli_base {
+  size_t n1 = c.start("n1", {});
+  size_t n2 = c.start("n2", {c.nodes[n1].port});
 };
 
 } // namespace
@@ -188,6 +201,101 @@ BOOST_FIXTURE_TEST_CASE(failures_have_clear_messages_and_exit_codes,
   auto down = run(n2, {"--agent", "a", "--json", "query"});
   BOOST_CHECK_EQUAL(down.code, 3);
   BOOST_CHECK(down.out.find("cannot reach engramd") != std::string::npos);
+}
+
+// Three nodes, Quorum writes. A write whose replicas stop answering after
+// it was planned is stored on its coordinator but not confirmed (exit 5,
+// "stored": true, its id); a write whose level cannot be met is refused
+// before anything is stored (exit 1, "stored": false). Only the first
+// reaches every node once they are back.
+BOOST_FIXTURE_TEST_CASE(a_write_outcome_is_unambiguous, cli_base) {
+  {
+    std::ofstream cfg{c.dir.sub("slow.toml")};
+    // Frozen peers stay "live" for 10 s: the write below is planned, then
+    // waits for confirmations that do not come within its timeout.
+    cfg << "heartbeat_ms = 200\nconnection_timeout_ms = 10000\n"
+        << "[replication]\nwrite_timeout_ms = 600\n";
+  }
+  c.common = {"--config",
+              c.dir.sub("slow.toml"),
+              "--member",
+              "n1",
+              "--member",
+              "n2",
+              "--member",
+              "n3",
+              "--replication-factor",
+              "3",
+              "--consistency",
+              "quorum"};
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  auto n3 = c.start("n3", {c.nodes[n1].port, c.nodes[n2].port});
+  auto& cl = c;
+  auto& cli_of = *this;
+  auto first = cli_of.until_ok(n3, {"--agent", "ann", "learn", "k0", "v0"});
+  BOOST_REQUIRE_EQUAL(first.code, 0);
+  // Both other replicas freeze: the write is stored on n3 only.
+  cl.nodes[n1].proc.signal(SIGSTOP);
+  cl.nodes[n2].proc.signal(SIGSTOP);
+  auto unconfirmed
+      = cli_of.run(n3, {"--agent", "ann", "--json", "learn", "k1", "v1"});
+  BOOST_CHECK_EQUAL(unconfirmed.code, 5);
+  auto j = unconfirmed.parsed();
+  BOOST_CHECK_EQUAL(j["code"], "not_confirmed");
+  BOOST_CHECK_EQUAL(j["stored"], true);
+  BOOST_REQUIRE(j.contains("id"));
+  BOOST_CHECK_EQUAL(j["id"].get<std::string>().size(), 32u);
+  cl.nodes[n1].proc.signal(SIGCONT);
+  cl.nodes[n2].proc.signal(SIGCONT);
+  // It reaches both once they are back.
+  auto holds = [&](size_t i, const std::string& key) {
+    auto r = cli_of.run(
+        i, {"--agent", "ann", "--json", "query", "--consistency", "local"});
+    if (r.code != 0)
+      return false;
+    for (auto& v : r.parsed())
+      if (v.value("key", "") == key)
+        return true;
+    return false;
+  };
+  BOOST_CHECK(until(
+      [&] {
+        return holds(n1, "k1") && holds(n2, "k1");
+      },
+      20s));
+  // Both other replicas gone: refused at once, nothing stored.
+  cl.nodes[n1].proc.signal(SIGKILL);
+  cl.nodes[n2].proc.signal(SIGKILL);
+  BOOST_REQUIRE(until([&] {
+    auto r = cli_of.run(n3, {"--json", "status"});
+    if (r.code != 0)
+      return false;
+    for (auto& s : r.parsed()["sessions"])
+      if (s["established"].get<bool>())
+        return false;
+    return true;
+  }));
+  auto refused
+      = cli_of.run(n3, {"--agent", "ann", "--json", "learn", "k2", "v2"});
+  BOOST_CHECK_EQUAL(refused.code, 1);
+  auto r = refused.parsed();
+  BOOST_CHECK_EQUAL(r["code"], "unavailable");
+  BOOST_CHECK_EQUAL(r["stored"], false);
+  BOOST_CHECK(r["error"].get<std::string>().find("nothing was stored")
+              != std::string::npos);
+  BOOST_CHECK(holds(n3, "k1"));
+  BOOST_CHECK(!holds(n3, "k2"));
+}
+
+// A node that accepts the connection but never answers (frozen): the
+// client gives up after its timeout with exit 4, not 3.
+BOOST_FIXTURE_TEST_CASE(a_frozen_node_times_out_with_exit_4, cli_fixture) {
+  c.nodes[n2].proc.signal(SIGSTOP);
+  auto frozen = run(n2, {"--timeout", "1500", "--json", "status"});
+  c.nodes[n2].proc.signal(SIGCONT);
+  BOOST_CHECK_EQUAL(frozen.code, 4);
+  BOOST_CHECK_EQUAL(frozen.parsed()["exit"], 4);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
