@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -121,6 +122,40 @@ void configure_network(caf::actor_system_config& cfg, milliseconds heartbeat,
   // timer slack). Skipping the phase, an idle thread waits on the condition
   // variable right away and the enqueue wakes it: lower latency, less CPU.
   cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+}
+
+expected<void> check_listen(const endpoint& at) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  auto port = std::to_string(at.port);
+  if (auto rc = ::getaddrinfo(at.host.c_str(), port.c_str(), &hints, &found);
+      rc != 0)
+    return make_error(errc::invalid_argument, "cannot resolve '" + at.host
+                                                  + "': " + ::gai_strerror(rc));
+  std::string why = "no address";
+  bool ok = false;
+  for (auto* ai = found; ai != nullptr && !ok; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                      ai->ai_protocol);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+      ok = true;
+    else
+      why = std::strerror(errno);
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  if (!ok)
+    return make_error(errc::unavailable,
+                      "cannot listen on " + at.to_string() + ": " + why);
+  return {};
 }
 
 expected<uint16_t> publish(caf::actor_system& sys, const node& n,
@@ -234,13 +269,16 @@ void peer_keeper::run() {
   // Per seed: the address of the remote node while connected.
   std::vector<caf::actor_addr> up(seeds_.size());
   std::vector<bool> reported_failure(seeds_.size(), false);
+  // Seeds that turned out to be this node itself (a shared seed list): not
+  // dialled again.
+  std::vector<bool> is_self(seeds_.size(), false);
   auto event = [&](const char* what, size_t i, const std::string& detail) {
     if (on_event_)
       on_event_(what, seeds_[i].to_string(), detail);
   };
   while (!stop_) {
     for (size_t i = 0; i < seeds_.size() && !stop_; ++i) {
-      if (up[i])
+      if (up[i] || is_self[i])
         continue;
       expected<remote_node> remote = make_error(
           errc::unavailable, "cannot reach a node at " + seeds_[i].to_string()
@@ -254,6 +292,11 @@ void peer_keeper::run() {
         continue;
       }
       reported_failure[i] = false;
+      if (remote->id == node_.id()) {
+        is_self[i] = true;
+        event("seed_is_self", i, remote->id);
+        continue;
+      }
       // Both nodes become peers of each other: we add it, and introduce
       // ourselves (it may not have us among its seeds).
       node_.add_peer(remote->id, caf::actor_cast<peer_actor>(remote->hdl));

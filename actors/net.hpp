@@ -48,6 +48,10 @@ void configure_network(caf::actor_system_config& cfg,
                        milliseconds heartbeat = milliseconds{200},
                        milliseconds connection_timeout = milliseconds{1000});
 
+/// Whether a node could listen at `at` now (the address is local and the
+/// port free; port 0 always is): what `engramd --check-config` checks.
+expected<void> check_listen(const endpoint& at);
+
 /// Publishes `n`'s node actor at `at` (port 0: a free port); returns the
 /// port bound.
 expected<uint16_t> publish(caf::actor_system& sys, const node& n,
@@ -71,8 +75,9 @@ expected<remote_node> connect_remote(caf::actor_system& sys, const endpoint& at,
 class peer_keeper {
 public:
   /// Called for every connection event: ("peer_up" | "peer_down" |
-  /// "connect_failed", the seed, a detail such as the peer's node id or
-  /// the error).
+  /// "connect_failed" | "seed_is_self", the seed, a detail such as the
+  /// peer's node id or the error). A seed that is this node itself (one
+  /// seed list shared by every node) is reported once and then ignored.
   using event_handler = std::function<void(
       const std::string& event, const std::string& seed, const std::string&)>;
 

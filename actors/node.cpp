@@ -117,7 +117,7 @@ void on_node_frame(node_ptr self, const wire_frame& frame) {
     return;
   std::vector<std::string> agents;
   for (auto& a : dir->agents())
-    if (validate_id(a, "agent id"))
+    if (validate_name(a, "agent id"))
       agents.push_back(a);
   std::vector<std::string> gone{dir->gone().begin(), dir->gone().end()};
   st.ctx->dir->announce(frame.from_node, agents, dir->full(), gone);
@@ -248,7 +248,7 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         auto agent = st.agents.find(frame.agent);
         if (agent == st.agents.end()) {
           if (!placed(st.ctx->config) || st.peers.count(frame.from_node) == 0
-              || !validate_id(frame.agent, "agent id")
+              || !validate_name(frame.agent, "agent id")
               || is_federation_id(frame.agent))
             return; // an agent not hosted here: nothing to sync
           host_agent(self, frame.agent);
@@ -264,15 +264,15 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         self->send(s->second, std::move(frame));
       },
       [=](agent_atom, const std::string& agent_id) -> caf::result<agent_actor> {
-        if (auto ok = validate_id(agent_id, "agent id"); !ok)
+        if (auto ok = validate_name(agent_id, "agent id"); !ok)
           return to_caf(ok.error_value());
         return host_agent(self, agent_id).hdl;
       },
       [=](instance_atom, const std::string& agent_id,
           const std::string& instance_id) -> caf::result<instance_actor> {
-        if (auto ok = validate_id(agent_id, "agent id"); !ok)
+        if (auto ok = validate_name(agent_id, "agent id"); !ok)
           return to_caf(ok.error_value());
-        if (auto ok = validate_id(instance_id, "instance id"); !ok)
+        if (auto ok = validate_name(instance_id, "instance id"); !ok)
           return to_caf(ok.error_value());
         auto& st = self->state;
         host_agent(self, agent_id);
@@ -289,7 +289,8 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
       },
       [=](peer_atom, const std::string& peer_node, peer_actor& peer) {
         auto& st = self->state;
-        if (peer_node == st.ctx->config.node_id)
+        if (peer_node == st.ctx->config.node_id || !peer
+            || !validate_name(peer_node, "peer node id"))
           return;
         auto& known = st.peers[peer_node];
         // CAF compares handles by (node, actor id): a proxy made by a new
@@ -404,7 +405,7 @@ void node::stop() {
 
 expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
                                             node_config cfg) {
-  if (auto ok = validate_id(cfg.node_id, "node id"); !ok)
+  if (auto ok = validate_name(cfg.node_id, "node id"); !ok)
     return ok.error_value();
   if (cfg.data_dir.empty())
     return make_error(errc::invalid_argument,
@@ -420,6 +421,9 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   auto db = persistence::database::open(opts);
   if (!db)
     return db.error_value();
+  if (cfg.on_event) // what the open noticed and took care of
+    for (auto& note : (*db)->notes())
+      cfg.on_event("store_note", {{"node", cfg.node_id}, {"note", note}});
   auto ctx = std::make_shared<node_context>();
   ctx->config = std::move(cfg);
   ctx->db = std::move(*db);

@@ -98,8 +98,36 @@ expected<void> validate(const engram_record& value) {
     if (!in_unit_interval(hop.trust))
       return make_error(errc::invalid_confidence,
                         "provenance trust must lie in [0, 1]");
+  // Texts are UTF-8 (the wire's string fields); only a fact's value is
+  // bytes.
+  auto text = [](const std::string& x, const char* what) -> expected<void> {
+    if (is_utf8(x))
+      return {};
+    return make_error(errc::invalid_argument,
+                      std::string{what} + " is not valid UTF-8");
+  };
+  for (auto& hop : value.origin.hops) {
+    if (auto ok = text(hop.agent, "a provenance hop's agent"); !ok)
+      return ok;
+    if (auto ok = text(hop.transform, "a provenance hop's transform"); !ok)
+      return ok;
+  }
+  if (auto ok = text(value.origin.origin_agent, "the origin agent"); !ok)
+    return ok;
+  if (auto ok = text(value.origin.origin_instance, "the origin instance"); !ok)
+    return ok;
+  if (auto ok = text(value.forget_reason, "the reason to forget"); !ok)
+    return ok;
   if (value.tombstone)
     return {}; // content of a forgotten engram is cleared
+  if (auto* e = std::get_if<episode>(&value.body))
+    for (auto& ev : e->events)
+      if (auto ok = text(ev.description, "an episode's event"); !ok)
+        return ok;
+  if (auto* k = std::get_if<skill>(&value.body))
+    for (auto& r : k->refinements)
+      if (auto ok = text(r.description, "a skill's refinement"); !ok)
+        return ok;
   return validate_content(value.body);
 }
 

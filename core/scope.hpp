@@ -78,7 +78,19 @@ private:
   std::vector<std::string> members_;
 };
 
-/// Checks an identifier: non-empty, at most 256 bytes, no control characters.
+/// Checks a text identifier or key (a fact's key, a belief's subject,
+/// relation and object, a scope's id): non-empty, at most 256 bytes, valid
+/// UTF-8, no control characters. (Values — a fact's value, a message's
+/// text — are bytes and are not checked.)
 expected<void> validate_id(const std::string& id, const char* what);
+
+/// Checks the name of a node, an agent or an instance: 1 to 128 bytes of
+/// ASCII letters, digits and `-_.:@`, starting with a letter or a digit.
+/// Names become parts of store keys, directory entries, file names and log
+/// lines: nothing else is accepted (no '/', no "..", no spaces).
+expected<void> validate_name(const std::string& name, const char* what);
+
+/// True when `text` is valid UTF-8 (no overlong forms, no surrogates).
+bool is_utf8(const std::string& text) noexcept;
 
 } // namespace engram

@@ -1,6 +1,7 @@
 #include "persistence/store.hpp"
 
 #include "messages/codec.hpp"
+#include "persistence/internal/database_impl.hpp"
 #include "persistence/memory.hpp"
 
 #include <google/protobuf/arena.h>
@@ -29,31 +30,15 @@ namespace engram::persistence {
 
 namespace {
 
-constexpr const char* cf_names[]
-    = {"default", "engrams", "clocks", "delta_log", "index", "meta"};
-enum cf_index : size_t {
-  cf_default,
-  cf_engrams,
-  cf_clocks,
-  cf_log,
-  cf_index_,
-  cf_meta,
-  cf_count
-};
+using namespace internal;
 
-constexpr const char* meta_key = "store";
 /// What peers acknowledged: "peer/" + name; "peer0" is the first key after.
 constexpr const char* peer_prefix = "peer/";
 constexpr const char* peer_end = "peer0";
-constexpr const char* context_key = "replica";
 /// Inbox messages: "inbox/" + arrival number; "inbox0" is the first key
 /// after them.
 constexpr const char* inbox_prefix = "inbox/";
 constexpr const char* inbox_end = "inbox0";
-
-error storage_error(const rocksdb::Status& st, const std::string& what) {
-  return make_error(errc::storage_failed, what + ": " + st.ToString());
-}
 
 std::string hex(std::string_view bytes) {
   static constexpr char digits[] = "0123456789abcdef";
@@ -176,27 +161,96 @@ expected<stored_engram> from_record(std::string_view bytes, const engram_id& id,
 
 } // namespace
 
-// -- impl -------------------------------------------------------------------
+namespace internal {
 
-struct database::impl {
-  std::string path;
-  bool sync = true;
-  std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-
-  ~impl() {
-    if (!db)
-      return;
-    // A clean shutdown flushes the memtables, so the next open need not
-    // replay the write-ahead log (crash recovery still does).
-    rocksdb::FlushOptions flush;
-    flush.wait = true;
-    (void)db->Flush(flush, cfs);
-    for (auto* h : cfs)
-      if (h != nullptr)
-        db->DestroyColumnFamilyHandle(h);
+expected<size_t> rebuild_context(
+    rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+    const std::string& partition, uint64_t own_margin, size_t& corrupt) {
+  auto prefix = partition + '\0';
+  auto prefix_end = partition + '\x01';
+  // Whose replica this is (its own dots must never be issued twice).
+  replica_id self = 0;
+  std::string bytes;
+  auto st
+      = db.Get(rocksdb::ReadOptions{}, cfs[cf_meta], prefix + meta_key, &bytes);
+  v1::StoreMeta meta;
+  if (st.ok() && meta.ParseFromString(bytes))
+    self = meta.replica();
+  uint64_t own = 0;
+  st = db.Get(rocksdb::ReadOptions{}, cfs[cf_clocks], prefix + context_key,
+              &bytes);
+  if (st.ok()) {
+    v1::StoredContext stored;
+    if (stored.ParseFromString(bytes))
+      if (auto old = messages::from_proto(stored.context(), messages::limits{}))
+        own = old->upper_bound().get(self);
   }
-};
+  // Every event the records show.
+  std::vector<dot> dots;
+  size_t records = 0;
+  rocksdb::Slice lo{prefix};
+  rocksdb::Slice hi{prefix_end};
+  rocksdb::ReadOptions scan;
+  scan.iterate_lower_bound = &lo;
+  scan.iterate_upper_bound = &hi;
+  scan.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it{db.NewIterator(scan, cfs[cf_engrams])};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto raw = it->key();
+    raw.remove_prefix(prefix.size());
+    auto id = messages::id_from_bytes(raw.ToString());
+    if (!id) {
+      ++corrupt;
+      continue;
+    }
+    auto stored = from_record(it->value().ToStringView(), *id);
+    if (!stored) {
+      ++corrupt;
+      continue;
+    }
+    ++records;
+    for (auto& [r, n] : stored->clock.entries())
+      dots.push_back(dot{r, n});
+    for (auto& v : stored->versions)
+      dots.push_back(v.tag);
+  }
+  if (!it->status().ok())
+    return storage_error(it->status(), "cannot read partition " + partition);
+  causal_context context{std::move(dots)};
+  if (self != 0) {
+    // Contiguous up to beyond anything it may have issued.
+    own = std::max(own, context.upper_bound().get(self));
+    auto clock = context.clock();
+    clock.set(self, own + own_margin);
+    std::vector<dot> cloud;
+    for (auto& d : context.cloud())
+      if (d.replica != self)
+        cloud.push_back(d);
+    context = causal_context::from_parts(std::move(clock), std::move(cloud));
+    // The partition's optional index and log may disagree with what was
+    // recovered: rebuilt on the next attach that keeps them.
+    meta.set_no_index(true);
+    meta.set_no_log(true);
+  }
+  v1::StoredContext out;
+  messages::to_proto(context, *out.mutable_context());
+  rocksdb::WriteBatch batch;
+  batch.Put(cfs[cf_clocks], prefix + context_key, messages::serialize(out));
+  if (self != 0) {
+    batch.DeleteRange(cfs[cf_index_], prefix, prefix_end);
+    batch.DeleteRange(cfs[cf_log], prefix, prefix_end);
+    batch.Put(cfs[cf_meta], prefix + meta_key, messages::serialize(meta));
+  }
+  rocksdb::WriteOptions synced;
+  synced.sync = true; // the repair reports success only once it is durable
+  if (st = db.Write(synced, &batch); !st.ok())
+    return storage_error(st, "cannot write the context of " + partition);
+  return records;
+}
+
+} // namespace internal
+
+// -- impl -------------------------------------------------------------------
 
 struct store::impl {
   std::shared_ptr<database> owner;
@@ -479,67 +533,6 @@ struct store::impl {
   }
 };
 
-database::database(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
-  // nop
-}
-
-database::~database() = default;
-
-const std::string& database::path() const noexcept { return impl_->path; }
-
-expected<std::shared_ptr<database>>
-database::open(const store_options& options) {
-  if (options.path.empty())
-    return make_error(errc::storage_failed, "store path is empty");
-  if (options.create_if_missing) {
-    std::error_code ec;
-    std::filesystem::create_directories(options.path, ec);
-    if (ec)
-      return make_error(errc::storage_failed, "cannot create store directory '"
-                                                  + options.path
-                                                  + "': " + ec.message());
-  }
-  auto state = std::make_unique<impl>();
-  state->path = options.path;
-  state->sync = options.sync;
-  rocksdb::DBOptions db_opts;
-  db_opts.create_if_missing = options.create_if_missing;
-  db_opts.create_missing_column_families = options.create_if_missing;
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  rocksdb::ColumnFamilyOptions cf_opts;
-  // Point reads of engrams that do not exist yet (every first write) should
-  // not touch table files: bloom filters answer them.
-  rocksdb::BlockBasedTableOptions table;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  for (auto* name : cf_names)
-    descriptors.emplace_back(name, cf_opts);
-  // A new engram's index keys are appended (they end with its ordinal); an
-  // update deletes its old time key at a random place. 16 MB balances the
-  // two: smaller memtables stall writes on flushes, larger ones make the
-  // random deletes slower (bench_persistence, bench/README.md).
-  descriptors[cf_index_].options.write_buffer_size = 16 << 20;
-  // Engram ids are random: in a skip list every insert searches from its
-  // top through cache misses. A hash memtable (a bucket per key) inserts
-  // and looks up in O(1); scans (loading) sort it once. Most writes create
-  // engrams: a bloom filter over the memtable answers their lookups.
-  auto& engrams = descriptors[cf_engrams].options;
-  engrams.prefix_extractor.reset(rocksdb::NewNoopTransform());
-  engrams.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 18));
-  engrams.memtable_prefix_bloom_size_ratio = 0.05;
-  engrams.memtable_whole_key_filtering = true;
-  // Hash memtables take one writer at a time (the write group's leader
-  // inserts for the group).
-  db_opts.allow_concurrent_memtable_write = false;
-  rocksdb::DB* raw = nullptr;
-  auto st = rocksdb::DB::Open(db_opts, options.path, descriptors, &state->cfs,
-                              &raw);
-  if (!st.ok())
-    return storage_error(st, "cannot open store at '" + options.path + "'");
-  state->db.reset(raw);
-  return std::shared_ptr<database>{new database(std::move(state))};
-}
-
 store::store(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
   // nop
 }
@@ -566,6 +559,9 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
   if (name.find('\0') != std::string::npos)
     return make_error(errc::invalid_argument,
                       "partition name contains a NUL byte");
+  if (!name.empty() && static_cast<unsigned char>(name[0]) == 0xff)
+    return make_error(errc::invalid_argument,
+                      "partition names starting with byte 0xff are reserved");
   auto state = std::make_unique<impl>();
   state->owner = db;
   state->db = db->impl_->db.get();

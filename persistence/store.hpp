@@ -4,6 +4,7 @@
 #include "core/engram.hpp"
 #include "core/error.hpp"
 #include "core/replica.hpp"
+#include "persistence/database.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -17,44 +18,7 @@ namespace engram::persistence {
 /// is rebuilt from the engram records.
 constexpr uint32_t schema_version = 2;
 
-/// What a partition keeps besides its engrams, clocks and inbox. A replica
-/// held in memory (as the runtime's agents and instances hold theirs)
-/// answers queries and computes deltas from its version vectors: it needs
-/// neither, and `record` then writes only the engrams it touched and the
-/// context, reading nothing. Switching either on for a partition that kept
-/// it off rebuilds it from the engrams on attach; switching it off drops it.
-struct partition_options {
-  /// A delta log: `deltas_since`, `acknowledge`, `truncate_log`.
-  bool keep_log = true;
-  /// Secondary indexes: `by_scope`, `by_type`, `by_time`, `by_subject`.
-  bool keep_index = true;
-};
-
-/// How to open a store.
-struct store_options {
-  store_options() = default;
-
-  /// Options for the store at `dir`, everything else defaulted.
-  explicit store_options(std::string dir) : path(std::move(dir)) {
-    // nop
-  }
-
-  /// The RocksDB directory.
-  std::string path;
-  /// Write every record with sync=true (fdatasync) before it is
-  /// acknowledged. Turn off only where losing the last writes on a power
-  /// failure is acceptable (tests of logic, never durability claims).
-  bool sync = true;
-  /// Create an empty store when the directory holds none.
-  bool create_if_missing = true;
-  /// The partition `store::open` attaches to (see `store::attach`).
-  std::string partition;
-  /// What the partition keeps (see `partition_options`).
-  partition_options keeps;
-};
-
 class store;
-class database;
 class write_queue;
 
 /// A change `store::prepare` turned into one batch of writes, not written
@@ -83,30 +47,6 @@ private:
   friend class write_queue;
   const database* owner() const noexcept;
   struct impl;
-  std::unique_ptr<impl> impl_;
-};
-
-/// One RocksDB database, shared by the stores (partitions) attached to it: a
-/// node keeps every replica it hosts in one database, each in its own
-/// partition (its keys prefixed by the partition name). Thread-safe: stores
-/// attached to one database may be used from different threads. The last
-/// reference flushes and closes it.
-class database {
-public:
-  /// Opens (or creates) the database at `options.path`.
-  static expected<std::shared_ptr<database>> open(const store_options& options);
-
-  ~database();
-
-  database(const database&) = delete;
-  database& operator=(const database&) = delete;
-
-  const std::string& path() const noexcept;
-
-private:
-  friend class store;
-  struct impl;
-  explicit database(std::unique_ptr<impl> ptr);
   std::unique_ptr<impl> impl_;
 };
 

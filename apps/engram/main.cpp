@@ -143,6 +143,8 @@ public:
       throw failure{exit_usage,
                     "this command acts as an agent: pass --agent NAME (or set "
                     "ENGRAM_AGENT)"};
+    if (auto ok = validate_name(opts_.agent, "--agent"); !ok)
+      throw failure{exit_usage, ok.error_value().message};
     inst_ = call<actors::instance_actor>(node_, actors::instance_atom::value,
                                          opts_.agent, opts_.instance);
     return *inst_;
@@ -193,6 +195,46 @@ private:
 };
 
 // -- rendering ----------------------------------------------------------------
+//
+// Ids, keys and names are UTF-8 (the node refuses others); values and
+// message texts are bytes. JSON holds text: bytes that are not UTF-8 are
+// shown with U+FFFD in their place, and a fact's value also as
+// "value_base64" (every dump replaces invalid bytes rather than abort).
+
+std::string base64(const std::string& bytes) {
+  static constexpr char digits[]
+      = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    auto n = (uint32_t{static_cast<unsigned char>(bytes[i])} << 16)
+             | (uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8)
+             | uint32_t{static_cast<unsigned char>(bytes[i + 2])};
+    for (int shift = 18; shift >= 0; shift -= 6)
+      out += digits[(n >> shift) & 63];
+  }
+  if (auto rest = bytes.size() - i; rest > 0) {
+    uint32_t n = uint32_t{static_cast<unsigned char>(bytes[i])} << 16;
+    if (rest == 2)
+      n |= uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8;
+    out += digits[(n >> 18) & 63];
+    out += digits[(n >> 12) & 63];
+    out += rest == 2 ? digits[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// Text for a terminal: bytes that are not UTF-8 print as '?'.
+std::string printable(const std::string& text) {
+  if (is_utf8(text))
+    return text;
+  std::string out;
+  for (auto c : text)
+    out += static_cast<unsigned char>(c) < 0x80 ? c : '?';
+  return out;
+}
 
 json to_json(const engram_record& e) {
   json j;
@@ -203,6 +245,8 @@ json to_json(const engram_record& e) {
   if (auto* f = std::get_if<fact>(&e.body)) {
     j["key"] = f->key;
     j["value"] = f->value;
+    if (!is_utf8(f->value))
+      j["value_base64"] = base64(f->value);
   } else if (auto* b = std::get_if<belief>(&e.body)) {
     j["subject"] = b->subject;
     j["relation"] = b->relation;
@@ -241,8 +285,8 @@ std::string line_of(const memory_view& v) {
   auto& e = v.value;
   char conf[32];
   std::snprintf(conf, sizeof(conf), "%.3g", e.confidence);
-  std::string out = e.id.to_string() + "  " + describe(e.body) + "  ("
-                    + to_string(e.type) + ", " + e.scope.to_string()
+  std::string out = e.id.to_string() + "  " + printable(describe(e.body))
+                    + "  (" + to_string(e.type) + ", " + e.scope.to_string()
                     + ", confidence " + conf;
   if (e.epistemic.kind == epistemic_kind::reported)
     out += ", reported by " + e.epistemic.source;
@@ -270,7 +314,8 @@ json to_json(const federation::federation_state& st) {
 
 void print_state(const federation::federation_state& st, bool as_json) {
   if (as_json) {
-    std::cout << to_json(st).dump(2) << '\n';
+    std::cout << to_json(st).dump(2, ' ', false, json::error_handler_t::replace)
+              << '\n';
     return;
   }
   std::cout << st.id() << "  " << st.name() << "  (trust "
@@ -355,7 +400,21 @@ memory_type parse_type(const std::string& text) {
                                   "procedural"};
 }
 
+// Keys, subjects and relations are UTF-8 text: refused here (bad usage)
+// rather than by the wire.
+void require_text(const std::string& x, const char* what) {
+  if (auto ok = validate_id(x, what); !ok)
+    throw failure{exit_usage, ok.error_value().message};
+}
+
 engram_record keyed(content body, double confidence) {
+  if (auto* f = std::get_if<fact>(&body)) {
+    require_text(f->key, "the key");
+  } else if (auto* b = std::get_if<belief>(&body)) {
+    require_text(b->subject, "the subject");
+    require_text(b->relation, "the relation");
+    require_text(b->object, "the object");
+  }
   engram_record e;
   e.type = memory_type::semantic;
   e.body = std::move(body);
@@ -427,7 +486,7 @@ int main(int argc, char** argv) {
                           {"instances", st.instances},
                           {"respawns", st.respawns},
                           {"sessions", sessions}}
-                         .dump(2)
+                         .dump(2, ' ', false, json::error_handler_t::replace)
                   << '\n';
       } else {
         std::cout << "node " << st.node_id << ": " << st.agents << " agents, "
@@ -442,7 +501,8 @@ int main(int argc, char** argv) {
 
   auto learned = [&](session& s, const engram_id& id) {
     if (opts.json)
-      std::cout << json{{"id", id.to_string()}, {"node", s.node_id()}}.dump()
+      std::cout << json{{"id", id.to_string()}, {"node", s.node_id()}}.dump(
+          -1, ' ', false, json::error_handler_t::replace)
                 << '\n';
     else
       std::cout << id.to_string() << '\n';
@@ -495,6 +555,10 @@ int main(int argc, char** argv) {
     query_filter f;
     if (!type.empty())
       f.type = parse_type(type);
+    if (!subject.empty())
+      require_text(subject, "--subject");
+    if (!relation.empty())
+      require_text(relation, "--relation");
     f.subject = subject;
     f.relation = relation;
     f.contested_only = contested;
@@ -536,7 +600,8 @@ int main(int argc, char** argv) {
         json out = json::array();
         for (auto& v : views)
           out.push_back(to_json(v));
-        std::cout << out.dump(2) << '\n';
+        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
+                  << '\n';
       } else {
         for (auto& v : views)
           std::cout << line_of(v) << '\n';
@@ -575,7 +640,9 @@ int main(int argc, char** argv) {
           s.instance(), actors::share_atom::value, with, make_filter(),
           std::string{redact ? "redact_pii" : ""}, !writable);
       if (opts.json)
-        std::cout << json{{"share", id}, {"to", with}}.dump() << '\n';
+        std::cout << json{{"share", id}, {"to", with}}.dump(
+            -1, ' ', false, json::error_handler_t::replace)
+                  << '\n';
       else
         std::cout << id << '\n';
       return 0;
@@ -600,7 +667,8 @@ int main(int argc, char** argv) {
                          {"transform", x.transform},
                          {"memories", mems}});
         }
-        std::cout << out.dump(2) << '\n';
+        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
+                  << '\n';
       } else {
         for (auto& x : list) {
           std::cout << x.share_id << "  from " << x.from << ", "
@@ -625,7 +693,9 @@ int main(int argc, char** argv) {
                                    std::string{"accept"}, a1,
                                    a2 + "\n" + std::to_string(trust));
       if (opts.json)
-        std::cout << json{{"accepted", std::stoul(n)}}.dump() << '\n';
+        std::cout << json{{"accepted", std::stoul(n)}}.dump(
+            -1, ' ', false, json::error_handler_t::replace)
+                  << '\n';
       else
         std::cout << "accepted " << n << " memories\n";
       return 0;
@@ -637,7 +707,8 @@ int main(int argc, char** argv) {
     run = [&](session& s) {
       s.call<std::string>(s.instance(), actors::shares_atom::value,
                           std::string{"decline"}, std::string{}, a1);
-      std::cout << (opts.json ? json{{"declined", a1}}.dump()
+      std::cout << (opts.json ? json{{"declined", a1}}.dump(
+                        -1, ' ', false, json::error_handler_t::replace)
                               : "declined " + a1)
                 << '\n';
       return 0;
@@ -658,7 +729,7 @@ int main(int argc, char** argv) {
                           {"merged", r.merged_count},
                           {"conflicts", r.conflicts.size()},
                           {"peers", r.peers}}
-                         .dump()
+                         .dump(-1, ' ', false, json::error_handler_t::replace)
                   << '\n';
       else
         std::cout << (r.clean() ? "clean" : "merged") << ": " << r.synced_count
@@ -750,7 +821,8 @@ int main(int argc, char** argv) {
         }
       }
       if (opts.json) {
-        std::cout << out.dump(2) << '\n';
+        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
+                  << '\n';
       } else {
         for (auto& f : out) {
           std::cout << f["id"].get<std::string>();
@@ -790,7 +862,9 @@ int main(int argc, char** argv) {
   tell->callback([&] {
     run = [&](session& s) {
       s.call<bool>(s.instance(), actors::tell_atom::value, a1, a2);
-      std::cout << (opts.json ? json{{"told", a1}}.dump() : "told " + a1)
+      std::cout << (opts.json ? json{{"told", a1}}.dump(
+                        -1, ' ', false, json::error_handler_t::replace)
+                              : "told " + a1)
                 << '\n';
       return 0;
     };
@@ -806,7 +880,9 @@ int main(int argc, char** argv) {
           std::chrono::milliseconds{ask_timeout_ms + opts.timeout_ms},
           s.instance(), actors::ask_atom::value, a1, a2,
           static_cast<uint64_t>(ask_timeout_ms));
-      std::cout << (opts.json ? json{{"answer", answer}}.dump() : answer)
+      std::cout << (opts.json ? json{{"answer", answer}}.dump(
+                        -1, ' ', false, json::error_handler_t::replace)
+                              : answer)
                 << '\n';
       return 0;
     };
@@ -819,7 +895,8 @@ int main(int argc, char** argv) {
     run = [&](session& s) {
       auto n = s.call<uint64_t>(s.instance(), actors::broadcast_atom::value, a1,
                                 a2);
-      std::cout << (opts.json ? json{{"reached", n}}.dump()
+      std::cout << (opts.json ? json{{"reached", n}}.dump(
+                        -1, ' ', false, json::error_handler_t::replace)
                               : "reached " + std::to_string(n)
                                     + " members (the others get it when "
                                       "they are back)")
@@ -837,10 +914,12 @@ int main(int argc, char** argv) {
         if (opts.json)
           out.push_back({{"from", raw[i]}, {"text", raw[i + 1]}});
         else
-          std::cout << raw[i] << ": " << raw[i + 1] << '\n';
+          std::cout << printable(raw[i]) << ": " << printable(raw[i + 1])
+                    << '\n';
       }
       if (opts.json)
-        std::cout << out.dump(2) << '\n';
+        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
+                  << '\n';
       return 0;
     };
   });
@@ -861,7 +940,8 @@ int main(int argc, char** argv) {
         json out = json::array();
         for (auto& q : qs)
           out.push_back(to_json(q));
-        std::cout << out.dump(2) << '\n';
+        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
+                  << '\n';
       } else {
         for (auto& q : qs) {
           std::cout << q.subject.id << "  " << q.question.question
@@ -908,7 +988,9 @@ int main(int argc, char** argv) {
     return run(s);
   } catch (const failure& f) {
     if (opts.json)
-      std::cout << failure_json(f, writing).dump() << '\n';
+      std::cout << failure_json(f, writing)
+                       .dump(-1, ' ', false, json::error_handler_t::replace)
+                << '\n';
     std::cerr << "engram: " << f.message << '\n';
     return f.code;
   }

@@ -10,6 +10,7 @@
 // Exit codes: 0 clean shutdown (or a valid --check-config), 2 bad
 // configuration or flags, 3 the node could not start (store, port).
 #include "actors/net.hpp"
+#include "persistence/database.hpp"
 #include "persistence/memory.hpp"
 
 #include <caf/actor_system.hpp>
@@ -382,6 +383,47 @@ void load_file(const std::string& path, settings& s) {
   }
 }
 
+constexpr int64_t minute_ms = 60'000;
+constexpr int64_t hour_ms = 60 * minute_ms;
+constexpr int64_t day_ms = 24 * hour_ms;
+
+// Every duration has a bound: a timer of INT64_MAX ms overflows the
+// arithmetic of the timers that use it (a node then flaps its sessions).
+void check_durations(const settings& s) {
+  struct bounded {
+    const char* key;
+    int64_t value;
+    int64_t max;
+  };
+  auto& ss = s.sessions;
+  const bounded all[] = {
+      {"heartbeat_ms", s.heartbeat_ms, minute_ms},
+      {"connection_timeout_ms", s.connection_timeout_ms, hour_ms},
+      {"sessions.push_delay_ms", ss.push_delay.count(), minute_ms},
+      {"sessions.retransmit_ms", ss.retransmit_after.count(), minute_ms},
+      {"sessions.anti_entropy_ms (or distribution.sync.interval)",
+       ss.anti_entropy_interval.count(), day_ms},
+      {"sessions.ping_ms", ss.ping_interval.count(), hour_ms},
+      {"sessions.peer_timeout_ms", ss.peer_timeout.count(), day_ms},
+      {"replication.write_timeout_ms", s.write_timeout_ms, hour_ms},
+      {"partitioning.bucket_ms", s.bucket_ms, 366 * day_ms},
+  };
+  for (auto& b : all)
+    if (b.value <= 0 || b.value > b.max)
+      throw config_error{std::string{b.key} + " must be a positive number of "
+                         + "ms, at most " + std::to_string(b.max) + " (got "
+                         + std::to_string(b.value) + ")"};
+  if (s.promote_after_ms < 0 || s.promote_after_ms > day_ms)
+    throw config_error{"replication.promote_after_ms must be 0 to "
+                       + std::to_string(day_ms)};
+  if (s.connection_timeout_ms <= s.heartbeat_ms)
+    throw config_error{"heartbeat_ms must be below connection_timeout_ms"};
+  if (ss.peer_timeout <= ss.ping_interval)
+    throw config_error{"sessions.peer_timeout_ms must be above "
+                       "sessions.ping_ms (a peer is pinged before it is "
+                       "given up)"};
+}
+
 struct validated {
   scope_defaults scopes;
   crdt_strategy crdt = crdt_strategy::mvr;
@@ -404,10 +446,6 @@ void validate_placement(const settings& s, validated& v) {
                        + level.error_value().message};
   if (s.replication_factor < 0 || s.replication_factor > 1024)
     throw config_error{"replication.factor must be 0 (every node) to 1024"};
-  if (s.write_timeout_ms <= 0)
-    throw config_error{"replication.write_timeout_ms must be positive"};
-  if (s.promote_after_ms < 0)
-    throw config_error{"replication.promote_after_ms must not be negative"};
   auto& r = v.replication;
   r.strategy = *strategy;
   r.consistency = *level;
@@ -433,14 +471,12 @@ void validate_placement(const settings& s, validated& v) {
                        "give (node_config.partitioning.partitioner)"};
   if (s.partition_count < 1 || s.partition_count > 65536)
     throw config_error{"partitioning.partition_count must be 1 to 65536"};
-  if (s.bucket_ms <= 0)
-    throw config_error{"partitioning.bucket_ms must be positive"};
   auto& p = v.partitioning;
   p.strategy = *part;
   p.partition_count = static_cast<uint32_t>(s.partition_count);
   p.bucket_size = std::chrono::milliseconds{s.bucket_ms};
   for (auto& m : s.members)
-    if (auto ok = validate_id(m, "member node id"); !ok)
+    if (auto ok = validate_name(m, "member node id"); !ok)
       throw config_error{"members: " + ok.error_value().message};
   auto members = s.members;
   if (members.empty())
@@ -451,7 +487,7 @@ void validate_placement(const settings& s, validated& v) {
 
 validated validate(const settings& s) {
   validated v;
-  if (auto ok = validate_id(s.node_id, "node id (--node-id)"); !ok)
+  if (auto ok = validate_name(s.node_id, "node id (--node-id)"); !ok)
     throw config_error{ok.error_value().message};
   if (s.data_dir.empty())
     throw config_error{"no data directory (--data-dir)"};
@@ -473,9 +509,7 @@ validated validate(const settings& s) {
                        + "' (trace, debug, info, warn, error, off)"};
   if (s.threads < 0 || s.threads > 256)
     throw config_error{"threads must be 0 (one per core) to 256"};
-  if (s.heartbeat_ms <= 0 || s.connection_timeout_ms <= s.heartbeat_ms)
-    throw config_error{"heartbeat_ms must be positive and below "
-                       "connection_timeout_ms"};
+  check_durations(s);
   validate_placement(s, v);
   if (s.scope_defaults == "spec")
     v.scopes = scope_defaults::spec();
@@ -500,6 +534,31 @@ validated validate(const settings& s) {
   return v;
 }
 
+// engramd repair --data-dir D: the only way to open a damaged store.
+int run_repair(const std::string& dir) {
+  auto report = persistence::database::repair(dir);
+  if (!report) {
+    std::fprintf(stderr, "engramd: %s\n",
+                 report.error_value().to_string().c_str());
+    return exit_cannot_start;
+  }
+  std::printf("engramd: repaired the store at %s\n", dir.c_str());
+  std::printf("  copy of the damaged store: %s\n", report->backup.c_str());
+  std::printf("  method: %s\n", report->method.c_str());
+  for (auto& d : report->damage)
+    std::printf("  damage: %s\n", d.c_str());
+  for (auto& l : report->lost)
+    std::printf("  not recovered: %s\n", l.c_str());
+  if (report->lost.empty())
+    std::printf("  not recovered: nothing found missing\n");
+  std::printf("  recovered: %zu replicas, %zu engram records (%zu "
+              "undecodable, left out)\n",
+              report->partitions, report->engrams, report->corrupt);
+  std::printf("  replicas sync what they lack from their peers once the node "
+              "runs\n");
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -513,7 +572,13 @@ int main(int argc, char** argv) {
   // are reused, and memory drifts up no more after a large free.
   engram::persistence::tune_allocator();
 
-  CLI::App app{"engramd: the Engram node daemon"};
+  CLI::App app{"engramd: the Engram node daemon\n\n"
+               "Settings come from --config FILE (TOML); a flag given on the "
+               "command line replaces the file's value (--peer and --member "
+               "replace the file's whole list of seeds / members, "
+               "distribution.federation.discovery included). A seed that is "
+               "this node itself is ignored, so every node can share one "
+               "seed list."};
   settings flags;
   std::string config_file;
   bool check_only = false;
@@ -551,13 +616,22 @@ int main(int argc, char** argv) {
   app.add_option("--port-file", flags.port_file,
                  "write the port listened on to this file once ready");
   app.add_flag("--check-config", check_only,
-               "validate the configuration and exit");
+               "validate the configuration (and that the data directory and "
+               "the listen address are usable) and exit");
+  std::string repair_dir;
+  auto* repair = app.add_subcommand(
+      "repair", "repair a damaged store: copies it first (DIR.damaged-TIME), "
+                "recovers what it can, reports what it could not");
+  repair->add_option("--data-dir", repair_dir, "the store's directory")
+      ->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return e.get_exit_code() == 0 ? app.exit(e)
                                   : (app.exit(e), exit_bad_config);
   }
+  if (*repair)
+    return run_repair(repair_dir);
   // The file first, flags override it.
   settings s;
   validated v;
@@ -570,8 +644,10 @@ int main(int argc, char** argv) {
       s.listen = flags.listen;
     if (*data_dir)
       s.data_dir = flags.data_dir;
-    if (*peers)
+    if (*peers) { // the flags' seeds replace every seed of the file
       s.peers = flags.peers;
+      s.discovered.clear();
+    }
     if (*log_level)
       s.log_level = flags.log_level;
     if (*sync_writes)
@@ -597,6 +673,20 @@ int main(int argc, char** argv) {
     return exit_bad_config;
   }
   if (check_only) {
+    // What start-up checks beyond the configuration: the store and the
+    // listen address (exit 3, as a start would).
+    auto store = persistence::database::check(s.data_dir);
+    if (!store) {
+      std::fprintf(stderr, "engramd: data_dir: %s\n",
+                   store.error_value().to_string().c_str());
+      return exit_cannot_start;
+    }
+    if (auto bound = actors::check_listen(v.listen); !bound) {
+      std::fprintf(stderr, "engramd: listen: %s\n",
+                   bound.error_value().to_string().c_str());
+      return exit_cannot_start;
+    }
+    std::printf("engramd: data_dir: %s\n", store->c_str());
     std::printf("engramd: configuration ok (node %s, listen %s, %zu peers, "
                 "replication %s factor %zu consistency %s, %u %s "
                 "partitions)\n",
@@ -681,6 +771,10 @@ int main(int argc, char** argv) {
         if (event == "peer_up")
           spdlog::info("event=peer_up node={} seed={} peer={}", id, seed,
                        detail);
+        else if (event == "seed_is_self")
+          spdlog::info("event=seed_is_self node={} seed={} (this node: "
+                       "ignored)",
+                       id, seed);
         else if (event == "peer_down")
           spdlog::warn("event=peer_down node={} seed={} reason=\"{}\"", id,
                        seed, detail);

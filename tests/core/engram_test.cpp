@@ -110,6 +110,11 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_with_a_clear_error) {
   auto reported = make_fact("k", "v");
   reported.epistemic = epistemic_status::reported("beta", 2.0);
   check_refused(reported, errc::invalid_confidence, "trust");
+  // Keys and texts are UTF-8; a fact's value is bytes.
+  check_refused(make_fact("k\xff", "v"), errc::invalid_argument,
+                "fact key is not valid UTF-8");
+  check_refused(make_belief("sky", "color", "bl\xc3"), errc::invalid_argument,
+                "belief object is not valid UTF-8");
   auto unknown = r.forget(engram_id{1, 2}, "why");
   BOOST_REQUIRE(!unknown);
   BOOST_CHECK(unknown.error_value().code == errc::unknown_engram);
@@ -129,6 +134,41 @@ BOOST_AUTO_TEST_CASE(content_hash_ignores_timestamps_but_not_content) {
   // Length-prefixing: ("ab","c") and ("a","bc") differ.
   BOOST_CHECK_NE(content_hash(make_fact("ab", "c")),
                  content_hash(make_fact("a", "bc")));
+}
+
+BOOST_AUTO_TEST_CASE(a_facts_value_is_bytes) {
+  manual_clock wall{1000};
+  hybrid_logical_clock hlc{wall};
+  replica r{1, hlc};
+  auto put = r.put(make_fact("bytes", std::string{"\xff\x00\xfe", 3}));
+  BOOST_REQUIRE(put);
+  auto back = r.get(put->entries.front().id);
+  BOOST_REQUIRE(back);
+  BOOST_CHECK_EQUAL(std::get<fact>(back->body).value,
+                    (std::string{"\xff\x00\xfe", 3}));
+}
+
+BOOST_AUTO_TEST_CASE(utf8_is_checked_strictly) {
+  BOOST_CHECK(is_utf8(""));
+  BOOST_CHECK(is_utf8("plain ascii"));
+  BOOST_CHECK(is_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  BOOST_CHECK(!is_utf8("\xff"));
+  BOOST_CHECK(!is_utf8("\xc3"));             // truncated
+  BOOST_CHECK(!is_utf8("\xc0\xaf"));         // overlong '/'
+  BOOST_CHECK(!is_utf8("\xed\xa0\x80"));     // a surrogate
+  BOOST_CHECK(!is_utf8("\xf4\x90\x80\x80")); // beyond U+10FFFF
+  BOOST_CHECK(!is_utf8("\x80"
+                       "abc")); // a continuation first
+}
+
+BOOST_AUTO_TEST_CASE(names_have_a_documented_character_set) {
+  for (auto* ok : {"n1", "node-1", "agent_7", "a.b:c@d", "fed-0123abcd", "X"})
+    BOOST_CHECK_MESSAGE(validate_name(ok, "name"), ok);
+  for (auto* bad : {"", "../../etc/passwd", "a/b", "-a", ".a", "a b", "a\\b",
+                    "caf\xc3\xa9", "a\nb"})
+    BOOST_CHECK_MESSAGE(!validate_name(bad, "name"), bad);
+  BOOST_CHECK(!validate_name(std::string(129, 'a'), "name"));
+  BOOST_CHECK(validate_name(std::string(128, 'a'), "name"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -288,6 +288,39 @@ BOOST_FIXTURE_TEST_CASE(a_write_outcome_is_unambiguous, cli_base) {
   BOOST_CHECK(!holds(n3, "k2"));
 }
 
+// Ids, keys and agent names must be UTF-8 (refused otherwise, exit 1);
+// values and message texts are bytes: JSON shows them with U+FFFD in place
+// of what is not UTF-8 (a fact's value also as value_base64), and never
+// aborts.
+BOOST_FIXTURE_TEST_CASE(bytes_that_are_not_utf8_never_abort_the_cli,
+                        cli_fixture) {
+  const std::string raw = "\xff\xfe bytes";
+  BOOST_REQUIRE_EQUAL(run(n1, {"--agent", "ann", "learn", "note", raw}).code,
+                      0);
+  auto q = run(n1, {"--agent", "ann", "--json", "query"});
+  BOOST_REQUIRE_EQUAL(q.code, 0);
+  auto views = q.parsed();
+  BOOST_REQUIRE_EQUAL(views.size(), 1u);
+  BOOST_CHECK_EQUAL(views[0]["value_base64"], "//4gYnl0ZXM=");
+  BOOST_CHECK_EQUAL(run(n1, {"--agent", "ann", "query"}).code, 0);
+  auto bad_key = run(n1, {"--agent", "ann", "learn", "k\xff", "v"});
+  BOOST_CHECK_EQUAL(bad_key.code, 2);
+  BOOST_CHECK(bad_key.out.find("the key is not valid UTF-8")
+              != std::string::npos);
+  auto bad_agent = run(n1, {"--agent", "a\xc3\x28", "learn", "k", "v"});
+  BOOST_CHECK_EQUAL(bad_agent.code, 2);
+  BOOST_CHECK(bad_agent.out.find("--agent may hold only letters")
+              != std::string::npos);
+  auto status = run(n1, {"--json", "status"});
+  BOOST_CHECK_EQUAL(status.code, 0);
+  BOOST_CHECK_EQUAL(status.parsed()["agents"], json::array({"ann"}));
+  BOOST_REQUIRE_EQUAL(run(n1, {"--agent", "bob", "learn", "x", "y"}).code, 0);
+  until_ok(n1, {"--agent", "ann", "tell", "bob", raw});
+  auto inbox = run(n1, {"--agent", "bob", "--json", "inbox"});
+  BOOST_CHECK_EQUAL(inbox.code, 0);
+  BOOST_CHECK_EQUAL(inbox.parsed().size(), 1u);
+}
+
 // A node that accepts the connection but never answers (frozen): the
 // client gives up after its timeout with exit 4, not 3.
 BOOST_FIXTURE_TEST_CASE(a_frozen_node_times_out_with_exit_4, cli_fixture) {

@@ -9,9 +9,12 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include <arpa/inet.h>
 #include <boost/test/unit_test.hpp>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,6 +22,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -85,8 +89,12 @@ struct config_checker {
   std::string log = dir.sub("out.log");
   std::string config = dir.sub("engramd.toml");
 
+  // Checks a config file; the data directory and the listen address are
+  // this test's own (a shipped file names fixed ones).
   std::pair<int, std::string> file(const std::string& path) {
-    return run({"--config", path, "--check-config"}, log);
+    return run({"--config", path, "--check-config", "--data-dir", dir.sub("n1"),
+                "--listen", "127.0.0.1:0"},
+               log);
   }
 
   void operator()(const std::string& toml, const std::string& expected) {
@@ -175,6 +183,168 @@ BOOST_AUTO_TEST_CASE(distribution_keys_mirror_the_spec) {
   example("agent-federation.toml",
           "not supported yet: distribution.federation.");
   example("high-security.toml", "not supported yet: distribution.");
+}
+
+// Every duration is bounded, node ids have a documented character set, and
+// --check-config checks what start-up checks (the data directory, the
+// listen address), each refusal naming what is wrong.
+BOOST_AUTO_TEST_CASE(ids_durations_and_start_up_checks_are_bounded) {
+  config_checker check;
+  check("heartbeat_ms = 9223372036854775807\n", "heartbeat_ms must be");
+  check("[sessions]\nping_ms = 9223372036854775807\n", "sessions.ping_ms");
+  check("[sessions]\npush_delay_ms = 86400000\n", "sessions.push_delay_ms");
+  check("[sessions]\npeer_timeout_ms = 500\nping_ms = 1000\n",
+        "peer_timeout_ms must be above sessions.ping_ms");
+  check("[distribution.sync]\ninterval = \"29d\"\n", "is not a duration");
+  check("[distribution.sync]\ninterval = \"48h\"\n", "at most 86400000");
+  check("[replication]\nwrite_timeout_ms = 9223372036854775807\n",
+        "replication.write_timeout_ms");
+  auto log = check.dir.sub("ids.log");
+  for (auto* bad : {"../../etc/passwd", "n 1", "-n1", "n1/x", "\xc3\x28"}) {
+    auto r = run(
+        {"--node-id", bad, "--data-dir", check.dir.sub("x"), "--check-config"},
+        log);
+    BOOST_CHECK_EQUAL(r.first, 2);
+  }
+  auto slash = run({"--node-id", "../../etc/passwd", "--data-dir",
+                    check.dir.sub("x"), "--check-config"},
+                   check.dir.sub("slash.log"));
+  BOOST_CHECK_MESSAGE(
+      slash.second.find("node id (--node-id) '../../etc/passwd' "
+                        "must start with a letter")
+          != std::string::npos,
+      slash.second);
+  auto inner = run({"--node-id", "a/../b", "--data-dir", check.dir.sub("x"),
+                    "--check-config"},
+                   check.dir.sub("inner.log"));
+  BOOST_CHECK_MESSAGE(inner.second.find("may hold only letters, digits and "
+                                        "-_.:@ (not '/')")
+                          != std::string::npos,
+                      inner.second);
+  // The data directory: one that cannot be created, a file.
+  auto proc
+      = run({"--node-id", "n1", "--data-dir", "/proc/nope", "--check-config"},
+            check.dir.sub("proc.log"));
+  BOOST_CHECK_EQUAL(proc.first, 3);
+  BOOST_CHECK_MESSAGE(proc.second.find("data_dir") != std::string::npos
+                          && proc.second.find("/proc/nope")
+                                 != std::string::npos,
+                      proc.second);
+  // The listen address: a port in use.
+  process holder{{engramd, "--node-id", "h1", "--data-dir", check.dir.sub("h1"),
+                  "--listen", "127.0.0.1:0", "--port-file",
+                  check.dir.sub("h1.port")},
+                 check.dir.sub("h1.log")};
+  auto port = read_port(check.dir.sub("h1.port"));
+  auto busy
+      = run({"--node-id", "n1", "--data-dir", check.dir.sub("n1"), "--listen",
+             "127.0.0.1:" + std::to_string(port), "--check-config"},
+            check.dir.sub("busy.log"));
+  BOOST_CHECK_EQUAL(busy.first, 3);
+  BOOST_CHECK(busy.second.find("cannot listen on") != std::string::npos);
+}
+
+namespace {
+
+// A port free now (bound to port 0 and released).
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string replace_all(std::string text, const std::string& from,
+                        const std::string& to) {
+  for (auto pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size()))
+    text.replace(pos, from.size(), to);
+  return text;
+}
+
+} // namespace
+
+// The README's three-node recipe, as written, on the shipped engramd.toml
+// (its fixed ports and directory replaced by free ones): every node shares
+// one seed list, ignores the seed that is itself, and a Quorum write made
+// through n1 is read on n3.
+BOOST_AUTO_TEST_CASE(the_three_node_recipe_works_as_written) {
+  temp_dir dir;
+  std::ifstream in{std::string{ENGRAMD_CONFIG_DIR} + "/engramd.toml"};
+  std::string toml{std::istreambuf_iterator<char>{in}, {}};
+  std::vector<uint16_t> ports{free_port(), free_port(), free_port()};
+  auto subst = [&](std::string x) {
+    for (int i = 0; i < 3; ++i)
+      x = replace_all(x, "127.0.0.1:" + std::to_string(7420 + i),
+                      "127.0.0.1:" + std::to_string(ports[i]));
+    return replace_all(x, "/tmp/engram", dir.sub("engram"));
+  };
+  auto config = dir.sub("engramd.toml");
+  std::ofstream{config} << subst(toml);
+  std::vector<process> nodes;
+  nodes.emplace_back(std::vector<std::string>{engramd, "--config", config},
+                     dir.sub("n1.log"));
+  nodes.emplace_back(
+      std::vector<std::string>{engramd, "--config", config, "--node-id", "n2",
+                               "--listen", subst("127.0.0.1:7421"),
+                               "--data-dir", subst("/tmp/engram/n2")},
+      dir.sub("n2.log"));
+  nodes.emplace_back(
+      std::vector<std::string>{engramd, "--config", config, "--node-id", "n3",
+                               "--listen", subst("127.0.0.1:7422"),
+                               "--data-dir", subst("/tmp/engram/n3")},
+      dir.sub("n3.log"));
+  client_config cfg;
+  caf::actor_system sys{cfg};
+  auto instance_at
+      = [&](uint16_t port) -> std::optional<actors::instance_actor> {
+    auto remote = actors::connect_remote(sys, {"127.0.0.1", port}, 2s);
+    if (!remote)
+      return std::nullopt;
+    auto inst = call<actors::instance_actor>(
+        sys, remote->hdl, 2s, actors::instance_atom::value,
+        std::string{"alice"}, std::string{"cli"});
+    if (!inst)
+      return std::nullopt;
+    return *inst;
+  };
+  // A Quorum write through n1 succeeds once the nodes found each other.
+  BOOST_REQUIRE(until(
+      [&] {
+        auto i1 = instance_at(ports[0]);
+        return i1
+               && call<engram_id>(sys, *i1, 5s, actors::learn_atom::value,
+                                  fact_of("user.name", "Bob"), false)
+                      .has_value();
+      },
+      20s));
+  BOOST_CHECK(until([&] {
+    auto i3 = instance_at(ports[2]);
+    if (!i3)
+      return false;
+    auto views = call<std::vector<memory_view>>(
+        sys, *i3, 2s, actors::query_atom::value, query_filter{},
+        actors::code_of(consistency_level::local));
+    return views && views->size() == 1;
+  }));
+  for (auto& p : nodes)
+    p.signal(SIGTERM);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    BOOST_CHECK_EQUAL(nodes[i].wait(10s).value_or(-1), 0);
+    auto log = nodes[i].output();
+    auto self = "n" + std::to_string(i + 1);
+    BOOST_CHECK_MESSAGE(
+        log.find("event=seed_is_self node=" + self) != std::string::npos, log);
+    BOOST_CHECK(log.find("event=peer_up node=" + self + " seed="
+                         + subst("127.0.0.1:" + std::to_string(7420 + i))
+                         + " peer=" + self)
+                == std::string::npos);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
