@@ -74,6 +74,12 @@ struct agent_state {
   std::map<std::string, federation::agent_role> joined_here;
   /// What the belief-conflict configuration was last computed from.
   std::string conflicts_basis;
+  /// This replica held memories when it was loaded, or a session found it
+  /// caught up with a peer since (and it holds memories). Until then a read
+  /// at a level other than Local consults a replica on another node too: a
+  /// node that never held the agent must not answer "nothing" while its
+  /// peers hold memories.
+  bool caught_up = false;
 
   bool is_federation() const { return hosted.kind() == scope_kind::collective; }
 
@@ -558,6 +564,14 @@ read(agent_ptr self, const query_filter& filter, level_code code) {
   auto nodes = placing(self).read_set(level, self_node(self), liveness(self));
   if (!nodes)
     return to_caf(nodes.error_value());
+  if (nodes->size() == 1 && !st.caught_up && (*nodes)[0] == self_node(self)) {
+    // Not caught up yet: a live node hosting the agent answers too.
+    for (auto& n : st.ctx->dir->hosts(st.cfg.agent_id))
+      if (n != self_node(self) && st.ctx->cluster->live(n)) {
+        nodes->push_back(n);
+        break;
+      }
+  }
   if (nodes->size() == 1)
     return local_query(self, filter);
   auto rp = self->make_response_promise<std::vector<memory_view>>();
@@ -1285,6 +1299,7 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
     self->quit(to_caf(loaded.error_value()));
     return agent_actor::behavior_type::make_empty_behavior();
   }
+  st.caught_up = st.mem->size() > 0;
   // Messages told before a restart and not read yet.
   std::vector<persistence::corrupt_record> corrupt;
   auto kept = st.db->messages(&corrupt);
@@ -1648,6 +1663,13 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
           if (auto& st = self->state; st.fed && st.fed->sync_interval_ms() > 0)
             set_sync_interval(self, hdl, st.fed->sync_interval_ms());
         }
+      },
+      [=](caught_up_atom) {
+        // Caught up with an empty peer, an empty replica is not: the next
+        // read still consults a host (which may hold what neither has).
+        auto& s = self->state;
+        s.caught_up = s.caught_up || s.mem->size() > 0;
+        return s.caught_up;
       },
       [=](tick_atom) {
         check_leader(self);

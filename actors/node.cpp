@@ -143,7 +143,11 @@ bool placed(const node_config& cfg) {
          || cfg.replication.strategy != replication_strategy::symmetric;
 }
 
-hosted_agent& host_agent(node_ptr self, const std::string& agent_id) {
+// Hosts `agent_id` here (its actor loads its replica from the store) and
+// opens its sessions; peers hear of it unless `quiet` (the caller announces
+// a batch at once).
+hosted_agent& host_agent(node_ptr self, const std::string& agent_id,
+                         bool quiet = false) {
   auto& st = self->state;
   auto i = st.agents.find(agent_id);
   if (i != st.agents.end())
@@ -153,8 +157,27 @@ hosted_agent& host_agent(node_ptr self, const std::string& agent_id) {
   st.ctx->dir->put(agent_id, agent.hdl);
   for (auto& [peer_node, _] : st.peers)
     open_session(self, agent_id, agent, peer_node);
-  announce(self, {agent_id}, false, {});
+  if (!quiet)
+    announce(self, {agent_id}, false, {});
   return agent;
+}
+
+/// Agents hosted again per message at start (clients' requests interleave
+/// with the batches).
+constexpr size_t rehost_batch = 256;
+
+// The agents and federations whose replicas the store holds (partitions
+// "a/<id>"): a restarted node hosts them again, so that what it
+// acknowledged spreads without a client touching them.
+std::vector<std::string> stored_agents(const node_context& ctx) {
+  std::vector<std::string> result;
+  auto parts = ctx.db->partitions();
+  if (!parts)
+    return result;
+  for (auto& p : *parts)
+    if (p.rfind("a/", 0) == 0 && validate_name(p.substr(2), "agent id"))
+      result.push_back(p.substr(2));
+  return result;
 }
 
 // Respawns whichever child `who` was, from the store.
@@ -231,7 +254,27 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
   });
   auto directory_interval = 5 * ctx->config.sessions.anti_entropy_interval;
   self->delayed_send(self, directory_interval, tick_atom::value);
+  if (auto stored = stored_agents(*ctx); !stored.empty())
+    self->send(self, rehost_atom::value, std::move(stored));
   return {
+      [=](rehost_atom, std::vector<std::string>& agents) {
+        auto n = std::min(agents.size(), rehost_batch);
+        std::vector<std::string> batch(agents.end() - static_cast<ptrdiff_t>(n),
+                                       agents.end());
+        agents.resize(agents.size() - n);
+        for (auto& a : batch)
+          host_agent(self, a, true);
+        announce(self, batch, false, {});
+        if (!agents.empty()) {
+          self->send(self, rehost_atom::value, std::move(agents));
+          return;
+        }
+        auto& st = self->state;
+        if (auto& handler = st.ctx->config.on_event)
+          handler("agents_hosted",
+                  {{"node", st.ctx->config.node_id},
+                   {"agents", std::to_string(st.agents.size())}});
+      },
       [=](tick_atom) {
         auto& st = self->state;
         announce(self, st.ctx->dir->local_agents(), true, {});

@@ -110,6 +110,8 @@ struct session_state {
   // The events each frame in flight carries (by sequence): the peer will
   // have seen them once it arrives, so an answer leaves them out.
   std::map<uint64_t, causal_context> in_flight;
+  // The agent heard that its replica caught up with this peer.
+  bool told_caught_up = false;
   // Replications whose change is still pending / in frames in flight.
   std::vector<waiter> pending_waiters;
   std::vector<waiter> ack_waiters;
@@ -467,6 +469,24 @@ void on_established(session_ptr self) {
 void send_missing(session_ptr self, replica_delta missing,
                   std::vector<engram_id> rest, const causal_context* clock);
 
+// Tells the agent that its replica caught up with this peer, until the
+// agent counts it as caught up (an empty replica caught up with an empty
+// peer does not count: its reads still consult another replica).
+void tell_caught_up(session_ptr self) {
+  auto& st = self->state;
+  if (st.told_caught_up)
+    return;
+  st.told_caught_up = true; // one request at a time
+  self->request(st.agent, caf::infinite, caught_up_atom::value)
+      .then(
+          [=](bool counted) {
+            self->state.told_caught_up = counted;
+          },
+          [=](caf::error&) {
+            self->state.told_caught_up = false;
+          });
+}
+
 // A stream to the peer is in progress: parts queued or still to be read,
 // or more than a few frames unacknowledged. The peer's context does not
 // show what is in flight yet: what it seems to miss is mostly on its way.
@@ -482,6 +502,7 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
   bool empty = msg.sequence() == 0 && !msg.has_batch() && !is_pull;
   if (empty) { // digests matched: nothing to do
     ++st.stats.idle_rounds;
+    tell_caught_up(self);
     if (st.round_open && !st.round_pulled)
       start_pull(self);
     return;
@@ -555,6 +576,7 @@ void on_sync_response(session_ptr self, v1::SyncResponse& msg) {
             }
             if (!peer_clock)
               return;
+            tell_caught_up(self);    // the answer to a pull: all it had
             if (summary.applied > 0) // anti-entropy found what was missing
               report(self, "session_repaired",
                      {{"versions", std::to_string(summary.applied)}});
@@ -891,6 +913,7 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
       },
       [=](attach_atom, agent_actor& agent) {
         self->state.agent = std::move(agent);
+        self->state.told_caught_up = false; // a new incarnation
       },
       [=](peer_atom, peer_actor& peer) {
         auto& s = self->state;

@@ -61,6 +61,8 @@ using inbox_atom = caf::atom_constant<caf::atom("inbox")>;
 using shares_atom = caf::atom_constant<caf::atom("shares")>;
 using find_atom = caf::atom_constant<caf::atom("find")>;
 using written_atom = caf::atom_constant<caf::atom("written")>;
+using rehost_atom = caf::atom_constant<caf::atom("rehost")>;
+using caught_up_atom = caf::atom_constant<caf::atom("caughtup")>;
 
 /// A read's consistency level in a message: a `consistency_level`, or
 /// `configured_level` for the node's configured one.
@@ -195,6 +197,11 @@ using agent_actor = caf::typed_actor<
     // The node's write queue wrote (or failed: the reason) the agent's
     // batches up to this ticket.
     caf::reacts_to<written_atom, uint64_t, std::string>,
+    // A session found this replica caught up with its peer (their digests
+    // matched, or the answer to a pull was merged): reads at a level other
+    // than Local no longer need to consult another replica first. The
+    // answer: whether the agent counts it (not while it holds nothing).
+    caf::replies_to<caught_up_atom>::with<bool>,
     // A federation's replica checks its leader periodically (succession).
     caf::reacts_to<tick_atom>, caf::reacts_to<fail_atom>>;
 
@@ -228,7 +235,10 @@ using node_actor = caf::typed_actor<
     caf::replies_to<find_atom, std::string>::with<agent_actor>,
     // Periodically: the whole directory again to every peer (announcements
     // are not acknowledged; this repairs one a peer missed).
-    caf::reacts_to<tick_atom>>;
+    caf::reacts_to<tick_atom>,
+    // At start: hosts again the agents (and federations) its store holds,
+    // a batch at a time (the rest follows in the next message).
+    caf::reacts_to<rehost_atom, std::vector<std::string>>>;
 
 // -- registration -----------------------------------------------------------
 

@@ -17,6 +17,7 @@
 #include "persistence/internal/database_impl.hpp"
 #include "persistence/internal/log_scan.hpp"
 
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
@@ -25,8 +26,6 @@
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
-
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -106,7 +105,8 @@ rocksdb::DBOptions db_options(bool fresh) {
   // Only a record cut short at the very end of a log is tolerated (a write
   // that was never acknowledged); the scan before the open refuses damage
   // anywhere else, which this mode lets through in some cases.
-  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  opts.wal_recovery_mode
+      = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   opts.best_efforts_recovery = false;
   // Hash memtables take one writer at a time (the write group's leader
   // inserts for the group).
@@ -114,7 +114,8 @@ rocksdb::DBOptions db_options(bool fresh) {
   return opts;
 }
 
-// -- the marker file -----------------------------------------------------------
+// -- the marker file
+// -----------------------------------------------------------
 
 /// The flushed sequence the marker holds; nullopt without a marker.
 std::optional<uint64_t> read_marker(const std::string& dir) {
@@ -164,7 +165,8 @@ public:
     // nop
   }
 
-  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo& info) override {
+  void OnFlushCompleted(rocksdb::DB*,
+                        const rocksdb::FlushJobInfo& info) override {
     std::lock_guard<std::mutex> guard{mtx_};
     if (info.largest_seqno <= flushed_)
       return;
@@ -178,11 +180,13 @@ private:
   uint64_t flushed_;
 };
 
-// -- checks before an open -----------------------------------------------------
+// -- checks before an open
+// -----------------------------------------------------
 
 bool ends_with(const std::string& x, const char* suffix) {
   std::string s{suffix};
-  return x.size() >= s.size() && x.compare(x.size() - s.size(), s.size(), s) == 0;
+  return x.size() >= s.size()
+         && x.compare(x.size() - s.size(), s.size(), s) == 0;
 }
 
 /// What the checks found about an existing store.
@@ -214,8 +218,8 @@ expected<preflight_result> preflight(const std::string& path) {
       return damaged("'" + path + "/CURRENT' is missing" + repair_hint(path));
     return make_error(errc::invalid_argument,
                       "'" + path + "' is not an Engram store: it holds "
-                          + std::to_string(names.size())
-                          + " entries (e.g. '" + *names.begin()
+                          + std::to_string(names.size()) + " entries (e.g. '"
+                          + *names.begin()
                           + "') but no store; give a new or empty directory");
   }
   std::ifstream current{path + "/CURRENT"};
@@ -240,15 +244,16 @@ expected<preflight_result> preflight(const std::string& path) {
       return damaged("'" + path + "/" + n + "' holds no record"
                      + repair_hint(path));
     if (scan->torn_tail)
-      result.notes.push_back(n + " ends in a write cut short (never "
-                                 "acknowledged): left out");
+      result.notes.push_back(n
+                             + " ends in a write cut short (never "
+                               "acknowledged): left out");
     if (!is_manifest)
       ++result.logs;
   }
   // A store of Engram's: exactly its column families.
   std::vector<std::string> families;
-  auto st = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, path,
-                                            &families);
+  auto st
+      = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, path, &families);
   if (!st.ok())
     return damaged("cannot read the column families of the store at '" + path
                    + "': " + st.ToString() + repair_hint(path));
@@ -259,8 +264,9 @@ expected<preflight_result> preflight(const std::string& path) {
     for (auto& f : families)
       list += (list.empty() ? "" : ", ") + f;
     return make_error(errc::invalid_argument,
-                      "'" + path + "' holds a RocksDB database that is not an "
-                          "Engram store (column families: "
+                      "'" + path
+                          + "' holds a RocksDB database that is not an "
+                            "Engram store (column families: "
                           + list + ")");
   }
   // A read-only open never deletes nor writes anything.
@@ -269,8 +275,8 @@ expected<preflight_result> preflight(const std::string& path) {
   st = rocksdb::DB::OpenForReadOnly(db_options(false), path,
                                     family_descriptors(), &handles, &raw);
   if (!st.ok())
-    return damaged("the store at '" + path + "' cannot be read: "
-                   + st.ToString() + repair_hint(path));
+    return damaged("the store at '" + path
+                   + "' cannot be read: " + st.ToString() + repair_hint(path));
   std::unique_ptr<rocksdb::DB> probe{raw};
   result.latest_sequence = probe->GetLatestSequenceNumber();
   std::vector<rocksdb::LiveFileMetaData> live;
@@ -293,9 +299,9 @@ expected<preflight_result> preflight(const std::string& path) {
                    + "' is behind: the store had flushed up to sequence "
                    + std::to_string(*flushed) + ", it now recovers only up to "
                    + std::to_string(result.latest_sequence)
-                   + (lost.empty() ? std::string{}
-                                   : "; table files it no longer references:"
-                                         + lost)
+                   + (lost.empty()
+                          ? std::string{}
+                          : "; table files it no longer references:" + lost)
                    + repair_hint(path));
   }
   return result;
@@ -331,7 +337,8 @@ expected<void> writable(const fs::path& dir) {
 }
 
 std::string utc_stamp() {
-  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  auto now
+      = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};
   ::gmtime_r(&now, &tm);
   char buf[32];
@@ -341,7 +348,8 @@ std::string utc_stamp() {
 
 } // namespace
 
-// -- database -------------------------------------------------------------------
+// -- database
+// -------------------------------------------------------------------
 
 database::impl::~impl() {
   if (!db)
@@ -406,8 +414,8 @@ database::open(const store_options& options) {
   state->listener = std::make_shared<flush_listener>(path, flushed);
   opts.listeners.push_back(state->listener);
   rocksdb::DB* raw = nullptr;
-  auto st = rocksdb::DB::Open(opts, path, family_descriptors(), &state->cfs,
-                              &raw);
+  auto st
+      = rocksdb::DB::Open(opts, path, family_descriptors(), &state->cfs, &raw);
   if (!st.ok())
     return storage_error(st, "cannot open store at '" + path + "'");
   state->db.reset(raw);
@@ -447,17 +455,17 @@ expected<std::string> database::check(const std::string& path) {
     if (parent.empty())
       parent = ".";
     if (!fs::is_directory(parent, ec))
-      return make_error(errc::storage_failed,
-                        "cannot create '" + path + "': '" + parent.string()
-                            + "' is not a directory");
+      return make_error(errc::storage_failed, "cannot create '" + path + "': '"
+                                                  + parent.string()
+                                                  + "' is not a directory");
     if (auto ok = writable(parent); !ok)
-      return make_error(errc::storage_failed, "cannot create '" + path
-                                                  + "': "
+      return make_error(errc::storage_failed, "cannot create '" + path + "': "
                                                   + ok.error_value().message);
     return std::string{"a new store will be created at '" + path + "'"};
   }
   if (!fs::is_directory(p, ec))
-    return make_error(errc::storage_failed, "'" + path + "' is not a directory");
+    return make_error(errc::storage_failed,
+                      "'" + path + "' is not a directory");
   if (auto ok = writable(p); !ok)
     return ok.error_value();
   if (fs::is_empty(p, ec))
@@ -481,7 +489,8 @@ expected<std::vector<std::string>> database::partitions() const {
     if (!key.empty() && static_cast<unsigned char>(key[0]) == 0xff)
       continue;
     auto nul = key.find('\0');
-    if (nul != std::string::npos && key.compare(nul, std::string::npos, suffix) == 0)
+    if (nul != std::string::npos
+        && key.compare(nul, std::string::npos, suffix) == 0)
       result.push_back(key.substr(0, nul));
   }
   if (!it->status().ok())
@@ -529,11 +538,11 @@ expected<repair_report> database::repair(const std::string& path) {
       if (is_manifest)
         manifest_ok = false;
       else
-        report.lost.push_back(
-            n + ": the write batches after sequence "
-            + std::to_string(scan->last_sequence) + " (from offset "
-            + std::to_string(*scan->damaged_at)
-            + ") may be lost where the log cannot be read");
+        report.lost.push_back(n + ": the write batches after sequence "
+                              + std::to_string(scan->last_sequence)
+                              + " (from offset "
+                              + std::to_string(*scan->damaged_at)
+                              + ") may be lost where the log cannot be read");
     } else if (is_manifest && scan->records == 0) {
       manifest_ok = false;
       report.damage.push_back(n + ": holds no record");
@@ -549,7 +558,8 @@ expected<repair_report> database::repair(const std::string& path) {
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     auto opts = db_options(false);
     opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
-    auto st = rocksdb::DB::OpenForReadOnly(opts, path, descriptors, &handles, &raw);
+    auto st
+        = rocksdb::DB::OpenForReadOnly(opts, path, descriptors, &handles, &raw);
     if (st.ok()) {
       probe_sequence = raw->GetLatestSequenceNumber();
       for (auto* h : handles)
@@ -593,10 +603,9 @@ expected<repair_report> database::repair(const std::string& path) {
     st = rocksdb::RepairDB(path, opts, descriptors, unknown);
   }
   if (!st.ok())
-    return make_error(errc::damaged_store, "cannot repair '" + path
-                                               + "': " + st.ToString()
-                                               + " (the copy is in '" + backup
-                                               + "')");
+    return make_error(errc::damaged_store,
+                      "cannot repair '" + path + "': " + st.ToString()
+                          + " (the copy is in '" + backup + "')");
   for (auto& entry : fs::recursive_directory_iterator(path + "/lost", ec))
     if (entry.is_regular_file())
       report.lost.push_back("lost/" + entry.path().filename().string()

@@ -38,7 +38,8 @@ inline constexpr const char* context_key = "replica";
 /// every partition (partition names never start with 0xff): each family
 /// then always has a table file, which `RepairDB` needs to recover the
 /// family's writes from a damaged write-ahead log.
-inline const std::string family_marker = "\xff" "engram.family";
+inline const std::string family_marker = "\xff"
+                                         "engram.family";
 
 /// A RocksDB status as an error naming what failed.
 inline error storage_error(const rocksdb::Status& st, const std::string& what) {
@@ -55,10 +56,9 @@ std::vector<rocksdb::ColumnFamilyDescriptor> family_descriptors();
 /// high as it was and raised by `own_margin`, so that no dot it may have
 /// issued before the damage is issued again. Returns the number of engram
 /// records read; undecodable ones are counted in `corrupt`.
-expected<size_t> rebuild_context(rocksdb::DB& db,
-                                 const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
-                                 const std::string& partition,
-                                 uint64_t own_margin, size_t& corrupt);
+expected<size_t> rebuild_context(
+    rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+    const std::string& partition, uint64_t own_margin, size_t& corrupt);
 
 } // namespace engram::persistence::internal
 

@@ -163,10 +163,13 @@ struct sim_fixture {
                           false);
   }
 
+  // What this node's replicas hold (a Local read: the tests check what
+  // sync brought here, not what another replica would answer).
   std::vector<memory_view> query(const actors::instance_actor& inst,
                                  query_filter filter = {}) {
-    return ok(ask<std::vector<memory_view>>(inst, actors::query_atom::value,
-                                            std::move(filter)));
+    return ok(ask<std::vector<memory_view>>(
+        inst, actors::query_atom::value, std::move(filter),
+        actors::code_of(consistency_level::local)));
   }
 
   actors::node_status status(actors::node& n) {

@@ -47,7 +47,8 @@ struct stored_node {
     args.erase(args.begin()); // the program itself
     auto inst = c.instance(i, "ann", "main");
     for (size_t k = 0; k < n; ++k)
-      c.learn(inst, fact_of("k" + std::to_string(k), "value " + std::to_string(k)));
+      c.learn(inst,
+              fact_of("k" + std::to_string(k), "value " + std::to_string(k)));
     c.nodes[i].proc.signal(sig);
     BOOST_REQUIRE(c.nodes[i].proc.wait(10s));
     c.nodes.clear();
@@ -72,24 +73,23 @@ BOOST_AUTO_TEST_CASE(a_truncated_manifest_is_refused_and_repaired) {
                   fs::file_size(n.dir + "/" + manifest) / 2);
   auto refused = run(n.args, n.c.dir.sub("refused.log"));
   BOOST_CHECK_EQUAL(refused.first, 3);
-  BOOST_CHECK_MESSAGE(refused.second.find(manifest) != std::string::npos
-                          && refused.second.find("damaged_store")
-                                 != std::string::npos
-                          && refused.second.find("engramd repair")
-                                 != std::string::npos,
-                      refused.second);
+  BOOST_CHECK_MESSAGE(
+      refused.second.find(manifest) != std::string::npos
+          && refused.second.find("damaged_store") != std::string::npos
+          && refused.second.find("engramd repair") != std::string::npos,
+      refused.second);
   // Nothing was deleted.
   BOOST_CHECK(files_with(n.dir, ".sst") == tables);
-  auto repaired = run({"repair", "--data-dir", n.dir},
-                      n.c.dir.sub("repair.log"));
+  auto repaired
+      = run({"repair", "--data-dir", n.dir}, n.c.dir.sub("repair.log"));
   BOOST_CHECK_EQUAL(repaired.first, 0);
   BOOST_CHECK_MESSAGE(repaired.second.find("copy of the damaged store")
                           != std::string::npos,
                       repaired.second);
   bool copied = false;
   for (auto& e : fs::directory_iterator(n.c.dir.path()))
-    copied = copied
-             || e.path().filename().string().rfind("n1.damaged-", 0) == 0;
+    copied
+        = copied || e.path().filename().string().rfind("n1.damaged-", 0) == 0;
   BOOST_CHECK(copied);
   auto i = n.restart();
   auto inst = n.c.instance(i, "ann", "main");
@@ -120,8 +120,8 @@ BOOST_AUTO_TEST_CASE(a_log_damaged_in_its_middle_is_refused_and_repaired) {
                                  != std::string::npos,
                       refused.second);
   BOOST_CHECK_EQUAL(fs::file_size(n.dir + "/" + log), size); // untouched
-  auto repaired = run({"repair", "--data-dir", n.dir},
-                      n.c.dir.sub("repair.log"));
+  auto repaired
+      = run({"repair", "--data-dir", n.dir}, n.c.dir.sub("repair.log"));
   BOOST_CHECK_EQUAL(repaired.first, 0);
   BOOST_CHECK_MESSAGE(repaired.second.find("not recovered: " + log)
                           != std::string::npos,
@@ -149,15 +149,15 @@ BOOST_AUTO_TEST_CASE(a_directory_of_other_files_is_refused_untouched) {
   fs::create_directories(data);
   std::ofstream{data + "/notes.txt"} << "my notes\n";
   std::ofstream{data + "/000123.txt"} << "x\n";
-  auto refused = run({"--node-id", "n1", "--data-dir", data, "--listen",
-                      "127.0.0.1:0"},
-                     dir.sub("out.log"));
+  auto refused
+      = run({"--node-id", "n1", "--data-dir", data, "--listen", "127.0.0.1:0"},
+            dir.sub("out.log"));
   BOOST_CHECK_EQUAL(refused.first, 3);
   BOOST_CHECK_MESSAGE(refused.second.find("is not an Engram store")
                           != std::string::npos,
                       refused.second);
-  BOOST_CHECK((files_with(data, "") == std::set<std::string>{"notes.txt",
-                                                              "000123.txt"}));
+  BOOST_CHECK((files_with(data, "")
+               == std::set<std::string>{"notes.txt", "000123.txt"}));
   auto checked = run({"--node-id", "n1", "--data-dir", data, "--check-config"},
                      dir.sub("check.log"));
   BOOST_CHECK_EQUAL(checked.first, 3);

@@ -67,7 +67,8 @@ size_t loaded(const std::string& path) {
   return x.mem.size();
 }
 
-void overwrite(const std::string& file, uintmax_t at, const std::string& bytes) {
+void overwrite(const std::string& file, uintmax_t at,
+               const std::string& bytes) {
   std::fstream f{file, std::ios::in | std::ios::out | std::ios::binary};
   f.seekp(static_cast<std::streamoff>(at));
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -101,7 +102,8 @@ BOOST_AUTO_TEST_CASE(a_log_is_read_record_by_record) {
   // A zeroed header in the middle, followed by data, is damage.
   fs::copy_file(crashed + "/" + log, dir.sub("zeroed.log"));
   overwrite(dir.sub("zeroed.log"), 0, std::string(7, '\0'));
-  auto zeroed = persistence::internal::scan_log_file(dir.sub("zeroed.log"), true);
+  auto zeroed
+      = persistence::internal::scan_log_file(dir.sub("zeroed.log"), true);
   BOOST_REQUIRE(zeroed);
   BOOST_CHECK(zeroed->damaged_at);
   BOOST_CHECK(zeroed->damage.find("zeroed record header") != std::string::npos);
@@ -123,8 +125,8 @@ BOOST_AUTO_TEST_CASE(a_damaged_log_is_refused_then_repaired) {
   BOOST_REQUIRE(!checked);
   BOOST_CHECK(checked.error_value().code == errc::damaged_store);
   auto report = database::repair(crashed);
-  BOOST_REQUIRE_MESSAGE(report, (report ? std::string{}
-                                        : report.error_value().to_string()));
+  BOOST_REQUIRE_MESSAGE(
+      report, (report ? std::string{} : report.error_value().to_string()));
   BOOST_CHECK(fs::exists(report->backup));
   BOOST_CHECK_EQUAL(report->damage.size(), 1u);
   BOOST_CHECK(!report->lost.empty());
@@ -149,7 +151,8 @@ BOOST_AUTO_TEST_CASE(a_manifest_behind_its_flushes_is_refused_then_repaired) {
   for (auto& e : fs::directory_iterator(path))
     if (e.path().extension() == ".sst")
       tables.insert(e.path().filename().string());
-  fs::resize_file(path + "/" + manifest, fs::file_size(path + "/" + manifest) / 2);
+  fs::resize_file(path + "/" + manifest,
+                  fs::file_size(path + "/" + manifest) / 2);
   auto refused = store::open(store_options{path}, 1);
   BOOST_REQUIRE(!refused);
   BOOST_CHECK(refused.error_value().code == errc::damaged_store);
@@ -159,8 +162,8 @@ BOOST_AUTO_TEST_CASE(a_manifest_behind_its_flushes_is_refused_then_repaired) {
   for (auto& t : tables) // nothing deleted
     BOOST_CHECK(fs::exists(path + "/" + t));
   auto report = database::repair(path);
-  BOOST_REQUIRE_MESSAGE(report, (report ? std::string{}
-                                        : report.error_value().to_string()));
+  BOOST_REQUIRE_MESSAGE(
+      report, (report ? std::string{} : report.error_value().to_string()));
   BOOST_CHECK(report->method.find("table files") != std::string::npos);
   BOOST_CHECK_EQUAL(loaded(path), 30u); // every flushed table was recovered
 }
@@ -175,9 +178,9 @@ BOOST_AUTO_TEST_CASE(what_is_not_a_store_is_refused_untouched) {
   BOOST_CHECK(refused.error_value().code == errc::invalid_argument);
   BOOST_CHECK(refused.error_value().message.find("is not an Engram store")
               != std::string::npos);
-  BOOST_CHECK_EQUAL(std::distance(fs::directory_iterator(other),
-                                  fs::directory_iterator{}),
-                    1);
+  BOOST_CHECK_EQUAL(
+      std::distance(fs::directory_iterator(other), fs::directory_iterator{}),
+      1);
   // Another program's RocksDB (only the default family).
   auto foreign = dir.sub("foreign");
   {
