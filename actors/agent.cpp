@@ -19,9 +19,12 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 #include <unordered_set>
+
+#include "engram/v1/sync.pb.h"
 
 namespace engram::actors {
 
@@ -55,8 +58,11 @@ struct agent_state {
   /// This node's trust in the federation's members (its trust model, and
   /// the reputations verifications and contradictions earned here).
   federation::trust_book trust;
-  /// Messages told to this agent, not yet read: (sender, text).
-  std::deque<std::pair<std::string, std::string>> inbox;
+  /// The messages told to this agent that this replica holds unread (their
+  /// engrams: reserved facts "_msg.<id>" in the agent's memory, which
+  /// replicate with it). Found by a scan of the replica when first needed,
+  /// then kept up to date by writes and merges.
+  std::optional<std::set<engram_id>> unread;
   /// The ids of the last messages taken into the inbox (a retry of one of
   /// them is acknowledged, not added again); bounded.
   std::deque<uint64_t> recent_ids;
@@ -129,6 +135,112 @@ held_by(const placement& place, const std::string& node) {
         return true;
     return false;
   };
+}
+
+// -- messages
+// ------------------------------------------------------------------
+
+/// The key prefix of the reserved facts holding an agent's messages.
+constexpr const char* message_prefix = "_msg.";
+
+std::string message_key(uint64_t id) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string key = message_prefix;
+  for (int shift = 60; shift >= 0; shift -= 4)
+    key += digits[(id >> shift) & 0xf];
+  return key;
+}
+
+bool is_message(const engram_record& e) {
+  auto* f = std::get_if<fact>(&e.body);
+  return f != nullptr && f->key.rfind(message_prefix, 0) == 0;
+}
+
+/// A message of the inbox, decoded from its fact.
+struct inbox_message {
+  engram_id engram;
+  uint64_t id = 0;
+  std::string from;
+  std::string text;
+  uint64_t sent_us = 0;
+};
+
+std::optional<inbox_message> decode_message(const engram_record& e) {
+  auto* f = std::get_if<fact>(&e.body);
+  if (f == nullptr || e.tombstone)
+    return std::nullopt;
+  v1::InboxMessage m;
+  if (!m.ParseFromString(f->value))
+    return std::nullopt;
+  return inbox_message{e.id, m.id(), m.from(), m.text(), m.sent_us()};
+}
+
+// The fact holding message `id` told to `agent`.
+engram_record message_record(const std::string& agent, uint64_t id,
+                             const std::string& from, const std::string& text,
+                             uint64_t sent_us) {
+  v1::InboxMessage m;
+  m.set_id(id);
+  m.set_from(from);
+  m.set_text(text);
+  m.set_sent_us(sent_us);
+  engram_record e;
+  e.type = memory_type::semantic;
+  e.scope = memory_scope::agent(agent);
+  e.body = fact{message_key(id), m.SerializeAsString()};
+  e.confidence = 1.0;
+  e.origin.origin_agent = is_utf8(from) ? from : std::string{};
+  return e;
+}
+
+// Keeps `unread` up to date with what the replica now holds for `id`.
+void note_message(agent_state& st, const engram_id& id) {
+  if (!st.unread)
+    return;
+  auto now = st.mem->get(id);
+  if (now && !now->tombstone && is_message(*now))
+    st.unread->insert(id);
+  else
+    st.unread->erase(id);
+}
+
+// Notes the messages a change (a write, a merge) touched.
+void note_messages(agent_state& st, const replica_delta& delta) {
+  if (!st.unread)
+    return;
+  for (auto& entry : delta.entries) {
+    bool message = st.unread->count(entry.id) > 0; // e.g. forgotten (read)
+    for (auto& v : entry.versions)
+      message = message || is_message(v.value);
+    if (message)
+      note_message(st, entry.id);
+  }
+}
+
+// The messages this replica holds unread (a scan the first time).
+const std::set<engram_id>& unread_messages(agent_state& st) {
+  if (!st.unread) {
+    st.unread.emplace();
+    query_filter facts;
+    facts.type = memory_type::semantic;
+    facts.kind = scope_kind::agent;
+    std::vector<memory_view> views;
+    select(*st.mem, facts, views);
+    for (auto& v : views)
+      if (is_message(v.value))
+        st.unread->insert(v.value.id);
+  }
+  return *st.unread;
+}
+
+// The unread messages this replica holds, as views.
+std::vector<memory_view> message_views(agent_state& st) {
+  std::vector<memory_view> out;
+  for (auto& id : unread_messages(st))
+    for (auto& v : st.mem->read(id))
+      if (!v.value.tombstone && is_message(v.value))
+        out.push_back(std::move(v));
+  return out;
 }
 
 // Records a change; a change that cannot be made durable must not be
@@ -260,6 +372,7 @@ caf::result<engram_id> commit(agent_ptr self, expected<replica_delta> delta,
   if (!delta)
     return to_caf(delta.error_value());
   record(self, *delta);
+  note_messages(self->state, *delta);
   engram_id id;
   if (!delta->entries.empty())
     id = delta->entries.front().id;
@@ -509,7 +622,8 @@ bool reserved(const engram_record& e) {
   auto* f = std::get_if<fact>(&e.body);
   return f != nullptr && !f->key.empty() && f->key[0] == '_'
          && (f->key == federation::state_key()
-             || f->key.rfind(federation::share_key_prefix(), 0) == 0);
+             || f->key.rfind(federation::share_key_prefix(), 0) == 0
+             || f->key.rfind(message_prefix, 0) == 0);
 }
 
 std::vector<memory_view> local_query(agent_ptr self,
@@ -1114,6 +1228,151 @@ caf::result<engram_id> answer_question(agent_ptr self, uint64_t conflict_id,
 
 // -- communication -----------------------------------------------------------
 
+// Marks each message read (forgets its fact: the mark replicates like any
+// write, at the configured level) and answers with those marked, oldest
+// first, as alternating sender and text. A message whose mark failed stays
+// unread for the next read; none marked: the first error.
+void mark_read(agent_ptr self, std::vector<memory_view> views,
+               caf::typed_response_promise<std::vector<std::string>> rp) {
+  std::vector<inbox_message> msgs;
+  for (auto& v : views)
+    if (auto m = decode_message(v.value))
+      msgs.push_back(std::move(*m));
+  std::sort(msgs.begin(), msgs.end(), [](const auto& x, const auto& y) {
+    return std::tie(x.sent_us, x.id) < std::tie(y.sent_us, y.id);
+  });
+  msgs.erase(std::unique(msgs.begin(), msgs.end(),
+                         [](const auto& x, const auto& y) {
+                           return x.engram == y.engram;
+                         }),
+             msgs.end());
+  if (msgs.empty()) {
+    rp.deliver(std::vector<std::string>{});
+    return;
+  }
+  struct tally {
+    std::vector<inbox_message> msgs;
+    std::vector<bool> marked;
+    size_t waiting = 0;
+    std::optional<error> failure;
+  };
+  auto t = std::make_shared<tally>();
+  t->marked.resize(msgs.size());
+  t->waiting = msgs.size();
+  t->msgs = std::move(msgs);
+  auto done = [t, rp]() mutable {
+    if (--t->waiting > 0)
+      return;
+    std::vector<std::string> out;
+    for (size_t i = 0; i < t->msgs.size(); ++i)
+      if (t->marked[i]) {
+        out.push_back(t->msgs[i].from);
+        out.push_back(t->msgs[i].text);
+      }
+    if (out.empty() && t->failure)
+      rp.deliver(to_caf(*t->failure));
+    else
+      rp.deliver(std::move(out));
+  };
+  auto& cfg = self->state.ctx->config;
+  auto timeout = 2 * cfg.replication.write_timeout + std::chrono::seconds{5};
+  auto me = caf::actor_cast<agent_actor>(self);
+  for (size_t i = 0; i < t->msgs.size(); ++i)
+    self->request(me, timeout, forget_atom::value, t->msgs[i].engram,
+                  std::string{"read"})
+        .then(
+            [=](engram_id&) mutable {
+              t->marked[i] = true;
+              done();
+            },
+            [=](caf::error& err) mutable {
+              auto e = from_caf(err);
+              // Stored here, syncing: read (it must not be read again).
+              t->marked[i] = e.code == errc::not_confirmed;
+              if (!t->marked[i] && !t->failure)
+                t->failure = e;
+              done();
+            });
+}
+
+// The agent's unread messages from the replicas the configured level reads
+// (this one alone at One), merged per message.
+template<class F>
+void gather_messages(agent_ptr self, F done) {
+  auto& st = self->state;
+  auto level = st.ctx->config.replication.consistency;
+  if (level == consistency_level::local)
+    level = consistency_level::one;
+  auto nodes = placing(self).read_set(level, self_node(self), liveness(self));
+  if (!nodes || nodes->size() <= 1) {
+    done(message_views(st));
+    return;
+  }
+  struct gather {
+    std::vector<std::vector<memory_view>> answers;
+    size_t waiting = 0;
+  };
+  auto g = std::make_shared<gather>();
+  g->answers.push_back(message_views(st));
+  g->waiting = nodes->size() - 1;
+  auto one_done = [=]() mutable {
+    if (--g->waiting == 0)
+      done(merge_reads(query_filter{}, g->answers));
+  };
+  for (size_t i = 1; i < nodes->size(); ++i)
+    with_remote(
+        self, (*nodes)[i],
+        [=](const agent_actor& hdl) mutable {
+          self->request(hdl, std::chrono::seconds{5}, inbox_atom::value,
+                        code_of(consistency_level::local))
+              .then(
+                  [=](std::vector<memory_view>& views) mutable {
+                    g->answers.push_back(std::move(views));
+                    one_done();
+                  },
+                  [=](caf::error&) mutable {
+                    one_done();
+                  });
+        },
+        [=](caf::error&) mutable {
+          one_done();
+        });
+}
+
+// Reads the inbox: a replica that has not caught up with its peers syncs
+// first (bounded), then the unread messages are gathered and marked read.
+caf::result<std::vector<std::string>> read_inbox(agent_ptr self) {
+  auto& st = self->state;
+  if (st.is_federation())
+    return to_caf(make_error(errc::invalid_argument,
+                             "a federation has no inbox; its members do"));
+  auto rp = self->make_response_promise<std::vector<std::string>>();
+  auto collect = [self, rp]() mutable {
+    gather_messages(self, [self, rp](std::vector<memory_view> views) mutable {
+      mark_read(self, std::move(views), rp);
+    });
+  };
+  bool peers_hold_it = false;
+  for (auto& n : st.ctx->dir->hosts(st.cfg.agent_id))
+    peers_hold_it = peers_hold_it || st.ctx->cluster->live(n);
+  if (st.caught_up || !peers_hold_it || st.sessions.empty()) {
+    collect();
+    return rp;
+  }
+  sync_config cfg;
+  cfg.timeout = std::chrono::seconds{2};
+  self->request(caf::actor_cast<agent_actor>(self), cfg.timeout * 2,
+                sync_atom::value, cfg)
+      .then(
+          [=](sync_result&) mutable {
+            collect();
+          },
+          [=](caf::error&) mutable {
+            collect();
+          });
+  return rp;
+}
+
 // What the agent's memory says about `question`: the value of the fact with
 // that key, else its beliefs about that subject ("relation object", the
 // most confident first); an error when it knows nothing about it.
@@ -1314,9 +1573,22 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                  {"column_family", c.column_family},
                                  {"key", c.key},
                                  {"reason", c.reason}});
-  for (auto& m : *kept) {
-    st.inbox.emplace_back(std::move(m.from), std::move(m.text));
-    remember_message(self, m.id);
+  // Messages an earlier build kept beside the replica (unread): moved
+  // into the replicated memory, then dropped from the old place.
+  if (!kept->empty()) {
+    auto now_us = st.clock->now().wall_us;
+    for (auto& m : *kept) {
+      auto e = message_record(agent_id, m.id, m.from, m.text, now_us);
+      auto delta = st.mem->put(std::move(e));
+      if (!delta) // an undecodable old message: reported, left out
+        continue;
+      record(self, *delta);
+      remember_message(self, m.id);
+    }
+    if (auto cleared = st.db->clear_messages(); !cleared) {
+      self->quit(to_caf(cleared.error_value()));
+      return agent_actor::behavior_type::make_empty_behavior();
+    }
   }
   st.hosted = is_federation_id(agent_id)
                   ? memory_scope::collective(agent_id, {agent_id})
@@ -1429,25 +1701,36 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       [=](tell_atom, const std::string& from, const std::string& text,
           uint64_t id) -> caf::result<bool> {
         auto& s = self->state;
-        if (s.recent.count(id) > 0)
-          return true; // a retry of a message already in the inbox
         if (s.is_federation())
           return to_caf(make_error(errc::invalid_argument,
                                    "tell an agent; a federation takes "
                                    "broadcasts"));
-        if (s.inbox.size() >= s.cfg.inbox_capacity)
+        // A retry of a message this replica holds (read or not): done.
+        auto e = message_record(s.cfg.agent_id, id, from, text,
+                                s.clock->now().wall_us);
+        auto engram = derive_id(e.scope, e.body);
+        if (s.recent.count(id) > 0 || s.mem->contains(engram))
+          return true;
+        if (unread_messages(s).size() >= s.cfg.inbox_capacity)
           return to_caf(make_error(errc::limit_exceeded,
                                    "the inbox of agent " + s.cfg.agent_id
                                        + " is full ("
                                        + std::to_string(s.cfg.inbox_capacity)
                                        + " unread messages)"));
-        // Kept in the store first: an acknowledged message survives a
-        // restart of this node until it is read.
-        if (auto kept = s.db->keep_message({id, from, text}); !kept)
-          return to_caf(kept.error_value());
-        s.inbox.emplace_back(from, text);
-        remember_message(self, id);
-        return true;
+        // Written as any memory of the agent (its level's durability, then
+        // replicated to every node holding it) before it is acknowledged.
+        auto rp = self->make_response_promise<bool>();
+        self->request(caf::actor_cast<agent_actor>(self), caf::infinite,
+                      learn_atom::value, std::move(e))
+            .then(
+                [=](engram_id&) mutable {
+                  remember_message(self, id);
+                  rp.deliver(true);
+                },
+                [=](caf::error& err) mutable {
+                  rp.deliver(std::move(err));
+                });
+        return rp;
       },
       [=](ask_atom, const std::string& from,
           const std::string& question) -> caf::result<std::string> {
@@ -1467,17 +1750,10 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
                                        "handler)"));
       },
       [=](inbox_atom) -> caf::result<std::vector<std::string>> {
-        auto& s = self->state;
-        // Forgotten in the store first: a failure leaves them unread.
-        if (auto cleared = s.db->clear_messages(); !cleared)
-          return to_caf(cleared.error_value());
-        std::vector<std::string> out;
-        for (auto& [from, text] : s.inbox) {
-          out.push_back(from);
-          out.push_back(text);
-        }
-        s.inbox.clear();
-        return out;
+        return read_inbox(self);
+      },
+      [=](inbox_atom, level_code) -> std::vector<memory_view> {
+        return message_views(self->state); // a peer's inbox read
       },
       [=](broadcast_atom, const std::string& from, const std::string& text) {
         return broadcast(self, from, text);
@@ -1635,6 +1911,7 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
           record(self, report->resolutions);
           push(self, report->resolutions);
         }
+        note_messages(self->state, delta);
         reload_state(self); // a federation's rules may have changed
         return rp;
       },

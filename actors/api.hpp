@@ -55,7 +55,9 @@ struct sync_result {
 
 /// The timing of sync sessions.
 struct session_settings {
-  /// Changes are pushed after this delay, batched (debounce).
+  /// Changes are held this long after the first of them, then pushed
+  /// together (debounce). A replication (a write at Quorum or All), a sync
+  /// or an answer to the peer sends what is held at once.
   milliseconds push_delay{5};
   /// Push changes as they happen (else only anti-entropy carries them).
   bool on_change = true;

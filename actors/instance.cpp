@@ -184,6 +184,15 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](learn_atom, engram_record& value,
           bool scoped) -> caf::result<engram_id> {
         auto& s = self->state;
+        // Facts the runtime keeps for itself (messages, pending shares, a
+        // federation's rules) are not written by clients.
+        if (auto* f = std::get_if<fact>(&value.body))
+          for (auto* prefix : {"_msg.", "_share.", "_federation."})
+            if (f->key.rfind(prefix, 0) == 0)
+              return to_caf(
+                  make_error(errc::invalid_argument,
+                             std::string{"keys starting with "} + prefix
+                                 + " are reserved (the runtime's own facts)"));
         auto scope = s.resolve(
             scoped ? value.scope : s.cfg.default_scopes.for_type(value.type));
         if (!scope)

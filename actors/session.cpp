@@ -81,6 +81,11 @@ struct session_state {
   std::vector<replica_delta> pending;
   size_t pending_versions = 0;
   bool flush_scheduled = false;
+  // What is pending is only pushes, held until `hold_until` (push_delay
+  // after the first of them): they go out together then, or earlier with
+  // frames that must leave now (a replication, a sync, an answer).
+  bool holding_pushes = false;
+  caf::actor_clock::time_point hold_until;
   bool on_change = true;
   bool anti_entropy_due = false;
   caf::actor_clock::time_point last_heard;
@@ -251,6 +256,7 @@ void queue_parts(session_ptr self, replica_delta&& delta) {
     return;
   if (st.round_streaming)
     st.round_result.synced_count += delta.version_count();
+  st.holding_pushes = false; // an answer leaves now, with what is pending
   for (auto& part : split_delta(std::move(delta), frame_versions)) {
     st.pending_versions += part.version_count();
     st.pending.push_back(std::move(part));
@@ -381,6 +387,9 @@ void flush(session_ptr self) {
   st.flush_scheduled = false;
   if (!st.established)
     return;
+  if (st.holding_pushes && now(self) < st.hold_until)
+    return; // the delayed flush sends them
+  st.holding_pushes = false;
   if (!st.pending.empty())
     send_pending(self);
   read_piece(self);
@@ -857,6 +866,10 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
           s.anti_entropy_due = true;
           return;
         }
+        if (s.pending.empty() && s.cfg.push_delay.count() > 0) {
+          s.holding_pushes = true;
+          s.hold_until = now(self) + s.cfg.push_delay;
+        }
         s.pending.push_back(delta);
         s.pending_versions += delta.version_count();
         if (s.pending_versions > s.cfg.max_pending_versions) {
@@ -886,6 +899,7 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         s.pending.push_back(std::move(delta));
         auto deadline = now(self) + 2 * s.ctx->config.replication.write_timeout;
         s.pending_waiters.push_back(waiter{rp, {}, deadline});
+        s.holding_pushes = false; // a replication leaves now
         flush(self);
         return rp;
       },
@@ -905,6 +919,7 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         s.rounds.push_back(round{rp, now(self) + cfg.timeout});
         if (!s.round_open) {
           s.round_open = true;
+          s.holding_pushes = false; // a sync sends what is pending now
           flush(self);
           if (s.established)
             start_pull(self);

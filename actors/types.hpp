@@ -164,12 +164,17 @@ using agent_actor = caf::typed_actor<
     // A share offered to this agent (encoded) → its id, pending.
     caf::replies_to<share_atom, std::string>::with<std::string>,
     // Messages to this agent: tell (sender, text, message id: a message
-    // seen again — a retry — is not added twice) into the inbox, ask
-    // (sender, question) → the agent's answer, reading the inbox; a
-    // federation broadcasts (sender, text) to its members.
+    // seen again — a retry — is not added twice) into the inbox, a part of
+    // the agent's replicated memory; ask (sender, question) → the agent's
+    // answer; reading the inbox (each message marked read, and the mark
+    // replicated, before it is returned); a federation broadcasts (sender,
+    // text) to its members.
     caf::replies_to<tell_atom, std::string, std::string, uint64_t>::with<bool>,
     caf::replies_to<ask_atom, std::string, std::string>::with<std::string>,
     caf::replies_to<inbox_atom>::with<std::vector<std::string>>,
+    // A peer's inbox read: the unread messages this replica holds (their
+    // reserved facts), not marked read.
+    caf::replies_to<inbox_atom, level_code>::with<std::vector<memory_view>>,
     caf::replies_to<broadcast_atom, std::string, std::string>::with<uint64_t>,
     caf::replies_to<forget_atom, engram_id, std::string>::with<engram_id>,
     caf::replies_to<archive_atom, engram_id>::with<engram_id>,

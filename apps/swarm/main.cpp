@@ -892,11 +892,16 @@ run_result simulation::run() {
     result.failures.push_back(std::to_string(unshared)
                               + " replicas of agents that accepted a share "
                                 "hold nothing reported");
-  // Tells: every acknowledged one is in some replica's inbox, once (inboxes
-  // are kept in the node's store: a crash takes none). With crashes, a tell
-  // whose acknowledgement the crash took may be there too.
-  auto inboxes
-      = gather<std::vector<std::string>>(dests, actors::inbox_atom::value);
+  // Tells: every acknowledged one is in the agent's inbox, once. An inbox
+  // is part of the agent's replicated memory (the replicas converged above),
+  // so it is read on one replica per agent; reading marks the messages read
+  // everywhere. With crashes, a tell whose acknowledgement the crash took
+  // may be there too.
+  std::vector<actors::agent_actor> inbox_dests;
+  for (size_t a = 0; a < o.agents; ++a)
+    inbox_dests.push_back(agents_[{a, replicas_of(a)[0]}]);
+  auto inboxes = gather<std::vector<std::string>>(inbox_dests,
+                                                  actors::inbox_atom::value);
   size_t delivered = 0, news = 0;
   for (auto& in : inboxes)
     if (in)

@@ -321,6 +321,80 @@ BOOST_FIXTURE_TEST_CASE(bytes_that_are_not_utf8_never_abort_the_cli,
   BOOST_CHECK_EQUAL(inbox.parsed().size(), 1u);
 }
 
+// An agent's inbox is part of its replicated memory: a message told
+// through n2 is read through n1, once; the read mark replicates (a sync on
+// n2 brings it, and n2's inbox is then empty) and survives a restart.
+BOOST_FIXTURE_TEST_CASE(an_inbox_is_replicated_and_read_once, cli_fixture) {
+  // bob runs on both nodes.
+  BOOST_REQUIRE_EQUAL(run(n1, {"--agent", "bob", "learn", "x", "1"}).code, 0);
+  BOOST_REQUIRE_EQUAL(run(n2, {"--agent", "bob", "learn", "y", "2"}).code, 0);
+  until_ok(n2, {"--agent", "alice", "tell", "bob", "hi from n2"});
+  json read_on_n1;
+  BOOST_REQUIRE(until([&] {
+    auto r = run(n1, {"--agent", "bob", "--json", "inbox"});
+    read_on_n1 = r.code == 0 ? r.parsed() : json::array();
+    return !read_on_n1.empty();
+  }));
+  BOOST_CHECK_EQUAL(read_on_n1,
+                    json::parse(R"([{"from":"alice","text":"hi from n2"}])"));
+  // n2 learns of the read mark by sync: nothing to read there.
+  BOOST_REQUIRE_EQUAL(run(n2, {"--agent", "bob", "sync"}).code, 0);
+  auto on_n2 = run(n2, {"--agent", "bob", "--json", "inbox"});
+  BOOST_REQUIRE_EQUAL(on_n2.code, 0);
+  BOOST_CHECK_EQUAL(on_n2.parsed(), json::array());
+  // Nor after n1 restarts.
+  auto port = c.nodes[n1].port;
+  c.nodes[n1].proc.signal(SIGTERM);
+  BOOST_REQUIRE(c.nodes[n1].proc.wait(10s));
+  auto back = c.start("n1", {c.nodes[n2].port}, port);
+  auto again = run(back, {"--agent", "bob", "--json", "inbox"});
+  BOOST_REQUIRE_EQUAL(again.code, 0);
+  BOOST_CHECK_EQUAL(again.parsed(), json::array());
+}
+
+// push_delay_ms holds a change that long before it is pushed (anti-entropy
+// is far away): the peer does not have it after a third of the delay, and
+// has it soon after the delay.
+BOOST_FIXTURE_TEST_CASE(push_delay_holds_changes_that_long, cli_base) {
+  {
+    std::ofstream cfg{c.dir.sub("slow.toml")};
+    cfg << "[sessions]\npush_delay_ms = 3000\nanti_entropy_ms = 600000\n";
+  }
+  c.common = {"--config", c.dir.sub("slow.toml")};
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  BOOST_REQUIRE_EQUAL(run(n2, {"--agent", "ann", "learn", "first", "1"}).code,
+                      0);
+  auto holds = [&](size_t i, const std::string& key) {
+    auto r = run(
+        i, {"--agent", "ann", "--json", "query", "--consistency", "local"});
+    if (r.code != 0)
+      return false;
+    for (auto& v : r.parsed())
+      if (v.value("key", "") == key)
+        return true;
+    return false;
+  };
+  // Both host ann and their sessions are up once "first" crossed.
+  BOOST_REQUIRE_EQUAL(run(n1, {"--agent", "ann", "sync"}).code, 0);
+  BOOST_REQUIRE(until(
+      [&] {
+        return holds(n1, "first");
+      },
+      10s));
+  auto learned = std::chrono::steady_clock::now();
+  BOOST_REQUIRE_EQUAL(run(n1, {"--agent", "ann", "learn", "held", "1"}).code,
+                      0);
+  // Not there for the first second (polled, not slept through).
+  while (std::chrono::steady_clock::now() - learned < 1s)
+    BOOST_REQUIRE(!holds(n2, "held"));
+  BOOST_CHECK(until(
+      [&] {
+        return holds(n2, "held");
+      },
+      10s));
+}
+
 // A node that accepts the connection but never answers (frozen): the
 // client gives up after its timeout with exit 4, not 3.
 BOOST_FIXTURE_TEST_CASE(a_frozen_node_times_out_with_exit_4, cli_fixture) {

@@ -56,7 +56,9 @@ BOOST_AUTO_TEST_CASE(a_restarted_node_spreads_what_it_acknowledged) {
                               c.nodes[n3].port};
   c.learn(c.instance(n1, "ann", "chat"), fact_of("k0", "v"));
   for (auto i : {n1, n2, n3})
-    BOOST_REQUIRE(until([&] { return local_keys(c, i, "ann").count("k0"); }));
+    BOOST_REQUIRE(until([&] {
+      return local_keys(c, i, "ann").count("k0");
+    }));
   for (auto i : {n1, n2}) {
     c.nodes[i].proc.signal(SIGTERM);
     BOOST_REQUIRE(c.nodes[i].proc.wait(10s));
@@ -76,8 +78,8 @@ BOOST_AUTO_TEST_CASE(a_restarted_node_spreads_what_it_acknowledged) {
   }));
   for (auto i : {r1, r2})
     BOOST_CHECK_MESSAGE(until([&] {
-      return local_keys(c, i, "ann").count("k1") > 0;
-    }),
+                          return local_keys(c, i, "ann").count("k1") > 0;
+                        }),
                         c.nodes[i].id << " never received k1");
   BOOST_CHECK(c.nodes[r3].proc.output().find("event=agents_hosted node=n3")
               != std::string::npos);
@@ -95,10 +97,9 @@ BOOST_AUTO_TEST_CASE(a_restarted_node_hosts_its_federations) {
   auto state = federation::federation_state::create(cfg, 1);
   BOOST_REQUIRE(state);
   auto fed = state->id();
-  auto made = call<std::string>(c.sys, c.instance(n1, "ann", "chat"), 5s,
-                                actors::federation_atom::value,
-                                std::string{"create"}, fed,
-                                federation::encode(*state));
+  auto made = call<std::string>(
+      c.sys, c.instance(n1, "ann", "chat"), 5s, actors::federation_atom::value,
+      std::string{"create"}, fed, federation::encode(*state));
   BOOST_REQUIRE_MESSAGE(made, (made ? "" : made.error_value().to_string()));
   c.nodes[n1].proc.signal(SIGTERM);
   BOOST_REQUIRE(c.nodes[n1].proc.wait(10s));
