@@ -81,10 +81,10 @@ struct agent_state {
   /// What the belief-conflict configuration was last computed from.
   std::string conflicts_basis;
   /// This replica held memories when it was loaded, or a session found it
-  /// caught up with a peer since (and it holds memories). Until then a read
-  /// at a level other than Local consults a replica on another node too: a
-  /// node that never held the agent must not answer "nothing" while its
-  /// peers hold memories.
+  /// caught up with a peer since (and it holds memories). While it is empty
+  /// and not caught up, a read at a level other than Local consults a
+  /// replica on another node too: a node that never held the agent must not
+  /// answer "nothing" while its peers hold memories.
   bool caught_up = false;
 
   bool is_federation() const { return hosted.kind() == scope_kind::collective; }
@@ -326,6 +326,21 @@ struct write_plan {
 // replicas are reachable for the configured level.
 expected<write_plan> plan_write(agent_ptr self, const engram_record& e) {
   auto& st = self->state;
+  // A clock off from most peers would win every newest-wins conflict; so
+  // would this replica's logical clock if it ran ahead with the wall clock
+  // before (it never goes back): refused until the wall clock catches up.
+  auto why = st.ctx->cluster->clock_refusal();
+  auto wall = static_cast<int64_t>(st.ctx->config.wall_clock->now_us());
+  auto ahead = static_cast<int64_t>(st.clock->last().wall_us) - wall;
+  if (why.empty() && ahead > st.ctx->cluster->max_offset_us())
+    why = "the memory's clock on this node is " + std::to_string(ahead / 1000)
+          + " ms ahead of the wall clock (the wall clock ran ahead before): "
+            "writes are refused until it catches up";
+  if (!why.empty()) {
+    auto err = make_error(errc::clock_offset, why + "; nothing was stored");
+    err.subject = e.id.to_string();
+    return err;
+  }
   auto& place = placing(self);
   auto level = st.ctx->config.replication.consistency;
   write_plan plan;
@@ -678,8 +693,10 @@ read(agent_ptr self, const query_filter& filter, level_code code) {
   auto nodes = placing(self).read_set(level, self_node(self), liveness(self));
   if (!nodes)
     return to_caf(nodes.error_value());
-  if (nodes->size() == 1 && !st.caught_up && (*nodes)[0] == self_node(self)) {
-    // Not caught up yet: a live node hosting the agent answers too.
+  if (nodes->size() == 1 && !st.caught_up && st.mem->size() == 0
+      && (*nodes)[0] == self_node(self)) {
+    // Empty and not caught up yet: a live node hosting the agent answers
+    // too (its memories may just not have arrived).
     for (auto& n : st.ctx->dir->hosts(st.cfg.agent_id))
       if (n != self_node(self) && st.ctx->cluster->live(n)) {
         nodes->push_back(n);
@@ -1077,6 +1094,9 @@ caf::result<std::string> federation_op(agent_ptr self, const std::string& op,
   auto next = apply_operation(*st.fed, op, agent, arg, st.clock->now().wall_us);
   if (!next)
     return to_caf(next.error_value());
+  if (auto why = st.ctx->cluster->clock_refusal();
+      !why.empty() && next->version() != st.fed->version())
+    return to_caf(make_error(errc::clock_offset, why));
   if (op == "state" || next->version() == st.fed->version())
     return federation::encode(*next);
   replica_delta shipped;

@@ -202,6 +202,23 @@ struct node_config {
   /// Wall-clock source of the node's hybrid logical clocks (default: the
   /// system clock; simulations inject a manual one).
   std::shared_ptr<physical_clock> wall_clock;
+  /// The largest clock offset tolerated between nodes (CockroachDB's
+  /// max-offset). Nodes measure each other's clocks (pings carry wall
+  /// time); with a peer known to be beyond it a node neither sends nor
+  /// merges sync frames, and a node beyond it from most of its peers
+  /// refuses writes (`clock_offset`), until the clocks agree again: a
+  /// clock running ahead would win every newest-wins conflict. 1 ms to 1 h.
+  milliseconds max_clock_offset{500};
+};
+
+/// A peer's clock as a node last measured it.
+struct clock_offset {
+  std::string peer;
+  /// The peer's clock minus this node's, in µs.
+  int64_t offset_us = 0;
+  /// The round trip of the measurement, in µs (the offset's error is at
+  /// most half of it).
+  int64_t rtt_us = 0;
 };
 
 /// What a node reports about itself.
@@ -213,6 +230,10 @@ struct node_status {
   size_t respawns = 0;
   /// Every sync session's figures.
   std::vector<session_stats> session_details;
+  /// Each peer's clock as last measured.
+  std::vector<clock_offset> clock_offsets;
+  /// Why this node refuses writes because of its clock (empty: it does not).
+  std::string clock_refusal;
 };
 
 } // namespace engram::actors

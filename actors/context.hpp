@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -141,6 +142,78 @@ class cluster_view {
 public:
   using clock_type = std::chrono::steady_clock;
 
+  /// A measurement of a peer's wall clock: its offset from this node's
+  /// (peer minus this node) and the round trip that bounds the error.
+  struct clock_reading {
+    int64_t offset_us = 0;
+    int64_t rtt_us = 0;
+  };
+
+  /// `max_offset`: the bound beyond which a peer's clock is refused (the
+  /// node's `max_clock_offset`).
+  explicit cluster_view(std::chrono::milliseconds max_offset
+                        = std::chrono::milliseconds{500})
+      : max_offset_us_(max_offset.count() * 1000) {
+    // nop
+  }
+
+  /// Records a reading of `node`'s clock; returns whether that changed the
+  /// peer from within the bound to beyond it or back (for the log).
+  bool set_clock(const std::string& node, clock_reading reading) {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    auto& p = peers_[node];
+    bool before = !p.clock || within_locked(*p.clock);
+    p.clock = reading;
+    return before != within_locked(reading);
+  }
+
+  /// The last reading of `node`'s clock, if any.
+  std::optional<clock_reading> clock(const std::string& node) const {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    auto i = peers_.find(node);
+    if (i == peers_.end())
+      return std::nullopt;
+    return i->second.clock;
+  }
+
+  /// Whether this node syncs with `node`: its clock is not known to be
+  /// beyond the bound (the offset minus its error, half the round trip).
+  bool clock_ok(const std::string& node) const {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    auto i = peers_.find(node);
+    return i == peers_.end() || !i->second.clock
+           || within_locked(*i->second.clock);
+  }
+
+  /// Why this node refuses writes, if it does: its clock is beyond the
+  /// bound from most of the live peers it measured (so it, not they, is
+  /// off). Empty when writes are fine.
+  std::string clock_refusal() const {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    size_t measured = 0;
+    size_t off = 0;
+    int64_t worst = 0;
+    for (auto& [_, p] : peers_) {
+      if (!p.live || !p.clock)
+        continue;
+      ++measured;
+      if (!within_locked(*p.clock)) {
+        ++off;
+        if (std::llabs(p.clock->offset_us) > std::llabs(worst))
+          worst = p.clock->offset_us;
+      }
+    }
+    if (measured == 0 || off * 2 <= measured)
+      return {};
+    return "this node's clock is off by about " + std::to_string(-worst / 1000)
+           + " ms from " + std::to_string(off) + " of its "
+           + std::to_string(measured) + " peers (max_clock_offset "
+           + std::to_string(max_offset_us_ / 1000)
+           + " ms): writes are refused until the clocks agree";
+  }
+
+  int64_t max_offset_us() const noexcept { return max_offset_us_; }
+
   void up(const std::string& node, peer_actor hdl) {
     std::unique_lock<std::shared_mutex> guard{mtx_};
     auto& p = peers_[node];
@@ -196,14 +269,20 @@ public:
   }
 
 private:
+  bool within_locked(const clock_reading& r) const {
+    return std::llabs(r.offset_us) - r.rtt_us / 2 <= max_offset_us_;
+  }
+
   struct peer_state {
     peer_actor hdl;
     bool live = false;
     clock_type::time_point down_since;
+    std::optional<clock_reading> clock;
   };
   mutable std::shared_mutex mtx_;
   std::map<std::string, peer_state> peers_;
   uint64_t version_ = 0;
+  int64_t max_offset_us_;
 };
 
 /// How agents and instances keep their partitions of the node's store:

@@ -54,6 +54,7 @@ struct node_state {
   std::map<std::string, std::vector<wire_frame>> early_frames;
   size_t respawns = 0;
   std::unique_ptr<hybrid_logical_clock> clock;
+  uint64_t ping_nonce = 0;
 
   static inline const char* name = "engram.node";
 
@@ -92,7 +93,46 @@ void announce(node_ptr self, const std::vector<std::string>& agents, bool full,
       self->send(peer, wire_frame{st.ctx->config.node_id, {}, bytes});
 }
 
-// A node-level frame (no agent): a peer's directory.
+// Sends a node-level frame (no agent) to a peer.
+void send_node_frame(node_ptr self, const peer_actor& peer,
+                     v1::MessageType type,
+                     const google::protobuf::Message& payload) {
+  auto& st = self->state;
+  auto bytes = messages::serialize(messages::make_envelope(
+      type, st.ctx->config.node_id, st.clock->now(), payload));
+  self->send(peer, wire_frame{st.ctx->config.node_id, {}, std::move(bytes)});
+}
+
+// Pings a peer with this node's wall time: its Pong measures its clock.
+void ping_peer(node_ptr self, const peer_actor& peer) {
+  auto& st = self->state;
+  v1::Ping ping;
+  ping.set_nonce(++st.ping_nonce);
+  ping.set_wall_us(st.ctx->config.wall_clock->now_us());
+  send_node_frame(self, peer, v1::PING, ping);
+}
+
+// A peer's clock reading arrived: kept for sessions and writes to consult,
+// and logged when the peer crosses the bound (either way).
+void on_clock_reading(node_ptr self, const std::string& peer,
+                      cluster_view::clock_reading reading) {
+  auto& st = self->state;
+  if (!st.ctx->cluster->set_clock(peer, reading))
+    return;
+  auto& handler = st.ctx->config.on_event;
+  if (!handler)
+    return;
+  bool ok = st.ctx->cluster->clock_ok(peer);
+  handler(ok ? "clock_offset_ok" : "clock_offset_exceeded",
+          {{"node", st.ctx->config.node_id},
+           {"peer", peer},
+           {"offset_ms", std::to_string(reading.offset_us / 1000)},
+           {"rtt_ms", std::to_string(reading.rtt_us / 1000)},
+           {"max_ms", std::to_string(st.ctx->config.max_clock_offset.count())},
+           {"sync", ok ? "resumed" : "refused until the clocks agree"}});
+}
+
+// A node-level frame (no agent): a peer's directory, or a clock ping.
 void on_node_frame(node_ptr self, const wire_frame& frame) {
   auto& st = self->state;
   if (st.peers.count(frame.from_node) == 0) {
@@ -112,6 +152,30 @@ void on_node_frame(node_ptr self, const wire_frame& frame) {
   auto env = messages::decode_envelope(frame.envelope);
   if (!env)
     return;
+  if (env->type() == v1::PING) {
+    auto ping = messages::decode_payload<v1::Ping>(*env, v1::PING);
+    if (!ping)
+      return;
+    v1::Pong pong;
+    pong.set_nonce(ping->nonce());
+    pong.set_echo_wall_us(ping->wall_us());
+    pong.set_wall_us(st.ctx->config.wall_clock->now_us());
+    send_node_frame(self, st.peers[frame.from_node], v1::PONG, pong);
+    return;
+  }
+  if (env->type() == v1::PONG) {
+    auto pong = messages::decode_payload<v1::Pong>(*env, v1::PONG);
+    if (!pong || pong->echo_wall_us() == 0)
+      return;
+    auto now = static_cast<int64_t>(st.ctx->config.wall_clock->now_us());
+    auto sent = static_cast<int64_t>(pong->echo_wall_us());
+    auto rtt = now - sent;
+    if (rtt < 0 || rtt > 60'000'000) // our own clock jumped: no reading
+      return;
+    auto offset = static_cast<int64_t>(pong->wall_us()) - (sent + rtt / 2);
+    on_clock_reading(self, frame.from_node, {offset, rtt});
+    return;
+  }
   auto dir = messages::decode_payload<v1::Directory>(*env, v1::DIRECTORY);
   if (!dir || dir->node_id() != frame.from_node)
     return;
@@ -256,7 +320,17 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
   self->delayed_send(self, directory_interval, tick_atom::value);
   if (auto stored = stored_agents(*ctx); !stored.empty())
     self->send(self, rehost_atom::value, std::move(stored));
+  self->delayed_send(self, ctx->config.sessions.ping_interval,
+                     ping_atom::value);
   return {
+      [=](ping_atom) {
+        auto& st = self->state;
+        for (auto& [node, peer] : st.peers)
+          if (st.ctx->cluster->live(node))
+            ping_peer(self, peer);
+        self->delayed_send(self, st.ctx->config.sessions.ping_interval,
+                           ping_atom::value);
+      },
       [=](rehost_atom, std::vector<std::string>& agents) {
         auto n = std::min(agents.size(), rehost_batch);
         std::vector<std::string> batch(agents.end() - static_cast<ptrdiff_t>(n),
@@ -343,6 +417,7 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         known = peer;
         st.ctx->cluster->up(peer_node, peer);
         self->monitor(peer);
+        ping_peer(self, peer); // its clock, before much is synced
         announce(self, st.ctx->dir->local_agents(), true, {}, peer_node);
         if (auto early = st.early_frames.find(peer_node);
             early != st.early_frames.end()) {
@@ -396,6 +471,10 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         result->agents = st.agents.size();
         result->instances = st.instances.size();
         result->respawns = st.respawns;
+        for (auto& [peer, _] : st.peers)
+          if (auto c = st.ctx->cluster->clock(peer))
+            result->clock_offsets.push_back({peer, c->offset_us, c->rtt_us});
+        result->clock_refusal = st.ctx->cluster->clock_refusal();
         std::vector<session_actor> sessions;
         for (auto& [_, agent] : st.agents)
           for (auto& [_, s] : agent.sessions)
@@ -426,6 +505,43 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
 
 // -- node -------------------------------------------------------------------
 
+namespace {
+
+// Every timer of a node is positive and bounded (a timer of INT64_MAX ms
+// overflows the arithmetic of the clocks that use it).
+expected<void> check_timers(const node_config& cfg) {
+  using std::chrono::hours;
+  using std::chrono::minutes;
+  auto& s = cfg.sessions;
+  struct bounded {
+    const char* name;
+    milliseconds value;
+    milliseconds max;
+  };
+  const bounded all[] = {
+      {"sessions.push_delay", s.push_delay, minutes{1}},
+      {"sessions.retransmit_after", s.retransmit_after, minutes{1}},
+      {"sessions.anti_entropy_interval", s.anti_entropy_interval, hours{24}},
+      {"sessions.ping_interval", s.ping_interval, hours{1}},
+      {"sessions.peer_timeout", s.peer_timeout, hours{24}},
+      {"sessions.tick", s.tick, minutes{1}},
+      {"replication.write_timeout", cfg.replication.write_timeout, hours{1}},
+      {"max_clock_offset", cfg.max_clock_offset, hours{1}},
+  };
+  for (auto& b : all)
+    if (b.value.count() < 0 || b.value > b.max
+        || (b.value.count() == 0
+            && std::string{b.name} != "sessions.push_delay"))
+      return make_error(
+          errc::invalid_argument,
+          "node " + cfg.node_id + ": " + b.name + " must be "
+              + (std::string{b.name} == "sessions.push_delay" ? "0" : "1")
+              + " to " + std::to_string(b.max.count()) + " ms");
+  return {};
+}
+
+} // namespace
+
 node::node(caf::actor_system& sys, node_context_ptr ctx, node_actor hdl)
     : sys_(&sys), ctx_(std::move(ctx)), hdl_(std::move(hdl)) {
   // nop
@@ -453,6 +569,8 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   if (cfg.data_dir.empty())
     return make_error(errc::invalid_argument,
                       "node " + cfg.node_id + ": no data directory");
+  if (auto ok = check_timers(cfg); !ok)
+    return ok.error_value();
   if (!cfg.wall_clock)
     cfg.wall_clock = std::make_shared<system_physical_clock>();
   auto members = cfg.members.empty() ? std::vector<std::string>{cfg.node_id}
@@ -473,7 +591,7 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   ctx->writes = std::make_shared<persistence::write_queue>(
       ctx->db, ctx->config.background_writes);
   ctx->dir = std::make_shared<directory>();
-  ctx->cluster = std::make_shared<cluster_view>();
+  ctx->cluster = std::make_shared<cluster_view>(ctx->config.max_clock_offset);
   auto hdl = sys.spawn(node_impl, node_context_ptr{ctx});
   ctx->node = hdl.address();
   return std::unique_ptr<node>{new node(sys, std::move(ctx), std::move(hdl))};

@@ -164,8 +164,22 @@ void send_hello(session_ptr self) {
     hello.add_capabilities(c);
   hello.set_node_id(st.ctx->config.node_id);
   hello.set_epoch(st.epoch);
+  hello.set_wall_us(st.ctx->config.wall_clock->now_us());
   st.last_sent_hello = now(self);
   send_frame(self, v1::HELLO, hello);
+}
+
+// Whether this session syncs with its peer: the peer's clock is not known
+// to be off by more than max_clock_offset (the node measures it). Before
+// the node's first reading, a greeting's wall time gives an estimate (off
+// by at most the one-way latency).
+bool clock_ok(const session_state& st, uint64_t greeting_wall_us = 0) {
+  auto& cluster = *st.ctx->cluster;
+  if (cluster.clock(st.peer_node) || greeting_wall_us == 0)
+    return cluster.clock_ok(st.peer_node);
+  auto estimate = static_cast<int64_t>(greeting_wall_us)
+                  - static_cast<int64_t>(st.ctx->config.wall_clock->now_us());
+  return std::llabs(estimate) <= cluster.max_offset_us();
 }
 
 // Asks the peer whether our states differ (O(1) bytes when they do not).
@@ -385,7 +399,7 @@ void send_pending(session_ptr self) {
 void flush(session_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
-  if (!st.established)
+  if (!st.established || !clock_ok(st))
     return;
   if (st.holding_pushes && now(self) < st.hold_until)
     return; // the delayed flush sends them
@@ -704,17 +718,27 @@ void on_frame(session_ptr self, const wire_frame& frame) {
       auto hello = messages::decode_payload<v1::Hello>(*env, v1::HELLO);
       if (!hello)
         return;
+      if (!clock_ok(st, hello->wall_us()))
+        return; // greeted again until the clocks agree
       v1::HelloAck ack;
       for (auto& c : hello->capabilities())
         if (std::find(capabilities.begin(), capabilities.end(), c)
             != capabilities.end())
           ack.add_accepted_capabilities(c);
+      ack.set_wall_us(st.ctx->config.wall_clock->now_us());
       send_frame(self, v1::HELLO_ACK, ack);
       on_established(self);
       return;
     }
-    case v1::HELLO_ACK: on_established(self); return;
+    case v1::HELLO_ACK: {
+      auto ack = messages::decode_payload<v1::HelloAck>(*env, v1::HELLO_ACK);
+      if (ack && clock_ok(st, ack->wall_us()))
+        on_established(self);
+      return;
+    }
     case v1::SYNC_REQUEST: {
+      if (!clock_ok(st))
+        return; // refused: the peer's clock is off (the node logged it)
       auto req
           = messages::decode_payload<v1::SyncRequest>(*env, v1::SYNC_REQUEST);
       if (req)
@@ -722,6 +746,8 @@ void on_frame(session_ptr self, const wire_frame& frame) {
       return;
     }
     case v1::SYNC_RESPONSE: {
+      if (!clock_ok(st))
+        return; // not merged, not acknowledged: resent once clocks agree
       auto resp
           = messages::decode_payload<v1::SyncResponse>(*env, v1::SYNC_RESPONSE);
       if (resp)
@@ -774,6 +800,15 @@ void on_tick(session_ptr self) {
   if (!st.established) {
     if (t - st.last_sent_hello >= st.cfg.retransmit_after * 4)
       send_hello(self);
+  } else if (!clock_ok(st)) {
+    // The peer's clock is off: nothing is sent or resent but pings (the
+    // node logged it; sync resumes once the clocks agree).
+    if (t - st.last_ping >= st.cfg.ping_interval) {
+      st.last_ping = t;
+      v1::Ping ping;
+      ping.set_nonce(++st.ping_nonce);
+      send_frame(self, v1::PING, ping);
+    }
   } else {
     auto due = st.out.due(t);
     if (st.out.take_expired() > 0) {
@@ -894,6 +929,11 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         if (!s.established)
           return to_caf(make_error(
               errc::unavailable, "node " + s.peer_node + " is not connected"));
+        if (!clock_ok(s))
+          return to_caf(make_error(errc::clock_offset,
+                                   "node " + s.peer_node
+                                       + "'s clock is off by more than "
+                                         "max_clock_offset: no sync with it"));
         auto rp = self->make_response_promise<bool>();
         s.pending_versions += delta.version_count();
         s.pending.push_back(std::move(delta));

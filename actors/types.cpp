@@ -31,6 +31,7 @@ void for_each_type(F f) {
   f(static_cast<sync_config*>(nullptr), "engram.sync_config");
   f(static_cast<sync_result*>(nullptr), "engram.sync_result");
   f(static_cast<session_stats*>(nullptr), "engram.session_stats");
+  f(static_cast<clock_offset*>(nullptr), "engram.clock_offset");
   f(static_cast<node_status*>(nullptr), "engram.node_status");
   f(static_cast<peer_actor*>(nullptr), "engram.peer_actor");
   f(static_cast<instance_actor*>(nullptr), "engram.instance_actor");

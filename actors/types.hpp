@@ -63,6 +63,7 @@ using find_atom = caf::atom_constant<caf::atom("find")>;
 using written_atom = caf::atom_constant<caf::atom("written")>;
 using rehost_atom = caf::atom_constant<caf::atom("rehost")>;
 using caught_up_atom = caf::atom_constant<caf::atom("caughtup")>;
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
 
 /// A read's consistency level in a message: a `consistency_level`, or
 /// `configured_level` for the node's configured one.
@@ -243,7 +244,9 @@ using node_actor = caf::typed_actor<
     caf::reacts_to<tick_atom>,
     // At start: hosts again the agents (and federations) its store holds,
     // a batch at a time (the rest follows in the next message).
-    caf::reacts_to<rehost_atom, std::vector<std::string>>>;
+    caf::reacts_to<rehost_atom, std::vector<std::string>>,
+    // Periodically: pings every peer, measuring its clock.
+    caf::reacts_to<ping_atom>>;
 
 // -- registration -----------------------------------------------------------
 
@@ -355,9 +358,16 @@ typename Inspector::result_type inspect(Inspector& f, session_stats& x) {
 }
 
 template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, clock_offset& x) {
+  return f(caf::meta::type_name("engram.clock_offset"), x.peer, x.offset_us,
+           x.rtt_us);
+}
+
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("engram.node_status"), x.node_id, x.agents,
-           x.instances, x.sessions, x.respawns, x.session_details);
+           x.instances, x.sessions, x.respawns, x.session_details,
+           x.clock_offsets, x.clock_refusal);
 }
 
 } // namespace engram::actors

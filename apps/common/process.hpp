@@ -26,8 +26,10 @@ class process {
 public:
   process() = default;
 
-  /// Starts `argv[0]` with `argv`, stdout and stderr appended to `log`.
-  process(const std::vector<std::string>& argv, const std::string& log)
+  /// Starts `argv[0]` with `argv`, stdout and stderr appended to `log`,
+  /// with this process's environment plus `env` ("NAME=value" each).
+  process(const std::vector<std::string>& argv, const std::string& log,
+          const std::vector<std::string>& env = {})
       : log_(log) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -38,7 +40,14 @@ public:
     for (auto& a : argv)
       args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0)
+    std::vector<char*> envp;
+    for (auto** e = environ; *e != nullptr; ++e)
+      envp.push_back(*e);
+    for (auto& e : env)
+      envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), envp.data())
+        != 0)
       throw std::runtime_error("cannot start " + argv[0]);
     posix_spawn_file_actions_destroy(&fa);
   }

@@ -481,12 +481,18 @@ int main(int argc, char** argv) {
                               {"frames_in", x.frames_in},
                               {"frames_out", x.frames_out},
                               {"retransmits", x.retransmits}});
-        std::cout << json{{"node", st.node_id},
-                          {"agents", hosted},
-                          {"instances", st.instances},
-                          {"respawns", st.respawns},
-                          {"sessions", sessions}}
-                         .dump(2, ' ', false, json::error_handler_t::replace)
+        json clocks = json::array();
+        for (auto& c : st.clock_offsets)
+          clocks.push_back(
+              {{"peer", c.peer},
+               {"offset_ms", static_cast<double>(c.offset_us) / 1000},
+               {"rtt_ms", static_cast<double>(c.rtt_us) / 1000}});
+        json out{{"node", st.node_id},        {"agents", hosted},
+                 {"instances", st.instances}, {"respawns", st.respawns},
+                 {"sessions", sessions},      {"clock_offsets", clocks}};
+        if (!st.clock_refusal.empty())
+          out["writes_refused"] = st.clock_refusal;
+        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
                   << '\n';
       } else {
         std::cout << "node " << st.node_id << ": " << st.agents << " agents, "
@@ -494,6 +500,12 @@ int main(int argc, char** argv) {
                   << " sync sessions, " << st.respawns << " respawns\n";
         for (auto& a : hosted)
           std::cout << "  " << a << '\n';
+        for (auto& c : st.clock_offsets)
+          std::cout << "  clock of " << c.peer << ": " << std::showpos
+                    << c.offset_us / 1000 << std::noshowpos
+                    << " ms (round trip " << c.rtt_us / 1000.0 << " ms)\n";
+        if (!st.clock_refusal.empty())
+          std::cout << "  WRITES REFUSED: " << st.clock_refusal << '\n';
       }
       return 0;
     };

@@ -45,6 +45,9 @@ struct settings {
   bool sync_writes = true;
   int64_t heartbeat_ms = 200;
   int64_t connection_timeout_ms = 1000;
+  /// Nodes whose clocks differ by more do not sync (CockroachDB's
+  /// max-offset).
+  int64_t max_clock_offset_ms = 500;
   /// CAF scheduler threads (0: one per core).
   int64_t threads = 0;
   actors::session_settings sessions;
@@ -345,6 +348,8 @@ void load_file(const std::string& path, settings& s) {
       get(v, key, s.heartbeat_ms);
     else if (key == "connection_timeout_ms")
       get(v, key, s.connection_timeout_ms);
+    else if (key == "max_clock_offset_ms")
+      get(v, key, s.max_clock_offset_ms);
     else if (key == "threads")
       get(v, key, s.threads);
     else if (key == "members")
@@ -399,6 +404,7 @@ void check_durations(const settings& s) {
   const bounded all[] = {
       {"heartbeat_ms", s.heartbeat_ms, minute_ms},
       {"connection_timeout_ms", s.connection_timeout_ms, hour_ms},
+      {"max_clock_offset_ms", s.max_clock_offset_ms, hour_ms},
       {"sessions.push_delay_ms", ss.push_delay.count(), minute_ms},
       {"sessions.retransmit_ms", ss.retransmit_after.count(), minute_ms},
       {"sessions.anti_entropy_ms (or distribution.sync.interval)",
@@ -712,6 +718,7 @@ int main(int argc, char** argv) {
   nc.node_id = s.node_id;
   nc.data_dir = s.data_dir;
   nc.sync_writes = s.sync_writes;
+  nc.max_clock_offset = std::chrono::milliseconds{s.max_clock_offset_ms};
   nc.sessions = s.sessions;
   nc.members = s.members;
   nc.replication = v.replication;
@@ -731,7 +738,7 @@ int main(int argc, char** argv) {
     std::string line = "event=" + event;
     for (auto& [k, x] : xs)
       line += ' ' + k + '=' + x;
-    if (event == "session_down")
+    if (event == "session_down" || event == "clock_offset_exceeded")
       spdlog::warn("{}", line);
     else
       spdlog::info("{}", line);

@@ -49,14 +49,17 @@ BOOST_FIXTURE_TEST_CASE(the_sync_flow_message_by_message, sim_fixture) {
   auto& b = start("B");
   auto ia = instance(a, "planner", "a1");
   auto ib = instance(b, "planner", "b1");
-  // The nodes tell each other which agents they host (the directory);
-  // then per agent the handshake and a first anti-entropy round: equal
-  // (empty) digests, so the response is empty.
+  // The nodes ping each other (measuring each other's clock) and tell
+  // each other which agents they host (the directory); then per agent the
+  // handshake and a first anti-entropy round: equal (empty) digests, so the
+  // response is empty.
   auto log = link(a, b);
-  BOOST_CHECK_EQUAL(joined(log->types_from("A")),
-                    "DIRECTORY HELLO HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
-  BOOST_CHECK_EQUAL(joined(log->types_from("B")),
-                    "DIRECTORY HELLO HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
+  BOOST_CHECK_EQUAL(
+      joined(log->types_from("A")),
+      "PING DIRECTORY HELLO PONG HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
+  BOOST_CHECK_EQUAL(
+      joined(log->types_from("B")),
+      "PING DIRECTORY HELLO PONG HELLO_ACK SYNC_REQUEST SYNC_RESPONSE");
   // A change is pushed (debounced) and acknowledged once merged.
   log->entries.clear();
   ok(learn(ia, fact_of("plan", "ship friday")));
@@ -73,13 +76,16 @@ BOOST_FIXTURE_TEST_CASE(the_sync_flow_message_by_message, sim_fixture) {
   BOOST_CHECK_EQUAL(joined(log->types_from("A")), "SYNC_RESPONSE");
   BOOST_CHECK(res.clean());
   BOOST_CHECK_EQUAL(res.peers, 1u);
-  // Idle anti-entropy: one digest each way, empty responses.
+  // Idle anti-entropy: one digest each way, empty responses (and the
+  // nodes' periodic clock pings).
   log->entries.clear();
   auto before = session_of(status(a), "B");
   advance(1000ms);
   auto after = session_of(status(a), "B");
-  BOOST_CHECK_EQUAL(joined(log->types_from("A")), "SYNC_REQUEST SYNC_RESPONSE");
-  BOOST_CHECK_EQUAL(joined(log->types_from("B")), "SYNC_REQUEST SYNC_RESPONSE");
+  BOOST_CHECK_EQUAL(joined(log->types_from("A")),
+                    "PING PONG SYNC_REQUEST SYNC_RESPONSE");
+  BOOST_CHECK_EQUAL(joined(log->types_from("B")),
+                    "PING PONG SYNC_REQUEST SYNC_RESPONSE");
   BOOST_CHECK_EQUAL(after.idle_rounds, before.idle_rounds + 1);
   auto idle_bytes = (after.bytes_out - before.bytes_out)
                     + (after.bytes_in - before.bytes_in);

@@ -57,7 +57,7 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
                         serialization_fixture) {
   // Names are stable: a peer built from the same sources registers these.
   auto names = actors::registered_type_names();
-  BOOST_CHECK_EQUAL(names.size(), 20u);
+  BOOST_CHECK_EQUAL(names.size(), 21u);
   BOOST_CHECK_EQUAL(names.front(), "engram.wire_frame");
   for (auto& name : names)
     BOOST_CHECK_MESSAGE(sys.types().portable_name(0, nullptr) != name || true,
@@ -158,10 +158,16 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
   BOOST_CHECK_EQUAL(sr2.merged_count, 5u);
   BOOST_CHECK_EQUAL(sr2.conflicts.size(), 1u);
 
-  actors::node_status st{"n1", 1, 2, 3, 4, {}};
+  actors::node_status st{"n1", 1, 2, 3, 4, {}, {{"n2", -600'000'000, 80}},
+                         "off"};
   auto st2 = roundtrip(st);
   BOOST_CHECK_EQUAL(st2.node_id, "n1");
   BOOST_CHECK_EQUAL(st2.respawns, 4u);
+  BOOST_REQUIRE_EQUAL(st2.clock_offsets.size(), 1u);
+  BOOST_CHECK_EQUAL(st2.clock_offsets[0].peer, "n2");
+  BOOST_CHECK_EQUAL(st2.clock_offsets[0].offset_us, -600'000'000);
+  BOOST_CHECK_EQUAL(st2.clock_offsets[0].rtt_us, 80);
+  BOOST_CHECK_EQUAL(st2.clock_refusal, "off");
 
   // Actor handles (of every interface) serialize as actor addresses.
   actors::peer_actor none;

@@ -13,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <thread>
 #include <utility>
@@ -59,6 +60,8 @@ struct cluster {
   std::vector<daemon> nodes;
   /// Flags every node gets (placement, timings).
   std::vector<std::string> common;
+  /// Environment variables ("NAME=value") of a node, by id.
+  std::map<std::string, std::vector<std::string>> env;
 
   std::vector<std::string> argv(const std::string& id,
                                 const std::vector<uint16_t>& seeds,
@@ -86,7 +89,8 @@ struct cluster {
   size_t start(const std::string& id, const std::vector<uint16_t>& seeds,
                uint16_t port = 0) {
     std::remove(dir.sub(id + ".port").c_str());
-    daemon d{id, process{argv(id, seeds, port), dir.sub(id + ".log")}, 0};
+    daemon d{id, process{argv(id, seeds, port), dir.sub(id + ".log"), env[id]},
+             0};
     d.port = read_port(dir.sub(id + ".port"));
     nodes.push_back(std::move(d));
     return nodes.size() - 1;
