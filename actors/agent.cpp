@@ -2,8 +2,8 @@
 // Every change is recorded durably (one synced RocksDB batch) before it is
 // acknowledged, then pushed to the agent's sync sessions.
 
+#include "actors/internal/spawn.hpp"
 #include "actors/node.hpp"
-#include "actors/spawn.hpp"
 #include "core/query.hpp"
 #include "federation/codec.hpp"
 #include "federation/share.hpp"

@@ -4,8 +4,8 @@
 // actor (looked up in the directory on every request, so a respawned agent
 // is found).
 
+#include "actors/internal/spawn.hpp"
 #include "actors/node.hpp"
-#include "actors/spawn.hpp"
 #include "core/query.hpp"
 #include "federation/share.hpp"
 

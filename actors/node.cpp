@@ -5,7 +5,7 @@
 
 #include "actors/node.hpp"
 
-#include "actors/spawn.hpp"
+#include "actors/internal/spawn.hpp"
 #include "messages/envelope.hpp"
 
 #include <caf/actor_system.hpp>

@@ -22,7 +22,7 @@
 // Frames with a sequence number stay in an outbox until acknowledged and
 // are resent with backoff; the receiver merges each (epoch, sequence) once.
 
-#include "actors/spawn.hpp"
+#include "actors/internal/spawn.hpp"
 #include "core/sync_window.hpp"
 #include "messages/codec.hpp"
 #include "messages/envelope.hpp"

@@ -22,7 +22,8 @@ public:
   }
 
   uint64_t now_us() override {
-    return static_cast<uint64_t>(static_cast<int64_t>(base_->now_us()) + skew_us);
+    return static_cast<uint64_t>(static_cast<int64_t>(base_->now_us())
+                                 + skew_us);
   }
 
   int64_t skew_us = 0;

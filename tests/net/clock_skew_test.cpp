@@ -63,35 +63,42 @@ BOOST_AUTO_TEST_CASE(a_node_ten_minutes_ahead_is_refused_until_it_agrees) {
                           return logged(n1, "n3", 600'000)
                                  && logged(n3, "n1", -600'000);
                         }),
-                        c.nodes[n1].proc.output()
-                            << c.nodes[n3].proc.output());
+                        c.nodes[n1].proc.output() << c.nodes[n3].proc.output());
   auto status = call<actors::node_status>(c.sys, c.node(n3), 2s,
                                           actors::status_atom::value);
   BOOST_REQUIRE(status);
   BOOST_CHECK(status->clock_refusal.find("writes are refused")
               != std::string::npos);
   // n3 refuses writes; a write at n1 reaches n2 but not n3.
-  auto refused = c.try_learn(c.instance(n3, "ann", "chat"),
-                             fact_of("from-n3", "x"));
+  auto refused
+      = c.try_learn(c.instance(n3, "ann", "chat"), fact_of("from-n3", "x"));
   BOOST_REQUIRE(!refused);
   BOOST_CHECK_EQUAL(to_string(refused.error_value().code), "clock_offset");
   c.learn(c.instance(n1, "ann", "chat"), fact_of("from-n1", "1"));
-  BOOST_CHECK(until([&] { return has_key(c, n2, "from-n1"); }));
+  BOOST_CHECK(until([&] {
+    return has_key(c, n2, "from-n1");
+  }));
   // Three anti-entropy rounds later n3 still lacks it.
   auto deadline = std::chrono::steady_clock::now() + 3s;
   while (std::chrono::steady_clock::now() < deadline)
     BOOST_REQUIRE(!has_key(c, n3, "from-n1"));
   // n3's clock agrees again: it catches up and takes writes.
   std::ofstream{skew_file, std::ios::trunc} << "+0\n";
-  BOOST_CHECK(until([&] { return has_key(c, n3, "from-n1"); }, 20s));
+  BOOST_CHECK(until(
+      [&] {
+        return has_key(c, n3, "from-n1");
+      },
+      20s));
   BOOST_CHECK(until([&] {
     return c.try_learn(c.instance(n3, "ann", "chat"), fact_of("from-n3", "y"))
         .has_value();
   }));
-  BOOST_CHECK(until([&] { return has_key(c, n1, "from-n3"); }));
-  BOOST_CHECK(c.nodes[n1].proc.output().find(
-                  "event=clock_offset_ok node=n1 peer=n3")
-              != std::string::npos);
+  BOOST_CHECK(until([&] {
+    return has_key(c, n1, "from-n3");
+  }));
+  BOOST_CHECK(
+      c.nodes[n1].proc.output().find("event=clock_offset_ok node=n1 peer=n3")
+      != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
