@@ -24,6 +24,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <random>
@@ -96,13 +98,23 @@ public:
     return d;
   }
 
+  // Node i's actor; a node that cannot be reached is said so once, in
+  // words, until it is back.
   std::optional<actors::node_actor> node(size_t i) {
     auto r = actors::connect_remote(sys_, {"127.0.0.1", nodes_[i].port}, 5s);
+    if (silent_.size() < nodes_.size())
+      silent_.resize(nodes_.size(), false);
     if (!r) {
-      std::fprintf(stderr, "cannot reach %s: %s\n", node_ids[i].c_str(),
-                   r.error_value().to_string().c_str());
+      if (!silent_[i])
+        std::printf("  %s is down (nothing answers on 127.0.0.1:%u): its "
+                    "replicas are left out until it is back\n",
+                    node_ids[i].c_str(), nodes_[i].port);
+      silent_[i] = true;
       return std::nullopt;
     }
+    if (silent_[i])
+      std::printf("  %s answers again\n", node_ids[i].c_str());
+    silent_[i] = false;
     return r->hdl;
   }
 
@@ -168,8 +180,9 @@ public:
         row);
   }
 
-  // Writes the samples as CSV and, with gnuplot, as a PNG.
-  void plot(double kill_ms, double restart_ms) {
+  // Writes the samples as CSV and, with gnuplot, as a PNG; false (said
+  // why) when no plot was written.
+  bool plot(double kill_ms, double restart_ms) {
     auto csv = opts_.plot.substr(0, opts_.plot.rfind('.')) + ".csv";
     if (auto* f = std::fopen(csv.c_str(), "w")) {
       std::fprintf(f, "t_ms,n1,n2,n3\n");
@@ -200,11 +213,18 @@ public:
           restart_ms, csv.c_str());
       std::fclose(f);
     }
-    auto cmd = "gnuplot '" + script + "' 2>/dev/null";
-    if (std::system(cmd.c_str()) == 0)
+    auto errors = opts_.data_dir + "/plot.err";
+    auto cmd = "gnuplot '" + script + "' 2>'" + errors + "'";
+    if (std::system(cmd.c_str()) == 0) {
       std::printf("plot: %s (data: %s)\n", opts_.plot.c_str(), csv.c_str());
-    else
-      std::printf("data: %s (gnuplot not available: no plot)\n", csv.c_str());
+      return true;
+    }
+    std::ifstream in{errors};
+    std::string why{std::istreambuf_iterator<char>{in}, {}};
+    std::fprintf(stderr, "engram-demo: no plot written to %s (data: %s): %s\n",
+                 opts_.plot.c_str(), csv.c_str(),
+                 why.empty() ? "gnuplot failed" : why.c_str());
+    return false;
   }
 
   static bool
@@ -327,7 +347,7 @@ public:
     bool ok = converged(snap) && acked == static_cast<size_t>(opts_.writes);
     std::printf("\nconverged: %s (n3 caught up %.0f ms after restarting)\n",
                 ok ? "yes" : "NO", converge_ms);
-    plot(kill_ms, restart_ms);
+    bool plotted = plot(kill_ms, restart_ms);
     // Clean shutdown.
     int clean = 0;
     for (size_t n = 0; n < nodes_.size(); ++n) {
@@ -337,7 +357,7 @@ public:
         ++clean;
     }
     std::printf("SIGTERM: %d/3 nodes stopped cleanly\n", clean);
-    return ok && clean == 3 ? 0 : 1;
+    return ok && clean == 3 && plotted ? 0 : 1;
   }
 
 private:
@@ -346,6 +366,8 @@ private:
   caf::actor_system sys_{cfg_};
   std::vector<daemon> nodes_;
   std::vector<std::pair<double, std::vector<long>>> samples_;
+  /// Nodes said to be down (until they answer again).
+  std::vector<bool> silent_;
 };
 
 } // namespace

@@ -34,9 +34,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -200,10 +204,18 @@ struct acked_write {
   std::optional<size_t> node;
 };
 
-/// What the driver actor saw of the writes it was handed.
+/// What the driver actor saw of the writes it was handed. Every write of
+/// the workload is one of: not issued (its node was down: the agent's
+/// program waits), acknowledged, refused (nothing stored), stored but not
+/// confirmed at its level, or of unknown outcome (no answer: a timeout or
+/// its node crashed while it was in flight).
 struct write_log {
+  size_t issued = 0;
+  size_t not_issued = 0;
   std::vector<acked_write> acked;
   size_t refused = 0;
+  std::vector<acked_write> not_confirmed;
+  size_t unknown = 0;
   size_t tells_acked = 0;
   size_t tells_refused = 0;
   size_t shares_accepted = 0;
@@ -215,6 +227,82 @@ struct write_log {
 };
 
 using write_atom = caf::atom_constant<caf::atom("write")>;
+
+// Counts a write's failure as what it says about the write: stored but
+// not confirmed (its id kept: it must reach every replica), refused
+// (nothing stored), or unknown (no answer from the node, or a timeout).
+void classify(write_log& log, const caf::error& err, size_t agent) {
+  auto e = actors::from_caf(err);
+  if (!actors::is_engram_error(err) || e.code == errc::timeout) {
+    ++log.unknown;
+  } else if (e.code == errc::not_confirmed) {
+    auto id = engram_id::parse(e.subject);
+    log.not_confirmed.push_back({agent, id ? *id : engram_id{}, std::nullopt});
+  } else {
+    ++log.refused;
+  }
+}
+
+// What the workload's writes came to, for the report (the ones still
+// unanswered at the end count as unknown).
+std::string outcomes(const write_log& log, size_t writes) {
+  auto answered
+      = log.acked.size() + log.refused + log.not_confirmed.size() + log.unknown;
+  auto pending = log.issued > answered ? log.issued - answered : 0;
+  return "writes=" + std::to_string(writes)
+         + " issued=" + std::to_string(log.issued)
+         + " acked=" + std::to_string(log.acked.size())
+         + " refused=" + std::to_string(log.refused)
+         + " not_confirmed=" + std::to_string(log.not_confirmed.size())
+         + " unknown=" + std::to_string(log.unknown + pending)
+         + " not_issued=" + std::to_string(log.not_issued) + " (node down)";
+}
+
+/// One row of --csv: cumulative counts since the run started. A field a
+/// mode does not measure is left empty.
+struct sample_row {
+  double t_ms = 0;
+  size_t issued = 0;
+  size_t acked = 0;
+  size_t refused = 0;
+  size_t not_confirmed = 0;
+  size_t unknown = 0;
+  std::optional<uint64_t> frames;
+  std::optional<uint64_t> dropped;
+  std::optional<uint64_t> bytes;
+  std::optional<size_t> converged;
+  std::optional<size_t> contested;
+  bool partitioned = false;
+  bool crashed = false;
+};
+
+constexpr const char* csv_header
+    = "t_ms,issued,acked,refused,not_confirmed,unknown,frames,dropped,bytes,"
+      "converged_agents,contested,partitioned,crashed\n";
+
+template<class T>
+std::string field(const std::optional<T>& x) {
+  return x ? std::to_string(*x) : std::string{};
+}
+
+std::string csv_line(const sample_row& r) {
+  char t[32];
+  std::snprintf(t, sizeof(t), "%.0f", r.t_ms);
+  return std::string{t} + ',' + std::to_string(r.issued) + ','
+         + std::to_string(r.acked) + ',' + std::to_string(r.refused) + ','
+         + std::to_string(r.not_confirmed) + ',' + std::to_string(r.unknown)
+         + ',' + field(r.frames) + ',' + field(r.dropped) + ',' + field(r.bytes)
+         + ',' + field(r.converged) + ',' + field(r.contested) + ','
+         + (r.partitioned ? "1" : "0") + ',' + (r.crashed ? "1" : "0") + '\n';
+}
+
+void fill_outcomes(sample_row& row, const write_log& log) {
+  row.issued = log.issued;
+  row.acked = log.acked.size();
+  row.refused = log.refused;
+  row.not_confirmed = log.not_confirmed.size();
+  row.unknown = log.unknown;
+}
 
 // Issues writes (learn requests) and records which were acknowledged.
 caf::behavior driver(caf::event_based_actor* self,
@@ -231,8 +319,8 @@ caf::behavior driver(caf::event_based_actor* self,
                     where = static_cast<size_t>(node);
                   log->acked.push_back({static_cast<size_t>(agent), id, where});
                 },
-                [=](caf::error&) {
-                  ++log->refused;
+                [=](caf::error& err) {
+                  classify(*log, err, static_cast<size_t>(agent));
                 });
       },
       [=](actors::tell_atom, const actors::instance_actor& inst,
@@ -293,6 +381,8 @@ caf::behavior driver(caf::event_based_actor* self,
 
 struct run_result {
   bool ok = true;
+  /// The time series (--csv), when sampled.
+  std::string csv;
   std::vector<std::string> failures;
   std::string report;
   uint64_t report_hash = 0;
@@ -435,6 +525,13 @@ private:
     log->keep_entries = false; // counters only: runs are long
     auto dest = caf::actor_cast<actors::peer_actor>(nodes_[j]->handle());
     auto hdl = sys_.spawn(actors::link_impl, dest, p, log);
+    if (auto old = links_.find({i, j}); old != links_.end()) {
+      // A link replaced (its destination restarted): what it carried still
+      // counts, so the run's totals never go back.
+      retired_frames_ += old->second.log->frames;
+      retired_dropped_ += old->second.log->dropped;
+      retired_bytes_ += old->second.log->bytes;
+    }
     links_[{i, j}] = {hdl, log};
     nodes_[i]->add_peer(node_id(j), hdl);
   }
@@ -508,6 +605,7 @@ private:
       bool cut = across && (!opts_.one_way || edge.first < half);
       l.log->partitioned = on && cut;
     }
+    partitioned_ = on;
   }
 
   // -- checks ---------------------------------------------------------------
@@ -537,14 +635,14 @@ private:
   }
 
   uint64_t bytes() const {
-    uint64_t n = 0;
+    uint64_t n = retired_bytes_;
     for (auto& [_, l] : links_)
       n += l.log->bytes;
     return n;
   }
 
   uint64_t frames(bool dropped) const {
-    uint64_t n = 0;
+    uint64_t n = dropped ? retired_dropped_ : retired_frames_;
     for (auto& [_, l] : links_)
       n += dropped ? l.log->dropped : l.log->frames;
     return n;
@@ -577,9 +675,17 @@ private:
   }
 
   void sample(std::shared_ptr<write_log> log, size_t converged) {
-    csv_ << now_.count() << ',' << log->acked.size() << ',' << frames(false)
-         << ',' << frames(true) << ',' << bytes() << ',' << converged << ','
-         << contested_now() << '\n';
+    sample_row row;
+    row.t_ms = static_cast<double>(now_.count());
+    fill_outcomes(row, *log);
+    row.frames = frames(false);
+    row.dropped = frames(true);
+    row.bytes = bytes();
+    row.converged = converged;
+    row.contested = contested_now();
+    row.partitioned = partitioned_;
+    row.crashed = std::find(up_.begin(), up_.end(), false) != up_.end();
+    csv_ << csv_line(row);
   }
 
   void shutdown() {
@@ -623,6 +729,10 @@ private:
   std::map<std::pair<size_t, size_t>, actors::agent_actor> agents_;
   caf::actor driver_;
   std::ostringstream csv_;
+  bool partitioned_ = false;
+  uint64_t retired_frames_ = 0;
+  uint64_t retired_dropped_ = 0;
+  uint64_t retired_bytes_ = 0;
 
 public:
   std::string csv() const { return csv_.str(); }
@@ -714,7 +824,7 @@ run_result simulation::run() {
       throw std::runtime_error("the swarm's federation did not reach every "
                                "member's node");
   }
-  csv_ << "t_ms,acked,frames,dropped,bytes,converged_agents,contested\n";
+  csv_ << csv_header;
   // The workload: writes spread over the workload time, faults on schedule.
   const ms step{10};
   auto steps = static_cast<size_t>(std::max<int64_t>(1, w / step.count()));
@@ -723,18 +833,26 @@ run_result simulation::run() {
   std::uniform_real_distribution<double> coin{0, 1};
   for (size_t s = 0; s < steps; ++s) {
     auto t = static_cast<int64_t>(s) * step.count();
+    // Faults on schedule; each change is a row of the series (exact fault
+    // windows in the CSV and the plot).
     if (o.partition && !partitioned && t >= part_from && t < part_to) {
       set_partition(true);
       partitioned = true;
+      sample(log, converged_agents().first);
     } else if (partitioned && t >= part_to) {
       set_partition(false);
       partitioned = false;
+      sample(log, converged_agents().first);
     }
     if (o.crash && o.nodes > 1 && up_[crashed] && t >= crash_at
-        && t < restart_at)
+        && t < restart_at) {
       crash(crashed);
-    if (o.crash && o.nodes > 1 && !up_[crashed] && t >= restart_at)
+      sample(log, converged_agents().first);
+    }
+    if (o.crash && o.nodes > 1 && !up_[crashed] && t >= restart_at) {
       restart(crashed);
+      sample(log, converged_agents().first);
+    }
     auto due = o.writes * (s + 1) / steps;
     for (; issued < due; ++issued) {
       auto a = static_cast<size_t>(rng_() % o.agents);
@@ -744,8 +862,11 @@ run_result simulation::run() {
       bool in_instance = coin(rng_) < o.instance_share;
       if (in_instance)
         e.scope = memory_scope::instance({});
-      if (!up_[r])
-        continue; // the node is down: the agent's program waits
+      if (!up_[r]) {
+        ++log->not_issued; // the node is down: the agent's program waits
+        continue;
+      }
+      ++log->issued;
       caf::anon_send(driver_, write_atom::value, instances_[{a, r}], e,
                      static_cast<uint64_t>(a), static_cast<uint64_t>(r),
                      in_instance);
@@ -852,6 +973,17 @@ run_result simulation::run() {
   std::vector<actors::instance_actor> inst_dests;
   std::vector<const acked_write*> inst_writes;
   size_t leaked = 0;
+  // A write stored but not confirmed at its level reaches every replica
+  // too once they are back.
+  size_t unconfirmed_lost = 0;
+  for (auto& wr : log->not_confirmed)
+    for (auto r : replicas_of(wr.agent))
+      if (held[{wr.agent, r}].count(wr.id) == 0)
+        ++unconfirmed_lost;
+  if (unconfirmed_lost > 0)
+    result.failures.push_back(std::to_string(unconfirmed_lost)
+                              + " writes stored but not confirmed missing from "
+                                "a replica");
   for (auto& wr : log->acked) {
     if (!wr.node) {
       for (auto r : replicas_of(wr.agent))
@@ -946,8 +1078,8 @@ run_result simulation::run() {
   if (o.skew_ms > 0)
     r << " skew=+-" << o.skew_ms << "ms";
   r << '\n';
-  r << "acked=" << log->acked.size() << " refused=" << log->refused
-    << " frames=" << frames(false) << " dropped=" << frames(true)
+  r << outcomes(*log, o.writes) << '\n';
+  r << "frames=" << frames(false) << " dropped=" << frames(true)
     << " bytes=" << bytes() << '\n';
   if (o.share_rate > 0 || o.tell_rate > 0)
     r << "shares_accepted=" << log->shares_accepted
@@ -1049,19 +1181,79 @@ run_result run_real(const options& o, uint64_t seed,
     open(i);
   size_t crashed = o.nodes > 1 ? rng() % o.nodes : 0;
   std::vector<bool> up(o.nodes, true);
-  std::vector<acked_write> acked;
-  size_t refused = 0;
+  write_log log;
+  auto& acked = log.acked;
   auto t0 = std::chrono::steady_clock::now();
+  // The time series (with --csv / --plot): sampled every 20 ms; frames and
+  // bytes are what the nodes' sessions sent, kept cumulative across a
+  // node's restart (its counters start again at zero).
+  bool sampling = !o.csv.empty() || !o.plot.empty();
+  bool frozen_now = false;
+  std::vector<uint64_t> frames_base(o.nodes), frames_last(o.nodes);
+  std::vector<uint64_t> bytes_base(o.nodes), bytes_last(o.nodes);
+  std::ostringstream csv;
+  csv << csv_header;
+  auto last_sample = t0 - ms{1000};
+  auto sample = [&](std::optional<size_t> converged, bool force = false) {
+    auto now = std::chrono::steady_clock::now();
+    if (!sampling || (!force && now - last_sample < ms{20}))
+      return;
+    last_sample = now;
+    sample_row row;
+    row.t_ms = std::chrono::duration<double, std::milli>(now - t0).count();
+    fill_outcomes(row, log);
+    uint64_t frames = 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < o.nodes; ++i) {
+      bool frozen = frozen_now && i == (crashed + 1) % o.nodes;
+      auto nh = up[i] && !frozen ? node(i) : std::nullopt;
+      if (nh) {
+        self->request(*nh, ms{500}, actors::status_atom::value)
+            .receive(
+                [&](actors::node_status& st) {
+                  uint64_t f = 0;
+                  uint64_t b = 0;
+                  for (auto& x : st.session_details) {
+                    f += x.frames_out;
+                    b += x.bytes_out;
+                  }
+                  if (f < frames_last[i]) { // restarted
+                    frames_base[i] += frames_last[i];
+                    bytes_base[i] += bytes_last[i];
+                  }
+                  frames_last[i] = f;
+                  bytes_last[i] = b;
+                },
+                [](caf::error&) {});
+      }
+      frames += frames_base[i] + frames_last[i];
+      bytes += bytes_base[i] + bytes_last[i];
+    }
+    row.frames = frames;
+    row.bytes = bytes;
+    row.converged = converged;
+    row.partitioned = frozen_now;
+    row.crashed = std::find(up.begin(), up.end(), false) != up.end();
+    csv << csv_line(row);
+  };
+  sample(std::nullopt, true);
   for (size_t w = 0; w < o.writes; ++w) {
+    sample(std::nullopt);
     if (o.crash && o.nodes > 1 && w == o.writes / 2) {
       procs[crashed].signal(SIGKILL);
       procs[crashed].wait(ms{5000});
       up[crashed] = false;
     }
-    if (o.partition && o.nodes > 1 && w == o.writes / 3)
+    if (o.partition && o.nodes > 1 && w == o.writes / 3) {
+      sample(std::nullopt, true);
       procs[(crashed + 1) % o.nodes].signal(SIGSTOP); // frozen: cut off
-    if (o.partition && o.nodes > 1 && w == 2 * o.writes / 3)
+      frozen_now = true;
+    }
+    if (o.partition && o.nodes > 1 && w == 2 * o.writes / 3) {
+      sample(std::nullopt, true);
       procs[(crashed + 1) % o.nodes].signal(SIGCONT);
+      frozen_now = false;
+    }
     if (o.crash && o.nodes > 1 && w == 3 * o.writes / 4) {
       start(crashed);
       open(crashed);
@@ -1072,8 +1264,11 @@ run_result run_real(const options& o, uint64_t seed,
     auto r = rs[rng() % rs.size()];
     bool frozen = o.partition && o.nodes > 1 && r == (crashed + 1) % o.nodes
                   && w >= o.writes / 3 && w < 2 * o.writes / 3;
-    if (!up[r] || frozen)
+    if (!up[r] || frozen) {
+      ++log.not_issued;
       continue;
+    }
+    ++log.issued;
     auto e = make_write(
         o, rng, w,
         static_cast<uint64_t>(
@@ -1085,10 +1280,11 @@ run_result run_real(const options& o, uint64_t seed,
             [&](engram_id id) {
               acked.push_back({a, id, std::nullopt});
             },
-            [&](caf::error&) {
-              ++refused;
+            [&](caf::error& err) {
+              classify(log, err, a);
             });
   }
+  sample(std::nullopt, true);
   auto written = std::chrono::steady_clock::now();
   // Converge: every agent's replicas report the same digest.
   auto digests_equal = [&](size_t& equal) {
@@ -1115,8 +1311,12 @@ run_result run_real(const options& o, uint64_t seed,
   };
   size_t equal = 0;
   while (!digests_equal(equal)
-         && std::chrono::steady_clock::now() - written < ms{o.heal_limit_ms})
+         && std::chrono::steady_clock::now() - written < ms{o.heal_limit_ms}) {
+    sample(equal);
     std::this_thread::sleep_for(ms{50});
+  }
+  sample(equal, true);
+  result.csv = csv.str();
   auto converge_ms = std::chrono::duration<double, std::milli>(
                          std::chrono::steady_clock::now() - written)
                          .count();
@@ -1125,7 +1325,10 @@ run_result run_real(const options& o, uint64_t seed,
     result.failures.push_back(std::to_string(o.agents - equal)
                               + " agents' replicas still differ");
   size_t lost = 0;
-  for (auto& wr : acked)
+  auto stored = acked;
+  stored.insert(stored.end(), log.not_confirmed.begin(),
+                log.not_confirmed.end());
+  for (auto& wr : stored)
     for (auto r : replicas(wr.agent))
       self->request(insts[{wr.agent, r}], ms{5000}, actors::query_atom::value,
                     query_filter{}, actors::code_of(consistency_level::local))
@@ -1141,7 +1344,8 @@ run_result run_real(const options& o, uint64_t seed,
               });
   if (lost > 0)
     result.failures.push_back(std::to_string(lost)
-                              + " acknowledged writes missing from a replica");
+                              + " stored writes (acknowledged or not "
+                                "confirmed) missing from a replica");
   size_t clean = 0;
   for (auto& p : procs) {
     p.signal(SIGCONT);
@@ -1163,8 +1367,8 @@ run_result run_real(const options& o, uint64_t seed,
   if (o.crash && o.nodes > 1)
     r << " crash=n" << crashed << " (SIGKILL, restarted)";
   r << '\n';
-  r << "acked=" << acked.size() << " refused=" << refused << " in "
-    << static_cast<long>(write_ms) << " ms\n";
+  r << outcomes(log, o.writes) << " in " << static_cast<long>(write_ms)
+    << " ms\n";
   r << "converged_after_last_write_ms=" << static_cast<long>(converge_ms)
     << " clean_shutdowns=" << clean << "/" << o.nodes << '\n';
   r << "invariants: " << (result.ok ? "ok" : "FAILED") << '\n';
@@ -1174,32 +1378,165 @@ run_result run_real(const options& o, uint64_t seed,
   return result;
 }
 
-void write_plot(const options& o, const std::string& csv) {
-  auto script = fs::temp_directory_path()
-                / ("engram-swarm-" + std::to_string(::getpid()) + ".gp");
-  if (auto* f = std::fopen(script.c_str(), "w")) {
-    std::fprintf(
-        f,
-        "set terminal png size 960,540\nset output '%s'\n"
-        "set datafile separator ','\n"
-        "set title 'engram-swarm: writes, bytes, convergence and conflicts "
-        "(simulated time)'\nset xlabel 'simulated ms'\n"
-        "set ylabel 'writes, kB'\n"
-        "set y2label 'agents converged, contested engrams'\n"
-        "set y2tics\nset key left top\n"
-        "plot '%s' using 1:2 with lines title 'acked writes', "
-        "'' using 1:($5/1000) with lines title 'kB on the wire', "
-        "'' using 1:6 axes x1y2 with lines title 'agents converged', "
-        "'' using 1:7 axes x1y2 with lines title 'contested engrams'\n",
-        o.plot.c_str(), csv.c_str());
-    std::fclose(f);
+/// A fault window of a run: what, and from when to when (ms).
+struct fault_window {
+  std::string what;
+  double from = 0;
+  double to = 0;
+};
+
+// The windows in which the CSV's partitioned / crashed columns are 1.
+std::vector<fault_window> fault_windows(const std::string& csv) {
+  std::vector<fault_window> out;
+  std::istringstream in{csv};
+  std::string line;
+  std::getline(in, line); // the header
+  std::optional<double> since[2];
+  const char* names[2] = {"partition", "node down"};
+  double last_t = 0;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ls{line};
+    for (std::string x; std::getline(ls, x, ',');)
+      f.push_back(x);
+    if (f.size() < 13)
+      continue;
+    last_t = std::stod(f[0]);
+    for (int k = 0; k < 2; ++k) {
+      bool on = f[11 + static_cast<size_t>(k)] == "1";
+      if (on && !since[k])
+        since[k] = last_t;
+      else if (!on && since[k]) {
+        out.push_back({names[k], *since[k], last_t});
+        since[k].reset();
+      }
+    }
   }
-  auto cmd = "gnuplot '" + script.string() + "' 2>/dev/null";
-  if (std::system(cmd.c_str()) == 0)
-    std::printf("plot: %s\n", o.plot.c_str());
+  for (int k = 0; k < 2; ++k)
+    if (since[k])
+      out.push_back({names[k], *since[k], last_t});
+  return out;
+}
+
+// Plots the CSV at `csv_path` into `o.plot`: three panels sharing the time
+// axis (writes; frames and kB sent; converged agents and contested
+// engrams), fault windows shaded, units on every axis, legends outside the
+// curves. Returns an error message when no plot was written.
+std::optional<std::string> write_plot(const options& o,
+                                      const std::string& csv_path,
+                                      const std::string& csv, bool simulated) {
+  auto base = fs::temp_directory_path()
+              / ("engram-swarm-" + std::to_string(::getpid()));
+  auto script = base.string() + ".gp";
+  auto errors = base.string() + ".err";
+  std::ostringstream gp;
+  gp << "set terminal pngcairo size 1100,1000 font ',10'\n"
+     << "set output '" << o.plot << "'\n"
+     << "set datafile separator ','\n"
+     << "set key outside right top\n"
+     << "set grid\n"
+     << "set lmargin 12\nset rmargin 30\n";
+  int n = 0;
+  for (auto& w : fault_windows(csv)) {
+    ++n;
+    // Translucent, so overlapping windows both show.
+    auto color = w.what == "partition" ? "#e69f00" : "#d55e00";
+    gp << "set object " << n << " rect from " << w.from << ", graph 0 to "
+       << w.to << ", graph 1 fc rgb '" << color
+       << "' fs transparent solid 0.2 noborder behind\n";
+    gp << "set label " << n << " '" << w.what << "' at " << w.from << ", graph "
+       << (w.what == "partition" ? "0.93" : "0.83")
+       << " offset 0.5,0 font ',9'\n";
+  }
+  auto time_axis = simulated ? "time (simulated ms)" : "time (ms)";
+  // One time range for every panel.
+  double last_t = 0;
+  {
+    std::istringstream in{csv};
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line))
+      if (!line.empty())
+        last_t = std::max(last_t, std::stod(line.substr(0, line.find(','))));
+  }
+  gp << "set xrange [0:" << std::max(last_t, 1.0) << "]\n";
+  gp << "set multiplot layout 3,1 title 'engram-swarm " << o.agents
+     << " agents, " << o.nodes << " nodes, seed " << o.seed
+     << " (shaded: fault windows)'\n";
+  gp << "set xlabel '" << time_axis << "'\n";
+  gp << "set ylabel 'writes (count)'\n"
+     << "plot '" << csv_path
+     << "' using 1:2 with lines lw 2 title 'issued', "
+        "'' using 1:3 with lines lw 2 title 'acknowledged', "
+        "'' using 1:4 with lines title 'refused', "
+        "'' using 1:5 with lines title 'not confirmed', "
+        "'' using 1:6 with lines title 'unknown'\n";
+  // Real runs measure no dropped frames (TCP) nor contested engrams.
+  gp << "set ylabel 'frames (count)'\nset y2label 'kB sent'\nset y2tics\n"
+     << "plot '" << csv_path
+     << "' using 1:7 with lines lw 2 title 'frames sent', "
+     << (simulated ? "'' using 1:8 with lines title 'frames dropped', " : "")
+     << "'' using 1:($9/1000) axes x1y2 with lines lw 2 title 'kB sent "
+        "(right axis)'\n";
+  if (simulated)
+    gp << "set ylabel 'agents (count)'\nset y2label 'engrams (count)'\n"
+       << "plot '" << csv_path
+       << "' using 1:10 with lines lw 2 title 'agents converged', "
+          "'' using 1:11 axes x1y2 with lines title 'contested engrams (right "
+          "axis)'\n";
   else
-    std::fprintf(stderr, "engram-swarm: gnuplot failed: no plot\n");
+    gp << "set ylabel 'agents (count)'\nunset y2label\nunset y2tics\n"
+       << "plot '" << csv_path
+       << "' using 1:10 with linespoints lw 2 title 'agents converged (after "
+          "the last write)'\n";
+  gp << "unset multiplot\n";
+  if (auto* f = std::fopen(script.c_str(), "w")) {
+    std::fputs(gp.str().c_str(), f);
+    std::fclose(f);
+  } else {
+    return "cannot write " + script;
+  }
+  auto cmd = "gnuplot '" + script + "' 2>'" + errors + "'";
+  auto rc = std::system(cmd.c_str());
+  std::ifstream in{errors};
+  std::string why{std::istreambuf_iterator<char>{in}, {}};
   fs::remove(script);
+  fs::remove(errors);
+  if (rc != 0 || !fs::exists(o.plot) || fs::file_size(o.plot) == 0) {
+    while (!why.empty() && why.back() == '\n')
+      why.pop_back();
+    if (why.empty())
+      why = rc == 127 * 256 ? "gnuplot is not installed" : "gnuplot failed";
+    return "no plot written to " + o.plot + ": " + why;
+  }
+  return std::nullopt;
+}
+
+// Writes the run's CSV (--csv, or a temporary file for --plot alone) and
+// the plot; an error message when either could not be written.
+std::optional<std::string>
+write_series(const options& o, const std::string& csv, bool simulated) {
+  auto path = o.csv.empty()
+                  ? (fs::temp_directory_path()
+                     / ("engram-swarm-" + std::to_string(::getpid()) + ".csv"))
+                        .string()
+                  : o.csv;
+  auto* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr)
+    return "cannot write " + path + ": " + std::strerror(errno);
+  std::fputs(csv.c_str(), f);
+  std::fclose(f);
+  std::optional<std::string> failed;
+  if (!o.plot.empty()) {
+    failed = write_plot(o, path, csv, simulated);
+    if (!failed)
+      std::printf("plot: %s\n", o.plot.c_str());
+  }
+  if (o.csv.empty())
+    fs::remove(path);
+  else
+    std::printf("csv: %s\n", o.csv.c_str());
+  return failed;
 }
 
 } // namespace
@@ -1301,6 +1638,11 @@ int main(int argc, char** argv) {
     std::printf("%s", r.report.c_str());
     for (auto& f : r.failures)
       std::printf("  invariant violated: %s\n", f.c_str());
+    if (!o.csv.empty() || !o.plot.empty())
+      if (auto failed = write_series(o, r.csv, false)) {
+        std::fprintf(stderr, "engram-swarm: %s\n", failed->c_str());
+        return 1;
+      }
     return r.ok ? 0 : 1;
   }
   if (o.episodic_share + o.procedural_share > 1.0) {
@@ -1331,22 +1673,11 @@ int main(int argc, char** argv) {
     if (o.seeds == 1) {
       std::printf("%sreport_hash=%s\n", r.report.c_str(),
                   hex(r.report_hash).c_str());
-      if (!o.csv.empty() || !o.plot.empty()) {
-        auto path
-            = o.csv.empty()
-                  ? (fs::temp_directory_path()
-                     / ("engram-swarm-" + std::to_string(::getpid()) + ".csv"))
-                        .string()
-                  : o.csv;
-        if (auto* f = std::fopen(path.c_str(), "w")) {
-          std::fputs(csv.c_str(), f);
-          std::fclose(f);
+      if (!o.csv.empty() || !o.plot.empty())
+        if (auto failed = write_series(o, csv, true)) {
+          std::fprintf(stderr, "engram-swarm: %s\n", failed->c_str());
+          return 1;
         }
-        if (!o.plot.empty())
-          write_plot(o, path);
-        if (o.csv.empty())
-          fs::remove(path);
-      }
     } else {
       std::printf("seed %llu: %s converged_after_heal_ms=%.0f report_hash=%s\n",
                   static_cast<unsigned long long>(seed), r.ok ? "ok" : "FAILED",
