@@ -63,6 +63,9 @@ struct agent_state {
   /// replicate with it). Found by a scan of the replica when first needed,
   /// then kept up to date by writes and merges.
   std::optional<std::set<engram_id>> unread;
+  /// Messages an inbox read in progress is marking read: another read
+  /// leaves them alone (it would return them a second time).
+  std::set<engram_id> claimed;
   /// The ids of the last messages taken into the inbox (a retry of one of
   /// them is acknowledged, not added again); bounded.
   std::deque<uint64_t> recent_ids;
@@ -233,6 +236,19 @@ const std::set<engram_id>& unread_messages(agent_state& st) {
   return *st.unread;
 }
 
+// The views of the messages `ids` this replica holds, read (forgotten)
+// ones included: a reader merging several replicas' answers must see that
+// one of them already marked a message read.
+std::vector<memory_view> message_views(agent_state& st,
+                                       const std::vector<engram_id>& ids) {
+  std::vector<memory_view> out;
+  for (auto& id : ids)
+    for (auto& v : st.mem->read(id))
+      if (is_message(v.value))
+        out.push_back(std::move(v));
+  return out;
+}
+
 // The unread messages this replica holds, as views.
 std::vector<memory_view> message_views(agent_state& st) {
   std::vector<memory_view> out;
@@ -362,8 +378,9 @@ expected<write_plan> plan_write(agent_ptr self, const engram_record& e) {
   if (needed == 0)
     return plan;
   auto live = liveness(self);
+  // A replica whose clock is off is not synced with: it cannot confirm.
   for (auto& [peer, s] : st.sessions)
-    if (place.holds(peer, e) && live(peer))
+    if (place.holds(peer, e) && live(peer) && st.ctx->cluster->clock_ok(peer))
       plan.targets.emplace_back(peer, s);
   if (plan.targets.size() < needed) {
     auto err
@@ -1266,6 +1283,18 @@ void mark_read(agent_ptr self, std::vector<memory_view> views,
                            return x.engram == y.engram;
                          }),
              msgs.end());
+  // What another read is marking, or what is read here already, is not
+  // this read's to return.
+  auto& st = self->state;
+  msgs.erase(std::remove_if(msgs.begin(), msgs.end(),
+                            [&](const inbox_message& m) {
+                              auto now = st.mem->get(m.engram);
+                              return st.claimed.count(m.engram) > 0
+                                     || (now && now->tombstone);
+                            }),
+             msgs.end());
+  for (auto& m : msgs)
+    st.claimed.insert(m.engram);
   if (msgs.empty()) {
     rp.deliver(std::vector<std::string>{});
     return;
@@ -1294,7 +1323,7 @@ void mark_read(agent_ptr self, std::vector<memory_view> views,
     else
       rp.deliver(std::move(out));
   };
-  auto& cfg = self->state.ctx->config;
+  auto& cfg = st.ctx->config;
   auto timeout = 2 * cfg.replication.write_timeout + std::chrono::seconds{5};
   auto me = caf::actor_cast<agent_actor>(self);
   for (size_t i = 0; i < t->msgs.size(); ++i)
@@ -1302,13 +1331,19 @@ void mark_read(agent_ptr self, std::vector<memory_view> views,
                   std::string{"read"})
         .then(
             [=](engram_id&) mutable {
+              self->state.claimed.erase(t->msgs[i].engram);
               t->marked[i] = true;
               done();
             },
             [=](caf::error& err) mutable {
+              self->state.claimed.erase(t->msgs[i].engram);
               auto e = from_caf(err);
-              // Stored here, syncing: read (it must not be read again).
-              t->marked[i] = e.code == errc::not_confirmed;
+              // Stored here and syncing, or of unknown outcome (the mark
+              // may be written): returned, never lost — at worst a message
+              // whose mark failed comes back with a later read.
+              t->marked[i] = e.code == errc::not_confirmed
+                             || e.code == errc::timeout
+                             || !is_engram_error(err);
               if (!t->marked[i] && !t->failure)
                 t->failure = e;
               done();
@@ -1316,7 +1351,9 @@ void mark_read(agent_ptr self, std::vector<memory_view> views,
 }
 
 // The agent's unread messages from the replicas the configured level reads
-// (this one alone at One), merged per message.
+// (this one alone at One): first each replica's unread messages, then, for
+// all of them, each replica's view (a read mark included), merged per
+// message: the newest answer (a read mark after the message) wins.
 template<class F>
 void gather_messages(agent_ptr self, F done) {
   auto& st = self->state;
@@ -1329,34 +1366,56 @@ void gather_messages(agent_ptr self, F done) {
     return;
   }
   struct gather {
+    std::vector<std::string> nodes;
+    std::set<engram_id> candidates;
     std::vector<std::vector<memory_view>> answers;
     size_t waiting = 0;
   };
   auto g = std::make_shared<gather>();
-  g->answers.push_back(message_views(st));
-  g->waiting = nodes->size() - 1;
-  auto one_done = [=]() mutable {
-    if (--g->waiting == 0)
-      done(merge_reads(query_filter{}, g->answers));
+  g->nodes.assign(nodes->begin() + 1, nodes->end());
+  // Asks every other node, then runs `then` once all answered (or failed).
+  auto ask_all = [self, g](std::vector<engram_id> ids, auto then) mutable {
+    g->waiting = g->nodes.size();
+    for (auto& node : g->nodes)
+      with_remote(
+          self, node,
+          [=](const agent_actor& hdl) mutable {
+            self->request(hdl, std::chrono::seconds{5}, inbox_atom::value, ids)
+                .then(
+                    [=](std::vector<memory_view>& views) mutable {
+                      g->answers.push_back(std::move(views));
+                      if (--g->waiting == 0)
+                        then();
+                    },
+                    [=](caf::error&) mutable {
+                      if (--g->waiting == 0)
+                        then();
+                    });
+          },
+          [=](caf::error&) mutable {
+            if (--g->waiting == 0)
+              then();
+          });
   };
-  for (size_t i = 1; i < nodes->size(); ++i)
-    with_remote(
-        self, (*nodes)[i],
-        [=](const agent_actor& hdl) mutable {
-          self->request(hdl, std::chrono::seconds{5}, inbox_atom::value,
-                        code_of(consistency_level::local))
-              .then(
-                  [=](std::vector<memory_view>& views) mutable {
-                    g->answers.push_back(std::move(views));
-                    one_done();
-                  },
-                  [=](caf::error&) mutable {
-                    one_done();
-                  });
-        },
-        [=](caf::error&) mutable {
-          one_done();
-        });
+  for (auto& v : message_views(st))
+    g->candidates.insert(v.value.id);
+  ask_all({}, [self, g, ask_all, done]() mutable {
+    for (auto& views : g->answers)
+      for (auto& v : views)
+        g->candidates.insert(v.value.id);
+    g->answers.clear();
+    std::vector<engram_id> ids{g->candidates.begin(), g->candidates.end()};
+    g->answers.push_back(message_views(self->state, ids));
+    ask_all(ids, [self, g, done]() mutable {
+      auto merged = merge_reads(query_filter{}, g->answers);
+      merged.erase(std::remove_if(merged.begin(), merged.end(),
+                                  [](const memory_view& v) {
+                                    return v.value.tombstone;
+                                  }),
+                   merged.end());
+      done(std::move(merged));
+    });
+  });
 }
 
 // Reads the inbox: a replica that has not caught up with its peers syncs
@@ -1563,7 +1622,10 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
   st.cfg = ctx->agent(agent_id);
   st.clock = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
   auto partition = agent_partition(agent_id);
-  auto self_id = replica_of(ctx->config.node_id, partition);
+  // A repaired partition writes under a new incarnation of its id.
+  auto incarnation = persistence::store::incarnation(ctx->db, partition);
+  auto self_id = incarnation_of(replica_of(ctx->config.node_id, partition),
+                                incarnation ? *incarnation : 0);
   st.mem = std::make_unique<replica>(self_id, *st.clock, st.cfg.replication);
   // What a failed predecessor queued is written before this one loads.
   ctx->writes->drain();
@@ -1600,8 +1662,16 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
     for (auto& m : *kept) {
       auto e = message_record(agent_id, m.id, m.from, m.text, now_us);
       auto delta = st.mem->put(std::move(e));
-      if (!delta) // an undecodable old message: reported, left out
+      if (!delta) { // not a valid memory (e.g. a bad sender name): said so
+        if (auto& handler = ctx->config.on_event)
+          handler("corrupt_record",
+                  {{"node", ctx->config.node_id},
+                   {"agent", agent_id},
+                   {"column_family", "meta"},
+                   {"key", "inbox/" + std::to_string(m.id)},
+                   {"reason", delta.error_value().to_string()}});
         continue;
+      }
       record(self, *delta);
       remember_message(self, m.id);
     }
@@ -1772,8 +1842,13 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       [=](inbox_atom) -> caf::result<std::vector<std::string>> {
         return read_inbox(self);
       },
-      [=](inbox_atom, level_code) -> std::vector<memory_view> {
-        return message_views(self->state); // a peer's inbox read
+      [=](inbox_atom,
+          const std::vector<engram_id>& ids) -> std::vector<memory_view> {
+        // A peer's inbox read: the unread messages held here, or (ids
+        // given) these messages as held here, read marks included.
+        if (ids.empty())
+          return message_views(self->state);
+        return message_views(self->state, ids);
       },
       [=](broadcast_atom, const std::string& from, const std::string& text) {
         return broadcast(self, from, text);

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -186,30 +187,31 @@ public:
   }
 
   /// Why this node refuses writes, if it does: its clock is beyond the
-  /// bound from most of the live peers it measured (so it, not they, is
-  /// off). Empty when writes are fine.
+  /// bound from a majority of its peers (every peer it knows, reachable or
+  /// not: so it, not they, is off). Empty when writes are fine.
   std::string clock_refusal() const {
     std::shared_lock<std::shared_mutex> guard{mtx_};
-    size_t measured = 0;
     size_t off = 0;
     int64_t worst = 0;
-    for (auto& [_, p] : peers_) {
-      if (!p.live || !p.clock)
-        continue;
-      ++measured;
-      if (!within_locked(*p.clock)) {
+    for (auto& [_, p] : peers_)
+      if (p.clock && !within_locked(*p.clock)) {
         ++off;
-        if (std::llabs(p.clock->offset_us) > std::llabs(worst))
+        if (magnitude(p.clock->offset_us) > magnitude(worst))
           worst = p.clock->offset_us;
       }
-    }
-    if (measured == 0 || off * 2 <= measured)
+    if (off == 0 || off * 2 <= peers_.size())
       return {};
-    return "this node's clock is off by about " + std::to_string(-worst / 1000)
-           + " ms from " + std::to_string(off) + " of its "
-           + std::to_string(measured) + " peers (max_clock_offset "
-           + std::to_string(max_offset_us_ / 1000)
+    return "this node's clock is off by about "
+           + std::to_string(-(worst / 1000)) + " ms from " + std::to_string(off)
+           + " of its " + std::to_string(peers_.size())
+           + " peers (max_clock_offset " + std::to_string(max_offset_us_ / 1000)
            + " ms): writes are refused until the clocks agree";
+  }
+
+  /// |x| without overflow (|INT64_MIN| is INT64_MAX + 1).
+  static uint64_t magnitude(int64_t x) noexcept {
+    return x < 0 ? uint64_t{0} - static_cast<uint64_t>(x)
+                 : static_cast<uint64_t>(x);
   }
 
   int64_t max_offset_us() const noexcept { return max_offset_us_; }
@@ -270,7 +272,9 @@ public:
 
 private:
   bool within_locked(const clock_reading& r) const {
-    return std::llabs(r.offset_us) - r.rtt_us / 2 <= max_offset_us_;
+    auto error = static_cast<uint64_t>(std::max<int64_t>(r.rtt_us, 0) / 2);
+    auto off = magnitude(r.offset_us);
+    return off <= error || off - error <= static_cast<uint64_t>(max_offset_us_);
   }
 
   struct peer_state {

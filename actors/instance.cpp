@@ -167,7 +167,10 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
   st.instance_id = instance_id;
   st.clock = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
   auto partition = instance_partition(agent_id, instance_id);
-  auto self_id = replica_of(ctx->config.node_id, partition);
+  // A repaired partition writes under a new incarnation of its id.
+  auto incarnation = persistence::store::incarnation(ctx->db, partition);
+  auto self_id = incarnation_of(replica_of(ctx->config.node_id, partition),
+                                incarnation ? *incarnation : 0);
   st.mem = std::make_unique<replica>(self_id, *st.clock, st.cfg.replication);
   auto db = persistence::store::attach(ctx->db, partition, self_id,
                                        in_memory_replica);

@@ -55,6 +55,8 @@ struct node_state {
   size_t respawns = 0;
   std::unique_ptr<hybrid_logical_clock> clock;
   uint64_t ping_nonce = 0;
+  /// The ping in flight to each peer: (nonce, wall time sent).
+  std::map<std::string, std::pair<uint64_t, uint64_t>> pings;
 
   static inline const char* name = "engram.node";
 
@@ -104,11 +106,15 @@ void send_node_frame(node_ptr self, const peer_actor& peer,
 }
 
 // Pings a peer with this node's wall time: its Pong measures its clock.
-void ping_peer(node_ptr self, const peer_actor& peer) {
+void ping_peer(node_ptr self, const std::string& node, const peer_actor& peer) {
   auto& st = self->state;
   v1::Ping ping;
   ping.set_nonce(++st.ping_nonce);
-  ping.set_wall_us(st.ctx->config.wall_clock->now_us());
+  auto now = st.ctx->config.wall_clock->now_us();
+  ping.set_wall_us(now);
+  // The Pong must answer this ping: its nonce, and the time it was sent
+  // as this node recorded it (not as the peer echoes it).
+  st.pings[node] = {st.ping_nonce, now};
   send_node_frame(self, peer, v1::PING, ping);
 }
 
@@ -165,14 +171,22 @@ void on_node_frame(node_ptr self, const wire_frame& frame) {
   }
   if (env->type() == v1::PONG) {
     auto pong = messages::decode_payload<v1::Pong>(*env, v1::PONG);
-    if (!pong || pong->echo_wall_us() == 0)
-      return;
-    auto now = static_cast<int64_t>(st.ctx->config.wall_clock->now_us());
-    auto sent = static_cast<int64_t>(pong->echo_wall_us());
-    auto rtt = now - sent;
-    if (rtt < 0 || rtt > 60'000'000) // our own clock jumped: no reading
-      return;
-    auto offset = static_cast<int64_t>(pong->wall_us()) - (sent + rtt / 2);
+    auto ping = st.pings.find(frame.from_node);
+    if (!pong || ping == st.pings.end() || ping->second.first != pong->nonce())
+      return; // not the answer to the ping in flight
+    auto sent = ping->second.second;
+    st.pings.erase(ping);
+    auto now = st.ctx->config.wall_clock->now_us();
+    if (now < sent || now - sent > 60'000'000)
+      return; // this node's clock jumped meanwhile: no reading
+    // In µs, within ±2^62 (about 146 000 years): no overflow below.
+    constexpr uint64_t bound = uint64_t{1} << 62;
+    auto rtt = static_cast<int64_t>(now - sent);
+    auto mid = sent + (now - sent) / 2;
+    auto theirs = std::min<uint64_t>(pong->wall_us(), bound);
+    auto offset = theirs >= mid
+                      ? static_cast<int64_t>(std::min(theirs - mid, bound))
+                      : -static_cast<int64_t>(std::min(mid - theirs, bound));
     on_clock_reading(self, frame.from_node, {offset, rtt});
     return;
   }
@@ -236,11 +250,33 @@ constexpr size_t rehost_batch = 256;
 std::vector<std::string> stored_agents(const node_context& ctx) {
   std::vector<std::string> result;
   auto parts = ctx.db->partitions();
-  if (!parts)
+  auto& report = ctx.config.on_event;
+  if (!parts) {
+    if (report)
+      report("store_note", {{"node", ctx.config.node_id},
+                            {"note", "cannot list the stored agents: "
+                                         + parts.error_value().to_string()}});
     return result;
-  for (auto& p : *parts)
-    if (p.rfind("a/", 0) == 0 && validate_name(p.substr(2), "agent id"))
-      result.push_back(p.substr(2));
+  }
+  for (auto& p : *parts) {
+    if (p.rfind("a/", 0) != 0)
+      continue;
+    auto id = p.substr(2);
+    if (validate_name(id, "agent id")) {
+      result.push_back(id);
+    } else if (validate_id(id, "agent id")) {
+      // Stored by an earlier build, before names had their character set:
+      // hosted (its memory keeps replicating), said once.
+      result.push_back(id);
+      if (report)
+        report("store_note",
+               {{"node", ctx.config.node_id},
+                {"note", "agent id '" + id
+                             + "' does not follow the rules for names "
+                               "(letters, digits, -_.:@): hosted and synced, "
+                               "but clients cannot open it under that name"}});
+    }
+  }
   return result;
 }
 
@@ -327,7 +363,7 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         auto& st = self->state;
         for (auto& [node, peer] : st.peers)
           if (st.ctx->cluster->live(node))
-            ping_peer(self, peer);
+            ping_peer(self, node, peer);
         self->delayed_send(self, st.ctx->config.sessions.ping_interval,
                            ping_atom::value);
       },
@@ -417,7 +453,7 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         known = peer;
         st.ctx->cluster->up(peer_node, peer);
         self->monitor(peer);
-        ping_peer(self, peer); // its clock, before much is synced
+        ping_peer(self, peer_node, peer); // its clock, before much syncs
         announce(self, st.ctx->dir->local_agents(), true, {}, peer_node);
         if (auto early = st.early_frames.find(peer_node);
             early != st.early_frames.end()) {

@@ -177,9 +177,10 @@ bool clock_ok(const session_state& st, uint64_t greeting_wall_us = 0) {
   auto& cluster = *st.ctx->cluster;
   if (cluster.clock(st.peer_node) || greeting_wall_us == 0)
     return cluster.clock_ok(st.peer_node);
-  auto estimate = static_cast<int64_t>(greeting_wall_us)
-                  - static_cast<int64_t>(st.ctx->config.wall_clock->now_us());
-  return std::llabs(estimate) <= cluster.max_offset_us();
+  auto now = st.ctx->config.wall_clock->now_us();
+  auto off = greeting_wall_us > now ? greeting_wall_us - now
+                                    : now - greeting_wall_us;
+  return off <= static_cast<uint64_t>(cluster.max_offset_us());
 }
 
 // Asks the peer whether our states differ (O(1) bytes when they do not).

@@ -174,8 +174,10 @@ using agent_actor = caf::typed_actor<
     caf::replies_to<ask_atom, std::string, std::string>::with<std::string>,
     caf::replies_to<inbox_atom>::with<std::vector<std::string>>,
     // A peer's inbox read: the unread messages this replica holds (their
-    // reserved facts), not marked read.
-    caf::replies_to<inbox_atom, level_code>::with<std::vector<memory_view>>,
+    // reserved facts; none marked read), or, ids given, those messages as
+    // held here, read marks included.
+    caf::replies_to<inbox_atom,
+                    std::vector<engram_id>>::with<std::vector<memory_view>>,
     caf::replies_to<broadcast_atom, std::string, std::string>::with<uint64_t>,
     caf::replies_to<forget_atom, engram_id, std::string>::with<engram_id>,
     caf::replies_to<archive_atom, engram_id>::with<engram_id>,

@@ -2,11 +2,23 @@
 
 #include "core/hash.hpp"
 
+#include <string>
+
 namespace engram {
 
 replica_id make_replica_id(std::string_view name) noexcept {
   auto id = hash_string(name, 0x5265706c696361ULL); // "Replica"
   return id == 0 ? 1 : id;
+}
+
+replica_id incarnation_of(replica_id base, uint32_t incarnation) noexcept {
+  if (incarnation == 0)
+    return base;
+  std::string name = "incarnation/";
+  name += std::to_string(base);
+  name += '/';
+  name += std::to_string(incarnation);
+  return make_replica_id(name);
 }
 
 std::string engram_id::to_string() const {

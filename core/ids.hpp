@@ -18,6 +18,13 @@ using replica_id = uint64_t;
 /// Derives a replica id from a stable name such as "node-1/agent-alpha".
 replica_id make_replica_id(std::string_view name) noexcept;
 
+/// The id a replica writes under after its store was repaired
+/// `incarnation` times (0: `base` itself). A repaired replica may have lost
+/// writes whose dots its peers hold: a new id guarantees it never issues
+/// one of those dots again, while its context claims only what it still
+/// holds, so peers send back what it lost.
+replica_id incarnation_of(replica_id base, uint32_t incarnation) noexcept;
+
 /// A 128-bit engram identifier. Ids of keyed content (a fact's key, a belief's
 /// subject and relation, an episode id, a skill id) are derived from the key
 /// and scope, so concurrent writes of the same entity meet at the same id.

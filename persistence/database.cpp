@@ -26,6 +26,7 @@
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,10 +82,6 @@ namespace {
 /// holds the sequence number its last flush reached.
 constexpr const char* marker_file = "ENGRAM_STORE";
 constexpr const char* marker_magic = "engram-store 1";
-
-/// How much a repaired replica's own counter is raised (see
-/// `internal::rebuild_context`).
-constexpr uint64_t repaired_own_margin = 1'000'000;
 
 error damaged(const std::string& what) {
   return make_error(errc::damaged_store, what);
@@ -198,7 +195,80 @@ struct preflight_result {
   size_t logs = 0;
 };
 
-/// Checks an existing, non-empty store directory without changing it.
+/// The lock a process holds on a store directory while it uses it (or
+/// checks or repairs it): `ENGRAM_LOCK`, taken before anything is read, so
+/// a second process can never take a running node's fresh table files for
+/// leftovers of a crash. Released when destroyed.
+class dir_lock {
+public:
+  dir_lock() = default;
+  dir_lock(const dir_lock&) = delete;
+  dir_lock& operator=(const dir_lock&) = delete;
+  dir_lock(dir_lock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  dir_lock& operator=(dir_lock&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+  ~dir_lock() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+  static expected<dir_lock> take(const std::string& dir) {
+    auto file = dir + "/ENGRAM_LOCK";
+    dir_lock lock;
+    lock.fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock.fd_ < 0)
+      return make_error(errc::storage_failed,
+                        "cannot open '" + file + "': " + std::strerror(errno));
+    if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0)
+      return make_error(errc::storage_failed,
+                        "the store at '" + dir
+                            + "' is in use by another process (or another "
+                              "open in this one)");
+    return lock;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+/// Whether a directory's entries look like a store (damaged or not).
+bool looks_like_store(const std::set<std::string>& names) {
+  for (auto& n : names)
+    if (n == marker_file || n == "CURRENT" || ends_with(n, ".sst")
+        || ends_with(n, ".log") || n.rfind("MANIFEST-", 0) == 0)
+      return true;
+  return false;
+}
+
+std::set<std::string> entries(const std::string& path, std::error_code& ec) {
+  std::set<std::string> names;
+  for (auto& entry : fs::directory_iterator(path, ec))
+    names.insert(entry.path().filename().string());
+  return names;
+}
+
+/// Refuses a non-empty directory that holds no store (before a lock file
+/// is created in it).
+expected<void> store_or_empty(const std::string& path) {
+  std::error_code ec;
+  auto names = entries(path, ec);
+  if (ec)
+    return make_error(errc::storage_failed,
+                      "cannot list '" + path + "': " + ec.message());
+  names.erase("ENGRAM_LOCK");
+  if (names.empty() || looks_like_store(names))
+    return {};
+  return make_error(errc::invalid_argument,
+                    "'" + path + "' is not an Engram store: it holds "
+                        + std::to_string(names.size()) + " entries (e.g. '"
+                        + *names.begin()
+                        + "') but no store; give a new or empty directory");
+}
+
+/// Checks an existing, non-empty store directory without changing it (the
+/// caller holds its lock).
 expected<preflight_result> preflight(const std::string& path) {
   preflight_result result;
   std::set<std::string> names;
@@ -209,12 +279,9 @@ expected<preflight_result> preflight(const std::string& path) {
     return make_error(errc::storage_failed,
                       "cannot list '" + path + "': " + ec.message());
   result.has_marker = names.count(marker_file) > 0;
-  bool store_files = result.has_marker;
-  for (auto& n : names)
-    store_files = store_files || ends_with(n, ".sst") || ends_with(n, ".log")
-                  || n.rfind("MANIFEST-", 0) == 0;
+  names.erase("ENGRAM_LOCK");
   if (names.count("CURRENT") == 0) {
-    if (store_files)
+    if (looks_like_store(names))
       return damaged("'" + path + "/CURRENT' is missing" + repair_hint(path));
     return make_error(errc::invalid_argument,
                       "'" + path + "' is not an Engram store: it holds "
@@ -229,6 +296,14 @@ expected<preflight_result> preflight(const std::string& path) {
     return damaged("'" + path + "/CURRENT' names '" + manifest
                    + "', which is not there" + repair_hint(path));
   // Every log, record by record: damage before the end of a file is refused.
+  // Only the newest write-ahead log may end in a write cut short (a log is
+  // complete and synced before the next one starts).
+  std::string newest_log;
+  for (auto& n : names)
+    if (ends_with(n, ".log")
+        && (newest_log.empty() || n.size() > newest_log.size()
+            || (n.size() == newest_log.size() && n > newest_log)))
+      newest_log = n;
   for (auto& n : names) {
     bool is_manifest = n == manifest;
     if (!is_manifest && !ends_with(n, ".log"))
@@ -242,6 +317,10 @@ expected<preflight_result> preflight(const std::string& path) {
                      + repair_hint(path));
     if (is_manifest && scan->records == 0)
       return damaged("'" + path + "/" + n + "' holds no record"
+                     + repair_hint(path));
+    if (scan->torn_tail && !is_manifest && n != newest_log)
+      return damaged("'" + path + "/" + n
+                     + "' is cut short but is not the newest log"
                      + repair_hint(path));
     if (scan->torn_tail)
       result.notes.push_back(n
@@ -302,6 +381,19 @@ expected<preflight_result> preflight(const std::string& path) {
                    + (lost.empty()
                           ? std::string{}
                           : "; table files it no longer references:" + lost)
+                   + repair_hint(path));
+  }
+  // Without the marker (a store of an earlier build) nothing tells whether
+  // unreferenced table files are crash leftovers or what a damaged MANIFEST
+  // lost: refused.
+  if (!result.has_marker && !result.orphans.empty()) {
+    std::string list;
+    for (auto& o : result.orphans)
+      list += " " + o;
+    return damaged("'" + path + "/" + manifest
+                   + "' does not reference the table files" + list
+                   + ", and the store has no ENGRAM_STORE file to tell whether "
+                     "they hold lost data"
                    + repair_hint(path));
   }
   return result;
@@ -399,7 +491,20 @@ database::open(const store_options& options) {
       return make_error(errc::storage_failed, "cannot create store directory '"
                                                   + path
                                                   + "': " + ec.message());
-  } else {
+  } else if (auto ok = store_or_empty(path); !ok) {
+    return ok.error_value();
+  }
+  // Locked before anything is read or moved; held while the store is open.
+  auto lock = dir_lock::take(path);
+  if (!lock)
+    return lock.error_value();
+  state->lock = std::make_shared<dir_lock>(std::move(*lock));
+  auto names = entries(path, ec);
+  names.erase("ENGRAM_LOCK");
+  fresh = names.empty();
+  if (fresh && !options.create_if_missing)
+    return make_error(errc::storage_failed, "no store at '" + path + "'");
+  if (!fresh) {
     auto checked = preflight(path);
     if (!checked)
       return checked.error_value();
@@ -468,8 +573,15 @@ expected<std::string> database::check(const std::string& path) {
                       "'" + path + "' is not a directory");
   if (auto ok = writable(p); !ok)
     return ok.error_value();
-  if (fs::is_empty(p, ec))
+  if (auto ok = store_or_empty(path); !ok)
+    return ok.error_value();
+  auto names = entries(path, ec);
+  names.erase("ENGRAM_LOCK");
+  if (names.empty())
     return std::string{"a new store will be created in '" + path + "'"};
+  auto lock = dir_lock::take(path);
+  if (!lock)
+    return lock.error_value();
   auto checked = preflight(path);
   if (!checked)
     return checked.error_value();
@@ -501,9 +613,12 @@ expected<std::vector<std::string>> database::partitions() const {
 expected<repair_report> database::repair(const std::string& path) {
   repair_report report;
   std::error_code ec;
-  if (!fs::is_directory(path, ec) || fs::is_empty(path, ec))
+  if (!fs::is_directory(path, ec) || !looks_like_store(entries(path, ec)))
     return make_error(errc::invalid_argument,
                       "'" + path + "' holds no store to repair");
+  auto lock = dir_lock::take(path);
+  if (!lock)
+    return lock.error_value();
   // A copy of everything first.
   auto backup = path;
   while (!backup.empty() && backup.back() == '/')
@@ -633,8 +748,7 @@ expected<repair_report> database::repair(const std::string& path) {
   report.partitions = names->size();
   for (auto& name : *names) {
     size_t corrupt = 0;
-    auto n = rebuild_context(*db.impl_->db, db.impl_->cfs, name,
-                             repaired_own_margin, corrupt);
+    auto n = rebuild_context(*db.impl_->db, db.impl_->cfs, name, corrupt);
     if (!n)
       return n.error_value();
     report.engrams += *n;

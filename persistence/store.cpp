@@ -163,29 +163,19 @@ expected<stored_engram> from_record(std::string_view bytes, const engram_id& id,
 
 namespace internal {
 
-expected<size_t> rebuild_context(
-    rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
-    const std::string& partition, uint64_t own_margin, size_t& corrupt) {
+expected<size_t>
+rebuild_context(rocksdb::DB& db,
+                const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+                const std::string& partition, size_t& corrupt) {
   auto prefix = partition + '\0';
   auto prefix_end = partition + '\x01';
-  // Whose replica this is (its own dots must never be issued twice).
-  replica_id self = 0;
   std::string bytes;
   auto st
       = db.Get(rocksdb::ReadOptions{}, cfs[cf_meta], prefix + meta_key, &bytes);
   v1::StoreMeta meta;
-  if (st.ok() && meta.ParseFromString(bytes))
-    self = meta.replica();
-  uint64_t own = 0;
-  st = db.Get(rocksdb::ReadOptions{}, cfs[cf_clocks], prefix + context_key,
-              &bytes);
-  if (st.ok()) {
-    v1::StoredContext stored;
-    if (stored.ParseFromString(bytes))
-      if (auto old = messages::from_proto(stored.context(), messages::limits{}))
-        own = old->upper_bound().get(self);
-  }
-  // Every event the records show.
+  bool has_meta = st.ok() && meta.ParseFromString(bytes);
+  // Every event the records show, and nothing else: what the damage lost
+  // is not claimed, so peers send it back.
   std::vector<dot> dots;
   size_t records = 0;
   rocksdb::Slice lo{prefix};
@@ -216,27 +206,21 @@ expected<size_t> rebuild_context(
   }
   if (!it->status().ok())
     return storage_error(it->status(), "cannot read partition " + partition);
-  causal_context context{std::move(dots)};
-  if (self != 0) {
-    // Contiguous up to beyond anything it may have issued.
-    own = std::max(own, context.upper_bound().get(self));
-    auto clock = context.clock();
-    clock.set(self, own + own_margin);
-    std::vector<dot> cloud;
-    for (auto& d : context.cloud())
-      if (d.replica != self)
-        cloud.push_back(d);
-    context = causal_context::from_parts(std::move(clock), std::move(cloud));
-    // The partition's optional index and log may disagree with what was
-    // recovered: rebuilt on the next attach that keeps them.
-    meta.set_no_index(true);
-    meta.set_no_log(true);
-  }
   v1::StoredContext out;
-  messages::to_proto(context, *out.mutable_context());
+  messages::to_proto(causal_context{std::move(dots)}, *out.mutable_context());
   rocksdb::WriteBatch batch;
   batch.Put(cfs[cf_clocks], prefix + context_key, messages::serialize(out));
-  if (self != 0) {
+  if (has_meta) {
+    // A new incarnation: the replica writes under a new id from now on,
+    // and never issues a dot it may have issued before the damage.
+    if (meta.incarnation() == 0)
+      meta.set_base_replica(meta.replica());
+    meta.set_incarnation(meta.incarnation() + 1);
+    meta.set_replica(incarnation_of(meta.base_replica(), meta.incarnation()));
+    // The optional index and log may disagree with what was recovered:
+    // rebuilt on the next attach that keeps them.
+    meta.set_no_index(true);
+    meta.set_no_log(true);
     batch.DeleteRange(cfs[cf_index_], prefix, prefix_end);
     batch.DeleteRange(cfs[cf_log], prefix, prefix_end);
     batch.Put(cfs[cf_meta], prefix + meta_key, messages::serialize(meta));
@@ -549,6 +533,25 @@ expected<std::unique_ptr<store>> store::open(const store_options& options,
   if (!db)
     return db.error_value();
   return attach(*db, options.partition, self, options.keeps);
+}
+
+expected<uint32_t> store::incarnation(const std::shared_ptr<database>& db,
+                                      const std::string& name) {
+  if (!db)
+    return make_error(errc::storage_failed, "no database");
+  std::string bytes;
+  auto st = db->impl_->db->Get(rocksdb::ReadOptions{}, db->impl_->cfs[cf_meta],
+                               name + '\0' + meta_key, &bytes);
+  if (st.IsNotFound())
+    return uint32_t{0};
+  if (!st.ok())
+    return storage_error(st, "cannot read the meta record of partition '" + name
+                                 + "'");
+  v1::StoreMeta meta;
+  if (!meta.ParseFromString(bytes))
+    return make_error(errc::corrupt_record, "the meta record of partition '"
+                                                + name + "' cannot be decoded");
+  return meta.incarnation();
 }
 
 expected<std::unique_ptr<store>>

@@ -96,6 +96,11 @@ public:
   static expected<std::unique_ptr<store>> open(const store_options& options,
                                                replica_id self);
 
+  /// How often partition `name` of `db` was repaired (0 for a new or never
+  /// repaired one): its replica writes as `incarnation_of(base, n)`.
+  static expected<uint32_t> incarnation(const std::shared_ptr<database>& db,
+                                        const std::string& name);
+
   /// Attaches to partition `name` of `db` as replica `self` (creating the
   /// partition when new), with the same refusals as `open`.
   static expected<std::unique_ptr<store>>

@@ -872,6 +872,7 @@ int main(int argc, char** argv) {
   tell->add_option("to", a1)->required();
   tell->add_option("text", a2)->required();
   tell->callback([&] {
+    writing = true; // the message is a write to the recipient's memory
     run = [&](session& s) {
       s.call<bool>(s.instance(), actors::tell_atom::value, a1, a2);
       std::cout << (opts.json ? json{{"told", a1}}.dump(

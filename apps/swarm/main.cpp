@@ -31,6 +31,9 @@
 #include <caf/scoped_actor.hpp>
 
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1418,6 +1421,56 @@ std::vector<fault_window> fault_windows(const std::string& csv) {
   return out;
 }
 
+// A string for a gnuplot script, single-quoted (a quote doubled).
+std::string quoted(const std::string& x) {
+  std::string out = "'";
+  for (auto c : x) {
+    out += c;
+    if (c == '\'')
+      out += '\'';
+  }
+  return out + "'";
+}
+
+// A private scratch directory (mode 0700), removed when destroyed.
+struct scratch_dir {
+  std::string path;
+  scratch_dir() {
+    auto tmpl = (fs::temp_directory_path() / "engram-swarm-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      throw std::runtime_error("cannot make a temporary directory: "
+                               + std::string{std::strerror(errno)});
+    path = tmpl;
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+};
+
+// Runs gnuplot on `script` (no shell), its errors to `errors`; its exit
+// status, or -1 when it could not be started.
+int run_gnuplot(const std::string& script, const std::string& errors) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, errors.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  std::string program = "gnuplot";
+  std::vector<char*> args{program.data(), const_cast<char*>(script.c_str()),
+                          nullptr};
+  pid_t pid = 0;
+  auto rc = posix_spawnp(&pid, "gnuplot", &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0)
+    return -1;
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid)
+    return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 // Plots the CSV at `csv_path` into `o.plot`: three panels sharing the time
 // axis (writes; frames and kB sent; converged agents and contested
 // engrams), fault windows shaded, units on every axis, legends outside the
@@ -1425,13 +1478,13 @@ std::vector<fault_window> fault_windows(const std::string& csv) {
 std::optional<std::string> write_plot(const options& o,
                                       const std::string& csv_path,
                                       const std::string& csv, bool simulated) {
-  auto base = fs::temp_directory_path()
-              / ("engram-swarm-" + std::to_string(::getpid()));
-  auto script = base.string() + ".gp";
-  auto errors = base.string() + ".err";
+  scratch_dir scratch;
+  auto script = scratch.path + "/plot.gp";
+  auto errors = scratch.path + "/plot.err";
+  auto data = quoted(csv_path);
   std::ostringstream gp;
   gp << "set terminal pngcairo size 1100,1000 font ',10'\n"
-     << "set output '" << o.plot << "'\n"
+     << "set output " << quoted(o.plot) << "\n"
      << "set datafile separator ','\n"
      << "set key outside right top\n"
      << "set grid\n"
@@ -1465,76 +1518,72 @@ std::optional<std::string> write_plot(const options& o,
      << " (shaded: fault windows)'\n";
   gp << "set xlabel '" << time_axis << "'\n";
   gp << "set ylabel 'writes (count)'\n"
-     << "plot '" << csv_path
-     << "' using 1:2 with lines lw 2 title 'issued', "
+     << "plot " << data
+     << " using 1:2 with lines lw 2 title 'issued', "
         "'' using 1:3 with lines lw 2 title 'acknowledged', "
         "'' using 1:4 with lines title 'refused', "
         "'' using 1:5 with lines title 'not confirmed', "
         "'' using 1:6 with lines title 'unknown'\n";
   // Real runs measure no dropped frames (TCP) nor contested engrams.
   gp << "set ylabel 'frames (count)'\nset y2label 'kB sent'\nset y2tics\n"
-     << "plot '" << csv_path
-     << "' using 1:7 with lines lw 2 title 'frames sent', "
+     << "plot " << data << " using 1:7 with lines lw 2 title 'frames sent', "
      << (simulated ? "'' using 1:8 with lines title 'frames dropped', " : "")
      << "'' using 1:($9/1000) axes x1y2 with lines lw 2 title 'kB sent "
         "(right axis)'\n";
   if (simulated)
     gp << "set ylabel 'agents (count)'\nset y2label 'engrams (count)'\n"
-       << "plot '" << csv_path
-       << "' using 1:10 with lines lw 2 title 'agents converged', "
+       << "plot " << data
+       << " using 1:10 with lines lw 2 title 'agents converged', "
           "'' using 1:11 axes x1y2 with lines title 'contested engrams (right "
           "axis)'\n";
   else
     gp << "set ylabel 'agents (count)'\nunset y2label\nunset y2tics\n"
-       << "plot '" << csv_path
-       << "' using 1:10 with linespoints lw 2 title 'agents converged (after "
+       << "plot " << data
+       << " using 1:10 with linespoints lw 2 title 'agents converged (after "
           "the last write)'\n";
   gp << "unset multiplot\n";
-  if (auto* f = std::fopen(script.c_str(), "w")) {
-    std::fputs(gp.str().c_str(), f);
-    std::fclose(f);
-  } else {
-    return "cannot write " + script;
+  {
+    std::ofstream out{script};
+    out << gp.str();
+    if (!out)
+      return "cannot write " + script;
   }
-  auto cmd = "gnuplot '" + script + "' 2>'" + errors + "'";
-  auto rc = std::system(cmd.c_str());
+  auto rc = run_gnuplot(script, errors);
   std::ifstream in{errors};
   std::string why{std::istreambuf_iterator<char>{in}, {}};
-  fs::remove(script);
-  fs::remove(errors);
-  if (rc != 0 || !fs::exists(o.plot) || fs::file_size(o.plot) == 0) {
+  std::error_code ec;
+  if (rc != 0 || !fs::exists(o.plot, ec) || fs::file_size(o.plot, ec) == 0) {
     while (!why.empty() && why.back() == '\n')
       why.pop_back();
     if (why.empty())
-      why = rc == 127 * 256 ? "gnuplot is not installed" : "gnuplot failed";
+      why = rc < 0 ? "gnuplot cannot be started (is it installed?)"
+                   : "gnuplot failed";
     return "no plot written to " + o.plot + ": " + why;
   }
   return std::nullopt;
 }
 
-// Writes the run's CSV (--csv, or a temporary file for --plot alone) and
-// the plot; an error message when either could not be written.
+// Writes the run's CSV (--csv, or a private temporary file for --plot
+// alone) and the plot; an error message when either could not be written.
 std::optional<std::string>
 write_series(const options& o, const std::string& csv, bool simulated) {
-  auto path = o.csv.empty()
-                  ? (fs::temp_directory_path()
-                     / ("engram-swarm-" + std::to_string(::getpid()) + ".csv"))
-                        .string()
-                  : o.csv;
-  auto* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr)
-    return "cannot write " + path + ": " + std::strerror(errno);
-  std::fputs(csv.c_str(), f);
-  std::fclose(f);
+  std::optional<scratch_dir> scratch;
+  if (o.csv.empty())
+    scratch.emplace();
+  auto path = o.csv.empty() ? scratch->path + "/series.csv" : o.csv;
+  {
+    std::ofstream out{path};
+    out << csv;
+    if (!out)
+      return "cannot write " + path + ": " + std::strerror(errno);
+  }
   std::optional<std::string> failed;
   if (!o.plot.empty()) {
     failed = write_plot(o, path, csv, simulated);
     if (!failed)
       std::printf("plot: %s\n", o.plot.c_str());
   }
-  if (o.csv.empty())
-    fs::remove(path);
-  else
+  if (!o.csv.empty())
     std::printf("csv: %s\n", o.csv.c_str());
   return failed;
 }

@@ -52,19 +52,24 @@ std::vector<rocksdb::ColumnFamilyDescriptor> family_descriptors();
 /// Rebuilds the causal context of `partition` from its engram records (a
 /// repaired store's stored context may claim events whose records were
 /// lost, or lack events of records it holds): every version's dot and every
-/// version vector's entries; the replica's own counter is kept at least as
-/// high as it was and raised by `own_margin`, so that no dot it may have
-/// issued before the damage is issued again. Returns the number of engram
-/// records read; undecodable ones are counted in `corrupt`.
-expected<size_t> rebuild_context(
-    rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
-    const std::string& partition, uint64_t own_margin, size_t& corrupt);
+/// version vector's entries, nothing more, so peers send back what was
+/// lost. The partition's replica gets a new incarnation (a new id it
+/// writes under: no dot it may have issued before is issued again).
+/// Returns the number of engram records read; undecodable ones are counted
+/// in `corrupt`.
+expected<size_t>
+rebuild_context(rocksdb::DB& db,
+                const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+                const std::string& partition, size_t& corrupt);
 
 } // namespace engram::persistence::internal
 
 namespace engram::persistence {
 
 struct database::impl {
+  /// The directory's lock, held while the database is open (declared
+  /// first: released last, after the database closed).
+  std::shared_ptr<void> lock;
   std::string path;
   bool sync = true;
   std::unique_ptr<rocksdb::DB> db;

@@ -4,7 +4,6 @@
 #include <array>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 
 namespace engram::persistence::internal {
 
@@ -75,6 +74,48 @@ uint32_t crc32c(uint32_t crc, const void* data, size_t size) noexcept {
   return ~crc;
 }
 
+namespace {
+
+// Reads a log a 32 KiB block at a time (a MANIFEST may grow to a gigabyte:
+// it is never read whole).
+class block_reader {
+public:
+  explicit block_reader(std::ifstream& in) : in_(in), block_(block_size, '\0') {
+    // nop
+  }
+
+  /// Reads the next block; false at the end of the file.
+  bool next() {
+    offset_ += size_;
+    in_.read(block_.data(), static_cast<std::streamsize>(block_size));
+    size_ = static_cast<size_t>(in_.gcount());
+    return size_ > 0;
+  }
+
+  /// Whether everything from `from` in this block to the end of the file
+  /// is zeros (reads the rest of the file).
+  bool zeros_to_end(size_t from) {
+    if (!zeros_from(block_, from, size_))
+      return false;
+    while (size_ == block_size && next())
+      if (!zeros_from(block_, 0, size_))
+        return false;
+    return true;
+  }
+
+  const std::string& block() const noexcept { return block_; }
+  size_t size() const noexcept { return size_; }
+  uint64_t offset() const noexcept { return offset_; }
+
+private:
+  std::ifstream& in_;
+  std::string block_;
+  size_t size_ = 0;
+  uint64_t offset_ = 0;
+};
+
+} // namespace
+
 std::optional<log_scan> scan_log_file(const std::string& path, bool write_ahead,
                                       std::string* io_error) {
   std::ifstream in{path, std::ios::binary};
@@ -83,21 +124,24 @@ std::optional<log_scan> scan_log_file(const std::string& path, bool write_ahead,
       *io_error = "cannot read " + path;
     return std::nullopt;
   }
-  std::string data{std::istreambuf_iterator<char>{in}, {}};
   log_scan result;
-  auto damaged = [&](size_t at, std::string what) {
-    result.damaged_at = at;
-    result.damage = std::move(what) + " at offset " + std::to_string(at);
+  block_reader blocks{in};
+  // Damage at `at` in the current block (`absolute`: at that file offset).
+  auto damaged = [&](size_t at, std::string what, bool absolute = false) {
+    result.damaged_at = absolute ? at : blocks.offset() + at;
+    result.damage
+        = std::move(what) + " at offset " + std::to_string(*result.damaged_at);
     return result;
   };
-  // A logical record assembled from fragments (for its batch header).
-  std::string record;
+  // The head of a logical record assembled from fragments (its write
+  // batch's sequence number and count are its first 12 bytes).
+  std::string head;
   bool in_fragments = false;
-  auto finish = [&](const std::string& payload) {
+  auto finish = [&] {
     ++result.records;
-    if (!write_ahead || payload.size() < 12)
+    if (!write_ahead || head.size() < 12)
       return;
-    auto* p = reinterpret_cast<const unsigned char*>(payload.data());
+    auto* p = reinterpret_cast<const unsigned char*>(head.data());
     auto seq = load64(p);
     auto count = load32(p + 8);
     if (result.first_sequence == 0)
@@ -106,75 +150,88 @@ std::optional<log_scan> scan_log_file(const std::string& path, bool write_ahead,
     if (last > result.last_sequence)
       result.last_sequence = last;
   };
-  size_t off = 0;
-  while (off < data.size()) {
-    auto left = block_size - off % block_size;
-    if (left < header_size) { // a block's trailer: zeros
-      if (!zeros_from(data, off, off + left))
-        return damaged(off, "non-zero block trailer");
-      off += left;
-      continue;
-    }
-    if (data.size() - off < header_size) {
-      result.torn_tail = !zeros_from(data, off);
-      break;
-    }
-    auto* h = reinterpret_cast<const unsigned char*>(data.data()) + off;
-    auto masked = load32(h);
-    size_t length = h[4] | (size_t{h[5]} << 8);
-    auto type = h[6];
-    if (masked == 0 && length == 0 && type == zero_type) {
-      // Preallocated space: zeros to the end of the file. Zeros followed
-      // by data are a header wiped in the middle of the file.
-      if (zeros_from(data, off))
+  auto keep_head = [&](const unsigned char* payload, size_t length) {
+    if (head.size() < 12)
+      head.append(reinterpret_cast<const char*>(payload),
+                  std::min(length, 12 - head.size()));
+  };
+  while (blocks.next()) {
+    auto& data = blocks.block();
+    auto n = blocks.size();
+    size_t off = 0;
+    while (off < n) {
+      auto left = block_size - off;
+      if (left < header_size) { // the block's trailer: zeros
+        if (!zeros_from(data, off, n))
+          return damaged(off, "a non-zero block trailer");
+        off = n;
         break;
-      return damaged(off, "a zeroed record header followed by data");
-    }
-    if (type == zero_type || type > user_timestamp_size)
-      return damaged(off, "an invalid record type " + std::to_string(type));
-    bool recyclable = type >= recyclable_full && type <= recyclable_last;
-    auto hs = recyclable ? recyclable_header_size : header_size;
-    if (hs + length > left)
-      return damaged(off, "a record length that crosses its block");
-    if (off + hs + length > data.size()) { // the last write, cut short
-      result.torn_tail = true;
-      break;
-    }
-    auto crc = crc32c(0, h + 6, 1);
-    if (recyclable)
-      crc = crc32c(crc, h + header_size, 4);
-    crc = crc32c(crc, h + hs, length);
-    if (crc != unmask(masked)) {
-      // A garbled last record is a write cut short; anywhere else, damage.
-      if (zeros_from(data, off + hs + length)) {
+      }
+      if (n - off < header_size) { // the file ends within a header
+        result.torn_tail = !zeros_from(data, off, n);
+        return result;
+      }
+      auto* h = reinterpret_cast<const unsigned char*>(data.data()) + off;
+      auto masked = load32(h);
+      size_t length = h[4] | (size_t{h[5]} << 8);
+      auto type = h[6];
+      if (masked == 0 && length == 0 && type == zero_type) {
+        // Preallocated space: zeros to the end of the file. Zeros followed
+        // by data are a header wiped in the middle of the file.
+        auto at = blocks.offset() + off;
+        if (blocks.zeros_to_end(off))
+          return result;
+        return damaged(at, "a zeroed record header followed by data", true);
+      }
+      if (type == zero_type || type > user_timestamp_size)
+        return damaged(off, "an invalid record type " + std::to_string(type));
+      bool recyclable = type >= recyclable_full && type <= recyclable_last;
+      auto hs = recyclable ? recyclable_header_size : header_size;
+      if (hs + length > left)
+        return damaged(off, "a record length that crosses its block");
+      if (off + hs + length > n) { // the last write, cut short
         result.torn_tail = true;
-        break;
+        return result;
       }
-      return damaged(off, "a checksum mismatch");
-    }
-    auto kind = recyclable ? type - 4 : type;
-    std::string payload{reinterpret_cast<const char*>(h + hs), length};
-    if (kind == full_type || kind >= set_compression) {
-      if (in_fragments)
-        return damaged(off, "a fragmented record without its last fragment");
-      if (kind == full_type)
-        finish(payload);
-    } else if (kind == first_type) {
-      if (in_fragments)
-        return damaged(off, "a fragmented record without its last fragment");
-      in_fragments = true;
-      record = std::move(payload);
-    } else { // middle or last
-      if (!in_fragments)
-        return damaged(off, "a fragment without its first");
-      record += payload;
-      if (kind == last_type) {
-        in_fragments = false;
-        finish(record);
-        record.clear();
+      auto crc = crc32c(0, h + 6, 1);
+      if (recyclable)
+        crc = crc32c(crc, h + header_size, 4);
+      crc = crc32c(crc, h + hs, length);
+      if (crc != unmask(masked)) {
+        // A garbled last record is a write cut short; anywhere else, damage.
+        auto at = blocks.offset() + off;
+        if (blocks.zeros_to_end(off + hs + length)) {
+          result.torn_tail = true;
+          return result;
+        }
+        return damaged(at, "a checksum mismatch", true);
       }
+      auto kind = recyclable ? type - 4 : type;
+      if (kind == full_type || kind >= set_compression) {
+        if (in_fragments)
+          return damaged(off, "a fragmented record without its last fragment");
+        if (kind == full_type) {
+          head.clear();
+          keep_head(h + hs, length);
+          finish();
+        }
+      } else if (kind == first_type) {
+        if (in_fragments)
+          return damaged(off, "a fragmented record without its last fragment");
+        in_fragments = true;
+        head.clear();
+        keep_head(h + hs, length);
+      } else { // middle or last
+        if (!in_fragments)
+          return damaged(off, "a fragment without its first");
+        keep_head(h + hs, length);
+        if (kind == last_type) {
+          in_fragments = false;
+          finish();
+        }
+      }
+      off += hs + length;
     }
-    off += hs + length;
   }
   if (in_fragments)
     result.torn_tail = true;
