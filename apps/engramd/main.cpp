@@ -705,6 +705,9 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(v.level);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  // Every line reaches the log at once (a file or a pipe buffers otherwise):
+  // operators and tests read events as they happen.
+  spdlog::flush_on(spdlog::level::trace);
 
   struct daemon_config : caf::actor_system_config {
     daemon_config() { actors::register_types(*this); }

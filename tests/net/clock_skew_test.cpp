@@ -96,9 +96,11 @@ BOOST_AUTO_TEST_CASE(a_node_ten_minutes_ahead_is_refused_until_it_agrees) {
   BOOST_CHECK(until([&] {
     return has_key(c, n1, "from-n3");
   }));
-  BOOST_CHECK(
-      c.nodes[n1].proc.output().find("event=clock_offset_ok node=n1 peer=n3")
-      != std::string::npos);
+  BOOST_CHECK(until([&] {
+    return c.nodes[n1].proc.output().find(
+               "event=clock_offset_ok node=n1 peer=n3")
+           != std::string::npos;
+  }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
