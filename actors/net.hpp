@@ -6,6 +6,7 @@
 // actors are the same as in one process: frames are protobuf envelopes
 // either way.
 
+#include "actors/endpoint.hpp"
 #include "actors/node.hpp"
 
 #include <atomic>
@@ -25,32 +26,12 @@ class actor_system_config;
 
 namespace engram::actors {
 
-/// A host and a TCP port.
-struct endpoint {
-  std::string host;
-  uint16_t port = 0;
-
-  /// "host:port" ("[v6]:port" for IPv6 literals).
-  std::string to_string() const;
-};
-
-/// Parses "host:port" or "[v6]:port"; errors name what is wrong.
-expected<endpoint> parse_endpoint(std::string_view text);
-
-/// Resolves a seed: "host:port" as given, or "dns:name:port" to one endpoint
-/// per A/AAAA record of `name` (DNS discovery).
-expected<std::vector<endpoint>> resolve_seed(std::string_view text);
-
 /// Loads CAF's io module and sets what multi-node operation needs: BASP
 /// heartbeats so that a frozen peer (SIGSTOP) is detected, not only a
 /// closed connection. Call before creating the actor system.
 void configure_network(caf::actor_system_config& cfg,
                        milliseconds heartbeat = milliseconds{200},
                        milliseconds connection_timeout = milliseconds{1000});
-
-/// Whether a node could listen at `at` now (the address is local and the
-/// port free; port 0 always is): what `engramd --check-config` checks.
-expected<void> check_listen(const endpoint& at);
 
 /// Publishes `n`'s node actor at `at` (port 0: a free port); returns the
 /// port bound.

@@ -10,6 +10,7 @@
 // Exit codes: 0 clean shutdown (or a valid --check-config), 2 bad
 // configuration or flags, 3 the node could not start (store, port).
 #include "actors/net.hpp"
+#include "apps/engramd/config.hpp"
 #include "persistence/database.hpp"
 #include "persistence/memory.hpp"
 
@@ -30,515 +31,12 @@
 #include <vector>
 
 using namespace engram;
+using engram::engramd::settings;
 
 namespace {
 
 constexpr int exit_bad_config = 2;
 constexpr int exit_cannot_start = 3;
-
-struct settings {
-  std::string node_id;
-  std::string listen = "127.0.0.1:7420";
-  std::string data_dir;
-  std::vector<std::string> peers;
-  std::string log_level = "info";
-  bool sync_writes = true;
-  int64_t heartbeat_ms = 200;
-  int64_t connection_timeout_ms = 1000;
-  /// Nodes whose clocks differ by more do not sync (CockroachDB's
-  /// max-offset).
-  int64_t max_clock_offset_ms = 500;
-  /// CAF scheduler threads (0: one per core).
-  int64_t threads = 0;
-  actors::session_settings sessions;
-  std::string port_file;
-  /// Placement: the cluster's node ids, replication and partitioning.
-  std::vector<std::string> members;
-  int64_t replication_factor = 0;
-  std::string replication_strategy = "symmetric";
-  std::string consistency = "one";
-  int64_t write_timeout_ms = 2000;
-  int64_t promote_after_ms = 0;
-  std::string shard_key;
-  std::vector<shard_config> shards;
-  std::string partition_strategy = "hash";
-  int64_t partition_count = 1;
-  int64_t bucket_ms = 3'600'000;
-  /// The spec's `DistributionConfig` ([distribution]).
-  bool distribution_enabled = true;
-  /// Seeds from distribution.federation.discovery (added to `peers`).
-  std::vector<std::string> discovered;
-  std::string scope_defaults = "spec";
-  std::string crdt = "mvr";
-};
-
-struct config_error {
-  std::string message;
-};
-
-// "500ms", "30s", "1m", "1h": a positive number and a unit, at most 30
-// days.
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& x) {
-  size_t used = 0;
-  long long n = 0;
-  try {
-    n = std::stoll(x, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  // At most 30 days (and no overflow on the way).
-  if (n <= 0 || n > 2'592'000'000LL)
-    return std::nullopt;
-  auto unit = x.substr(used);
-  long long factor = unit == "ms"  ? 1
-                     : unit == "s" ? 1000
-                     : unit == "m" ? 60'000
-                     : unit == "h" ? 3'600'000
-                                   : 0;
-  if (factor == 0 || n > 2'592'000'000LL / factor)
-    return std::nullopt;
-  return std::chrono::milliseconds{n * factor};
-}
-
-// Reads the TOML file into `s`. Every key must be known: a misspelt key is
-// an error, never silently ignored.
-void load_file(const std::string& path, settings& s) {
-  toml::value root;
-  try {
-    root = toml::parse(path);
-  } catch (const std::exception& e) {
-    throw config_error{"cannot read config '" + path + "': " + e.what()};
-  }
-  auto where = [&](const std::string& key) {
-    return "config '" + path + "', key '" + key + "'";
-  };
-  auto get = [&](const toml::value& v, const std::string& key, auto& out) {
-    using T = std::decay_t<decltype(out)>;
-    try {
-      out = toml::get<T>(v);
-    } catch (const std::exception&) {
-      throw config_error{where(key) + ": wrong type"};
-    }
-  };
-  auto ms = [&](const toml::value& v, const std::string& key,
-                std::chrono::milliseconds& out) {
-    int64_t x = 0;
-    get(v, key, x);
-    if (x <= 0)
-      throw config_error{where(key) + ": must be a positive number of ms"};
-    out = std::chrono::milliseconds{x};
-  };
-  // Settings that two keys can give (a top-level table and its
-  // [distribution] twin): only one of them may.
-  std::map<std::string, std::string> given;
-  auto once = [&](const std::string& what, const std::string& key) {
-    auto [i, fresh] = given.emplace(what, key);
-    if (!fresh)
-      throw config_error{"config '" + path + "' sets " + what + " twice, as '"
-                         + i->second + "' and as '" + key + "': keep one"};
-  };
-  auto replication = [&](const toml::value& v, const std::string& prefix) {
-    if (!v.is_table())
-      throw config_error{where(prefix) + ": must be a table"};
-    for (auto& [sub, w] : v.as_table()) {
-      auto name = prefix + "." + sub;
-      if (sub == "factor")
-        get(w, name, s.replication_factor);
-      else if (sub == "strategy")
-        get(w, name, s.replication_strategy);
-      else if (sub == "consistency")
-        get(w, name, s.consistency);
-      else if (sub == "write_timeout_ms")
-        get(w, name, s.write_timeout_ms);
-      else if (sub == "promote_after_ms")
-        get(w, name, s.promote_after_ms);
-      else if (sub == "shard_key")
-        get(w, name, s.shard_key);
-      else if (sub == "shards") {
-        if (!w.is_array())
-          throw config_error{where(name) + ": must be an array of tables"};
-        for (auto& shard : w.as_array()) {
-          if (!shard.is_table())
-            throw config_error{where(name) + ": must be an array of tables"};
-          shard_config sc;
-          bool has_id = false;
-          for (auto& [field, x] : shard.as_table()) {
-            if (field == "id") {
-              int64_t id = 0;
-              get(x, name + ".id", id);
-              if (id < 0 || id > int64_t{UINT32_MAX})
-                throw config_error{where(name + ".id") + ": out of range"};
-              sc.id = static_cast<uint32_t>(id);
-              has_id = true;
-            } else if (field == "nodes") {
-              get(x, name + ".nodes", sc.nodes);
-            } else {
-              throw config_error{"unknown key '" + name + "." + field
-                                 + "' in config '" + path + "'"};
-            }
-          }
-          if (!has_id)
-            throw config_error{where(name) + ": a shard needs an id"};
-          s.shards.push_back(std::move(sc));
-        }
-      } else
-        throw config_error{"unknown key '" + name + "' in config '" + path
-                           + "'"};
-    }
-  };
-  auto partitioning = [&](const toml::value& v, const std::string& prefix) {
-    if (!v.is_table())
-      throw config_error{where(prefix) + ": must be a table"};
-    for (auto& [sub, w] : v.as_table()) {
-      auto name = prefix + "." + sub;
-      if (sub == "strategy")
-        get(w, name, s.partition_strategy);
-      else if (sub == "partition_count")
-        get(w, name, s.partition_count);
-      else if (sub == "bucket_ms")
-        get(w, name, s.bucket_ms);
-      else
-        throw config_error{"unknown key '" + name + "' in config '" + path
-                           + "'"};
-    }
-  };
-  // Keys of features not built yet: refused, naming the key.
-  auto not_yet = [&](const std::string& key, const std::string& why) {
-    throw config_error{"not supported yet: " + key + " (" + why
-                       + ") in config '" + path + "'"};
-  };
-  auto text = [&](const toml::value& v, const std::string& key) {
-    std::string x;
-    get(v, key, x);
-    return x;
-  };
-  auto duration = [&](const toml::value& v, const std::string& key) {
-    auto x = text(v, key);
-    auto d = parse_duration(x);
-    if (!d)
-      throw config_error{where(key) + ": '" + x
-                         + "' is not a duration (e.g. 500ms, 30s, 1m, 1h)"};
-    return *d;
-  };
-  auto unknown = [&](const std::string& key) {
-    throw config_error{"unknown key '" + key + "' in config '" + path + "'"};
-  };
-  auto table = [&](const toml::value& v, const std::string& key) {
-    if (!v.is_table())
-      throw config_error{where(key) + ": must be a table"};
-    return v.as_table();
-  };
-  auto discovery = [&](const toml::value& x, const std::string& key) {
-    // { dns = { domain = "...", port = 7420 } } and/or { seeds = [...] }
-    for (auto& [method, y] : table(x, key)) {
-      auto mkey = key + "." + method;
-      if (method == "seeds") {
-        std::vector<std::string> seeds;
-        get(y, mkey, seeds);
-        s.discovered.insert(s.discovered.end(), seeds.begin(), seeds.end());
-      } else if (method == "dns") {
-        std::string domain;
-        int64_t port = 7420;
-        for (auto& [f, z] : table(y, mkey)) {
-          if (f == "domain")
-            get(z, mkey + ".domain", domain);
-          else if (f == "port")
-            get(z, mkey + ".port", port);
-          else
-            unknown(mkey + "." + f);
-        }
-        if (domain.empty() || port <= 0 || port > 65535)
-          throw config_error{where(mkey)
-                             + ": needs a domain and a port 1-65535"};
-        s.discovered.push_back("dns:" + domain + ":" + std::to_string(port));
-      } else {
-        throw config_error{where(key) + ": unknown discovery method '" + method
-                           + "' (dns, seeds)"};
-      }
-    }
-  };
-  auto distribution = [&](const toml::value& v) {
-    for (auto& [sub, w] : table(v, "distribution")) {
-      auto name = "distribution." + sub;
-      if (sub == "enabled") {
-        get(w, name, s.distribution_enabled);
-      } else if (sub == "scope_defaults") {
-        s.scope_defaults = text(w, name);
-      } else if (sub == "sync") {
-        for (auto& [k, x] : table(w, name)) {
-          auto key = name + "." + k;
-          if (k == "strategy") {
-            auto strategy = text(x, key);
-            if (strategy == "consensus")
-              not_yet(key + " = \"consensus\"",
-                      "Raft, Paxos and PBFT come with the consensus work");
-            if (strategy != "crdt")
-              throw config_error{where(key) + ": '" + strategy
-                                 + "' (known: crdt, consensus)"};
-          } else if (k == "interval") {
-            once("the anti-entropy interval", key);
-            s.sessions.anti_entropy_interval = duration(x, key);
-          } else if (k == "on_change") {
-            get(x, key, s.sessions.on_change);
-          } else if (k == "crdt") {
-            s.crdt = text(x, key);
-          } else {
-            unknown(key);
-          }
-        }
-      } else if (sub == "storage") {
-        for (auto& [k, x] : table(w, name)) {
-          auto key = name + "." + k;
-          if (k != "backend")
-            unknown(key);
-          // A name, or a table naming one backend as in the spec's
-          // StorageBackend::Redis { url }.
-          std::string backend;
-          if (x.is_table() && x.as_table().size() == 1)
-            backend = x.as_table().begin()->first;
-          else
-            backend = text(x, key);
-          if (backend != "rocksdb")
-            not_yet(key + " = " + backend,
-                    "the embedded RocksDB store is the backend built");
-        }
-      } else if (sub == "replication") {
-        once("replication", name);
-        replication(w, name);
-      } else if (sub == "partitioning") {
-        once("partitioning", name);
-        partitioning(w, name);
-      } else if (sub == "federation") {
-        for (auto& [k, x] : table(w, name)) {
-          auto key = name + "." + k;
-          if (k == "discovery")
-            discovery(x, key);
-          else if (k == "id" || k == "trust_model")
-            not_yet(key, "a node-wide federation; agents create and join "
-                         "federations themselves: engram federation "
-                         "create/join, memory::create_federation");
-          else
-            unknown(key);
-        }
-      } else if (sub == "auth" || sub == "encryption"
-                 || sub == "access_control") {
-        not_yet(name, "authentication, encryption and access control come "
-                      "with the security work");
-      } else {
-        unknown(name);
-      }
-    }
-  };
-  if (!root.is_table())
-    throw config_error{"config '" + path + "' is not a TOML table"};
-  for (auto& [key, v] : root.as_table()) {
-    if (key == "node_id")
-      get(v, key, s.node_id);
-    else if (key == "listen")
-      get(v, key, s.listen);
-    else if (key == "data_dir")
-      get(v, key, s.data_dir);
-    else if (key == "peers")
-      get(v, key, s.peers);
-    else if (key == "log_level")
-      get(v, key, s.log_level);
-    else if (key == "sync_writes")
-      get(v, key, s.sync_writes);
-    else if (key == "heartbeat_ms")
-      get(v, key, s.heartbeat_ms);
-    else if (key == "connection_timeout_ms")
-      get(v, key, s.connection_timeout_ms);
-    else if (key == "max_clock_offset_ms")
-      get(v, key, s.max_clock_offset_ms);
-    else if (key == "threads")
-      get(v, key, s.threads);
-    else if (key == "members")
-      get(v, key, s.members);
-    else if (key == "replication") {
-      once("replication", key);
-      replication(v, key);
-    } else if (key == "partitioning") {
-      once("partitioning", key);
-      partitioning(v, key);
-    } else if (key == "distribution") {
-      distribution(v);
-    } else if (key == "sessions") {
-      if (!v.is_table())
-        throw config_error{where(key) + ": must be a table"};
-      for (auto& [sub, w] : v.as_table()) {
-        auto name = "sessions." + sub;
-        if (sub == "push_delay_ms")
-          ms(w, name, s.sessions.push_delay);
-        else if (sub == "retransmit_ms")
-          ms(w, name, s.sessions.retransmit_after);
-        else if (sub == "anti_entropy_ms") {
-          once("the anti-entropy interval", name);
-          ms(w, name, s.sessions.anti_entropy_interval);
-        } else if (sub == "ping_ms")
-          ms(w, name, s.sessions.ping_interval);
-        else if (sub == "peer_timeout_ms")
-          ms(w, name, s.sessions.peer_timeout);
-        else
-          throw config_error{"unknown key '" + name + "' in config '" + path
-                             + "'"};
-      }
-    } else {
-      throw config_error{"unknown key '" + key + "' in config '" + path + "'"};
-    }
-  }
-}
-
-constexpr int64_t minute_ms = 60'000;
-constexpr int64_t hour_ms = 60 * minute_ms;
-constexpr int64_t day_ms = 24 * hour_ms;
-
-// Every duration has a bound: a timer of INT64_MAX ms overflows the
-// arithmetic of the timers that use it (a node then flaps its sessions).
-void check_durations(const settings& s) {
-  struct bounded {
-    const char* key;
-    int64_t value;
-    int64_t max;
-  };
-  auto& ss = s.sessions;
-  const bounded all[] = {
-      {"heartbeat_ms", s.heartbeat_ms, minute_ms},
-      {"connection_timeout_ms", s.connection_timeout_ms, hour_ms},
-      {"max_clock_offset_ms", s.max_clock_offset_ms, hour_ms},
-      {"sessions.push_delay_ms", ss.push_delay.count(), minute_ms},
-      {"sessions.retransmit_ms", ss.retransmit_after.count(), minute_ms},
-      {"sessions.anti_entropy_ms (or distribution.sync.interval)",
-       ss.anti_entropy_interval.count(), day_ms},
-      {"sessions.ping_ms", ss.ping_interval.count(), hour_ms},
-      {"sessions.peer_timeout_ms", ss.peer_timeout.count(), day_ms},
-      {"replication.write_timeout_ms", s.write_timeout_ms, hour_ms},
-      {"partitioning.bucket_ms", s.bucket_ms, 366 * day_ms},
-  };
-  for (auto& b : all)
-    if (b.value <= 0 || b.value > b.max)
-      throw config_error{std::string{b.key} + " must be a positive number of "
-                         + "ms, at most " + std::to_string(b.max) + " (got "
-                         + std::to_string(b.value) + ")"};
-  if (s.promote_after_ms < 0 || s.promote_after_ms > day_ms)
-    throw config_error{"replication.promote_after_ms must be 0 to "
-                       + std::to_string(day_ms)};
-  if (s.connection_timeout_ms <= s.heartbeat_ms)
-    throw config_error{"heartbeat_ms must be below connection_timeout_ms"};
-  if (ss.peer_timeout <= ss.ping_interval)
-    throw config_error{"sessions.peer_timeout_ms must be above "
-                       "sessions.ping_ms (a peer is pinged before it is "
-                       "given up)"};
-}
-
-struct validated {
-  scope_defaults scopes;
-  crdt_strategy crdt = crdt_strategy::mvr;
-  actors::endpoint listen;
-  std::vector<actors::endpoint> seeds;
-  spdlog::level::level_enum level;
-  replication_config replication;
-  partition_config partitioning;
-};
-
-// The placement settings as the node takes them; every error names its key.
-void validate_placement(const settings& s, validated& v) {
-  auto strategy = parse_replication_strategy(s.replication_strategy);
-  if (!strategy)
-    throw config_error{"replication.strategy: "
-                       + strategy.error_value().message};
-  auto level = parse_consistency(s.consistency);
-  if (!level)
-    throw config_error{"replication.consistency: "
-                       + level.error_value().message};
-  if (s.replication_factor < 0 || s.replication_factor > 1024)
-    throw config_error{"replication.factor must be 0 (every node) to 1024"};
-  auto& r = v.replication;
-  r.strategy = *strategy;
-  r.consistency = *level;
-  r.factor = static_cast<size_t>(s.replication_factor);
-  r.write_timeout = std::chrono::milliseconds{s.write_timeout_ms};
-  r.failover.promote_after = std::chrono::milliseconds{s.promote_after_ms};
-  r.shards = s.shards;
-  if (r.strategy == replication_strategy::sharded) {
-    auto key = make_shard_key(s.shard_key.empty() ? "hash" : s.shard_key);
-    if (!key)
-      throw config_error{"replication.shard_key: " + key.error_value().message};
-    r.shard_key = std::move(*key);
-  } else if (!s.shards.empty() || !s.shard_key.empty()) {
-    throw config_error{"replication.shards and replication.shard_key apply "
-                       "to strategy \"sharded\" only"};
-  }
-  auto part = parse_partition_strategy(s.partition_strategy);
-  if (!part)
-    throw config_error{"partitioning.strategy: " + part.error_value().message};
-  if (*part == partition_strategy::custom)
-    throw config_error{"partitioning.strategy: \"custom\" needs a "
-                       "partitioner function, which only a C++ program can "
-                       "give (node_config.partitioning.partitioner)"};
-  if (s.partition_count < 1 || s.partition_count > 65536)
-    throw config_error{"partitioning.partition_count must be 1 to 65536"};
-  auto& p = v.partitioning;
-  p.strategy = *part;
-  p.partition_count = static_cast<uint32_t>(s.partition_count);
-  p.bucket_size = std::chrono::milliseconds{s.bucket_ms};
-  for (auto& m : s.members)
-    if (auto ok = validate_name(m, "member node id"); !ok)
-      throw config_error{"members: " + ok.error_value().message};
-  auto members = s.members;
-  if (members.empty())
-    members.push_back(s.node_id);
-  if (auto ok = placement::make(r, p, members); !ok)
-    throw config_error{ok.error_value().message};
-}
-
-validated validate(const settings& s) {
-  validated v;
-  if (auto ok = validate_name(s.node_id, "node id (--node-id)"); !ok)
-    throw config_error{ok.error_value().message};
-  if (s.data_dir.empty())
-    throw config_error{"no data directory (--data-dir)"};
-  auto listen = actors::parse_endpoint(s.listen);
-  if (!listen)
-    throw config_error{"listen: " + listen.error_value().message};
-  v.listen = *listen;
-  auto all_peers = s.peers;
-  all_peers.insert(all_peers.end(), s.discovered.begin(), s.discovered.end());
-  for (auto& p : all_peers) {
-    auto seeds = actors::resolve_seed(p);
-    if (!seeds)
-      throw config_error{"peer: " + seeds.error_value().message};
-    v.seeds.insert(v.seeds.end(), seeds->begin(), seeds->end());
-  }
-  v.level = spdlog::level::from_str(s.log_level);
-  if (v.level == spdlog::level::off && s.log_level != "off")
-    throw config_error{"unknown log level '" + s.log_level
-                       + "' (trace, debug, info, warn, error, off)"};
-  if (s.threads < 0 || s.threads > 256)
-    throw config_error{"threads must be 0 (one per core) to 256"};
-  check_durations(s);
-  validate_placement(s, v);
-  if (s.scope_defaults == "spec")
-    v.scopes = scope_defaults::spec();
-  else if (s.scope_defaults == "agent_shared")
-    v.scopes = scope_defaults::agent_shared();
-  else
-    throw config_error{"distribution.scope_defaults: '" + s.scope_defaults
-                       + "' (known: spec, agent_shared)"};
-  if (s.crdt == "mvr")
-    v.crdt = crdt_strategy::mvr;
-  else if (s.crdt == "lww")
-    v.crdt = crdt_strategy::lww;
-  else if (s.crdt == "aw_set")
-    v.crdt = crdt_strategy::aw_set;
-  else
-    throw config_error{"distribution.sync.crdt: '" + s.crdt
-                       + "' (known: mvr, lww, aw_set; custom needs a C++ "
-                         "merge function)"};
-  if (!s.distribution_enabled && !all_peers.empty())
-    throw config_error{"distribution.enabled = false, but peers are "
-                       "configured: a node without distribution has none"};
-  return v;
-}
 
 // engramd repair --data-dir D: the only way to open a damaged store.
 int run_repair(const std::string& dir) {
@@ -640,44 +138,50 @@ int main(int argc, char** argv) {
     return run_repair(repair_dir);
   // The file first, flags override it.
   settings s;
-  validated v;
-  try {
-    if (!config_file.empty())
-      load_file(config_file, s);
-    if (*node_id)
-      s.node_id = flags.node_id;
-    if (*listen)
-      s.listen = flags.listen;
-    if (*data_dir)
-      s.data_dir = flags.data_dir;
-    if (*peers) { // the flags' seeds replace every seed of the file
-      s.peers = flags.peers;
-      s.discovered.clear();
+  if (!config_file.empty())
+    if (auto loaded = engramd::load_file(config_file, s); !loaded) {
+      std::fprintf(stderr, "engramd: %s\n",
+                   loaded.error_value().message.c_str());
+      return exit_bad_config;
     }
-    if (*log_level)
-      s.log_level = flags.log_level;
-    if (*sync_writes)
-      s.sync_writes = flags.sync_writes;
-    if (*threads)
-      s.threads = flags.threads;
-    if (*members)
-      s.members = flags.members;
-    if (*factor)
-      s.replication_factor = flags.replication_factor;
-    if (*strategy)
-      s.replication_strategy = flags.replication_strategy;
-    if (*consistency)
-      s.consistency = flags.consistency;
-    if (*part_strategy)
-      s.partition_strategy = flags.partition_strategy;
-    if (*part_count)
-      s.partition_count = flags.partition_count;
-    s.port_file = flags.port_file;
-    v = validate(s);
-  } catch (const config_error& e) {
-    std::fprintf(stderr, "engramd: %s\n", e.message.c_str());
+  if (*node_id)
+    s.node_id = flags.node_id;
+  if (*listen)
+    s.listen = flags.listen;
+  if (*data_dir)
+    s.data_dir = flags.data_dir;
+  if (*peers) { // the flags' seeds replace every seed of the file
+    s.peers = flags.peers;
+    s.discovered.clear();
+  }
+  if (*log_level)
+    s.log_level = flags.log_level;
+  if (*sync_writes)
+    s.sync_writes = flags.sync_writes;
+  if (*threads)
+    s.threads = flags.threads;
+  if (*members)
+    s.members = flags.members;
+  if (*factor)
+    s.replication_factor = flags.replication_factor;
+  if (*strategy)
+    s.replication_strategy = flags.replication_strategy;
+  if (*consistency)
+    s.consistency = flags.consistency;
+  if (*part_strategy)
+    s.partition_strategy = flags.partition_strategy;
+  if (*part_count)
+    s.partition_count = flags.partition_count;
+  s.port_file = flags.port_file;
+  auto checked = engramd::validate(s);
+  if (!checked) {
+    std::fprintf(stderr, "engramd: %s\n",
+                 checked.error_value().message.c_str());
     return exit_bad_config;
   }
+  auto& v = *checked;
+  auto& repl = v.node.replication;
+  auto& parts = v.node.partitioning;
   if (check_only) {
     // What start-up checks beyond the configuration: the store and the
     // listen address (exit 3, as a start would).
@@ -697,46 +201,30 @@ int main(int argc, char** argv) {
                 "replication %s factor %zu consistency %s, %u %s "
                 "partitions)\n",
                 s.node_id.c_str(), v.listen.to_string().c_str(), v.seeds.size(),
-                to_string(v.replication.strategy), v.replication.factor,
-                to_string(v.replication.consistency),
-                v.partitioning.partition_count,
-                to_string(v.partitioning.strategy));
+                to_string(repl.strategy), repl.factor,
+                to_string(repl.consistency), parts.partition_count,
+                to_string(parts.strategy));
     return 0;
   }
-  spdlog::set_level(v.level);
+  spdlog::set_level(spdlog::level::from_str(v.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   // Every line reaches the log at once (a file or a pipe buffers otherwise):
   // operators and tests read events as they happen.
   spdlog::flush_on(spdlog::level::trace);
 
-  struct daemon_config : caf::actor_system_config {
-    daemon_config() { actors::register_types(*this); }
+  struct system_config : caf::actor_system_config {
+    system_config() { actors::register_types(*this); }
   } cfg;
-  actors::configure_network(cfg, std::chrono::milliseconds{s.heartbeat_ms},
-                            std::chrono::milliseconds{s.connection_timeout_ms});
-  if (s.threads > 0)
-    cfg.set("scheduler.max-threads", static_cast<size_t>(s.threads));
+  actors::configure_network(cfg, v.heartbeat, v.connection_timeout);
+  if (v.threads > 0)
+    cfg.set("scheduler.max-threads", v.threads);
   caf::actor_system sys{cfg};
-  actors::node_config nc;
-  nc.node_id = s.node_id;
-  nc.data_dir = s.data_dir;
-  nc.sync_writes = s.sync_writes;
-  nc.max_clock_offset = std::chrono::milliseconds{s.max_clock_offset_ms};
-  nc.sessions = s.sessions;
-  nc.members = s.members;
-  nc.replication = v.replication;
-  nc.partitioning = v.partitioning;
+  auto nc = v.node;
   // The daemon's agents have no program of their own here: asks are
   // answered from their memory (engram ask AGENT KEY|SUBJECT).
-  nc.agent_defaults
-      = [scopes = v.scopes, crdt = v.crdt](const std::string& id) {
-          actors::agent_config a;
-          a.answer_from_memory = true;
-          a.default_scopes = scopes;
-          if (id.rfind("fed-", 0) != 0) // federations keep their own rules
-            a.replication.strategy.fill(crdt);
-          return a;
-        };
+  nc.agent_defaults = [v](const std::string& id) {
+    return engramd::agent_defaults(v, id);
+  };
   nc.on_event = [](const std::string& event, const actors::event_fields& xs) {
     std::string line = "event=" + event;
     for (auto& [k, x] : xs)
@@ -765,9 +253,8 @@ int main(int argc, char** argv) {
   spdlog::info("event=listening node={} addr={}:{} data_dir={} peers={} "
                "replication={} factor={} consistency={} partitions={}",
                s.node_id, v.listen.host, *port, s.data_dir, v.seeds.size(),
-               to_string(v.replication.strategy), v.replication.factor,
-               to_string(v.replication.consistency),
-               v.partitioning.partition_count);
+               to_string(repl.strategy), repl.factor,
+               to_string(repl.consistency), parts.partition_count);
   if (!s.port_file.empty()) {
     // Written whole, then renamed: a reader never sees half a port.
     auto tmp = s.port_file + ".tmp";

@@ -1,0 +1,67 @@
+#pragma once
+
+// The engram CLI's verbs, by group. Each `add_*_verbs` adds its
+// subcommands to the app; the one parsed sets `verbs::run`.
+
+#include "apps/engram/client.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace engram::cli {
+
+/// What the verbs fill while parsing, and the verb that runs.
+struct verbs {
+  explicit verbs(common_options& o) : opts(o) {
+    // nop
+  }
+
+  common_options& opts;
+  std::string a1, a2, a3, fed_id, reason = "forgotten via the CLI";
+  std::string with, transform, trust_spec, role = "member", beliefs;
+  std::string type, subject, relation, consistency;
+  std::vector<std::string> members;
+  double confidence = 0.9, trust = 1.0;
+  int64_t limit = 0, ask_timeout_ms = 5000;
+  uint64_t conflict_id = 0;
+  bool contested = false, instance_scope = false, writable = false,
+       redact = false;
+  /// The verb to run once connected.
+  std::function<int(session&)> run;
+  /// The verb writes (its failures say whether anything was stored).
+  bool writing = false;
+
+  /// The query filter the filter options give.
+  query_filter filter() const;
+
+  /// Adds --type, --subject, --relation, --limit to a verb.
+  void add_filter_options(CLI::App* cmd);
+
+  /// Prints a write's engram id (JSON: with the node); exit code 0.
+  int learned(session& s, const engram_id& id) const;
+
+  /// Learns `e` as the agent: into --federation's Collective memory, this
+  /// instance's memory (--instance-scope), or the configured scope.
+  int learn_record(session& s, engram_record e) const;
+
+  // The verbs' callbacks run after the functions that add them returned:
+  // whatever they use lives here, never in those functions' locals.
+};
+
+/// status, learn, believe, query, forget, sync, conflicts.
+void add_memory_verbs(CLI::App& app, verbs& v);
+
+/// share, shares, accept, decline.
+void add_sharing_verbs(CLI::App& app, verbs& v);
+
+/// federation (create, join, leave, show, list, set-role, remove),
+/// broadcast.
+void add_federation_verbs(CLI::App& app, verbs& v);
+
+/// tell, ask, inbox.
+void add_message_verbs(CLI::App& app, verbs& v);
+
+} // namespace engram::cli

@@ -1,0 +1,516 @@
+#include "apps/engramd/config.hpp"
+
+#include <toml.hpp>
+
+#include <algorithm>
+#include <map>
+#include <string>
+
+namespace engram::engramd {
+
+namespace {
+
+struct config_error {
+  std::string message;
+};
+
+std::optional<std::chrono::milliseconds> parse_duration_text(const std::string& x) {
+  size_t used = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(x, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  // At most 30 days (and no overflow on the way).
+  if (n <= 0 || n > 2'592'000'000LL)
+    return std::nullopt;
+  auto unit = x.substr(used);
+  long long factor = unit == "ms"  ? 1
+                     : unit == "s" ? 1000
+                     : unit == "m" ? 60'000
+                     : unit == "h" ? 3'600'000
+                                   : 0;
+  if (factor == 0 || n > 2'592'000'000LL / factor)
+    return std::nullopt;
+  return std::chrono::milliseconds{n * factor};
+}
+
+// Reads the TOML file into `s`. Every key must be known: a misspelt key is
+// an error, never silently ignored.
+void read_file(const std::string& path, settings& s) {
+  toml::value root;
+  try {
+    root = toml::parse(path);
+  } catch (const std::exception& e) {
+    throw config_error{"cannot read config '" + path + "': " + e.what()};
+  }
+  auto where = [&](const std::string& key) {
+    return "config '" + path + "', key '" + key + "'";
+  };
+  auto get = [&](const toml::value& v, const std::string& key, auto& out) {
+    using T = std::decay_t<decltype(out)>;
+    try {
+      out = toml::get<T>(v);
+    } catch (const std::exception&) {
+      throw config_error{where(key) + ": wrong type"};
+    }
+  };
+  auto ms = [&](const toml::value& v, const std::string& key,
+                std::chrono::milliseconds& out) {
+    int64_t x = 0;
+    get(v, key, x);
+    if (x <= 0)
+      throw config_error{where(key) + ": must be a positive number of ms"};
+    out = std::chrono::milliseconds{x};
+  };
+  // Settings that two keys can give (a top-level table and its
+  // [distribution] twin): only one of them may.
+  std::map<std::string, std::string> given;
+  auto once = [&](const std::string& what, const std::string& key) {
+    auto [i, fresh] = given.emplace(what, key);
+    if (!fresh)
+      throw config_error{"config '" + path + "' sets " + what + " twice, as '"
+                         + i->second + "' and as '" + key + "': keep one"};
+  };
+  auto replication = [&](const toml::value& v, const std::string& prefix) {
+    if (!v.is_table())
+      throw config_error{where(prefix) + ": must be a table"};
+    for (auto& [sub, w] : v.as_table()) {
+      auto name = prefix + "." + sub;
+      if (sub == "factor")
+        get(w, name, s.replication_factor);
+      else if (sub == "strategy")
+        get(w, name, s.replication_strategy);
+      else if (sub == "consistency")
+        get(w, name, s.consistency);
+      else if (sub == "write_timeout_ms")
+        get(w, name, s.write_timeout_ms);
+      else if (sub == "promote_after_ms")
+        get(w, name, s.promote_after_ms);
+      else if (sub == "shard_key")
+        get(w, name, s.shard_key);
+      else if (sub == "shards") {
+        if (!w.is_array())
+          throw config_error{where(name) + ": must be an array of tables"};
+        for (auto& shard : w.as_array()) {
+          if (!shard.is_table())
+            throw config_error{where(name) + ": must be an array of tables"};
+          shard_config sc;
+          bool has_id = false;
+          for (auto& [field, x] : shard.as_table()) {
+            if (field == "id") {
+              int64_t id = 0;
+              get(x, name + ".id", id);
+              if (id < 0 || id > int64_t{UINT32_MAX})
+                throw config_error{where(name + ".id") + ": out of range"};
+              sc.id = static_cast<uint32_t>(id);
+              has_id = true;
+            } else if (field == "nodes") {
+              get(x, name + ".nodes", sc.nodes);
+            } else {
+              throw config_error{"unknown key '" + name + "." + field
+                                 + "' in config '" + path + "'"};
+            }
+          }
+          if (!has_id)
+            throw config_error{where(name) + ": a shard needs an id"};
+          s.shards.push_back(std::move(sc));
+        }
+      } else
+        throw config_error{"unknown key '" + name + "' in config '" + path
+                           + "'"};
+    }
+  };
+  auto partitioning = [&](const toml::value& v, const std::string& prefix) {
+    if (!v.is_table())
+      throw config_error{where(prefix) + ": must be a table"};
+    for (auto& [sub, w] : v.as_table()) {
+      auto name = prefix + "." + sub;
+      if (sub == "strategy")
+        get(w, name, s.partition_strategy);
+      else if (sub == "partition_count")
+        get(w, name, s.partition_count);
+      else if (sub == "bucket_ms")
+        get(w, name, s.bucket_ms);
+      else
+        throw config_error{"unknown key '" + name + "' in config '" + path
+                           + "'"};
+    }
+  };
+  // Keys of features not built yet: refused, naming the key.
+  auto not_yet = [&](const std::string& key, const std::string& why) {
+    throw config_error{"not supported yet: " + key + " (" + why
+                       + ") in config '" + path + "'"};
+  };
+  auto text = [&](const toml::value& v, const std::string& key) {
+    std::string x;
+    get(v, key, x);
+    return x;
+  };
+  auto duration = [&](const toml::value& v, const std::string& key) {
+    auto x = text(v, key);
+    auto d = parse_duration_text(x);
+    if (!d)
+      throw config_error{where(key) + ": '" + x
+                         + "' is not a duration (e.g. 500ms, 30s, 1m, 1h)"};
+    return *d;
+  };
+  auto unknown = [&](const std::string& key) {
+    throw config_error{"unknown key '" + key + "' in config '" + path + "'"};
+  };
+  auto table = [&](const toml::value& v, const std::string& key) {
+    if (!v.is_table())
+      throw config_error{where(key) + ": must be a table"};
+    return v.as_table();
+  };
+  auto discovery = [&](const toml::value& x, const std::string& key) {
+    // { dns = { domain = "...", port = 7420 } } and/or { seeds = [...] }
+    for (auto& [method, y] : table(x, key)) {
+      auto mkey = key + "." + method;
+      if (method == "seeds") {
+        std::vector<std::string> seeds;
+        get(y, mkey, seeds);
+        s.discovered.insert(s.discovered.end(), seeds.begin(), seeds.end());
+      } else if (method == "dns") {
+        std::string domain;
+        int64_t port = 7420;
+        for (auto& [f, z] : table(y, mkey)) {
+          if (f == "domain")
+            get(z, mkey + ".domain", domain);
+          else if (f == "port")
+            get(z, mkey + ".port", port);
+          else
+            unknown(mkey + "." + f);
+        }
+        if (domain.empty() || port <= 0 || port > 65535)
+          throw config_error{where(mkey)
+                             + ": needs a domain and a port 1-65535"};
+        s.discovered.push_back("dns:" + domain + ":" + std::to_string(port));
+      } else {
+        throw config_error{where(key) + ": unknown discovery method '" + method
+                           + "' (dns, seeds)"};
+      }
+    }
+  };
+  auto distribution = [&](const toml::value& v) {
+    for (auto& [sub, w] : table(v, "distribution")) {
+      auto name = "distribution." + sub;
+      if (sub == "enabled") {
+        get(w, name, s.distribution_enabled);
+      } else if (sub == "scope_defaults") {
+        s.scope_defaults = text(w, name);
+      } else if (sub == "sync") {
+        for (auto& [k, x] : table(w, name)) {
+          auto key = name + "." + k;
+          if (k == "strategy") {
+            auto strategy = text(x, key);
+            if (strategy == "consensus")
+              not_yet(key + " = \"consensus\"",
+                      "Raft, Paxos and PBFT come with the consensus work");
+            if (strategy != "crdt")
+              throw config_error{where(key) + ": '" + strategy
+                                 + "' (known: crdt, consensus)"};
+          } else if (k == "interval") {
+            once("the anti-entropy interval", key);
+            s.sessions.anti_entropy_interval = duration(x, key);
+          } else if (k == "on_change") {
+            get(x, key, s.sessions.on_change);
+          } else if (k == "crdt") {
+            s.crdt = text(x, key);
+          } else {
+            unknown(key);
+          }
+        }
+      } else if (sub == "storage") {
+        for (auto& [k, x] : table(w, name)) {
+          auto key = name + "." + k;
+          if (k != "backend")
+            unknown(key);
+          // A name, or a table naming one backend as in the spec's
+          // StorageBackend::Redis { url }.
+          std::string backend;
+          if (x.is_table() && x.as_table().size() == 1)
+            backend = x.as_table().begin()->first;
+          else
+            backend = text(x, key);
+          if (backend != "rocksdb")
+            not_yet(key + " = " + backend,
+                    "the embedded RocksDB store is the backend built");
+        }
+      } else if (sub == "replication") {
+        once("replication", name);
+        replication(w, name);
+      } else if (sub == "partitioning") {
+        once("partitioning", name);
+        partitioning(w, name);
+      } else if (sub == "federation") {
+        for (auto& [k, x] : table(w, name)) {
+          auto key = name + "." + k;
+          if (k == "discovery")
+            discovery(x, key);
+          else if (k == "id" || k == "trust_model")
+            not_yet(key, "a node-wide federation; agents create and join "
+                         "federations themselves: engram federation "
+                         "create/join, memory::create_federation");
+          else
+            unknown(key);
+        }
+      } else if (sub == "auth" || sub == "encryption"
+                 || sub == "access_control") {
+        not_yet(name, "authentication, encryption and access control come "
+                      "with the security work");
+      } else {
+        unknown(name);
+      }
+    }
+  };
+  if (!root.is_table())
+    throw config_error{"config '" + path + "' is not a TOML table"};
+  for (auto& [key, v] : root.as_table()) {
+    if (key == "node_id")
+      get(v, key, s.node_id);
+    else if (key == "listen")
+      get(v, key, s.listen);
+    else if (key == "data_dir")
+      get(v, key, s.data_dir);
+    else if (key == "peers")
+      get(v, key, s.peers);
+    else if (key == "log_level")
+      get(v, key, s.log_level);
+    else if (key == "sync_writes")
+      get(v, key, s.sync_writes);
+    else if (key == "heartbeat_ms")
+      get(v, key, s.heartbeat_ms);
+    else if (key == "connection_timeout_ms")
+      get(v, key, s.connection_timeout_ms);
+    else if (key == "max_clock_offset_ms")
+      get(v, key, s.max_clock_offset_ms);
+    else if (key == "threads")
+      get(v, key, s.threads);
+    else if (key == "members")
+      get(v, key, s.members);
+    else if (key == "replication") {
+      once("replication", key);
+      replication(v, key);
+    } else if (key == "partitioning") {
+      once("partitioning", key);
+      partitioning(v, key);
+    } else if (key == "distribution") {
+      distribution(v);
+    } else if (key == "sessions") {
+      if (!v.is_table())
+        throw config_error{where(key) + ": must be a table"};
+      for (auto& [sub, w] : v.as_table()) {
+        auto name = "sessions." + sub;
+        if (sub == "push_delay_ms")
+          ms(w, name, s.sessions.push_delay);
+        else if (sub == "retransmit_ms")
+          ms(w, name, s.sessions.retransmit_after);
+        else if (sub == "anti_entropy_ms") {
+          once("the anti-entropy interval", name);
+          ms(w, name, s.sessions.anti_entropy_interval);
+        } else if (sub == "ping_ms")
+          ms(w, name, s.sessions.ping_interval);
+        else if (sub == "peer_timeout_ms")
+          ms(w, name, s.sessions.peer_timeout);
+        else
+          throw config_error{"unknown key '" + name + "' in config '" + path
+                             + "'"};
+      }
+    } else {
+      throw config_error{"unknown key '" + key + "' in config '" + path + "'"};
+    }
+  }
+}
+
+constexpr int64_t minute_ms = 60'000;
+constexpr int64_t hour_ms = 60 * minute_ms;
+constexpr int64_t day_ms = 24 * hour_ms;
+
+// Every duration has a bound: a timer of INT64_MAX ms overflows the
+// arithmetic of the timers that use it (a node then flaps its sessions).
+void check_durations(const settings& s) {
+  struct bounded {
+    const char* key;
+    int64_t value;
+    int64_t max;
+  };
+  auto& ss = s.sessions;
+  const bounded all[] = {
+      {"heartbeat_ms", s.heartbeat_ms, minute_ms},
+      {"connection_timeout_ms", s.connection_timeout_ms, hour_ms},
+      {"max_clock_offset_ms", s.max_clock_offset_ms, hour_ms},
+      {"sessions.push_delay_ms", ss.push_delay.count(), minute_ms},
+      {"sessions.retransmit_ms", ss.retransmit_after.count(), minute_ms},
+      {"sessions.anti_entropy_ms (or distribution.sync.interval)",
+       ss.anti_entropy_interval.count(), day_ms},
+      {"sessions.ping_ms", ss.ping_interval.count(), hour_ms},
+      {"sessions.peer_timeout_ms", ss.peer_timeout.count(), day_ms},
+      {"replication.write_timeout_ms", s.write_timeout_ms, hour_ms},
+      {"partitioning.bucket_ms", s.bucket_ms, 366 * day_ms},
+  };
+  for (auto& b : all)
+    if (b.value <= 0 || b.value > b.max)
+      throw config_error{std::string{b.key} + " must be a positive number of "
+                         + "ms, at most " + std::to_string(b.max) + " (got "
+                         + std::to_string(b.value) + ")"};
+  if (s.promote_after_ms < 0 || s.promote_after_ms > day_ms)
+    throw config_error{"replication.promote_after_ms must be 0 to "
+                       + std::to_string(day_ms)};
+  if (s.connection_timeout_ms <= s.heartbeat_ms)
+    throw config_error{"heartbeat_ms must be below connection_timeout_ms"};
+  if (ss.peer_timeout <= ss.ping_interval)
+    throw config_error{"sessions.peer_timeout_ms must be above "
+                       "sessions.ping_ms (a peer is pinged before it is "
+                       "given up)"};
+}
+
+// The placement settings as the node takes them; every error names its key.
+void validate_placement(const settings& s, daemon_config& v) {
+  auto strategy = parse_replication_strategy(s.replication_strategy);
+  if (!strategy)
+    throw config_error{"replication.strategy: "
+                       + strategy.error_value().message};
+  auto level = parse_consistency(s.consistency);
+  if (!level)
+    throw config_error{"replication.consistency: "
+                       + level.error_value().message};
+  if (s.replication_factor < 0 || s.replication_factor > 1024)
+    throw config_error{"replication.factor must be 0 (every node) to 1024"};
+  auto& r = v.node.replication;
+  r.strategy = *strategy;
+  r.consistency = *level;
+  r.factor = static_cast<size_t>(s.replication_factor);
+  r.write_timeout = std::chrono::milliseconds{s.write_timeout_ms};
+  r.failover.promote_after = std::chrono::milliseconds{s.promote_after_ms};
+  r.shards = s.shards;
+  if (r.strategy == replication_strategy::sharded) {
+    auto key = make_shard_key(s.shard_key.empty() ? "hash" : s.shard_key);
+    if (!key)
+      throw config_error{"replication.shard_key: " + key.error_value().message};
+    r.shard_key = std::move(*key);
+  } else if (!s.shards.empty() || !s.shard_key.empty()) {
+    throw config_error{"replication.shards and replication.shard_key apply "
+                       "to strategy \"sharded\" only"};
+  }
+  auto part = parse_partition_strategy(s.partition_strategy);
+  if (!part)
+    throw config_error{"partitioning.strategy: " + part.error_value().message};
+  if (*part == partition_strategy::custom)
+    throw config_error{"partitioning.strategy: \"custom\" needs a "
+                       "partitioner function, which only a C++ program can "
+                       "give (node_config.partitioning.partitioner)"};
+  if (s.partition_count < 1 || s.partition_count > 65536)
+    throw config_error{"partitioning.partition_count must be 1 to 65536"};
+  auto& p = v.node.partitioning;
+  p.strategy = *part;
+  p.partition_count = static_cast<uint32_t>(s.partition_count);
+  p.bucket_size = std::chrono::milliseconds{s.bucket_ms};
+  for (auto& m : s.members)
+    if (auto ok = validate_name(m, "member node id"); !ok)
+      throw config_error{"members: " + ok.error_value().message};
+  auto members = s.members;
+  if (members.empty())
+    members.push_back(s.node_id);
+  if (auto ok = placement::make(r, p, members); !ok)
+    throw config_error{ok.error_value().message};
+}
+
+daemon_config check(const settings& s, const seed_resolver& resolve) {
+  daemon_config v;
+  if (auto ok = validate_name(s.node_id, "node id (--node-id)"); !ok)
+    throw config_error{ok.error_value().message};
+  if (s.data_dir.empty())
+    throw config_error{"no data directory (--data-dir)"};
+  auto listen = actors::parse_endpoint(s.listen);
+  if (!listen)
+    throw config_error{"listen: " + listen.error_value().message};
+  v.listen = *listen;
+  auto all_peers = s.peers;
+  all_peers.insert(all_peers.end(), s.discovered.begin(), s.discovered.end());
+  for (auto& p : all_peers) {
+    auto seeds = resolve(p);
+    if (!seeds)
+      throw config_error{"peer: " + seeds.error_value().message};
+    v.seeds.insert(v.seeds.end(), seeds->begin(), seeds->end());
+  }
+  static const std::vector<std::string> levels{"trace", "debug", "info",
+                                               "warn",  "error", "off"};
+  if (std::find(levels.begin(), levels.end(), s.log_level) == levels.end())
+    throw config_error{"unknown log level '" + s.log_level
+                       + "' (trace, debug, info, warn, error, off)"};
+  v.log_level = s.log_level;
+  if (s.threads < 0 || s.threads > 256)
+    throw config_error{"threads must be 0 (one per core) to 256"};
+  v.threads = static_cast<size_t>(s.threads);
+  check_durations(s);
+  v.heartbeat = std::chrono::milliseconds{s.heartbeat_ms};
+  v.connection_timeout = std::chrono::milliseconds{s.connection_timeout_ms};
+  validate_placement(s, v);
+  if (s.scope_defaults == "spec")
+    v.scopes = scope_defaults::spec();
+  else if (s.scope_defaults == "agent_shared")
+    v.scopes = scope_defaults::agent_shared();
+  else
+    throw config_error{"distribution.scope_defaults: '" + s.scope_defaults
+                       + "' (known: spec, agent_shared)"};
+  if (s.crdt == "mvr")
+    v.crdt = crdt_strategy::mvr;
+  else if (s.crdt == "lww")
+    v.crdt = crdt_strategy::lww;
+  else if (s.crdt == "aw_set")
+    v.crdt = crdt_strategy::aw_set;
+  else
+    throw config_error{"distribution.sync.crdt: '" + s.crdt
+                       + "' (known: mvr, lww, aw_set; custom needs a C++ "
+                         "merge function)"};
+  if (!s.distribution_enabled && !all_peers.empty())
+    throw config_error{"distribution.enabled = false, but peers are "
+                       "configured: a node without distribution has none"};
+  auto& n = v.node;
+  n.node_id = s.node_id;
+  n.data_dir = s.data_dir;
+  n.sync_writes = s.sync_writes;
+  n.sessions = s.sessions;
+  n.members = s.members;
+  n.max_clock_offset = std::chrono::milliseconds{s.max_clock_offset_ms};
+  v.port_file = s.port_file;
+  return v;
+}
+
+} // namespace
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& x) {
+  return parse_duration_text(x);
+}
+
+expected<void> load_file(const std::string& path, settings& s) {
+  try {
+    read_file(path, s);
+  } catch (const config_error& e) {
+    return make_error(errc::invalid_argument, e.message);
+  }
+  return {};
+}
+
+expected<daemon_config> validate(const settings& s,
+                                 const seed_resolver& resolve) {
+  try {
+    return check(s, resolve);
+  } catch (const config_error& e) {
+    return make_error(errc::invalid_argument, e.message);
+  }
+}
+
+actors::agent_config agent_defaults(const daemon_config& cfg,
+                                    const std::string& agent_id) {
+  actors::agent_config a;
+  a.answer_from_memory = true;
+  a.default_scopes = cfg.scopes;
+  if (agent_id.rfind("fed-", 0) != 0) // federations keep their own rules
+    a.replication.strategy.fill(cfg.crdt);
+  return a;
+}
+
+} // namespace engram::engramd

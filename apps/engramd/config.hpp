@@ -1,0 +1,108 @@
+#pragma once
+
+// engramd's configuration: the TOML file and the flags as given
+// (`settings`), and what the daemon runs with once every value was checked
+// (`daemon_config`). Pure: no actor system, no network (DNS seeds are
+// resolved by an injected function), so every rule is unit-tested
+// (tests/apps). Every error names the key it is about.
+
+#include "actors/api.hpp"
+#include "actors/endpoint.hpp"
+#include "core/error.hpp"
+#include "core/placement.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace engram::engramd {
+
+/// Everything engramd can be told, as given: the file's values, then the
+/// flags' (a flag replaces the file's value).
+struct settings {
+  std::string node_id;
+  std::string listen = "127.0.0.1:7420";
+  std::string data_dir;
+  std::vector<std::string> peers;
+  std::string log_level = "info";
+  bool sync_writes = true;
+  int64_t heartbeat_ms = 200;
+  int64_t connection_timeout_ms = 1000;
+  /// Nodes whose clocks differ by more do not sync (CockroachDB's
+  /// max-offset).
+  int64_t max_clock_offset_ms = 500;
+  /// CAF scheduler threads (0: one per core).
+  int64_t threads = 0;
+  actors::session_settings sessions;
+  std::string port_file;
+  /// Placement: the cluster's node ids, replication and partitioning.
+  std::vector<std::string> members;
+  int64_t replication_factor = 0;
+  std::string replication_strategy = "symmetric";
+  std::string consistency = "one";
+  int64_t write_timeout_ms = 2000;
+  int64_t promote_after_ms = 0;
+  std::string shard_key;
+  std::vector<shard_config> shards;
+  std::string partition_strategy = "hash";
+  int64_t partition_count = 1;
+  int64_t bucket_ms = 3'600'000;
+  /// The spec's `DistributionConfig` ([distribution]).
+  bool distribution_enabled = true;
+  /// Seeds from distribution.federation.discovery (added to `peers`; a
+  /// --peer flag replaces both).
+  std::vector<std::string> discovered;
+  std::string scope_defaults = "spec";
+  std::string crdt = "mvr";
+};
+
+/// What the daemon runs with.
+struct daemon_config {
+  /// The node's configuration, without the callbacks the daemon adds (its
+  /// log, its agents' defaults: see `agent_defaults`).
+  actors::node_config node;
+  actors::endpoint listen;
+  std::vector<actors::endpoint> seeds;
+  /// One of trace, debug, info, warn, error, off.
+  std::string log_level;
+  std::chrono::milliseconds heartbeat{200};
+  std::chrono::milliseconds connection_timeout{1000};
+  /// Scheduler threads (0: one per core).
+  size_t threads = 0;
+  std::string port_file;
+  scope_defaults scopes;
+  crdt_strategy crdt = crdt_strategy::mvr;
+};
+
+/// Reads the TOML file at `path` into `s` (over what `s` holds). Every key
+/// must be known: a misspelt key is an error, never silently ignored;
+/// features not built yet are refused naming the key.
+expected<void> load_file(const std::string& path, settings& s);
+
+/// Resolves a seed ("host:port", "dns:name:port") to endpoints.
+using seed_resolver
+    = std::function<expected<std::vector<actors::endpoint>>(std::string_view)>;
+
+/// Checks every value of `s` and builds the daemon's configuration; the
+/// first error names its key. Seeds are resolved by `resolve` (DNS by
+/// default).
+expected<daemon_config> validate(const settings& s,
+                                 const seed_resolver& resolve
+                                 = actors::resolve_seed);
+
+/// "500ms", "30s", "1m", "1h": a positive number and a unit, at most 30
+/// days.
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& x);
+
+/// The configuration of an agent hosted by the daemon: its memory answers
+/// asks (the daemon's agents have no program of their own), with the
+/// configured scope defaults and CRDT strategy (federations keep their
+/// own rules).
+actors::agent_config agent_defaults(const daemon_config& cfg,
+                                    const std::string& agent_id);
+
+} // namespace engram::engramd
