@@ -21,7 +21,9 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   auto& conflict_id = v.conflict_id;
   auto& contested = v.contested;
   auto& instance_scope = v.instance_scope;
-  auto add_filter_options = [&](CLI::App* cmd) { v.add_filter_options(cmd); };
+  auto add_filter_options = [&](CLI::App* cmd) {
+    v.add_filter_options(cmd);
+  };
   auto* status = app.add_subcommand("status", "the node's agents and sessions");
   status->callback([&] {
     run = [&](session& s) {
@@ -146,9 +148,9 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
       auto id = engram_id::parse(a1);
       if (!id)
         throw failure{exit_usage, "id: " + id.error_value().message};
-      return v.learned(s,
-                     s.call<engram_id>(s.instance(), actors::forget_atom::value,
-                                       *id, reason));
+      return v.learned(s, s.call<engram_id>(s.instance(),
+                                            actors::forget_atom::value, *id,
+                                            reason));
     };
   });
 
@@ -225,7 +227,6 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
       return v.learned(s, id);
     };
   });
-
 }
 
 } // namespace engram::cli

@@ -64,7 +64,6 @@ void add_message_verbs(CLI::App& app, verbs& v) {
       return 0;
     };
   });
-
 }
 
 } // namespace engram::cli

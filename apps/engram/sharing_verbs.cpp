@@ -15,7 +15,9 @@ void add_sharing_verbs(CLI::App& app, verbs& v) {
   auto& trust = v.trust;
   auto& writable = v.writable;
   auto& redact = v.redact;
-  auto add_filter_options = [&](CLI::App* cmd) { v.add_filter_options(cmd); };
+  auto add_filter_options = [&](CLI::App* cmd) {
+    v.add_filter_options(cmd);
+  };
   auto* share = app.add_subcommand(
       "share", "share memories (the filter's) with another agent");
   share->add_option("--with", with, "the receiving agent")->required();
@@ -105,7 +107,6 @@ void add_sharing_verbs(CLI::App& app, verbs& v) {
       return 0;
     };
   });
-
 }
 
 } // namespace engram::cli

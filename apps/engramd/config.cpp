@@ -14,7 +14,8 @@ struct config_error {
   std::string message;
 };
 
-std::optional<std::chrono::milliseconds> parse_duration_text(const std::string& x) {
+std::optional<std::chrono::milliseconds>
+parse_duration_text(const std::string& x) {
   size_t used = 0;
   long long n = 0;
   try {

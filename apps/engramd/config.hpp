@@ -90,9 +90,8 @@ using seed_resolver
 /// Checks every value of `s` and builds the daemon's configuration; the
 /// first error names its key. Seeds are resolved by `resolve` (DNS by
 /// default).
-expected<daemon_config> validate(const settings& s,
-                                 const seed_resolver& resolve
-                                 = actors::resolve_seed);
+expected<daemon_config> validate(const settings& s, const seed_resolver& resolve
+                                                    = actors::resolve_seed);
 
 /// "500ms", "30s", "1m", "1h": a positive number and a unit, at most 30
 /// days.

@@ -43,9 +43,9 @@ struct config_fixture {
   // The settings of a file holding `toml` (after a node id and a data
   // directory); the error message when it is refused.
   expected<settings> file(const std::string& toml) {
-    std::ofstream{path, std::ios::trunc}
-        << "node_id = \"n1\"\ndata_dir = \"" << dir.sub("n1") << "\"\n"
-        << toml;
+    std::ofstream{path, std::ios::trunc} << "node_id = \"n1\"\ndata_dir = \""
+                                         << dir.sub("n1") << "\"\n"
+                                         << toml;
     settings s;
     if (auto ok = load_file(path, s); !ok)
       return ok.error_value();
@@ -82,7 +82,8 @@ bool mentions(const std::string& text, const std::string& needle) {
 
 BOOST_AUTO_TEST_SUITE(engramd_config_function)
 
-BOOST_FIXTURE_TEST_CASE(a_file_becomes_the_nodes_configuration, config_fixture) {
+BOOST_FIXTURE_TEST_CASE(a_file_becomes_the_nodes_configuration,
+                        config_fixture) {
   auto c = config(R"(listen = "127.0.0.1:7420"
 members = ["n1", "n2", "n3"]
 max_clock_offset_ms = 250
@@ -139,8 +140,8 @@ BOOST_FIXTURE_TEST_CASE(every_refusal_names_its_key, config_fixture) {
   BOOST_CHECK(mentions(refusal("peerz = []\n"), "unknown key 'peerz'"));
   BOOST_CHECK(mentions(refusal("listen = \"localhost\"\n"),
                        "listen: bad address 'localhost'"));
-  BOOST_CHECK(mentions(refusal("log_level = \"loud\"\n"),
-                       "unknown log level 'loud'"));
+  BOOST_CHECK(
+      mentions(refusal("log_level = \"loud\"\n"), "unknown log level 'loud'"));
   BOOST_CHECK(mentions(refusal("threads = 1000\n"), "threads must be"));
   BOOST_CHECK(mentions(refusal("[replication]\nconsistency = \"most\"\n"),
                        "replication.consistency"));
