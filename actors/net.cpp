@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -57,39 +58,52 @@ expected<uint16_t> publish(caf::actor_system& sys, const node& n,
 expected<remote_node> connect_remote(caf::actor_system& sys, const endpoint& at,
                                      milliseconds timeout) {
   // A node that is busy, or just started, may not finish the handshake
-  // within the connection timeout (BASP then drops the connection): tried
-  // again until `timeout`.
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto hdl = sys.middleman().remote_actor<node_actor>(at.host, at.port);
-  while (!hdl && hdl.error() == caf::sec::connection_timeout
-         && std::chrono::steady_clock::now() < deadline) {
+  // within the connection timeout (BASP then drops the connection), and a
+  // node that resumes with several handshakes queued may answer over a
+  // connection this side already gave up: both are tried again until
+  // `timeout`, each status request bounded by what is left.
+  using clock = std::chrono::steady_clock;
+  auto deadline = clock::now() + timeout;
+  auto left = [&] {
+    return std::chrono::duration_cast<milliseconds>(deadline - clock::now());
+  };
+  constexpr milliseconds attempt{1500};
+  bool handshake_timed_out = false;
+  for (;;) {
+    auto hdl = sys.middleman().remote_actor<node_actor>(at.host, at.port);
+    if (!hdl) {
+      if (hdl.error() != caf::sec::connection_timeout)
+        return make_error(errc::unavailable, "cannot reach a node at "
+                                                 + at.to_string() + ": "
+                                                 + sys.render(hdl.error()));
+      handshake_timed_out = true;
+    } else {
+      caf::scoped_actor self{sys};
+      auto wait = std::max(std::min(left(), attempt), milliseconds{100});
+      expected<remote_node> result = make_error(errc::timeout, "no answer");
+      self->request(*hdl, wait, status_atom::value)
+          .receive(
+              [&](node_status& st) {
+                result = remote_node{st.node_id, *hdl};
+              },
+              [&](caf::error& e) {
+                result = from_caf(e);
+              });
+      if (result || result.error_value().code != errc::timeout)
+        return result;
+    }
+    if (left() <= milliseconds{0})
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
-    hdl = sys.middleman().remote_actor<node_actor>(at.host, at.port);
   }
-  if (!hdl) {
-    // Connected, but the node did not complete the handshake in time (it
-    // is frozen or overloaded): no answer, which is not "unreachable".
-    if (hdl.error() == caf::sec::connection_timeout)
-      return make_error(errc::timeout,
-                        "the node at " + at.to_string()
-                            + " accepted the connection but did not answer "
-                              "within "
-                            + std::to_string(timeout.count()) + " ms");
-    return make_error(errc::unavailable, "cannot reach a node at "
-                                             + at.to_string() + ": "
-                                             + sys.render(hdl.error()));
-  }
-  caf::scoped_actor self{sys};
-  expected<remote_node> result = make_error(errc::timeout, "no answer");
-  self->request(*hdl, timeout, status_atom::value)
-      .receive(
-          [&](node_status& st) {
-            result = remote_node{st.node_id, *hdl};
-          },
-          [&](caf::error& e) {
-            result = from_caf(e);
-          });
-  return result;
+  // Connected, but the node did not answer in time (it is frozen or
+  // overloaded): no answer, which is not "unreachable".
+  return make_error(errc::timeout,
+                    "the node at " + at.to_string()
+                        + (handshake_timed_out
+                               ? " accepted the connection but did not answer"
+                               : " did not answer")
+                        + " within " + std::to_string(timeout.count()) + " ms");
 }
 
 namespace {
