@@ -1,6 +1,7 @@
 #include "core/replica.hpp"
 
 #include "core/hash.hpp"
+#include "core/overload.hpp"
 
 #include <algorithm>
 #include <cassert>
@@ -18,13 +19,6 @@ const char* to_string(crdt_strategy s) noexcept {
 }
 
 namespace {
-
-template<class... Ts>
-struct overload : Ts... {
-  using Ts::operator()...;
-};
-template<class... Ts>
-overload(Ts...) -> overload<Ts...>;
 
 uint64_t version_hash(const engram_id& id, const dot& d) noexcept {
   return mix64(id.hi ^ mix64(id.lo ^ mix64(d.replica ^ mix64(d.counter))));

@@ -1,20 +1,11 @@
 #include "core/resolution.hpp"
 
+#include "core/overload.hpp"
+
 #include <algorithm>
 #include <cassert>
 
 namespace engram {
-
-namespace {
-
-template<class... Ts>
-struct overload : Ts... {
-  using Ts::operator()...;
-};
-template<class... Ts>
-overload(Ts...) -> overload<Ts...>;
-
-} // namespace
 
 std::string to_string(const resolution& r) {
   return std::visit(overload{

@@ -1,5 +1,7 @@
 #include "federation/trust.hpp"
 
+#include "core/overload.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <deque>
@@ -8,13 +10,6 @@
 namespace engram::federation {
 
 namespace {
-
-template<class... Ts>
-struct overload : Ts... {
-  using Ts::operator()...;
-};
-template<class... Ts>
-overload(Ts...) -> overload<Ts...>;
 
 double clamp01(double x) {
   if (!(x >= 0)) // NaN too

@@ -32,7 +32,8 @@ std::vector<action> session::take_actions() {
   return result;
 }
 
-// -- frames -----------------------------------------------------------------------
+// -- frames
+// -----------------------------------------------------------------------
 
 uint64_t session::ask(request r) {
   auto tag = next_tag_++;
@@ -86,7 +87,8 @@ void session::report(const char* event,
   actions_.push_back(std::move(r));
 }
 
-// -- rounds -----------------------------------------------------------------------
+// -- rounds
+// -----------------------------------------------------------------------
 
 // Asks the peer whether our states differ (O(1) bytes when they do not).
 void session::start_anti_entropy(time_point now) {
@@ -135,7 +137,8 @@ void session::established(time_point now) {
   flush(now);
 }
 
-// -- the stream to the peer -----------------------------------------------------
+// -- the stream to the peer
+// -----------------------------------------------------
 
 bool session::stream_open() const {
   return cursor_next_ < cursor_.size() || piece_asked_;
@@ -333,7 +336,8 @@ void session::send_missing(replica_delta missing, std::vector<engram_id> rest,
   flush_due_ = true;
 }
 
-// -- acknowledgements and replications ------------------------------------------
+// -- acknowledgements and replications
+// ------------------------------------------
 
 void session::acknowledge(uint64_t seq, bool refused) {
   v1::SyncAck ack;
@@ -359,9 +363,9 @@ void session::on_acknowledged(uint64_t seq, bool refused) {
     }
     if (refused)
       actions_.push_back(act::replication_failed{
-          i->id, make_error(errc::unavailable,
-                            "node " + who_.peer_node
-                                + " refused the change's batch")});
+          i->id,
+          make_error(errc::unavailable, "node " + who_.peer_node
+                                            + " refused the change's batch")});
     else if (i->sequences.empty())
       actions_.push_back(act::replicated{i->id});
     else {
@@ -379,7 +383,8 @@ void session::tell_caught_up() {
   actions_.push_back(act::ask_caught_up{});
 }
 
-// -- inputs ------------------------------------------------------------------------
+// -- inputs
+// ------------------------------------------------------------------------
 
 void session::on_frame(const std::string& bytes, time_point now) {
   auto env = messages::decode_envelope(bytes);
@@ -706,10 +711,10 @@ void session::on_agent_new() {
   caught_up_asked_ = false;
 }
 
-// -- the agent's answers -----------------------------------------------------------
+// -- the agent's answers
+// -----------------------------------------------------------
 
-void session::on_digest(uint64_t tag, uint64_t digest,
-                        causal_context context) {
+void session::on_digest(uint64_t tag, uint64_t digest, causal_context context) {
   auto i = requests_.find(tag);
   if (i == requests_.end())
     return;
@@ -816,7 +821,7 @@ void session::on_merged(uint64_t tag, merged result, time_point now) {
   }
   if (!r.peer_clock)
     return;
-  tell_caught_up(); // the answer to a pull: all it had
+  tell_caught_up();       // the answer to a pull: all it had
   if (result.applied > 0) // anti-entropy found what was missing
     report("session_repaired", {{"versions", std::to_string(result.applied)}});
   // Only the answer to this round's own request completes its pull (not a

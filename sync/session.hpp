@@ -204,13 +204,14 @@ struct report {
 
 } // namespace act
 
-using action = std::variant<act::send, act::ask_digest, act::ask_since,
-                            act::ask_piece, act::ask_merge, act::ask_caught_up,
-                            act::flush_after, act::rounds_done,
-                            act::round_failed, act::replicated,
-                            act::replication_failed, act::report>;
+using action
+    = std::variant<act::send, act::ask_digest, act::ask_since, act::ask_piece,
+                   act::ask_merge, act::ask_caught_up, act::flush_after,
+                   act::rounds_done, act::round_failed, act::replicated,
+                   act::replication_failed, act::report>;
 
-// -- the machine ----------------------------------------------------------------
+// -- the machine
+// ----------------------------------------------------------------
 
 /// One peer × one agent's memory. Single-threaded; every input may queue
 /// actions, which the driver takes with `take_actions` and carries out.
@@ -229,7 +230,8 @@ public:
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
-  // -- inputs ------------------------------------------------------------------
+  // -- inputs
+  // ------------------------------------------------------------------
 
   /// An envelope from the peer (hostile until decoded: anything that does
   /// not decode is dropped).
@@ -266,7 +268,8 @@ public:
   /// answers will not come.
   void on_agent_new();
 
-  // -- the agent's answers -------------------------------------------------------
+  // -- the agent's answers
+  // -------------------------------------------------------
 
   void on_digest(uint64_t tag, uint64_t digest, causal_context context);
   void on_since(uint64_t tag, replica_delta missing,
@@ -278,7 +281,8 @@ public:
   void on_failed(uint64_t tag, time_point now);
   void on_caught_up(bool counted);
 
-  // -- outputs and state ------------------------------------------------------------
+  // -- outputs and state
+  // ------------------------------------------------------------
 
   /// The actions queued since the last call, in order.
   std::vector<action> take_actions();
@@ -308,7 +312,7 @@ private:
       // nop
     }
     purpose why;
-    uint64_t digest = 0; // compare: the peer's
+    uint64_t digest = 0;  // compare: the peer's
     bool partial = false; // answer / push_back: computed with what is on
                           // its way to the peer
     uint64_t epoch = 0;   // merge: the frame's

@@ -4,8 +4,6 @@
 // Thousands of schedules run in seconds; invariants are checked after every
 // step.
 
-#include "sync/session.hpp"
-
 #include "messages/envelope.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -16,6 +14,7 @@
 #include <set>
 
 #include "engram/v1/sync.pb.h"
+#include "sync/session.hpp"
 #include "test_util.hpp"
 
 using namespace engram;
@@ -78,11 +77,15 @@ struct harness {
   side& other(side& x) { return &x == &a ? b : a; }
 
   void start(side& x, side& peer) {
-    sync::identity who{x.name, peer.name, "agent", std::hash<std::string>{}(x.name)};
+    sync::identity who{x.name, peer.name, "agent",
+                       std::hash<std::string>{}(x.name)};
     auto* self = &x;
     x.s = std::make_unique<sync::session>(
         who, cfg, x.n.hlc, x.n.wall,
-        [self](uint64_t) { return self->clock_agrees; }, now);
+        [self](uint64_t) {
+          return self->clock_agrees;
+        },
+        now);
     take(x);
   }
 
@@ -132,7 +135,8 @@ struct harness {
       x.s->on_digest(d->tag, mem.digest(), mem.context());
     } else if (auto* q = std::get_if<sync::act::ask_since>(&act)) {
       auto rest = mem.missing_since(q->peer);
-      auto n = static_cast<ptrdiff_t>(std::min<uint64_t>(q->first, rest.size()));
+      auto n
+          = static_cast<ptrdiff_t>(std::min<uint64_t>(q->first, rest.size()));
       auto piece = mem.delta_of({rest.begin(), rest.begin() + n});
       rest.erase(rest.begin(), rest.begin() + n);
       if (rest.empty())
@@ -165,8 +169,8 @@ struct harness {
     auto env = messages::decode_envelope(bytes);
     if (!env || env->type() != v1::SYNC_RESPONSE)
       return;
-    auto r = messages::decode_payload<v1::SyncResponse>(*env,
-                                                        v1::SYNC_RESPONSE);
+    auto r
+        = messages::decode_payload<v1::SyncResponse>(*env, v1::SYNC_RESPONSE);
     if (r && r->sequence() != 0)
       x.delivered.emplace(r->epoch(), r->sequence());
   }
@@ -190,7 +194,9 @@ struct harness {
     }
     for (auto* x : {&a, &b}) {
       auto fired = std::partition(x->flushes.begin(), x->flushes.end(),
-                                  [&](time_point t) { return t > now; });
+                                  [&](time_point t) {
+                                    return t > now;
+                                  });
       auto n = std::distance(fired, x->flushes.end());
       x->flushes.erase(fired, x->flushes.end());
       for (ptrdiff_t i = 0; i < n; ++i) {
@@ -229,8 +235,7 @@ struct harness {
   }
 
   bool converged() const {
-    return a.n.mem.digest() == b.n.mem.digest()
-           && a.n.mem.same_state(b.n.mem);
+    return a.n.mem.digest() == b.n.mem.digest() && a.n.mem.same_state(b.n.mem);
   }
 
   bool run_until(const std::function<bool()>& done, ms limit) {
@@ -276,7 +281,11 @@ BOOST_AUTO_TEST_CASE(replicas_converge_over_a_lossy_reordering_network) {
     }
     h.loss = 0;
     h.dup = 0;
-    bool ok = h.run_until([&] { return h.converged(); }, 20'000ms);
+    bool ok = h.run_until(
+        [&] {
+          return h.converged();
+        },
+        20'000ms);
     BOOST_REQUIRE_MESSAGE(ok, "seed " << seed << " did not converge");
     steps += static_cast<size_t>((h.now - time_point{}) / 5ms);
   }
@@ -290,15 +299,22 @@ BOOST_AUTO_TEST_CASE(an_explicit_sync_round_finishes_with_everything_across) {
   cfg.anti_entropy_interval = 600'000ms; // only the greeting's round
   cfg.on_change = false;                 // nothing pushed: the round carries it
   harness h{7, cfg};
-  h.run_until([&] { return h.a.s->established() && h.b.s->established(); },
-              1000ms);
+  h.run_until(
+      [&] {
+        return h.a.s->established() && h.b.s->established();
+      },
+      1000ms);
   for (int i = 0; i < 300; ++i)
     h.write(h.a, "a" + std::to_string(i), "x");
   for (int i = 0; i < 20; ++i)
     h.write(h.b, "b" + std::to_string(i), "y");
   h.b.s->on_sync(1, h.now, h.now + 10'000ms, ms{0}, false);
   h.take(h.b);
-  BOOST_REQUIRE(h.run_until([&] { return h.b.rounds.count(1) > 0; }, 5000ms));
+  BOOST_REQUIRE(h.run_until(
+      [&] {
+        return h.b.rounds.count(1) > 0;
+      },
+      5000ms));
   BOOST_CHECK(h.b.rounds[1]);
   BOOST_CHECK(h.converged());
 }
@@ -307,14 +323,21 @@ BOOST_AUTO_TEST_CASE(an_explicit_sync_round_finishes_with_everything_across) {
 // replication is refused.
 BOOST_AUTO_TEST_CASE(rounds_and_replications_end_when_the_peer_is_gone) {
   harness h{3, fast()};
-  h.run_until([&] { return h.a.s->established(); }, 1000ms);
+  h.run_until(
+      [&] {
+        return h.a.s->established();
+      },
+      1000ms);
   h.cut = true;
   h.a.s->on_sync(1, h.now, h.now + 500ms, ms{0}, true);
   auto delta = h.a.n.mem.put(make_fact("k", "v"));
   h.a.s->on_replicate(2, std::move(*delta), h.now, h.now + 400ms);
   h.take(h.a);
-  h.run_until([&] { return h.a.rounds.count(1) && h.a.replications.count(2); },
-              2000ms);
+  h.run_until(
+      [&] {
+        return h.a.rounds.count(1) && h.a.replications.count(2);
+      },
+      2000ms);
   BOOST_CHECK(h.a.rounds.count(1) && !h.a.rounds[1]);
   BOOST_CHECK(h.a.replications.count(2) && !h.a.replications[2]);
 }
@@ -323,13 +346,19 @@ BOOST_AUTO_TEST_CASE(rounds_and_replications_end_when_the_peer_is_gone) {
 BOOST_AUTO_TEST_CASE(a_replication_is_confirmed_once_stored) {
   harness h{4, fast()};
   h.loss = 0.3;
-  h.run_until([&] { return h.a.s->established() && h.b.s->established(); },
-              5000ms);
+  h.run_until(
+      [&] {
+        return h.a.s->established() && h.b.s->established();
+      },
+      5000ms);
   auto delta = h.a.n.mem.put(make_fact("k", "v"));
   h.a.s->on_replicate(1, std::move(*delta), h.now, h.now + 5000ms);
   h.take(h.a);
-  BOOST_REQUIRE(h.run_until([&] { return h.a.replications.count(1) > 0; },
-                            6000ms));
+  BOOST_REQUIRE(h.run_until(
+      [&] {
+        return h.a.replications.count(1) > 0;
+      },
+      6000ms));
   BOOST_CHECK(h.a.replications[1]);
   BOOST_CHECK(h.b.n.mem.size() == 1);
 }
@@ -340,15 +369,30 @@ BOOST_AUTO_TEST_CASE(pushes_are_held_push_delay) {
   cfg.push_delay = 400ms;
   cfg.anti_entropy_interval = 600'000ms;
   harness h{5, cfg};
-  h.run_until([&] { return h.a.s->established() && h.b.s->established(); },
-              1000ms);
-  h.run_until([] { return false; }, 100ms); // the greeting's round is over
+  h.run_until(
+      [&] {
+        return h.a.s->established() && h.b.s->established();
+      },
+      1000ms);
+  h.run_until(
+      [] {
+        return false;
+      },
+      100ms); // the greeting's round is over
   auto sent = h.a.s->stats().frames_out;
   h.write(h.a, "k1", "v");
   h.write(h.a, "k2", "v");
-  h.run_until([] { return false; }, 300ms);
+  h.run_until(
+      [] {
+        return false;
+      },
+      300ms);
   BOOST_CHECK_EQUAL(h.b.n.mem.size(), 0u);
-  h.run_until([&] { return h.b.n.mem.size() == 2; }, 300ms);
+  h.run_until(
+      [&] {
+        return h.b.n.mem.size() == 2;
+      },
+      300ms);
   BOOST_CHECK_EQUAL(h.b.n.mem.size(), 2u);
   BOOST_CHECK_LE(h.a.s->stats().frames_out - sent, 3u); // one push (+ pings)
 }
@@ -381,12 +425,20 @@ BOOST_AUTO_TEST_CASE(no_sync_with_a_peer_whose_clock_is_off) {
   h.a.clock_agrees = false;
   h.b.clock_agrees = false;
   h.write(h.a, "k", "v");
-  h.run_until([] { return false; }, 2000ms);
+  h.run_until(
+      [] {
+        return false;
+      },
+      2000ms);
   BOOST_CHECK_EQUAL(h.b.n.mem.size(), 0u);
   BOOST_CHECK(!h.a.s->established());
   h.a.clock_agrees = true;
   h.b.clock_agrees = true;
-  BOOST_CHECK(h.run_until([&] { return h.converged(); }, 5000ms));
+  BOOST_CHECK(h.run_until(
+      [&] {
+        return h.converged();
+      },
+      5000ms));
 }
 
 // Bytes that are not an envelope, or an envelope of nonsense, change
@@ -411,7 +463,11 @@ BOOST_AUTO_TEST_CASE(hostile_frames_are_dropped) {
   }
   h.take(h.a);
   BOOST_CHECK_EQUAL(h.a.n.mem.size(), 0u);
-  BOOST_CHECK(h.run_until([&] { return h.a.s->established(); }, 2000ms));
+  BOOST_CHECK(h.run_until(
+      [&] {
+        return h.a.s->established();
+      },
+      2000ms));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

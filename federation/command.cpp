@@ -1,0 +1,209 @@
+#include "federation/command.hpp"
+
+#include "core/overload.hpp"
+#include "federation/codec.hpp"
+
+#include "engram/v1/api.pb.h"
+
+namespace engram::federation {
+
+std::string describe(const federation_command& c) {
+  return std::visit(
+      overload{
+          [](const cmd::read_state&) { return std::string{"read the rules"}; },
+          [](const cmd::create& x) {
+            return "create federation " + x.state.name();
+          },
+          [](const cmd::join& x) {
+            return std::string{"join as "} + to_string(x.role);
+          },
+          [](const cmd::leave&) { return std::string{"leave"}; },
+          [](const cmd::remove& x) { return "remove " + x.member; },
+          [](const cmd::set_role& x) {
+            return "make " + x.member + " " + to_string(x.role);
+          },
+          [](const cmd::set_trust& x) {
+            return std::string{"set the trust model to "} + model_name(x.model);
+          },
+          [](const cmd::set_belief_policy& x) {
+            return std::string{"settle contradictory beliefs by "}
+                   + to_string(x.policy);
+          },
+          [](const cmd::verify& x) { return "verify " + x.member; },
+          [](const cmd::contradict& x) { return "contradict " + x.member; },
+      },
+      c.what);
+}
+
+bool changes_rules(const federation_command& c) noexcept {
+  return std::holds_alternative<cmd::join>(c.what)
+         || std::holds_alternative<cmd::leave>(c.what)
+         || std::holds_alternative<cmd::remove>(c.what)
+         || std::holds_alternative<cmd::set_role>(c.what)
+         || std::holds_alternative<cmd::set_trust>(c.what)
+         || std::holds_alternative<cmd::set_belief_policy>(c.what);
+}
+
+expected<federation_state> apply(const federation_state& current,
+                                 const federation_command& c,
+                                 uint64_t now_us) {
+  auto& agent = c.agent;
+  auto next = current;
+  auto changed = std::visit(
+      overload{
+          [&](const cmd::read_state&) -> expected<void> {
+            return current.check(agent, operation::read);
+          },
+          [&](const cmd::join& x) -> expected<void> {
+            if (auto* m = current.find(agent); m != nullptr) {
+              if (m->role == x.role || x.role == agent_role::member)
+                return {}; // joining again: already in, nothing changes
+              return make_error(errc::invalid_argument,
+                                agent + " is already " + to_string(m->role)
+                                    + " of federation " + current.name()
+                                    + " (the leader changes roles)");
+            }
+            return next.join(agent, x.role, now_us);
+          },
+          [&](const cmd::leave&) { return next.leave(agent); },
+          [&](const cmd::remove& x) { return next.remove(agent, x.member); },
+          [&](const cmd::set_role& x) {
+            return next.set_role(agent, x.member, x.role);
+          },
+          [&](const cmd::set_trust& x) { return next.set_trust(agent, x.model); },
+          [&](const cmd::set_belief_policy& x) {
+            return next.set_belief_conflicts(agent, x.policy);
+          },
+          [&](const auto&) -> expected<void> {
+            return make_error(errc::invalid_argument,
+                              "'" + describe(c)
+                                  + "' is not a change of the rules of "
+                                    "federation "
+                                  + current.name());
+          },
+      },
+      c.what);
+  if (!changed)
+    return changed.error_value();
+  if (std::holds_alternative<cmd::read_state>(c.what))
+    return current;
+  return next;
+}
+
+std::string encode(const federation_command& c) {
+  v1::FederationCommand out;
+  out.set_agent(c.agent);
+  std::visit(overload{
+                 [&](const cmd::read_state&) { out.set_read_state(true); },
+                 [&](const cmd::create& x) { out.set_create(encode(x.state)); },
+                 [&](const cmd::join& x) { out.set_join(to_string(x.role)); },
+                 [&](const cmd::leave&) { out.set_leave(true); },
+                 [&](const cmd::remove& x) { out.set_remove(x.member); },
+                 [&](const cmd::set_role& x) {
+                   out.mutable_set_role()->set_agent(x.member);
+                   out.mutable_set_role()->set_role(
+                       x.role == agent_role::leader     ? v1::ROLE_LEADER
+                       : x.role == agent_role::observer ? v1::ROLE_OBSERVER
+                                                        : v1::ROLE_MEMBER);
+                 },
+                 [&](const cmd::set_trust& x) {
+                   out.set_set_trust(encode_trust(x.model));
+                 },
+                 [&](const cmd::set_belief_policy& x) {
+                   out.set_set_belief_policy(to_string(x.policy));
+                 },
+                 [&](const cmd::verify& x) { out.set_verify(x.member); },
+                 [&](const cmd::contradict& x) { out.set_contradict(x.member); },
+             },
+             c.what);
+  return out.SerializeAsString();
+}
+
+expected<federation_command> decode_command(std::string_view bytes) {
+  v1::FederationCommand in;
+  if (!in.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return make_error(errc::decode_failed, "not a federation command");
+  federation_command c;
+  c.agent = in.agent();
+  if (auto ok = validate_id(c.agent, "the asking agent"); !ok)
+    return ok.error_value();
+  auto member = [](const std::string& m) -> expected<std::string> {
+    if (auto ok = validate_id(m, "member"); !ok)
+      return ok.error_value();
+    return m;
+  };
+  switch (in.what_case()) {
+    case v1::FederationCommand::kReadState: c.what = cmd::read_state{}; break;
+    case v1::FederationCommand::kCreate: {
+      auto state = decode_state(in.create());
+      if (!state)
+        return state.error_value();
+      c.what = cmd::create{std::move(*state)};
+      break;
+    }
+    case v1::FederationCommand::kJoin: {
+      auto role = parse_role(in.join().empty() ? "member" : in.join());
+      if (!role)
+        return role.error_value();
+      c.what = cmd::join{*role};
+      break;
+    }
+    case v1::FederationCommand::kLeave: c.what = cmd::leave{}; break;
+    case v1::FederationCommand::kRemove: {
+      auto m = member(in.remove());
+      if (!m)
+        return m.error_value();
+      c.what = cmd::remove{std::move(*m)};
+      break;
+    }
+    case v1::FederationCommand::kSetRole: {
+      auto m = member(in.set_role().agent());
+      if (!m)
+        return m.error_value();
+      agent_role role = agent_role::member;
+      switch (in.set_role().role()) {
+        case v1::ROLE_LEADER: role = agent_role::leader; break;
+        case v1::ROLE_MEMBER: role = agent_role::member; break;
+        case v1::ROLE_OBSERVER: role = agent_role::observer; break;
+        default:
+          return make_error(errc::invalid_field, "unknown federation role");
+      }
+      c.what = cmd::set_role{std::move(*m), role};
+      break;
+    }
+    case v1::FederationCommand::kSetTrust: {
+      auto model = decode_trust(in.set_trust());
+      if (!model)
+        return model.error_value();
+      c.what = cmd::set_trust{std::move(*model)};
+      break;
+    }
+    case v1::FederationCommand::kSetBeliefPolicy: {
+      auto policy = parse_belief_policy(in.set_belief_policy());
+      if (!policy)
+        return policy.error_value();
+      c.what = cmd::set_belief_policy{*policy};
+      break;
+    }
+    case v1::FederationCommand::kVerify: {
+      auto m = member(in.verify());
+      if (!m)
+        return m.error_value();
+      c.what = cmd::verify{std::move(*m)};
+      break;
+    }
+    case v1::FederationCommand::kContradict: {
+      auto m = member(in.contradict());
+      if (!m)
+        return m.error_value();
+      c.what = cmd::contradict{std::move(*m)};
+      break;
+    }
+    default:
+      return make_error(errc::invalid_field,
+                        "a federation command without an operation");
+  }
+  return c;
+}
+
+} // namespace engram::federation

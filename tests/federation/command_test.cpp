@@ -1,0 +1,107 @@
+// Federation commands as typed values: the pure function that decides each
+// (roles at every step, refusals that change nothing), and their encoding.
+
+#include "federation/command.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace engram;
+using namespace engram::federation;
+
+namespace {
+
+federation_state research() {
+  federation_config cfg;
+  cfg.name = "Research";
+  cfg.initial_members = {"lead", "ana"};
+  auto st = federation_state::create(cfg, 1000);
+  BOOST_REQUIRE(st);
+  return *st;
+}
+
+federation_state must(expected<federation_state> x) {
+  BOOST_REQUIRE_MESSAGE(x, (x ? "" : x.error_value().to_string()));
+  return std::move(*x);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(federation_commands)
+
+BOOST_AUTO_TEST_CASE(roles_decide_every_command) {
+  auto st = research();
+  // Anyone joins as Member or Observer; joining again changes nothing.
+  st = must(apply(st, {"otto", cmd::join{agent_role::observer}}, 2000));
+  BOOST_REQUIRE(st.find("otto"));
+  BOOST_CHECK(st.find("otto")->role == agent_role::observer);
+  auto again = must(apply(st, {"otto", cmd::join{agent_role::observer}}, 3000));
+  BOOST_CHECK_EQUAL(again.version(), st.version());
+  // Leader only: roles, trust, belief policy, removal.
+  auto refused = apply(st, {"ana", cmd::set_role{"otto", agent_role::member}}, 0);
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error_value().code == errc::permission_denied);
+  st = must(apply(st, {"lead", cmd::set_role{"otto", agent_role::member}}, 0));
+  BOOST_CHECK(st.find("otto")->role == agent_role::member);
+  st = must(apply(st, {"lead", cmd::set_trust{uniform_trust{0.7}}}, 0));
+  BOOST_CHECK_EQUAL(model_name(st.trust()), std::string{"uniform"});
+  st = must(apply(st, {"lead", cmd::set_belief_policy{belief_policy::ask_user}},
+                  0));
+  BOOST_CHECK(st.belief_conflicts() == belief_policy::ask_user);
+  BOOST_CHECK(!apply(st, {"ana", cmd::remove{"otto"}}, 0));
+  st = must(apply(st, {"lead", cmd::remove{"otto"}}, 0));
+  BOOST_CHECK(!st.find("otto"));
+  BOOST_CHECK(st.has_departed("otto"));
+  // Reads: members only; a read changes nothing.
+  auto read = must(apply(st, {"ana", cmd::read_state{}}, 0));
+  BOOST_CHECK_EQUAL(read.version(), st.version());
+  BOOST_CHECK(!apply(st, {"stranger", cmd::read_state{}}, 0));
+  // A leaving leader hands over.
+  st = must(apply(st, {"lead", cmd::leave{}}, 0));
+  BOOST_CHECK_EQUAL(st.leader(), "ana");
+}
+
+BOOST_AUTO_TEST_CASE(what_is_not_a_rule_change_is_not_applied) {
+  auto st = research();
+  for (auto what : std::vector<command_kind>{cmd::verify{"ana"},
+                                             cmd::contradict{"ana"},
+                                             cmd::create{st}}) {
+    federation_command c{"lead", what};
+    BOOST_CHECK(!changes_rules(c));
+    auto r = apply(st, c, 0);
+    BOOST_REQUIRE(!r);
+    BOOST_CHECK(r.error_value().message.find("is not a change of the rules")
+                != std::string::npos);
+  }
+  BOOST_CHECK(changes_rules({"x", cmd::join{}}));
+}
+
+BOOST_AUTO_TEST_CASE(commands_round_trip_and_hostile_bytes_are_refused) {
+  auto st = research();
+  std::vector<federation_command> all{
+      {"lead", cmd::read_state{}},
+      {"lead", cmd::create{st}},
+      {"otto", cmd::join{agent_role::observer}},
+      {"ana", cmd::leave{}},
+      {"lead", cmd::remove{"ana"}},
+      {"lead", cmd::set_role{"ana", agent_role::leader}},
+      {"lead", cmd::set_trust{per_agent_trust{{{"ana", 0.5}}, 0.1}}},
+      {"lead", cmd::set_belief_policy{belief_policy::escalate}},
+      {"ana", cmd::verify{"lead"}},
+      {"ana", cmd::contradict{"lead"}},
+  };
+  for (auto& c : all) {
+    auto back = decode_command(encode(c));
+    BOOST_REQUIRE_MESSAGE(back, describe(c));
+    BOOST_CHECK_EQUAL(back->agent, c.agent);
+    BOOST_CHECK_EQUAL(back->what.index(), c.what.index());
+    BOOST_CHECK_EQUAL(describe(*back), describe(c));
+  }
+  BOOST_CHECK(!decode_command("\xff\xff\xff"));
+  BOOST_CHECK(!decode_command(""));                 // no agent, no operation
+  federation_command bad{"lead", cmd::remove{"a\nb"}};
+  BOOST_CHECK(!decode_command(encode(bad)));         // a control character
+  federation_command nobody{"", cmd::leave{}};
+  BOOST_CHECK(!decode_command(encode(nobody)));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
