@@ -8,31 +8,41 @@
 namespace engram::federation {
 
 std::string describe(const federation_command& c) {
-  return std::visit(
-      overload{
-          [](const cmd::read_state&) { return std::string{"read the rules"}; },
-          [](const cmd::create& x) {
-            return "create federation " + x.state.name();
-          },
-          [](const cmd::join& x) {
-            return std::string{"join as "} + to_string(x.role);
-          },
-          [](const cmd::leave&) { return std::string{"leave"}; },
-          [](const cmd::remove& x) { return "remove " + x.member; },
-          [](const cmd::set_role& x) {
-            return "make " + x.member + " " + to_string(x.role);
-          },
-          [](const cmd::set_trust& x) {
-            return std::string{"set the trust model to "} + model_name(x.model);
-          },
-          [](const cmd::set_belief_policy& x) {
-            return std::string{"settle contradictory beliefs by "}
-                   + to_string(x.policy);
-          },
-          [](const cmd::verify& x) { return "verify " + x.member; },
-          [](const cmd::contradict& x) { return "contradict " + x.member; },
-      },
-      c.what);
+  return std::visit(overload{
+                        [](const cmd::read_state&) {
+                          return std::string{"read the rules"};
+                        },
+                        [](const cmd::create& x) {
+                          return "create federation " + x.state.name();
+                        },
+                        [](const cmd::join& x) {
+                          return std::string{"join as "} + to_string(x.role);
+                        },
+                        [](const cmd::leave&) {
+                          return std::string{"leave"};
+                        },
+                        [](const cmd::remove& x) {
+                          return "remove " + x.member;
+                        },
+                        [](const cmd::set_role& x) {
+                          return "make " + x.member + " " + to_string(x.role);
+                        },
+                        [](const cmd::set_trust& x) {
+                          return std::string{"set the trust model to "}
+                                 + model_name(x.model);
+                        },
+                        [](const cmd::set_belief_policy& x) {
+                          return std::string{"settle contradictory beliefs by "}
+                                 + to_string(x.policy);
+                        },
+                        [](const cmd::verify& x) {
+                          return "verify " + x.member;
+                        },
+                        [](const cmd::contradict& x) {
+                          return "contradict " + x.member;
+                        },
+                    },
+                    c.what);
 }
 
 bool changes_rules(const federation_command& c) noexcept {
@@ -45,8 +55,7 @@ bool changes_rules(const federation_command& c) noexcept {
 }
 
 expected<federation_state> apply(const federation_state& current,
-                                 const federation_command& c,
-                                 uint64_t now_us) {
+                                 const federation_command& c, uint64_t now_us) {
   auto& agent = c.agent;
   auto next = current;
   auto changed = std::visit(
@@ -65,12 +74,18 @@ expected<federation_state> apply(const federation_state& current,
             }
             return next.join(agent, x.role, now_us);
           },
-          [&](const cmd::leave&) { return next.leave(agent); },
-          [&](const cmd::remove& x) { return next.remove(agent, x.member); },
+          [&](const cmd::leave&) {
+            return next.leave(agent);
+          },
+          [&](const cmd::remove& x) {
+            return next.remove(agent, x.member);
+          },
           [&](const cmd::set_role& x) {
             return next.set_role(agent, x.member, x.role);
           },
-          [&](const cmd::set_trust& x) { return next.set_trust(agent, x.model); },
+          [&](const cmd::set_trust& x) {
+            return next.set_trust(agent, x.model);
+          },
           [&](const cmd::set_belief_policy& x) {
             return next.set_belief_conflicts(agent, x.policy);
           },
@@ -94,11 +109,21 @@ std::string encode(const federation_command& c) {
   v1::FederationCommand out;
   out.set_agent(c.agent);
   std::visit(overload{
-                 [&](const cmd::read_state&) { out.set_read_state(true); },
-                 [&](const cmd::create& x) { out.set_create(encode(x.state)); },
-                 [&](const cmd::join& x) { out.set_join(to_string(x.role)); },
-                 [&](const cmd::leave&) { out.set_leave(true); },
-                 [&](const cmd::remove& x) { out.set_remove(x.member); },
+                 [&](const cmd::read_state&) {
+                   out.set_read_state(true);
+                 },
+                 [&](const cmd::create& x) {
+                   out.set_create(encode(x.state));
+                 },
+                 [&](const cmd::join& x) {
+                   out.set_join(to_string(x.role));
+                 },
+                 [&](const cmd::leave&) {
+                   out.set_leave(true);
+                 },
+                 [&](const cmd::remove& x) {
+                   out.set_remove(x.member);
+                 },
                  [&](const cmd::set_role& x) {
                    out.mutable_set_role()->set_agent(x.member);
                    out.mutable_set_role()->set_role(
@@ -112,8 +137,12 @@ std::string encode(const federation_command& c) {
                  [&](const cmd::set_belief_policy& x) {
                    out.set_set_belief_policy(to_string(x.policy));
                  },
-                 [&](const cmd::verify& x) { out.set_verify(x.member); },
-                 [&](const cmd::contradict& x) { out.set_contradict(x.member); },
+                 [&](const cmd::verify& x) {
+                   out.set_verify(x.member);
+                 },
+                 [&](const cmd::contradict& x) {
+                   out.set_contradict(x.member);
+                 },
              },
              c.what);
   return out.SerializeAsString();

@@ -37,15 +37,16 @@ BOOST_AUTO_TEST_CASE(roles_decide_every_command) {
   auto again = must(apply(st, {"otto", cmd::join{agent_role::observer}}, 3000));
   BOOST_CHECK_EQUAL(again.version(), st.version());
   // Leader only: roles, trust, belief policy, removal.
-  auto refused = apply(st, {"ana", cmd::set_role{"otto", agent_role::member}}, 0);
+  auto refused
+      = apply(st, {"ana", cmd::set_role{"otto", agent_role::member}}, 0);
   BOOST_REQUIRE(!refused);
   BOOST_CHECK(refused.error_value().code == errc::permission_denied);
   st = must(apply(st, {"lead", cmd::set_role{"otto", agent_role::member}}, 0));
   BOOST_CHECK(st.find("otto")->role == agent_role::member);
   st = must(apply(st, {"lead", cmd::set_trust{uniform_trust{0.7}}}, 0));
   BOOST_CHECK_EQUAL(model_name(st.trust()), std::string{"uniform"});
-  st = must(apply(st, {"lead", cmd::set_belief_policy{belief_policy::ask_user}},
-                  0));
+  st = must(
+      apply(st, {"lead", cmd::set_belief_policy{belief_policy::ask_user}}, 0));
   BOOST_CHECK(st.belief_conflicts() == belief_policy::ask_user);
   BOOST_CHECK(!apply(st, {"ana", cmd::remove{"otto"}}, 0));
   st = must(apply(st, {"lead", cmd::remove{"otto"}}, 0));
@@ -62,9 +63,8 @@ BOOST_AUTO_TEST_CASE(roles_decide_every_command) {
 
 BOOST_AUTO_TEST_CASE(what_is_not_a_rule_change_is_not_applied) {
   auto st = research();
-  for (auto what : std::vector<command_kind>{cmd::verify{"ana"},
-                                             cmd::contradict{"ana"},
-                                             cmd::create{st}}) {
+  for (auto what : std::vector<command_kind>{
+           cmd::verify{"ana"}, cmd::contradict{"ana"}, cmd::create{st}}) {
     federation_command c{"lead", what};
     BOOST_CHECK(!changes_rules(c));
     auto r = apply(st, c, 0);
@@ -97,9 +97,9 @@ BOOST_AUTO_TEST_CASE(commands_round_trip_and_hostile_bytes_are_refused) {
     BOOST_CHECK_EQUAL(describe(*back), describe(c));
   }
   BOOST_CHECK(!decode_command("\xff\xff\xff"));
-  BOOST_CHECK(!decode_command(""));                 // no agent, no operation
+  BOOST_CHECK(!decode_command("")); // no agent, no operation
   federation_command bad{"lead", cmd::remove{"a\nb"}};
-  BOOST_CHECK(!decode_command(encode(bad)));         // a control character
+  BOOST_CHECK(!decode_command(encode(bad))); // a control character
   federation_command nobody{"", cmd::leave{}};
   BOOST_CHECK(!decode_command(encode(nobody)));
 }
