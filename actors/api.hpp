@@ -234,6 +234,9 @@ struct node_status {
   std::vector<clock_offset> clock_offsets;
   /// Why this node refuses writes because of its clock (empty: it does not).
   std::string clock_refusal;
+  /// The peers this node knows, and which of them it reaches now.
+  std::vector<std::string> peers_up;
+  std::vector<std::string> peers_down;
 };
 
 } // namespace engram::actors

@@ -141,16 +141,16 @@ query(instance_ptr self, const query_filter& filter, level_code level) {
   return rp;
 }
 
-// Offers an encoded share to agent `to`, wherever it runs (the cluster's
-// directory); `rp` gets the share id once it is pending there.
+// Offers a share to agent `to`, wherever it runs (the cluster's directory);
+// `rp` gets the share id once it is pending there.
 void offer_share(instance_ptr self, const std::string& to,
-                 const std::string& bytes,
+                 federation::share offered,
                  caf::typed_response_promise<std::string> rp) {
   auto node = caf::actor_cast<node_actor>(self->state.ctx->node);
   self->request(node, std::chrono::seconds{5}, find_atom::value, to)
       .then(
           [=](agent_actor& recipient) mutable {
-            rp.delegate(recipient, share_atom::value, bytes);
+            rp.delegate(recipient, share_atom::value, std::move(offered));
           },
           [=](caf::error& err) mutable {
             rp.deliver(err);
@@ -235,21 +235,18 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
                               configured_level, s.cfg.agent_id);
       },
       [=](share_atom, const std::string& to,
-          const std::string& bytes) -> caf::result<std::string> {
+          federation::share& offered) -> caf::result<std::string> {
         // A share built by this agent's program: it must come from this
         // agent (a client cannot share in another's name).
         auto& s = self->state;
-        auto decoded = federation::decode_share(bytes);
-        if (!decoded)
-          return to_caf(decoded.error_value());
-        if (decoded->from != s.cfg.agent_id || decoded->to != to)
+        if (offered.from != s.cfg.agent_id || offered.to != to)
           return to_caf(make_error(errc::permission_denied,
-                                   "share " + decoded->share_id + " from "
-                                       + decoded->from + " to " + decoded->to
+                                   "share " + offered.share_id + " from "
+                                       + offered.from + " to " + offered.to
                                        + " sent as agent " + s.cfg.agent_id
                                        + " to " + to));
         auto rp = self->make_response_promise<std::string>();
-        offer_share(self, to, bytes, rp);
+        offer_share(self, to, std::move(offered), rp);
         return rp;
       },
       [=](share_atom, const std::string& to, const query_filter& filter,
@@ -303,7 +300,7 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
                     rp.deliver(to_caf(made.error_value()));
                     return;
                   }
-                  offer_share(self, to, federation::encode(*made), rp);
+                  offer_share(self, to, std::move(*made), rp);
                 },
                 [=](caf::error& err) mutable {
                   rp.deliver(err);
@@ -379,26 +376,36 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](inbox_atom) -> caf::result<std::vector<std::string>> {
         return to_agent<std::vector<std::string>>(self, inbox_atom::value);
       },
-      [=](shares_atom, const std::string& op, const std::string& from,
-          const std::string& arg) -> caf::result<std::string> {
-        return to_agent<std::string>(self, federation_atom::value, op, from,
-                                     arg);
+      [=](shares_atom) -> caf::result<std::vector<federation::share>> {
+        return to_agent<std::vector<federation::share>>(self,
+                                                        shares_atom::value);
       },
-      [=](federation_atom, const std::string& op, const std::string& fed_id,
-          const std::string& arg) -> caf::result<std::string> {
+      [=](accept_atom, const std::string& from, const std::string& share_id,
+          double trust) -> caf::result<uint64_t> {
+        return to_agent<uint64_t>(self, accept_atom::value, from, share_id,
+                                  trust);
+      },
+      [=](decline_atom,
+          const std::string& share_id) -> caf::result<std::string> {
+        return to_agent<std::string>(self, decline_atom::value, share_id);
+      },
+      [=](federation_atom, const std::string& fed_id,
+          federation::federation_command& command)
+          -> caf::result<federation::federation_state> {
         auto& s = self->state;
         if (!is_federation_id(fed_id))
           return to_caf(make_error(errc::invalid_argument,
                                    "'" + fed_id + "' is no federation id"));
         // Host the federation's replica on this node (it syncs with the
         // other nodes holding it), then let it decide.
-        auto rp = self->make_response_promise<std::string>();
+        // The command is this instance's agent's, whatever name it carries.
+        command.agent = s.cfg.agent_id;
+        auto rp = self->make_response_promise<federation::federation_state>();
         auto node = caf::actor_cast<node_actor>(s.ctx->node);
-        auto agent = s.cfg.agent_id;
         self->request(node, std::chrono::seconds{5}, agent_atom::value, fed_id)
             .then(
                 [=](agent_actor& owner) mutable {
-                  rp.delegate(owner, federation_atom::value, op, agent, arg);
+                  rp.delegate(owner, federation_atom::value, command);
                 },
                 [=](caf::error& err) mutable {
                   rp.deliver(err);

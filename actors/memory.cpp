@@ -89,21 +89,19 @@ expected<std::vector<memory_view>> memory::query(const query_filter& filter) {
 
 namespace {
 
-expected<std::string> share_impl(const std::string& from, const std::string& to,
-                                 const std::vector<memory_view>& memories,
-                                 bool read_only,
-                                 const federation::memory_transform* t,
-                                 std::vector<engram_record>& records) {
+expected<federation::share> make_share(const std::string& from,
+                                       const std::string& to,
+                                       const std::vector<memory_view>& memories,
+                                       bool read_only,
+                                       const federation::memory_transform* t) {
+  std::vector<engram_record> records;
   for (auto& v : memories)
     records.push_back(v.value);
   auto now = std::chrono::duration_cast<std::chrono::microseconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
-  auto s = federation::make_share(from, to, std::move(records), read_only, t,
-                                  static_cast<uint64_t>(now));
-  if (!s)
-    return s.error_value();
-  return federation::encode(*s);
+  return federation::make_share(from, to, std::move(records), read_only, t,
+                                static_cast<uint64_t>(now));
 }
 
 } // namespace
@@ -146,59 +144,47 @@ expected<std::vector<std::pair<std::string, std::string>>> memory::inbox() {
 
 expected<std::string> memory::share(const std::vector<memory_view>& memories,
                                     const std::string& with, bool read_only) {
-  std::vector<engram_record> records;
-  auto bytes
-      = share_impl(agent_id_, with, memories, read_only, nullptr, records);
-  if (!bytes)
-    return bytes.error_value();
-  return blocking<std::string>(share_atom::value, with, *bytes);
+  auto s = make_share(agent_id_, with, memories, read_only, nullptr);
+  if (!s)
+    return s.error_value();
+  return blocking<std::string>(share_atom::value, with, std::move(*s));
 }
 
 expected<std::string> memory::share_transformed(
     const std::vector<memory_view>& memories, const std::string& with,
     const federation::memory_transform& transform, bool read_only) {
-  std::vector<engram_record> records;
-  auto bytes
-      = share_impl(agent_id_, with, memories, read_only, &transform, records);
-  if (!bytes)
-    return bytes.error_value();
-  return blocking<std::string>(share_atom::value, with, *bytes);
+  auto s = make_share(agent_id_, with, memories, read_only, &transform);
+  if (!s)
+    return s.error_value();
+  return blocking<std::string>(share_atom::value, with, std::move(*s));
 }
 
 expected<std::vector<federation::share>> memory::pending_shares() {
-  auto bytes = blocking<std::string>(shares_atom::value, std::string{"list"},
-                                     std::string{}, std::string{});
-  if (!bytes)
-    return bytes.error_value();
-  return federation::decode_shares(*bytes);
+  return blocking<std::vector<federation::share>>(shares_atom::value);
 }
 
 expected<size_t> memory::accept_share(const std::string& from,
                                       const std::string& share_id,
                                       double trust_level) {
-  auto n
-      = blocking<std::string>(shares_atom::value, std::string{"accept"}, from,
-                              share_id + "\n" + std::to_string(trust_level));
+  auto n = blocking<uint64_t>(accept_atom::value, from, share_id, trust_level);
   if (!n)
     return n.error_value();
-  return static_cast<size_t>(std::stoul(*n));
+  return static_cast<size_t>(*n);
 }
 
 expected<void> memory::decline_share(const std::string& share_id) {
-  auto r = blocking<std::string>(shares_atom::value, std::string{"decline"},
-                                 std::string{}, share_id);
+  auto r = blocking<std::string>(decline_atom::value, share_id);
   if (!r)
     return r.error_value();
   return {};
 }
 
 expected<federation::federation_state>
-memory::federation_call(const std::string& op, const std::string& fed_id,
-                        const std::string& arg) {
-  auto bytes = blocking<std::string>(federation_atom::value, op, fed_id, arg);
-  if (!bytes)
-    return bytes.error_value();
-  return federation::decode_state(*bytes);
+memory::federation_call(const std::string& fed_id,
+                        federation::command_kind what) {
+  return blocking<federation::federation_state>(
+      federation_atom::value, fed_id,
+      federation::federation_command{agent_id_, std::move(what)});
 }
 
 expected<federation::federation_state>
@@ -213,50 +199,50 @@ memory::create_federation(federation::federation_config cfg) {
       = federation::federation_state::create(cfg, static_cast<uint64_t>(now));
   if (!state)
     return state.error_value();
-  return federation_call("create", state->id(), federation::encode(*state));
+  auto id = state->id(); // read before the state moves into the command
+  return federation_call(id, federation::cmd::create{std::move(*state)});
 }
 
 expected<federation::federation_state>
 memory::join_federation(const std::string& fed_id,
                         federation::agent_role role) {
-  return federation_call("join", fed_id, federation::to_string(role));
+  return federation_call(fed_id, federation::cmd::join{role});
 }
 
 expected<federation::federation_state>
 memory::leave_federation(const std::string& fed_id) {
-  return federation_call("leave", fed_id, {});
+  return federation_call(fed_id, federation::cmd::leave{});
 }
 
 expected<federation::federation_state>
 memory::federation_state(const std::string& fed_id) {
-  return federation_call("state", fed_id, {});
+  return federation_call(fed_id, federation::cmd::read_state{});
 }
 
 expected<federation::federation_state>
 memory::set_role(const std::string& fed_id, const std::string& agent,
                  federation::agent_role role) {
-  return federation_call("set_role", fed_id,
-                         agent + ":" + federation::to_string(role));
+  return federation_call(fed_id, federation::cmd::set_role{agent, role});
 }
 
 expected<federation::federation_state>
 memory::remove_member(const std::string& fed_id, const std::string& agent) {
-  return federation_call("remove", fed_id, agent);
+  return federation_call(fed_id, federation::cmd::remove{agent});
 }
 
 expected<federation::federation_state>
 memory::set_trust(const std::string& fed_id, federation::trust_model model) {
-  return federation_call("set_trust", fed_id, federation::encode_trust(model));
+  return federation_call(fed_id, federation::cmd::set_trust{std::move(model)});
 }
 
 expected<federation::federation_state>
 memory::verify_member(const std::string& fed_id, const std::string& agent) {
-  return federation_call("verify", fed_id, agent);
+  return federation_call(fed_id, federation::cmd::verify{agent});
 }
 
 expected<federation::federation_state>
 memory::contradict_member(const std::string& fed_id, const std::string& agent) {
-  return federation_call("contradict", fed_id, agent);
+  return federation_call(fed_id, federation::cmd::contradict{agent});
 }
 
 expected<engram_id> memory::learn_collective(const std::string& fed_id,
@@ -312,8 +298,7 @@ expected<engram_id> memory::answer(const std::string& fed_id,
 expected<federation::federation_state>
 memory::set_belief_conflicts(const std::string& fed_id,
                              federation::belief_policy policy) {
-  return federation_call("set_conflicts", fed_id,
-                         federation::to_string(policy));
+  return federation_call(fed_id, federation::cmd::set_belief_policy{policy});
 }
 
 } // namespace engram::actors

@@ -241,8 +241,8 @@ private:
   expected<Result> blocking_for(milliseconds timeout, Ts&&... xs);
 
   expected<federation::federation_state>
-  federation_call(const std::string& op, const std::string& federation_id,
-                  const std::string& arg);
+  federation_call(const std::string& federation_id,
+                  federation::command_kind what);
 
   caf::actor_system* sys_;
   std::shared_ptr<directory> dir_;

@@ -511,6 +511,9 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
           if (auto c = st.ctx->cluster->clock(peer))
             result->clock_offsets.push_back({peer, c->offset_us, c->rtt_us});
         result->clock_refusal = st.ctx->cluster->clock_refusal();
+        for (auto& peer : st.ctx->cluster->known())
+          (st.ctx->cluster->live(peer) ? result->peers_up : result->peers_down)
+              .push_back(peer);
         std::vector<session_actor> sessions;
         for (auto& [_, agent] : st.agents)
           for (auto& [_, s] : agent.sessions)

@@ -33,6 +33,12 @@ void for_each_type(F f) {
   f(static_cast<session_stats*>(nullptr), "engram.session_stats");
   f(static_cast<clock_offset*>(nullptr), "engram.clock_offset");
   f(static_cast<node_status*>(nullptr), "engram.node_status");
+  f(static_cast<federation::federation_command*>(nullptr),
+    "engram.federation_command");
+  f(static_cast<federation::federation_state*>(nullptr),
+    "engram.federation_state");
+  f(static_cast<federation::share*>(nullptr), "engram.share");
+  f(static_cast<std::vector<federation::share>*>(nullptr), "engram.share_list");
   f(static_cast<peer_actor*>(nullptr), "engram.peer_actor");
   f(static_cast<instance_actor*>(nullptr), "engram.instance_actor");
   f(static_cast<agent_actor*>(nullptr), "engram.agent_actor");

@@ -9,6 +9,10 @@
 #include "core/causal_context.hpp"
 #include "core/query.hpp"
 #include "core/replica.hpp"
+#include "federation/codec.hpp"
+#include "federation/command.hpp"
+#include "federation/membership.hpp"
+#include "federation/share.hpp"
 
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
@@ -49,7 +53,7 @@ using agent_atom = caf::atom_constant<caf::atom("agent")>;
 using instance_atom = caf::atom_constant<caf::atom("instance")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using fail_atom = caf::atom_constant<caf::atom("fail")>;
-using store_atom = caf::atom_constant<caf::atom("store")>;
+using forward_atom = caf::atom_constant<caf::atom("forward")>;
 using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
 using federation_atom = caf::atom_constant<caf::atom("federation")>;
@@ -64,6 +68,8 @@ using written_atom = caf::atom_constant<caf::atom("written")>;
 using rehost_atom = caf::atom_constant<caf::atom("rehost")>;
 using caught_up_atom = caf::atom_constant<caf::atom("caughtup")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
+using accept_atom = caf::atom_constant<caf::atom("accept")>;
+using decline_atom = caf::atom_constant<caf::atom("decline")>;
 
 /// A read's consistency level in a message: a `consistency_level`, or
 /// `configured_level` for the node's configured one.
@@ -117,24 +123,30 @@ using instance_actor = caf::typed_actor<
                     std::string>::with<std::vector<pending_question>>,
     caf::replies_to<answer_atom, std::string, uint64_t,
                     std::string>::with<engram_id>,
-    // Federations, for this instance's agent: (operation, federation id,
-    // argument) → the federation's state (encoded); and a query of a
-    // federation's Collective memory.
-    caf::replies_to<federation_atom, std::string, std::string,
-                    std::string>::with<std::string>,
+    // Federations, for this instance's agent: a command to a federation
+    // (its id; the command's agent is set to this instance's agent, whatever
+    // the caller put there) → the federation's rules after it; and a query
+    // of a federation's Collective memory.
+    caf::replies_to<
+        federation_atom, std::string,
+        federation::federation_command>::with<federation::federation_state>,
     caf::replies_to<query_atom, std::string,
                     query_filter>::with<std::vector<memory_view>>,
-    // Sharing: (recipient agent, encoded share) → its share id; and the
-    // receiving side's operations on pending shares (operation, sender,
-    // argument): "list", "accept" (argument: id, newline, trust), "decline".
-    caf::replies_to<share_atom, std::string, std::string>::with<std::string>,
+    // Sharing: (recipient agent, a share built by this agent) → its share
+    // id; and the receiving side: the pending shares, accepting one (sender
+    // or "" for any, share id, trust in [0, 1]) → the memories stored, and
+    // declining one → its id.
+    caf::replies_to<share_atom, std::string,
+                    federation::share>::with<std::string>,
     // Shares what the filter selects from this agent's memory with an agent
     // (recipient, filter, built-in transform "" | "redact_pii", read_only),
     // transformed on this node → the share id.
     caf::replies_to<share_atom, std::string, query_filter, std::string,
                     bool>::with<std::string>,
-    caf::replies_to<shares_atom, std::string, std::string,
-                    std::string>::with<std::string>,
+    caf::replies_to<shares_atom>::with<std::vector<federation::share>>,
+    caf::replies_to<accept_atom, std::string, std::string,
+                    double>::with<uint64_t>,
+    caf::replies_to<decline_atom, std::string>::with<std::string>,
     // Communication as this instance's agent: tell (recipient, text), ask
     // (recipient, question, timeout in ms) → the answer, broadcast
     // (federation, text) → members reached now; and reading (draining) the
@@ -148,22 +160,28 @@ using instance_actor = caf::typed_actor<
 
 /// The owner of one node's replica of an agent's Agent-scope memory. With
 /// placement configured it coordinates: a write goes to the replica that
-/// coordinates its partition (`store` on that node's agent actor) and is
+/// coordinates its partition (`forward` to that node's agent actor) and is
 /// acknowledged once as many replicas as its level needs stored it; a read
 /// consults and merges the replicas its level needs.
 using agent_actor = caf::typed_actor<
     caf::replies_to<learn_atom, engram_record>::with<engram_id>,
-    caf::replies_to<store_atom, engram_record>::with<engram_id>,
+    caf::replies_to<forward_atom, engram_record>::with<engram_id>,
     caf::replies_to<query_atom, query_filter,
                     level_code>::with<std::vector<memory_view>>,
     // A read on behalf of agent `caller` (a federation checks its role).
     caf::replies_to<query_atom, query_filter, level_code,
                     std::string>::with<std::vector<memory_view>>,
-    // A federation's replica: (operation, agent, argument) → its state.
-    caf::replies_to<federation_atom, std::string, std::string,
-                    std::string>::with<std::string>,
-    // A share offered to this agent (encoded) → its id, pending.
-    caf::replies_to<share_atom, std::string>::with<std::string>,
+    // A federation's replica: a command (its agent decides what it may) →
+    // the rules after it.
+    caf::replies_to<federation_atom, federation::federation_command>::with<
+        federation::federation_state>,
+    // A share offered to this agent → its id, pending; the pending shares;
+    // accepting (sender or "", share id, trust) and declining one.
+    caf::replies_to<share_atom, federation::share>::with<std::string>,
+    caf::replies_to<shares_atom>::with<std::vector<federation::share>>,
+    caf::replies_to<accept_atom, std::string, std::string,
+                    double>::with<uint64_t>,
+    caf::replies_to<decline_atom, std::string>::with<std::string>,
     // Messages to this agent: tell (sender, text, message id: a message
     // seen again — a retry — is not added twice) into the inbox, a part of
     // the agent's replicated memory; ask (sender, question) → the agent's
@@ -369,7 +387,7 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("engram.node_status"), x.node_id, x.agents,
            x.instances, x.sessions, x.respawns, x.session_details,
-           x.clock_offsets, x.clock_refusal);
+           x.clock_offsets, x.clock_refusal, x.peers_up, x.peers_down);
 }
 
 } // namespace engram::actors
@@ -424,3 +442,24 @@ typename Inspector::result_type inspect(Inspector& f, query_filter& x) {
 }
 
 } // namespace engram
+
+namespace engram::federation {
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, federation_command& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.federation_command",
+                                       decode_command);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, federation_state& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.federation_state",
+                                       decode_state);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, share& x) {
+  return actors::detail::inspect_bytes(f, x, "engram.share", decode_share);
+}
+
+} // namespace engram::federation

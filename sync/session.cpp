@@ -290,9 +290,13 @@ void session::send_pending(time_point now) {
 void session::flush(time_point now) {
   flush_due_ = false;
   if (!established_ || !clock_ok())
+    return; // established() flushes, and the tick once the clocks agree
+  if (holding_pushes_ && now < hold_until_) {
+    // Held: the delayed flush sends them, else the first tick after the
+    // hold (a flush now must not forget what is held).
+    flush_due_ = true;
     return;
-  if (holding_pushes_ && now < hold_until_)
-    return; // the delayed flush sends them
+  }
   holding_pushes_ = false;
   if (!pending_.empty())
     send_pending(now);
@@ -611,7 +615,8 @@ void session::on_push(replica_delta delta, time_point now) {
     anti_entropy_due_ = true;
     return;
   }
-  if (pending_.empty() && cfg_.push_delay.count() > 0) {
+  auto hold = pending_.empty() && cfg_.push_delay.count() > 0;
+  if (hold) {
     holding_pushes_ = true;
     hold_until_ = now + cfg_.push_delay;
   }
@@ -627,12 +632,16 @@ void session::on_push(replica_delta delta, time_point now) {
                  "too many pending changes; left to anti-entropy");
     return;
   }
+  // A new hold ends with its own delayed flush, even when a flush is due
+  // already (a tick within the hold would only find it held).
+  if (hold)
+    actions_.push_back(act::flush_after{cfg_.push_delay});
   if (flush_due_)
     return;
   flush_due_ = true;
   if (cfg_.push_delay.count() == 0)
     flush(now);
-  else
+  else if (!hold)
     actions_.push_back(act::flush_after{cfg_.push_delay});
 }
 

@@ -166,12 +166,13 @@ public:
     return std::move(*result);
   }
 
-  federation::federation_state fed(const std::string& op,
-                                   const std::string& fed_id,
-                                   const std::string& arg) {
-    auto bytes = call<std::string>(instance(), actors::federation_atom::value,
-                                   op, fed_id, arg);
-    return value_or_fail(federation::decode_state(bytes));
+  /// A command to federation `fed_id` as the --agent (the node sets the
+  /// command's agent to the instance's: no other name can be claimed).
+  federation::federation_state fed(const std::string& fed_id,
+                                   federation::command_kind what) {
+    return call<federation::federation_state>(
+        instance(), actors::federation_atom::value, fed_id,
+        federation::federation_command{opts_.agent, std::move(what)});
   }
 
 private:

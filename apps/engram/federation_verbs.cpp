@@ -7,6 +7,18 @@
 
 namespace engram::cli {
 
+namespace {
+
+// A role named on the command line (empty: member); a bad one is bad usage.
+federation::agent_role role_of(const std::string& name) {
+  auto role = federation::parse_role(name.empty() ? "member" : name);
+  if (!role)
+    throw failure{exit_usage, role.error_value().message};
+  return *role;
+}
+
+} // namespace
+
 void add_federation_verbs(CLI::App& app, verbs& v) {
   auto& opts = v.opts;
   auto& a1 = v.a1;
@@ -48,7 +60,7 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
       auto state = federation::federation_state::create(cfg, now_us());
       if (!state)
         throw failure{exit_usage, state.error_value().message};
-      print_state(s.fed("create", state->id(), federation::encode(*state)),
+      print_state(s.fed(state->id(), federation::cmd::create{*state}),
                   opts.json);
       return 0;
     };
@@ -58,7 +70,7 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fjoin->add_option("--role", role, "member or observer");
   fjoin->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed("join", a1, role), opts.json);
+      print_state(s.fed(a1, federation::cmd::join{role_of(role)}), opts.json);
       return 0;
     };
   });
@@ -66,7 +78,7 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fleave->add_option("federation", a1)->required();
   fleave->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed("leave", a1, ""), opts.json);
+      print_state(s.fed(a1, federation::cmd::leave{}), opts.json);
       return 0;
     };
   });
@@ -74,7 +86,7 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fshow->add_option("federation", a1)->required();
   fshow->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed("state", a1, ""), opts.json);
+      print_state(s.fed(a1, federation::cmd::read_state{}), opts.json);
       return 0;
     };
   });
@@ -92,7 +104,7 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
           continue;
         }
         try {
-          out.push_back(to_json(s.fed("state", id, "")));
+          out.push_back(to_json(s.fed(id, federation::cmd::read_state{})));
         } catch (const failure&) {
           out.push_back({{"id", id}}); // not a member: its id only
         }
@@ -119,7 +131,8 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   frole->add_option("role", a3)->required();
   frole->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed("set_role", a1, a2 + ":" + a3), opts.json);
+      print_state(s.fed(a1, federation::cmd::set_role{a2, role_of(a3)}),
+                  opts.json);
       return 0;
     };
   });
@@ -128,7 +141,7 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fremove->add_option("member", a2)->required();
   fremove->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed("remove", a1, a2), opts.json);
+      print_state(s.fed(a1, federation::cmd::remove{a2}), opts.json);
       return 0;
     };
   });

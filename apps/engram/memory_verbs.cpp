@@ -48,7 +48,8 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
                {"rtt_ms", static_cast<double>(c.rtt_us) / 1000}});
         json out{{"node", st.node_id},        {"agents", hosted},
                  {"instances", st.instances}, {"respawns", st.respawns},
-                 {"sessions", sessions},      {"clock_offsets", clocks}};
+                 {"sessions", sessions},      {"clock_offsets", clocks},
+                 {"peers_up", st.peers_up},   {"peers_down", st.peers_down}};
         if (!st.clock_refusal.empty())
           out["writes_refused"] = st.clock_refusal;
         std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
@@ -59,6 +60,10 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
                   << " sync sessions, " << st.respawns << " respawns\n";
         for (auto& a : hosted)
           std::cout << "  " << a << '\n';
+        for (auto& p : st.peers_up)
+          std::cout << "  peer " << p << ": up\n";
+        for (auto& p : st.peers_down)
+          std::cout << "  peer " << p << ": down\n";
         for (auto& c : st.clock_offsets)
           std::cout << "  clock of " << c.peer << ": " << std::showpos
                     << c.offset_us / 1000 << std::noshowpos

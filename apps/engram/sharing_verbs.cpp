@@ -44,10 +44,8 @@ void add_sharing_verbs(CLI::App& app, verbs& v) {
   auto* shares = app.add_subcommand("shares", "shares waiting for the agent");
   shares->callback([&] {
     run = [&](session& s) {
-      auto bytes = s.call<std::string>(s.instance(), actors::shares_atom::value,
-                                       std::string{"list"}, std::string{},
-                                       std::string{});
-      auto list = value_or_fail(federation::decode_shares(bytes));
+      auto list = s.call<std::vector<federation::share>>(
+          s.instance(), actors::shares_atom::value);
       if (opts.json) {
         json out = json::array();
         for (auto& x : list) {
@@ -82,12 +80,11 @@ void add_sharing_verbs(CLI::App& app, verbs& v) {
       ->check(CLI::Range(0.0, 1.0));
   accept->callback([&] {
     run = [&](session& s) {
-      auto n = s.call<std::string>(s.instance(), actors::shares_atom::value,
-                                   std::string{"accept"}, a1,
-                                   a2 + "\n" + std::to_string(trust));
+      auto n = s.call<uint64_t>(s.instance(), actors::accept_atom::value, a1,
+                                a2, trust);
       if (opts.json)
-        std::cout << json{{"accepted", std::stoul(n)}}.dump(
-            -1, ' ', false, json::error_handler_t::replace)
+        std::cout << json{{"accepted", n}}.dump(-1, ' ', false,
+                                                json::error_handler_t::replace)
                   << '\n';
       else
         std::cout << "accepted " << n << " memories\n";
@@ -98,8 +95,7 @@ void add_sharing_verbs(CLI::App& app, verbs& v) {
   decline->add_option("share", a1)->required();
   decline->callback([&] {
     run = [&](session& s) {
-      s.call<std::string>(s.instance(), actors::shares_atom::value,
-                          std::string{"decline"}, std::string{}, a1);
+      s.call<std::string>(s.instance(), actors::decline_atom::value, a1);
       std::cout << (opts.json ? json{{"declined", a1}}.dump(
                         -1, ' ', false, json::error_handler_t::replace)
                               : "declined " + a1)

@@ -361,11 +361,10 @@ caf::behavior driver(caf::event_based_actor* self,
             .then(
                 [=](std::string& id) {
                   self->request(to_inst, caf::infinite,
-                                actors::shares_atom::value,
-                                std::string{"accept"}, from, id + "\n0.8")
+                                actors::accept_atom::value, from, id, 0.8)
                       .then(
-                          [=](std::string& n) {
-                            if (n != "0") {
+                          [=](uint64_t n) {
+                            if (n != 0) {
                               ++log->shares_accepted;
                               log->receivers.insert(
                                   static_cast<size_t>(to_agent));
@@ -788,17 +787,19 @@ run_result simulation::run() {
     auto home = [&](size_t m) {
       return instances_[{m, replicas_of(m)[0]}];
     };
-    gather<std::string>(std::vector<actors::instance_actor>{home(0)},
-                        actors::federation_atom::value, std::string{"create"},
-                        fed, federation::encode(*st));
+    namespace cmd = federation::cmd;
+    using command = federation::federation_command;
+    gather<federation::federation_state>(
+        std::vector<actors::instance_actor>{home(0)},
+        actors::federation_atom::value, fed, command{"a0", cmd::create{*st}});
     for (size_t m = 1; m < members; ++m) {
       bool joined = false;
       for (int attempt = 0; attempt < 50 && !joined; ++attempt) {
         advance(ms{50});
-        joined = gather<std::string>(
+        joined = gather<federation::federation_state>(
                      std::vector<actors::instance_actor>{home(m)},
-                     actors::federation_atom::value, std::string{"join"}, fed,
-                     std::string{"member"})[0]
+                     actors::federation_atom::value, fed,
+                     command{"a" + std::to_string(m), cmd::join{}})[0]
                      .has_value();
       }
       if (!joined)
@@ -809,13 +810,10 @@ run_result simulation::run() {
     // broadcast goes to the members its node knows of).
     auto everyone = [&] {
       for (size_t m = 0; m < members; ++m) {
-        auto bytes
-            = gather<std::string>(std::vector<actors::instance_actor>{home(m)},
-                                  actors::federation_atom::value,
-                                  std::string{"state"}, fed, std::string{})[0];
-        auto st = bytes ? federation::decode_state(*bytes)
-                        : expected<federation::federation_state>{
-                            make_error(errc::unavailable, "no state")};
+        auto st = gather<federation::federation_state>(
+            std::vector<actors::instance_actor>{home(m)},
+            actors::federation_atom::value, fed,
+            command{"a" + std::to_string(m), cmd::read_state{}})[0];
         if (!st || st->members().size() != members)
           return false;
       }

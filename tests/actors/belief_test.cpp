@@ -61,21 +61,19 @@ struct belief_fixture : sim_fixture {
     auto state = federation::federation_state::create(cfg, 1'000'000);
     BOOST_REQUIRE(state);
     fed = state->id();
-    BOOST_REQUIRE(call(lead, "create", federation::encode(*state)));
+    BOOST_REQUIRE(call(lead, federation::cmd::create{*state}));
     advance(500ms);
-    BOOST_REQUIRE(call(ana, "join", "member"));
-    BOOST_REQUIRE(call(otto, "join", "observer"));
+    BOOST_REQUIRE(call(ana, federation::cmd::join{}));
+    BOOST_REQUIRE(
+        call(otto, federation::cmd::join{federation::agent_role::observer}));
     advance(2000ms);
   }
 
   expected<federation::federation_state>
-  call(const actors::instance_actor& inst, const std::string& op,
-       const std::string& arg) {
-    auto bytes
-        = ask<std::string>(inst, actors::federation_atom::value, op, fed, arg);
-    if (!bytes)
-      return bytes.error_value();
-    return federation::decode_state(*bytes);
+  call(const actors::instance_actor& inst, federation::command_kind what) {
+    return ask<federation::federation_state>(
+        inst, actors::federation_atom::value, fed,
+        federation::federation_command{{}, std::move(what)});
   }
 
   engram_record claim(const std::string& subject, const std::string& object,
@@ -236,15 +234,17 @@ BOOST_FIXTURE_TEST_CASE(ask_user_waits_for_a_writers_answer_everywhere,
 
 BOOST_FIXTURE_TEST_CASE(only_the_leader_changes_the_policy, belief_fixture) {
   setup(belief_policy::fork);
-  auto refused = call(ana, "set_conflicts", "take_newest");
+  auto refused = call(
+      ana, federation::cmd::set_belief_policy{belief_policy::take_newest});
   BOOST_REQUIRE(!refused);
   BOOST_CHECK(refused.error_value().code == errc::permission_denied);
-  auto bad = call(lead, "set_conflicts", "coin_flip");
+  auto bad = federation::parse_belief_policy("coin_flip");
   BOOST_REQUIRE(!bad);
   BOOST_CHECK(bad.error_value().message.find("coin_flip") != std::string::npos);
-  BOOST_REQUIRE(call(lead, "set_conflicts", "take_highest_confidence"));
+  BOOST_REQUIRE(call(lead, federation::cmd::set_belief_policy{
+                               belief_policy::take_highest_confidence}));
   advance(2000ms);
-  auto st = call(otto, "state", "");
+  auto st = call(otto, federation::cmd::read_state{});
   BOOST_REQUIRE(st);
   BOOST_CHECK(st->belief_conflicts() == belief_policy::take_highest_confidence);
   contradict("sky", 0.6, 0.95);
@@ -264,14 +264,14 @@ BOOST_FIXTURE_TEST_CASE(concurrent_joins_are_both_kept, belief_fixture) {
   auto carl = instance(*nodes[2], "carl", "main");
   for (auto& l : links)
     l->partitioned = true;
-  BOOST_REQUIRE(call(ben, "join", "member"));
-  BOOST_REQUIRE(call(carl, "join", "member"));
+  BOOST_REQUIRE(call(ben, federation::cmd::join{}));
+  BOOST_REQUIRE(call(carl, federation::cmd::join{}));
   advance(200ms);
   for (auto& l : links)
     l->partitioned = false;
   auto members_everywhere = [&] {
     for (auto* inst : {&lead, &ana, &otto}) {
-      auto st = call(*inst, "state", "");
+      auto st = call(*inst, federation::cmd::read_state{});
       if (!st || !st->find("ben") || !st->find("carl"))
         return false;
     }
@@ -281,10 +281,10 @@ BOOST_FIXTURE_TEST_CASE(concurrent_joins_are_both_kept, belief_fixture) {
     advance(100ms);
   BOOST_CHECK(members_everywhere());
   // Removed by the leader: carl stays out.
-  BOOST_REQUIRE(call(lead, "remove", "carl"));
+  BOOST_REQUIRE(call(lead, federation::cmd::remove{"carl"}));
   advance(3000ms, 50ms);
   for (auto* inst : {&lead, &ana, &otto}) {
-    auto st = call(*inst, "state", "");
+    auto st = call(*inst, federation::cmd::read_state{});
     BOOST_REQUIRE(st);
     BOOST_CHECK(st->find("carl") == nullptr);
     BOOST_CHECK(st->has_departed("carl"));

@@ -57,7 +57,7 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
                         serialization_fixture) {
   // Names are stable: a peer built from the same sources registers these.
   auto names = actors::registered_type_names();
-  BOOST_CHECK_EQUAL(names.size(), 21u);
+  BOOST_CHECK_EQUAL(names.size(), 25u);
   BOOST_CHECK_EQUAL(names.front(), "engram.wire_frame");
   for (auto& name : names)
     BOOST_CHECK_MESSAGE(sys.types().portable_name(0, nullptr) != name || true,
@@ -168,6 +168,34 @@ BOOST_FIXTURE_TEST_CASE(every_registered_type_roundtrips,
   BOOST_CHECK_EQUAL(st2.clock_offsets[0].offset_us, -600'000'000);
   BOOST_CHECK_EQUAL(st2.clock_offsets[0].rtt_us, 80);
   BOOST_CHECK_EQUAL(st2.clock_refusal, "off");
+
+  // Federation commands, rules and shares travel typed.
+  federation::federation_command cmd{
+      "ann",
+      federation::cmd::set_role{"bob", federation::agent_role::observer}};
+  auto cmd2 = roundtrip(cmd);
+  BOOST_CHECK_EQUAL(cmd2.agent, "ann");
+  auto* role = std::get_if<federation::cmd::set_role>(&cmd2.what);
+  BOOST_REQUIRE(role != nullptr);
+  BOOST_CHECK_EQUAL(role->member, "bob");
+  BOOST_CHECK(role->role == federation::agent_role::observer);
+  federation::federation_config fc;
+  fc.name = "lab";
+  fc.initial_members = {"ann", "bob"};
+  auto made = federation::federation_state::create(fc, 1000);
+  BOOST_REQUIRE(made);
+  auto rules = *made;
+  auto rules2 = roundtrip(rules);
+  BOOST_CHECK_EQUAL(federation::encode(rules2), federation::encode(rules));
+  auto shared
+      = federation::make_share("ann", "bob", {rec}, true, nullptr, 1000);
+  BOOST_REQUIRE(shared);
+  auto sh = *shared;
+  auto sh2 = roundtrip(sh);
+  BOOST_CHECK_EQUAL(sh2.share_id, sh.share_id);
+  BOOST_CHECK_EQUAL(sh2.memories.size(), 1u);
+  std::vector<federation::share> both{sh, sh};
+  BOOST_CHECK_EQUAL(roundtrip(both).size(), 2u);
 
   // Actor handles (of every interface) serialize as actor addresses.
   actors::peer_actor none;

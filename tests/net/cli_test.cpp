@@ -264,17 +264,19 @@ BOOST_FIXTURE_TEST_CASE(a_write_outcome_is_unambiguous, cli_base) {
         return holds(n1, "k1") && holds(n2, "k1");
       },
       20s));
-  // Both other replicas gone: refused at once, nothing stored.
+  // Both other replicas gone (n3 knows them down): refused at once,
+  // nothing stored.
   cl.nodes[n1].proc.signal(SIGKILL);
   cl.nodes[n2].proc.signal(SIGKILL);
   BOOST_REQUIRE(until([&] {
     auto r = cli_of.run(n3, {"--json", "status"});
     if (r.code != 0)
       return false;
-    for (auto& s : r.parsed()["sessions"])
+    auto j = r.parsed();
+    for (auto& s : j["sessions"])
       if (s["established"].get<bool>())
         return false;
-    return true;
+    return j["peers_up"].empty() && j["peers_down"].size() == 2;
   }));
   auto refused
       = cli_of.run(n3, {"--agent", "ann", "--json", "learn", "k2", "v2"});

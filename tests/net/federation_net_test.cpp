@@ -18,15 +18,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+namespace cmd = federation::cmd;
+
 expected<federation::federation_state>
 fed_call(caf::actor_system& sys, const actors::instance_actor& inst,
-         const std::string& op, const std::string& fed,
-         const std::string& arg) {
-  auto bytes = call<std::string>(sys, inst, 10s, actors::federation_atom::value,
-                                 op, fed, arg);
-  if (!bytes)
-    return bytes.error_value();
-  return federation::decode_state(*bytes);
+         const std::string& fed, federation::command_kind what) {
+  return call<federation::federation_state>(
+      sys, inst, 10s, actors::federation_atom::value, fed,
+      // The instance runs it for its own agent, whatever name it carries.
+      federation::federation_command{"caller", std::move(what)});
 }
 
 } // namespace
@@ -44,9 +44,9 @@ BOOST_AUTO_TEST_CASE(a_federation_spans_processes_and_survives_its_leader) {
   auto lead = c.instance(n1, "lead", "main");
   auto ana = c.instance(n2, "ana", "main");
   auto otto = c.instance(n3, "otto", "main");
-  auto call = [&](const actors::instance_actor& inst, const std::string& op,
-                  const std::string& fed, const std::string& arg) {
-    return fed_call(c.sys, inst, op, fed, arg);
+  auto call = [&](const actors::instance_actor& inst, const std::string& fed,
+                  federation::command_kind what) {
+    return fed_call(c.sys, inst, fed, std::move(what));
   };
   auto collective = [&](const actors::instance_actor& inst,
                         const std::string& fed, const std::string& key) {
@@ -67,12 +67,13 @@ BOOST_AUTO_TEST_CASE(a_federation_spans_processes_and_survives_its_leader) {
   auto state = federation::federation_state::create(cfg, 1);
   BOOST_REQUIRE(state);
   auto fed = state->id();
-  BOOST_REQUIRE(call(lead, "create", fed, federation::encode(*state)));
+  BOOST_REQUIRE(call(lead, fed, cmd::create{*state}));
   BOOST_REQUIRE(until([&] {
-    return call(ana, "join", fed, "member").has_value();
+    return call(ana, fed, cmd::join{}).has_value();
   }));
   BOOST_REQUIRE(until([&] {
-    return call(otto, "join", fed, "observer").has_value();
+    return call(otto, fed, cmd::join{federation::agent_role::observer})
+        .has_value();
   }));
   BOOST_REQUIRE(collective(lead, fed, "finding-1"));
   BOOST_REQUIRE(collective(ana, fed, "finding-2"));
@@ -87,10 +88,11 @@ BOOST_AUTO_TEST_CASE(a_federation_spans_processes_and_survives_its_leader) {
   c.nodes[n1].proc.signal(SIGKILL);
   BOOST_CHECK(c.nodes[n1].proc.wait(5s));
   BOOST_CHECK(until([&] {
-    auto st = call(otto, "state", fed, "");
+    auto st = call(otto, fed, cmd::read_state{});
     return st && st->leader() == "ana";
   }));
-  BOOST_CHECK(call(ana, "set_role", fed, "otto:member"));
+  BOOST_CHECK(
+      call(ana, fed, cmd::set_role{"otto", federation::agent_role::member}));
   BOOST_CHECK(until([&] {
     return collective(otto, fed, "now-allowed").has_value();
   }));
@@ -187,10 +189,9 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   auto state = federation::federation_state::create(fcfg, 1);
   BOOST_REQUIRE(state);
   auto fed = state->id();
-  BOOST_REQUIRE(
-      fed_call(sys, alice, "create", fed, federation::encode(*state)));
+  BOOST_REQUIRE(fed_call(sys, alice, fed, cmd::create{*state}));
   BOOST_REQUIRE(until([&] {
-    return fed_call(sys, bob, "join", fed, "member").has_value();
+    return fed_call(sys, bob, fed, cmd::join{}).has_value();
   }));
   BOOST_REQUIRE(until([&] {
     return oracle->join_federation(fed).has_value();
@@ -223,8 +224,7 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
     return -1;
   };
   auto with_model = [&](federation::trust_model model) {
-    BOOST_REQUIRE(fed_call(sys, alice, "set_trust", fed,
-                           federation::encode_trust(model)));
+    BOOST_REQUIRE(fed_call(sys, alice, fed, cmd::set_trust{model}));
   };
   with_model(federation::uniform_trust{0.7});
   BOOST_CHECK(until([&] {
@@ -240,11 +240,11 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   rep.decay = 0.0;
   with_model(rep);
   BOOST_CHECK_CLOSE(bobs_confidence(), 0.9 * 0.5, 1e-6);
-  BOOST_REQUIRE(fed_call(sys, alice, "verify", fed, "bob"));
+  BOOST_REQUIRE(fed_call(sys, alice, fed, cmd::verify{"bob"}));
   BOOST_CHECK_CLOSE(bobs_confidence(), 0.9 * 0.75, 1e-6);
   // The leader removes the oracle: its writes are refused from then on
   // (once this node has the new rules).
-  BOOST_REQUIRE(fed_call(sys, alice, "remove", fed, "oracle"));
+  BOOST_REQUIRE(fed_call(sys, alice, fed, cmd::remove{"oracle"}));
   BOOST_CHECK(until([&] {
     auto r = oracle->learn_collective(fed, fact_of("late", "claim"));
     return !r && r.error_value().code == errc::permission_denied;
@@ -254,10 +254,10 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   // from older rules would put the oracle back). n2 then stops holding the
   // federation and receives no more.
   BOOST_REQUIRE(until([&] {
-    auto st = fed_call(sys, bob, "state", fed, "");
+    auto st = fed_call(sys, bob, fed, cmd::read_state{});
     return st && st->find("oracle") == nullptr;
   }));
-  BOOST_REQUIRE(fed_call(sys, bob, "leave", fed, ""));
+  BOOST_REQUIRE(fed_call(sys, bob, fed, cmd::leave{}));
   auto after = fact_of("after", "bob left");
   after.scope = memory_scope::collective(fed, {"x"});
   BOOST_REQUIRE(
@@ -270,7 +270,7 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   // alice's node has the rules without either (bob's node replicated his
   // leave before it stopped holding the federation).
   BOOST_CHECK(until([&] {
-    auto members = fed_call(sys, alice, "state", fed, "");
+    auto members = fed_call(sys, alice, fed, cmd::read_state{});
     return members && members->find("bob") == nullptr
            && members->find("oracle") == nullptr;
   }));
@@ -290,11 +290,8 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   BOOST_REQUIRE(!unknown);
   BOOST_CHECK(unknown.error_value().message.find("rot13") != std::string::npos);
   auto pending = [&] {
-    auto bytes
-        = call<std::string>(sys, bob, 5s, actors::shares_atom::value,
-                            std::string{"list"}, std::string{}, std::string{});
-    BOOST_REQUIRE(bytes);
-    auto shares = federation::decode_shares(*bytes);
+    auto shares = call<std::vector<federation::share>>(
+        sys, bob, 5s, actors::shares_atom::value);
     BOOST_REQUIRE(shares);
     return *shares;
   };
@@ -307,17 +304,14 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   // A share cannot be sent in another agent's name.
   auto forged = *federation::make_share("carol", "bob", offered[0].memories,
                                         true, nullptr, 1);
-  auto refused
-      = call<std::string>(sys, alice, 5s, actors::share_atom::value,
-                          std::string{"bob"}, federation::encode(forged));
+  auto refused = call<std::string>(sys, alice, 5s, actors::share_atom::value,
+                                   std::string{"bob"}, forged);
   BOOST_REQUIRE(!refused);
   BOOST_CHECK(refused.error_value().code == errc::permission_denied);
   // Accepted with trust 0.6: Reported{alice, 0.6}, confidence scaled.
-  BOOST_CHECK_EQUAL(*call<std::string>(sys, bob, 5s, actors::shares_atom::value,
-                                       std::string{"accept"},
-                                       std::string{"alice"},
-                                       *share_id + "\n0.6"),
-                    "1");
+  BOOST_CHECK_EQUAL(*call<uint64_t>(sys, bob, 5s, actors::accept_atom::value,
+                                    std::string{"alice"}, *share_id, 0.6),
+                    1u);
   auto mine = call<std::vector<memory_view>>(
       sys, bob, 5s, actors::query_atom::value, query_filter{});
   BOOST_REQUIRE(mine);
@@ -331,9 +325,8 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
                                   std::string{"bob"}, query_filter{},
                                   std::string{"redact_pii"}, true);
   BOOST_REQUIRE(second);
-  BOOST_CHECK(call<std::string>(sys, bob, 5s, actors::shares_atom::value,
-                                std::string{"decline"}, std::string{},
-                                *second));
+  BOOST_CHECK(
+      call<std::string>(sys, bob, 5s, actors::decline_atom::value, *second));
   BOOST_CHECK(pending().empty());
   BOOST_CHECK_EQUAL(c.count(bob), 1u);
   // n2 shuts down (SIGTERM flushes): the e-mail address is in none of its
@@ -370,9 +363,9 @@ BOOST_AUTO_TEST_CASE(contradictory_beliefs_are_kept_contested_on_every_node,
   auto state = federation::federation_state::create(cfg, 1);
   BOOST_REQUIRE(state);
   auto fed = state->id();
-  BOOST_REQUIRE(fed_call(sys, lead, "create", fed, federation::encode(*state)));
+  BOOST_REQUIRE(fed_call(sys, lead, fed, cmd::create{*state}));
   BOOST_REQUIRE(until([&] {
-    return fed_call(sys, ana, "join", fed, "member").has_value();
+    return fed_call(sys, ana, fed, cmd::join{}).has_value();
   }));
   auto claim = [&](const actors::instance_actor& inst, const std::string& o) {
     engram_record e;

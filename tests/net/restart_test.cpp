@@ -97,9 +97,10 @@ BOOST_AUTO_TEST_CASE(a_restarted_node_hosts_its_federations) {
   auto state = federation::federation_state::create(cfg, 1);
   BOOST_REQUIRE(state);
   auto fed = state->id();
-  auto made = call<std::string>(
+  auto made = call<federation::federation_state>(
       c.sys, c.instance(n1, "ann", "chat"), 5s, actors::federation_atom::value,
-      std::string{"create"}, fed, federation::encode(*state));
+      fed,
+      federation::federation_command{"ann", federation::cmd::create{*state}});
   BOOST_REQUIRE_MESSAGE(made, (made ? "" : made.error_value().to_string()));
   c.nodes[n1].proc.signal(SIGTERM);
   BOOST_REQUIRE(c.nodes[n1].proc.wait(10s));

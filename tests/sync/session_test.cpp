@@ -10,6 +10,7 @@
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -33,6 +34,8 @@ struct side {
   std::unique_ptr<sync::session> s;
   std::deque<sync::action> agent_mailbox;
   bool clock_agrees = true;
+  /// Since when changes wait with nothing in flight (unset: none wait).
+  std::optional<time_point> idle_pending_since;
   /// Rounds and replications the machine finished.
   std::map<uint64_t, bool> rounds;
   std::map<uint64_t, bool> replications;
@@ -224,6 +227,19 @@ struct harness {
                        cfg.max_pending_versions + cfg.frame_versions);
       // Every reliable frame merged at most once.
       BOOST_REQUIRE_LE(x->s->stats().merged, x->delivered.size());
+      // Changes never wait forever with the window open: they leave after
+      // push_delay, at the latest with the next ticks.
+      auto waits = x->s->established() && x->clock_agrees
+                   && other(*x).clock_agrees && x->s->pending_versions() > 0
+                   && x->s->outstanding() == 0;
+      if (!waits)
+        x->idle_pending_since.reset();
+      else if (!x->idle_pending_since)
+        x->idle_pending_since = now;
+      else
+        BOOST_REQUIRE_MESSAGE(now - *x->idle_pending_since
+                                  <= cfg.push_delay + 200ms,
+                              x->name << ": changes held with the window open");
     }
   }
 
@@ -290,6 +306,36 @@ BOOST_AUTO_TEST_CASE(replicas_converge_over_a_lossy_reordering_network) {
     steps += static_cast<size_t>((h.now - time_point{}) / 5ms);
   }
   BOOST_TEST_MESSAGE(steps << " steps checked");
+}
+
+// A lone change written between rounds and ticks (on a session whose last
+// answer left a flush due) is still sent: a flush during the push's hold
+// must not forget it. 1 000 schedules, each ending with no writes.
+BOOST_AUTO_TEST_CASE(a_lone_held_push_is_never_forgotten) {
+  for (uint64_t seed = 1; seed <= 1000; ++seed) {
+    auto cfg = fast();
+    cfg.push_delay = 30ms;
+    cfg.anti_entropy_interval = 100ms;
+    harness h{seed, cfg};
+    h.min_latency = 0ms;
+    h.max_latency = 2ms;
+    for (int i = 0; i < 3; ++i) {
+      h.run_until(
+          [] {
+            return false;
+          },
+          ms{static_cast<int64_t>(h.rng() % 150)});
+      auto& x = h.rng() % 2 == 0 ? h.a : h.b;
+      h.write(x, "k" + std::to_string(i), "v");
+      h.step(ms{static_cast<int64_t>(h.rng() % 6)});
+    }
+    bool ok = h.run_until(
+        [&] {
+          return h.converged();
+        },
+        3'000ms);
+    BOOST_REQUIRE_MESSAGE(ok, "seed " << seed << " did not converge");
+  }
 }
 
 // An explicit sync: B pulls everything A has and pushes what A misses; the
