@@ -337,22 +337,20 @@ void remember_message(agent_ptr self, uint64_t id) {
   }
 }
 
-
 caf::result<bool> take_message(agent_ptr self, const std::string& from,
                                const std::string& text, uint64_t id) {
   auto& s = self->state;
   // A retry of a message this replica holds (read or not): done.
-  auto e = message_record(s.cfg.agent_id, id, from, text,
-                          s.clock->now().wall_us);
+  auto e
+      = message_record(s.cfg.agent_id, id, from, text, s.clock->now().wall_us);
   auto engram = derive_id(e.scope, e.body);
   if (s.recent.count(id) > 0 || s.mem->contains(engram))
     return true;
   if (unread_messages(s).size() >= s.cfg.inbox_capacity)
-    return to_caf(make_error(errc::limit_exceeded,
-                             "the inbox of agent " + s.cfg.agent_id
-                                 + " is full ("
-                                 + std::to_string(s.cfg.inbox_capacity)
-                                 + " unread messages)"));
+    return to_caf(make_error(
+        errc::limit_exceeded,
+        "the inbox of agent " + s.cfg.agent_id + " is full ("
+            + std::to_string(s.cfg.inbox_capacity) + " unread messages)"));
   // Written as any memory of the agent (its level's durability, then
   // replicated to every node holding it) before it is acknowledged.
   auto rp = self->make_response_promise<bool>();
@@ -404,11 +402,12 @@ bool adopt_legacy_messages(agent_ptr self) {
     auto delta = st.mem->put(std::move(e));
     if (!delta) { // not a valid memory (e.g. a bad sender name): said so
       if (auto& handler = ctx->config.on_event)
-        handler("corrupt_record", {{"node", ctx->config.node_id},
-                                   {"agent", agent_id},
-                                   {"column_family", "meta"},
-                                   {"key", "inbox/" + std::to_string(m.id)},
-                                   {"reason", delta.error_value().to_string()}});
+        handler("corrupt_record",
+                {{"node", ctx->config.node_id},
+                 {"agent", agent_id},
+                 {"column_family", "meta"},
+                 {"key", "inbox/" + std::to_string(m.id)},
+                 {"reason", delta.error_value().to_string()}});
       continue;
     }
     record(self, *delta);

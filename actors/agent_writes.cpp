@@ -57,7 +57,8 @@ bool open_replica(agent_ptr self, node_context_ptr ctx,
   return true;
 }
 
-// -- placement ------------------------------------------------------------------
+// -- placement
+// ------------------------------------------------------------------
 
 const std::string& self_node(agent_ptr self) {
   return self->state.ctx->config.node_id;
@@ -99,8 +100,8 @@ held_by(const placement& place, const std::string& node) {
   };
 }
 
-
-// -- writes ---------------------------------------------------------------------
+// -- writes
+// ---------------------------------------------------------------------
 
 // Records a change; a change that cannot be made durable must not be
 // served from memory only: the actor fails and its supervisor reloads the
@@ -417,12 +418,12 @@ caf::result<engram_id> route_write(agent_ptr self, engram_record value) {
   return rp;
 }
 
-caf::result<engram_id> change(
-    agent_ptr self, const engram_id& id,
-    std::function<expected<replica_delta>(replica&)> make_change,
-    std::function<void(const agent_actor&,
-                       caf::typed_response_promise<engram_id>)>
-        remotely) {
+caf::result<engram_id>
+change(agent_ptr self, const engram_id& id,
+       std::function<expected<replica_delta>(replica&)> make_change,
+       std::function<void(const agent_actor&,
+                          caf::typed_response_promise<engram_id>)>
+           remotely) {
   auto& st = self->state;
   auto current = st.mem->get(id);
   if (current && federation::is_read_only(*current))

@@ -195,9 +195,9 @@ void repair_membership(agent_ptr self) {
       auto rejoin = role == federation::agent_role::leader
                         ? federation::agent_role::member
                         : role;
-      auto next = federation::apply(
-          *st.fed, {agent, federation::cmd::join{rejoin}},
-          st.clock->now().wall_us);
+      auto next
+          = federation::apply(*st.fed, {agent, federation::cmd::join{rejoin}},
+                              st.clock->now().wall_us);
       if (next && next->version() != st.fed->version())
         write_state(self, std::move(*next));
     }
@@ -225,8 +225,7 @@ ask_host(agent_ptr self, const federation::federation_command& c) {
   with_remote(
       self, target,
       [=](const agent_actor& owner) mutable {
-        self->request(owner, std::chrono::seconds{5}, federation_atom::value,
-                      c)
+        self->request(owner, std::chrono::seconds{5}, federation_atom::value, c)
             .then(
                 [=](federation::federation_state& state) mutable {
                   auto& s = self->state;
@@ -288,22 +287,23 @@ create(agent_ptr self, const std::string& agent,
     return to_caf(make_error(errc::invalid_argument,
                              "the state is of federation " + created.id()));
   if (st.fed)
-    return to_caf(make_error(errc::invalid_argument,
-                             "federation " + st.fed->name()
-                                 + " exists already"));
+    return to_caf(
+        make_error(errc::invalid_argument,
+                   "federation " + st.fed->name() + " exists already"));
   if (created.leader() != agent)
-    return to_caf(make_error(errc::permission_denied,
-                             agent + " cannot create federation "
-                                 + created.name() + " led by "
-                                 + created.leader()));
+    return to_caf(
+        make_error(errc::permission_denied, agent + " cannot create federation "
+                                                + created.name() + " led by "
+                                                + created.leader()));
   return write_state(self, created);
 }
 
 // A member reports that another's memory proved right (`verified`) or
 // wrong: Reputation trust follows (kept by this node).
-caf::result<federation::federation_state>
-report(agent_ptr self, const std::string& agent, const std::string& member,
-       bool verified) {
+caf::result<federation::federation_state> report(agent_ptr self,
+                                                 const std::string& agent,
+                                                 const std::string& member,
+                                                 bool verified) {
   auto& st = self->state;
   if (auto ok = st.fed->check(agent, federation::operation::read); !ok)
     return to_caf(ok.error_value());
@@ -361,8 +361,7 @@ run(agent_ptr self, const federation::federation_command& c) {
 caf::error no_such(agent_ptr self, const char* what) {
   return to_caf(make_error(errc::invalid_argument,
                            "federation " + self->state.cfg.agent_id
-                               + " takes no " + what
-                               + " (its members do)"));
+                               + " takes no " + what + " (its members do)"));
 }
 
 caf::error not_known_yet(agent_ptr self) {
@@ -373,8 +372,7 @@ caf::error not_known_yet(agent_ptr self) {
 
 } // namespace
 
-agent_actor::behavior_type federation_impl(agent_ptr self,
-                                           node_context_ptr ctx,
+agent_actor::behavior_type federation_impl(agent_ptr self, node_context_ptr ctx,
                                            std::string fed_id) {
   if (!open_replica(self, std::move(ctx), fed_id))
     return agent_actor::behavior_type::make_empty_behavior();
@@ -514,8 +512,7 @@ agent_actor::behavior_type federation_impl(agent_ptr self,
       [=](inbox_atom, const std::vector<engram_id>&) {
         return std::vector<memory_view>{};
       },
-      [=](share_atom,
-          const federation::share&) -> caf::result<std::string> {
+      [=](share_atom, const federation::share&) -> caf::result<std::string> {
         return no_such(self, "shares");
       },
       [=](shares_atom) -> caf::result<std::vector<federation::share>> {

@@ -86,8 +86,10 @@ struct instance_state {
 
 using instance_ptr = instance_actor::stateful_pointer<instance_state>;
 
-caf::result<engram_id> commit(instance_ptr self,
-                              expected<replica_delta> delta) {
+// Records an Instance-scope change durably before answering (nothing ships:
+// it stays in this instance; an agent's `commit` also replicates).
+caf::result<engram_id> record_change(instance_ptr self,
+                                     expected<replica_delta> delta) {
   auto& st = self->state;
   if (!delta)
     return to_caf(delta.error_value());
@@ -206,7 +208,7 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         if (value.origin.origin_agent.empty())
           value.origin.origin_agent = s.cfg.agent_id;
         if (value.scope.kind() == scope_kind::instance)
-          return commit(self, s.mem->put(std::move(value)));
+          return record_change(self, s.mem->put(std::move(value)));
         if (value.scope.kind() == scope_kind::collective) {
           // Written as this agent: the federation checks its role.
           value.origin.origin_agent = s.cfg.agent_id;
@@ -416,14 +418,14 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
           std::string& reason) -> caf::result<engram_id> {
         auto& mem = *self->state.mem;
         if (mem.contains(id))
-          return commit(self, mem.forget(id, std::move(reason)));
+          return record_change(self, mem.forget(id, std::move(reason)));
         return to_agent<engram_id>(self, forget_atom::value, id,
                                    std::move(reason));
       },
       [=](archive_atom, const engram_id& id) -> caf::result<engram_id> {
         auto& mem = *self->state.mem;
         if (mem.contains(id))
-          return commit(self, mem.archive(id));
+          return record_change(self, mem.archive(id));
         return to_agent<engram_id>(self, archive_atom::value, id);
       },
       [=](sync_atom, const sync_config& cfg) -> caf::result<sync_result> {
@@ -440,7 +442,7 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         auto& mem = *self->state.mem;
         for (auto& q : mem.pending_questions())
           if (q.subject.id == conflict_id)
-            return commit(self, mem.answer(conflict_id, option));
+            return record_change(self, mem.answer(conflict_id, option));
         return to_agent<engram_id>(self, answer_atom::value, conflict_id,
                                    option);
       },

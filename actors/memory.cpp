@@ -1,5 +1,6 @@
 #include "actors/memory.hpp"
 
+#include "actors/internal/context.hpp"
 #include "federation/codec.hpp"
 
 #include <caf/actor_system.hpp>

@@ -1,7 +1,6 @@
 #pragma once
 
 #include "actors/api.hpp"
-#include "actors/context.hpp"
 #include "actors/types.hpp"
 #include "federation/membership.hpp"
 #include "federation/share.hpp"
@@ -18,6 +17,8 @@ class scoped_actor;
 } // namespace caf
 
 namespace engram::actors {
+
+class directory; // actors/internal/context.hpp: where actors are found
 
 /// The memory API of one agent instance (the spec's `memory`): what agent
 /// programs are written against. The handle names its instance by id and

@@ -1,7 +1,6 @@
 #pragma once
 
 #include "actors/api.hpp"
-#include "actors/context.hpp"
 #include "actors/memory.hpp"
 #include "actors/types.hpp"
 
@@ -13,6 +12,10 @@ class actor_system;
 } // namespace caf
 
 namespace engram::actors {
+
+class directory;
+struct node_context; // actors/internal/context.hpp
+using node_context_ptr = std::shared_ptr<const node_context>;
 
 /// A node: the process-level owner of one node actor, its database and its
 /// directory. Agents and instances are spawned on demand; `open` returns
@@ -64,7 +67,7 @@ public:
 
   const node_actor& handle() const noexcept { return hdl_; }
 
-  const std::shared_ptr<directory>& dir() const noexcept { return ctx_->dir; }
+  const std::shared_ptr<directory>& dir() const noexcept;
 
 private:
   node(caf::actor_system& sys, node_context_ptr ctx, node_actor hdl);

@@ -1,8 +1,8 @@
 #include "persistence/store.hpp"
 
 #include "messages/codec.hpp"
+#include "persistence/allocator.hpp"
 #include "persistence/internal/database_impl.hpp"
-#include "persistence/memory.hpp"
 
 #include <google/protobuf/arena.h>
 #include <rocksdb/db.h>

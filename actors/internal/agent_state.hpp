@@ -8,7 +8,7 @@
 // an agent; the rules and broadcasts for a federation). Internal: never
 // installed.
 
-#include "actors/context.hpp"
+#include "actors/internal/context.hpp"
 #include "actors/types.hpp"
 #include "core/hlc.hpp"
 #include "core/placement.hpp"
@@ -69,7 +69,8 @@ struct agent_state {
   /// answer "nothing" while its peers hold memories.
   bool caught_up = false;
 
-  // -- an agent's inbox --------------------------------------------------------
+  // -- an agent's inbox
+  // --------------------------------------------------------
 
   /// The messages told to this agent that this replica holds unread (their
   /// engrams: reserved facts "_msg.<id>" in the agent's memory, which
@@ -84,7 +85,8 @@ struct agent_state {
   std::deque<uint64_t> recent_ids;
   std::unordered_set<uint64_t> recent;
 
-  // -- a federation's rules ----------------------------------------------------
+  // -- a federation's rules
+  // ----------------------------------------------------
 
   /// The rules, from the state fact in the Collective memory.
   std::optional<federation::federation_state> fed;
@@ -110,7 +112,8 @@ struct agent_state {
 
 using agent_ptr = agent_actor::stateful_pointer<agent_state>;
 
-// -- opening (agent_writes.cpp) ------------------------------------------------
+// -- opening (agent_writes.cpp)
+// ------------------------------------------------
 
 /// Loads the replica of `agent_id` from its partition and installs the
 /// handlers both kinds share (errors, sessions ending). False (the actor
@@ -118,7 +121,8 @@ using agent_ptr = agent_actor::stateful_pointer<agent_state>;
 bool open_replica(agent_ptr self, node_context_ptr ctx,
                   const std::string& agent_id);
 
-// -- placement (agent_writes.cpp) ------------------------------------------------
+// -- placement (agent_writes.cpp)
+// ------------------------------------------------
 
 const std::string& self_node(agent_ptr self);
 /// Where the memory's engrams live (current with the cluster's members).
@@ -130,7 +134,8 @@ placement::live_fn liveness(agent_ptr self, milliseconds grace = {});
 std::function<bool(const std::vector<version>&)>
 held_by(const placement& place, const std::string& node);
 
-// -- writes (agent_writes.cpp) ---------------------------------------------------
+// -- writes (agent_writes.cpp)
+// ---------------------------------------------------
 
 /// A change that cannot be made durable is not served from memory only:
 /// the actor fails and its supervisor reloads the store.
@@ -169,12 +174,12 @@ caf::result<engram_id> write_here(agent_ptr self, engram_record value);
 caf::result<engram_id> route_write(agent_ptr self, engram_record value);
 /// Forget, archive: a change of an engram this node may not hold, made
 /// here when it holds it, else on the first reachable node that does.
-caf::result<engram_id> change(
-    agent_ptr self, const engram_id& id,
-    std::function<expected<replica_delta>(replica&)> make_change,
-    std::function<void(const agent_actor&,
-                       caf::typed_response_promise<engram_id>)>
-        remotely);
+caf::result<engram_id>
+change(agent_ptr self, const engram_id& id,
+       std::function<expected<replica_delta>(replica&)> make_change,
+       std::function<void(const agent_actor&,
+                          caf::typed_response_promise<engram_id>)>
+           remotely);
 /// Answers a pending question; the resolution is a write that syncs.
 caf::result<engram_id> answer_question(agent_ptr self, uint64_t conflict_id,
                                        const std::string& option);
@@ -185,7 +190,8 @@ void with_remote(agent_ptr self, const std::string& node,
                  std::function<void(const agent_actor&)> f,
                  std::function<void(caf::error&)> fail);
 
-// -- reads (agent_reads.cpp) -------------------------------------------------------
+// -- reads (agent_reads.cpp)
+// -------------------------------------------------------
 
 /// Facts the runtime keeps in a memory for itself (a federation's rules,
 /// pending shares, messages): queries do not show them.
@@ -207,7 +213,8 @@ read(agent_ptr self, const query_filter& filter, level_code code);
 caf::result<std::string> answer_from_memory(agent_ptr self,
                                             const std::string& question);
 
-// -- the sessions' side (agent_sync.cpp) -----------------------------------------
+// -- the sessions' side (agent_sync.cpp)
+// -----------------------------------------
 
 /// Syncs with every session now; their results summed.
 caf::result<sync_result> sync_all(agent_ptr self, const sync_config& cfg);
@@ -229,7 +236,8 @@ void attach_session(agent_ptr self, const caf::actor& session,
                     const std::function<void(const session_actor&)>& on_new);
 bool note_caught_up(agent_ptr self);
 
-// -- an agent's inbox (agent_inbox.cpp) --------------------------------------------
+// -- an agent's inbox (agent_inbox.cpp)
+// --------------------------------------------
 
 /// The fact holding message `id` told to `agent`.
 engram_record message_record(const std::string& agent, uint64_t id,
@@ -256,7 +264,8 @@ void remember_message(agent_ptr self, uint64_t id);
 /// (the actor quit) when the store fails.
 bool adopt_legacy_messages(agent_ptr self);
 
-// -- an agent's shares (agent_sharing.cpp) -----------------------------------------
+// -- an agent's shares (agent_sharing.cpp)
+// -----------------------------------------
 
 /// A share offered to this agent: kept pending (durably, in its memory).
 caf::result<std::string> offer(agent_ptr self, const federation::share& s);
@@ -266,7 +275,8 @@ caf::result<uint64_t> accept_share(agent_ptr self, const std::string& from,
 caf::result<std::string> decline_share(agent_ptr self,
                                        const std::string& share_id);
 
-// -- a federation (federation.cpp) ------------------------------------------------
+// -- a federation (federation.cpp)
+// ------------------------------------------------
 
 /// Whether `agent` runs on this node or on a reachable peer.
 bool agent_live(agent_ptr self, const std::string& agent);
@@ -279,8 +289,7 @@ void retry_undelivered(agent_ptr self);
 
 /// The federation actor's behavior: its Collective memory, its rules (the
 /// commands members send), broadcasts to its members.
-agent_actor::behavior_type federation_impl(agent_ptr self,
-                                           node_context_ptr ctx,
+agent_actor::behavior_type federation_impl(agent_ptr self, node_context_ptr ctx,
                                            std::string fed_id);
 
 } // namespace engram::actors

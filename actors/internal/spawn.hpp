@@ -3,16 +3,21 @@
 // Spawning the node's child actors. Each is spawned by `parent` (the node,
 // their supervisor) and monitored by it.
 
-#include "actors/context.hpp"
+#include "actors/internal/context.hpp"
 #include "actors/types.hpp"
 
 #include <string>
 
 namespace caf {
+class actor_system;
 class local_actor;
 } // namespace caf
 
 namespace engram::actors {
+
+/// The node actor: hosts and supervises the node's agents, instances and
+/// sessions, routes peers' frames (actors/node.cpp).
+node_actor spawn_node(caf::actor_system& sys, node_context_ptr ctx);
 
 /// An agent actor: loads the agent's replica from its partition
 /// ("a/<agent>") and serves it.

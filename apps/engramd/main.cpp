@@ -11,8 +11,8 @@
 // configuration or flags, 3 the node could not start (store, port).
 #include "actors/net.hpp"
 #include "apps/engramd/config.hpp"
+#include "persistence/allocator.hpp"
 #include "persistence/database.hpp"
-#include "persistence/memory.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  // Fixed allocator thresholds (persistence/memory.hpp): frames' buffers
+  // Fixed allocator thresholds (persistence/allocator.hpp): frames' buffers
   // are reused, and memory drifts up no more after a large free.
   engram::persistence::tune_allocator();
 

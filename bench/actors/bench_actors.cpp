@@ -10,6 +10,7 @@
 //                             acknowledged → every agent's replicas equal
 //   idle_sync_bytes           bytes of one anti-entropy round between two
 //                             replicas holding the same 1 M engrams
+#include "actors/internal/context.hpp" // the store layout the actors use
 #include "actors/node.hpp"
 #include "persistence/store.hpp"
 

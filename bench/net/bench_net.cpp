@@ -11,6 +11,7 @@
 //   converge_ms_8x10k            8 engramd nodes, 10 000 concurrent updates
 //                                through all of them: last acknowledgement →
 //                                every replica's digest equal
+#include "actors/internal/context.hpp" // the store layout the actors use
 #include "actors/net.hpp"
 #include "apps/common/process.hpp"
 #include "persistence/store.hpp"

@@ -4,7 +4,7 @@
 //                              are served (load into a replica)
 //   bytes_per_engram_overhead  resident memory per engram of the recovered
 //                              replica, minus its payload
-#include "persistence/memory.hpp"
+#include "persistence/allocator.hpp"
 #include "persistence/store.hpp"
 
 #include <benchmark/benchmark.h>
@@ -112,7 +112,7 @@ BENCHMARK(BM_synced_updates)->UseRealTime()->MinTime(3);
 
 void BM_recovery_1m(benchmark::State& state) {
   constexpr size_t n = 1'000'000;
-  // The allocator policy engramd runs with (persistence/memory.hpp).
+  // The allocator policy engramd runs with (persistence/allocator.hpp).
   persistence::tune_allocator();
   auto path = scratch("recovery");
   {

@@ -3,6 +3,8 @@
 // max_clock_offset neither syncs with its peers nor takes writes, until
 // the clocks agree again — it would win every newest-wins conflict.
 
+#include "actors/internal/context.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <limits>

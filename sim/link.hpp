@@ -22,7 +22,10 @@
 #include <string>
 #include <vector>
 
-namespace engram::actors {
+namespace engram::sim {
+
+using actors::peer_actor;
+using actors::wire_frame;
 
 /// What a link saw: every frame handed to it, by direction.
 struct link_log {
@@ -134,4 +137,4 @@ link_impl(peer_actor::stateful_pointer<link_state> self, peer_actor dest,
   };
 }
 
-} // namespace engram::actors
+} // namespace engram::sim

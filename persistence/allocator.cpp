@@ -1,4 +1,4 @@
-#include "persistence/memory.hpp"
+#include "persistence/allocator.hpp"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
