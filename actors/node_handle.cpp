@@ -2,9 +2,8 @@
 // context, its actor: actors/node.cpp) and answers a program's questions
 // about it.
 
-#include "actors/node.hpp"
-
 #include "actors/internal/spawn.hpp"
+#include "actors/node.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>

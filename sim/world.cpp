@@ -37,9 +37,7 @@ world::world(uint64_t wall_start_us)
   // nop
 }
 
-world::~world() {
-  shutdown();
-}
+world::~world() { shutdown(); }
 
 expected<std::unique_ptr<actors::node>> world::start(actors::node_config c) {
   auto n = actors::node::start(sys_, std::move(c));

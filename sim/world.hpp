@@ -9,7 +9,6 @@
 
 #include "actors/node.hpp"
 #include "core/hlc.hpp"
-#include "sim/link.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -25,6 +24,8 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "sim/link.hpp"
 
 namespace engram::sim {
 

@@ -12,7 +12,7 @@ namespace engram::swarm {
 
 /// Writes the run's CSV (--csv, or a private temporary file for --plot
 /// alone) and the plot; an error message when either could not be written.
-std::optional<std::string>
-write_series(const options& o, const std::string& csv, bool simulated);
+std::optional<std::string> write_series(const options& o,
+                                        const std::string& csv, bool simulated);
 
 } // namespace engram::swarm

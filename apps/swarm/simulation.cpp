@@ -195,7 +195,8 @@ run_result simulation::run() {
   if (members > 1)
     advance(ms{1500}); // broadcasts queued for members back only now
   result.converge_ms
-      = equal == o.agents ? static_cast<double>((world_.now() - healed).count()) : -1;
+      = equal == o.agents ? static_cast<double>((world_.now() - healed).count())
+                          : -1;
   if (equal < o.agents)
     result.failures.push_back(
         std::to_string(o.agents - equal) + " agents' replicas still differ "

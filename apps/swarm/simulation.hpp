@@ -7,7 +7,6 @@
 #include "actors/node.hpp"
 #include "apps/swarm/options.hpp"
 #include "apps/swarm/workload.hpp"
-#include "sim/world.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/exit_reason.hpp>
@@ -24,6 +23,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "sim/world.hpp"
 
 namespace engram::swarm {
 
@@ -65,19 +66,19 @@ private:
   gather_digests(const std::vector<actors::agent_actor>& dests) {
     auto results
         = std::make_shared<std::vector<std::optional<uint64_t>>>(dests.size());
-    world_.run_requests(dests.size(),
-                 [&](caf::event_based_actor* self, size_t i, auto done) {
-                   self->request(dests[i], caf::infinite,
-                                 actors::digest_atom::value, std::string{})
-                       .then(
-                           [=](uint64_t d, causal_context&) {
-                             (*results)[i] = d;
-                             done();
-                           },
-                           [=](caf::error&) {
-                             done();
-                           });
-                 });
+    world_.run_requests(
+        dests.size(), [&](caf::event_based_actor* self, size_t i, auto done) {
+          self->request(dests[i], caf::infinite, actors::digest_atom::value,
+                        std::string{})
+              .then(
+                  [=](uint64_t d, causal_context&) {
+                    (*results)[i] = d;
+                    done();
+                  },
+                  [=](caf::error&) {
+                    done();
+                  });
+        });
     return std::move(*results);
   }
 
