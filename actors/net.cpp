@@ -1,9 +1,14 @@
 #include "actors/net.hpp"
 
+#include "actors/tls.hpp"
+
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/after.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/sec.hpp>
 #include <caf/send.hpp>
@@ -47,13 +52,70 @@ void configure_network(caf::actor_system_config& cfg, milliseconds heartbeat,
 
 expected<uint16_t> publish(caf::actor_system& sys, const node& n,
                            const endpoint& at) {
+  // With CAF's openssl module loaded (configure_tls), only mutual TLS.
   auto port
-      = sys.middleman().publish(n.handle(), at.port, at.host.c_str(), true);
+      = sys.has_openssl_manager()
+            ? caf::openssl::publish(n.handle(), at.port, at.host.c_str(), true)
+            : sys.middleman().publish(n.handle(), at.port, at.host.c_str(),
+                                      true);
   if (!port)
     return make_error(errc::unavailable, "cannot listen on " + at.to_string()
                                              + ": " + sys.render(port.error()));
   return *port;
 }
+
+namespace {
+
+// One connection attempt through the middleman (CAF's openssl one when
+// loaded), bounded by `timeout`: CAF's remote_actor waits forever for a
+// peer that accepts the connection but never finishes the TLS handshake
+// (a frozen process).
+caf::expected<node_actor>
+connect_once(caf::actor_system& sys, const endpoint& at, milliseconds timeout) {
+  if (sys.has_openssl_manager()) {
+    auto& cfg = sys.config();
+    tls_config tls;
+    tls.certificate = cfg.openssl_certificate;
+    tls.private_key = cfg.openssl_key;
+    tls.ca = cfg.openssl_cafile;
+    switch (tls_probe(at.host, at.port, tls,
+                      std::min(timeout, milliseconds{1500}))) {
+      case probe_result::ok: break;
+      case probe_result::unreachable: return caf::sec::cannot_connect_to_node;
+      case probe_result::no_handshake: return caf::sec::connection_timeout;
+    }
+  }
+  auto mm = sys.has_openssl_manager() ? sys.openssl_manager().actor_handle()
+                                      : sys.middleman().actor_handle();
+  caf::scoped_actor self{sys};
+  caf::expected<node_actor> result = caf::sec::connection_timeout;
+  self->request(mm, timeout, caf::connect_atom::value, at.host, at.port)
+      .receive(
+          [&](const caf::node_id&, caf::strong_actor_ptr& ptr,
+              const std::set<std::string>& ifs) {
+            if (!ptr) {
+              result = caf::sec::no_actor_published_at_port;
+              return;
+            }
+            // The interface it was published with must be a node's.
+            auto expected_ifs
+                = sys.message_types(caf::detail::type_list<node_actor>{});
+            if (!std::includes(ifs.begin(), ifs.end(), expected_ifs.begin(),
+                               expected_ifs.end())) {
+              result = caf::sec::unexpected_actor_messaging_interface;
+              return;
+            }
+            result = caf::actor_cast<node_actor>(std::move(ptr));
+          },
+          [&](caf::error& e) {
+            result = e == caf::sec::request_timeout
+                         ? caf::error{caf::sec::connection_timeout}
+                         : std::move(e);
+          });
+  return result;
+}
+
+} // namespace
 
 expected<remote_node> connect_remote(caf::actor_system& sys, const endpoint& at,
                                      milliseconds timeout) {
@@ -70,7 +132,7 @@ expected<remote_node> connect_remote(caf::actor_system& sys, const endpoint& at,
   constexpr milliseconds attempt{1500};
   bool handshake_timed_out = false;
   for (;;) {
-    auto hdl = sys.middleman().remote_actor<node_actor>(at.host, at.port);
+    auto hdl = connect_once(sys, at, std::max(left(), milliseconds{100}));
     if (!hdl) {
       if (hdl.error() != caf::sec::connection_timeout)
         return make_error(errc::unavailable, "cannot reach a node at "

@@ -32,6 +32,7 @@ const char* to_string(errc code) noexcept {
     case errc::not_confirmed: return "not_confirmed";
     case errc::clock_offset: return "clock_offset";
     case errc::damaged_store: return "damaged_store";
+    case errc::unauthenticated: return "unauthenticated";
   }
   return "unknown_error";
 }

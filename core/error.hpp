@@ -74,6 +74,10 @@ enum class errc : uint8_t {
   /// A store on disk is damaged (a file is truncated, corrupt or missing):
   /// it is refused rather than opened with part of its data.
   damaged_store,
+  /// A party did not prove who it is: no certificate, one of another
+  /// authority, expired or revoked, a name that is not the one claimed, or
+  /// a signature that does not verify.
+  unauthenticated,
 };
 
 /// Returns the name of an error code, e.g. "invalid_confidence".

@@ -11,6 +11,7 @@
 //   engram-demo [--engramd PATH] [--data-dir DIR] [--writes N] [--seed S]
 //               [--plot FILE.png]
 #include "actors/net.hpp"
+#include "apps/common/certs.hpp"
 #include "apps/common/process.hpp"
 
 #include <caf/actor_system.hpp>
@@ -58,9 +59,10 @@ int usage(const char* error) {
 }
 
 struct client_config : caf::actor_system_config {
-  client_config() {
+  explicit client_config(const actors::tls_config& tls) {
     actors::register_types(*this);
     actors::configure_network(*this);
+    actors::configure_tls(*this, tls);
   }
 };
 
@@ -88,7 +90,9 @@ public:
                                   "--listen",
                                   "127.0.0.1:0",
                                   "--port-file",
-                                  port_file};
+                                  port_file,
+                                  "--certs-dir",
+                                  opts_.data_dir + "/certs"};
     for (size_t j = 0; j < i; ++j) {
       argv.push_back("--peer");
       argv.push_back("127.0.0.1:" + std::to_string(nodes_[j].port));
@@ -362,7 +366,10 @@ public:
 
 private:
   options opts_;
-  client_config cfg_;
+  // Mutual TLS: the demo's own CA, a certificate per node and its own.
+  actors::tls_config tls_
+      = apps::make_cluster_certs(opts_.data_dir + "/certs", node_ids, "demo");
+  client_config cfg_{tls_};
   caf::actor_system sys_{cfg_};
   std::vector<daemon> nodes_;
   std::vector<std::pair<double, std::vector<long>>> samples_;

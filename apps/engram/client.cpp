@@ -244,4 +244,30 @@ std::string show(const json& j, int indent) {
   return j.dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
+actors::tls_config client_tls(const common_options& opts) {
+  if (opts.insecure && !opts.certs_dir.empty())
+    throw failure{exit_usage, "--insecure and --certs-dir: choose one"};
+  if (opts.insecure)
+    return {};
+  if (opts.certs_dir.empty())
+    throw failure{exit_usage,
+                  "no client certificate: --certs-dir DIR (or "
+                  "ENGRAM_CERTS_DIR) with client.<agent>.crt and .key and "
+                  "ca.crt (engramd cert create-client AGENT), or --insecure "
+                  "for a node that runs in plaintext"};
+  if (!opts.agent.empty())
+    if (auto ok = validate_name(opts.agent, "--agent"); !ok)
+      throw failure{exit_usage, ok.error_value().message};
+  auto name = opts.agent.empty() ? std::string{"admin"} : opts.agent;
+  actors::tls_config tls;
+  tls.certificate = opts.certs_dir + "/client." + name + ".crt";
+  tls.private_key = opts.certs_dir + "/client." + name + ".key";
+  tls.ca = opts.certs_dir + "/ca.crt";
+  if (auto ok = actors::apply_tls_policy(tls); !ok)
+    throw failure{exit_usage, ok.error_value().message};
+  if (auto ok = actors::check_tls(tls, actors::tls_role::client, name); !ok)
+    throw failure{exit_usage, "TLS: " + ok.error_value().message};
+  return tls;
+}
+
 } // namespace engram::cli

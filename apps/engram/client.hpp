@@ -93,7 +93,15 @@ struct common_options {
   std::string instance = "cli";
   bool json = false;
   int64_t timeout_ms = 5000;
+  /// Mutual TLS with client.<agent>.crt / .key (client.admin without an
+  /// agent) and ca.crt of this directory; or plaintext, when asked for.
+  std::string certs_dir;
+  bool insecure = false;
 };
+
+/// The client's TLS configuration from `opts` (none: --insecure); a
+/// failure (exit_usage) when neither is given or a file is unusable.
+actors::tls_config client_tls(const common_options& opts);
 
 /// A connection to one engramd, acting as one instance of an agent.
 class session {

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
     opts.node = env;
   if (auto* env = std::getenv("ENGRAM_AGENT"))
     opts.agent = env;
+  if (auto* env = std::getenv("ENGRAM_CERTS_DIR"))
+    opts.certs_dir = env;
 
   CLI::App app{"engram: talk to a running engramd (learn, query, share, "
                "federations, messages, conflicts)"};
@@ -43,6 +45,11 @@ int main(int argc, char** argv) {
   app.add_flag("--json", opts.json, "print JSON");
   app.add_option("--timeout", opts.timeout_ms, "ms to wait for the node")
       ->check(CLI::PositiveNumber);
+  app.add_option("--certs-dir", opts.certs_dir,
+                 "mutual TLS with client.<agent>.crt/.key (client.admin "
+                 "without --agent) and ca.crt of DIR (or ENGRAM_CERTS_DIR)");
+  app.add_flag("--insecure", opts.insecure,
+               "plaintext, to a node run with --insecure");
 
   verbs v{opts};
   add_memory_verbs(app, v);
@@ -61,7 +68,7 @@ int main(int argc, char** argv) {
   try {
     if (!run)
       throw failure{exit_usage, "nothing to do (see --help)"};
-    client_config cfg;
+    client_config cfg{client_tls(opts)};
     caf::actor_system sys{cfg};
     session s{sys, opts};
     return run(s);

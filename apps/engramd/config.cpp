@@ -3,6 +3,7 @@
 #include <toml.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <string>
 
@@ -194,6 +195,64 @@ void read_file(const std::string& path, settings& s) {
       }
     }
   };
+  // A path in the file is relative to the file's directory.
+  auto file_path = [&](const toml::value& v, const std::string& key) {
+    auto x = text(v, key);
+    if (x.empty())
+      throw config_error{where(key) + ": must name a file"};
+    std::filesystem::path p{x};
+    if (p.is_relative())
+      p = std::filesystem::path{path}.parent_path() / p;
+    return p.string();
+  };
+  // The spec's AuthMethod::MTLS { certificate, private_key } (with the
+  // cluster's CA and, optionally, its revocation list).
+  auto auth_method = [&](const toml::value& v, const std::string& key) {
+    auto methods = table(v, key);
+    if (methods.size() != 1 || methods.begin()->first != "mtls")
+      throw config_error{where(key)
+                         + ": the method built is mtls = { "
+                           "certificate, private_key, ca[, crl] "
+                           "} (shared_key, pki and oauth are not)"};
+    auto mkey = key + ".mtls";
+    for (auto& [f, x] : table(methods.begin()->second, mkey)) {
+      auto fkey = mkey + "." + f;
+      if (f == "certificate")
+        s.tls.certificate = file_path(x, fkey);
+      else if (f == "private_key")
+        s.tls.private_key = file_path(x, fkey);
+      else if (f == "ca" || f == "trusted_cas")
+        s.tls.ca = file_path(x, fkey);
+      else if (f == "crl")
+        s.tls.crl = file_path(x, fkey);
+      else
+        unknown(fkey);
+    }
+  };
+  auto in_transit = [&](const toml::value& v, const std::string& key) {
+    for (auto& [f, x] : table(v, key)) {
+      auto fkey = key + "." + f;
+      if (f == "min_tls_version")
+        s.tls.min_version = text(x, fkey);
+      else if (f == "cipher_suites")
+        get(x, fkey, s.tls.cipher_suites);
+      else
+        unknown(fkey);
+    }
+  };
+  auto security = [&](const toml::value& v, const std::string& key) {
+    for (auto& [f, x] : table(v, key)) {
+      auto fkey = key + "." + f;
+      if (f == "insecure")
+        get(x, fkey, s.insecure);
+      else if (f == "insecure_beyond_loopback")
+        get(x, fkey, s.insecure_beyond_loopback);
+      else if (f == "certs_dir")
+        s.certs_dir = file_path(x, fkey);
+      else
+        unknown(fkey);
+    }
+  };
   auto distribution = [&](const toml::value& v) {
     for (auto& [sub, w] : table(v, "distribution")) {
       auto name = "distribution." + sub;
@@ -257,10 +316,29 @@ void read_file(const std::string& path, settings& s) {
           else
             unknown(key);
         }
-      } else if (sub == "auth" || sub == "encryption"
-                 || sub == "access_control") {
-        not_yet(name, "authentication, encryption and access control come "
-                      "with the security work");
+      } else if (sub == "auth") {
+        for (auto& [k, x] : table(w, name)) {
+          auto key = name + "." + k;
+          if (k == "method")
+            auth_method(x, key);
+          else if (k == "token_ttl")
+            not_yet(key, "client tokens come with the client API");
+          else
+            unknown(key);
+        }
+      } else if (sub == "encryption") {
+        for (auto& [k, x] : table(w, name)) {
+          auto key = name + "." + k;
+          if (k == "in_transit")
+            in_transit(x, key);
+          else if (k == "at_rest" || k == "e2e")
+            not_yet(key, "encryption at rest and end to end come with the "
+                         "data-protection work; in_transit is built");
+          else
+            unknown(key);
+        }
+      } else if (sub == "access_control") {
+        not_yet(name, "access control comes with the client API");
       } else {
         unknown(name);
       }
@@ -299,6 +377,8 @@ void read_file(const std::string& path, settings& s) {
       partitioning(v, key);
     } else if (key == "distribution") {
       distribution(v);
+    } else if (key == "security") {
+      security(v, key);
     } else if (key == "sessions") {
       if (!v.is_table())
         throw config_error{where(key) + ": must be a table"};
@@ -418,6 +498,70 @@ void validate_placement(const settings& s, daemon_config& v) {
     throw config_error{ok.error_value().message};
 }
 
+// Transport security: mutual TLS unless plaintext is asked for explicitly,
+// and plaintext beyond loopback only with a second, loudly named setting.
+void check_security(const settings& s, daemon_config& v) {
+  auto tls = s.tls;
+  if (!s.certs_dir.empty()) {
+    auto in = [&](const std::string& f) {
+      return s.certs_dir + "/" + f;
+    };
+    if (tls.certificate.empty())
+      tls.certificate = in("node." + s.node_id + ".crt");
+    if (tls.private_key.empty())
+      tls.private_key = in("node." + s.node_id + ".key");
+    if (tls.ca.empty())
+      tls.ca = in("ca.crt");
+    std::error_code ec;
+    if (tls.crl.empty() && std::filesystem::exists(in("ca.crl"), ec))
+      tls.crl = in("ca.crl");
+  }
+  if (s.insecure && tls.enabled())
+    throw config_error{"security.insecure (--insecure) and TLS "
+                       "(distribution.auth mtls, --certs-dir) are both set: "
+                       "choose one"};
+  if (!s.insecure && !tls.enabled())
+    throw config_error{
+        "no transport security: give the node its certificate "
+        "(--certs-dir DIR, or [distribution.auth] method = { mtls = { "
+        "certificate, private_key, ca } }; make them with `engramd cert`), "
+        "or run in plaintext with --insecure ([security] insecure = true)"};
+  if (s.insecure) {
+    auto& h = v.listen.host;
+    bool loopback = h == "127.0.0.1" || h == "::1" || h == "localhost"
+                    || h.rfind("127.", 0) == 0;
+    if (!loopback && !s.insecure_beyond_loopback)
+      throw config_error{
+          "listen " + s.listen
+          + ": plaintext (--insecure) is refused on an address beyond "
+            "loopback: anyone who reaches it is a full peer; use TLS, or "
+            "set security.insecure_beyond_loopback = true "
+            "(--insecure-beyond-loopback) if the network is trusted"};
+    v.insecure = true;
+    return;
+  }
+  for (auto [what, file] : {std::pair<const char*, const std::string*>{
+                                "certificate", &tls.certificate},
+                            {"private_key", &tls.private_key},
+                            {"ca", &tls.ca}})
+    if (file->empty())
+      throw config_error{"distribution.auth.method.mtls." + std::string{what}
+                         + ": not set (TLS needs a certificate, a private "
+                           "key and the cluster's CA)"};
+  if (tls.min_version != "1.3" && tls.min_version != "1.2")
+    throw config_error{"distribution.encryption.in_transit.min_tls_version: '"
+                       + tls.min_version + "' (1.3 or 1.2)"};
+  for (auto& suite : tls.cipher_suites)
+    if (std::find(actors::tls13_suites().begin(), actors::tls13_suites().end(),
+                  suite)
+        == actors::tls13_suites().end())
+      throw config_error{
+          "distribution.encryption.in_transit.cipher_suites: '" + suite
+          + "' is not a TLS 1.3 suite (TLS_AES_256_GCM_SHA384, "
+            "TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_GCM_SHA256)"};
+  v.tls = std::move(tls);
+}
+
 daemon_config check(const settings& s, const seed_resolver& resolve) {
   daemon_config v;
   if (auto ok = validate_name(s.node_id, "node id (--node-id)"); !ok)
@@ -428,6 +572,7 @@ daemon_config check(const settings& s, const seed_resolver& resolve) {
   if (!listen)
     throw config_error{"listen: " + listen.error_value().message};
   v.listen = *listen;
+  check_security(s, v);
   auto all_peers = s.peers;
   all_peers.insert(all_peers.end(), s.discovered.begin(), s.discovered.end());
   for (auto& p : all_peers) {

@@ -8,6 +8,7 @@
 
 #include "actors/api.hpp"
 #include "actors/endpoint.hpp"
+#include "actors/tls.hpp"
 #include "core/error.hpp"
 #include "core/placement.hpp"
 
@@ -58,6 +59,15 @@ struct settings {
   std::vector<std::string> discovered;
   std::string scope_defaults = "spec";
   std::string crdt = "mvr";
+  /// Transport security: [distribution.auth] method = { mtls = { ... } },
+  /// [distribution.encryption.in_transit], or a certificates directory
+  /// (--certs-dir: node.<id>.crt, node.<id>.key, ca.crt, ca.crl if any).
+  actors::tls_config tls;
+  std::string certs_dir;
+  /// Plaintext between nodes: only when asked for ([security] insecure,
+  /// --insecure), and beyond loopback only with insecure_beyond_loopback.
+  bool insecure = false;
+  bool insecure_beyond_loopback = false;
 };
 
 /// What the daemon runs with.
@@ -76,6 +86,10 @@ struct daemon_config {
   std::string port_file;
   scope_defaults scopes;
   crdt_strategy crdt = crdt_strategy::mvr;
+  /// Mutual TLS (its files checked at start: actors::check_tls), unless
+  /// `insecure`.
+  actors::tls_config tls;
+  bool insecure = false;
 };
 
 /// Reads the TOML file at `path` into `s` (over what `s` holds). Every key

@@ -10,6 +10,8 @@
 // Exit codes: 0 clean shutdown (or a valid --check-config), 2 bad
 // configuration or flags, 3 the node could not start (store, port).
 #include "actors/net.hpp"
+#include "actors/tls.hpp"
+#include "apps/engramd/cert.hpp"
 #include "apps/engramd/config.hpp"
 #include "persistence/allocator.hpp"
 #include "persistence/database.hpp"
@@ -117,6 +119,19 @@ int main(int argc, char** argv) {
                        "hash, scope, type or time");
   auto* part_count = app.add_option("--partitions", flags.partition_count,
                                     "number of partitions");
+  auto* certs_dir = app.add_option(
+      "--certs-dir", flags.certs_dir,
+      "mutual TLS with the certificates in DIR: node.<id>.crt, "
+      "node.<id>.key, ca.crt (and ca.crl if present); engramd cert makes "
+      "them");
+  auto* insecure = app.add_flag(
+      "--insecure", flags.insecure,
+      "plaintext between nodes (no TLS): anyone who reaches the port is a "
+      "peer; loopback only unless --insecure-beyond-loopback");
+  auto* insecure_wide = app.add_flag(
+      "--insecure-beyond-loopback", flags.insecure_beyond_loopback,
+      "allow --insecure on an address beyond loopback (a "
+      "trusted network only)");
   app.add_option("--port-file", flags.port_file,
                  "write the port listened on to this file once ready");
   app.add_flag("--check-config", check_only,
@@ -128,6 +143,8 @@ int main(int argc, char** argv) {
                 "recovers what it can, reports what it could not");
   repair->add_option("--data-dir", repair_dir, "the store's directory")
       ->required();
+  engram::engramd::cert_options cert_opts;
+  auto* cert = engram::engramd::add_cert_command(app, cert_opts);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -136,6 +153,8 @@ int main(int argc, char** argv) {
   }
   if (*repair)
     return run_repair(repair_dir);
+  if (*cert)
+    return engram::engramd::run_cert(*cert, cert_opts);
   // The file first, flags override it.
   settings s;
   if (!config_file.empty())
@@ -172,6 +191,17 @@ int main(int argc, char** argv) {
     s.partition_strategy = flags.partition_strategy;
   if (*part_count)
     s.partition_count = flags.partition_count;
+  if (*certs_dir) { // the directory's files replace the file's
+    s.certs_dir = flags.certs_dir;
+    s.tls.certificate.clear();
+    s.tls.private_key.clear();
+    s.tls.ca.clear();
+    s.tls.crl.clear();
+  }
+  if (*insecure)
+    s.insecure = true;
+  if (*insecure_wide)
+    s.insecure_beyond_loopback = true;
   s.port_file = flags.port_file;
   auto checked = engramd::validate(s);
   if (!checked) {
@@ -182,6 +212,20 @@ int main(int argc, char** argv) {
   auto& v = *checked;
   auto& repl = v.node.replication;
   auto& parts = v.node.partitioning;
+  // The TLS policy before anything uses OpenSSL; then the node's own
+  // certificate, key and CA (CAF terminates on a file it cannot use).
+  if (!v.insecure) {
+    if (auto ok = actors::apply_tls_policy(v.tls); !ok) {
+      std::fprintf(stderr, "engramd: %s\n", ok.error_value().message.c_str());
+      return exit_cannot_start;
+    }
+    if (auto ok = actors::check_tls(v.tls, actors::tls_role::node, s.node_id);
+        !ok) {
+      std::fprintf(stderr, "engramd: TLS: %s\n",
+                   ok.error_value().message.c_str());
+      return exit_cannot_start;
+    }
+  }
   if (check_only) {
     // What start-up checks beyond the configuration: the store and the
     // listen address (exit 3, as a start would).
@@ -216,6 +260,8 @@ int main(int argc, char** argv) {
     system_config() { actors::register_types(*this); }
   } cfg;
   actors::configure_network(cfg, v.heartbeat, v.connection_timeout);
+  if (!v.insecure)
+    actors::configure_tls(cfg, v.tls);
   if (v.threads > 0)
     cfg.set("scheduler.max-threads", v.threads);
   caf::actor_system sys{cfg};
@@ -251,10 +297,17 @@ int main(int argc, char** argv) {
     return exit_cannot_start;
   }
   spdlog::info("event=listening node={} addr={}:{} data_dir={} peers={} "
-               "replication={} factor={} consistency={} partitions={}",
+               "replication={} factor={} consistency={} partitions={} "
+               "transport={}",
                s.node_id, v.listen.host, *port, s.data_dir, v.seeds.size(),
                to_string(repl.strategy), repl.factor,
-               to_string(repl.consistency), parts.partition_count);
+               to_string(repl.consistency), parts.partition_count,
+               v.insecure ? "plaintext" : "mtls-tls" + v.tls.min_version + "+");
+  if (v.insecure)
+    spdlog::warn("event=insecure node={} addr={}:{} (plaintext: anyone who "
+                 "reaches this port is a full peer and reads every frame; "
+                 "use --certs-dir)",
+                 s.node_id, v.listen.host, *port);
   if (!s.port_file.empty()) {
     // Written whole, then renamed: a reader never sees half a port.
     auto tmp = s.port_file + ".tmp";

@@ -2,6 +2,7 @@
 
 #include "actors/net.hpp"
 #include "actors/node.hpp"
+#include "apps/common/certs.hpp"
 #include "apps/common/client_config.hpp"
 #include "apps/common/process.hpp"
 #include "apps/swarm/workload.hpp"
@@ -43,7 +44,13 @@ run_result run_real(const options& o, uint64_t seed,
                  .string();
   fs::remove_all(dir);
   fs::create_directories(dir);
-  client_config cfg;
+  // Mutual TLS: a CA of the run's own, a certificate per node and one for
+  // this client.
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < o.nodes; ++i)
+    ids.push_back("n" + std::to_string(i));
+  auto tls = apps::make_cluster_certs(dir + "/certs", ids, "swarm");
+  client_config cfg{tls};
   caf::actor_system sys{cfg};
   std::vector<apps::process> procs(o.nodes);
   std::vector<uint16_t> ports(o.nodes);
@@ -58,6 +65,8 @@ run_result run_real(const options& o, uint64_t seed,
                                   dir + "/" + id,
                                   "--listen",
                                   "127.0.0.1:" + std::to_string(ports[i]),
+                                  "--certs-dir",
+                                  dir + "/certs",
                                   "--port-file",
                                   port_file,
                                   "--log-level",

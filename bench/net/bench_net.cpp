@@ -99,7 +99,8 @@ struct cluster {
         "--data-dir",    dir + "/" + id, "--listen",
         "127.0.0.1:0",   "--port-file",  dir + "/" + id + ".port",
         "--sync-writes", "false",        "--log-level",
-        "warn",          "--threads",    threads};
+        "warn",          "--threads",    threads,
+        "--insecure"};
     for (auto s : seeds) {
       argv.push_back("--peer");
       argv.push_back("127.0.0.1:" + std::to_string(s));

@@ -52,11 +52,15 @@ struct config_fixture {
     return s;
   }
 
-  // The daemon's configuration of `toml`, or its error.
-  expected<daemon_config> config(const std::string& toml) {
+  // The daemon's configuration of `toml`, or its error (plaintext unless
+  // `toml` configures transport security itself).
+  expected<daemon_config> config(const std::string& toml,
+                                 bool plaintext_unless_set = true) {
     auto s = file(toml);
     if (!s)
       return s.error_value();
+    if (plaintext_unless_set && !s->tls.enabled() && s->certs_dir.empty())
+      s->insecure = true;
     return validate(*s, fake_dns);
   }
 
@@ -177,8 +181,68 @@ BOOST_FIXTURE_TEST_CASE(every_duration_is_bounded, config_fixture) {
   BOOST_CHECK(!parse_duration("99999999999999h"));
 }
 
+// Transport security: mutual TLS unless plaintext is asked for; plaintext
+// beyond loopback only with a second setting; every TLS key checked.
+BOOST_FIXTURE_TEST_CASE(transport_security_is_mutual_tls_by_default,
+                        config_fixture) {
+  auto none = config("", false);
+  BOOST_REQUIRE(!none);
+  BOOST_CHECK(mentions(none.error_value().message, "no transport security"));
+  // A certificates directory names the node's files.
+  auto dir_cfg = config("[security]\ncerts_dir = \"/etc/engram/certs\"\n");
+  BOOST_REQUIRE_MESSAGE(dir_cfg,
+                        (dir_cfg ? "" : dir_cfg.error_value().message));
+  BOOST_CHECK_EQUAL(dir_cfg->tls.certificate, "/etc/engram/certs/node.n1.crt");
+  BOOST_CHECK_EQUAL(dir_cfg->tls.private_key, "/etc/engram/certs/node.n1.key");
+  BOOST_CHECK_EQUAL(dir_cfg->tls.ca, "/etc/engram/certs/ca.crt");
+  BOOST_CHECK(!dir_cfg->insecure);
+  // The spec's AuthMethod::MTLS, paths relative to the file, and the spec's
+  // InTransitEncryption.
+  auto mtls = config(
+      "[distribution.auth]\nmethod = { mtls = { certificate = \"n1.crt\", "
+      "private_key = \"n1.key\", ca = \"/pki/ca.crt\" } }\n"
+      "[distribution.encryption.in_transit]\nmin_tls_version = \"1.3\"\n"
+      "cipher_suites = [\"TLS_AES_256_GCM_SHA384\"]\n");
+  BOOST_REQUIRE_MESSAGE(mtls, (mtls ? "" : mtls.error_value().message));
+  BOOST_CHECK_EQUAL(mtls->tls.certificate, dir.sub("n1.crt"));
+  BOOST_CHECK_EQUAL(mtls->tls.ca, "/pki/ca.crt");
+  BOOST_CHECK(mtls->tls.cipher_suites
+              == std::vector<std::string>{"TLS_AES_256_GCM_SHA384"});
+  BOOST_CHECK(mentions(refusal("[distribution.auth]\nmethod = { mtls = { "
+                               "certificate = \"a.crt\", private_key = "
+                               "\"a.key\" } }\n"),
+                       "distribution.auth.method.mtls.ca: not set"));
+  BOOST_CHECK(mentions(refusal("[distribution.auth]\nmethod = { oauth = { "
+                               "provider = \"x\" } }\n"),
+                       "the method built is mtls"));
+  BOOST_CHECK(mentions(refusal("[security]\ncerts_dir = \"/c\"\n"
+                               "[distribution.encryption.in_transit]\n"
+                               "min_tls_version = \"1.1\"\n"),
+                       "min_tls_version: '1.1'"));
+  BOOST_CHECK(mentions(refusal("[security]\ncerts_dir = \"/c\"\n"
+                               "[distribution.encryption.in_transit]\n"
+                               "cipher_suites = [\"RC4-MD5\"]\n"),
+                       "'RC4-MD5' is not a TLS 1.3 suite"));
+  BOOST_CHECK(mentions(refusal("[security]\ncerts_dir = \"/c\"\n"
+                               "insecure = true\n"),
+                       "choose one"));
+  // Plaintext: loopback only, unless asked for twice.
+  BOOST_CHECK(config("[security]\ninsecure = true\n", false));
+  BOOST_CHECK(mentions(refusal("listen = \"0.0.0.0:7420\"\n[security]\n"
+                               "insecure = true\n"),
+                       "beyond loopback"));
+  auto wide = config("listen = \"0.0.0.0:7420\"\n[security]\ninsecure = "
+                     "true\ninsecure_beyond_loopback = true\n",
+                     false);
+  BOOST_REQUIRE_MESSAGE(wide, (wide ? "" : wide.error_value().message));
+  BOOST_CHECK(wide->insecure);
+  BOOST_CHECK(mentions(refusal("[security]\ninsecur = true\n"),
+                       "unknown key 'security.insecur'"));
+}
+
 BOOST_AUTO_TEST_CASE(names_have_their_character_set) {
   settings s;
+  s.insecure = true;
   s.data_dir = "/tmp/x";
   for (auto* bad : {"../../etc/passwd", "a/b", "n 1", "-n"}) {
     s.node_id = bad;

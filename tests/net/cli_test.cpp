@@ -48,6 +48,13 @@ struct cli_base {
     static std::atomic<int> seq{0};
     auto log = c.dir.sub("cli-" + std::to_string(seq++) + ".out");
     std::vector<std::string> argv{engram_cli, "--node", c.address(i)};
+    // Mutual TLS as the agent the command acts as (certificates made here).
+    std::string agent = "admin";
+    for (size_t k = 0; k + 1 < args.size(); ++k)
+      if (args[k] == "--agent" && validate_name(args[k + 1], "agent"))
+        agent = args[k + 1];
+    c.pki.client(agent);
+    argv.insert(argv.end(), {"--certs-dir", c.pki.dir()});
     argv.insert(argv.end(), args.begin(), args.end());
     engram::apps::process p{argv, log};
     auto rc = p.wait(30s);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "temp_dir.hpp"
+#include "test_pki.hpp"
 
 namespace engram::test {
 
@@ -29,10 +30,13 @@ using namespace std::chrono_literals;
 
 inline const std::string engramd = ENGRAMD_PATH;
 
+/// A client's actor system: mutual TLS with `tls` (plaintext when none).
 struct client_config : caf::actor_system_config {
-  client_config() {
+  explicit client_config(const actors::tls_config& tls = {}) {
     actors::register_types(*this);
     actors::configure_network(*this);
+    if (tls.enabled())
+      actors::configure_tls(*this, tls);
   }
 };
 
@@ -45,10 +49,12 @@ inline engram_record fact_of(const std::string& key, const std::string& value) {
 }
 
 // A test cluster: engramd processes in a temp dir and a client actor
-// system that talks to them over TCP.
+// system that talks to them over TCP — mutual TLS, with certificates made
+// at start.
 struct cluster {
   temp_dir dir;
-  client_config cfg;
+  test_pki pki{dir.sub("certs")};
+  client_config cfg{pki.client_tls("test-client")};
   caf::actor_system sys{cfg};
 
   struct daemon {
@@ -77,6 +83,8 @@ struct cluster {
                                   dir.sub(id + ".port"),
                                   "--log-level",
                                   "debug"};
+    pki.node(id);
+    args.insert(args.end(), {"--certs-dir", pki.dir()});
     for (auto p : seeds) {
       args.push_back("--peer");
       args.push_back("127.0.0.1:" + std::to_string(p));

@@ -149,17 +149,18 @@ BOOST_AUTO_TEST_CASE(a_directory_of_other_files_is_refused_untouched) {
   fs::create_directories(data);
   std::ofstream{data + "/notes.txt"} << "my notes\n";
   std::ofstream{data + "/000123.txt"} << "x\n";
-  auto refused
-      = run({"--node-id", "n1", "--data-dir", data, "--listen", "127.0.0.1:0"},
-            dir.sub("out.log"));
+  auto refused = run({"--node-id", "n1", "--data-dir", data, "--listen",
+                      "127.0.0.1:0", "--insecure"},
+                     dir.sub("out.log"));
   BOOST_CHECK_EQUAL(refused.first, 3);
   BOOST_CHECK_MESSAGE(refused.second.find("is not an Engram store")
                           != std::string::npos,
                       refused.second);
   BOOST_CHECK((files_with(data, "")
                == std::set<std::string>{"notes.txt", "000123.txt"}));
-  auto checked = run({"--node-id", "n1", "--data-dir", data, "--check-config"},
-                     dir.sub("check.log"));
+  auto checked = run(
+      {"--node-id", "n1", "--data-dir", data, "--check-config", "--insecure"},
+      dir.sub("check.log"));
   BOOST_CHECK_EQUAL(checked.first, 3);
 }
 

@@ -46,22 +46,22 @@ BOOST_AUTO_TEST_CASE(bad_configuration_is_refused_with_a_clear_message) {
   auto config = dir.sub("engramd.toml");
   std::ofstream{config} << "node_id = \"n1\"\ndata_dir = \"" << dir.sub("n1")
                         << "\"\nlisten = \"127.0.0.1:0\"\n";
-  auto ok = run({"--config", config, "--check-config"}, log);
+  auto ok = run({"--config", config, "--check-config", "--insecure"}, log);
   BOOST_CHECK_EQUAL(ok.first, 0);
   // A misspelt key.
   std::ofstream{config, std::ios::app} << "peerz = []\n";
-  auto unknown = run({"--config", config, "--check-config"}, log);
+  auto unknown = run({"--config", config, "--check-config", "--insecure"}, log);
   BOOST_CHECK_EQUAL(unknown.first, 2);
   BOOST_CHECK(unknown.second.find("unknown key 'peerz'") != std::string::npos);
   // A bad address, a bad port, no node id, an unknown flag.
-  auto bad_addr = run(
-      {"--node-id", "n1", "--data-dir", dir.sub("n1"), "--listen", "localhost"},
-      log);
+  auto bad_addr = run({"--node-id", "n1", "--data-dir", dir.sub("n1"),
+                       "--listen", "localhost", "--insecure"},
+                      log);
   BOOST_CHECK_EQUAL(bad_addr.first, 2);
   BOOST_CHECK(bad_addr.second.find("bad address 'localhost'")
               != std::string::npos);
   auto bad_port = run({"--node-id", "n1", "--data-dir", dir.sub("n1"), "--peer",
-                       "127.0.0.1:99999"},
+                       "127.0.0.1:99999", "--insecure"},
                       log);
   BOOST_CHECK_EQUAL(bad_port.first, 2);
   BOOST_CHECK(bad_port.second.find("port") != std::string::npos);
@@ -74,7 +74,7 @@ BOOST_AUTO_TEST_CASE(bad_configuration_is_refused_with_a_clear_message) {
   auto file = dir.sub("not-a-dir");
   std::ofstream{file} << "x";
   auto no_store = run({"--node-id", "n1", "--data-dir", file + "/db",
-                       "--listen", "127.0.0.1:0"},
+                       "--listen", "127.0.0.1:0", "--insecure"},
                       log);
   BOOST_CHECK_EQUAL(no_store.first, 3);
   BOOST_CHECK(no_store.second.find(file) != std::string::npos);
@@ -88,12 +88,15 @@ struct config_checker {
   temp_dir dir;
   std::string log = dir.sub("out.log");
   std::string config = dir.sub("engramd.toml");
+  test_pki pki{dir.sub("certs")};
 
-  // Checks a config file; the data directory and the listen address are
-  // this test's own (a shipped file names fixed ones).
+  // Checks a config file; the data directory, the listen address and the
+  // certificates are this test's own (a shipped file names fixed ones).
   std::pair<int, std::string> file(const std::string& path) {
+    pki.node("n1");
     return run({"--config", path, "--check-config", "--data-dir", dir.sub("n1"),
-                "--listen", "127.0.0.1:0"},
+                "--listen", "127.0.0.1:0", "--node-id", "n1", "--certs-dir",
+                pki.dir()},
                log);
   }
 
@@ -222,9 +225,9 @@ BOOST_AUTO_TEST_CASE(ids_durations_and_start_up_checks_are_bounded) {
                           != std::string::npos,
                       inner.second);
   // The data directory: one that cannot be created, a file.
-  auto proc
-      = run({"--node-id", "n1", "--data-dir", "/proc/nope", "--check-config"},
-            check.dir.sub("proc.log"));
+  auto proc = run({"--node-id", "n1", "--data-dir", "/proc/nope",
+                   "--check-config", "--insecure"},
+                  check.dir.sub("proc.log"));
   BOOST_CHECK_EQUAL(proc.first, 3);
   BOOST_CHECK_MESSAGE(proc.second.find("data_dir") != std::string::npos
                           && proc.second.find("/proc/nope")
@@ -232,14 +235,14 @@ BOOST_AUTO_TEST_CASE(ids_durations_and_start_up_checks_are_bounded) {
                       proc.second);
   // The listen address: a port in use.
   process holder{{engramd, "--node-id", "h1", "--data-dir", check.dir.sub("h1"),
-                  "--listen", "127.0.0.1:0", "--port-file",
+                  "--insecure", "--listen", "127.0.0.1:0", "--port-file",
                   check.dir.sub("h1.port")},
                  check.dir.sub("h1.log")};
   auto port = read_port(check.dir.sub("h1.port"));
-  auto busy
-      = run({"--node-id", "n1", "--data-dir", check.dir.sub("n1"), "--listen",
-             "127.0.0.1:" + std::to_string(port), "--check-config"},
-            check.dir.sub("busy.log"));
+  auto busy = run({"--node-id", "n1", "--data-dir", check.dir.sub("n1"),
+                   "--listen", "127.0.0.1:" + std::to_string(port),
+                   "--check-config", "--insecure"},
+                  check.dir.sub("busy.log"));
   BOOST_CHECK_EQUAL(busy.first, 3);
   BOOST_CHECK(busy.second.find("cannot listen on") != std::string::npos);
 }
@@ -286,6 +289,17 @@ BOOST_AUTO_TEST_CASE(the_three_node_recipe_works_as_written) {
   };
   auto config = dir.sub("engramd.toml");
   std::ofstream{config} << subst(toml);
+  // The recipe's certificates, made as it says.
+  auto certs = subst("/tmp/engram/certs");
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"cert", "create-ca", "--certs-dir", certs},
+           {"cert", "create-node", "n1", "--certs-dir", certs},
+           {"cert", "create-node", "n2", "--certs-dir", certs},
+           {"cert", "create-node", "n3", "--certs-dir", certs},
+           {"cert", "create-client", "alice", "--certs-dir", certs}}) {
+    auto r = run(args, dir.sub("cert.log"));
+    BOOST_REQUIRE_MESSAGE(r.first == 0, r.second);
+  }
   std::vector<process> nodes;
   nodes.emplace_back(std::vector<std::string>{engramd, "--config", config},
                      dir.sub("n1.log"));
@@ -299,7 +313,12 @@ BOOST_AUTO_TEST_CASE(the_three_node_recipe_works_as_written) {
                                "--listen", subst("127.0.0.1:7422"),
                                "--data-dir", subst("/tmp/engram/n3")},
       dir.sub("n3.log"));
-  client_config cfg;
+  actors::tls_config tls;
+  tls.certificate = certs + "/client.alice.crt";
+  tls.private_key = certs + "/client.alice.key";
+  tls.ca = certs + "/ca.crt";
+  BOOST_REQUIRE(actors::apply_tls_policy(tls));
+  client_config cfg{tls};
   caf::actor_system sys{cfg};
   auto instance_at
       = [&](uint16_t port) -> std::optional<actors::instance_actor> {
@@ -448,7 +467,7 @@ BOOST_AUTO_TEST_CASE(an_agent_on_another_node_is_found_and_asked_by_id) {
   {
     // The oracle is created on n3 by another program (its own actor
     // system), so this test's client knows only n1.
-    client_config other_cfg;
+    client_config other_cfg{c.pki.client_tls("other-program")};
     caf::actor_system other{other_cfg};
     auto remote = actors::connect_remote(
         other, actors::endpoint{"127.0.0.1", c.nodes[n3].port}, 5s);
@@ -757,7 +776,7 @@ BOOST_AUTO_TEST_CASE(a_partition_heals_and_all_replicas_converge,
   // its connection to n1 in the partition, and its CAF 0.17 middleman
   // stalls for seconds on the dead path (a client artefact; the nodes
   // themselves reconnect at once, see their session_repaired events).
-  client_config fresh_cfg;
+  client_config fresh_cfg{c.pki.client_tls("fresh-client")};
   caf::actor_system fresh{fresh_cfg};
   // What a node holds: the keys of the facts it serves (Local reads).
   auto keys_at = [&](size_t i) {

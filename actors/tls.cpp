@@ -1,0 +1,297 @@
+#include "actors/tls.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/openssl/manager.hpp>
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/conf.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+
+#include "pki/pki.hpp"
+
+namespace engram::actors {
+
+namespace {
+
+error bad(const std::string& what) {
+  return make_error(errc::invalid_argument, what);
+}
+
+} // namespace
+
+const std::vector<std::string>& tls13_suites() {
+  static const std::vector<std::string> suites{"TLS_AES_256_GCM_SHA384",
+                                               "TLS_CHACHA20_POLY1305_SHA256",
+                                               "TLS_AES_128_GCM_SHA256"};
+  return suites;
+}
+
+expected<void> check_tls(const tls_config& tls, tls_role role,
+                         const std::string& id) {
+  if (tls.certificate.empty() || tls.private_key.empty() || tls.ca.empty())
+    return bad("TLS needs a certificate, a private key and the cluster's CA "
+               "certificate (missing: "
+               + std::string{tls.certificate.empty() ? "certificate " : ""}
+               + (tls.private_key.empty() ? "private_key " : "")
+               + (tls.ca.empty() ? "ca" : "") + ")");
+  if (tls.min_version != "1.3" && tls.min_version != "1.2")
+    return bad("min_tls_version '" + tls.min_version
+               + "' is not one of 1.3, 1.2");
+  for (auto& s : tls.cipher_suites)
+    if (std::find(tls13_suites().begin(), tls13_suites().end(), s)
+        == tls13_suites().end())
+      return bad("cipher suite '" + s
+                 + "' is not a TLS 1.3 suite this build "
+                   "offers (TLS_AES_256_GCM_SHA384, "
+                   "TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_GCM_SHA256)");
+  auto cert = pki::load_certificate(tls.certificate);
+  if (!cert)
+    return cert.error_value();
+  auto key = pki::load_private_key(tls.private_key);
+  if (!key)
+    return key.error_value();
+  auto ca = pki::load_certificate(tls.ca);
+  if (!ca)
+    return ca.error_value();
+  if (!key->matches(*cert))
+    return bad("the private key " + tls.private_key
+               + " does not belong to the certificate " + tls.certificate);
+  std::optional<pki::revocation_list> crl;
+  if (!tls.crl.empty()) {
+    auto c = pki::load_revocation_list(tls.crl);
+    if (!c)
+      return c.error_value();
+    crl = std::move(*c);
+  }
+  auto r = role == tls_role::node ? pki::role::node : pki::role::client;
+  if (auto ok = pki::verify(*cert, *ca, crl ? &*crl : nullptr,
+                            static_cast<int64_t>(std::time(nullptr)), r, id);
+      !ok)
+    return make_error(errc::unauthenticated,
+                      tls.certificate + ": " + ok.error_value().message);
+  return {};
+}
+
+expected<void> apply_tls_policy(const tls_config& tls) {
+  static std::mutex mtx;
+  std::lock_guard<std::mutex> guard{mtx};
+  auto suites = tls.cipher_suites.empty() ? tls13_suites() : tls.cipher_suites;
+  std::string list;
+  for (auto& s : suites)
+    list += (list.empty() ? "" : ":") + s;
+  // OpenSSL's "system_default" section applies to every SSL_CTX created
+  // afterwards, CAF's included.
+  std::string conf = "openssl_conf = engram_init\n"
+                     "[engram_init]\nssl_conf = engram_ssl\n"
+                     "[engram_ssl]\nsystem_default = engram_tls\n"
+                     "[engram_tls]\nMinProtocol = TLSv"
+                     + tls.min_version + "\nCiphersuites = " + list
+                     + "\nCipherString = ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:"
+                       "!eNULL:!kRSA:@SECLEVEL=2\n"
+                       // A peer gone without close_notify is a closed
+                       // connection (see also the error queue below).
+                       "Options = IgnoreUnexpectedEOF\n";
+  auto path = (std::filesystem::temp_directory_path()
+               / ("engram-tls-" + std::to_string(::getpid()) + ".cnf"))
+                  .string();
+  if (auto ok = pki::write_file(path, conf, 0600, true); !ok)
+    return ok.error_value();
+  auto* settings = OPENSSL_INIT_new();
+  OPENSSL_INIT_set_config_filename(settings, path.c_str());
+  auto inited = OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, settings) == 1;
+  OPENSSL_INIT_free(settings);
+  // Loaded again explicitly: OpenSSL loads a configuration once per
+  // process, and something may have initialised it already.
+  auto loaded = CONF_modules_load_file(path.c_str(), nullptr, 0) > 0;
+  ::unlink(path.c_str());
+  if (!inited || !loaded) {
+    ERR_clear_error();
+    return make_error(errc::invalid_argument,
+                      "cannot set this process's TLS policy (OpenSSL "
+                      "refused the configuration)");
+  }
+  return {};
+}
+
+void configure_tls(caf::actor_system_config& cfg, const tls_config& tls) {
+  cfg.load<caf::openssl::manager>();
+  cfg.openssl_certificate = tls.certificate;
+  cfg.openssl_key = tls.private_key;
+  cfg.openssl_cafile = tls.ca;
+}
+
+} // namespace engram::actors
+
+namespace engram::actors {
+
+probe_result tls_probe(const std::string& host, uint16_t port,
+                       const tls_config& tls,
+                       std::chrono::milliseconds timeout) {
+  using clock = std::chrono::steady_clock;
+  auto deadline = clock::now() + timeout;
+  auto left = [&] {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  deadline - clock::now())
+                  .count();
+    return static_cast<int>(std::max<int64_t>(ms, 0));
+  };
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  auto service = std::to_string(port);
+  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &found) != 0)
+    return probe_result::unreachable;
+  int fd = -1;
+  for (auto* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  ai->ai_protocol);
+    if (fd < 0)
+      continue;
+    bool ok = ::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+    if (!ok && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int err = 0;
+      socklen_t len = sizeof(err);
+      ok = ::poll(&p, 1, left()) == 1
+           && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0
+           && err == 0;
+    }
+    if (!ok) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(found);
+  if (fd < 0)
+    return probe_result::unreachable;
+  bool done = false;
+  auto* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = nullptr;
+  if (ctx != nullptr
+      && SSL_CTX_use_certificate_file(ctx, tls.certificate.c_str(),
+                                      SSL_FILETYPE_PEM)
+             == 1
+      && SSL_CTX_use_PrivateKey_file(ctx, tls.private_key.c_str(),
+                                     SSL_FILETYPE_PEM)
+             == 1
+      && SSL_CTX_load_verify_locations(ctx, tls.ca.c_str(), nullptr) == 1) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    ssl = SSL_new(ctx);
+  }
+  if (ssl != nullptr && SSL_set_fd(ssl, fd) == 1) {
+    for (;;) {
+      auto r = SSL_connect(ssl);
+      if (r == 1) {
+        done = true;
+        break;
+      }
+      auto err = SSL_get_error(ssl, r);
+      short events = err == SSL_ERROR_WANT_READ    ? POLLIN
+                     : err == SSL_ERROR_WANT_WRITE ? POLLOUT
+                                                   : 0;
+      pollfd p{fd, events, 0};
+      if (events == 0 || ::poll(&p, 1, left()) != 1)
+        break;
+    }
+    if (done)
+      SSL_shutdown(ssl);
+  }
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  ::close(fd);
+  return done ? probe_result::ok : probe_result::no_handshake;
+}
+
+} // namespace engram::actors
+
+// -- OpenSSL's error queue and CAF 0.17 -----------------------------------
+//
+// OpenSSL requires the calling thread's error queue to be empty before an
+// SSL I/O call: SSL_get_error reports any error left in it. CAF 0.17's
+// openssl module serves every connection from one multiplexer thread and
+// does not clear the queue after a connection fails (SSL_ERROR_SYSCALL):
+// when one peer dies, the next read of another, healthy connection fails
+// and CAF drops it (every node lost its link to a third whenever a second
+// was killed). These definitions in the executable take precedence over
+// libssl's for CAF's calls: they clear the queue, then call libssl's.
+
+namespace {
+
+template<class F>
+F real(const char* name) {
+  auto f = reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
+  if (f == nullptr)
+    std::abort(); // libssl without SSL_read: nothing can work
+  return f;
+}
+
+} // namespace
+
+extern "C" {
+
+int SSL_read(SSL* ssl, void* buf, int num) {
+  static auto f = real<int (*)(SSL*, void*, int)>("SSL_read");
+  ERR_clear_error();
+  return f(ssl, buf, num);
+}
+
+int SSL_write(SSL* ssl, const void* buf, int num) {
+  static auto f = real<int (*)(SSL*, const void*, int)>("SSL_write");
+  ERR_clear_error();
+  return f(ssl, buf, num);
+}
+
+// CAF 0.17 runs a TLS client handshake on a blocking socket on its
+// multiplexer thread: a peer that accepts the connection but never answers
+// (a frozen process) would stop every connection of this process. The
+// handshake is bounded (tls_probe keeps it from starting against such a
+// peer in the first place): past the bound it fails as a timed-out
+// system call, and CAF drops that one connection.
+int SSL_connect(SSL* ssl) {
+  static auto f = real<int (*)(SSL*)>("SSL_connect");
+  ERR_clear_error();
+  auto fd = SSL_get_fd(ssl);
+  auto flags = fd >= 0 ? ::fcntl(fd, F_GETFL, 0) : -1;
+  bool blocking = flags >= 0 && (flags & O_NONBLOCK) == 0;
+  if (blocking) {
+    timeval bound{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
+  }
+  auto result = f(ssl);
+  if (blocking) {
+    auto err = result == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, result);
+    timeval none{0, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      ERR_raise(ERR_LIB_SYS, ETIMEDOUT);
+      return -1;
+    }
+  }
+  return result;
+}
+
+int SSL_accept(SSL* ssl) {
+  static auto f = real<int (*)(SSL*)>("SSL_accept");
+  ERR_clear_error();
+  return f(ssl);
+}
+
+} // extern "C"

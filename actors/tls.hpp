@@ -1,0 +1,83 @@
+#pragma once
+
+// Transport security: mutual TLS between nodes (and between a client and a
+// node) through CAF's openssl module, closed where CAF 0.17 leaves it open.
+// CAF falls back to anonymous TLS 1.2 when no keys are set and never sets a
+// minimum version; a node configured for TLS here always has a certificate,
+// a key and a CA (checked before anything starts: CAF terminates the
+// process on a missing file), and this process's OpenSSL policy refuses
+// anything below the configured minimum version and any suite not listed.
+// Unauthenticated bytes then never reach CAF's BASP parser: the TLS
+// handshake refuses a peer without a certificate of the cluster's CA.
+
+#include "core/error.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace caf {
+class actor_system_config;
+} // namespace caf
+
+namespace engram::actors {
+
+/// Where a process's certificate, key, CA and revocation list are, and the
+/// TLS policy (the spec's InTransitEncryption).
+struct tls_config {
+  std::string certificate;
+  std::string private_key;
+  std::string ca;
+  /// A revocation list of the CA (empty: none).
+  std::string crl;
+  /// "1.3" (the default) or "1.2".
+  std::string min_version = "1.3";
+  /// TLS 1.3 suites (OpenSSL names, e.g. TLS_AES_256_GCM_SHA384); empty:
+  /// every TLS 1.3 suite of tls13_suites().
+  std::vector<std::string> cipher_suites;
+
+  /// True when any file is set (then all three must be).
+  bool enabled() const noexcept {
+    return !certificate.empty() || !private_key.empty() || !ca.empty();
+  }
+};
+
+/// The TLS 1.3 suites this build accepts in `cipher_suites`.
+const std::vector<std::string>& tls13_suites();
+
+/// What a certificate must be for: a node (its id named in it) or a client
+/// agent.
+enum class tls_role { node, client };
+
+/// Checks a TLS configuration before anything starts: the certificate, key
+/// and CA are set and readable, the key is private (mode 0600) and belongs
+/// to the certificate, which the CA issued for `id` in `role`, is valid now
+/// and not revoked; the version and suites are ones this build enforces.
+/// The error names the file or setting and what is wrong with it.
+expected<void> check_tls(const tls_config& tls, tls_role role,
+                         const std::string& id);
+
+/// Sets this process's TLS policy — the minimum version and the suites — for
+/// every TLS connection OpenSSL makes from now on. Call once, first thing
+/// (before anything else uses OpenSSL).
+expected<void> apply_tls_policy(const tls_config& tls);
+
+/// What a TLS probe found.
+enum class probe_result { ok, unreachable, no_handshake };
+
+/// Whether a TLS handshake with `host:port`, with this certificate and CA,
+/// completes within `timeout` (unreachable: no TCP connection at all).
+/// CAF 0.17 starts a handshake it never gives up on (and spins on) against
+/// a peer that accepts connections but never answers, a frozen process:
+/// connect_remote probes first.
+probe_result tls_probe(const std::string& host, uint16_t port,
+                       const tls_config& tls,
+                       std::chrono::milliseconds timeout);
+
+/// Loads CAF's openssl module with the certificate, key and CA: publish and
+/// connect_remote (actors/net.hpp) then speak mutual TLS only. Call after
+/// configure_network and check_tls.
+void configure_tls(caf::actor_system_config& cfg, const tls_config& tls);
+
+} // namespace engram::actors
