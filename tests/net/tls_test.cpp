@@ -1,0 +1,276 @@
+// The closed door between nodes: an engramd with certificates accepts only
+// mutual TLS 1.3 from a holder of a certificate of its cluster's CA. Each
+// outsider below is refused during the handshake — TLS 1.2, an anonymous
+// cipher, no client certificate, another CA's certificate, an expired one,
+// plaintext, the 32-byte BASP packet that crashed CAF 0.17 and a header
+// claiming a 4 GiB payload — and afterwards the node is up, its memory
+// bounded, and a real client still gets through.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "cluster.hpp"
+
+using namespace engram;
+using namespace engram::test;
+
+namespace {
+
+int tcp_connect(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval bound{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
+  return fd;
+}
+
+struct client_hello {
+  std::string cert; // empty: no client certificate
+  std::string key;
+  std::string ca;
+  int max_version = TLS1_3_VERSION;
+  std::string ciphers; // TLS 1.2 cipher list (empty: OpenSSL's default)
+};
+
+// Whether the node accepts a TLS client configured as `h`: the handshake
+// completes and the connection stays open (TLS 1.3 reports a refused client
+// certificate only after the client's side of the handshake).
+bool accepted(uint16_t port, const client_hello& h) {
+  int fd = tcp_connect(port);
+  if (fd < 0)
+    return false;
+  auto* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_max_proto_version(ctx, h.max_version);
+  if (!h.ciphers.empty())
+    SSL_CTX_set_cipher_list(ctx, h.ciphers.c_str());
+  if (!h.cert.empty()) {
+    SSL_CTX_use_certificate_file(ctx, h.cert.c_str(), SSL_FILETYPE_PEM);
+    SSL_CTX_use_PrivateKey_file(ctx, h.key.c_str(), SSL_FILETYPE_PEM);
+  }
+  if (!h.ca.empty())
+    SSL_CTX_load_verify_locations(ctx, h.ca.c_str(), nullptr);
+  auto* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  bool ok = SSL_connect(ssl) == 1;
+  if (ok) {
+    // Open means: nothing arrives (BASP waits for the client) and nothing
+    // closes within a moment.
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 500) == 1) {
+      char buf[64];
+      ok = SSL_read(ssl, buf, sizeof(buf)) > 0;
+    }
+  }
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  ::close(fd);
+  return ok;
+}
+
+// Sends raw bytes in plaintext; true when the node closes the connection
+// (or never answers) instead of taking them.
+bool closed_after(uint16_t port, const std::string& bytes) {
+  int fd = tcp_connect(port);
+  if (fd < 0)
+    return true;
+  ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  char buf[256];
+  auto n = ::recv(fd, buf, sizeof(buf), 0);
+  ::close(fd);
+  // A TLS alert (the node reads a ClientHello that is not one) or a close.
+  return n <= 0 || static_cast<unsigned char>(buf[0]) == 0x15;
+}
+
+// The resident memory of a process, in kB.
+long rss_kb(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::stol(line.substr(6));
+  return -1;
+}
+
+// A BASP header (CAF 0.17): operation, padding, flags, payload length,
+// operation data, source and destination node ids and actor ids.
+std::string basp_header(uint8_t operation, uint32_t payload_len,
+                        uint64_t operation_data) {
+  std::string h(32, '\0');
+  h[0] = static_cast<char>(operation);
+  for (int i = 0; i < 4; ++i)
+    h[4 + i] = static_cast<char>((payload_len >> (24 - 8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    h[8 + i] = static_cast<char>((operation_data >> (56 - 8 * i)) & 0xff);
+  return h;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(tls)
+
+BOOST_AUTO_TEST_CASE(only_mutual_tls_13_with_the_clusters_ca_gets_in) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  auto port = c.nodes[n1].port;
+  auto& certs = c.pki.dir();
+  c.pki.client("probe");
+  client_hello good{certs + "/client.probe.crt", certs + "/client.probe.key",
+                    certs + "/ca.crt"};
+  BOOST_REQUIRE(accepted(port, good)); // the control: a real client
+  // TLS 1.2 only, with a valid certificate.
+  auto tls12 = good;
+  tls12.max_version = TLS1_2_VERSION;
+  BOOST_CHECK(!accepted(port, tls12));
+  // An anonymous cipher (what CAF falls back to without keys).
+  auto anon = tls12;
+  anon.cert.clear();
+  anon.ciphers = "aNULL:@SECLEVEL=0";
+  BOOST_CHECK(!accepted(port, anon));
+  // No client certificate.
+  auto nocert = good;
+  nocert.cert.clear();
+  BOOST_CHECK(!accepted(port, nocert));
+  // Another cluster's CA.
+  temp_dir other_dir;
+  test_pki other{other_dir.sub("certs")};
+  other.client("probe");
+  client_hello foreign{other.dir() + "/client.probe.crt",
+                       other.dir() + "/client.probe.key",
+                       other.dir() + "/ca.crt"};
+  BOOST_CHECK(!accepted(port, foreign));
+  // An expired certificate of the right CA.
+  pki::issue_options old;
+  old.starts_in = std::chrono::hours{-48};
+  old.lifetime = std::chrono::hours{24};
+  auto key = pki::private_key::generate();
+  BOOST_REQUIRE(key);
+  auto expired = pki::issue(c.pki.ca(), c.pki.ca_key(), pki::role::client,
+                            "old", *key, old);
+  BOOST_REQUIRE(expired);
+  BOOST_REQUIRE(pki::write_file(certs + "/client.old.crt", expired->to_pem(),
+                                0644, true));
+  BOOST_REQUIRE(
+      pki::write_file(certs + "/client.old.key", key->to_pem(), 0600, true));
+  auto stale = good;
+  stale.cert = certs + "/client.old.crt";
+  stale.key = certs + "/client.old.key";
+  BOOST_CHECK(!accepted(port, stale));
+  // Plaintext: BASP's bytes never reach BASP — the 32-byte server-handshake
+  // header that crashed CAF 0.17, a header claiming 4 GiB, garbage.
+  auto rss_before = rss_kb(c.nodes[n1].proc.pid());
+  BOOST_CHECK(closed_after(port, basp_header(1, 0, 3)));
+  BOOST_CHECK(closed_after(port, basp_header(0, 0xffffffffu, 0)));
+  BOOST_CHECK(closed_after(port, std::string(32, '\xff')));
+  BOOST_CHECK(closed_after(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // The node is up, its memory bounded, and real clients still get in.
+  BOOST_CHECK_EQUAL(::kill(c.nodes[n1].proc.pid(), 0), 0);
+  auto rss_after = rss_kb(c.nodes[n1].proc.pid());
+  BOOST_CHECK_MESSAGE(rss_after < rss_before + 64 * 1024,
+                      "RSS " << rss_before << " kB -> " << rss_after << " kB");
+  BOOST_CHECK(accepted(port, good));
+  auto inst = c.instance(n1, "planner", "main");
+  c.learn(inst, fact_of("still", "here"));
+  BOOST_CHECK_EQUAL(c.count(inst), 1u);
+}
+
+// OpenSSL's own client, as an operator would try it: TLS 1.2 is refused.
+BOOST_AUTO_TEST_CASE(openssl_s_client_with_tls_12_is_refused) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  c.pki.client("probe");
+  auto& certs = c.pki.dir();
+  auto log = c.dir.sub("s_client.log");
+  process p{
+      {"/bin/sh", "-c",
+       "openssl s_client -connect 127.0.0.1:" + std::to_string(c.nodes[n1].port)
+           + " -tls1_2 -cert " + certs + "/client.probe.crt -key " + certs
+           + "/client.probe.key -CAfile " + certs + "/ca.crt < /dev/null"},
+      log};
+  auto rc = p.wait(20s);
+  BOOST_REQUIRE(rc);
+  BOOST_CHECK_NE(*rc, 0);
+  auto out = p.output();
+  BOOST_CHECK_MESSAGE(out.find("alert protocol version") != std::string::npos
+                          || out.find("no protocols available")
+                                 != std::string::npos,
+                      out);
+}
+
+BOOST_AUTO_TEST_CASE(start_up_refuses_unusable_tls_files) {
+  temp_dir dir;
+  test_pki pki{dir.sub("certs")};
+  pki.node("n1");
+  pki.node("n2");
+  auto start = [&](std::vector<std::string> extra,
+                   const std::string& listen = "127.0.0.1:0") {
+    std::vector<std::string> args{"--node-id",   "n1",       "--data-dir",
+                                  dir.sub("n1"), "--listen", listen};
+    args.insert(args.end(), extra.begin(), extra.end());
+    static int n = 0;
+    return run(args, dir.sub("start-" + std::to_string(++n) + ".log"));
+  };
+  auto mtls = [&](const std::string& cert, const std::string& key,
+                  const std::string& ca) {
+    auto toml = dir.sub("tls.toml");
+    std::ofstream{toml, std::ios::trunc}
+        << "[distribution.auth]\nmethod = { mtls = { certificate = \"" << cert
+        << "\", private_key = \"" << key << "\", ca = \"" << ca << "\" } }\n";
+    return std::vector<std::string>{"--config", toml};
+  };
+  auto& d = pki.dir();
+  // No security at all: refused, saying how to get it.
+  auto none = start({});
+  BOOST_CHECK_EQUAL(none.first, 2);
+  BOOST_CHECK(none.second.find("no transport security") != std::string::npos);
+  // A missing key file, an unreadable one, one of another certificate, a
+  // certificate naming another node, a missing CA.
+  auto missing
+      = start(mtls(d + "/node.n1.crt", d + "/nope.key", d + "/ca.crt"));
+  BOOST_CHECK_EQUAL(missing.first, 3);
+  BOOST_CHECK_MESSAGE(missing.second.find("nope.key") != std::string::npos,
+                      missing.second);
+  ::chmod((d + "/node.n2.key").c_str(), 0644);
+  auto readable
+      = start(mtls(d + "/node.n2.crt", d + "/node.n2.key", d + "/ca.crt"));
+  BOOST_CHECK_EQUAL(readable.first, 3);
+  BOOST_CHECK_MESSAGE(readable.second.find("chmod 600") != std::string::npos,
+                      readable.second);
+  ::chmod((d + "/node.n2.key").c_str(), 0600);
+  auto mismatch
+      = start(mtls(d + "/node.n1.crt", d + "/node.n2.key", d + "/ca.crt"));
+  BOOST_CHECK_EQUAL(mismatch.first, 3);
+  BOOST_CHECK_MESSAGE(mismatch.second.find("does not belong")
+                          != std::string::npos,
+                      mismatch.second);
+  auto other_node
+      = start(mtls(d + "/node.n2.crt", d + "/node.n2.key", d + "/ca.crt"));
+  BOOST_CHECK_EQUAL(other_node.first, 3);
+  BOOST_CHECK_MESSAGE(other_node.second.find("not 'n1'") != std::string::npos,
+                      other_node.second);
+  auto no_ca
+      = start(mtls(d + "/node.n1.crt", d + "/node.n1.key", d + "/x.crt"));
+  BOOST_CHECK_EQUAL(no_ca.first, 3);
+  // Plaintext beyond loopback needs its own flag.
+  auto wide = start({"--insecure"}, "0.0.0.0:0");
+  BOOST_CHECK_EQUAL(wide.first, 2);
+  BOOST_CHECK(wide.second.find("beyond loopback") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
