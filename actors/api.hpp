@@ -3,6 +3,7 @@
 // The plain data of the actor runtime's API: configuration and results.
 // No CAF here; `actors/types.hpp` makes these types messages.
 
+#include "actors/tls.hpp"
 #include "core/conflict.hpp"
 #include "core/engram.hpp"
 #include "core/hlc.hpp"
@@ -172,6 +173,10 @@ using event_handler
 struct node_config {
   /// Unique among the nodes that sync with each other.
   std::string node_id;
+  /// This node's certificate, key, CA and revocation list: peers must prove
+  /// their node id with a certificate of the same CA before they are peers
+  /// (none: peers are taken at their word — in-process nodes, --insecure).
+  tls_config tls;
   /// The embedded store's directory (one RocksDB database per node, one
   /// partition per hosted replica).
   std::string data_dir;

@@ -1,5 +1,6 @@
 #include "actors/net.hpp"
 
+#include "actors/internal/context.hpp"
 #include "actors/tls.hpp"
 
 #include <caf/actor_system.hpp>
@@ -26,6 +27,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <set>
 #include <thread>
 
@@ -207,6 +209,60 @@ bool reachable(const endpoint& at, std::chrono::milliseconds timeout) {
 
 } // namespace
 
+namespace {
+
+// A request from the keeper's scoped actor, bounded.
+template<class R, class... Ts>
+expected<R> ask(caf::scoped_actor& self, const node_actor& hdl, Ts... xs) {
+  expected<R> result = make_error(errc::timeout, "no answer");
+  self->request(hdl, std::chrono::seconds{2}, xs...)
+      .receive(
+          [&](R& r) {
+            result = std::move(r);
+          },
+          [&](caf::error& e) {
+            result = from_caf(e);
+          });
+  return result;
+}
+
+// The remote node proves it is `claimed`: it signs a fresh challenge with
+// the key of a certificate of this node's CA naming it. The reason it did
+// not (empty: it did).
+std::string prove_peer(const node_identity& id, const std::string& claimed,
+                       const node_actor& hdl) {
+  caf::scoped_actor self{hdl.home_system()};
+  auto challenge = pki::random_bytes(32);
+  std::string cert_pem;
+  std::string sig;
+  std::string why;
+  self->request(hdl, std::chrono::seconds{2}, prove_atom::value, challenge)
+      .receive(
+          [&](std::string& c, std::string& s) {
+            cert_pem = std::move(c);
+            sig = std::move(s);
+          },
+          [&](caf::error& e) {
+            why = "no proof of identity: " + from_caf(e).message;
+          });
+  if (!why.empty())
+    return why;
+  auto cert = pki::certificate::from_pem(cert_pem, "the peer's certificate");
+  if (!cert)
+    return cert.error_value().message;
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  if (auto ok = pki::verify(*cert, id.ca, id.crl ? &*id.crl : nullptr, now,
+                            pki::role::node, claimed);
+      !ok)
+    return ok.error_value().message;
+  if (!pki::verify_signature(
+          *cert, proof_message("node-proof", challenge, claimed, {}), sig))
+    return "the signature does not verify with the certificate of " + claimed;
+  return {};
+}
+
+} // namespace
+
 // -- peer keeper
 // ----------------------------------------------------------------
 
@@ -259,11 +315,37 @@ void peer_keeper::run() {
         event("seed_is_self", i, remote->id);
         continue;
       }
-      // Both nodes become peers of each other: we add it, and introduce
-      // ourselves (it may not have us among its seeds).
-      node_.add_peer(remote->id, caf::actor_cast<peer_actor>(remote->hdl));
-      caf::anon_send(remote->hdl, peer_atom::value, node_.id(),
-                     caf::actor_cast<peer_actor>(node_.handle()));
+      // With TLS, each proves its node id to the other (a certificate of
+      // the cluster's CA naming it, and a signature of a fresh challenge)
+      // before either takes the other as a peer.
+      if (auto& id = node_.context()->identity) {
+        if (auto why = prove_peer(*id, remote->id, remote->hdl); !why.empty()) {
+          if (!reported_failure[i])
+            event("peer_refused", i, why);
+          reported_failure[i] = true;
+          continue;
+        }
+        auto nonce = ask<std::string>(self, remote->hdl, challenge_atom::value);
+        auto sig = nonce ? id->key.sign(
+                       proof_message("peer", *nonce, node_.id(), remote->id))
+                         : expected<std::string>{nonce.error_value()};
+        if (!sig) {
+          if (!reported_failure[i])
+            event("connect_failed", i, sig.error_value().to_string());
+          reported_failure[i] = true;
+          continue;
+        }
+        node_.add_peer(remote->id, caf::actor_cast<peer_actor>(remote->hdl));
+        caf::anon_send(remote->hdl, peer_atom::value, node_.id(),
+                       caf::actor_cast<peer_actor>(node_.handle()),
+                       id->cert_pem, *nonce, *sig);
+      } else {
+        // Both nodes become peers of each other: we add it, and introduce
+        // ourselves (it may not have us among its seeds).
+        node_.add_peer(remote->id, caf::actor_cast<peer_actor>(remote->hdl));
+        caf::anon_send(remote->hdl, peer_atom::value, node_.id(),
+                       caf::actor_cast<peer_actor>(node_.handle()));
+      }
       self->monitor(remote->hdl);
       up[i] = remote->hdl.address();
       ++connected_;

@@ -18,7 +18,10 @@
 #include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <openssl/crypto.h>
+
 #include <chrono>
+#include <ctime>
 #include <map>
 #include <thread>
 
@@ -57,6 +60,9 @@ struct node_state {
   uint64_t ping_nonce = 0;
   /// The ping in flight to each peer: (nonce, wall time sent).
   std::map<std::string, std::pair<uint64_t, uint64_t>> pings;
+  /// Challenges given to nodes asking to be peers (TLS): each taken once,
+  /// within a minute.
+  std::map<std::string, std::chrono::steady_clock::time_point> challenges;
 
   static inline const char* name = "engram.node";
 
@@ -141,6 +147,16 @@ void on_clock_reading(node_ptr self, const std::string& peer,
 // A node-level frame (no agent): a peer's directory, or a clock ping.
 void on_node_frame(node_ptr self, const wire_frame& frame) {
   auto& st = self->state;
+  if (st.ctx->identity) {
+    // With TLS, a frame counts only from the process of the proven peer it
+    // names (others, and frames before the proof, are dropped: sessions
+    // resend, directories are announced again).
+    auto peer = st.peers.find(frame.from_node);
+    auto& sender = self->current_sender();
+    if (peer == st.peers.end() || !sender || !peer->second
+        || sender->node() != peer->second.node())
+      return;
+  }
   if (st.peers.count(frame.from_node) == 0) {
     constexpr size_t max_nodes = 64;
     constexpr size_t max_frames = 16;
@@ -345,6 +361,85 @@ void on_down(node_ptr self, const caf::down_msg& msg) {
   }
 }
 
+// Makes `peer` (node `peer_node`) a peer: sessions for every hosted agent,
+// the directory announced, early frames replayed.
+void register_peer(node_ptr self, const std::string& peer_node,
+                   peer_actor peer) {
+  auto& st = self->state;
+  if (peer_node == st.ctx->config.node_id || !peer
+      || !validate_name(peer_node, "peer node id"))
+    return;
+  auto& known = st.peers[peer_node];
+  // CAF compares handles by (node, actor id): a proxy made by a new
+  // connection equals the dead one. A peer we saw go down is new too.
+  bool changed = known && (known != peer || !st.ctx->cluster->live(peer_node));
+  known = peer;
+  st.ctx->cluster->up(peer_node, peer);
+  self->monitor(peer);
+  ping_peer(self, peer_node, peer); // its clock, before much syncs
+  announce(self, st.ctx->dir->local_agents(), true, {}, peer_node);
+  if (auto early = st.early_frames.find(peer_node);
+      early != st.early_frames.end()) {
+    auto frames = std::move(early->second);
+    st.early_frames.erase(early);
+    for (auto& f : frames)
+      on_node_frame(self, f);
+  }
+  for (auto& [agent_id, agent] : st.agents) {
+    auto s = agent.sessions.find(peer_node);
+    if (s == agent.sessions.end())
+      open_session(self, agent_id, agent, peer_node);
+    else if (changed)
+      self->send(s->second, peer_atom::value, peer);
+  }
+}
+
+// A node asking to be a peer proves its id (TLS): a certificate of this
+// node's CA, valid, not revoked, naming `peer_node`, and its signature of a
+// challenge given here. Refusals are logged with the reason.
+void peer_request(node_ptr self, const std::string& peer_node, peer_actor peer,
+                  const std::string& cert_pem, const std::string& nonce,
+                  const std::string& signature) {
+  auto& st = self->state;
+  auto refuse = [&](const std::string& why) {
+    if (auto& handler = st.ctx->config.on_event)
+      handler("peer_refused", {{"node", st.ctx->config.node_id},
+                               {"peer", peer_node},
+                               {"reason", why}});
+  };
+  if (cert_pem.empty()) { // this process's own code (node::add_peer)
+    auto& token = st.ctx->local_token;
+    if (nonce.size() != token.size()
+        || CRYPTO_memcmp(nonce.data(), token.data(), token.size()) != 0)
+      return refuse("no certificate and not this process's token");
+    register_peer(self, peer_node, std::move(peer));
+    return;
+  }
+  auto& id = st.ctx->identity;
+  if (!id)
+    return refuse("this node runs without TLS: it cannot check a proof");
+  auto issued = st.challenges.find(nonce);
+  if (issued == st.challenges.end()
+      || issued->second < std::chrono::steady_clock::now())
+    return refuse("the challenge was not given here, was used, or expired");
+  st.challenges.erase(issued);
+  auto cert = pki::certificate::from_pem(cert_pem, "the peer's certificate");
+  if (!cert)
+    return refuse(cert.error_value().message);
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  if (auto ok = pki::verify(*cert, id->ca, id->crl ? &*id->crl : nullptr, now,
+                            pki::role::node, peer_node);
+      !ok)
+    return refuse(ok.error_value().message);
+  if (!pki::verify_signature(
+          *cert,
+          proof_message("peer", nonce, peer_node, st.ctx->config.node_id),
+          signature))
+    return refuse("the signature does not verify with the certificate of "
+                  + peer_node);
+  register_peer(self, peer_node, std::move(peer));
+}
+
 node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
   self->state.ctx = ctx;
   self->state.clock
@@ -441,34 +536,50 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
         return inst.hdl;
       },
       [=](peer_atom, const std::string& peer_node, peer_actor& peer) {
+        // Taken at its word only without TLS (in-process nodes, --insecure).
         auto& st = self->state;
-        if (peer_node == st.ctx->config.node_id || !peer
-            || !validate_name(peer_node, "peer node id"))
+        if (st.ctx->identity) {
+          if (auto& handler = st.ctx->config.on_event)
+            handler("peer_refused", {{"node", st.ctx->config.node_id},
+                                     {"peer", peer_node},
+                                     {"reason", "no proof of identity"}});
           return;
-        auto& known = st.peers[peer_node];
-        // CAF compares handles by (node, actor id): a proxy made by a new
-        // connection equals the dead one. A peer we saw go down is new too.
-        bool changed
-            = known && (known != peer || !st.ctx->cluster->live(peer_node));
-        known = peer;
-        st.ctx->cluster->up(peer_node, peer);
-        self->monitor(peer);
-        ping_peer(self, peer_node, peer); // its clock, before much syncs
-        announce(self, st.ctx->dir->local_agents(), true, {}, peer_node);
-        if (auto early = st.early_frames.find(peer_node);
-            early != st.early_frames.end()) {
-          auto frames = std::move(early->second);
-          st.early_frames.erase(early);
-          for (auto& f : frames)
-            on_node_frame(self, f);
         }
-        for (auto& [agent_id, agent] : st.agents) {
-          auto s = agent.sessions.find(peer_node);
-          if (s == agent.sessions.end())
-            open_session(self, agent_id, agent, peer_node);
-          else if (changed)
-            self->send(s->second, peer_atom::value, peer);
-        }
+        register_peer(self, peer_node, std::move(peer));
+      },
+      [=](peer_atom, const std::string& peer_node, peer_actor& peer,
+          const std::string& cert_pem, const std::string& nonce,
+          const std::string& signature) {
+        peer_request(self, peer_node, std::move(peer), cert_pem, nonce,
+                     signature);
+      },
+      [=](challenge_atom) {
+        auto& st = self->state;
+        auto now = std::chrono::steady_clock::now();
+        for (auto i = st.challenges.begin(); i != st.challenges.end();)
+          i = i->second < now ? st.challenges.erase(i) : std::next(i);
+        if (st.challenges.size() >= 1024) // bounded: the oldest goes
+          st.challenges.erase(st.challenges.begin());
+        auto nonce = pki::random_bytes(32);
+        st.challenges.emplace(nonce, now + std::chrono::minutes{1});
+        return nonce;
+      },
+      [=](prove_atom, const std::string& challenge)
+          -> caf::result<std::string, std::string> {
+        auto& st = self->state;
+        if (!st.ctx->identity)
+          return to_caf(make_error(errc::unauthenticated,
+                                   "node " + st.ctx->config.node_id
+                                       + " runs without TLS: it has no "
+                                         "certificate to prove its id"));
+        if (challenge.size() != 32)
+          return to_caf(
+              make_error(errc::invalid_argument, "a challenge is 32 bytes"));
+        auto sig = st.ctx->identity->key.sign(
+            proof_message("node-proof", challenge, st.ctx->config.node_id, {}));
+        if (!sig)
+          return to_caf(sig.error_value());
+        return {st.ctx->identity->cert_pem, std::move(*sig)};
       },
       [=](locate_atom) {
         std::vector<std::string> result;

@@ -69,6 +69,9 @@ public:
 
   const std::shared_ptr<directory>& dir() const noexcept;
 
+  /// The node's shared context (actors/internal/context.hpp).
+  const node_context_ptr& context() const noexcept;
+
 private:
   node(caf::actor_system& sys, node_context_ptr ctx, node_actor hdl);
 

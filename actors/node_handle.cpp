@@ -97,6 +97,30 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
     for (auto& note : (*db)->notes())
       cfg.on_event("store_note", {{"node", cfg.node_id}, {"note", note}});
   auto ctx = std::make_shared<node_context>();
+  if (cfg.tls.enabled()) {
+    // What the node proves its id with, and checks its peers against.
+    if (auto ok = check_tls(cfg.tls, tls_role::node, cfg.node_id); !ok)
+      return ok.error_value();
+    auto id = std::make_shared<node_identity>();
+    auto cert = pki::load_certificate(cfg.tls.certificate);
+    auto key = pki::load_private_key(cfg.tls.private_key);
+    auto ca = pki::load_certificate(cfg.tls.ca);
+    if (!cert || !key || !ca)
+      return make_error(errc::invalid_argument,
+                        "node " + cfg.node_id + ": cannot load its TLS files");
+    id->cert = std::move(*cert);
+    id->cert_pem = id->cert.to_pem();
+    id->key = std::move(*key);
+    id->ca = std::move(*ca);
+    if (!cfg.tls.crl.empty()) {
+      auto crl = pki::load_revocation_list(cfg.tls.crl);
+      if (!crl)
+        return crl.error_value();
+      id->crl = std::move(*crl);
+    }
+    ctx->identity = std::move(id);
+  }
+  ctx->local_token = pki::random_bytes(32);
   ctx->config = std::move(cfg);
   ctx->db = std::move(*db);
   ctx->writes = std::make_shared<persistence::write_queue>(
@@ -174,8 +198,13 @@ expected<agent_actor> node::find(const std::string& agent_id,
 }
 
 void node::add_peer(const std::string& peer_node, peer_actor peer) {
-  caf::anon_send(hdl_, peer_atom::value, peer_node, std::move(peer));
+  // This process's own token: the node takes the peer as given (a remote
+  // node asking to be a peer proves its id instead).
+  caf::anon_send(hdl_, peer_atom::value, peer_node, std::move(peer),
+                 std::string{}, ctx_->local_token, std::string{});
 }
+
+const node_context_ptr& node::context() const noexcept { return ctx_; }
 
 std::string agent_partition(const std::string& agent_id) {
   return "a/" + agent_id;

@@ -128,6 +128,19 @@ expected<void> apply_tls_policy(const tls_config& tls) {
   return {};
 }
 
+std::string proof_message(const std::string& purpose,
+                          const std::string& challenge,
+                          const std::string& claimer,
+                          const std::string& verifier) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char ch : challenge) {
+    hex += digits[ch >> 4];
+    hex += digits[ch & 0xf];
+  }
+  return "engram/v1 " + purpose + "\n" + hex + "\n" + claimer + "\n" + verifier;
+}
+
 void configure_tls(caf::actor_system_config& cfg, const tls_config& tls) {
   cfg.load<caf::openssl::manager>();
   cfg.openssl_certificate = tls.certificate;

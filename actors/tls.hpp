@@ -75,6 +75,14 @@ probe_result tls_probe(const std::string& host, uint16_t port,
                        const tls_config& tls,
                        std::chrono::milliseconds timeout);
 
+/// What a node signs to prove its id: `purpose` ("node-proof": a node
+/// answering a connecting peer's challenge; "peer": a node asking to be a
+/// peer), the challenge, who claims and who is asked.
+std::string proof_message(const std::string& purpose,
+                          const std::string& challenge,
+                          const std::string& claimer,
+                          const std::string& verifier);
+
 /// Loads CAF's openssl module with the certificate, key and CA: publish and
 /// connect_remote (actors/net.hpp) then speak mutual TLS only. Call after
 /// configure_network and check_tls.

@@ -49,6 +49,8 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using attach_atom = caf::atom_constant<caf::atom("attach")>;
 using peer_atom = caf::atom_constant<caf::atom("peer")>;
+using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
+using prove_atom = caf::atom_constant<caf::atom("prove")>;
 using agent_atom = caf::atom_constant<caf::atom("agent")>;
 using instance_atom = caf::atom_constant<caf::atom("instance")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
@@ -251,6 +253,17 @@ using node_actor = caf::typed_actor<
     caf::replies_to<instance_atom, std::string,
                     std::string>::with<instance_actor>,
     caf::reacts_to<peer_atom, std::string, peer_actor>,
+    // A peer that proves its node id (TLS): its certificate (PEM), the
+    // challenge it was given here, and its signature (actors/tls.hpp,
+    // proof_message); or, with an empty certificate, this process's own
+    // token (node::add_peer).
+    caf::reacts_to<peer_atom, std::string, peer_actor, std::string, std::string,
+                   std::string>,
+    // A fresh challenge for a peer to sign.
+    caf::replies_to<challenge_atom>::with<std::string>,
+    // This node's proof of its id for a connecting peer's challenge: its
+    // certificate (PEM) and signature.
+    caf::replies_to<prove_atom, std::string>::with<std::string, std::string>,
     caf::replies_to<status_atom>::with<node_status>,
     // The cluster-wide directory: the nodes hosting an agent (this one
     // first), and the agent's actor on one of them (here when hosted,

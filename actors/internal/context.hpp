@@ -24,6 +24,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "pki/pki.hpp"
+
 namespace engram::actors {
 
 /// The node's directory: agent id → agent actor, instance key → instance
@@ -296,8 +298,22 @@ private:
 inline const persistence::partition_options in_memory_replica{false, false};
 
 /// Shared by the actors of one node.
+/// What this node proves itself with, and checks its peers against.
+struct node_identity {
+  pki::certificate cert;
+  std::string cert_pem;
+  pki::private_key key;
+  pki::certificate ca;
+  std::optional<pki::revocation_list> crl;
+};
+
 struct node_context {
   node_config config;
+  /// Set when the node runs with TLS: peers prove their id.
+  std::shared_ptr<const node_identity> identity;
+  /// Random, never leaves the process: marks a peer added by this
+  /// process's own code (node::add_peer) rather than by a remote claim.
+  std::string local_token;
   std::shared_ptr<persistence::database> db;
   /// Writes the agents' batches in order, off their threads.
   std::shared_ptr<persistence::write_queue> writes;

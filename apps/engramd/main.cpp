@@ -266,6 +266,8 @@ int main(int argc, char** argv) {
     cfg.set("scheduler.max-threads", v.threads);
   caf::actor_system sys{cfg};
   auto nc = v.node;
+  if (!v.insecure)
+    nc.tls = v.tls; // peers prove their node id with it
   // The daemon's agents have no program of their own here: asks are
   // answered from their memory (engram ask AGENT KEY|SUBJECT).
   nc.agent_defaults = [v](const std::string& id) {
@@ -275,7 +277,8 @@ int main(int argc, char** argv) {
     std::string line = "event=" + event;
     for (auto& [k, x] : xs)
       line += ' ' + k + '=' + x;
-    if (event == "session_down" || event == "clock_offset_exceeded")
+    if (event == "session_down" || event == "clock_offset_exceeded"
+        || event == "peer_refused")
       spdlog::warn("{}", line);
     else
       spdlog::info("{}", line);
@@ -327,6 +330,9 @@ int main(int argc, char** argv) {
                        id, seed);
         else if (event == "peer_down")
           spdlog::warn("event=peer_down node={} seed={} reason=\"{}\"", id,
+                       seed, detail);
+        else if (event == "peer_refused")
+          spdlog::warn("event=peer_refused node={} seed={} reason=\"{}\"", id,
                        seed, detail);
         else
           spdlog::debug("event={} node={} seed={} reason=\"{}\"", event, id,

@@ -119,6 +119,11 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   actors::node_config app_cfg;
   app_cfg.node_id = "app";
   app_cfg.data_dir = c.dir.sub("app");
+  // A node of the cluster: it proves its id with a certificate of the CA.
+  c.pki.node("app");
+  app_cfg.tls.certificate = c.pki.dir() + "/node.app.crt";
+  app_cfg.tls.private_key = c.pki.dir() + "/node.app.key";
+  app_cfg.tls.ca = c.pki.dir() + "/ca.crt";
   app_cfg.sync_writes = false;
   app_cfg.agent_defaults = [](const std::string& agent_id) {
     actors::agent_config a;
