@@ -13,6 +13,7 @@
 //                                every replica's digest equal
 #include "actors/internal/context.hpp" // the store layout the actors use
 #include "actors/net.hpp"
+#include "apps/common/certs.hpp"
 #include "apps/common/process.hpp"
 #include "persistence/store.hpp"
 
@@ -45,9 +46,12 @@ namespace fs = std::filesystem;
 namespace {
 
 struct bench_config : caf::actor_system_config {
-  bench_config() {
+  /// Mutual TLS with `tls` (plaintext when empty).
+  explicit bench_config(const actors::tls_config& tls = {}) {
     actors::register_types(*this);
     actors::configure_network(*this);
+    if (tls.enabled())
+      actors::configure_tls(*this, tls);
   }
 };
 
@@ -81,6 +85,9 @@ struct cluster {
   std::vector<apps::process> procs;
   std::vector<uint16_t> ports;
   std::string threads = "0";
+  /// The certificates directory (nodes run with mutual TLS), or empty
+  /// (--insecure).
+  std::string certs;
 
   explicit cluster(const char* name, int threads_per_node = 0)
       : dir(scratch(name)), threads(std::to_string(threads_per_node)) {}
@@ -99,8 +106,13 @@ struct cluster {
         "--data-dir",    dir + "/" + id, "--listen",
         "127.0.0.1:0",   "--port-file",  dir + "/" + id + ".port",
         "--sync-writes", "false",        "--log-level",
-        "warn",          "--threads",    threads,
-        "--insecure"};
+        "warn",          "--threads",    threads};
+    if (certs.empty()) {
+      argv.push_back("--insecure");
+    } else {
+      argv.push_back("--certs-dir");
+      argv.push_back(certs);
+    }
     for (auto s : seeds) {
       argv.push_back("--peer");
       argv.push_back("127.0.0.1:" + std::to_string(s));
@@ -508,6 +520,155 @@ void BM_heal(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_heal)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// -- secure vs plain
+// ---------------------------------------------------------------
+
+// The same remote asks and the same one-way pull, once over plaintext and
+// once over mutual TLS 1.3 (certificates made here), in one run: the ratios
+// are what TLS costs.
+struct transport_figures {
+  double ask_p50_us = 0;
+  double engrams_per_s = 0;
+  double connect_ms = 0;
+};
+
+transport_figures measure_transport(bool secure, size_t engrams) {
+  transport_figures out;
+  cluster c{secure ? "secure" : "plain", 1};
+  actors::tls_config tls;
+  if (secure)
+    tls = apps::make_cluster_certs(c.dir + "/certs", {"sink", "source"},
+                                   "bench");
+  c.certs = secure ? c.dir + "/certs" : "";
+  // The source's store: `engrams` facts of agent "bulk".
+  {
+    persistence::store_options opts{c.dir + "/source"};
+    opts.sync = false;
+    auto db = persistence::database::open(opts);
+    auto partition = actors::agent_partition("bulk");
+    auto st = persistence::store::attach(
+        *db, partition, actors::replica_of("source", partition),
+        actors::in_memory_replica);
+    system_physical_clock wall;
+    hybrid_logical_clock hlc{wall};
+    replica mem{actors::replica_of("source", partition), hlc};
+    for (size_t i = 0; i < engrams; i += 4096) {
+      replica_delta group;
+      for (size_t j = i; j < std::min(engrams, i + 4096); ++j) {
+        auto e = fact_of("key" + std::to_string(j), 256);
+        e.scope = memory_scope::agent("bulk");
+        join_deltas(group, *mem.put(std::move(e)));
+      }
+      (void)(*st)->record(group, mem);
+    }
+  }
+  auto port = c.start("sink", {});
+  bench_config cfg{tls};
+  caf::actor_system sys{cfg};
+  // Connecting: the median of 20 fresh connections' handshakes.
+  std::vector<double> connects;
+  for (int i = 0; i < 20; ++i) {
+    bench_config once_cfg{tls};
+    caf::actor_system once{once_cfg};
+    auto t0 = clk::now();
+    auto r = actors::connect_remote(once, {"127.0.0.1", port});
+    if (r)
+      connects.push_back(
+          std::chrono::duration<double, std::milli>(clk::now() - t0).count());
+  }
+  out.connect_ms = percentile(connects, 0.5);
+  auto remote = actors::connect_remote(sys, {"127.0.0.1", port});
+  if (!remote)
+    return out;
+  caf::scoped_actor self{sys};
+  actors::instance_actor inst;
+  self->request(remote->hdl, 5s, actors::instance_atom::value,
+                std::string{"planner"}, std::string{"i1"})
+      .receive(
+          [&](actors::instance_actor& x) {
+            inst = x;
+          },
+          [&](caf::error&) {});
+  self->request(inst, 5s, actors::learn_atom::value, fact_of("k", 256), false)
+      .receive([](engram_id) {}, [](caf::error&) {});
+  query_filter filter;
+  filter.limit = 1;
+  std::vector<double> us;
+  for (int i = 0; i < 2000; ++i) {
+    auto t0 = clk::now();
+    self->request(inst, 5s, actors::query_atom::value, filter)
+        .receive([](std::vector<memory_view>&) {}, [&](caf::error&) {});
+    us.push_back(
+        std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+  }
+  out.ask_p50_us = percentile(us, 0.5);
+  // The pull: an in-process source node joins the sink.
+  actors::node_config nc;
+  nc.node_id = "source";
+  nc.data_dir = c.dir + "/source";
+  nc.sync_writes = false;
+  nc.sessions.anti_entropy_interval = 200ms;
+  if (secure) {
+    nc.tls.certificate = c.dir + "/certs/node.source.crt";
+    nc.tls.private_key = c.dir + "/certs/node.source.key";
+    nc.tls.ca = c.dir + "/certs/ca.crt";
+  }
+  auto src = actors::node::start(sys, nc);
+  if (!src)
+    return out;
+  actors::agent_actor remote_agent;
+  self->request(remote->hdl, 5s, actors::agent_atom::value, std::string{"bulk"})
+      .receive(
+          [&](actors::agent_actor& a) {
+            remote_agent = a;
+          },
+          [](caf::error&) {});
+  auto local_agent = (*src)->agent("bulk").value();
+  auto digest_of = [&](const actors::agent_actor& a) {
+    uint64_t d = 0;
+    self->request(a, 10s, actors::digest_atom::value, std::string{})
+        .receive(
+            [&](uint64_t x, causal_context&) {
+              d = x;
+            },
+            [](caf::error&) {});
+    return d;
+  };
+  auto target = digest_of(local_agent);
+  auto t0 = clk::now();
+  actors::peer_keeper keeper{sys, **src, {{"127.0.0.1", port}}, nullptr};
+  auto deadline = clk::now() + 120s;
+  while (digest_of(remote_agent) != target && clk::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  auto secs = std::chrono::duration<double>(clk::now() - t0).count();
+  out.engrams_per_s
+      = clk::now() < deadline ? static_cast<double>(engrams) / secs : -1;
+  return out;
+}
+
+void BM_secure_vs_plain(benchmark::State& state) {
+  const auto n = static_cast<size_t>(state.range(0));
+  for (auto _ : state) {
+    auto plain = measure_transport(false, n);
+    auto secure = measure_transport(true, n);
+    state.counters["plain_engrams_per_s"] = plain.engrams_per_s;
+    state.counters["secure_engrams_per_s"] = secure.engrams_per_s;
+    state.counters["secure_vs_plain_engrams"]
+        = secure.engrams_per_s / plain.engrams_per_s;
+    state.counters["plain_ask_p50_us"] = plain.ask_p50_us;
+    state.counters["secure_ask_p50_us"] = secure.ask_p50_us;
+    state.counters["secure_vs_plain_ask_p50"]
+        = secure.ask_p50_us / plain.ask_p50_us;
+    state.counters["connect_ms_plain"] = plain.connect_ms;
+    state.counters["connect_ms_secure"] = secure.connect_ms;
+  }
+}
+BENCHMARK(BM_secure_vs_plain)
+    ->Arg(100'000)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
 
 } // namespace
 
