@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,6 +38,9 @@ namespace engram::actors {
 
 void configure_network(caf::actor_system_config& cfg, milliseconds heartbeat,
                        milliseconds connection_timeout) {
+  // A write to a connection the peer closed fails with EPIPE instead of
+  // killing the process (OpenSSL writes to sockets without MSG_NOSIGNAL).
+  ::signal(SIGPIPE, SIG_IGN);
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.heartbeat-interval", caf::timespan{heartbeat});
   cfg.set("middleman.connection-timeout", caf::timespan{connection_timeout});

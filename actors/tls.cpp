@@ -3,9 +3,11 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/openssl/manager.hpp>
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/conf.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -15,12 +17,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <unordered_map>
 
 #include "pki/pki.hpp"
 
@@ -233,6 +239,106 @@ probe_result tls_probe(const std::string& host, uint16_t port,
 
 } // namespace engram::actors
 
+// -- connections before their handshake ------------------------------------
+//
+// CAF accepts every connection and keeps it until the peer closes it. With
+// limits on, this process's `accept` (defined below, taking precedence over
+// libc's for CAF's calls) counts each accepted connection as
+// unauthenticated until its TLS handshake completes (SSL_accept), refuses
+// one beyond the caps, and a reaper shuts down (CAF then closes) those
+// whose handshake did not complete in time.
+
+namespace {
+
+struct pending_connection {
+  std::string source;
+  std::chrono::steady_clock::time_point since;
+  bool shut = false;
+};
+
+struct connection_guard {
+  std::mutex mtx;
+  std::unordered_map<int, pending_connection> pending;
+  std::unordered_map<std::string, size_t> per_source;
+  engram::actors::connection_limits limits;
+  std::function<void(const std::string&, const std::string&)> on_refused;
+  std::chrono::steady_clock::time_point last_report{};
+  std::atomic<bool> on{false};
+  std::atomic<size_t> count{0};
+
+  // Forgets `fd` (the caller holds the lock).
+  void forget(int fd) {
+    auto i = pending.find(fd);
+    if (i == pending.end())
+      return;
+    if (auto j = per_source.find(i->second.source);
+        j != per_source.end() && --j->second == 0)
+      per_source.erase(j);
+    pending.erase(i);
+    count = pending.size();
+  }
+
+  void report(const std::string& why, const std::string& source) {
+    auto now = std::chrono::steady_clock::now();
+    if (!on_refused || now - last_report < std::chrono::seconds{1})
+      return;
+    last_report = now;
+    on_refused(why, source);
+  }
+};
+
+connection_guard& guard() {
+  static auto* g = new connection_guard; // lives as long as the process
+  return *g;
+}
+
+std::string source_of(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET)
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr,
+                buf, sizeof(buf));
+  else if (ss.ss_family == AF_INET6)
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr,
+                buf, sizeof(buf));
+  return buf;
+}
+
+} // namespace
+
+namespace engram::actors {
+
+void limit_connections(
+    const connection_limits& limits,
+    std::function<void(const std::string&, const std::string&)> on_refused) {
+  auto& g = guard();
+  {
+    std::lock_guard<std::mutex> lock{g.mtx};
+    g.limits = limits;
+    g.on_refused = std::move(on_refused);
+  }
+  if (g.on.exchange(true))
+    return;
+  std::thread{[] {
+    auto& g = guard();
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+      std::lock_guard<std::mutex> lock{g.mtx};
+      auto now = std::chrono::steady_clock::now();
+      for (auto& [fd, c] : g.pending)
+        if (!c.shut && now - c.since > g.limits.handshake_timeout) {
+          ::shutdown(fd, SHUT_RDWR); // CAF sees the end and closes it
+          c.shut = true;
+          g.report("no TLS handshake within "
+                       + std::to_string(g.limits.handshake_timeout.count())
+                       + " ms",
+                   c.source);
+        }
+    }
+  }}.detach();
+}
+
+} // namespace engram::actors
+
 // -- OpenSSL's error queue and CAF 0.17 -----------------------------------
 //
 // OpenSSL requires the calling thread's error queue to be empty before an
@@ -304,7 +410,63 @@ int SSL_connect(SSL* ssl) {
 int SSL_accept(SSL* ssl) {
   static auto f = real<int (*)(SSL*)>("SSL_accept");
   ERR_clear_error();
-  return f(ssl);
+  auto result = f(ssl);
+  if (result == 1 && guard().count > 0) { // authenticated: no longer counted
+    auto& g = guard();
+    std::lock_guard<std::mutex> lock{g.mtx};
+    g.forget(SSL_get_fd(ssl));
+  }
+  return result;
+}
+
+int accept(int fd, sockaddr* addr, socklen_t* len) {
+  static auto f = real<int (*)(int, sockaddr*, socklen_t*)>("accept");
+  auto& g = guard();
+  if (!g.on)
+    return f(fd, addr, len);
+  sockaddr_storage ss{};
+  socklen_t sl = sizeof(ss);
+  auto conn = f(fd, reinterpret_cast<sockaddr*>(&ss), &sl);
+  if (conn < 0)
+    return conn;
+  if (addr != nullptr && len != nullptr) {
+    std::memcpy(addr, &ss, std::min<size_t>(*len, sl));
+    *len = sl;
+  }
+  auto source = source_of(ss);
+  std::lock_guard<std::mutex> lock{g.mtx};
+  auto& from = g.per_source[source];
+  if (g.pending.size() >= g.limits.max_unauthenticated
+      || from >= g.limits.max_unauthenticated_per_source) {
+    auto why = g.pending.size() >= g.limits.max_unauthenticated
+                   ? "too many connections without a TLS handshake ("
+                         + std::to_string(g.pending.size()) + ")"
+                   : "too many connections without a TLS handshake from "
+                     "one address ("
+                         + std::to_string(from) + ")";
+    if (from == 0)
+      g.per_source.erase(source);
+    static auto real_close = real<int (*)(int)>("close");
+    real_close(conn);
+    g.report(why, source);
+    errno = EAGAIN;
+    return -1;
+  }
+  ++from;
+  g.pending[conn]
+      = pending_connection{source, std::chrono::steady_clock::now()};
+  g.count = g.pending.size();
+  return conn;
+}
+
+int close(int fd) {
+  static auto f = real<int (*)(int)>("close");
+  auto& g = guard();
+  if (g.count > 0) {
+    std::lock_guard<std::mutex> lock{g.mtx};
+    g.forget(fd);
+  }
+  return f(fd);
 }
 
 } // extern "C"

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,26 @@ std::string proof_message(const std::string& purpose,
                           const std::string& challenge,
                           const std::string& claimer,
                           const std::string& verifier);
+
+/// Limits on connections that have not completed the TLS handshake (CAF
+/// accepts without limit: idle or slow connections could exhaust the node's
+/// file descriptors and lock peers and clients out).
+struct connection_limits {
+  /// A connection that has not completed the handshake by then is dropped.
+  std::chrono::milliseconds handshake_timeout{5000};
+  /// At most this many such connections at once, and from one address.
+  size_t max_unauthenticated = 512;
+  size_t max_unauthenticated_per_source = 64;
+};
+
+/// Turns the limits on for every connection this process accepts from now
+/// on (a node serving mutual TLS; `on_refused` is told about refusals, at
+/// most once a second: the reason and the source address).
+void limit_connections(
+    const connection_limits& limits,
+    std::function<void(const std::string& reason, const std::string& source)>
+        on_refused
+    = nullptr);
 
 /// Loads CAF's openssl module with the certificate, key and CA: publish and
 /// connect_remote (actors/net.hpp) then speak mutual TLS only. Call after

@@ -249,6 +249,12 @@ void read_file(const std::string& path, settings& s) {
         get(x, fkey, s.insecure_beyond_loopback);
       else if (f == "certs_dir")
         s.certs_dir = file_path(x, fkey);
+      else if (f == "handshake_timeout_ms")
+        get(x, fkey, s.handshake_timeout_ms);
+      else if (f == "max_unauthenticated")
+        get(x, fkey, s.max_unauthenticated);
+      else if (f == "max_unauthenticated_per_source")
+        get(x, fkey, s.max_unauthenticated_per_source);
       else
         unknown(fkey);
     }
@@ -560,6 +566,19 @@ void check_security(const settings& s, daemon_config& v) {
           + "' is not a TLS 1.3 suite (TLS_AES_256_GCM_SHA384, "
             "TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_GCM_SHA256)"};
   v.tls = std::move(tls);
+  if (s.handshake_timeout_ms < 100 || s.handshake_timeout_ms > 60'000)
+    throw config_error{"security.handshake_timeout_ms must be 100 to 60000"};
+  if (s.max_unauthenticated < 1 || s.max_unauthenticated > 100'000)
+    throw config_error{"security.max_unauthenticated must be 1 to 100000"};
+  if (s.max_unauthenticated_per_source < 1
+      || s.max_unauthenticated_per_source > s.max_unauthenticated)
+    throw config_error{"security.max_unauthenticated_per_source must be 1 to "
+                       "security.max_unauthenticated"};
+  v.limits.handshake_timeout
+      = std::chrono::milliseconds{s.handshake_timeout_ms};
+  v.limits.max_unauthenticated = static_cast<size_t>(s.max_unauthenticated);
+  v.limits.max_unauthenticated_per_source
+      = static_cast<size_t>(s.max_unauthenticated_per_source);
 }
 
 daemon_config check(const settings& s, const seed_resolver& resolve) {

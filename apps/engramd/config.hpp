@@ -68,6 +68,12 @@ struct settings {
   /// --insecure), and beyond loopback only with insecure_beyond_loopback.
   bool insecure = false;
   bool insecure_beyond_loopback = false;
+  /// Connections that have not completed the TLS handshake: dropped after
+  /// handshake_timeout_ms, at most max_unauthenticated at once and
+  /// max_unauthenticated_per_source from one address ([security]).
+  int64_t handshake_timeout_ms = 5000;
+  int64_t max_unauthenticated = 512;
+  int64_t max_unauthenticated_per_source = 64;
 };
 
 /// What the daemon runs with.
@@ -90,6 +96,7 @@ struct daemon_config {
   /// `insecure`.
   actors::tls_config tls;
   bool insecure = false;
+  actors::connection_limits limits;
 };
 
 /// Reads the TOML file at `path` into `s` (over what `s` holds). Every key

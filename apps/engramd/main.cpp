@@ -260,8 +260,16 @@ int main(int argc, char** argv) {
     system_config() { actors::register_types(*this); }
   } cfg;
   actors::configure_network(cfg, v.heartbeat, v.connection_timeout);
-  if (!v.insecure)
+  if (!v.insecure) {
     actors::configure_tls(cfg, v.tls);
+    actors::limit_connections(
+        v.limits,
+        [id = s.node_id](const std::string& why, const std::string& source) {
+          spdlog::warn("event=connection_refused node={} source={} "
+                       "reason=\"{}\"",
+                       id, source, why);
+        });
+  }
   if (v.threads > 0)
     cfg.set("scheduler.max-threads", v.threads);
   caf::actor_system sys{cfg};

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -363,6 +364,71 @@ BOOST_AUTO_TEST_CASE(a_peer_proves_the_node_id_it_claims) {
   BOOST_REQUIRE(st);
   for (auto& p : st->peers_up)
     BOOST_CHECK_MESSAGE(p == "n2", "a peer that proved nothing: " << p);
+}
+
+// Connections that never complete a TLS handshake cannot lock peers and
+// clients out: beyond the caps they are refused at once, the rest dropped
+// after the handshake timeout; the node's descriptors stay bounded.
+BOOST_AUTO_TEST_CASE(idle_connections_cannot_lock_anyone_out) {
+  cluster c;
+  auto toml = c.dir.sub("limits.toml");
+  std::ofstream{toml} << "[security]\nhandshake_timeout_ms = 500\n"
+                         "max_unauthenticated = 100\n"
+                         "max_unauthenticated_per_source = 20\n";
+  c.common = {"--config", toml};
+  auto n1 = c.start("n1", {});
+  auto port = c.nodes[n1].port;
+  // As many idle connections as this process may open, up to 20 000.
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 21'000);
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+  size_t wanted = std::min<size_t>(20'000, lim.rlim_cur - 200);
+  std::vector<int> idle;
+  for (size_t i = 0; i < wanted; ++i) {
+    int fd = tcp_connect(port);
+    if (fd < 0)
+      break;
+    idle.push_back(fd);
+  }
+  BOOST_TEST_MESSAGE(idle.size() << " idle connections");
+  BOOST_REQUIRE_GE(idle.size(), 1000u);
+  auto open_count = [&] {
+    size_t n = 0;
+    for (auto fd : idle) {
+      char b;
+      auto r = ::recv(fd, &b, 1, MSG_DONTWAIT);
+      n += r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 1 : 0;
+    }
+    return n;
+  };
+  // The node keeps at most the per-source cap of them...
+  BOOST_CHECK(until(
+      [&] {
+        return open_count() <= 20;
+      },
+      10s));
+  // ...a real client still gets through...
+  auto inst = c.instance(n1, "planner", "main");
+  c.learn(inst, fact_of("through", "yes"));
+  BOOST_CHECK_EQUAL(c.count(inst), 1u);
+  // ...and those it kept go after the handshake timeout.
+  BOOST_CHECK(until(
+      [&] {
+        return open_count() == 0;
+      },
+      5s));
+  for (auto fd : idle)
+    ::close(fd);
+  auto fds = 0;
+  for (auto& e : std::filesystem::directory_iterator{
+           "/proc/" + std::to_string(c.nodes[n1].proc.pid()) + "/fd"}) {
+    (void)e;
+    ++fds;
+  }
+  BOOST_CHECK_LT(fds, 300);
+  BOOST_CHECK(c.nodes[n1].proc.output().find("event=connection_refused")
+              != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
