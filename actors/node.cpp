@@ -145,18 +145,21 @@ void on_clock_reading(node_ptr self, const std::string& peer,
 }
 
 // A node-level frame (no agent): a peer's directory, or a clock ping.
+// With TLS, a frame counts only from the process of the proven peer it
+// names (others, and frames before the proof, are dropped: sessions
+// resend, directories are announced again).
+bool from_proven_peer(node_ptr self, const wire_frame& frame) {
+  auto& st = self->state;
+  if (!st.ctx->identity)
+    return true;
+  auto peer = st.peers.find(frame.from_node);
+  auto& sender = self->current_sender();
+  return peer != st.peers.end() && sender && peer->second
+         && sender->node() == peer->second.node();
+}
+
 void on_node_frame(node_ptr self, const wire_frame& frame) {
   auto& st = self->state;
-  if (st.ctx->identity) {
-    // With TLS, a frame counts only from the process of the proven peer it
-    // names (others, and frames before the proof, are dropped: sessions
-    // resend, directories are announced again).
-    auto peer = st.peers.find(frame.from_node);
-    auto& sender = self->current_sender();
-    if (peer == st.peers.end() || !sender || !peer->second
-        || sender->node() != peer->second.node())
-      return;
-  }
   if (st.peers.count(frame.from_node) == 0) {
     constexpr size_t max_nodes = 64;
     constexpr size_t max_frames = 16;
@@ -489,6 +492,8 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
       // instead of being copied (the message is not shared).
       [=](wire_frame& frame) {
         auto& st = self->state;
+        if (!from_proven_peer(self, frame))
+          return;
         if (frame.agent.empty()) {
           on_node_frame(self, frame);
           return;

@@ -112,20 +112,18 @@ expected<void> apply_tls_policy(const tls_config& tls) {
                        // A peer gone without close_notify is a closed
                        // connection (see also the error queue below).
                        "Options = IgnoreUnexpectedEOF\n";
-  auto path = (std::filesystem::temp_directory_path()
-               / ("engram-tls-" + std::to_string(::getpid()) + ".cnf"))
-                  .string();
-  if (auto ok = pki::write_file(path, conf, 0600, true); !ok)
-    return ok.error_value();
-  auto* settings = OPENSSL_INIT_new();
-  OPENSSL_INIT_set_config_filename(settings, path.c_str());
-  auto inited = OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, settings) == 1;
-  OPENSSL_INIT_free(settings);
-  // Loaded again explicitly: OpenSSL loads a configuration once per
-  // process, and something may have initialised it already.
-  auto loaded = CONF_modules_load_file(path.c_str(), nullptr, 0) > 0;
-  ::unlink(path.c_str());
-  if (!inited || !loaded) {
+  // Loaded from memory (no file another user could prepare), after
+  // OpenSSL's own configuration, which it then overrides.
+  OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr);
+  auto* bio = BIO_new_mem_buf(conf.data(), static_cast<int>(conf.size()));
+  auto* cnf = NCONF_new(nullptr);
+  long bad_line = 0;
+  bool loaded = bio != nullptr && cnf != nullptr
+                && NCONF_load_bio(cnf, bio, &bad_line) > 0
+                && CONF_modules_load(cnf, nullptr, 0) > 0;
+  NCONF_free(cnf);
+  BIO_free(bio);
+  if (!loaded) {
     ERR_clear_error();
     return make_error(errc::invalid_argument,
                       "cannot set this process's TLS policy (OpenSSL "
@@ -147,7 +145,44 @@ std::string proof_message(const std::string& purpose,
   return "engram/v1 " + purpose + "\n" + hex + "\n" + claimer + "\n" + verifier;
 }
 
+namespace {
+
+// The revocation list the handshakes of this process check (CAF's SSL
+// contexts get only the CA file).
+std::shared_ptr<const pki::revocation_list>& handshake_crl() {
+  static auto* crl = new std::shared_ptr<const pki::revocation_list>;
+  return *crl;
+}
+
+std::mutex& handshake_crl_mutex() {
+  static auto* mtx = new std::mutex;
+  return *mtx;
+}
+
+} // namespace
+
+bool revoked_peer(void* ssl_ptr) {
+  std::shared_ptr<const pki::revocation_list> crl;
+  {
+    std::lock_guard<std::mutex> lock{handshake_crl_mutex()};
+    crl = handshake_crl();
+  }
+  if (!crl)
+    return false;
+  auto* peer = SSL_get1_peer_certificate(static_cast<SSL*>(ssl_ptr));
+  if (peer == nullptr)
+    return false;
+  pki::certificate cert{peer}; // owns it now
+  return crl->revokes(cert);
+}
+
 void configure_tls(caf::actor_system_config& cfg, const tls_config& tls) {
+  if (!tls.crl.empty())
+    if (auto crl = pki::load_revocation_list(tls.crl)) {
+      std::lock_guard<std::mutex> lock{handshake_crl_mutex()};
+      handshake_crl()
+          = std::make_shared<const pki::revocation_list>(std::move(*crl));
+    }
   cfg.load<caf::openssl::manager>();
   cfg.openssl_certificate = tls.certificate;
   cfg.openssl_key = tls.private_key;
@@ -278,13 +313,31 @@ struct connection_guard {
     count = pending.size();
   }
 
+  // Notes a refusal to tell (at most one a second; the caller holds the
+  // lock and calls deliver() once it released it).
   void report(const std::string& why, const std::string& source) {
     auto now = std::chrono::steady_clock::now();
     if (!on_refused || now - last_report < std::chrono::seconds{1})
       return;
     last_report = now;
-    on_refused(why, source);
+    unreported.emplace_back(why, source);
   }
+
+  // Tells what report() noted, without the lock (a log write may block).
+  void deliver() {
+    std::vector<std::pair<std::string, std::string>> xs;
+    std::function<void(const std::string&, const std::string&)> f;
+    {
+      std::lock_guard<std::mutex> lock{mtx};
+      xs.swap(unreported);
+      f = on_refused;
+    }
+    if (f)
+      for (auto& [why, source] : xs)
+        f(why, source);
+  }
+
+  std::vector<std::pair<std::string, std::string>> unreported;
 };
 
 connection_guard& guard() {
@@ -322,17 +375,20 @@ void limit_connections(
     auto& g = guard();
     for (;;) {
       std::this_thread::sleep_for(std::chrono::milliseconds{100});
-      std::lock_guard<std::mutex> lock{g.mtx};
-      auto now = std::chrono::steady_clock::now();
-      for (auto& [fd, c] : g.pending)
-        if (!c.shut && now - c.since > g.limits.handshake_timeout) {
-          ::shutdown(fd, SHUT_RDWR); // CAF sees the end and closes it
-          c.shut = true;
-          g.report("no TLS handshake within "
-                       + std::to_string(g.limits.handshake_timeout.count())
-                       + " ms",
-                   c.source);
-        }
+      {
+        std::lock_guard<std::mutex> lock{g.mtx};
+        auto now = std::chrono::steady_clock::now();
+        for (auto& [fd, c] : g.pending)
+          if (!c.shut && now - c.since > g.limits.handshake_timeout) {
+            ::shutdown(fd, SHUT_RDWR); // CAF sees the end and closes it
+            c.shut = true;
+            g.report("no TLS handshake within "
+                         + std::to_string(g.limits.handshake_timeout.count())
+                         + " ms",
+                     c.source);
+          }
+      }
+      g.deliver();
     }
   }}.detach();
 }
@@ -394,6 +450,10 @@ int SSL_connect(SSL* ssl) {
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
   }
   auto result = f(ssl);
+  if (result == 1 && engram::actors::revoked_peer(ssl)) {
+    ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
+    result = -1;
+  }
   if (blocking) {
     auto err = result == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, result);
     timeval none{0, 0};
@@ -411,10 +471,33 @@ int SSL_accept(SSL* ssl) {
   static auto f = real<int (*)(SSL*)>("SSL_accept");
   ERR_clear_error();
   auto result = f(ssl);
-  if (result == 1 && guard().count > 0) { // authenticated: no longer counted
-    auto& g = guard();
+  auto& g = guard();
+  if (result == 1 && engram::actors::revoked_peer(ssl)) {
+    // A certificate the CA revoked: the handshake fails after all.
+    ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
+    result = -1;
+  }
+  if (result == 1 && g.count > 0) { // authenticated: no longer counted
     std::lock_guard<std::mutex> lock{g.mtx};
     g.forget(SSL_get_fd(ssl));
+  } else if (result <= 0 && g.on
+             && SSL_get_error(ssl, result) == SSL_ERROR_SSL) {
+    // Refused in the handshake: said why (the queue is only peeked at:
+    // CAF reads it next).
+    char why[256] = "the TLS handshake failed";
+    if (auto e = ERR_peek_error(); e != 0)
+      ERR_error_string_n(e, why, sizeof(why));
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof(ss);
+    std::string source = "?";
+    if (::getpeername(SSL_get_fd(ssl), reinterpret_cast<sockaddr*>(&ss), &sl)
+        == 0)
+      source = source_of(ss);
+    {
+      std::lock_guard<std::mutex> lock{g.mtx};
+      g.report(std::string{"TLS handshake refused: "} + why, source);
+    }
+    g.deliver();
   }
   return result;
 }
@@ -434,28 +517,50 @@ int accept(int fd, sockaddr* addr, socklen_t* len) {
     *len = sl;
   }
   auto source = source_of(ss);
-  std::lock_guard<std::mutex> lock{g.mtx};
-  auto& from = g.per_source[source];
-  if (g.pending.size() >= g.limits.max_unauthenticated
-      || from >= g.limits.max_unauthenticated_per_source) {
-    auto why = g.pending.size() >= g.limits.max_unauthenticated
-                   ? "too many connections without a TLS handshake ("
-                         + std::to_string(g.pending.size()) + ")"
-                   : "too many connections without a TLS handshake from "
-                     "one address ("
-                         + std::to_string(from) + ")";
-    if (from == 0)
-      g.per_source.erase(source);
+  bool refused = false;
+  {
+    std::lock_guard<std::mutex> lock{g.mtx};
+    auto& from = g.per_source[source];
+    if (from >= g.limits.max_unauthenticated_per_source) {
+      // One address holds its share already: its newest goes.
+      g.report("too many connections without a TLS handshake from one "
+               "address ("
+                   + std::to_string(from) + ")",
+               source);
+      refused = true;
+    } else {
+      if (g.pending.size() >= g.limits.max_unauthenticated) {
+        // Full: the oldest goes (shut down: CAF then closes it), so that
+        // idle connections cannot keep new ones out.
+        auto oldest = g.pending.end();
+        for (auto i = g.pending.begin(); i != g.pending.end(); ++i)
+          if (!i->second.shut
+              && (oldest == g.pending.end()
+                  || i->second.since < oldest->second.since))
+            oldest = i;
+        if (oldest != g.pending.end()) {
+          ::shutdown(oldest->first, SHUT_RDWR);
+          oldest->second.shut = true;
+          g.report("too many connections without a TLS handshake ("
+                       + std::to_string(g.pending.size())
+                       + "): the oldest dropped",
+                   oldest->second.source);
+        }
+      }
+      ++from;
+      g.pending[conn]
+          = pending_connection{source, std::chrono::steady_clock::now()};
+      g.count = g.pending.size();
+    }
+  }
+  if (refused) {
     static auto real_close = real<int (*)(int)>("close");
     real_close(conn);
-    g.report(why, source);
+    g.deliver();
     errno = EAGAIN;
     return -1;
   }
-  ++from;
-  g.pending[conn]
-      = pending_connection{source, std::chrono::steady_clock::now()};
-  g.count = g.pending.size();
+  g.deliver();
   return conn;
 }
 

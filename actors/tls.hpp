@@ -104,6 +104,10 @@ void limit_connections(
         on_refused
     = nullptr);
 
+/// True when the peer certificate of the TLS connection `ssl` (an SSL*)
+/// is in the revocation list configure_tls loaded.
+bool revoked_peer(void* ssl);
+
 /// Loads CAF's openssl module with the certificate, key and CA: publish and
 /// connect_remote (actors/net.hpp) then speak mutual TLS only. Call after
 /// configure_network and check_tls.

@@ -1,5 +1,6 @@
 #include "apps/engramd/config.hpp"
 
+#include <arpa/inet.h>
 #include <toml.hpp>
 
 #include <algorithm>
@@ -534,8 +535,11 @@ void check_security(const settings& s, daemon_config& v) {
         "or run in plaintext with --insecure ([security] insecure = true)"};
   if (s.insecure) {
     auto& h = v.listen.host;
-    bool loopback = h == "127.0.0.1" || h == "::1" || h == "localhost"
-                    || h.rfind("127.", 0) == 0;
+    // A literal loopback address (a name could resolve anywhere).
+    in_addr v4{};
+    bool loopback = h == "::1" || h == "localhost"
+                    || (::inet_pton(AF_INET, h.c_str(), &v4) == 1
+                        && (ntohl(v4.s_addr) >> 24) == 127);
     if (!loopback && !s.insecure_beyond_loopback)
       throw config_error{
           "listen " + s.listen

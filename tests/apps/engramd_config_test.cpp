@@ -231,6 +231,9 @@ BOOST_FIXTURE_TEST_CASE(transport_security_is_mutual_tls_by_default,
   BOOST_CHECK(mentions(refusal("listen = \"0.0.0.0:7420\"\n[security]\n"
                                "insecure = true\n"),
                        "beyond loopback"));
+  BOOST_CHECK(mentions(refusal("listen = \"127.example.com:7420\"\n"
+                               "[security]\ninsecure = true\n"),
+                       "beyond loopback"));
   auto wide = config("listen = \"0.0.0.0:7420\"\n[security]\ninsecure = "
                      "true\ninsecure_beyond_loopback = true\n",
                      false);
