@@ -5,6 +5,7 @@
 
 #include "actors/node.hpp"
 
+#include "actors/internal/node_state.hpp"
 #include "actors/internal/spawn.hpp"
 #include "messages/envelope.hpp"
 
@@ -28,59 +29,6 @@
 namespace engram::actors {
 
 namespace {
-
-/// A child that failed more often than this (over the node's life) is not
-/// respawned again.
-constexpr size_t max_restarts = 5;
-
-struct hosted_agent {
-  agent_actor hdl;
-  std::map<std::string, session_actor> sessions; // by peer node
-  size_t restarts = 0;
-};
-
-struct hosted_instance {
-  instance_actor hdl;
-  std::string agent_id;
-  std::string instance_id;
-  size_t restarts = 0;
-};
-
-struct node_state {
-  node_context_ptr ctx;
-  std::map<std::string, hosted_agent> agents;
-  std::map<std::string, hosted_instance> instances; // by directory key
-  std::map<std::string, peer_actor> peers;
-  /// Directory frames from nodes not (yet) peers: a peer's first
-  /// announcement can overtake the message that makes it our peer (they
-  /// come from different actors). Replayed when it becomes one; bounded.
-  std::map<std::string, std::vector<wire_frame>> early_frames;
-  size_t respawns = 0;
-  std::unique_ptr<hybrid_logical_clock> clock;
-  uint64_t ping_nonce = 0;
-  /// The ping in flight to each peer: (nonce, wall time sent).
-  std::map<std::string, std::pair<uint64_t, uint64_t>> pings;
-  /// Challenges given to nodes asking to be peers (TLS): each taken once,
-  /// within a minute.
-  std::map<std::string, std::chrono::steady_clock::time_point> challenges;
-
-  static inline const char* name = "engram.node";
-
-  // Children are monitored, not linked: they stop with the node.
-  ~node_state() {
-    for (auto& [_, agent] : agents) {
-      for (auto& [_, s] : agent.sessions)
-        caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(agent.hdl, caf::exit_reason::user_shutdown);
-    }
-    for (auto& [_, inst] : instances)
-      caf::anon_send_exit(inst.hdl, caf::exit_reason::user_shutdown);
-    if (ctx)
-      ctx->dir->clear();
-  }
-};
-
-using node_ptr = node_actor::stateful_pointer<node_state>;
 
 // Tells peers (`to`, or all) which agents this node hosts.
 void announce(node_ptr self, const std::vector<std::string>& agents, bool full,
@@ -364,6 +312,8 @@ void on_down(node_ptr self, const caf::down_msg& msg) {
   }
 }
 
+} // namespace
+
 // Makes `peer` (node `peer_node`) a peer: sessions for every hosted agent,
 // the directory announced, early frames replayed.
 void register_peer(node_ptr self, const std::string& peer_node,
@@ -397,51 +347,7 @@ void register_peer(node_ptr self, const std::string& peer_node,
   }
 }
 
-// A node asking to be a peer proves its id (TLS): a certificate of this
-// node's CA, valid, not revoked, naming `peer_node`, and its signature of a
-// challenge given here. Refusals are logged with the reason.
-void peer_request(node_ptr self, const std::string& peer_node, peer_actor peer,
-                  const std::string& cert_pem, const std::string& nonce,
-                  const std::string& signature) {
-  auto& st = self->state;
-  auto refuse = [&](const std::string& why) {
-    if (auto& handler = st.ctx->config.on_event)
-      handler("peer_refused", {{"node", st.ctx->config.node_id},
-                               {"peer", peer_node},
-                               {"reason", why}});
-  };
-  if (cert_pem.empty()) { // this process's own code (node::add_peer)
-    auto& token = st.ctx->local_token;
-    if (nonce.size() != token.size()
-        || CRYPTO_memcmp(nonce.data(), token.data(), token.size()) != 0)
-      return refuse("no certificate and not this process's token");
-    register_peer(self, peer_node, std::move(peer));
-    return;
-  }
-  auto& id = st.ctx->identity;
-  if (!id)
-    return refuse("this node runs without TLS: it cannot check a proof");
-  auto issued = st.challenges.find(nonce);
-  if (issued == st.challenges.end()
-      || issued->second < std::chrono::steady_clock::now())
-    return refuse("the challenge was not given here, was used, or expired");
-  st.challenges.erase(issued);
-  auto cert = pki::certificate::from_pem(cert_pem, "the peer's certificate");
-  if (!cert)
-    return refuse(cert.error_value().message);
-  auto now = static_cast<int64_t>(std::time(nullptr));
-  if (auto ok = pki::verify(*cert, id->ca, id->crl ? &*id->crl : nullptr, now,
-                            pki::role::node, peer_node);
-      !ok)
-    return refuse(ok.error_value().message);
-  if (!pki::verify_signature(
-          *cert,
-          proof_message("peer", nonce, peer_node, st.ctx->config.node_id),
-          signature))
-    return refuse("the signature does not verify with the certificate of "
-                  + peer_node);
-  register_peer(self, peer_node, std::move(peer));
-}
+namespace {
 
 node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
   self->state.ctx = ctx;
@@ -559,32 +465,11 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
                      signature);
       },
       [=](challenge_atom) {
-        auto& st = self->state;
-        auto now = std::chrono::steady_clock::now();
-        for (auto i = st.challenges.begin(); i != st.challenges.end();)
-          i = i->second < now ? st.challenges.erase(i) : std::next(i);
-        if (st.challenges.size() >= 1024) // bounded: the oldest goes
-          st.challenges.erase(st.challenges.begin());
-        auto nonce = pki::random_bytes(32);
-        st.challenges.emplace(nonce, now + std::chrono::minutes{1});
-        return nonce;
+        return issue_challenge(self);
       },
       [=](prove_atom, const std::string& challenge)
           -> caf::result<std::string, std::string> {
-        auto& st = self->state;
-        if (!st.ctx->identity)
-          return to_caf(make_error(errc::unauthenticated,
-                                   "node " + st.ctx->config.node_id
-                                       + " runs without TLS: it has no "
-                                         "certificate to prove its id"));
-        if (challenge.size() != 32)
-          return to_caf(
-              make_error(errc::invalid_argument, "a challenge is 32 bytes"));
-        auto sig = st.ctx->identity->key.sign(
-            proof_message("node-proof", challenge, st.ctx->config.node_id, {}));
-        if (!sig)
-          return to_caf(sig.error_value());
-        return {st.ctx->identity->cert_pem, std::move(*sig)};
+        return prove_identity(self, challenge);
       },
       [=](locate_atom) {
         std::vector<std::string> result;

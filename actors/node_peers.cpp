@@ -1,0 +1,91 @@
+// The node's peers prove their node id (TLS): the challenges this node
+// gives, its own proof, and the check of a node asking to be a peer.
+
+#include "actors/internal/node_state.hpp"
+#include "actors/tls.hpp"
+
+#include <openssl/crypto.h>
+
+#include <ctime>
+
+#include "pki/pki.hpp"
+
+namespace engram::actors {
+
+// A node asking to be a peer proves its id (TLS): a certificate of this
+// node's CA, valid, not revoked, naming `peer_node`, and its signature of a
+// challenge given here. Refusals are logged with the reason.
+void peer_request(node_ptr self, const std::string& peer_node, peer_actor peer,
+                  const std::string& cert_pem, const std::string& nonce,
+                  const std::string& signature) {
+  auto& st = self->state;
+  auto refuse = [&](const std::string& why) {
+    if (auto& handler = st.ctx->config.on_event)
+      handler("peer_refused", {{"node", st.ctx->config.node_id},
+                               {"peer", peer_node},
+                               {"reason", why}});
+  };
+  if (cert_pem.empty()) { // this process's own code (node::add_peer)
+    auto& token = st.ctx->local_token;
+    if (nonce.size() != token.size()
+        || CRYPTO_memcmp(nonce.data(), token.data(), token.size()) != 0)
+      return refuse("no certificate and not this process's token");
+    register_peer(self, peer_node, std::move(peer));
+    return;
+  }
+  auto& id = st.ctx->identity;
+  if (!id)
+    return refuse("this node runs without TLS: it cannot check a proof");
+  auto issued = st.challenges.find(nonce);
+  if (issued == st.challenges.end()
+      || issued->second < std::chrono::steady_clock::now())
+    return refuse("the challenge was not given here, was used, or expired");
+  st.challenges.erase(issued);
+  auto cert = pki::certificate::from_pem(cert_pem, "the peer's certificate");
+  if (!cert)
+    return refuse(cert.error_value().message);
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  if (auto ok = pki::verify(*cert, id->ca, id->crl ? &*id->crl : nullptr, now,
+                            pki::role::node, peer_node);
+      !ok)
+    return refuse(ok.error_value().message);
+  if (!pki::verify_signature(
+          *cert,
+          proof_message("peer", nonce, peer_node, st.ctx->config.node_id),
+          signature))
+    return refuse("the signature does not verify with the certificate of "
+                  + peer_node);
+  register_peer(self, peer_node, std::move(peer));
+}
+
+std::string issue_challenge(node_ptr self) {
+  auto& st = self->state;
+  auto now = std::chrono::steady_clock::now();
+  for (auto i = st.challenges.begin(); i != st.challenges.end();)
+    i = i->second < now ? st.challenges.erase(i) : std::next(i);
+  if (st.challenges.size() >= 1024) // bounded: one goes
+    st.challenges.erase(st.challenges.begin());
+  auto nonce = pki::random_bytes(32);
+  st.challenges.emplace(nonce, now + std::chrono::minutes{1});
+  return nonce;
+}
+
+caf::result<std::string, std::string>
+prove_identity(node_ptr self, const std::string& challenge) {
+  auto& st = self->state;
+  if (!st.ctx->identity)
+    return to_caf(
+        make_error(errc::unauthenticated, "node " + st.ctx->config.node_id
+                                              + " runs without TLS: it has no "
+                                                "certificate to prove its id"));
+  if (challenge.size() != 32)
+    return to_caf(
+        make_error(errc::invalid_argument, "a challenge is 32 bytes"));
+  auto sig = st.ctx->identity->key.sign(
+      proof_message("node-proof", challenge, st.ctx->config.node_id, {}));
+  if (!sig)
+    return to_caf(sig.error_value());
+  return {st.ctx->identity->cert_pem, std::move(*sig)};
+}
+
+} // namespace engram::actors
