@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "pki/pki.hpp"
@@ -63,8 +64,13 @@ std::string issue_challenge(node_ptr self) {
   auto now = std::chrono::steady_clock::now();
   for (auto i = st.challenges.begin(); i != st.challenges.end();)
     i = i->second < now ? st.challenges.erase(i) : std::next(i);
-  if (st.challenges.size() >= 1024) // bounded: one goes
-    st.challenges.erase(st.challenges.begin());
+  if (st.challenges.size() >= 1024) { // bounded: the oldest goes
+    auto oldest = std::min_element(st.challenges.begin(), st.challenges.end(),
+                                   [](const auto& x, const auto& y) {
+                                     return x.second < y.second;
+                                   });
+    st.challenges.erase(oldest);
+  }
   auto nonce = pki::random_bytes(32);
   st.challenges.emplace(nonce, now + std::chrono::minutes{1});
   return nonce;
