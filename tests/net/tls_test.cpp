@@ -428,7 +428,7 @@ BOOST_AUTO_TEST_CASE(idle_connections_cannot_lock_anyone_out) {
     idle.push_back(fd);
   }
   BOOST_TEST_MESSAGE(idle.size() << " idle connections");
-  BOOST_REQUIRE_GE(idle.size(), 1000u);
+  BOOST_REQUIRE_GE(idle.size(), std::min<size_t>(1000, wanted));
   auto open_count = [&] {
     size_t n = 0;
     for (auto fd : idle) {
