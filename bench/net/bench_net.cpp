@@ -222,33 +222,37 @@ BENCHMARK(BM_remote_ask)->Iterations(5000)->UseRealTime();
 // -- one-way deltas
 // ----------------------------------------------------------------
 
+// The store of node "source" at `dir`, holding `n` facts (256 B) of agent
+// "bulk", written as the node would.
+void fill_source_store(const std::string& dir, size_t n) {
+  persistence::store_options opts{dir};
+  opts.sync = false;
+  auto db = persistence::database::open(opts);
+  auto partition = actors::agent_partition("bulk");
+  auto st = persistence::store::attach(*db, partition,
+                                       actors::replica_of("source", partition),
+                                       actors::in_memory_replica);
+  system_physical_clock wall;
+  hybrid_logical_clock hlc{wall};
+  replica mem{actors::replica_of("source", partition), hlc};
+  for (size_t i = 0; i < n; i += 4096) {
+    replica_delta group;
+    for (size_t j = i; j < std::min(n, i + 4096); ++j) {
+      auto e = fact_of("key" + std::to_string(j), 256);
+      e.scope = memory_scope::agent("bulk");
+      join_deltas(group, *mem.put(std::move(e)));
+    }
+    (void)(*st)->record(group, mem);
+  }
+}
+
 // A node whose store holds `n` engrams (256 B) of agent "bulk" joins an empty
 // engramd peer: time until the peer's replica equals it (the pull streams
 // in batches of 1 024 versions, acknowledged).
 void BM_remote_engrams(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
   cluster c{"oneway"};
-  {
-    persistence::store_options opts{c.dir + "/source"};
-    opts.sync = false;
-    auto db = persistence::database::open(opts);
-    auto partition = actors::agent_partition("bulk");
-    auto st = persistence::store::attach(
-        *db, partition, actors::replica_of("source", partition),
-        actors::in_memory_replica);
-    system_physical_clock wall;
-    hybrid_logical_clock hlc{wall};
-    replica mem{actors::replica_of("source", partition), hlc};
-    for (size_t i = 0; i < n; i += 4096) {
-      replica_delta group;
-      for (size_t j = i; j < std::min(n, i + 4096); ++j) {
-        auto e = fact_of("key" + std::to_string(j), 256);
-        e.scope = memory_scope::agent("bulk");
-        join_deltas(group, *mem.put(std::move(e)));
-      }
-      (void)(*st)->record(group, mem);
-    }
-  }
+  fill_source_store(c.dir + "/source", n);
   auto port = c.start("sink", {});
   bench_config cfg;
   caf::actor_system sys{cfg};
@@ -541,28 +545,7 @@ transport_figures measure_transport(bool secure, size_t engrams) {
     tls = apps::make_cluster_certs(c.dir + "/certs", {"sink", "source"},
                                    "bench");
   c.certs = secure ? c.dir + "/certs" : "";
-  // The source's store: `engrams` facts of agent "bulk".
-  {
-    persistence::store_options opts{c.dir + "/source"};
-    opts.sync = false;
-    auto db = persistence::database::open(opts);
-    auto partition = actors::agent_partition("bulk");
-    auto st = persistence::store::attach(
-        *db, partition, actors::replica_of("source", partition),
-        actors::in_memory_replica);
-    system_physical_clock wall;
-    hybrid_logical_clock hlc{wall};
-    replica mem{actors::replica_of("source", partition), hlc};
-    for (size_t i = 0; i < engrams; i += 4096) {
-      replica_delta group;
-      for (size_t j = i; j < std::min(engrams, i + 4096); ++j) {
-        auto e = fact_of("key" + std::to_string(j), 256);
-        e.scope = memory_scope::agent("bulk");
-        join_deltas(group, *mem.put(std::move(e)));
-      }
-      (void)(*st)->record(group, mem);
-    }
-  }
+  fill_source_store(c.dir + "/source", engrams);
   auto port = c.start("sink", {});
   bench_config cfg{tls};
   caf::actor_system sys{cfg};
