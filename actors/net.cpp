@@ -262,7 +262,24 @@ std::string prove_peer(const node_identity& id, const std::string& claimed,
   if (!pki::verify_signature(
           *cert, proof_message("node-proof", challenge, claimed, {}), sig))
     return "the signature does not verify with the certificate of " + claimed;
-  return {};
+  // Bound to the connection: its TLS certificate names `claimed` too (a
+  // node with a certificate of its own cannot pass on another's proof).
+  std::string addr;
+  uint16_t port = 0;
+  self->request(hdl.home_system().middleman().actor_handle(),
+                std::chrono::seconds{2}, caf::get_atom::value, hdl.node())
+      .receive(
+          [&](caf::node_id&, std::string& a, uint16_t p) {
+            addr = std::move(a);
+            port = p;
+          },
+          [&](caf::error& e) {
+            why = "cannot tell which connection the proof came over: "
+                  + from_caf(e).message;
+          });
+  if (!why.empty())
+    return why;
+  return not_node_connection(addr, port, claimed);
 }
 
 } // namespace
@@ -340,9 +357,11 @@ void peer_keeper::run() {
           continue;
         }
         node_.add_peer(remote->id, caf::actor_cast<peer_actor>(remote->hdl));
-        caf::anon_send(remote->hdl, peer_atom::value, node_.id(),
-                       caf::actor_cast<peer_actor>(node_.handle()),
-                       id->cert_pem, *nonce, *sig);
+        // (sent, not anonymous: the node checks that the connection its
+        // sender's process speaks over is authenticated as this node)
+        self->send(remote->hdl, peer_atom::value, node_.id(),
+                   caf::actor_cast<peer_actor>(node_.handle()), id->cert_pem,
+                   *nonce, *sig);
       } else {
         // Both nodes become peers of each other: we add it, and introduce
         // ourselves (it may not have us among its seeds).

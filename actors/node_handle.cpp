@@ -6,6 +6,7 @@
 #include "actors/node.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/scoped_actor.hpp>
 
@@ -108,6 +109,16 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
     if (!cert || !key || !ca)
       return make_error(errc::invalid_argument,
                         "node " + cfg.node_id + ": cannot load its TLS files");
+    // Its proof is bound to its connections: the actor system must speak
+    // TLS with this certificate (peers refuse another one's connection).
+    auto spoken = pki::load_certificate(sys.config().openssl_certificate);
+    if (!spoken || spoken->fingerprint() != cert->fingerprint())
+      return make_error(
+          errc::invalid_argument,
+          "node " + cfg.node_id + ": its actor system speaks TLS with '"
+              + sys.config().openssl_certificate
+              + "', not the node's certificate '" + cfg.tls.certificate
+              + "' (peers would refuse its connections)");
     id->cert = std::move(*cert);
     id->cert_pem = id->cert.to_pem();
     id->key = std::move(*key);

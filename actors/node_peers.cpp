@@ -4,6 +4,8 @@
 #include "actors/internal/node_state.hpp"
 #include "actors/tls.hpp"
 
+#include <caf/io/middleman.hpp>
+
 #include <openssl/crypto.h>
 
 #include <algorithm>
@@ -13,6 +15,19 @@
 
 namespace engram::actors {
 
+namespace {
+
+void refuse_peer(node_ptr self, const std::string& peer_node,
+                 const std::string& why) {
+  auto& st = self->state;
+  if (auto& handler = st.ctx->config.on_event)
+    handler("peer_refused", {{"node", st.ctx->config.node_id},
+                             {"peer", peer_node},
+                             {"reason", why}});
+}
+
+} // namespace
+
 // A node asking to be a peer proves its id (TLS): a certificate of this
 // node's CA, valid, not revoked, naming `peer_node`, and its signature of a
 // challenge given here. Refusals are logged with the reason.
@@ -21,10 +36,7 @@ void peer_request(node_ptr self, const std::string& peer_node, peer_actor peer,
                   const std::string& signature) {
   auto& st = self->state;
   auto refuse = [&](const std::string& why) {
-    if (auto& handler = st.ctx->config.on_event)
-      handler("peer_refused", {{"node", st.ctx->config.node_id},
-                               {"peer", peer_node},
-                               {"reason", why}});
+    refuse_peer(self, peer_node, why);
   };
   if (cert_pem.empty()) { // this process's own code (node::add_peer)
     auto& token = st.ctx->local_token;
@@ -56,7 +68,29 @@ void peer_request(node_ptr self, const std::string& peer_node, peer_actor peer,
           signature))
     return refuse("the signature does not verify with the certificate of "
                   + peer_node);
-  register_peer(self, peer_node, std::move(peer));
+  // The proof is bound to the connection it came over: that connection's
+  // TLS certificate must name peer_node too (a node holding a certificate
+  // of its own cannot pass on another node's proof). CAF tells which
+  // connection carries the sender's messages.
+  auto& sender = self->current_sender();
+  if (!sender || !peer || sender->node() != peer.node())
+    return refuse("the peer's handle is not of the process that asked");
+  auto mm = self->system().middleman().actor_handle();
+  self->request(mm, std::chrono::seconds{5}, caf::get_atom::value,
+                sender->node())
+      .then(
+          [=](const caf::node_id&, const std::string& addr,
+              uint16_t port) mutable {
+            if (auto why = not_node_connection(addr, port, peer_node);
+                !why.empty())
+              return refuse_peer(self, peer_node, why);
+            register_peer(self, peer_node, std::move(peer));
+          },
+          [=](caf::error& e) {
+            refuse_peer(self, peer_node,
+                        "cannot tell which connection the proof came over: "
+                            + from_caf(e).message);
+          });
 }
 
 std::string issue_challenge(node_ptr self) {

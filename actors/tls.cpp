@@ -345,6 +345,61 @@ connection_guard& guard() {
   return *g;
 }
 
+// The peers of the live TLS connections (by descriptor): who their
+// certificate names and their address as CAF reports it.
+struct authenticated_peer {
+  std::string addr;
+  uint16_t port = 0;
+  engram::actors::tls_peer_identity identity;
+};
+
+struct authenticated_peers {
+  std::mutex mtx;
+  std::unordered_map<int, authenticated_peer> by_fd;
+  std::atomic<size_t> count{0};
+};
+
+authenticated_peers& tls_peers() {
+  static auto* p = new authenticated_peers; // lives as long as the process
+  return *p;
+}
+
+std::string source_of(const sockaddr_storage& ss);
+
+// Records the peer of `ssl`, whose handshake just completed.
+void remember_peer(SSL* ssl) {
+  auto fd = SSL_get_fd(ssl);
+  auto* x509 = SSL_get1_peer_certificate(ssl);
+  if (fd < 0 || x509 == nullptr)
+    return;
+  engram::pki::certificate cert{x509}; // owns it now
+  sockaddr_storage ss{};
+  socklen_t sl = sizeof(ss);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0)
+    return;
+  authenticated_peer peer;
+  peer.addr = source_of(ss);
+  if (ss.ss_family == AF_INET)
+    peer.port = ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  else if (ss.ss_family == AF_INET6)
+    peer.port = ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+  peer.identity.role = engram::pki::to_string(cert.role());
+  peer.identity.id = cert.id();
+  auto& p = tls_peers();
+  std::lock_guard<std::mutex> lock{p.mtx};
+  p.by_fd[fd] = std::move(peer);
+  p.count = p.by_fd.size();
+}
+
+void forget_peer(int fd) {
+  auto& p = tls_peers();
+  if (p.count == 0)
+    return;
+  std::lock_guard<std::mutex> lock{p.mtx};
+  p.by_fd.erase(fd);
+  p.count = p.by_fd.size();
+}
+
 std::string source_of(const sockaddr_storage& ss) {
   char buf[INET6_ADDRSTRLEN] = {0};
   if (ss.ss_family == AF_INET)
@@ -359,6 +414,36 @@ std::string source_of(const sockaddr_storage& ss) {
 } // namespace
 
 namespace engram::actors {
+
+std::optional<tls_peer_identity> tls_peer_at(const std::string& addr,
+                                             uint16_t port) {
+  auto& p = tls_peers();
+  std::lock_guard<std::mutex> lock{p.mtx};
+  std::optional<tls_peer_identity> found;
+  for (auto& [fd, peer] : p.by_fd) {
+    if (peer.addr != addr || peer.port != port)
+      continue;
+    if (found
+        && (found->role != peer.identity.role || found->id != peer.identity.id))
+      return std::nullopt; // connections to one address disagree
+    found = peer.identity;
+  }
+  return found;
+}
+
+std::string not_node_connection(const std::string& addr, uint16_t port,
+                                const std::string& node_id) {
+  auto who = tls_peer_at(addr, port);
+  if (who && who->role == pki::to_string(pki::role::node) && who->id == node_id)
+    return {};
+  return "the proof came over a connection ("
+         + (addr.empty() ? std::string{"not direct"}
+                         : addr + ":" + std::to_string(port))
+         + ") whose certificate "
+         + (who ? "names " + who->role + " '" + who->id + "'"
+                : std::string{"is not known"})
+         + ", not node '" + node_id + "'";
+}
 
 void limit_connections(
     const connection_limits& limits,
@@ -454,6 +539,8 @@ int SSL_connect(SSL* ssl) {
     ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
     result = -1;
   }
+  if (result == 1)
+    remember_peer(ssl);
   if (blocking) {
     auto err = result == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, result);
     timeval none{0, 0};
@@ -477,6 +564,8 @@ int SSL_accept(SSL* ssl) {
     ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
     result = -1;
   }
+  if (result == 1)
+    remember_peer(ssl);
   if (result == 1 && g.count > 0) { // authenticated: no longer counted
     std::lock_guard<std::mutex> lock{g.mtx};
     g.forget(SSL_get_fd(ssl));
@@ -566,6 +655,7 @@ int accept(int fd, sockaddr* addr, socklen_t* len) {
 
 int close(int fd) {
   static auto f = real<int (*)(int)>("close");
+  forget_peer(fd);
   auto& g = guard();
   if (g.count > 0) {
     std::lock_guard<std::mutex> lock{g.mtx};

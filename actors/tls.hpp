@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -107,6 +108,28 @@ void limit_connections(
 /// True when the peer certificate of the TLS connection `ssl` (an SSL*)
 /// is in the revocation list configure_tls loaded.
 bool revoked_peer(void* ssl);
+
+/// Who the peer of a live TLS connection is, by its certificate.
+struct tls_peer_identity {
+  /// "node" or "client" (pki::to_string of the certificate's role).
+  std::string role;
+  std::string id;
+};
+
+/// The identity that the certificate of the peer at `addr`:`port` names, on
+/// this process's live TLS connections: each connection's peer certificate
+/// is recorded when its handshake completes and forgotten when the
+/// connection closes. CAF tells which connection carries a node's messages
+/// (the middleman actor's `get_atom` answers with its remote address and
+/// port); this binds the node to a certificate. Empty when no live
+/// connection has that peer, or when connections to it disagree.
+std::optional<tls_peer_identity> tls_peer_at(const std::string& addr,
+                                             uint16_t port);
+
+/// Why the connection to `addr`:`port` (a node's, as CAF reports it) is not
+/// node `node_id`'s by its TLS certificate; empty when it is.
+std::string not_node_connection(const std::string& addr, uint16_t port,
+                                const std::string& node_id);
 
 /// Loads CAF's openssl module with the certificate, key and CA: publish and
 /// connect_remote (actors/net.hpp) then speak mutual TLS only. Call after

@@ -537,104 +537,139 @@ struct transport_figures {
   double connect_ms = 0;
 };
 
-transport_figures measure_transport(bool secure, size_t engrams) {
-  transport_figures out;
-  cluster c{secure ? "secure" : "plain", 1};
+/// One engramd ("sink") and a client connected to it, plaintext or mutual
+/// TLS; both transports run at once so that their asks can interleave.
+struct transport_rig {
+  bool secure;
+  cluster c;
   actors::tls_config tls;
-  if (secure)
-    tls = apps::make_cluster_certs(c.dir + "/certs", {"sink", "source"},
-                                   "bench");
-  c.certs = secure ? c.dir + "/certs" : "";
-  fill_source_store(c.dir + "/source", engrams);
-  auto port = c.start("sink", {});
-  bench_config cfg{tls};
-  caf::actor_system sys{cfg};
-  // Connecting: the median of 20 fresh connections' handshakes.
-  std::vector<double> connects;
-  for (int i = 0; i < 20; ++i) {
-    bench_config once_cfg{tls};
-    caf::actor_system once{once_cfg};
-    auto t0 = clk::now();
-    auto r = actors::connect_remote(once, {"127.0.0.1", port});
-    if (r)
-      connects.push_back(
-          std::chrono::duration<double, std::milli>(clk::now() - t0).count());
-  }
-  out.connect_ms = percentile(connects, 0.5);
-  auto remote = actors::connect_remote(sys, {"127.0.0.1", port});
-  if (!remote)
-    return out;
-  caf::scoped_actor self{sys};
+  uint16_t port = 0;
+  bench_config cfg;
+  caf::actor_system sys;
+  caf::scoped_actor self;
+  actors::remote_node remote;
   actors::instance_actor inst;
-  self->request(remote->hdl, 5s, actors::instance_atom::value,
-                std::string{"planner"}, std::string{"i1"})
-      .receive(
-          [&](actors::instance_actor& x) {
-            inst = x;
-          },
-          [&](caf::error&) {});
-  self->request(inst, 5s, actors::learn_atom::value, fact_of("k", 256), false)
-      .receive([](engram_id) {}, [](caf::error&) {});
-  query_filter filter;
-  filter.limit = 1;
-  std::vector<double> us;
-  for (int i = 0; i < 2000; ++i) {
-    auto t0 = clk::now();
-    self->request(inst, 5s, actors::query_atom::value, filter)
-        .receive([](std::vector<memory_view>&) {}, [&](caf::error&) {});
-    us.push_back(
-        std::chrono::duration<double, std::micro>(clk::now() - t0).count());
-  }
-  out.ask_p50_us = percentile(us, 0.5);
-  // The pull: an in-process source node joins the sink.
-  actors::node_config nc;
-  nc.node_id = "source";
-  nc.data_dir = c.dir + "/source";
-  nc.sync_writes = false;
-  nc.sessions.anti_entropy_interval = 200ms;
-  if (secure) {
-    nc.tls.certificate = c.dir + "/certs/node.source.crt";
-    nc.tls.private_key = c.dir + "/certs/node.source.key";
-    nc.tls.ca = c.dir + "/certs/ca.crt";
-  }
-  auto src = actors::node::start(sys, nc);
-  if (!src)
-    return out;
-  actors::agent_actor remote_agent;
-  self->request(remote->hdl, 5s, actors::agent_atom::value, std::string{"bulk"})
-      .receive(
-          [&](actors::agent_actor& a) {
-            remote_agent = a;
-          },
-          [](caf::error&) {});
-  auto local_agent = (*src)->agent("bulk").value();
-  auto digest_of = [&](const actors::agent_actor& a) {
-    uint64_t d = 0;
-    self->request(a, 10s, actors::digest_atom::value, std::string{})
+  std::vector<double> asks_us;
+  transport_figures out;
+
+  transport_rig(bool secure_transport, size_t engrams)
+      : secure(secure_transport), c(secure ? "secure" : "plain", 1),
+        tls(secure ? apps::make_cluster_certs(c.dir + "/certs",
+                                              {"sink", "source"}, "bench")
+                   : actors::tls_config{}),
+        cfg(tls), sys(cfg), self(sys) {
+    c.certs = secure ? c.dir + "/certs" : "";
+    fill_source_store(c.dir + "/source", engrams);
+    port = c.start("sink", {});
+    // Connecting: the median of 20 fresh connections' handshakes.
+    std::vector<double> connects;
+    for (int i = 0; i < 20; ++i) {
+      bench_config once_cfg{tls};
+      caf::actor_system once{once_cfg};
+      auto t0 = clk::now();
+      if (actors::connect_remote(once, {"127.0.0.1", port}))
+        connects.push_back(
+            std::chrono::duration<double, std::milli>(clk::now() - t0).count());
+    }
+    out.connect_ms = percentile(connects, 0.5);
+    auto r = actors::connect_remote(sys, {"127.0.0.1", port});
+    if (!r)
+      return;
+    remote = *r;
+    self->request(remote.hdl, 5s, actors::instance_atom::value,
+                  std::string{"planner"}, std::string{"i1"})
         .receive(
-            [&](uint64_t x, causal_context&) {
-              d = x;
+            [&](actors::instance_actor& x) {
+              inst = x;
+            },
+            [&](caf::error&) {});
+    self->request(inst, 5s, actors::learn_atom::value, fact_of("k", 256), false)
+        .receive([](engram_id) {}, [](caf::error&) {});
+  }
+
+  /// `n` asks (a query of one memory), each timed.
+  void ask(int n) {
+    if (!inst)
+      return;
+    query_filter filter;
+    filter.limit = 1;
+    for (int i = 0; i < n; ++i) {
+      auto t0 = clk::now();
+      self->request(inst, 5s, actors::query_atom::value, filter)
+          .receive([](std::vector<memory_view>&) {}, [&](caf::error&) {});
+      asks_us.push_back(
+          std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+    }
+  }
+
+  /// The pull: an in-process source node joins the sink and sends it its
+  /// `engrams`.
+  void pull(size_t engrams) {
+    out.ask_p50_us = percentile(asks_us, 0.5);
+    if (!inst)
+      return;
+    actors::node_config nc;
+    nc.node_id = "source";
+    nc.data_dir = c.dir + "/source";
+    nc.sync_writes = false;
+    nc.sessions.anti_entropy_interval = 200ms;
+    if (secure) {
+      nc.tls.certificate = c.dir + "/certs/node.source.crt";
+      nc.tls.private_key = c.dir + "/certs/node.source.key";
+      nc.tls.ca = c.dir + "/certs/ca.crt";
+    }
+    // A node's actor system speaks TLS with the node's own certificate.
+    bench_config src_cfg{nc.tls};
+    caf::actor_system src_sys{src_cfg};
+    auto src = actors::node::start(src_sys, nc);
+    if (!src)
+      return;
+    actors::agent_actor remote_agent;
+    self->request(remote.hdl, 5s, actors::agent_atom::value,
+                  std::string{"bulk"})
+        .receive(
+            [&](actors::agent_actor& a) {
+              remote_agent = a;
             },
             [](caf::error&) {});
-    return d;
-  };
-  auto target = digest_of(local_agent);
-  auto t0 = clk::now();
-  actors::peer_keeper keeper{sys, **src, {{"127.0.0.1", port}}, nullptr};
-  auto deadline = clk::now() + 120s;
-  while (digest_of(remote_agent) != target && clk::now() < deadline)
-    std::this_thread::sleep_for(1ms);
-  auto secs = std::chrono::duration<double>(clk::now() - t0).count();
-  out.engrams_per_s
-      = clk::now() < deadline ? static_cast<double>(engrams) / secs : -1;
-  return out;
-}
+    auto local_agent = (*src)->agent("bulk").value();
+    auto digest_of = [&](const actors::agent_actor& a) {
+      uint64_t d = 0;
+      self->request(a, 10s, actors::digest_atom::value, std::string{})
+          .receive(
+              [&](uint64_t x, causal_context&) {
+                d = x;
+              },
+              [](caf::error&) {});
+      return d;
+    };
+    auto target = digest_of(local_agent);
+    auto t0 = clk::now();
+    actors::peer_keeper keeper{src_sys, **src, {{"127.0.0.1", port}}, nullptr};
+    auto deadline = clk::now() + 120s;
+    while (digest_of(remote_agent) != target && clk::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+    auto secs = std::chrono::duration<double>(clk::now() - t0).count();
+    out.engrams_per_s
+        = clk::now() < deadline ? static_cast<double>(engrams) / secs : -1;
+  }
+};
 
 void BM_secure_vs_plain(benchmark::State& state) {
   const auto n = static_cast<size_t>(state.range(0));
   for (auto _ : state) {
-    auto plain = measure_transport(false, n);
-    auto secure = measure_transport(true, n);
+    transport_rig plain_rig{false, n};
+    transport_rig secure_rig{true, n};
+    // 2 000 asks each, in alternating rounds of 100: both transports see
+    // the same machine (caches, frequency, neighbours) at the same time.
+    for (int round = 0; round < 20; ++round) {
+      plain_rig.ask(100);
+      secure_rig.ask(100);
+    }
+    plain_rig.pull(n);
+    secure_rig.pull(n);
+    auto& plain = plain_rig.out;
+    auto& secure = secure_rig.out;
     state.counters["plain_engrams_per_s"] = plain.engrams_per_s;
     state.counters["secure_engrams_per_s"] = secure.engrams_per_s;
     state.counters["secure_vs_plain_engrams"]

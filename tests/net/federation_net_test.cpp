@@ -119,11 +119,12 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
   actors::node_config app_cfg;
   app_cfg.node_id = "app";
   app_cfg.data_dir = c.dir.sub("app");
-  // A node of the cluster: it proves its id with a certificate of the CA.
-  c.pki.node("app");
-  app_cfg.tls.certificate = c.pki.dir() + "/node.app.crt";
-  app_cfg.tls.private_key = c.pki.dir() + "/node.app.key";
-  app_cfg.tls.ca = c.pki.dir() + "/ca.crt";
+  // A node of the cluster: it proves its id with a certificate of the CA,
+  // the one its actor system speaks TLS with (not this program's client
+  // certificate: a node's proof is bound to its connections).
+  app_cfg.tls = c.pki.node_tls("app");
+  client_config app_sys_cfg{app_cfg.tls};
+  caf::actor_system app_sys{app_sys_cfg};
   app_cfg.sync_writes = false;
   app_cfg.agent_defaults = [](const std::string& agent_id) {
     actors::agent_config a;
@@ -138,12 +139,12 @@ BOOST_AUTO_TEST_CASE(agents_talk_and_share_across_processes) {
       };
     return a;
   };
-  auto app = actors::node::start(c.sys, std::move(app_cfg));
+  auto app = actors::node::start(app_sys, std::move(app_cfg));
   BOOST_REQUIRE(app);
   auto oracle = (*app)->open("oracle", "main");
   auto sleeper = (*app)->open("sleeper", "main");
   BOOST_REQUIRE(oracle && sleeper);
-  actors::peer_keeper keeper{c.sys,
+  actors::peer_keeper keeper{app_sys,
                              **app,
                              {actors::endpoint{"127.0.0.1", c.nodes[n1].port},
                               actors::endpoint{"127.0.0.1", c.nodes[n2].port}},

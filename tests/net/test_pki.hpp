@@ -40,6 +40,17 @@ public:
   /// Makes (once) client agent `id`'s certificate and key.
   void client(const std::string& id) { make(pki::role::client, id); }
 
+  /// Node `id`'s TLS configuration (its files made if needed): an actor
+  /// system hosting that node speaks TLS with it.
+  actors::tls_config node_tls(const std::string& id) {
+    node(id);
+    actors::tls_config t;
+    t.certificate = dir_ + "/node." + id + ".crt";
+    t.private_key = dir_ + "/node." + id + ".key";
+    t.ca = dir_ + "/ca.crt";
+    return t;
+  }
+
   /// A client's TLS configuration (its files made if needed).
   actors::tls_config client_tls(const std::string& id) {
     client(id);

@@ -6,6 +6,8 @@
 // claiming a 4 GiB payload — and afterwards the node is up, its memory
 // bounded, and a real client still gets through.
 
+#include <caf/event_based_actor.hpp>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -359,6 +361,33 @@ BOOST_AUTO_TEST_CASE(a_peer_proves_the_node_id_it_claims) {
   // No proof at all.
   caf::anon_send(node1, actors::peer_atom::value, std::string{"n7"}, me);
   BOOST_CHECK(log_has("peer=n7 reason=no proof of identity"));
+  // n2's own valid proof, passed on over a connection that is not n2's
+  // (this test's: a client certificate), as a node standing between two
+  // others would relay it: the proof is bound to the connection's
+  // certificate.
+  {
+    caf::scoped_actor relay{c.sys};
+    auto dummy = c.sys.spawn([]() -> caf::behavior {
+      return {[](int) {}};
+    });
+    auto mine = caf::actor_cast<actors::peer_actor>(dummy);
+    nonce = challenge();
+    relay->send(
+        node1, actors::peer_atom::value, std::string{"n2"}, mine, n2_pem, nonce,
+        *n2_key->sign(actors::proof_message("peer", nonce, "n2", "n1")));
+    BOOST_CHECK(log_has("peer=n2 reason=the proof came over a connection "
+                        "(127.0.0.1:"));
+    BOOST_CHECK(log_has("whose certificate names client 'test-client', not "
+                        "node 'n2'"));
+    // A handle of another process than the one asking.
+    nonce = challenge();
+    relay->send(
+        node1, actors::peer_atom::value, std::string{"n2"}, me, n2_pem, nonce,
+        *n2_key->sign(actors::proof_message("peer", nonce, "n2", "n1")));
+    BOOST_CHECK(log_has(
+        "peer=n2 reason=the peer's handle is not of the process that asked"));
+    caf::anon_send_exit(dummy, caf::exit_reason::user_shutdown);
+  }
   // A revoked certificate: n3 gets through TLS (CAF checks no CRL) but is
   // no peer of n1; n2, proven, is.
   // (n3 itself refuses to start with its own certificate revoked: it runs
