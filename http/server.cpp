@@ -8,7 +8,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -127,9 +126,10 @@ expected<void> parse_target(std::string_view target, request& req) {
     if (!pair.empty()) {
       auto eq = pair.find('=');
       auto name = percent_decode(pair.substr(0, eq), true);
-      auto value = percent_decode(
-          eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1),
-          true);
+      auto value
+          = percent_decode(eq == std::string_view::npos ? std::string_view{}
+                                                        : pair.substr(eq + 1),
+                           true);
       if (!name)
         return name.error_value();
       if (!value)
@@ -289,8 +289,7 @@ private:
 template<class Stream>
 class connection final : public connection_base {
 public:
-  static constexpr bool is_tls
-      = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
 
   connection(std::shared_ptr<core> c, tcp::socket&& s)
       : connection_base(std::move(c)),
@@ -451,8 +450,7 @@ private:
     if (ec == bhttp::error::body_limit)
       return refuse(413, "payload_too_large",
                     "the request body exceeds the limit of "
-                        + std::to_string(core_->cfg.max_body_bytes)
-                        + " bytes");
+                        + std::to_string(core_->cfg.max_body_bytes) + " bytes");
     if (ec == bhttp::error::header_limit)
       return refuse(431, "headers_too_large",
                     "the request header exceeds the limit of "
@@ -494,7 +492,9 @@ private:
     try {
       core_->on_request(std::move(req), out);
     } catch (const std::exception&) {
-      out->send({500, "application/json", {},
+      out->send({500,
+                 "application/json",
+                 {},
                  json_error("internal", "the request failed")});
     }
   }
@@ -607,9 +607,8 @@ public:
     beast::error_code ec;
     auto addr = net::ip::make_address(cfg.host, ec);
     if (ec)
-      return make_error(errc::invalid_argument,
-                        "the API address '" + cfg.host
-                            + "' is not an IP address");
+      return make_error(errc::invalid_argument, "the API address '" + cfg.host
+                                                    + "' is not an IP address");
     tcp::endpoint ep{addr, cfg.port};
     acceptor_.open(ep.protocol(), ec);
     if (!ec)
@@ -619,9 +618,9 @@ public:
     if (!ec)
       acceptor_.listen(1024, ec);
     if (ec)
-      return make_error(errc::unavailable,
-                        "cannot listen on " + cfg.host + ":"
-                            + std::to_string(cfg.port) + ": " + ec.message());
+      return make_error(errc::unavailable, "cannot listen on " + cfg.host + ":"
+                                               + std::to_string(cfg.port) + ": "
+                                               + ec.message());
     port_ = acceptor_.local_endpoint().port();
     accept();
     thread_ = std::thread{[this] {
@@ -664,8 +663,7 @@ private:
   void admit(tcp::socket s) {
     // At the cap the oldest idle connection goes; with none idle the new
     // one is refused.
-    while (core_->open >= core_->cfg.max_connections
-           && !core_->idle.empty()) {
+    while (core_->open >= core_->cfg.max_connections && !core_->idle.empty()) {
       auto oldest = core_->idle.front().lock();
       if (oldest)
         oldest->evict();
@@ -680,8 +678,9 @@ private:
     beast::error_code ec;
     s.set_option(tcp::no_delay(true), ec);
     if (core_->tls) {
-      auto c = std::make_shared<connection<beast::ssl_stream<beast::tcp_stream>>>(
-          core_, std::move(s));
+      auto c
+          = std::make_shared<connection<beast::ssl_stream<beast::tcp_stream>>>(
+              core_, std::move(s));
       c->start();
     } else {
       auto c = std::make_shared<connection<beast::tcp_stream>>(core_,
@@ -700,9 +699,8 @@ private:
 
 expected<void> configure_tls(ssl::context& ctx, const server_config& cfg) {
   auto* n = ctx.native_handle();
-  SSL_CTX_set_min_proto_version(n, cfg.min_tls_version == "1.2"
-                                       ? TLS1_2_VERSION
-                                       : TLS1_3_VERSION);
+  SSL_CTX_set_min_proto_version(
+      n, cfg.min_tls_version == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION);
   if (!cfg.cipher_suites.empty()) {
     std::string list;
     for (auto& s : cfg.cipher_suites)
@@ -732,8 +730,8 @@ expected<void> configure_tls(ssl::context& ctx, const server_config& cfg) {
                       "cannot use the CA '" + cfg.ca + "': " + ec.message());
   if (!cfg.crl.empty()) {
     auto* bio = BIO_new_file(cfg.crl.c_str(), "r");
-    X509_CRL* crl = bio ? PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr)
-                        : nullptr;
+    X509_CRL* crl
+        = bio ? PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr) : nullptr;
     if (bio)
       BIO_free(bio);
     if (crl == nullptr)

@@ -119,8 +119,7 @@ class server {
 public:
   /// Listens and serves with `h`. Errors: the TLS files (unauthenticated /
   /// invalid_argument, naming the file), the address (unavailable).
-  static expected<std::unique_ptr<server>> start(server_config cfg,
-                                                 handler h);
+  static expected<std::unique_ptr<server>> start(server_config cfg, handler h);
 
   virtual ~server() = default;
 
