@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "api/json.hpp"
+
 namespace engram::cli {
 
 using json = nlohmann::json;
@@ -194,19 +196,12 @@ private:
 
 // -- rendering ----------------------------------------------------------------
 //
-// Ids, keys and names are UTF-8 (the node refuses others); values and
-// message texts are bytes. JSON holds text: bytes that are not UTF-8 are
-// shown with U+FFFD in their place, and a fact's value also as
-// "value_base64" (every dump replaces invalid bytes rather than abort).
+// JSON as the client API renders it (api/json.hpp); text for a terminal.
 
-std::string base64(const std::string& bytes);
+using api::to_json;
 std::string printable(const std::string& text);
-json to_json(const engram_record& e);
-json to_json(const memory_view& v);
 std::string line_of(const memory_view& v);
-json to_json(const federation::federation_state& st);
 void print_state(const federation::federation_state& st, bool as_json);
-json to_json(const pending_question& q);
 /// JSON as printed: invalid UTF-8 replaced, never an abort.
 std::string show(const json& j, int indent = -1);
 
