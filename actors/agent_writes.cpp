@@ -53,6 +53,12 @@ bool open_replica(agent_ptr self, node_context_ptr ctx,
                                     return s.second.address() == down.source;
                                   }),
                    sessions.end());
+    auto& ws = self->state.watchers;
+    ws.erase(std::remove_if(ws.begin(), ws.end(),
+                            [&](const caf::actor& w) {
+                              return w.address() == down.source;
+                            }),
+             ws.end());
   });
   return true;
 }
@@ -126,6 +132,32 @@ void record(agent_ptr self, const replica_delta& delta) {
                 : st.ctx->writes->write(std::move(*batch));
   if (!ok)
     cannot_record(self, ok.error_value().to_string());
+  notify_watchers(self, delta);
+}
+
+bool add_watcher(agent_ptr self, caf::actor watcher) {
+  constexpr size_t max_watchers = 256;
+  auto& ws = self->state.watchers;
+  if (!watcher || ws.size() >= max_watchers)
+    return false;
+  self->monitor(watcher);
+  ws.push_back(std::move(watcher));
+  return true;
+}
+
+void notify_watchers(agent_ptr self, const replica_delta& delta) {
+  auto& st = self->state;
+  if (st.watchers.empty())
+    return;
+  std::vector<engram_record> changed;
+  for (auto& entry : delta.entries)
+    for (auto& v : entry.versions)
+      if (!reserved(v.value))
+        changed.push_back(v.value);
+  if (changed.empty())
+    return;
+  for (auto& w : st.watchers)
+    caf::anon_send(w, watched_atom::value, changed);
 }
 
 // Queues a change for the node's write queue and returns: `reply` runs on
@@ -149,6 +181,11 @@ void record_then(agent_ptr self, const replica_delta& delta,
                          written ? std::string{}
                                  : written.error_value().to_string());
         });
+    if (!st.watchers.empty()) // told once it is durable
+      reply = [self, delta, reply = std::move(reply)] {
+        notify_watchers(self, delta);
+        reply();
+      };
   }
   if (st.writes_done == st.writes_queued)
     reply();

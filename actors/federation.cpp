@@ -565,6 +565,9 @@ agent_actor::behavior_type federation_impl(agent_ptr self, node_context_ptr ctx,
         self->delayed_send(self, std::chrono::milliseconds{500},
                            tick_atom::value);
       },
+      [=](watch_atom, caf::actor& watcher) {
+        return add_watcher(self, std::move(watcher));
+      },
       [=](fail_atom) {
         throw std::runtime_error("federation " + self->state.cfg.agent_id
                                  + ": injected fault");

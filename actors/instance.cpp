@@ -378,6 +378,9 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](inbox_atom) -> caf::result<std::vector<std::string>> {
         return to_agent<std::vector<std::string>>(self, inbox_atom::value);
       },
+      [=](watch_atom, caf::actor& watcher) -> caf::result<bool> {
+        return to_agent<bool>(self, watch_atom::value, std::move(watcher));
+      },
       [=](shares_atom) -> caf::result<std::vector<federation::share>> {
         return to_agent<std::vector<federation::share>>(self,
                                                         shares_atom::value);

@@ -55,6 +55,8 @@ using agent_atom = caf::atom_constant<caf::atom("agent")>;
 using instance_atom = caf::atom_constant<caf::atom("instance")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using fail_atom = caf::atom_constant<caf::atom("fail")>;
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using watched_atom = caf::atom_constant<caf::atom("watched")>;
 using forward_atom = caf::atom_constant<caf::atom("forward")>;
 using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
@@ -158,6 +160,11 @@ using instance_actor = caf::typed_actor<
                     uint64_t>::with<std::string>,
     caf::replies_to<broadcast_atom, std::string, std::string>::with<uint64_t>,
     caf::replies_to<inbox_atom>::with<std::vector<std::string>>,
+    // Watching the agent's memory (this process only): `watcher` gets
+    // (watched_atom, std::vector<engram_record>) for each change made
+    // durable here — writes, and merges of what others learned — until
+    // it exits. False when the agent has as many watchers as it takes.
+    caf::replies_to<watch_atom, caf::actor>::with<bool>,
     caf::reacts_to<fail_atom>>;
 
 /// The owner of one node's replica of an agent's Agent-scope memory. With
@@ -193,6 +200,8 @@ using agent_actor = caf::typed_actor<
     caf::replies_to<tell_atom, std::string, std::string, uint64_t>::with<bool>,
     caf::replies_to<ask_atom, std::string, std::string>::with<std::string>,
     caf::replies_to<inbox_atom>::with<std::vector<std::string>>,
+    // A watcher of this replica's changes (see instance_actor).
+    caf::replies_to<watch_atom, caf::actor>::with<bool>,
     // A peer's inbox read: the unread messages this replica holds (their
     // reserved facts; none marked read), or, ids given, those messages as
     // held here, read marks included.

@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <deque>
@@ -223,11 +224,22 @@ protected:
 };
 
 // Hands an answer to the connection's thread; tells whether the client is
-// still there.
+// still there. It keeps the connection until it answered (a responder
+// dropped without an answer answers 500).
 class responder_impl final : public responder {
 public:
-  responder_impl(std::shared_ptr<core> c, std::weak_ptr<connection_base> conn)
+  responder_impl(std::shared_ptr<core> c, std::shared_ptr<connection_base> conn)
       : core_(std::move(c)), conn_(std::move(conn)) {}
+
+  ~responder_impl() override {
+    if (!answered_)
+      post([](connection_base& c) {
+        c.send({500,
+                "application/json",
+                {},
+                json_error("internal", "the request got no answer")});
+      });
+  }
 
   void send(response r) override {
     if (answered_.exchange(true))
@@ -275,13 +287,12 @@ private:
       return;
     }
     net::post(core_->ioc, [conn = conn_, f = std::move(f)]() mutable {
-      if (auto c = conn.lock())
-        f(*c);
+      f(*conn);
     });
   }
 
   std::shared_ptr<core> core_;
-  std::weak_ptr<connection_base> conn_;
+  std::shared_ptr<connection_base> conn_;
   std::atomic<bool> answered_{false};
   std::atomic<bool> closed_{false};
 };
@@ -486,7 +497,7 @@ private:
     req.remote_addr = ep.address().to_string();
     req.remote_port = ep.port();
     req.client_cert_pem = client_cert_;
-    auto out = std::make_shared<responder_impl>(core_, weak_from_this());
+    auto out = std::make_shared<responder_impl>(core_, shared_from_this());
     responder_ = out;
     // The handler must not throw; if it does, the client gets a 500.
     try {
@@ -502,15 +513,40 @@ private:
   // Answers a request that cannot be served, then closes.
   void refuse(int status, std::string_view code, const std::string& message) {
     keep_alive_ = false;
+    // The client may still be sending what was refused (a body too
+    // large): what it sends is read and dropped for a while, so that it
+    // gets to read the answer instead of a reset connection.
+    linger_ = true;
     send({status, "application/json", {}, json_error(code, message)});
   }
 
   void on_written(beast::error_code ec, bool close) {
+    if (!ec && close && linger_) {
+      linger_ = false;
+      tcp_layer().expires_after(std::chrono::seconds{1});
+      drain(8 * 1024 * 1024);
+      return;
+    }
     if (ec || close) {
       evict();
       return;
     }
     read_next();
+  }
+
+  // Reads and drops up to `left` bytes, then closes.
+  void drain(size_t left) {
+    if (!drained_)
+      drained_ = std::make_unique<std::array<char, 16 * 1024>>();
+    stream_.async_read_some(
+        net::buffer(*drained_),
+        [self = shared(), left](beast::error_code ec, size_t n) {
+          if (ec || n >= left) {
+            self->evict();
+            return;
+          }
+          self->drain(left - n);
+        });
   }
 
   void watch_client() {
@@ -578,6 +614,8 @@ private:
   std::unique_ptr<bhttp::response<bhttp::empty_body>> header_;
   std::unique_ptr<bhttp::response_serializer<bhttp::empty_body>> serializer_;
   std::array<char, 512> sink_{};
+  bool linger_ = false;
+  std::unique_ptr<std::array<char, 16 * 1024>> drained_;
 };
 
 class server_impl final : public server {

@@ -68,6 +68,9 @@ struct agent_state {
   /// replica on another node too: a node that never held the agent must not
   /// answer "nothing" while its peers hold memories.
   bool caught_up = false;
+  /// Actors told about every change made durable here (watch_atom): a
+  /// client API stream each. Bounded.
+  std::vector<caf::actor> watchers;
 
   // -- an agent's inbox
   // --------------------------------------------------------
@@ -149,6 +152,12 @@ void record_then(agent_ptr self, const replica_delta& delta,
 /// Ships a change to every peer holding a share of it (all but `skip`).
 void push(agent_ptr self, const replica_delta& delta,
           const std::vector<std::string>& skip = {});
+/// Adds a watcher of this replica's changes; false when there are as many
+/// as it takes.
+bool add_watcher(agent_ptr self, caf::actor watcher);
+/// Tells the watchers about a durable change (its engrams, reserved ones
+/// left out).
+void notify_watchers(agent_ptr self, const replica_delta& delta);
 /// Records a change and ships it, without waiting for any replica.
 void record_and_push(agent_ptr self, expected<replica_delta> delta);
 

@@ -1,5 +1,6 @@
 #include "apps/engramd/config.hpp"
 
+#include "apps/engramd/config_api.hpp"
 #include "apps/engramd/config_security.hpp"
 
 #include <arpa/inet.h>
@@ -328,12 +329,15 @@ void read_file(const std::string& path, settings& s) {
       } else if (sub == "auth") {
         for (auto& [k, x] : table(w, name)) {
           auto key = name + "." + k;
-          if (k == "method")
+          if (k == "method") {
             auth_method(x, key);
-          else if (k == "token_ttl")
-            not_yet(key, "client tokens come with the client API");
-          else
-            unknown(key);
+          } else {
+            auto client = read_client_auth(k, x, path, s.api);
+            if (!client)
+              throw config_error{client.error_value().message};
+            if (!*client)
+              unknown(key);
+          }
         }
       } else if (sub == "encryption") {
         for (auto& [k, x] : table(w, name)) {
@@ -347,7 +351,8 @@ void read_file(const std::string& path, settings& s) {
             unknown(key);
         }
       } else if (sub == "access_control") {
-        not_yet(name, "access control comes with the client API");
+        if (auto ok = read_access_control(w, path, s.api); !ok)
+          throw config_error{ok.error_value().message};
       } else {
         unknown(name);
       }
@@ -388,6 +393,9 @@ void read_file(const std::string& path, settings& s) {
       distribution(v);
     } else if (key == "security") {
       security(v, key);
+    } else if (key == "api") {
+      if (auto ok = read_api_table(v, path, s.api); !ok)
+        throw config_error{ok.error_value().message};
     } else if (key == "sessions") {
       if (!v.is_table())
         throw config_error{where(key) + ": must be a table"};
@@ -518,6 +526,8 @@ daemon_config check(const settings& s, const seed_resolver& resolve) {
     throw config_error{"listen: " + listen.error_value().message};
   v.listen = *listen;
   if (auto ok = check_security(s, v); !ok)
+    throw config_error{ok.error_value().message};
+  if (auto ok = check_api(s, v); !ok)
     throw config_error{ok.error_value().message};
   auto all_peers = s.peers;
   all_peers.insert(all_peers.end(), s.discovered.begin(), s.discovered.end());

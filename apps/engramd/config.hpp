@@ -15,12 +15,52 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "gateway/gateway.hpp"
+#include "http/server.hpp"
+
 namespace engram::engramd {
+
+/// The client API as given: [api]; [distribution.auth] token_ttl,
+/// shared_key, oauth, client_certificates; [distribution.access_control].
+struct api_settings {
+  bool enabled = true;
+  /// Empty: the node's host, the node's port + 1 (any free port when the
+  /// node's is 0).
+  std::string listen;
+  /// Where the API's port is written once listening (tests use port 0).
+  std::string port_file;
+  int64_t max_connections = 16384;
+  int64_t max_body_bytes = 1 << 20;
+  int64_t idle_timeout_ms = 60'000;
+  double rate_per_agent = 2000;
+  /// No credential is accepted for longer ("1h").
+  std::string token_ttl = "1h";
+  /// SharedKey: the file of the cluster's shared key (engramd token
+  /// create-key).
+  std::string shared_key;
+  /// OAuth/OIDC: a JWKS file, the issuer, the audience, the agent claim.
+  std::string jwks;
+  std::string issuer;
+  std::string audience;
+  std::string agent_claim = "sub";
+  /// MTLS: client certificates of the cluster's CA.
+  bool client_certificates = true;
+  /// Access control: "deny" (default) or "allow"; the model ("" for the
+  /// built-in one: every agent on its own memory), and its parts.
+  std::string default_policy = "deny";
+  std::string model;
+  std::map<std::string, std::vector<std::string>> roles;
+  std::map<std::string, std::vector<std::string>> assignments;
+  std::map<std::string, std::vector<std::string>> capabilities;
+  /// ABAC: the policies file (relative: to the config file's directory).
+  std::string abac_policies;
+};
 
 /// Everything engramd can be told, as given: the file's values, then the
 /// flags' (a flag replaces the file's value).
@@ -74,6 +114,7 @@ struct settings {
   int64_t handshake_timeout_ms = 5000;
   int64_t max_unauthenticated = 512;
   int64_t max_unauthenticated_per_source = 64;
+  api_settings api;
 };
 
 /// What the daemon runs with.
@@ -97,6 +138,12 @@ struct daemon_config {
   actors::tls_config tls;
   bool insecure = false;
   actors::connection_limits limits;
+  /// The client API (its TLS files are the node's: see `tls`).
+  bool api_enabled = true;
+  actors::endpoint api_listen;
+  std::string api_port_file;
+  http::server_config api_server;
+  gateway::gateway_config api;
 };
 
 /// Reads the TOML file at `path` into `s` (over what `s` holds). Every key

@@ -13,6 +13,7 @@
 #include "actors/tls.hpp"
 #include "apps/engramd/cert.hpp"
 #include "apps/engramd/config.hpp"
+#include "apps/engramd/token.hpp"
 #include "persistence/allocator.hpp"
 #include "persistence/database.hpp"
 
@@ -24,6 +25,8 @@
 #include <spdlog/spdlog.h>
 #include <toml.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -31,6 +34,9 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "gateway/gateway.hpp"
+#include "http/server.hpp"
 
 using namespace engram;
 using engram::engramd::settings;
@@ -63,6 +69,15 @@ int run_repair(const std::string& dir) {
   std::printf("  replicas sync what they lack from their peers once the node "
               "runs\n");
   return 0;
+}
+
+// Written whole, then renamed: a reader never sees half a port.
+void write_port_file(const std::string& file, uint16_t port) {
+  if (file.empty())
+    return;
+  auto tmp = file + ".tmp";
+  std::ofstream{tmp} << port << '\n';
+  std::rename(tmp.c_str(), file.c_str());
 }
 
 } // namespace
@@ -134,6 +149,12 @@ int main(int argc, char** argv) {
       "trusted network only)");
   app.add_option("--port-file", flags.port_file,
                  "write the port listened on to this file once ready");
+  auto* api_listen = app.add_option(
+      "--api-listen", flags.api.listen,
+      "host:port of the client API (HTTPS; default: the node's host, its "
+      "port + 1)");
+  app.add_option("--api-port-file", flags.api.port_file,
+                 "write the client API's port to this file once ready");
   app.add_flag("--check-config", check_only,
                "validate the configuration (and that the data directory and "
                "the listen address are usable) and exit");
@@ -145,6 +166,8 @@ int main(int argc, char** argv) {
       ->required();
   engram::engramd::cert_options cert_opts;
   auto* cert = engram::engramd::add_cert_command(app, cert_opts);
+  engram::engramd::token_options token_opts;
+  auto* token = engram::engramd::add_token_command(app, token_opts);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -155,6 +178,8 @@ int main(int argc, char** argv) {
     return run_repair(repair_dir);
   if (*cert)
     return engram::engramd::run_cert(*cert, cert_opts);
+  if (*token)
+    return engram::engramd::run_token(*token, token_opts);
   // The file first, flags override it.
   settings s;
   if (!config_file.empty())
@@ -203,6 +228,10 @@ int main(int argc, char** argv) {
   if (*insecure_wide)
     s.insecure_beyond_loopback = true;
   s.port_file = flags.port_file;
+  if (*api_listen)
+    s.api.listen = flags.api.listen;
+  if (!flags.api.port_file.empty())
+    s.api.port_file = flags.api.port_file;
   auto checked = engramd::validate(s);
   if (!checked) {
     std::fprintf(stderr, "engramd: %s\n",
@@ -319,12 +348,42 @@ int main(int argc, char** argv) {
                  "reaches this port is a full peer and reads every frame; "
                  "use --certs-dir)",
                  s.node_id, v.listen.host, *port);
-  if (!s.port_file.empty()) {
-    // Written whole, then renamed: a reader never sees half a port.
-    auto tmp = s.port_file + ".tmp";
-    std::ofstream{tmp} << *port << '\n';
-    std::rename(tmp.c_str(), s.port_file.c_str());
+  // The client API: HTTPS with the node's certificate.
+  std::unique_ptr<http::server> api_server;
+  if (v.api_enabled) {
+    auto gw = v.api;
+    gw.version = ENGRAM_VERSION;
+    gw.on_event = [id = s.node_id](const std::string& event,
+                                   const gateway::fields& xs) {
+      // At most one line a second: refusals are what an attacker makes.
+      static std::atomic<int64_t> last{0};
+      auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::steady_clock::now().time_since_epoch())
+                     .count();
+      if (last.exchange(now) == now)
+        return;
+      std::string line = "event=" + event + " node=" + id;
+      for (auto& [k, x] : xs)
+        line += ' ' + k + "=\"" + x + '"';
+      spdlog::warn("{}", line);
+    };
+    auto started = http::server::start(
+        v.api_server, gateway::make_handler(sys, **n, std::move(gw)));
+    if (!started) {
+      spdlog::error("event=api_failed node={} addr={} reason=\"{}\"", s.node_id,
+                    v.api_listen.to_string(),
+                    started.error_value().to_string());
+      std::fprintf(stderr, "engramd: api: %s\n",
+                   started.error_value().to_string().c_str());
+      return exit_cannot_start;
+    }
+    api_server = std::move(*started);
+    spdlog::info("event=api_listening node={} addr={}:{} transport={}",
+                 s.node_id, v.api_listen.host, api_server->port(),
+                 v.insecure ? "plaintext" : "https");
+    write_port_file(s.api.port_file, api_server->port());
   }
+  write_port_file(s.port_file, *port);
   auto keeper = std::make_unique<actors::peer_keeper>(
       sys, **n, v.seeds,
       [id = s.node_id](const std::string& event, const std::string& seed,
@@ -350,6 +409,7 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   spdlog::info("event=stopping node={} signal={}", s.node_id,
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  api_server.reset(); // clients first
   keeper.reset();
   (*n)->stop(); // flushes and closes the store
   n->reset();

@@ -163,8 +163,28 @@ BOOST_AUTO_TEST_CASE(distribution_keys_mirror_the_spec) {
         "distribution.scope_defaults: 'all'");
   check("[distribution.storage]\nbackend = \"etcd\"\n",
         "not supported yet: distribution.storage.backend = etcd");
-  check("[distribution.auth]\ntoken_ttl = \"1h\"\n",
-        "not supported yet: distribution.auth");
+  check("[distribution.auth]\ntoken_ttl = \"soon\"\n",
+        "distribution.auth.token_ttl: 'soon' is not a duration");
+  check("[distribution.auth]\nshared_key = \"/nonexistent/key\"\n",
+        "distribution.auth.shared_key: cannot read the shared key");
+  check("[distribution.auth]\noauth = { jwks = \"x.json\" }\n",
+        "distribution.auth.oauth: needs jwks, issuer and audience");
+  check("[distribution.access_control]\ndefault_policy = \"maybe\"\n",
+        "default_policy: 'maybe'");
+  check("[distribution.access_control]\nmodel = { rbac = { roles = { r = "
+        "[\"fly:*\"] } } }\n",
+        "'fly' is not an operation");
+  check("[distribution.access_control]\nmodel = { rbac = { "
+        "role_assignments = { a = [\"ghost\"] } } }\n",
+        "role 'ghost' is not defined");
+  check("[distribution.access_control]\nmodel = { abac = { policies = "
+        "\"/nonexistent.toml\" } }\n",
+        "model.abac.policies");
+  check("[distribution.access_control]\nmodel = { magic = {} }\n",
+        "'magic' is not a model");
+  check("[api]\nlisten = \"nowhere\"\n", "api.listen");
+  check("[api]\nmax_body_bytes = 1\n", "api.max_body_bytes");
+  check("[api]\ncolour = 1\n", "unknown key 'api.colour'");
   check("[distribution]\nenabeld = true\n",
         "unknown key 'distribution.enabeld'");
   check("peers = [\"127.0.0.1:7421\"]\n[distribution]\nenabled = false\n",

@@ -1,0 +1,64 @@
+#include "apps/engramd/token.hpp"
+
+#include "apps/engramd/config.hpp"
+#include "core/scope.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+#include "api/auth.hpp"
+
+namespace engram::engramd {
+
+CLI::App* add_token_command(CLI::App& app, token_options& o) {
+  auto* token = app.add_subcommand(
+      "token", "the shared key and the bearer tokens of the client API");
+  token->require_subcommand(1);
+  auto* key = token->add_subcommand("create-key",
+                                    "write a new shared key (0600; never over "
+                                    "an existing file)");
+  key->add_option("--key-file", o.key_file, "where")->required();
+  auto* issue = token->add_subcommand(
+      "issue", "print a token acting as an agent, signed with the shared key");
+  issue->add_option("--key-file", o.key_file, "the shared key")->required();
+  issue->add_option("--agent", o.agent, "the agent it acts as")->required();
+  issue->add_option("--ttl", o.ttl, "valid for (e.g. 15m, 1h; default 1h)");
+  issue->add_option("--role", o.roles, "a role it carries (repeatable)");
+  return token;
+}
+
+int run_token(const CLI::App& cmd, const token_options& o) {
+  auto fail = [](int code, const std::string& why) {
+    std::fprintf(stderr, "engramd token: %s\n", why.c_str());
+    return code;
+  };
+  if (cmd.got_subcommand("create-key")) {
+    if (auto ok = api::create_shared_key(o.key_file); !ok)
+      return fail(1, ok.error_value().message);
+    std::printf("engramd token: shared key written to %s (0600)\n",
+                o.key_file.c_str());
+    return 0;
+  }
+  if (auto ok = validate_name(o.agent, "--agent"); !ok)
+    return fail(2, ok.error_value().message);
+  for (auto& r : o.roles)
+    if (auto ok = validate_name(r, "--role"); !ok)
+      return fail(2, ok.error_value().message);
+  auto ttl = parse_duration(o.ttl);
+  if (!ttl || *ttl < std::chrono::seconds{1})
+    return fail(2, "--ttl '" + o.ttl + "' is not a duration (e.g. 15m, 1h)");
+  auto key = api::load_shared_key(o.key_file);
+  if (!key)
+    return fail(1, key.error_value().message);
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  api::token_claims c;
+  c.agent = o.agent;
+  c.issued_at = now;
+  c.expires_at
+      = now + std::chrono::duration_cast<std::chrono::seconds>(*ttl).count();
+  c.roles = o.roles;
+  std::printf("%s\n", api::issue_token(*key, c).c_str());
+  return 0;
+}
+
+} // namespace engram::engramd

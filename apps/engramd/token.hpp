@@ -1,0 +1,32 @@
+#pragma once
+
+// engramd token: the cluster's shared key and the bearer tokens it signs
+// (the spec's AuthMethod::SharedKey) for clients of the HTTP API.
+//   engramd token create-key --key-file F        32 random bytes, 0600
+//   engramd token issue --key-file F --agent A [--ttl 1h] [--role R]...
+// A token names its agent and expires; engramd refuses one valid for
+// longer than its token_ttl.
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace engram::engramd {
+
+struct token_options {
+  std::string key_file;
+  std::string agent;
+  std::string ttl = "1h";
+  std::vector<std::string> roles;
+};
+
+/// The `token` subcommand and its own subcommands, filling `opts`.
+CLI::App* add_token_command(CLI::App& app, token_options& opts);
+
+/// Runs the `token` subcommand parsed into `cmd`: 0 on success (issue
+/// prints the token on stdout), 2 for a bad argument, 1 when it could not
+/// be done (the reason on stderr).
+int run_token(const CLI::App& cmd, const token_options& opts);
+
+} // namespace engram::engramd
