@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -391,6 +392,42 @@ void remember_peer(SSL* ssl) {
   p.count = p.by_fd.size();
 }
 
+// The local port of the mesh (0: none set): connections accepted on it
+// must present a node certificate.
+std::atomic<uint16_t>& mesh_port() {
+  static std::atomic<uint16_t> port{0};
+  return port;
+}
+
+// The local port of socket `fd` (0 when it has none).
+uint16_t local_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t sl = sizeof(ss);
+  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0)
+    return 0;
+  if (ss.ss_family == AF_INET)
+    return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  if (ss.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+  return 0;
+}
+
+bool mesh_admits(SSL* ssl) {
+  auto port = mesh_port().load();
+  if (port == 0)
+    return true;
+  // CAF's sessions read their sockets (SSL_set_fd); other doors (the
+  // client API: Asio's memory BIOs) have no descriptor here.
+  auto fd = SSL_get_fd(ssl);
+  if (fd < 0 || local_port(fd) != port)
+    return true; // another door: its own checks
+  auto* x509 = SSL_get1_peer_certificate(ssl);
+  if (x509 == nullptr)
+    return false;
+  engram::pki::certificate cert{x509};
+  return cert.role() == engram::pki::role::node;
+}
+
 void forget_peer(int fd) {
   auto& p = tls_peers();
   if (p.count == 0)
@@ -444,6 +481,8 @@ std::string not_node_connection(const std::string& addr, uint16_t port,
                 : std::string{"is not known"})
          + ", not node '" + node_id + "'";
 }
+
+void mesh_accepts_nodes_only(uint16_t port) { mesh_port() = port; }
 
 void limit_connections(
     const connection_limits& limits,
@@ -564,6 +603,14 @@ int SSL_accept(SSL* ssl) {
     ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
     result = -1;
   }
+  std::string refusal;
+  if (result == 1 && !mesh_admits(ssl)) {
+    // The mesh's port takes node certificates only: a client's opens the
+    // client API, never the node's actors.
+    refusal = "a client certificate opens the client API, not the mesh";
+    ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
+    result = -1;
+  }
   if (result == 1)
     remember_peer(ssl);
   if (result == 1 && g.count > 0) { // authenticated: no longer counted
@@ -574,7 +621,9 @@ int SSL_accept(SSL* ssl) {
     // Refused in the handshake: said why (the queue is only peeked at:
     // CAF reads it next).
     char why[256] = "the TLS handshake failed";
-    if (auto e = ERR_peek_error(); e != 0)
+    if (!refusal.empty())
+      std::snprintf(why, sizeof(why), "%s", refusal.c_str());
+    else if (auto e = ERR_peek_error(); e != 0)
       ERR_error_string_n(e, why, sizeof(why));
     sockaddr_storage ss{};
     socklen_t sl = sizeof(ss);
@@ -605,6 +654,10 @@ int accept(int fd, sockaddr* addr, socklen_t* len) {
     std::memcpy(addr, &ss, std::min<size_t>(*len, sl));
     *len = sl;
   }
+  // Only the mesh's connections are counted here: another door (the
+  // client API's server) bounds its own.
+  if (auto mesh = mesh_port().load(); mesh != 0 && local_port(fd) != mesh)
+    return conn;
   auto source = source_of(ss);
   bool refused = false;
   {

@@ -109,6 +109,12 @@ void limit_connections(
 /// is in the revocation list configure_tls loaded.
 bool revoked_peer(void* ssl);
 
+/// From now on, a connection this process accepts on local port `port`
+/// (the mesh's) completes its TLS handshake only with a node certificate:
+/// clients, whose certificates open the client API, never reach the node's
+/// actors (logged like other refusals).
+void mesh_accepts_nodes_only(uint16_t port);
+
 /// Who the peer of a live TLS connection is, by its certificate.
 struct tls_peer_identity {
   /// "node" or "client" (pki::to_string of the certificate's role).

@@ -27,6 +27,10 @@ using json = nlohmann::json;
 /// Standard base64 with padding (RFC 4648 §4).
 std::string base64(const std::string& bytes);
 
+/// Decodes standard base64 (padding required when the length needs it).
+/// Error: parse_error.
+expected<std::string> base64_decode(std::string_view text);
+
 json to_json(const engram_record& e);
 json to_json(const memory_view& v);
 json to_json(const federation::federation_state& st);
@@ -49,9 +53,10 @@ expected<query_filter>
 filter_of(const std::map<std::string, std::string>& params,
           const std::vector<std::string>& ignore = {});
 
-/// What a learn request's body describes: a fact {"key", "value"} or a
-/// belief {"subject", "relation", "object"}, with optional "confidence"
-/// (default 0.9) and "type" (default semantic).
+/// What a learn request's body describes: a fact {"key", "value"} (bytes
+/// that are not UTF-8: "value_base64" instead) or a belief {"subject",
+/// "relation", "object"}, with optional "confidence" (default 0.9) and
+/// "type" (default semantic).
 expected<engram_record> record_of(const json& body);
 
 } // namespace engram::api

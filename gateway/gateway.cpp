@@ -303,6 +303,14 @@ void run_status(const call_ptr& c) {
                 auto up = std::chrono::duration_cast<std::chrono::seconds>(
                               clk::now() - c->st->started)
                               .count();
+                json sessions = json::array();
+                for (auto& x : st.session_details)
+                  sessions.push_back({{"peer", x.peer_node},
+                                      {"agent", x.agent},
+                                      {"established", x.established},
+                                      {"frames_in", x.frames_in},
+                                      {"frames_out", x.frames_out},
+                                      {"retransmits", x.retransmits}});
                 json out{{"node", st.node_id},
                          {"version", c->st->cfg.version},
                          {"uptime_s", up},
@@ -310,7 +318,7 @@ void run_status(const call_ptr& c) {
                          {"agents", agents},
                          {"federations", feds},
                          {"instances", st.instances},
-                         {"sessions", st.sessions},
+                         {"sessions", sessions},
                          {"respawns", st.respawns},
                          {"clock_offsets", clocks}};
                 if (!st.clock_refusal.empty())
@@ -418,7 +426,11 @@ void run_sync(const call_ptr& c) {
 
 void run_tell(const call_ptr& c) {
   auto to = id_field(*c, "to");
-  auto text = text_field(*c, "text");
+  // Texts are bytes: those that are not UTF-8 come as text_base64.
+  auto text = c->body.contains("text_base64") ? text_field(*c, "text_base64")
+                                              : text_field(*c, "text");
+  if (text && c->body.contains("text_base64"))
+    text = api::base64_decode(*text);
   if (!to)
     return fail(*c, to.error_value());
   if (!text)

@@ -1,7 +1,7 @@
 """A client of Engram's HTTP API, with the Python standard library only.
 
     from engram_client import Client
-    c = Client("https://127.0.0.1:7421", token=open("alice.token").read().strip(),
+    c = Client("https://127.0.0.1:8420", token=open("alice.token").read().strip(),
                ca="certs/ca.crt")
     c.learn(key="user.name", value="Bob")
     for m in c.query(subject="sky"):

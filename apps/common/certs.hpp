@@ -2,7 +2,9 @@
 
 // Certificates for a cluster a program starts itself (engram-demo,
 // engram-swarm --real): a CA of its own in `dir`, a certificate per node
-// and one for the program's client, files as `engramd cert` writes them.
+// and the program's own (a node certificate: it speaks to the nodes'
+// actors; and a client certificate for the client API), files as
+// `engramd cert` writes them.
 // The nodes then run with --certs-dir `dir`, and the program connects with
 // the returned TLS configuration.
 
@@ -51,9 +53,13 @@ make_cluster_certs(const std::string& dir,
   };
   for (auto& id : node_ids)
     leaf(pki::role::node, id);
+  // The program speaks to the nodes' actors, as a member of the mesh: a
+  // node certificate of its own (the mesh refuses client certificates);
+  // a client certificate too, for the client API.
+  leaf(pki::role::node, client_id);
   leaf(pki::role::client, client_id);
-  tls.certificate = dir + "/client." + client_id + ".crt";
-  tls.private_key = dir + "/client." + client_id + ".key";
+  tls.certificate = dir + "/node." + client_id + ".crt";
+  tls.private_key = dir + "/node." + client_id + ".key";
   tls.ca = dir + "/ca.crt";
   return tls;
 }

@@ -1,18 +1,10 @@
 #pragma once
 
-// The engram CLI's shared parts: exit codes and failures, the connection to
-// a node (acting as one instance of an agent), rendering memories as text
-// or JSON, and parsing arguments. The verbs are in the *_verbs.cpp files.
-
-#include "actors/net.hpp"
-#include "apps/common/client_config.hpp"
-#include "federation/codec.hpp"
-#include "federation/membership.hpp"
-#include "federation/share.hpp"
-
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/scoped_actor.hpp>
+// The engram CLI's shared parts: exit codes and failures, the session with
+// a node's client API (HTTPS, as one agent: a bearer token or the agent's
+// client certificate), rendering memories as text or JSON, and checking
+// arguments. The verbs are in the *_verbs.cpp files. No CAF: the CLI is a
+// client of the API like any other.
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -27,6 +19,7 @@
 #include <vector>
 
 #include "api/json.hpp"
+#include "http/client.hpp"
 
 namespace engram::cli {
 
@@ -37,8 +30,6 @@ constexpr int exit_usage = 2;
 constexpr int exit_unreachable = 3;
 constexpr int exit_timeout = 4;
 constexpr int exit_not_confirmed = 5;
-
-using apps::client_config;
 
 /// A failure with its exit code, and the error it came from (when the node
 /// answered with one).
@@ -64,155 +55,83 @@ inline int exit_code_of(const error& e) {
 /// error's name and, for a write, whether it was stored ("stored": true
 /// when stored but not confirmed, false when refused, null when unknown)
 /// and the id of its engram.
-inline json failure_json(const failure& f, bool writing) {
-  json out{{"error", f.message}, {"exit", f.code}};
-  if (!f.cause)
-    return out;
-  out["code"] = to_string(f.cause->code);
-  if (!writing)
-    return out;
-  switch (f.cause->code) {
-    case errc::not_confirmed: out["stored"] = true; break;
-    case errc::timeout: out["stored"] = nullptr; break;
-    default: out["stored"] = false; break;
-  }
-  if (!f.cause->subject.empty())
-    out["id"] = f.cause->subject;
-  return out;
-}
-
-template<class T>
-T value_or_fail(expected<T> x) {
-  if (!x)
-    fail(x.error_value());
-  return std::move(*x);
-}
+json failure_json(const failure& f, bool writing);
 
 /// The options every verb shares.
 struct common_options {
-  std::string node = "127.0.0.1:7420";
+  std::string node = "127.0.0.1:8420";
   std::string agent;
   std::string instance = "cli";
   bool json = false;
   int64_t timeout_ms = 5000;
-  /// Mutual TLS with client.<agent>.crt / .key (client.admin without an
-  /// agent) and ca.crt of this directory; or plaintext, when asked for.
+  /// A bearer token (engramd token issue, or a JWT).
+  std::string token;
+  /// The agent's client certificate: client.<agent>.crt / .key
+  /// (client.admin without an agent) and ca.crt of this directory.
   std::string certs_dir;
+  /// The CA the node's certificate must chain to (default:
+  /// <certs_dir>/ca.crt).
+  std::string ca;
+  /// Plaintext HTTP, to a node run with --insecure.
   bool insecure = false;
 };
 
-/// The client's TLS configuration from `opts` (none: --insecure); a
-/// failure (exit_usage) when neither is given or a file is unusable.
-actors::tls_config client_tls(const common_options& opts);
-
-/// A connection to one engramd, acting as one instance of an agent.
+/// A session with one node's client API, acting as the agent the
+/// credential names.
 class session {
 public:
-  session(caf::actor_system& sys, const common_options& opts)
-      : sys_(sys), opts_(opts), timeout_(opts.timeout_ms) {
-    auto at = actors::parse_endpoint(opts.node);
-    if (!at)
-      throw failure{exit_usage, "--node: " + at.error_value().message};
-    auto remote = actors::connect_remote(sys, *at, timeout_);
-    if (!remote) {
-      auto& e = remote.error_value();
-      // Connected, but the node did not answer in time: a timeout, not an
-      // unreachable node.
-      if (e.code == errc::timeout)
-        throw failure{exit_timeout,
-                      "engramd at " + opts.node + " did not answer within "
-                          + std::to_string(opts.timeout_ms) + " ms",
-                      e};
-      throw failure{exit_unreachable,
-                    "cannot reach engramd at " + opts.node + ": " + e.message,
-                    e};
-    }
-    node_ = remote->hdl;
-    node_id_ = remote->id;
+  explicit session(const common_options& opts);
+
+  /// The agent acted as (--agent is needed).
+  const std::string& agent() const;
+
+  /// "/v1/agents/<agent>" + suffix.
+  std::string agent_path(const std::string& suffix) const;
+
+  /// A request; the answer's JSON (null when it has none). A failure
+  /// throws: the node's error (exit 1, 4 or 5), a connection failure
+  /// (exit 3), no answer in time (exit 4). `extra_ms` extends the timeout
+  /// (an ask waits for its answer).
+  json call(const std::string& method, const std::string& path,
+            const json& body = nullptr,
+            const std::map<std::string, std::string>& query = {},
+            int64_t extra_ms = 0);
+
+  json get(const std::string& path,
+           const std::map<std::string, std::string>& query = {}) {
+    return call("GET", path, nullptr, query);
   }
 
-  const std::string& node_id() const { return node_id_; }
-  actors::node_actor node() const { return node_; }
-
-  /// The instance this client acts as (needs --agent).
-  actors::instance_actor instance() {
-    if (inst_)
-      return *inst_;
-    if (opts_.agent.empty())
-      throw failure{exit_usage,
-                    "this command acts as an agent: pass --agent NAME (or set "
-                    "ENGRAM_AGENT)"};
-    if (auto ok = validate_name(opts_.agent, "--agent"); !ok)
-      throw failure{exit_usage, ok.error_value().message};
-    inst_ = call<actors::instance_actor>(node_, actors::instance_atom::value,
-                                         opts_.agent, opts_.instance);
-    return *inst_;
-  }
-
-  /// Sends a request and waits for the answer (bounded); failures throw.
-  template<class R, class Handle, class... Ts>
-  R call(const Handle& dest, Ts&&... xs) {
-    return call_for<R>(timeout_, dest, std::forward<Ts>(xs)...);
-  }
-
-  template<class R, class Handle, class... Ts>
-  R call_for(std::chrono::milliseconds timeout, const Handle& dest,
-             Ts&&... xs) {
-    caf::scoped_actor self{sys_};
-    std::optional<R> result;
-    error err{errc::timeout, "no answer from engramd at " + opts_.node
-                                 + " within " + std::to_string(timeout.count())
-                                 + " ms"};
-    self->request(dest, timeout, std::forward<Ts>(xs)...)
-        .receive(
-            [&](R& r) {
-              result = std::move(r);
-            },
-            [&](caf::error& e) {
-              err = actors::from_caf(e);
-            });
-    if (!result)
-      fail(err);
-    return std::move(*result);
-  }
-
-  /// A command to federation `fed_id` as the --agent (the node sets the
-  /// command's agent to the instance's: no other name can be claimed).
-  federation::federation_state fed(const std::string& fed_id,
-                                   federation::command_kind what) {
-    return call<federation::federation_state>(
-        instance(), actors::federation_atom::value, fed_id,
-        federation::federation_command{opts_.agent, std::move(what)});
+  json post(const std::string& path, const json& body = json::object()) {
+    return call("POST", path, body);
   }
 
 private:
-  caf::actor_system& sys_;
   const common_options& opts_;
-  std::chrono::milliseconds timeout_;
-  actors::node_actor node_;
-  std::string node_id_;
-  std::optional<actors::instance_actor> inst_;
+  http::client_config cfg_;
+  std::string authorization_;
 };
 
 // -- rendering ----------------------------------------------------------------
 //
 // JSON as the client API renders it (api/json.hpp); text for a terminal.
 
-using api::to_json;
+/// Text for a terminal: bytes that are not UTF-8 print as '?'.
 std::string printable(const std::string& text);
-std::string line_of(const memory_view& v);
-void print_state(const federation::federation_state& st, bool as_json);
+/// One memory (the API's JSON) as a line.
+std::string line_of(const json& memory);
+/// A federation (the API's JSON): JSON, or a few lines.
+void print_state(const json& st, bool as_json);
 /// JSON as printed: invalid UTF-8 replaced, never an abort.
 std::string show(const json& j, int indent = -1);
+/// A JSON string field, or "".
+std::string text_of(const json& j, const char* name);
 
-// -- parsing ------------------------------------------------------------------
+// -- checking arguments
+// --------------------------------------------------------
 
-federation::trust_model parse_trust(const std::string& text);
-memory_type parse_type(const std::string& text);
 /// Keys, subjects and relations are UTF-8 text: refused here (bad usage)
-/// rather than by the wire.
+/// rather than by the node.
 void require_text(const std::string& x, const char* what);
-engram_record keyed(content body, double confidence);
-uint64_t now_us();
 
 } // namespace engram::cli

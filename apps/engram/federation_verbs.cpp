@@ -10,11 +10,18 @@ namespace engram::cli {
 namespace {
 
 // A role named on the command line (empty: member); a bad one is bad usage.
-federation::agent_role role_of(const std::string& name) {
+std::string role_of(const std::string& name) {
   auto role = federation::parse_role(name.empty() ? "member" : name);
   if (!role)
     throw failure{exit_usage, role.error_value().message};
-  return *role;
+  return name.empty() ? "member" : name;
+}
+
+std::string fed_path(session& s, const std::string& fed,
+                     const std::string& suffix = {}) {
+  if (auto ok = validate_name(fed, "federation"); !ok)
+    throw failure{exit_usage, ok.error_value().message};
+  return s.agent_path("/federations/" + http::percent_encode(fed) + suffix);
 }
 
 } // namespace
@@ -29,6 +36,7 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   auto& role = v.role;
   auto& beliefs = v.beliefs;
   auto& members = v.members;
+
   auto* fed = app.add_subcommand("federation", "federations of agents");
   fed->require_subcommand(1);
   auto* fcreate = fed->add_subcommand("create", "create one, led by --agent");
@@ -42,26 +50,18 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
                       "take_highest_confidence");
   fcreate->callback([&] {
     run = [&](session& s) {
-      federation::federation_config cfg;
-      cfg.name = a1;
-      s.instance(); // --agent is needed
-      cfg.initial_members.push_back(opts.agent);
-      for (auto& m : members)
-        if (m != opts.agent)
-          cfg.initial_members.push_back(m);
-      if (!trust_spec.empty())
-        cfg.trust = parse_trust(trust_spec);
-      if (!beliefs.empty()) {
-        auto p = federation::parse_belief_policy(beliefs);
-        if (!p)
-          throw failure{exit_usage, "--beliefs: " + p.error_value().message};
-        cfg.belief_conflicts = *p;
+      json body{{"name", a1}, {"members", members}};
+      if (!trust_spec.empty()) {
+        if (auto t = api::parse_trust(trust_spec); !t)
+          throw failure{exit_usage, "--" + t.error_value().message};
+        body["trust"] = trust_spec;
       }
-      auto state = federation::federation_state::create(cfg, now_us());
-      if (!state)
-        throw failure{exit_usage, state.error_value().message};
-      print_state(s.fed(state->id(), federation::cmd::create{*state}),
-                  opts.json);
+      if (!beliefs.empty()) {
+        if (auto p = federation::parse_belief_policy(beliefs); !p)
+          throw failure{exit_usage, "--beliefs: " + p.error_value().message};
+        body["beliefs"] = beliefs;
+      }
+      print_state(s.post(s.agent_path("/federations"), body), opts.json);
       return 0;
     };
   });
@@ -70,7 +70,8 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fjoin->add_option("--role", role, "member or observer");
   fjoin->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed(a1, federation::cmd::join{role_of(role)}), opts.json);
+      print_state(s.post(fed_path(s, a1, "/join"), {{"role", role_of(role)}}),
+                  opts.json);
       return 0;
     };
   });
@@ -78,7 +79,7 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fleave->add_option("federation", a1)->required();
   fleave->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed(a1, federation::cmd::leave{}), opts.json);
+      print_state(s.post(fed_path(s, a1, "/leave")), opts.json);
       return 0;
     };
   });
@@ -86,41 +87,38 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fshow->add_option("federation", a1)->required();
   fshow->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed(a1, federation::cmd::read_state{}), opts.json);
+      print_state(s.get(fed_path(s, a1)), opts.json);
       return 0;
     };
   });
   auto* flist = fed->add_subcommand("list", "the federations on this node");
   flist->callback([&] {
     run = [&](session& s) {
-      auto hosted = s.call<std::vector<std::string>>(
-          s.node(), actors::locate_atom::value);
+      auto st = s.get("/v1/status");
       json out = json::array();
-      for (auto& id : hosted) {
-        if (id.rfind("fed-", 0) != 0)
-          continue;
+      for (auto& f : st["federations"]) {
+        auto id = f.get<std::string>();
         if (opts.agent.empty()) {
           out.push_back({{"id", id}});
           continue;
         }
         try {
-          out.push_back(to_json(s.fed(id, federation::cmd::read_state{})));
+          out.push_back(s.get(fed_path(s, id)));
         } catch (const failure&) {
           out.push_back({{"id", id}}); // not a member: its id only
         }
       }
       if (opts.json) {
-        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
-                  << '\n';
-      } else {
-        for (auto& f : out) {
-          std::cout << f["id"].get<std::string>();
-          if (f.contains("name"))
-            std::cout << "  " << f["name"].get<std::string>() << "  led by "
-                      << f["leader"].get<std::string>() << ", "
-                      << f["members"].size() << " members";
-          std::cout << '\n';
-        }
+        std::cout << show(out, 2) << '\n';
+        return 0;
+      }
+      for (auto& f : out) {
+        std::cout << text_of(f, "id");
+        if (f.contains("name"))
+          std::cout << "  " << text_of(f, "name") << "  led by "
+                    << text_of(f, "leader") << ", " << f["members"].size()
+                    << " members";
+        std::cout << '\n';
       }
       return 0;
     };
@@ -131,8 +129,10 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   frole->add_option("role", a3)->required();
   frole->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed(a1, federation::cmd::set_role{a2, role_of(a3)}),
-                  opts.json);
+      print_state(
+          s.call("PUT", fed_path(s, a1, "/members/" + http::percent_encode(a2)),
+                 {{"role", role_of(a3)}}),
+          opts.json);
       return 0;
     };
   });
@@ -141,7 +141,10 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fremove->add_option("member", a2)->required();
   fremove->callback([&] {
     run = [&](session& s) {
-      print_state(s.fed(a1, federation::cmd::remove{a2}), opts.json);
+      print_state(
+          s.call("DELETE",
+                 fed_path(s, a1, "/members/" + http::percent_encode(a2))),
+          opts.json);
       return 0;
     };
   });
@@ -152,10 +155,10 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   broadcast->add_option("text", a2)->required();
   broadcast->callback([&] {
     run = [&](session& s) {
-      auto n = s.call<uint64_t>(s.instance(), actors::broadcast_atom::value, a1,
-                                a2);
-      std::cout << (opts.json ? json{{"reached", n}}.dump(
-                        -1, ' ', false, json::error_handler_t::replace)
+      auto r = s.post(s.agent_path("/broadcasts"),
+                      {{"federation", a1}, {"text", a2}});
+      auto n = r.value("reached", uint64_t{0});
+      std::cout << (opts.json ? show(r)
                               : "reached " + std::to_string(n)
                                     + " members (the others get it when "
                                       "they are back)")

@@ -1,9 +1,11 @@
-// engram: the command-line client of a running engramd. It reaches the
-// node's actor over CAF's network layer and acts as one instance ("cli" by
-// default) of an agent: learn, query, forget, share, accept/decline, sync,
-// federations, tell/ask/broadcast, conflicts, status.
+// engram: the command-line client of a running engramd. It speaks the
+// node's client API (HTTPS, docs/openapi.json) as one instance ("cli" by
+// default) of an agent — the one its credential names: a bearer token
+// (--token) or the agent's client certificate (--certs-dir) — learn, query,
+// forget, share, accept/decline, sync, federations, tell/ask/broadcast,
+// conflicts, status.
 //
-//   engram --node 127.0.0.1:7420 --agent alice learn user.name Bob
+//   engram --node 127.0.0.1:8420 --agent alice learn user.name Bob
 //   engram --agent alice --json query --subject sky
 //   engram --agent alice federation create Research --member bob
 //
@@ -15,8 +17,6 @@
 // they return).
 
 #include "apps/engram/verbs.hpp"
-
-#include <caf/actor_system.hpp>
 
 #include <cstdlib>
 #include <iostream>
@@ -32,24 +32,38 @@ int main(int argc, char** argv) {
     opts.agent = env;
   if (auto* env = std::getenv("ENGRAM_CERTS_DIR"))
     opts.certs_dir = env;
+  if (auto* env = std::getenv("ENGRAM_TOKEN"))
+    opts.token = env;
+  if (auto* env = std::getenv("ENGRAM_CA"))
+    opts.ca = env;
 
   CLI::App app{"engram: talk to a running engramd (learn, query, share, "
                "federations, messages, conflicts)"};
   app.require_subcommand(1);
   app.option_defaults()->always_capture_default();
+  app.set_version_flag("--version", std::string{"engram "} + ENGRAM_VERSION);
+  // Global options are accepted anywhere on the line, before or after the
+  // verb.
+  app.fallthrough();
   app.add_option("--node", opts.node,
-                 "engramd address HOST:PORT (or "
-                 "ENGRAM_NODE)");
+                 "engramd's client API HOST:PORT (or ENGRAM_NODE)");
   app.add_option("--agent", opts.agent, "act as this agent (or ENGRAM_AGENT)");
   app.add_option("--instance", opts.instance, "as this instance of the agent");
   app.add_flag("--json", opts.json, "print JSON");
   app.add_option("--timeout", opts.timeout_ms, "ms to wait for the node")
       ->check(CLI::PositiveNumber);
+  app.add_option("--token", opts.token,
+                 "a bearer token: engramd token issue, or a JWT (or "
+                 "ENGRAM_TOKEN)");
   app.add_option("--certs-dir", opts.certs_dir,
-                 "mutual TLS with client.<agent>.crt/.key (client.admin "
-                 "without --agent) and ca.crt of DIR (or ENGRAM_CERTS_DIR)");
+                 "the agent's client certificate client.<agent>.crt/.key "
+                 "(client.admin without --agent) and ca.crt of DIR (or "
+                 "ENGRAM_CERTS_DIR)");
+  app.add_option("--ca", opts.ca,
+                 "the CA the node's certificate must chain to (default: "
+                 "DIR/ca.crt of --certs-dir; or ENGRAM_CA)");
   app.add_flag("--insecure", opts.insecure,
-               "plaintext, to a node run with --insecure");
+               "plaintext HTTP, to a node run with --insecure (with --token)");
 
   verbs v{opts};
   add_memory_verbs(app, v);
@@ -68,15 +82,11 @@ int main(int argc, char** argv) {
   try {
     if (!run)
       throw failure{exit_usage, "nothing to do (see --help)"};
-    client_config cfg{client_tls(opts)};
-    caf::actor_system sys{cfg};
-    session s{sys, opts};
+    session s{opts};
     return run(s);
   } catch (const failure& f) {
     if (opts.json)
-      std::cout << failure_json(f, writing)
-                       .dump(-1, ' ', false, json::error_handler_t::replace)
-                << '\n';
+      std::cout << show(failure_json(f, writing)) << '\n';
     std::cerr << "engram: " << f.message << '\n';
     return f.code;
   }

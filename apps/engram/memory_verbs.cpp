@@ -2,6 +2,7 @@
 // conflicts.
 
 #include "apps/engram/verbs.hpp"
+#include "core/placement.hpp"
 
 #include <iostream>
 
@@ -24,53 +25,35 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   auto add_filter_options = [&](CLI::App* cmd) {
     v.add_filter_options(cmd);
   };
-  auto* status = app.add_subcommand("status", "the node's agents and sessions");
+
+  auto* status = app.add_subcommand(
+      "status", "the node: version, uptime, peers, agents, sessions");
   status->callback([&] {
     run = [&](session& s) {
-      auto st
-          = s.call<actors::node_status>(s.node(), actors::status_atom::value);
-      auto hosted = s.call<std::vector<std::string>>(
-          s.node(), actors::locate_atom::value);
+      auto st = s.get("/v1/status");
       if (opts.json) {
-        json sessions = json::array();
-        for (auto& x : st.session_details)
-          sessions.push_back({{"peer", x.peer_node},
-                              {"agent", x.agent},
-                              {"established", x.established},
-                              {"frames_in", x.frames_in},
-                              {"frames_out", x.frames_out},
-                              {"retransmits", x.retransmits}});
-        json clocks = json::array();
-        for (auto& c : st.clock_offsets)
-          clocks.push_back(
-              {{"peer", c.peer},
-               {"offset_ms", static_cast<double>(c.offset_us) / 1000},
-               {"rtt_ms", static_cast<double>(c.rtt_us) / 1000}});
-        json out{{"node", st.node_id},        {"agents", hosted},
-                 {"instances", st.instances}, {"respawns", st.respawns},
-                 {"sessions", sessions},      {"clock_offsets", clocks},
-                 {"peers_up", st.peers_up},   {"peers_down", st.peers_down}};
-        if (!st.clock_refusal.empty())
-          out["writes_refused"] = st.clock_refusal;
-        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
-                  << '\n';
-      } else {
-        std::cout << "node " << st.node_id << ": " << st.agents << " agents, "
-                  << st.instances << " instances, " << st.sessions
-                  << " sync sessions, " << st.respawns << " respawns\n";
-        for (auto& a : hosted)
-          std::cout << "  " << a << '\n';
-        for (auto& p : st.peers_up)
-          std::cout << "  peer " << p << ": up\n";
-        for (auto& p : st.peers_down)
-          std::cout << "  peer " << p << ": down\n";
-        for (auto& c : st.clock_offsets)
-          std::cout << "  clock of " << c.peer << ": " << std::showpos
-                    << c.offset_us / 1000 << std::noshowpos
-                    << " ms (round trip " << c.rtt_us / 1000.0 << " ms)\n";
-        if (!st.clock_refusal.empty())
-          std::cout << "  WRITES REFUSED: " << st.clock_refusal << '\n';
+        std::cout << show(st, 2) << '\n';
+        return 0;
       }
+      std::cout << "node " << text_of(st, "node") << " (engramd "
+                << text_of(st, "version") << ", up "
+                << st.value("uptime_s", int64_t{0})
+                << " s): " << st["agents"].size() << " agents, "
+                << st["federations"].size() << " federations, "
+                << st["sessions"].size() << " sync sessions, "
+                << st.value("respawns", size_t{0}) << " respawns\n";
+      for (auto& a : st["agents"])
+        std::cout << "  " << printable(a.get<std::string>()) << '\n';
+      for (auto& p : st["peers"])
+        std::cout << "  peer " << text_of(p, "node") << ": "
+                  << (p.value("up", false) ? "up" : "down") << '\n';
+      for (auto& c : st["clock_offsets"])
+        std::cout << "  clock of " << text_of(c, "peer") << ": " << std::showpos
+                  << c.value("offset_ms", 0.0) << std::noshowpos
+                  << " ms (round trip " << c.value("rtt_ms", 0.0) << " ms)\n";
+      if (!text_of(st, "writes_refused").empty())
+        std::cout << "  WRITES REFUSED: " << text_of(st, "writes_refused")
+                  << '\n';
       return 0;
     };
   });
@@ -90,7 +73,12 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   learn->callback([&] {
     writing = true;
     run = [&](session& s) {
-      return v.learn_record(s, keyed(fact{a1, a2}, confidence));
+      require_text(a1, "the key");
+      // Values are bytes: those that are not UTF-8 travel as base64.
+      if (!is_utf8(a2))
+        return v.learn_record(s,
+                              {{"key", a1}, {"value_base64", api::base64(a2)}});
+      return v.learn_record(s, {{"key", a1}, {"value", a2}});
     };
   });
   auto* believe
@@ -102,7 +90,11 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   believe->callback([&] {
     writing = true;
     run = [&](session& s) {
-      return v.learn_record(s, keyed(belief{a1, a2, a3}, confidence));
+      require_text(a1, "the subject");
+      require_text(a2, "the relation");
+      require_text(a3, "the object");
+      return v.learn_record(
+          s, {{"subject", a1}, {"relation", a2}, {"object", a3}});
     };
   });
 
@@ -114,31 +106,21 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
                     "one, quorum, all or local (the node's default)");
   query->callback([&] {
     run = [&](session& s) {
-      auto f = v.filter();
-      std::vector<memory_view> views;
+      auto q = v.filter();
       if (!fed_id.empty())
-        views = s.call<std::vector<memory_view>>(
-            s.instance(), actors::query_atom::value, fed_id, f);
-      else if (!consistency.empty()) {
-        auto level = parse_consistency(consistency);
-        if (!level)
+        q["federation"] = fed_id;
+      if (!consistency.empty()) {
+        if (auto level = parse_consistency(consistency); !level)
           throw failure{exit_usage,
                         "--consistency: " + level.error_value().message};
-        views = s.call<std::vector<memory_view>>(s.instance(),
-                                                 actors::query_atom::value, f,
-                                                 actors::code_of(*level));
-      } else
-        views = s.call<std::vector<memory_view>>(s.instance(),
-                                                 actors::query_atom::value, f);
+        q["consistency"] = consistency;
+      }
+      auto views = s.get(s.agent_path("/memories"), q);
       if (opts.json) {
-        json out = json::array();
-        for (auto& v : views)
-          out.push_back(to_json(v));
-        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
-                  << '\n';
+        std::cout << show(views, 2) << '\n';
       } else {
-        for (auto& v : views)
-          std::cout << line_of(v) << '\n';
+        for (auto& m : views)
+          std::cout << line_of(m) << '\n';
       }
       return 0;
     };
@@ -150,36 +132,25 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   forget->callback([&] {
     writing = true;
     run = [&](session& s) {
-      auto id = engram_id::parse(a1);
-      if (!id)
+      if (auto id = engram_id::parse(a1); !id)
         throw failure{exit_usage, "id: " + id.error_value().message};
-      return v.learned(s, s.call<engram_id>(s.instance(),
-                                            actors::forget_atom::value, *id,
-                                            reason));
+      return v.learned(s.call("DELETE", s.agent_path("/memories/" + a1),
+                              nullptr, {{"reason", reason}}));
     };
   });
 
   auto* sync = app.add_subcommand("sync", "sync the agent's memory now");
   sync->callback([&] {
     run = [&](session& s) {
-      actors::sync_config cfg;
-      cfg.timeout = std::chrono::milliseconds{opts.timeout_ms};
-      auto r = s.call_for<actors::sync_result>(
-          std::chrono::milliseconds{opts.timeout_ms * 2}, s.instance(),
-          actors::sync_atom::value, cfg);
+      auto r = s.call("POST", s.agent_path("/sync"), json::object(), {},
+                      opts.timeout_ms);
       if (opts.json)
-        std::cout << json{{"clean", r.clean()},
-                          {"synced", r.synced_count},
-                          {"merged", r.merged_count},
-                          {"conflicts", r.conflicts.size()},
-                          {"peers", r.peers}}
-                         .dump(-1, ' ', false, json::error_handler_t::replace)
-                  << '\n';
+        std::cout << show(r) << '\n';
       else
-        std::cout << (r.clean() ? "clean" : "merged") << ": " << r.synced_count
-                  << " synced, " << r.merged_count << " merged, "
-                  << r.conflicts.size() << " conflicts, " << r.peers
-                  << " peers\n";
+        std::cout << (r.value("clean", false) ? "clean" : "merged") << ": "
+                  << r.value("synced", 0) << " synced, " << r.value("merged", 0)
+                  << " merged, " << r.value("conflicts", 0) << " conflicts, "
+                  << r.value("peers", 0) << " peers\n";
       return 0;
     };
   });
@@ -191,27 +162,21 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   clist->add_option("--federation", fed_id, "a federation's instead");
   clist->callback([&] {
     run = [&](session& s) {
-      auto qs = fed_id.empty()
-                    ? s.call<std::vector<pending_question>>(
-                        s.instance(), actors::pending_atom::value)
-                    : s.call<std::vector<pending_question>>(
-                        s.instance(), actors::pending_atom::value, fed_id);
+      auto qs = s.get(s.agent_path("/conflicts"), {{"federation", fed_id}});
       if (opts.json) {
-        json out = json::array();
-        for (auto& q : qs)
-          out.push_back(to_json(q));
-        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
-                  << '\n';
-      } else {
-        for (auto& q : qs) {
-          std::cout << q.subject.id << "  " << q.question.question
-                    << "  options:";
-          for (auto& o : q.question.options)
-            std::cout << ' ' << o;
-          std::cout << '\n';
-          for (auto& v : q.subject.versions())
-            std::cout << "  " << describe(v.value.body) << "  (from "
-                      << v.value.origin.origin_agent << ")\n";
+        std::cout << show(qs, 2) << '\n';
+        return 0;
+      }
+      for (auto& q : qs) {
+        std::cout << q.value("conflict", uint64_t{0}) << "  "
+                  << text_of(q, "question") << "  options:";
+        for (auto& o : q["options"])
+          std::cout << ' ' << o.get<std::string>();
+        std::cout << '\n';
+        for (auto& m : q["versions"]) {
+          auto from = m.contains("origin") ? text_of(m["origin"], "agent") : "";
+          std::cout << "  " << printable(text_of(m, "content")) << "  (from "
+                    << from << ")\n";
         }
       }
       return 0;
@@ -224,12 +189,12 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   canswer->callback([&] {
     writing = true;
     run = [&](session& s) {
-      auto id = fed_id.empty() ? s.call<engram_id>(
-                    s.instance(), actors::answer_atom::value, conflict_id, a1)
-                               : s.call<engram_id>(s.instance(),
-                                                   actors::answer_atom::value,
-                                                   fed_id, conflict_id, a1);
-      return v.learned(s, id);
+      json body{{"option", a1}};
+      if (!fed_id.empty())
+        body["federation"] = fed_id;
+      return v.learned(s.post(
+          s.agent_path("/conflicts/" + std::to_string(conflict_id) + "/answer"),
+          body));
     };
   });
 }

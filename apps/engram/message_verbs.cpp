@@ -19,10 +19,11 @@ void add_message_verbs(CLI::App& app, verbs& v) {
   tell->callback([&] {
     writing = true; // the message is a write to the recipient's memory
     run = [&](session& s) {
-      s.call<bool>(s.instance(), actors::tell_atom::value, a1, a2);
-      std::cout << (opts.json ? json{{"told", a1}}.dump(
-                        -1, ' ', false, json::error_handler_t::replace)
-                              : "told " + a1)
+      // Texts are bytes: those that are not UTF-8 travel as base64.
+      s.post(s.agent_path("/messages"),
+             is_utf8(a2) ? json{{"to", a1}, {"text", a2}}
+                         : json{{"to", a1}, {"text_base64", api::base64(a2)}});
+      std::cout << (opts.json ? show(json{{"told", a1}}) : "told " + a1)
                 << '\n';
       return 0;
     };
@@ -34,33 +35,25 @@ void add_message_verbs(CLI::App& app, verbs& v) {
       ->check(CLI::PositiveNumber);
   ask->callback([&] {
     run = [&](session& s) {
-      auto answer = s.call_for<std::string>(
-          std::chrono::milliseconds{ask_timeout_ms + opts.timeout_ms},
-          s.instance(), actors::ask_atom::value, a1, a2,
-          static_cast<uint64_t>(ask_timeout_ms));
-      std::cout << (opts.json ? json{{"answer", answer}}.dump(
-                        -1, ' ', false, json::error_handler_t::replace)
-                              : answer)
-                << '\n';
+      auto r = s.call(
+          "POST", s.agent_path("/questions"),
+          {{"to", a1}, {"question", a2}, {"timeout_ms", ask_timeout_ms}}, {},
+          ask_timeout_ms);
+      std::cout << (opts.json ? show(r) : text_of(r, "answer")) << '\n';
       return 0;
     };
   });
   auto* inbox = app.add_subcommand("inbox", "read (and empty) the inbox");
   inbox->callback([&] {
     run = [&](session& s) {
-      auto raw = s.call<std::vector<std::string>>(s.instance(),
-                                                  actors::inbox_atom::value);
-      json out = json::array();
-      for (size_t i = 0; i + 1 < raw.size(); i += 2) {
-        if (opts.json)
-          out.push_back({{"from", raw[i]}, {"text", raw[i + 1]}});
-        else
-          std::cout << printable(raw[i]) << ": " << printable(raw[i + 1])
-                    << '\n';
+      auto messages = s.get(s.agent_path("/inbox"));
+      if (opts.json) {
+        std::cout << show(messages, 2) << '\n';
+        return 0;
       }
-      if (opts.json)
-        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
-                  << '\n';
+      for (auto& m : messages)
+        std::cout << printable(text_of(m, "from")) << ": "
+                  << printable(text_of(m, "text")) << '\n';
       return 0;
     };
   });

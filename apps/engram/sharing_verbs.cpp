@@ -29,46 +29,38 @@ void add_sharing_verbs(CLI::App& app, verbs& v) {
                   "read-only)");
   share->callback([&] {
     run = [&](session& s) {
-      auto id = s.call<std::string>(
-          s.instance(), actors::share_atom::value, with, v.filter(),
-          std::string{redact ? "redact_pii" : ""}, !writable);
+      json body{{"to", with}, {"read_only", !writable}};
+      auto f = v.filter();
+      if (!f.empty())
+        body["filter"] = f;
+      if (redact)
+        body["transform"] = "redact_pii";
+      auto r = s.post(s.agent_path("/shares"), body);
       if (opts.json)
-        std::cout << json{{"share", id}, {"to", with}}.dump(
-            -1, ' ', false, json::error_handler_t::replace)
-                  << '\n';
+        std::cout << show(r) << '\n';
       else
-        std::cout << id << '\n';
+        std::cout << text_of(r, "share") << '\n';
       return 0;
     };
   });
   auto* shares = app.add_subcommand("shares", "shares waiting for the agent");
   shares->callback([&] {
     run = [&](session& s) {
-      auto list = s.call<std::vector<federation::share>>(
-          s.instance(), actors::shares_atom::value);
+      auto list = s.get(s.agent_path("/shares"));
       if (opts.json) {
-        json out = json::array();
-        for (auto& x : list) {
-          json mems = json::array();
-          for (auto& m : x.memories)
-            mems.push_back(to_json(m));
-          out.push_back({{"share", x.share_id},
-                         {"from", x.from},
-                         {"read_only", x.read_only},
-                         {"transform", x.transform},
-                         {"memories", mems}});
-        }
-        std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
+        std::cout << show(list, 2) << '\n';
+        return 0;
+      }
+      for (auto& x : list) {
+        std::cout << text_of(x, "id") << "  from " << text_of(x, "from") << ", "
+                  << x["memories"].size() << " memories"
+                  << (x.value("read_only", false) ? ", read-only" : "")
+                  << (text_of(x, "transform").empty()
+                          ? ""
+                          : ", " + text_of(x, "transform"))
                   << '\n';
-      } else {
-        for (auto& x : list) {
-          std::cout << x.share_id << "  from " << x.from << ", "
-                    << x.memories.size() << " memories"
-                    << (x.read_only ? ", read-only" : "")
-                    << (x.transform.empty() ? "" : ", " + x.transform) << '\n';
-          for (auto& m : x.memories)
-            std::cout << "  " << describe(m.body) << '\n';
-        }
+        for (auto& m : x["memories"])
+          std::cout << "  " << printable(text_of(m, "content")) << '\n';
       }
       return 0;
     };
@@ -80,14 +72,13 @@ void add_sharing_verbs(CLI::App& app, verbs& v) {
       ->check(CLI::Range(0.0, 1.0));
   accept->callback([&] {
     run = [&](session& s) {
-      auto n = s.call<uint64_t>(s.instance(), actors::accept_atom::value, a1,
-                                a2, trust);
+      auto r = s.post(
+          s.agent_path("/shares/" + http::percent_encode(a2) + "/accept"),
+          {{"from", a1}, {"trust", trust}});
       if (opts.json)
-        std::cout << json{{"accepted", n}}.dump(-1, ' ', false,
-                                                json::error_handler_t::replace)
-                  << '\n';
+        std::cout << show(r) << '\n';
       else
-        std::cout << "accepted " << n << " memories\n";
+        std::cout << "accepted " << r.value("accepted", 0) << " memories\n";
       return 0;
     };
   });
@@ -95,10 +86,8 @@ void add_sharing_verbs(CLI::App& app, verbs& v) {
   decline->add_option("share", a1)->required();
   decline->callback([&] {
     run = [&](session& s) {
-      s.call<std::string>(s.instance(), actors::decline_atom::value, a1);
-      std::cout << (opts.json ? json{{"declined", a1}}.dump(
-                        -1, ' ', false, json::error_handler_t::replace)
-                              : "declined " + a1)
+      s.post(s.agent_path("/shares/" + http::percent_encode(a1) + "/decline"));
+      std::cout << (opts.json ? show(json{{"declined", a1}}) : "declined " + a1)
                 << '\n';
       return 0;
     };

@@ -4,19 +4,26 @@
 
 namespace engram::cli {
 
-query_filter verbs::filter() const {
-  query_filter f;
-  if (!type.empty())
-    f.type = parse_type(type);
-  if (!subject.empty())
+std::map<std::string, std::string> verbs::filter() const {
+  std::map<std::string, std::string> q;
+  if (!type.empty()) {
+    if (auto t = api::parse_memory_type(type); !t)
+      throw failure{exit_usage, "--" + t.error_value().message};
+    q["type"] = type;
+  }
+  if (!subject.empty()) {
     require_text(subject, "--subject");
-  if (!relation.empty())
+    q["subject"] = subject;
+  }
+  if (!relation.empty()) {
     require_text(relation, "--relation");
-  f.subject = subject;
-  f.relation = relation;
-  f.contested_only = contested;
-  f.limit = static_cast<size_t>(limit);
-  return f;
+    q["relation"] = relation;
+  }
+  if (contested)
+    q["contested"] = "true";
+  if (limit > 0)
+    q["limit"] = std::to_string(limit);
+  return q;
 }
 
 void verbs::add_filter_options(CLI::App* cmd) {
@@ -27,26 +34,21 @@ void verbs::add_filter_options(CLI::App* cmd) {
       ->check(CLI::NonNegativeNumber);
 }
 
-int verbs::learned(session& s, const engram_id& id) const {
+int verbs::learned(const json& answer) const {
   if (opts.json)
-    std::cout << show(json{{"id", id.to_string()}, {"node", s.node_id()}})
-              << '\n';
+    std::cout << show(answer) << '\n';
   else
-    std::cout << id.to_string() << '\n';
+    std::cout << text_of(answer, "id") << '\n';
   return 0;
 }
 
-int verbs::learn_record(session& s, engram_record e) const {
-  bool scoped = false;
-  if (!fed_id.empty()) {
-    e.scope = memory_scope::collective(fed_id, {opts.agent});
-    scoped = true;
-  } else if (instance_scope) {
-    e.scope = memory_scope::instance({});
-    scoped = true;
-  }
-  return learned(s, s.call<engram_id>(s.instance(), actors::learn_atom::value,
-                                      std::move(e), scoped));
+int verbs::learn_record(session& s, json body) const {
+  body["confidence"] = confidence;
+  if (!fed_id.empty())
+    body["federation"] = fed_id;
+  else if (instance_scope)
+    body["scope"] = "instance";
+  return learned(s.post(s.agent_path("/memories"), body));
 }
 
 } // namespace engram::cli

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,18 +35,19 @@ struct verbs {
   /// The verb writes (its failures say whether anything was stored).
   bool writing = false;
 
-  /// The query filter the filter options give.
-  query_filter filter() const;
+  /// The query parameters the filter options give (checked).
+  std::map<std::string, std::string> filter() const;
 
   /// Adds --type, --subject, --relation, --limit to a verb.
   void add_filter_options(CLI::App* cmd);
 
-  /// Prints a write's engram id (JSON: with the node); exit code 0.
-  int learned(session& s, const engram_id& id) const;
+  /// Prints a write's answer (its engram id); exit code 0.
+  int learned(const json& answer) const;
 
-  /// Learns `e` as the agent: into --federation's Collective memory, this
-  /// instance's memory (--instance-scope), or the configured scope.
-  int learn_record(session& s, engram_record e) const;
+  /// Learns `body` (a fact or a belief, as the API takes it) as the agent:
+  /// into --federation's Collective memory, this instance's memory
+  /// (--instance-scope), or the agent's.
+  int learn_record(session& s, json body) const;
 
   // The verbs' callbacks run after the functions that add them returned:
   // whatever they use lives here, never in those functions' locals.

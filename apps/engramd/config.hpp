@@ -30,8 +30,8 @@ namespace engram::engramd {
 /// shared_key, oauth, client_certificates; [distribution.access_control].
 struct api_settings {
   bool enabled = true;
-  /// Empty: the node's host, the node's port + 1 (any free port when the
-  /// node's is 0).
+  /// Empty: the node's host, the node's port + 1000 (7420: 8420; any free
+  /// port when the node's is 0).
   std::string listen;
   /// Where the API's port is written once listening (tests use port 0).
   std::string port_file;

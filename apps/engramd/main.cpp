@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   auto* api_listen = app.add_option(
       "--api-listen", flags.api.listen,
       "host:port of the client API (HTTPS; default: the node's host, its "
-      "port + 1)");
+      "port + 1000)");
   app.add_option("--api-port-file", flags.api.port_file,
                  "write the client API's port to this file once ready");
   app.add_flag("--check-config", check_only,
@@ -348,6 +348,8 @@ int main(int argc, char** argv) {
                  "reaches this port is a full peer and reads every frame; "
                  "use --certs-dir)",
                  s.node_id, v.listen.host, *port);
+  if (!v.insecure) // clients use the API: the mesh takes nodes only
+    actors::mesh_accepts_nodes_only(*port);
   // The client API: HTTPS with the node's certificate.
   std::unique_ptr<http::server> api_server;
   if (v.api_enabled) {

@@ -54,7 +54,7 @@ inline engram_record fact_of(const std::string& key, const std::string& value) {
 struct cluster {
   temp_dir dir;
   test_pki pki{dir.sub("certs")};
-  client_config cfg{pki.client_tls("test-client")};
+  client_config cfg{pki.node_tls("test-harness")};
   caf::actor_system sys{cfg};
 
   struct daemon {
@@ -62,6 +62,8 @@ struct cluster {
     process proc;
     uint16_t port = 0;
     std::string host = "127.0.0.1";
+    /// The client API's port (HTTPS).
+    uint16_t api_port = 0;
   };
   std::vector<daemon> nodes;
   /// Flags every node gets (placement, timings).
@@ -81,6 +83,10 @@ struct cluster {
                                   "127.0.0.1:" + std::to_string(port),
                                   "--port-file",
                                   dir.sub(id + ".port"),
+                                  "--api-listen",
+                                  "127.0.0.1:0",
+                                  "--api-port-file",
+                                  dir.sub(id + ".api"),
                                   "--log-level",
                                   "debug"};
     pki.node(id);
@@ -97,9 +103,11 @@ struct cluster {
   size_t start(const std::string& id, const std::vector<uint16_t>& seeds,
                uint16_t port = 0) {
     std::remove(dir.sub(id + ".port").c_str());
+    std::remove(dir.sub(id + ".api").c_str());
     daemon d{id, process{argv(id, seeds, port), dir.sub(id + ".log"), env[id]},
              0};
     d.port = read_port(dir.sub(id + ".port"));
+    d.api_port = read_port(dir.sub(id + ".api"));
     nodes.push_back(std::move(d));
     return nodes.size() - 1;
   }
@@ -110,22 +118,30 @@ struct cluster {
                   const std::vector<std::string>& seeds,
                   const std::vector<std::string>& prefix = {}) {
     std::remove(dir.sub(id + ".port").c_str());
+    std::remove(dir.sub(id + ".api").c_str());
     auto args = prefix;
     auto own = argv(id, {});
     for (auto& a : own)
-      args.push_back(a == "127.0.0.1:0" ? host + ":0" : a);
+      args.push_back(a == "127.0.0.1:0" && host != "127.0.0.1" ? host + ":0"
+                                                               : a);
     for (auto& seed : seeds) {
       args.push_back("--peer");
       args.push_back(seed);
     }
     daemon d{id, process{args, dir.sub(id + ".log")}, 0, host};
     d.port = read_port(dir.sub(id + ".port"));
+    d.api_port = read_port(dir.sub(id + ".api"));
     nodes.push_back(std::move(d));
     return nodes.size() - 1;
   }
 
   std::string address(size_t i) const {
     return nodes[i].host + ":" + std::to_string(nodes[i].port);
+  }
+
+  /// The client API's address of node `i`.
+  std::string api_address(size_t i) const {
+    return nodes[i].host + ":" + std::to_string(nodes[i].api_port);
   }
 
   actors::node_actor node(size_t i) {

@@ -313,29 +313,38 @@ BOOST_AUTO_TEST_CASE(the_three_node_recipe_works_as_written) {
   auto certs = subst("/tmp/engram/certs");
   for (auto args : std::vector<std::vector<std::string>>{
            {"cert", "create-ca", "--certs-dir", certs},
-           {"cert", "create-node", "n1", "--certs-dir", certs},
-           {"cert", "create-node", "n2", "--certs-dir", certs},
-           {"cert", "create-node", "n3", "--certs-dir", certs},
-           {"cert", "create-client", "alice", "--certs-dir", certs}}) {
+           {"cert", "create-node", "n1", "--host", "127.0.0.1", "--certs-dir",
+            certs},
+           {"cert", "create-node", "n2", "--host", "127.0.0.1", "--certs-dir",
+            certs},
+           {"cert", "create-node", "n3", "--host", "127.0.0.1", "--certs-dir",
+            certs},
+           {"cert", "create-client", "alice", "--certs-dir", certs},
+           // This test speaks to the nodes' actors: a member of the mesh.
+           {"cert", "create-node", "tester", "--certs-dir", certs}}) {
     auto r = run(args, dir.sub("cert.log"));
     BOOST_REQUIRE_MESSAGE(r.first == 0, r.second);
   }
   std::vector<process> nodes;
-  nodes.emplace_back(std::vector<std::string>{engramd, "--config", config},
+  // (the APIs on free ports: the recipe's are its ports + 1000)
+  nodes.emplace_back(std::vector<std::string>{engramd, "--config", config,
+                                              "--api-listen", "127.0.0.1:0"},
                      dir.sub("n1.log"));
   nodes.emplace_back(
       std::vector<std::string>{engramd, "--config", config, "--node-id", "n2",
                                "--listen", subst("127.0.0.1:7421"),
-                               "--data-dir", subst("/tmp/engram/n2")},
+                               "--data-dir", subst("/tmp/engram/n2"),
+                               "--api-listen", "127.0.0.1:0"},
       dir.sub("n2.log"));
   nodes.emplace_back(
       std::vector<std::string>{engramd, "--config", config, "--node-id", "n3",
                                "--listen", subst("127.0.0.1:7422"),
-                               "--data-dir", subst("/tmp/engram/n3")},
+                               "--data-dir", subst("/tmp/engram/n3"),
+                               "--api-listen", "127.0.0.1:0"},
       dir.sub("n3.log"));
   actors::tls_config tls;
-  tls.certificate = certs + "/client.alice.crt";
-  tls.private_key = certs + "/client.alice.key";
+  tls.certificate = certs + "/node.tester.crt";
+  tls.private_key = certs + "/node.tester.key";
   tls.ca = certs + "/ca.crt";
   BOOST_REQUIRE(actors::apply_tls_policy(tls));
   client_config cfg{tls};
@@ -487,7 +496,7 @@ BOOST_AUTO_TEST_CASE(an_agent_on_another_node_is_found_and_asked_by_id) {
   {
     // The oracle is created on n3 by another program (its own actor
     // system), so this test's client knows only n1.
-    client_config other_cfg{c.pki.client_tls("other-program")};
+    client_config other_cfg{c.pki.node_tls("other-program")};
     caf::actor_system other{other_cfg};
     auto remote = actors::connect_remote(
         other, actors::endpoint{"127.0.0.1", c.nodes[n3].port}, 5s);
@@ -796,7 +805,7 @@ BOOST_AUTO_TEST_CASE(a_partition_heals_and_all_replicas_converge,
   // its connection to n1 in the partition, and its CAF 0.17 middleman
   // stalls for seconds on the dead path (a client artefact; the nodes
   // themselves reconnect at once, see their session_repaired events).
-  client_config fresh_cfg{c.pki.client_tls("fresh-client")};
+  client_config fresh_cfg{c.pki.node_tls("fresh-client")};
   caf::actor_system fresh{fresh_cfg};
   // What a node holds: the keys of the facts it serves (Local reads).
   auto keys_at = [&](size_t i) {

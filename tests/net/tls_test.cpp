@@ -146,10 +146,22 @@ BOOST_AUTO_TEST_CASE(only_mutual_tls_13_with_the_clusters_ca_gets_in) {
   auto n1 = c.start("n1", {});
   auto port = c.nodes[n1].port;
   auto& certs = c.pki.dir();
+  c.pki.node("probe");
   c.pki.client("probe");
-  client_hello good{certs + "/client.probe.crt", certs + "/client.probe.key",
+  client_hello good{certs + "/node.probe.crt", certs + "/node.probe.key",
                     certs + "/ca.crt"};
-  BOOST_REQUIRE(accepted(port, good)); // the control: a real client
+  BOOST_REQUIRE(accepted(port, good)); // the control: a member of the mesh
+  // A client certificate of the CA: it opens the client API, not the mesh.
+  client_hello as_client{certs + "/client.probe.crt",
+                         certs + "/client.probe.key", certs + "/ca.crt"};
+  BOOST_CHECK(!accepted(port, as_client));
+  BOOST_CHECK(until(
+      [&] {
+        return c.nodes[n1].proc.output().find(
+                   "a client certificate opens the client API, not the mesh")
+               != std::string::npos;
+      },
+      5s));
   // TLS 1.2 only, with a valid certificate.
   auto tls12 = good;
   tls12.max_version = TLS1_2_VERSION;
@@ -377,7 +389,7 @@ BOOST_AUTO_TEST_CASE(a_peer_proves_the_node_id_it_claims) {
         *n2_key->sign(actors::proof_message("peer", nonce, "n2", "n1")));
     BOOST_CHECK(log_has("peer=n2 reason=the proof came over a connection "
                         "(127.0.0.1:"));
-    BOOST_CHECK(log_has("whose certificate names client 'test-client', not "
+    BOOST_CHECK(log_has("whose certificate names node 'test-harness', not "
                         "node 'n2'"));
     // A handle of another process than the one asking.
     nonce = challenge();
