@@ -23,6 +23,7 @@
 #include <CLI/CLI.hpp>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <toml.hpp>
 
 #include <atomic>
@@ -285,6 +286,24 @@ int main(int argc, char** argv) {
   // operators and tests read events as they happen.
   spdlog::flush_on(spdlog::level::trace);
 
+  // Descriptors: as many as allowed (idle clients of the API must not
+  // exhaust them); the API's connection cap leaves room for the rest.
+  {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+      lim.rlim_cur = lim.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &lim);
+    }
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    constexpr rlim_t reserve = 512; // peers, the store, the mesh's guard
+    auto room = lim.rlim_cur > 2 * reserve ? lim.rlim_cur - reserve : reserve;
+    if (v.api_server.max_connections > room) {
+      spdlog::warn("event=api_connections_capped node={} max_connections={} "
+                   "(the descriptor limit is {})",
+                   s.node_id, room, lim.rlim_cur);
+      v.api_server.max_connections = static_cast<size_t>(room);
+    }
+  }
   struct system_config : caf::actor_system_config {
     system_config() { actors::register_types(*this); }
   } cfg;

@@ -22,6 +22,7 @@
 #include <fstream>
 
 #include "cluster.hpp"
+#include "http/client.hpp"
 
 using namespace engram;
 using namespace engram::test;
@@ -509,3 +510,54 @@ BOOST_AUTO_TEST_CASE(idle_connections_cannot_lock_anyone_out) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The client API's door: 10 000 idle connections (TCP only, never a TLS
+// handshake) from one address neither exhaust the node's descriptors nor
+// keep a real client out: at the API's connection cap the oldest idle one
+// goes, and those left go after the handshake timeout.
+BOOST_AUTO_TEST_CASE(idle_api_clients_cannot_lock_anyone_out) {
+  cluster c;
+  auto toml = c.dir.sub("api.toml");
+  std::ofstream{toml} << "[api]\nmax_connections = 1000\n";
+  c.common = {"--config", toml};
+  auto n1 = c.start("n1", {});
+  auto port = c.nodes[n1].api_port;
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 11'000);
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+  size_t wanted = std::min<size_t>(10'000, lim.rlim_cur - 300);
+  std::vector<int> idle;
+  for (size_t i = 0; i < wanted; ++i) {
+    int fd = tcp_connect(port, "127.0.0.2");
+    if (fd < 0)
+      break;
+    idle.push_back(fd);
+  }
+  BOOST_TEST_MESSAGE(idle.size() << " idle API connections");
+  BOOST_REQUIRE_GE(idle.size(), std::min<size_t>(2000, wanted));
+  // A real client gets through, with its certificate.
+  c.pki.client("alice");
+  http::client_config api;
+  api.port = port;
+  api.ca = c.pki.dir() + "/ca.crt";
+  api.certificate = c.pki.dir() + "/client.alice.crt";
+  api.private_key = c.pki.dir() + "/client.alice.key";
+  for (int i = 0; i < 3; ++i) {
+    auto r = http::send(api, "GET", "/v1/status");
+    BOOST_REQUIRE_MESSAGE(r, (r ? "" : r.error_value().message));
+    BOOST_CHECK_EQUAL(r->status, 200);
+  }
+  auto fds = [&] {
+    size_t n = 0;
+    for (auto& e : std::filesystem::directory_iterator{
+             "/proc/" + std::to_string(c.nodes[n1].proc.pid()) + "/fd"}) {
+      (void)e;
+      ++n;
+    }
+    return n;
+  };
+  BOOST_CHECK_LT(fds(), 1000u + 300u);
+  for (auto fd : idle)
+    ::close(fd);
+}
