@@ -84,24 +84,61 @@ expected<response> exchange(const client_config& cfg, Stream& stream,
 
 } // namespace
 
-expected<response>
-send(const client_config& cfg, const std::string& method,
-     const std::string& target, const std::string& body,
-     const std::vector<std::pair<std::string, std::string>>& headers) {
-  net::io_context ioc;
+namespace {
+
+bhttp::request<bhttp::string_body>
+make_request(const client_config& cfg, const std::string& method,
+             const std::string& target, const std::string& body,
+             const std::vector<std::pair<std::string, std::string>>& headers,
+             bool keep_alive) {
   bhttp::request<bhttp::string_body> req;
   req.method_string(method);
   req.target(target);
   req.version(11);
   req.set(bhttp::field::host, cfg.host);
   req.set(bhttp::field::user_agent, "engram");
-  req.set(bhttp::field::connection, "close");
+  req.keep_alive(keep_alive);
   for (auto& [k, v] : headers)
     req.set(k, v);
   if (!body.empty())
     req.set(bhttp::field::content_type, "application/json");
   req.body() = body;
   req.prepare_payload();
+  return req;
+}
+
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+// A connected stream: plaintext (tcp) or TLS (tls).
+struct stream_pair {
+  std::unique_ptr<ssl::context> ctx;
+  std::unique_ptr<beast::tcp_stream> tcp;
+  std::unique_ptr<tls_stream> tls;
+};
+
+expected<void> open_stream(const client_config& cfg, net::io_context& ioc,
+                           stream_pair& out);
+
+} // namespace
+
+expected<response>
+send(const client_config& cfg, const std::string& method,
+     const std::string& target, const std::string& body,
+     const std::vector<std::pair<std::string, std::string>>& headers) {
+  net::io_context ioc;
+  auto req = make_request(cfg, method, target, body, headers, false);
+  stream_pair sp;
+  if (auto ok = open_stream(cfg, ioc, sp); !ok)
+    return ok.error_value();
+  if (sp.tls)
+    return exchange(cfg, *sp.tls, ioc, req);
+  return exchange(cfg, *sp.tcp, ioc, req);
+}
+
+namespace {
+
+expected<void> open_stream(const client_config& cfg, net::io_context& ioc,
+                           stream_pair& out) {
   // Resolve and connect.
   tcp::resolver resolver{ioc};
   beast::error_code ec;
@@ -109,7 +146,8 @@ send(const client_config& cfg, const std::string& method,
   if (ec)
     return make_error(errc::unavailable,
                       "cannot resolve " + cfg.host + ": " + ec.message());
-  beast::tcp_stream tcp_stream{ioc};
+  out.tcp = std::make_unique<beast::tcp_stream>(ioc);
+  auto& tcp_stream = *out.tcp;
   tcp_stream.expires_after(cfg.timeout);
   bool done = false;
   tcp_stream.async_connect(found,
@@ -120,10 +158,12 @@ send(const client_config& cfg, const std::string& method,
   ioc.run();
   if (!done || ec)
     return failed(cfg, "cannot connect to", ec);
+  tcp_stream.socket().set_option(tcp::no_delay(true), ec);
   if (cfg.plaintext)
-    return exchange(cfg, tcp_stream, ioc, req);
+    return {};
   // TLS 1.3: the server's certificate against the CA and the name.
-  ssl::context ctx{ssl::context::tls_client};
+  out.ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  auto& ctx = *out.ctx;
   SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_3_VERSION);
   ctx.set_verify_mode(ssl::verify_peer);
   if (cfg.ca.empty())
@@ -143,7 +183,9 @@ send(const client_config& cfg, const std::string& method,
                             + "' and key '" + cfg.private_key
                             + "': " + ec.message());
   }
-  beast::ssl_stream<beast::tcp_stream> stream{std::move(tcp_stream), ctx};
+  out.tls = std::make_unique<tls_stream>(std::move(tcp_stream), ctx);
+  out.tcp.reset();
+  auto& stream = *out.tls;
   auto* native = stream.native_handle();
   auto* param = SSL_get0_param(native);
   if (X509_VERIFY_PARAM_set1_ip_asc(param, cfg.host.c_str()) != 1) {
@@ -160,7 +202,47 @@ send(const client_config& cfg, const std::string& method,
   ioc.run();
   if (!done || ec)
     return failed(cfg, "cannot connect to", ec);
-  return exchange(cfg, stream, ioc, req);
+  return {};
+}
+
+} // namespace
+
+// -- kept-alive connections
+// -----------------------------------------------------
+
+struct connection::impl {
+  client_config cfg;
+  net::io_context ioc;
+  stream_pair sp;
+};
+
+connection::connection(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+connection::connection(connection&&) noexcept = default;
+connection& connection::operator=(connection&&) noexcept = default;
+connection::~connection() = default;
+
+expected<connection> connection::open(const client_config& cfg) {
+  auto p = std::make_unique<impl>();
+  p->cfg = cfg;
+  if (auto ok = open_stream(p->cfg, p->ioc, p->sp); !ok)
+    return ok.error_value();
+  return connection{std::move(p)};
+}
+
+expected<response> connection::request(
+    const std::string& method, const std::string& target,
+    const std::string& body,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  auto& p = *impl_;
+  auto req = make_request(p.cfg, method, target, body, headers, true);
+  if (p.sp.tls) {
+    beast::get_lowest_layer(*p.sp.tls).expires_after(p.cfg.timeout);
+    return exchange(p.cfg, *p.sp.tls, p.ioc, req);
+  }
+  if (!p.sp.tcp)
+    return make_error(errc::unavailable, "the connection is closed");
+  p.sp.tcp->expires_after(p.cfg.timeout);
+  return exchange(p.cfg, *p.sp.tcp, p.ioc, req);
 }
 
 } // namespace engram::http

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,5 +40,31 @@ expected<response>
 send(const client_config& cfg, const std::string& method,
      const std::string& target, const std::string& body = {},
      const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+/// A kept-alive connection: many requests over one TLS session (what a
+/// client that talks to a node all day does). Not thread-safe: one per
+/// thread.
+class connection {
+public:
+  connection(connection&&) noexcept;
+  connection& operator=(connection&&) noexcept;
+  ~connection();
+
+  /// Connects (and completes the TLS handshake).
+  static expected<connection> open(const client_config& cfg);
+
+  /// One request and its answer; errors as send()'s (the connection is
+  /// then closed: open another).
+  expected<response>
+  request(const std::string& method, const std::string& target,
+          const std::string& body = {},
+          const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+  struct impl;
+
+private:
+  explicit connection(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
 
 } // namespace engram::http
