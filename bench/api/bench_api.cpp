@@ -13,17 +13,15 @@
 //   rss_kib_per_connection  engramd's RSS growth per held connection
 // Run: build/bench/bench_api --benchmark_filter=BM_api (see bench/README.md).
 
-#include "api/auth.hpp"
 #include "apps/common/certs.hpp"
 #include "apps/common/process.hpp"
-#include "http/client.hpp"
 
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
-#include <sys/socket.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,6 +33,9 @@
 #include <random>
 #include <regex>
 #include <thread>
+
+#include "api/auth.hpp"
+#include "http/client.hpp"
 
 using namespace engram;
 using namespace std::chrono_literals;
@@ -129,18 +130,16 @@ void BM_api(benchmark::State& state) {
   ::getrlimit(RLIMIT_NOFILE, &lim);
   lim.rlim_cur = lim.rlim_max;
   ::setrlimit(RLIMIT_NOFILE, &lim);
-  apps::process node{{ENGRAMD_PATH, "--config", dir + "/engramd.toml",
-                      "--node-id", "n1", "--data-dir", dir + "/n1",
-                      "--listen", "127.0.0.1:0", "--certs-dir", dir + "/certs",
-                      "--api-listen", "127.0.0.1:0", "--api-port-file",
-                      dir + "/n1.api", "--port-file", dir + "/n1.port",
-                      "--log-level", "warn"},
-                     dir + "/n1.log"};
+  apps::process node{
+      {ENGRAMD_PATH, "--config", dir + "/engramd.toml", "--node-id", "n1",
+       "--data-dir", dir + "/n1", "--listen", "127.0.0.1:0", "--certs-dir",
+       dir + "/certs", "--api-listen", "127.0.0.1:0", "--api-port-file",
+       dir + "/n1.api", "--port-file", dir + "/n1.port", "--log-level", "warn"},
+      dir + "/n1.log"};
   auto port = apps::read_port(dir + "/n1.api");
   auto now = static_cast<int64_t>(std::time(nullptr));
   auto token = [&](const std::string& agent) {
-    return "Bearer "
-           + api::issue_token(*key, {agent, now, now + 3000, {}});
+    return "Bearer " + api::issue_token(*key, {agent, now, now + 3000, {}});
   };
   http::client_config cfg;
   cfg.port = port;
@@ -173,8 +172,8 @@ void BM_api(benchmark::State& state) {
     std::vector<double> query_us;
     for (int i = 0; i < 1000; ++i) {
       auto t0 = clk::now();
-      auto r = conn->request("GET", "/v1/agents/a0/memories?limit=10", {},
-                             auth);
+      auto r
+          = conn->request("GET", "/v1/agents/a0/memories?limit=10", {}, auth);
       if (!r || r->status != 200) {
         state.SkipWithError("a query failed");
         return;

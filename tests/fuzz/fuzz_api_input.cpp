@@ -1,0 +1,62 @@
+// What a client API request can carry, from hostile bytes: bearer tokens
+// (shared-key and JWT), JWKS documents, JSON bodies of learn requests,
+// query parameters, percent-encoded paths, base64, permissions and CIDR
+// blocks. Every input is refused or accepted cleanly: no crash, no
+// undefined behaviour, no unbounded work.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "api/access.hpp"
+#include "api/auth.hpp"
+#include "api/json.hpp"
+#include "http/server.hpp"
+
+using namespace engram;
+
+namespace {
+
+const api::jwks& keys() {
+  static const api::jwks* k = [] {
+    auto parsed = api::jwks::parse(
+        R"({"keys":[{"kty":"EC","kid":"ec-1","crv":"P-256",)"
+        R"("x":"fHOgWwrbZUi2-OqDGzqlQAFMogecuInFvWGO_TGnhKs",)"
+        R"("y":"8EMRMP3E6a-A2SIZz_lUd9B5DDvWJa8mvWX-lNHyQzk"}]})");
+    return new api::jwks(std::move(parsed.value()));
+  }();
+  return *k;
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string in(reinterpret_cast<const char*>(data), size);
+  const std::string key(32, 'k');
+  auto now = int64_t{1'800'000'000};
+  (void)api::verify_token(key, in, now, std::chrono::hours{1});
+  api::jwt_policy policy{"https://idp", "engram"};
+  (void)api::verify_jwt(keys(), policy, in, now, std::chrono::hours{1});
+  (void)api::jwks::parse(in);
+  (void)api::base64url_decode(in);
+  (void)api::base64_decode(in);
+  (void)http::percent_decode(in, true);
+  (void)api::permission::parse(in);
+  (void)api::address_in("10.1.2.3", in);
+  (void)api::address_in(in, "10.0.0.0/8");
+  auto body = nlohmann::json::parse(in, nullptr, false);
+  if (!body.is_discarded()) {
+    (void)api::record_of(body);
+    if (body.is_object()) {
+      std::map<std::string, std::string> params;
+      for (auto& [k, v] : body.items())
+        params[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      (void)api::filter_of(params);
+    }
+  }
+  (void)api::parse_trust(in);
+  return 0;
+}
