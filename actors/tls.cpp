@@ -428,6 +428,18 @@ bool mesh_admits(SSL* ssl) {
   return cert.role() == engram::pki::role::node;
 }
 
+// In a node (the mesh's port set), every connection CAF dials is to a
+// node: the server's certificate must be a node's.
+bool dials_a_node(SSL* ssl) {
+  if (mesh_port().load() == 0)
+    return true;
+  auto* x509 = SSL_get1_peer_certificate(ssl);
+  if (x509 == nullptr)
+    return false;
+  engram::pki::certificate cert{x509};
+  return cert.role() == engram::pki::role::node;
+}
+
 void forget_peer(int fd) {
   auto& p = tls_peers();
   if (p.count == 0)
@@ -575,6 +587,12 @@ int SSL_connect(SSL* ssl) {
   }
   auto result = f(ssl);
   if (result == 1 && engram::actors::revoked_peer(ssl)) {
+    ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
+    result = -1;
+  }
+  if (result == 1 && !dials_a_node(ssl)) {
+    // A node dials nodes only: a client's certificate at a peer's address
+    // does not get a connection to this node's actors.
     ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
     result = -1;
   }

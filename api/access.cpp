@@ -229,6 +229,12 @@ expected<void> access_policy::check(const abac_model& m) {
         if (c.attribute == "scope_kind" && v != "*" && !parse_scope_kind(v))
           return make_error(errc::invalid_argument,
                             where + ": '" + v + "' is not a scope kind");
+        if (c.attribute == "memory_type" && v != "instant" && v != "episodic"
+            && v != "semantic" && v != "procedural")
+          return make_error(errc::invalid_argument,
+                            where + ": '" + v
+                                + "' is not a memory type (instant, "
+                                  "episodic, semantic, procedural)");
         if (c.attribute == "hours" && !within_hours(v, 0))
           return make_error(errc::invalid_argument,
                             where + ": '" + v + "' is not HH:MM-HH:MM");

@@ -70,7 +70,9 @@ struct access_request {
   principal who;
   operation op = operation::status;
   scope_kind scope = scope_kind::agent;
-  /// "fact", "belief", ... when the request names one; empty otherwise.
+  /// "instant", "episodic", "semantic" or "procedural" when the request
+  /// names one (a write; a query's results are checked one by one);
+  /// empty otherwise.
   std::string memory_type;
   /// The federation it concerns, if any.
   std::string federation;

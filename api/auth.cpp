@@ -106,24 +106,30 @@ std::string base64url_encode(std::string_view bytes) {
   return out;
 }
 
-expected<std::string> base64url_decode(std::string_view text) {
-  while (!text.empty() && text.back() == '=')
-    text.remove_suffix(1);
-  auto value = [](char c) -> int {
+namespace {
+
+// Base64 of either alphabet: standard (+/, padding to a multiple of four)
+// or url (-_, padding optional).
+expected<std::string> decode64(std::string_view text, bool url) {
+  auto value = [url](char c) -> int {
     if (c >= 'A' && c <= 'Z')
       return c - 'A';
     if (c >= 'a' && c <= 'z')
       return c - 'a' + 26;
     if (c >= '0' && c <= '9')
       return c - '0' + 52;
-    if (c == '-')
+    if (c == (url ? '-' : '+'))
       return 62;
-    if (c == '_')
+    if (c == (url ? '_' : '/'))
       return 63;
     return -1;
   };
+  if (!url && text.size() % 4 != 0)
+    return make_error(errc::parse_error, "base64 text of a bad length");
+  for (int pad = 0; pad < 2 && !text.empty() && text.back() == '='; ++pad)
+    text.remove_suffix(1);
   if (text.size() % 4 == 1)
-    return make_error(errc::parse_error, "base64url text of a bad length");
+    return make_error(errc::parse_error, "base64 text of a bad length");
   std::string out;
   out.reserve(text.size() * 3 / 4);
   uint32_t acc = 0;
@@ -131,7 +137,7 @@ expected<std::string> base64url_decode(std::string_view text) {
   for (auto c : text) {
     auto v = value(c);
     if (v < 0)
-      return make_error(errc::parse_error, "not base64url text");
+      return make_error(errc::parse_error, "not base64 text");
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
@@ -139,7 +145,21 @@ expected<std::string> base64url_decode(std::string_view text) {
       out += static_cast<char>((acc >> bits) & 0xFF);
     }
   }
+  // The bits left over must be zero: one text per byte string (a MAC's
+  // encoding is not malleable).
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+    return make_error(errc::parse_error, "not canonical base64 text");
   return out;
+}
+
+} // namespace
+
+expected<std::string> base64url_decode(std::string_view text) {
+  return decode64(text, true);
+}
+
+expected<std::string> base64_decode(std::string_view text) {
+  return decode64(text, false);
 }
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {

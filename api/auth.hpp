@@ -48,6 +48,10 @@ std::string base64url_encode(std::string_view bytes);
 /// Decodes base64url (padding optional). Error: parse_error.
 expected<std::string> base64url_decode(std::string_view text);
 
+/// Decodes standard base64 (RFC 4648 §4; padding as the length needs it).
+/// Error: parse_error.
+expected<std::string> base64_decode(std::string_view text);
+
 /// HMAC-SHA256 of `data` under `key`.
 std::string hmac_sha256(std::string_view key, std::string_view data);
 

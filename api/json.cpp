@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "api/auth.hpp"
+
 namespace engram::api {
 
 std::string base64(const std::string& bytes) {
@@ -27,42 +29,6 @@ std::string base64(const std::string& bytes) {
     out += digits[(n >> 12) & 63];
     out += rest == 2 ? digits[(n >> 6) & 63] : '=';
     out += '=';
-  }
-  return out;
-}
-
-expected<std::string> base64_decode(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z')
-      return c - 'A';
-    if (c >= 'a' && c <= 'z')
-      return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-      return c - '0' + 52;
-    if (c == '+')
-      return 62;
-    if (c == '/')
-      return 63;
-    return -1;
-  };
-  if (text.size() % 4 != 0)
-    return make_error(errc::parse_error, "base64 text of a bad length");
-  size_t pad = 0;
-  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=')
-    ++pad;
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i + pad < text.size(); ++i) {
-    auto v = value(text[i]);
-    if (v < 0)
-      return make_error(errc::parse_error, "not base64 text");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
   }
   return out;
 }

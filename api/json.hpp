@@ -27,10 +27,6 @@ using json = nlohmann::json;
 /// Standard base64 with padding (RFC 4648 §4).
 std::string base64(const std::string& bytes);
 
-/// Decodes standard base64 (padding required when the length needs it).
-/// Error: parse_error.
-expected<std::string> base64_decode(std::string_view text);
-
 json to_json(const engram_record& e);
 json to_json(const memory_view& v);
 json to_json(const federation::federation_state& st);

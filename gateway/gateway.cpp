@@ -14,6 +14,7 @@
 #include <atomic>
 #include <ctime>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "api/json.hpp"
@@ -25,6 +26,8 @@ namespace {
 using json = nlohmann::json;
 using clk = std::chrono::steady_clock;
 using api::operation;
+/// A watch stream's credential expired.
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
 // -- the gateway's state
 // --------------------------------------------------------
@@ -47,6 +50,8 @@ struct state {
   std::atomic<size_t> streams{0};
   // On the server's thread only.
   std::unordered_map<std::string, bucket> buckets;
+  /// The instance names each agent used (bounded: each is an actor).
+  std::unordered_map<std::string, std::set<std::string>> instances;
 };
 
 // One request on its way: it counts as in flight until the last handler
@@ -70,6 +75,8 @@ struct call {
   std::map<std::string, std::string> params;
   json body = json::object();
   std::string instance = "api";
+  /// What access control decided on (a query checks its results' types).
+  api::access_request access;
 
   const std::string& param(const std::string& name) const {
     static const std::string none;
@@ -360,10 +367,22 @@ void run_query(const call_ptr& c) {
       = api::filter_of(c->req.query, {"federation", "consistency", "instance"});
   if (!filter)
     return fail(*c, filter.error_value());
-  auto render = [](std::vector<memory_view>& views) {
+  // Each memory returned is checked for its type too (a policy may deny
+  // a type that the query did not name).
+  auto render = [c](std::vector<memory_view>& views) {
+    auto ar = c->access;
+    std::map<memory_type, bool> allowed;
     json out = json::array();
-    for (auto& v : views)
-      out.push_back(api::to_json(v));
+    for (auto& v : views) {
+      auto t = v.value.type;
+      auto i = allowed.find(t);
+      if (i == allowed.end()) {
+        ar.memory_type = to_string(t);
+        i = allowed.emplace(t, c->st->cfg.access.decide(ar).allowed).first;
+      }
+      if (i->second)
+        out.push_back(api::to_json(v));
+    }
     return out;
   };
   auto fed = c->query("federation");
@@ -503,8 +522,12 @@ void run_share(const call_ptr& c) {
     if (!f->is_object())
       return fail(
           *c, make_error(errc::invalid_argument, "'filter' must be an object"));
-    for (auto& [k, v] : f->items())
-      params[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    for (auto& [k, v] : f->items()) {
+      if (!v.is_string())
+        return fail(*c, make_error(errc::invalid_argument,
+                                   "filter." + k + " must be a string"));
+      params[k] = v.get<std::string>();
+    }
   }
   auto filter = api::filter_of(params);
   if (!filter)
@@ -762,6 +785,15 @@ void run_watch(const call_ptr& c) {
                         }
                         c->out->open_stream();
                         c->out->push(": watching " + c->who.agent + "\n\n");
+                        // Not past the credential's expiry.
+                        if (auto exp = c->who.expires_at; exp > 0) {
+                          auto left
+                              = exp - static_cast<int64_t>(std::time(nullptr));
+                          self->delayed_send(
+                              self,
+                              std::chrono::seconds{std::max<int64_t>(left, 0)},
+                              expire_atom::value);
+                        }
                         self->delayed_send(self, std::chrono::seconds{15},
                                            actors::tick_atom::value);
                       },
@@ -782,6 +814,9 @@ void run_watch(const call_ptr& c) {
                               + "\ndata: " + api::dump(api::to_json(e))
                               + "\n\n"))
               return fin();
+        },
+        [fin](expire_atom) {
+          fin(); // the credential expired
         },
         [self, c, fin](actors::tick_atom) {
           if (!c->out->push(": keep-alive\n\n"))
@@ -963,6 +998,8 @@ bool take_token(state& st, const std::string& agent) {
   if (rate <= 0)
     return true;
   auto now = clk::now();
+  if (st.buckets.size() >= 100'000 && st.buckets.count(agent) == 0)
+    st.buckets.clear(); // bounded: forget the others (before taking one)
   auto& b = st.buckets[agent];
   if (b.last == clk::time_point{}) {
     b.tokens = 2 * rate;
@@ -971,8 +1008,6 @@ bool take_token(state& st, const std::string& agent) {
     b.tokens = std::min(2 * rate, b.tokens + dt * rate);
   }
   b.last = now;
-  if (st.buckets.size() > 100'000) // bounded: forget the rest
-    st.buckets.clear();
   if (b.tokens < 1)
     return false;
   b.tokens -= 1;
@@ -1038,9 +1073,20 @@ void serve(const std::shared_ptr<state>& st, http::request req,
   if (st->in_flight > st->cfg.max_in_flight)
     return refuse(*c, 503, "unavailable",
                   "the node has too many requests in flight");
-  // The body, if any: a JSON object.
+  // The body, if any: a JSON object, nested at most 16 deep (rendering
+  // or copying a deeper one recurses as deep).
   if (!r.body.empty()) {
-    auto j = json::parse(r.body, nullptr, false);
+    constexpr int max_depth = 16;
+    bool too_deep = false;
+    json::parser_callback_t depth = [&](int d, json::parse_event_t, json&) {
+      if (d > max_depth)
+        too_deep = true;
+      return !too_deep;
+    };
+    auto j = json::parse(r.body, depth, false);
+    if (too_deep)
+      return refuse(*c, 400, "invalid_argument",
+                    "the body nests deeper than 16 levels");
     if (j.is_discarded() || !j.is_object())
       return refuse(*c, 400, "invalid_argument",
                     "the body is not a JSON object");
@@ -1052,6 +1098,16 @@ void serve(const std::shared_ptr<state>& st, http::request req,
       return fail(*c, ok.error_value());
     c->instance = inst;
   }
+  // Each instance is an actor on the node: an agent uses a bounded number.
+  constexpr size_t max_instances = 64;
+  auto& used = st->instances[c->who.agent];
+  if (used.count(c->instance) == 0 && used.size() >= max_instances)
+    return refuse(*c, 429, "too_many_requests",
+                  "agent '" + c->who.agent + "' uses "
+                      + std::to_string(max_instances) + " instances already");
+  used.insert(c->instance);
+  if (st->instances.size() > 100'000)
+    st->instances.clear();
   // May it?
   api::access_request ar;
   ar.who = c->who;
@@ -1062,6 +1118,7 @@ void serve(const std::shared_ptr<state>& st, http::request req,
   ar.federation = c->param("federation");
   ar.source = r.remote_addr;
   ar.now = static_cast<int64_t>(std::time(nullptr));
+  c->access = ar;
   auto d = st->cfg.access.decide(ar);
   if (!d.allowed) {
     event("api_denied", d.reason);
@@ -1086,7 +1143,17 @@ http::handler make_handler(caf::actor_system& sys, actors::node& n,
                            gateway_config cfg) {
   auto st = std::make_shared<state>(sys, n, std::move(cfg));
   return [st](http::request req, std::shared_ptr<http::responder> out) {
-    serve(st, std::move(req), std::move(out));
+    try {
+      serve(st, std::move(req), out);
+    } catch (const json::exception&) {
+      // A field of the wrong type read with a default (json::value).
+      out->send({400,
+                 "application/json",
+                 {},
+                 api::dump(json{{"code", "invalid_argument"},
+                                {"message", "a field of the body has the "
+                                            "wrong type"}})});
+    }
   };
 }
 

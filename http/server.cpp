@@ -21,6 +21,7 @@
 #include <optional>
 #include <thread>
 #include <type_traits>
+#include <unordered_map>
 
 namespace engram::http {
 
@@ -164,6 +165,7 @@ struct core {
   // On the server's thread only:
   std::list<std::weak_ptr<connection_base>> all;
   std::list<std::weak_ptr<connection_base>> idle;
+  std::unordered_map<std::string, size_t> per_source;
 };
 
 class responder_impl;
@@ -212,6 +214,9 @@ public:
       core_->all.erase(all_pos_);
       listed_ = false;
       --core_->open;
+      if (auto i = core_->per_source.find(source_);
+          i != core_->per_source.end() && --i->second == 0)
+        core_->per_source.erase(i);
     }
   }
 
@@ -219,6 +224,7 @@ protected:
   std::shared_ptr<core> core_;
   bool idle_ = false;
   bool listed_ = false;
+  std::string source_;
   std::list<std::weak_ptr<connection_base>>::iterator idle_pos_;
   std::list<std::weak_ptr<connection_base>>::iterator all_pos_;
 };
@@ -311,10 +317,14 @@ public:
       r->client_left();
   }
 
-  void start() {
+  void start(std::string source) {
+    source_ = std::move(source);
     enlist();
+    ++core_->per_source[source_];
     auto& cfg = core_->cfg;
     if constexpr (is_tls) {
+      // Evictable while it handshakes, as when it waits for a request.
+      set_idle(true);
       tcp_layer().expires_after(cfg.handshake_timeout);
       stream_.async_handshake(ssl::stream_base::server,
                               [self = shared()](beast::error_code ec) {
@@ -412,6 +422,7 @@ private:
   }
 
   void on_handshake(beast::error_code ec) {
+    set_idle(false);
     if (ec) {
       evict();
       return;
@@ -699,8 +710,17 @@ private:
   }
 
   void admit(tcp::socket s) {
-    // At the cap the oldest idle connection goes; with none idle the new
-    // one is refused.
+    // One address holds at most its share: beyond, the newest is refused.
+    beast::error_code ec;
+    auto source = s.remote_endpoint(ec).address().to_string();
+    if (auto i = core_->per_source.find(source);
+        i != core_->per_source.end()
+        && i->second >= core_->cfg.max_connections_per_source) {
+      s.close(ec);
+      return;
+    }
+    // At the cap the oldest idle connection (waiting for a request or
+    // still in its handshake) goes; with none idle the new one is refused.
     while (core_->open >= core_->cfg.max_connections && !core_->idle.empty()) {
       auto oldest = core_->idle.front().lock();
       if (oldest)
@@ -713,17 +733,16 @@ private:
       s.close(ec);
       return;
     }
-    beast::error_code ec;
     s.set_option(tcp::no_delay(true), ec);
     if (core_->tls) {
       auto c
           = std::make_shared<connection<beast::ssl_stream<beast::tcp_stream>>>(
               core_, std::move(s));
-      c->start();
+      c->start(std::move(source));
     } else {
       auto c = std::make_shared<connection<beast::tcp_stream>>(core_,
                                                                std::move(s));
-      c->start();
+      c->start(std::move(source));
     }
   }
 

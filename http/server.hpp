@@ -107,6 +107,9 @@ struct server_config {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   size_t max_connections = 16 * 1024;
+  /// From one address (its newest beyond are refused): idle or slow
+  /// connections from one place cannot take the whole cap.
+  size_t max_connections_per_source = 4096;
   std::chrono::milliseconds handshake_timeout{5000};
   /// Between requests on a kept-alive connection.
   std::chrono::milliseconds idle_timeout{60000};

@@ -36,6 +36,7 @@ struct api_settings {
   /// Where the API's port is written once listening (tests use port 0).
   std::string port_file;
   int64_t max_connections = 16384;
+  int64_t max_connections_per_source = 4096;
   int64_t max_body_bytes = 1 << 20;
   int64_t idle_timeout_ms = 60'000;
   double rate_per_agent = 2000;

@@ -94,6 +94,8 @@ expected<void> read_api_table(const toml::value& v, const std::string& path,
       ok = set(a.port_file);
     else if (k == "max_connections")
       ok = set(a.max_connections);
+    else if (k == "max_connections_per_source")
+      ok = set(a.max_connections_per_source);
     else if (k == "max_body_bytes")
       ok = set(a.max_body_bytes);
     else if (k == "idle_timeout_ms")
@@ -259,6 +261,10 @@ expected<void> check_api(const settings& s, daemon_config& v) {
   }
   if (a.max_connections < 1 || a.max_connections > 1'000'000)
     return fail("api.max_connections", "must be 1 to 1000000");
+  if (a.max_connections_per_source < 1
+      || a.max_connections_per_source > a.max_connections)
+    return fail("api.max_connections_per_source",
+                "must be 1 to api.max_connections");
   if (a.max_body_bytes < 1024 || a.max_body_bytes > (64 << 20))
     return fail("api.max_body_bytes", "must be 1024 to 67108864");
   if (a.idle_timeout_ms < 100 || a.idle_timeout_ms > 3'600'000)
@@ -266,6 +272,8 @@ expected<void> check_api(const settings& s, daemon_config& v) {
   if (!(a.rate_per_agent >= 0))
     return fail("api.rate_per_agent", "must be 0 (no limit) or more");
   srv.max_connections = static_cast<size_t>(a.max_connections);
+  srv.max_connections_per_source
+      = static_cast<size_t>(a.max_connections_per_source);
   srv.max_body_bytes = static_cast<size_t>(a.max_body_bytes);
   srv.idle_timeout = std::chrono::milliseconds{a.idle_timeout_ms};
   srv.handshake_timeout = v.limits.handshake_timeout;

@@ -32,8 +32,10 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gateway/gateway.hpp"
@@ -376,16 +378,42 @@ int main(int argc, char** argv) {
     gw.version = ENGRAM_VERSION;
     gw.on_event = [id = s.node_id](const std::string& event,
                                    const gateway::fields& xs) {
-      // At most one line a second: refusals are what an attacker makes.
-      static std::atomic<int64_t> last{0};
+      // At most one line a second per event (refusals are what an attacker
+      // makes), with how many were left out; values quoted and escaped (a
+      // token's header is the attacker's text).
+      static std::mutex mtx;
+      static std::map<std::string, std::pair<int64_t, uint64_t>> last;
       auto now = std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::steady_clock::now().time_since_epoch())
                      .count();
-      if (last.exchange(now) == now)
-        return;
+      uint64_t skipped = 0;
+      {
+        std::lock_guard<std::mutex> lock{mtx};
+        auto& [when, left_out] = last[event];
+        if (when == now) {
+          ++left_out;
+          return;
+        }
+        when = now;
+        skipped = std::exchange(left_out, 0);
+      }
+      auto quoted = [](const std::string& x) {
+        std::string out = "\"";
+        for (unsigned char ch : x) {
+          if (ch == '"' || ch == '\\')
+            out += '\\', out += static_cast<char>(ch);
+          else if (ch < 0x20 || ch == 0x7f)
+            out += '?';
+          else
+            out += static_cast<char>(ch);
+        }
+        return out + '"';
+      };
       std::string line = "event=" + event + " node=" + id;
       for (auto& [k, x] : xs)
-        line += ' ' + k + "=\"" + x + '"';
+        line += ' ' + k + '=' + quoted(x);
+      if (skipped > 0)
+        line += " left_out=" + std::to_string(skipped);
       spdlog::warn("{}", line);
     };
     auto started = http::server::start(

@@ -125,7 +125,8 @@ void BM_api(benchmark::State& state) {
   auto key = api::load_shared_key(key_file);
   std::ofstream{dir + "/engramd.toml"}
       << "[distribution.auth]\nshared_key = \"" << key_file
-      << "\"\n[api]\nrate_per_agent = 0\nmax_connections = 100000\n";
+      << "\"\n[api]\nrate_per_agent = 0\nmax_connections = 100000\n"
+         "max_connections_per_source = 100000\n";
   rlimit lim{};
   ::getrlimit(RLIMIT_NOFILE, &lim);
   lim.rlim_cur = lim.rlim_max;

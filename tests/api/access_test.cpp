@@ -101,7 +101,7 @@ BOOST_AUTO_TEST_CASE(abac_deny_overrides_allow_and_conditions_combine) {
   m.policies.push_back(
       {"no episodes from outside",
        false,
-       {{"memory_type", {"episode"}}, {"source", {"10.0.0.0/8"}}}});
+       {{"memory_type", {"episodic"}}, {"source", {"10.0.0.0/8"}}}});
   m.policies.push_back({"auditors read collectives",
                         true,
                         {{"role", {"auditor"}},
@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE(abac_deny_overrides_allow_and_conditions_combine) {
   BOOST_CHECK(!p.decide(r).allowed);
   // Memory type and source together.
   r = req("alice", operation::learn, scope_kind::agent);
-  r.memory_type = "episode";
+  r.memory_type = "episodic";
   BOOST_CHECK(p.decide(r).allowed);
   r.source = "10.1.2.3";
   BOOST_CHECK(!p.decide(r).allowed);
@@ -216,6 +216,8 @@ source = ["192.168.77.0/24"]
       "not an address or CIDR");
   bad("[[policy]]\nname = \"x\"\neffect = \"allow\"\noperation = []\n",
       "no values");
+  bad("[[policy]]\nname = \"x\"\neffect = \"deny\"\nmemory_type = \"fact\"\n",
+      "'fact' is not a memory type");
   bad("not toml at all [[[", "bad.toml");
   bad("", "no [[policy]] tables");
   BOOST_CHECK(!access_policy::load_abac(dir.sub("missing.toml")));

@@ -60,9 +60,20 @@ BOOST_AUTO_TEST_CASE(a_shared_key_token_holds_only_as_issued) {
   // Another key, a changed MAC, changed claims.
   BOOST_CHECK(refused_with(verify_token(std::string(32, 'x'), token, now, 1h),
                            "signature does not verify"));
+  // A character of the MAC changed (in its middle: every bit counts), and
+  // a non-canonical encoding of the same MAC (the last character's unused
+  // bits set).
   auto flipped = token;
-  flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
+  auto mid = token.rfind('.') + 10;
+  flipped[mid] = flipped[mid] == 'A' ? 'B' : 'A';
   BOOST_CHECK(refused_with(verify_token(key, flipped, now, 1h),
+                           "signature does not verify"));
+  static const std::string alphabet
+      = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  auto loose = token;
+  auto& last = loose.back(); // 43 characters: the last one's 2 low bits unused
+  last = alphabet[alphabet.find(last) ^ 1];
+  BOOST_CHECK(refused_with(verify_token(key, loose, now, 1h),
                            "signature does not verify"));
   auto forged = issue_token(key, {"mallory", now, now + 60, {}});
   auto dot = forged.rfind('.');

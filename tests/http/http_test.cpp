@@ -3,9 +3,10 @@
 // name the host is refused by the client; a closed port, a silent server
 // and a refused handshake give errors that say so; oversize headers and
 // bodies and malformed requests get 431, 413 and 400; at the connection
-// cap the oldest idle connection goes; a stream delivers its events and
-// notices the client leaving.
+// cap the oldest idle connection goes (or still in its handshake); a
+// stream delivers its events.
 
+#include <arpa/inet.h>
 #include <boost/test/unit_test.hpp>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -87,8 +88,14 @@ struct fixture {
   }
 };
 
-int raw_connect(uint16_t port) {
+int raw_connect(uint16_t port, const char* from = nullptr) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (from != nullptr) {
+    sockaddr_in b{};
+    b.sin_family = AF_INET;
+    ::inet_pton(AF_INET, from, &b.sin_addr);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&b), sizeof(b));
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
@@ -221,6 +228,32 @@ BOOST_FIXTURE_TEST_CASE(at_the_cap_the_oldest_idle_connection_goes, fixture) {
   }
   BOOST_CHECK_LE((*srv)->connections(), 8u);
   for (auto fd : idle)
+    if (fd >= 0)
+      ::close(fd);
+}
+
+// The same over TLS, with connections that never start their handshake:
+// they are as evictable as idle ones, and one address cannot hold more
+// than its share.
+BOOST_FIXTURE_TEST_CASE(silent_handshakes_cannot_take_the_cap, fixture) {
+  auto cfg = server_cfg();
+  cfg.max_connections = 8;
+  cfg.max_connections_per_source = 6;
+  cfg.handshake_timeout = 30s; // they would stay, if nothing evicted them
+  auto srv = http::server::start(cfg, handler());
+  BOOST_REQUIRE(srv);
+  auto port = (*srv)->port();
+  std::vector<int> silent;
+  for (int i = 0; i < 20; ++i) // from another address than the client's
+    silent.push_back(raw_connect(port, "127.0.0.2"));
+  auto c = client_cfg(port);
+  for (int i = 0; i < 5; ++i) {
+    auto r = http::send(c, "GET", "/x");
+    BOOST_REQUIRE_MESSAGE(r, (r ? "" : r.error_value().message));
+    BOOST_CHECK_EQUAL(r->status, 200);
+  }
+  BOOST_CHECK_LE((*srv)->connections(), 8u);
+  for (auto fd : silent)
     if (fd >= 0)
       ::close(fd);
 }

@@ -30,6 +30,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
@@ -398,6 +400,54 @@ class ApiTest(unittest.TestCase):
                              ("POST", "/v1/agents/victim/merge")):
             self.refused(404, lambda: m.request(method, path), "not_found")
 
+    def test_hostile_bodies_and_names_are_bounded(self):
+        c = self.c
+        x = c.client(self.n1, "frank", token=c.token("frank"))
+        deep = "[" * 100000 + "]" * 100000
+        for path, body in (("shares", '{"to":"bob","filter":{"a":' + deep
+                            + '}}'),
+                           ("memories", '{"key":"k","value":"v","x":' + deep
+                            + '}')):
+            e = self.refused(400, lambda: self._raw(
+                x, "POST", x._agent_path(path), body))
+            self.assertIn("nests deeper", e.message)
+        self.refused(400, lambda: x.request(
+            "POST", x._agent_path("shares"),
+            {"to": "bob", "filter": {"limit": 5}}), "invalid_argument")
+        self.refused(400, lambda: x.request(
+            "POST", x._agent_path("memories"),
+            {"key": "k", "value": "v", "federation": 1}), "invalid_argument")
+        # Each instance is an actor: an agent uses a bounded number of them
+        # (64: "api", used above, and 63 more).
+        for i in range(63):
+            Client(self.n1.url, agent="frank", token=c.token("frank"),
+                   ca=os.path.join(c.certs, "ca.crt"),
+                   instance="i%d" % i).inbox()
+        more = Client(self.n1.url, agent="frank", token=c.token("frank"),
+                      ca=os.path.join(c.certs, "ca.crt"), instance="i63")
+        self.refused(429, more.inbox, "too_many_requests")
+        self.assertEqual(x.inbox(), [])  # the default instance still works
+
+    @staticmethod
+    def _raw(client, method, path, body):
+        """Sends `body` as it is (not JSON made here)."""
+        req = urllib.request.Request(client.url + path, data=body.encode(),
+                                     method=method)
+        req.add_header("Authorization", "Bearer " + client.token)
+        try:
+            urllib.request.urlopen(req, timeout=15, context=client.context)
+        except urllib.error.HTTPError as e:
+            err = json.loads(e.read())
+            raise EngramError(e.code, err.get("code"), err.get("message"))
+
+    def test_a_watch_ends_with_its_credential(self):
+        c = self.c
+        x = c.client(self.n1, "gina", token=c.token("gina", ttl="3s"))
+        t0 = time.time()
+        for _ in x.watch():
+            pass
+        self.assertLess(time.time() - t0, 15)
+
     def test_every_documented_route_is_served(self):
         c = self.c
         x = c.client(self.n1, "erin", token=c.token("erin"))
@@ -469,8 +519,9 @@ effect = "allow"
 operation = ["learn", "query", "status"]
 
 [[policy]]
-name = "no episodes"
+name = "no reading episodes"
 effect = "deny"
+operation = "query"
 memory_type = "episodic"
 
 [[policy]]
@@ -526,14 +577,15 @@ model = { capability = { capabilities = { alice = ["learn:agent", "query:agent"]
         alice = c.client(self.abac, "alice", token=c.token("alice"))
         eve = c.client(self.abac, "eve", token=c.token("eve"))
         alice.learn(key="k", value="v")
-        msg = self.denied(lambda: alice.learn(key="e", value="x",
-                                              type="episodic"))
-        self.assertIn("policy 'no episodes' denies it", msg)
+        alice.learn(key="e", value="x", type="episodic")
+        msg = self.denied(lambda: alice.query(type="episodic"))
+        self.assertIn("policy 'no reading episodes' denies it", msg)
+        # A query that names no type does not return what the policy denies.
+        self.assertEqual([m["key"] for m in alice.query()], ["k"])
         self.assertIn("policy 'eve is out' denies it",
                       self.denied(lambda: eve.learn(key="k", value="v")))
         self.assertIn("default policy: deny",
                       self.denied(lambda: alice.tell("bob", "hi")))
-        self.assertEqual([m["key"] for m in alice.query()], ["k"])
 
     def test_capabilities(self):
         c = self.c

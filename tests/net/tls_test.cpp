@@ -138,6 +138,25 @@ std::string basp_header(uint8_t operation, uint32_t payload_len,
   return h;
 }
 
+// Up to `n` idle TCP connections to `port` (as many as this process may
+// open), from 127.0.0.2: one source address, and not the ports other
+// tests pick.
+std::vector<int> idle_connections(uint16_t port, size_t n) {
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, n + 1'000);
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+  std::vector<int> idle;
+  auto wanted = std::min<size_t>(n, lim.rlim_cur - 300);
+  for (size_t i = 0; i < wanted; ++i) {
+    int fd = tcp_connect(port, "127.0.0.2");
+    if (fd < 0)
+      break;
+    idle.push_back(fd);
+  }
+  return idle;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(tls)
@@ -456,21 +475,9 @@ BOOST_AUTO_TEST_CASE(idle_connections_cannot_lock_anyone_out) {
   auto n1 = c.start("n1", {});
   auto port = c.nodes[n1].port;
   // As many idle connections as this process may open, up to 20 000.
-  rlimit lim{};
-  ::getrlimit(RLIMIT_NOFILE, &lim);
-  lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 21'000);
-  ::setrlimit(RLIMIT_NOFILE, &lim);
-  size_t wanted = std::min<size_t>(20'000, lim.rlim_cur - 200);
-  std::vector<int> idle;
-  // From 127.0.0.2: one source address, and not the ports other tests pick.
-  for (size_t i = 0; i < wanted; ++i) {
-    int fd = tcp_connect(port, "127.0.0.2");
-    if (fd < 0)
-      break;
-    idle.push_back(fd);
-  }
+  auto idle = idle_connections(port, 20'000);
   BOOST_TEST_MESSAGE(idle.size() << " idle connections");
-  BOOST_REQUIRE_GE(idle.size(), std::min<size_t>(1000, wanted));
+  BOOST_REQUIRE_GE(idle.size(), 1000u);
   auto open_count = [&] {
     size_t n = 0;
     for (auto fd : idle) {
@@ -518,22 +525,13 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_CASE(idle_api_clients_cannot_lock_anyone_out) {
   cluster c;
   auto toml = c.dir.sub("api.toml");
-  std::ofstream{toml} << "[api]\nmax_connections = 1000\n";
+  std::ofstream{toml} << "[api]\nmax_connections = 1000\n"
+                         "max_connections_per_source = 1000\n";
   c.common = {"--config", toml};
   auto n1 = c.start("n1", {});
   auto port = c.nodes[n1].api_port;
-  rlimit lim{};
-  ::getrlimit(RLIMIT_NOFILE, &lim);
-  lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 11'000);
-  ::setrlimit(RLIMIT_NOFILE, &lim);
-  size_t wanted = std::min<size_t>(10'000, lim.rlim_cur - 300);
-  std::vector<int> idle;
-  for (size_t i = 0; i < wanted; ++i) {
-    int fd = tcp_connect(port, "127.0.0.2");
-    if (fd < 0)
-      break;
-    idle.push_back(fd);
-  }
+  size_t wanted = 10'000;
+  auto idle = idle_connections(port, wanted);
   BOOST_TEST_MESSAGE(idle.size() << " idle API connections");
   BOOST_REQUIRE_GE(idle.size(), std::min<size_t>(2000, wanted));
   // A real client gets through, with its certificate.
