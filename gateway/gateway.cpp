@@ -1014,6 +1014,39 @@ bool take_token(state& st, const std::string& agent) {
   return true;
 }
 
+http::response refusal(int status, const std::string& code,
+                       const std::string& message) {
+  return {status,
+          "application/json",
+          {},
+          api::dump(json{{"code", code}, {"message", message}})};
+}
+
+// Authenticates a request from its header and takes a token of its
+// agent's rate: on success the principal goes into the request's context;
+// otherwise the answer to send.
+std::pair<bool, http::response> admit(state& st, http::request& req) {
+  auto who = authenticate(st, req);
+  if (!who) {
+    if (st.cfg.on_event)
+      st.cfg.on_event("api_refused", {{"method", req.method},
+                                      {"path", req.path},
+                                      {"source", req.remote_addr},
+                                      {"reason", who.error_value().message}});
+    auto r = refusal(401, "unauthenticated", who.error_value().message);
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return {false, std::move(r)};
+  }
+  if (!take_token(st, who->agent))
+    return {false, refusal(429, "too_many_requests",
+                           "agent '" + who->agent + "' sends more than "
+                               + std::to_string(
+                                   static_cast<int64_t>(st.cfg.rate_per_agent))
+                               + " requests a second")};
+  req.context = std::make_shared<const api::principal>(std::move(*who));
+  return {true, {}};
+}
+
 void serve(const std::shared_ptr<state>& st, http::request req,
            std::shared_ptr<http::responder> out) {
   auto c = std::make_shared<call>(st, std::move(req), std::move(out));
@@ -1040,16 +1073,18 @@ void serve(const std::shared_ptr<state>& st, http::request req,
       break;
     }
   }
-  // Who asks (before saying anything about the routes).
-  auto who = authenticate(*st, r);
-  if (!who) {
-    event("api_refused", who.error_value().message);
-    http::response extra;
-    extra.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return refuse(*c, 401, "unauthenticated", who.error_value().message,
-                  std::move(extra));
+  // Who asks (admitted already, from the header; before saying anything
+  // about the routes).
+  if (r.context) {
+    c->who = *std::static_pointer_cast<const api::principal>(r.context);
+  } else {
+    auto who = admit(*st, r);
+    if (!who.first) {
+      c->out->send(std::move(who.second));
+      return;
+    }
+    c->who = *std::static_pointer_cast<const api::principal>(r.context);
   }
-  c->who = std::move(*who);
   if (!found) {
     if (path_known)
       return refuse(*c, 405, "method_not_allowed",
@@ -1064,12 +1099,6 @@ void serve(const std::shared_ptr<state>& st, http::request req,
                   "agent '" + c->who.agent + "' cannot act as agent '"
                       + i->second + "'");
   }
-  if (!take_token(*st, c->who.agent))
-    return refuse(
-        *c, 429, "too_many_requests",
-        "agent '" + c->who.agent + "' sends more than "
-            + std::to_string(static_cast<int64_t>(st->cfg.rate_per_agent))
-            + " requests a second");
   if (st->in_flight > st->cfg.max_in_flight)
     return refuse(*c, 503, "unavailable",
                   "the node has too many requests in flight");
@@ -1139,22 +1168,27 @@ const std::vector<route_info>& routes() {
   return infos;
 }
 
-http::handler make_handler(caf::actor_system& sys, actors::node& n,
-                           gateway_config cfg) {
+service make_service(caf::actor_system& sys, actors::node& n,
+                     gateway_config cfg) {
   auto st = std::make_shared<state>(sys, n, std::move(cfg));
-  return [st](http::request req, std::shared_ptr<http::responder> out) {
-    try {
-      serve(st, std::move(req), out);
-    } catch (const json::exception&) {
-      // A field of the wrong type read with a default (json::value).
-      out->send({400,
-                 "application/json",
-                 {},
-                 api::dump(json{{"code", "invalid_argument"},
-                                {"message", "a field of the body has the "
-                                            "wrong type"}})});
-    }
+  service out;
+  out.admission = [st](http::request& head) -> std::optional<http::response> {
+    auto r = admit(*st, head);
+    if (r.first)
+      return std::nullopt;
+    return std::move(r.second);
   };
+  out.handler
+      = [st](http::request req, std::shared_ptr<http::responder> answer) {
+          try {
+            serve(st, std::move(req), answer);
+          } catch (const json::exception&) {
+            // A field of the wrong type read with a default (json::value).
+            answer->send(refusal(400, "invalid_argument",
+                                 "a field of the body has the wrong type"));
+          }
+        };
+  return out;
 }
 
 } // namespace engram::gateway

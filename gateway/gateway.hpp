@@ -76,9 +76,16 @@ struct route_info {
 /// Every route the API serves (the OpenAPI document lists the same).
 const std::vector<route_info>& routes();
 
-/// The handler serving `n`'s client API (for http::server::start). `n`
-/// and `sys` must outlive the server.
-http::handler make_handler(caf::actor_system& sys, actors::node& n,
-                           gateway_config cfg);
+/// What serves `n`'s client API (for http::server::start): the admission
+/// (authentication and the agent's rate, from the header alone: nothing
+/// unauthenticated is read further) and the handler. `n` and `sys` must
+/// outlive the server.
+struct service {
+  http::handler handler;
+  http::admission admission;
+};
+
+service make_service(caf::actor_system& sys, actors::node& n,
+                     gateway_config cfg);
 
 } // namespace engram::gateway

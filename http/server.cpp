@@ -161,6 +161,7 @@ struct core {
   // Connection objects alive, and connections not yet closed (the cap).
   std::atomic<size_t> count{0};
   std::atomic<size_t> open{0};
+  admission admit;
   std::atomic<bool> stopping{false};
   // On the server's thread only:
   std::list<std::weak_ptr<connection_base>> all;
@@ -455,10 +456,67 @@ private:
     parser_->body_limit(core_->cfg.max_body_bytes);
     set_idle(true);
     tcp_layer().expires_after(core_->cfg.idle_timeout);
+    // The header first: the request is admitted (authenticated, within
+    // its rate) before its body is read and held.
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared()](beast::error_code ec, size_t) {
+                               self->on_header(ec);
+                             });
+  }
+
+  void on_header(beast::error_code ec) {
+    set_idle(false);
+    if (ec)
+      return on_read(ec);
+    request head;
+    if (auto ok = fill(head); !ok)
+      return refuse(400, "bad_request", ok.error_value().message);
+    if (core_->admit) {
+      std::optional<response> refusal;
+      try {
+        refusal = core_->admit(head);
+      } catch (const std::exception&) {
+        refusal = response{500,
+                           "application/json",
+                           {},
+                           json_error("internal", "the request failed")};
+      }
+      if (refusal) {
+        keep_alive_ = false;
+        linger_ = true;
+        return send(std::move(*refusal));
+      }
+    }
+    head_ = std::move(head);
+    // The body, within the I/O timeout.
+    tcp_layer().expires_after(core_->cfg.io_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared()](beast::error_code ec, size_t) {
                         self->on_read(ec);
                       });
+  }
+
+  // The request's line, header fields, address and certificate.
+  expected<void> fill(request& req) {
+    auto& msg = parser_->get();
+    version_ = msg.version();
+    keep_alive_ = msg.keep_alive();
+    req.method = std::string{msg.method_string()};
+    auto target = msg.target();
+    if (auto ok = parse_target({target.data(), target.size()}, req); !ok)
+      return ok;
+    for (auto& f : msg) {
+      std::string name{f.name_string()};
+      for (auto& ch : name)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      req.headers[name] = std::string{f.value()};
+    }
+    beast::error_code ignored;
+    auto ep = tcp_layer().socket().remote_endpoint(ignored);
+    req.remote_addr = ep.address().to_string();
+    req.remote_port = ep.port();
+    req.client_cert_pem = client_cert_;
+    return {};
   }
 
   void on_read(beast::error_code ec) {
@@ -488,26 +546,8 @@ private:
       evict();
       return;
     }
-    auto& msg = parser_->get();
-    version_ = msg.version();
-    keep_alive_ = msg.keep_alive();
-    request req;
-    req.method = std::string{msg.method_string()};
-    auto target = msg.target();
-    if (auto ok = parse_target({target.data(), target.size()}, req); !ok)
-      return refuse(400, "bad_request", ok.error_value().message);
-    for (auto& f : msg) {
-      std::string name{f.name_string()};
-      for (auto& ch : name)
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      req.headers[name] = std::string{f.value()};
-    }
-    req.body = std::move(msg.body());
-    beast::error_code ignored;
-    auto ep = tcp_layer().socket().remote_endpoint(ignored);
-    req.remote_addr = ep.address().to_string();
-    req.remote_port = ep.port();
-    req.client_cert_pem = client_cert_;
+    auto req = std::move(head_);
+    req.body = std::move(parser_->get().body());
     auto out = std::make_shared<responder_impl>(core_, shared_from_this());
     responder_ = out;
     // The handler must not throw; if it does, the client gets a 500.
@@ -612,6 +652,7 @@ private:
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::string client_cert_;
+  request head_;
   unsigned version_ = 11;
   bool keep_alive_ = false;
   std::weak_ptr<responder_impl> responder_;
@@ -807,10 +848,12 @@ expected<void> configure_tls(ssl::context& ctx, const server_config& cfg) {
 
 } // namespace
 
-expected<std::unique_ptr<server>> server::start(server_config cfg, handler h) {
+expected<std::unique_ptr<server>> server::start(server_config cfg, handler h,
+                                                admission a) {
   auto c = std::make_shared<core>();
   c->cfg = std::move(cfg);
   c->on_request = std::move(h);
+  c->admit = std::move(a);
   if (!c->cfg.plaintext) {
     c->tls.emplace(ssl::context::tls_server);
     if (auto ok = configure_tls(*c->tls, c->cfg); !ok)

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,6 +45,9 @@ struct request {
   /// handshake: the handshake verified it against the CA (and the
   /// revocation list).
   std::string client_cert_pem;
+  /// What the admission learned of the request (e.g. who sent it), for the
+  /// handler.
+  std::shared_ptr<const void> context;
 
   /// A header's value ("" when absent); `name` in lower case.
   std::string header(std::string_view name) const;
@@ -86,6 +90,12 @@ public:
 using handler
     = std::function<void(request req, std::shared_ptr<responder> out)>;
 
+/// Called when a request's header is in, before its body is read (on the
+/// server's thread): an answer to send instead (the connection then
+/// closes), or nothing to go on. It may leave a `context` for the handler.
+/// So nothing unauthenticated is ever held in memory beyond a header.
+using admission = std::function<std::optional<response>(request& head)>;
+
 /// Where and how the server listens.
 struct server_config {
   std::string host = "127.0.0.1";
@@ -122,7 +132,8 @@ class server {
 public:
   /// Listens and serves with `h`. Errors: the TLS files (unauthenticated /
   /// invalid_argument, naming the file), the address (unavailable).
-  static expected<std::unique_ptr<server>> start(server_config cfg, handler h);
+  static expected<std::unique_ptr<server>> start(server_config cfg, handler h,
+                                                 admission a = nullptr);
 
   virtual ~server() = default;
 

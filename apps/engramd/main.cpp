@@ -416,8 +416,9 @@ int main(int argc, char** argv) {
         line += " left_out=" + std::to_string(skipped);
       spdlog::warn("{}", line);
     };
-    auto started = http::server::start(
-        v.api_server, gateway::make_handler(sys, **n, std::move(gw)));
+    auto api = gateway::make_service(sys, **n, std::move(gw));
+    auto started = http::server::start(v.api_server, std::move(api.handler),
+                                       std::move(api.admission));
     if (!started) {
       spdlog::error("event=api_failed node={} addr={} reason=\"{}\"", s.node_id,
                     v.api_listen.to_string(),

@@ -258,6 +258,33 @@ BOOST_FIXTURE_TEST_CASE(silent_handshakes_cannot_take_the_cap, fixture) {
       ::close(fd);
 }
 
+// The admission sees the header only: what it refuses is answered without
+// its body being read, and the handler never sees it.
+BOOST_FIXTURE_TEST_CASE(the_admission_decides_before_the_body, fixture) {
+  std::atomic<int> admitted{0};
+  auto srv = http::server::start(
+      server_cfg(), handler(),
+      [&](http::request& head) -> std::optional<http::response> {
+        ++admitted;
+        if (head.header("authorization") != "Bearer ok")
+          return http::response{401, "application/json", {}, "{}"};
+        head.context = std::make_shared<const int>(7);
+        return std::nullopt;
+      });
+  BOOST_REQUIRE(srv);
+  auto c = client_cfg((*srv)->port());
+  auto no = http::send(c, "POST", "/x", std::string(60 * 1024, 'b'));
+  BOOST_REQUIRE_MESSAGE(no, (no ? "" : no.error_value().message));
+  BOOST_CHECK_EQUAL(no->status, 401);
+  BOOST_CHECK_EQUAL(requests.load(), 0);
+  auto yes
+      = http::send(c, "POST", "/x", "body", {{"Authorization", "Bearer ok"}});
+  BOOST_REQUIRE(yes);
+  BOOST_CHECK_EQUAL(yes->status, 200);
+  BOOST_CHECK_EQUAL(requests.load(), 1);
+  BOOST_CHECK_EQUAL(admitted.load(), 2);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_stream_delivers_its_events, fixture) {
   auto srv = http::server::start(server_cfg(), handler());
   BOOST_REQUIRE(srv);

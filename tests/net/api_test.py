@@ -342,6 +342,10 @@ class ApiTest(unittest.TestCase):
                 self.refused(401, lambda: x.learn(key="secret", value="0"),
                              "unauthenticated")
                 self.refused(401, x.query, "unauthenticated")
+        # A large body from nobody is refused from its header alone.
+        x = c.client(self.n1, "carol")
+        self.refused(401, lambda: x.learn(key="k", value="v" * 900000),
+                     "unauthenticated")
         # Good JWTs get in, both algorithms.
         for alg, kid in (("RS256", "rsa-1"), ("ES256", "ec-1")):
             x = c.client(self.n1, "carol",
