@@ -223,4 +223,27 @@ source = ["192.168.77.0/24"]
   BOOST_CHECK(!access_policy::load_abac(dir.sub("missing.toml")));
 }
 
+// The policies shipped with the high-security example load, and decide as
+// their comments say.
+BOOST_AUTO_TEST_CASE(the_shipped_policies_load) {
+  auto m = access_policy::load_abac(std::string{ENGRAM_CONFIG_DIR}
+                                    + "/security_policies.toml");
+  BOOST_REQUIRE_MESSAGE(m, (m ? "" : m.error_value().message));
+  auto p = access_policy::abac(*m);
+  auto r = req("alice", operation::learn, scope_kind::agent);
+  r.who.method = "mtls";
+  BOOST_CHECK(p.decide(r).allowed);
+  r.who.method = "shared_key";
+  BOOST_CHECK(!p.decide(r).allowed);
+  r = req("alice", operation::federation_create, scope_kind::collective);
+  r.who.method = "mtls";
+  BOOST_CHECK(!p.decide(r).allowed);
+  r.who.roles = {"coordinator"};
+  BOOST_CHECK(p.decide(r).allowed);
+  r = req("alice", operation::query, scope_kind::agent);
+  r.who.method = "mtls";
+  r.source = "192.168.77.5";
+  BOOST_CHECK(!p.decide(r).allowed);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
