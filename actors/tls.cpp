@@ -428,10 +428,17 @@ bool mesh_admits(SSL* ssl) {
   return cert.role() == engram::pki::role::node;
 }
 
-// In a node (the mesh's port set), every connection CAF dials is to a
-// node: the server's certificate must be a node's.
+// In a node (dial_nodes_only), every connection CAF dials is to a node:
+// the server's certificate must be a node's.
+std::atomic<bool>& nodes_only() {
+  static std::atomic<bool> on{false};
+  return on;
+}
+
 bool dials_a_node(SSL* ssl) {
-  if (mesh_port().load() == 0)
+  // CAF's sessions read their sockets (SSL_set_fd); other clients in the
+  // process (Asio's memory BIOs) have no descriptor here: their own checks.
+  if (!nodes_only().load() || SSL_get_fd(ssl) < 0)
     return true;
   auto* x509 = SSL_get1_peer_certificate(ssl);
   if (x509 == nullptr)
@@ -495,6 +502,8 @@ std::string not_node_connection(const std::string& addr, uint16_t port,
 }
 
 void mesh_accepts_nodes_only(uint16_t port) { mesh_port() = port; }
+
+void dial_nodes_only() { nodes_only() = true; }
 
 void limit_connections(
     const connection_limits& limits,

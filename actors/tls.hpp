@@ -115,6 +115,10 @@ bool revoked_peer(void* ssl);
 /// actors (logged like other refusals).
 void mesh_accepts_nodes_only(uint16_t port);
 
+/// From now on, a TLS connection CAF dials from this process completes
+/// only with a server presenting a node certificate (a node dials nodes).
+void dial_nodes_only();
+
 /// Who the peer of a live TLS connection is, by its certificate.
 struct tls_peer_identity {
   /// "node" or "client" (pki::to_string of the certificate's role).

@@ -126,6 +126,8 @@ expected<std::string> decode64(std::string_view text, bool url) {
   };
   if (!url && text.size() % 4 != 0)
     return make_error(errc::parse_error, "base64 text of a bad length");
+  if (url && text.find('=') != std::string_view::npos)
+    return make_error(errc::parse_error, "base64url text has no padding");
   for (int pad = 0; pad < 2 && !text.empty() && text.back() == '='; ++pad)
     text.remove_suffix(1);
   if (text.size() % 4 == 1)

@@ -282,6 +282,14 @@ std::string learned_type(const call& c) {
 
 std::string queried_type(const call& c) { return c.query("type"); }
 
+// Whether the policy lets the request's principal see memories of type
+// `t` (a request that named no type is checked per memory it returns).
+bool type_allowed(const call& c, memory_type t) {
+  auto ar = c.access;
+  ar.memory_type = to_string(t);
+  return c.st->cfg.access.decide(ar).allowed;
+}
+
 json id_json(const engram_id& id) { return {{"id", id.to_string()}}; }
 
 void run_status(const call_ptr& c) {
@@ -370,16 +378,13 @@ void run_query(const call_ptr& c) {
   // Each memory returned is checked for its type too (a policy may deny
   // a type that the query did not name).
   auto render = [c](std::vector<memory_view>& views) {
-    auto ar = c->access;
     std::map<memory_type, bool> allowed;
     json out = json::array();
     for (auto& v : views) {
       auto t = v.value.type;
       auto i = allowed.find(t);
-      if (i == allowed.end()) {
-        ar.memory_type = to_string(t);
-        i = allowed.emplace(t, c->st->cfg.access.decide(ar).allowed).first;
-      }
+      if (i == allowed.end())
+        i = allowed.emplace(t, type_allowed(*c, t)).first;
       if (i->second)
         out.push_back(api::to_json(v));
     }
@@ -532,6 +537,14 @@ void run_share(const call_ptr& c) {
   auto filter = api::filter_of(params);
   if (!filter)
     return fail(*c, filter.error_value());
+  // What is shared leaves the agent: of types the policy lets it read.
+  for (auto t : {memory_type::instant, memory_type::episodic,
+                 memory_type::semantic, memory_type::procedural})
+    if ((!filter->type || *filter->type == t) && !type_allowed(*c, t))
+      return refuse(*c, 403, "permission_denied",
+                    std::string{"the policy does not let agent '"}
+                        + c->who.agent + "' share " + to_string(t)
+                        + " memories: name a type it allows");
   auto transform = text_field(*c, "transform", std::string{});
   if (!transform)
     return fail(*c, transform.error_value());
@@ -584,22 +597,30 @@ void run_decline(const call_ptr& c) {
       actors::decline_atom::value, c->param("id"));
 }
 
-json questions_json(std::vector<pending_question>& qs) {
-  json out = json::array();
-  for (auto& q : qs)
-    out.push_back(api::to_json(q));
-  return out;
+// The pending questions whose versions the policy lets the principal see.
+auto questions_json(const call_ptr& c) {
+  return [c](std::vector<pending_question>& qs) {
+    json out = json::array();
+    for (auto& q : qs) {
+      bool visible = true;
+      for (auto& v : q.subject.versions())
+        visible = visible && type_allowed(*c, v.value.type);
+      if (visible)
+        out.push_back(api::to_json(q));
+    }
+    return out;
+  };
 }
 
 void run_conflicts(const call_ptr& c) {
   auto fed = c->query("federation");
   if (fed.empty())
     return instance_call<std::vector<pending_question>>(
-        c, 200, questions_json, actors::pending_atom::value);
+        c, 200, questions_json(c), actors::pending_atom::value);
   if (auto ok = validate_name(fed, "federation"); !ok)
     return fail(*c, ok.error_value());
   instance_call<std::vector<pending_question>>(
-      c, 200, questions_json, actors::pending_atom::value, fed);
+      c, 200, questions_json(c), actors::pending_atom::value, fed);
 }
 
 void run_answer(const call_ptr& c) {
@@ -749,6 +770,16 @@ void run_federation_beliefs(const call_ptr& c) {
                   federation::cmd::set_belief_policy{*p});
 }
 
+// Ends a stream when its credential expires (0: never); a day at most at
+// a time (a far expiry would overflow the clock).
+void arm_expiry(caf::event_based_actor* self, int64_t expires_at) {
+  if (expires_at <= 0)
+    return;
+  auto left = expires_at - static_cast<int64_t>(std::time(nullptr));
+  left = std::clamp<int64_t>(left, 0, 86'400);
+  self->delayed_send(self, std::chrono::seconds{left}, expire_atom::value);
+}
+
 // A stream of the agent's memory changes (Server-Sent Events): each
 // change made durable on this node — the agent's writes and what it merged
 // from others — as an event "memory"; a comment every 15 s keeps the
@@ -786,14 +817,7 @@ void run_watch(const call_ptr& c) {
                         c->out->open_stream();
                         c->out->push(": watching " + c->who.agent + "\n\n");
                         // Not past the credential's expiry.
-                        if (auto exp = c->who.expires_at; exp > 0) {
-                          auto left
-                              = exp - static_cast<int64_t>(std::time(nullptr));
-                          self->delayed_send(
-                              self,
-                              std::chrono::seconds{std::max<int64_t>(left, 0)},
-                              expire_atom::value);
-                        }
+                        arm_expiry(self, c->who.expires_at);
                         self->delayed_send(self, std::chrono::seconds{15},
                                            actors::tick_atom::value);
                       },
@@ -810,13 +834,16 @@ void run_watch(const call_ptr& c) {
         [self, c, fin](actors::watched_atom,
                        const std::vector<engram_record>& changed) {
           for (auto& e : changed)
-            if (!c->out->push("event: memory\nid: " + e.id.to_string()
-                              + "\ndata: " + api::dump(api::to_json(e))
-                              + "\n\n"))
+            if (type_allowed(*c, e.type)
+                && !c->out->push("event: memory\nid: " + e.id.to_string()
+                                 + "\ndata: " + api::dump(api::to_json(e))
+                                 + "\n\n"))
               return fin();
         },
-        [fin](expire_atom) {
-          fin(); // the credential expired
+        [self, c, fin](expire_atom) {
+          if (static_cast<int64_t>(std::time(nullptr)) >= c->who.expires_at)
+            return fin();                      // the credential expired
+          arm_expiry(self, c->who.expires_at); // a day at a time
         },
         [self, c, fin](actors::tick_atom) {
           if (!c->out->push(": keep-alive\n\n"))
@@ -1127,16 +1154,6 @@ void serve(const std::shared_ptr<state>& st, http::request req,
       return fail(*c, ok.error_value());
     c->instance = inst;
   }
-  // Each instance is an actor on the node: an agent uses a bounded number.
-  constexpr size_t max_instances = 64;
-  auto& used = st->instances[c->who.agent];
-  if (used.count(c->instance) == 0 && used.size() >= max_instances)
-    return refuse(*c, 429, "too_many_requests",
-                  "agent '" + c->who.agent + "' uses "
-                      + std::to_string(max_instances) + " instances already");
-  used.insert(c->instance);
-  if (st->instances.size() > 100'000)
-    st->instances.clear();
   // May it?
   api::access_request ar;
   ar.who = c->who;
@@ -1153,6 +1170,20 @@ void serve(const std::shared_ptr<state>& st, http::request req,
     event("api_denied", d.reason);
     return refuse(*c, 403, "permission_denied", d.reason);
   }
+  // Each instance is an actor on the node: an agent uses a bounded number
+  // (counted once allowed; names stay counted while the node runs).
+  constexpr size_t max_instances = 64;
+  constexpr size_t max_agents = 100'000;
+  if (st->instances.size() >= max_agents
+      && st->instances.count(c->who.agent) == 0)
+    return refuse(*c, 503, "unavailable",
+                  "the node serves as many agents as it takes");
+  auto& used = st->instances[c->who.agent];
+  if (used.count(c->instance) == 0 && used.size() >= max_instances)
+    return refuse(*c, 429, "too_many_requests",
+                  "agent '" + c->who.agent + "' uses "
+                      + std::to_string(max_instances) + " instances already");
+  used.insert(c->instance);
   found->run(c);
 }
 

@@ -482,8 +482,13 @@ private:
                            json_error("internal", "the request failed")};
       }
       if (refusal) {
-        keep_alive_ = false;
-        linger_ = true;
+        // Without a body the connection can go on (a client over its rate
+        // keeps its session); with one, it closes after the answer (what
+        // the client still sends is read and dropped for a while).
+        if (!parser_->is_done()) {
+          keep_alive_ = false;
+          linger_ = true;
+        }
         return send(std::move(*refusal));
       }
     }
@@ -670,6 +675,20 @@ private:
   std::unique_ptr<std::array<char, 16 * 1024>> drained_;
 };
 
+// The address a connection counts against: IPv4 (and IPv4-mapped) as it
+// is, IPv6 by its /64 (one host holds a whole /64).
+std::string source_of(const net::ip::address& a) {
+  if (a.is_v4())
+    return a.to_string();
+  auto v6 = a.to_v6();
+  if (v6.is_v4_mapped())
+    return net::ip::make_address_v4(net::ip::v4_mapped, v6).to_string();
+  auto bytes = v6.to_bytes();
+  for (size_t i = 8; i < bytes.size(); ++i)
+    bytes[i] = 0;
+  return net::ip::address_v6{bytes}.to_string() + "/64";
+}
+
 class server_impl final : public server {
 public:
   explicit server_impl(std::shared_ptr<core> c)
@@ -753,7 +772,7 @@ private:
   void admit(tcp::socket s) {
     // One address holds at most its share: beyond, the newest is refused.
     beast::error_code ec;
-    auto source = s.remote_endpoint(ec).address().to_string();
+    auto source = source_of(s.remote_endpoint(ec).address());
     if (auto i = core_->per_source.find(source);
         i != core_->per_source.end()
         && i->second >= core_->cfg.max_connections_per_source) {

@@ -305,6 +305,10 @@ int main(int argc, char** argv) {
                    s.node_id, room, lim.rlim_cur);
       v.api_server.max_connections = static_cast<size_t>(room);
     }
+    // One address never holds more than half of the cap.
+    v.api_server.max_connections_per_source
+        = std::min(v.api_server.max_connections_per_source,
+                   std::max<size_t>(1, v.api_server.max_connections / 2));
   }
   struct system_config : caf::actor_system_config {
     system_config() { actors::register_types(*this); }
@@ -341,6 +345,8 @@ int main(int argc, char** argv) {
     else
       spdlog::info("{}", line);
   };
+  if (!v.insecure) // a node dials nodes only
+    actors::dial_nodes_only();
   auto n = actors::node::start(sys, nc);
   if (!n) {
     spdlog::error("event=start_failed node={} reason=\"{}\"", s.node_id,
@@ -402,9 +408,13 @@ int main(int argc, char** argv) {
         for (unsigned char ch : x) {
           if (ch == '"' || ch == '\\')
             out += '\\', out += static_cast<char>(ch);
-          else if (ch < 0x20 || ch == 0x7f)
-            out += '?';
-          else
+          else if (ch < 0x20
+                   || ch >= 0x7f) { // controls, and bytes beyond ASCII
+            static constexpr char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[ch >> 4];
+            out += hex[ch & 15];
+          } else
             out += static_cast<char>(ch);
         }
         return out + '"';

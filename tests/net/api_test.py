@@ -520,7 +520,13 @@ class AccessControlTest(unittest.TestCase):
 [[policy]]
 name = "agents use their memory"
 effect = "allow"
-operation = ["learn", "query", "status"]
+operation = ["learn", "query", "status", "watch", "share"]
+
+[[policy]]
+name = "no episodes leave or stream"
+effect = "deny"
+operation = ["share", "watch"]
+memory_type = "episodic"
 
 [[policy]]
 name = "no reading episodes"
@@ -586,6 +592,29 @@ model = { capability = { capabilities = { alice = ["learn:agent", "query:agent"]
         self.assertIn("policy 'no reading episodes' denies it", msg)
         # A query that names no type does not return what the policy denies.
         self.assertEqual([m["key"] for m in alice.query()], ["k"])
+        # A share naming no type would take episodes along: refused; one
+        # of an allowed type passes the policy (bob is unknown here: 404).
+        self.assertIn("share episodic memories",
+                      self.denied(lambda: alice.share("bob")))
+        with self.assertRaises(EngramError) as e:
+            alice.share("bob", filter={"type": "semantic"})
+        self.assertEqual(e.exception.status, 404, str(e.exception))
+        # A watch streams what the policy lets alice see.
+        seen = []
+
+        def watch():
+            for m in alice.watch():
+                seen.append(m["key"])
+                if m["key"] == "last":
+                    return
+
+        t = threading.Thread(target=watch, daemon=True)
+        t.start()
+        time.sleep(0.5)
+        alice.learn(key="hidden", value="x", type="episodic")
+        alice.learn(key="last", value="y")
+        t.join(20)
+        self.assertEqual(seen, ["last"])
         self.assertIn("policy 'eve is out' denies it",
                       self.denied(lambda: eve.learn(key="k", value="v")))
         self.assertIn("default policy: deny",
