@@ -1089,9 +1089,17 @@ void serve(const std::shared_ptr<state>& st, http::request req,
   // Which route.
   const route* found = nullptr;
   bool path_known = false;
-  for (auto& rt : route_table()) {
+  // The routes' patterns as segments, split once.
+  static const auto patterns = [] {
+    std::vector<std::vector<std::string>> out;
+    for (auto& rt : route_table())
+      out.push_back(split(rt.info.pattern));
+    return out;
+  }();
+  for (size_t k = 0; k < route_table().size(); ++k) {
+    auto& rt = route_table()[k];
     std::map<std::string, std::string> params;
-    if (!matches(split(rt.info.pattern), r.segments, params))
+    if (!matches(patterns[k], r.segments, params))
       continue;
     path_known = true;
     if (rt.info.method == r.method) {

@@ -98,17 +98,31 @@ int create_ca(const cert_options& o) {
   return 0;
 }
 
-int create_leaf(const cert_options& o, pki::role r) {
+// The cluster's CA certificate and key (what issuing and revoking sign
+// with).
+struct ca_pair {
+  pki::certificate cert;
+  pki::private_key key;
+};
+
+expected<ca_pair> load_ca(const cert_options& o) {
   auto ca = pki::load_certificate(o.certs_dir + "/ca.crt");
   if (!ca)
-    return fail(ca.error_value());
+    return ca.error_value();
   auto ca_key = pki::load_private_key(ca_key_path(o));
   if (!ca_key)
-    return fail(ca_key.error_value());
+    return ca_key.error_value();
+  return ca_pair{std::move(*ca), std::move(*ca_key)};
+}
+
+int create_leaf(const cert_options& o, pki::role r) {
+  auto ca = load_ca(o);
+  if (!ca)
+    return fail(ca.error_value());
   auto key = pki::private_key::generate();
   if (!key)
     return fail(key.error_value());
-  auto cert = pki::issue(*ca, *ca_key, r, o.id, *key, issue_opts(o));
+  auto cert = pki::issue(ca->cert, ca->key, r, o.id, *key, issue_opts(o));
   if (!cert)
     return fail(cert.error_value());
   auto base
@@ -117,12 +131,9 @@ int create_leaf(const cert_options& o, pki::role r) {
 }
 
 int revoke(const cert_options& o) {
-  auto ca = pki::load_certificate(o.certs_dir + "/ca.crt");
+  auto ca = load_ca(o);
   if (!ca)
     return fail(ca.error_value());
-  auto ca_key = pki::load_private_key(ca_key_path(o));
-  if (!ca_key)
-    return fail(ca_key.error_value());
   auto cert = pki::load_certificate(o.file);
   if (!cert)
     return fail(cert.error_value());
@@ -134,7 +145,7 @@ int revoke(const cert_options& o) {
       return fail(old.error_value());
     base = std::move(*old);
   }
-  auto crl = pki::revoke(*ca, *ca_key, {*cert}, base ? &*base : nullptr);
+  auto crl = pki::revoke(ca->cert, ca->key, {*cert}, base ? &*base : nullptr);
   if (!crl)
     return fail(crl.error_value());
   if (auto ok = pki::write_file(crl_path, crl->to_pem(), 0644, true); !ok)

@@ -246,6 +246,44 @@ void fill_source_store(const std::string& dir, size_t n) {
   }
 }
 
+// The agent `name`'s actor on the node `hdl` (empty when it did not
+// answer).
+actors::agent_actor agent_on(caf::scoped_actor& self,
+                             const actors::node_actor& hdl,
+                             const std::string& name) {
+  actors::agent_actor out;
+  self->request(hdl, 5s, actors::agent_atom::value, name)
+      .receive(
+          [&](actors::agent_actor& a) {
+            out = a;
+          },
+          [](caf::error&) {});
+  return out;
+}
+
+// A replica's digest (0 when it did not answer).
+uint64_t digest_of(caf::scoped_actor& self, const actors::agent_actor& a) {
+  uint64_t d = 0;
+  self->request(a, 10s, actors::digest_atom::value, std::string{})
+      .receive(
+          [&](uint64_t x, causal_context&) {
+            d = x;
+          },
+          [](caf::error&) {});
+  return d;
+}
+
+// Engrams per second of a pull of `n` that started at `t0`, once `remote`
+// holds `target` (-1 when it did not within 120 s).
+double pulled_per_s(caf::scoped_actor& self, const actors::agent_actor& remote,
+                    uint64_t target, size_t n, clk::time_point t0) {
+  auto deadline = t0 + 120s;
+  while (digest_of(self, remote) != target && clk::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  auto secs = std::chrono::duration<double>(clk::now() - t0).count();
+  return clk::now() < deadline ? static_cast<double>(n) / secs : -1;
+}
+
 // A node whose store holds `n` engrams (256 B) of agent "bulk" joins an empty
 // engramd peer: time until the peer's replica equals it (the pull streams
 // in batches of 1 024 versions, acknowledged).
@@ -268,34 +306,14 @@ void BM_remote_engrams(benchmark::State& state) {
     return;
   }
   caf::scoped_actor self{sys};
-  actors::agent_actor remote_agent;
-  self->request(sink->hdl, 5s, actors::agent_atom::value, std::string{"bulk"})
-      .receive(
-          [&](actors::agent_actor& a) {
-            remote_agent = a;
-          },
-          [](caf::error&) {});
+  auto remote_agent = agent_on(self, sink->hdl, "bulk");
   auto local_agent = (*src)->agent("bulk").value(); // loads the store
-  auto digest_of = [&](const actors::agent_actor& a) {
-    uint64_t d = 0;
-    self->request(a, 10s, actors::digest_atom::value, std::string{})
-        .receive(
-            [&](uint64_t x, causal_context&) {
-              d = x;
-            },
-            [](caf::error&) {});
-    return d;
-  };
-  auto target = digest_of(local_agent);
+  auto target = digest_of(self, local_agent);
   for (auto _ : state) {
     auto t0 = clk::now();
     actors::peer_keeper keeper{sys, **src, {{"127.0.0.1", port}}, nullptr};
-    auto deadline = clk::now() + 120s;
-    while (digest_of(remote_agent) != target && clk::now() < deadline)
-      std::this_thread::sleep_for(1ms);
-    auto secs = std::chrono::duration<double>(clk::now() - t0).count();
     state.counters["remote_engrams_per_s"]
-        = clk::now() < deadline ? static_cast<double>(n) / secs : -1;
+        = pulled_per_s(self, remote_agent, target, n, t0);
     if (auto st = (*src)->status()) {
       uint64_t resent = 0;
       for (auto& s : st->session_details)
@@ -624,34 +642,12 @@ struct transport_rig {
     auto src = actors::node::start(src_sys, nc);
     if (!src)
       return;
-    actors::agent_actor remote_agent;
-    self->request(remote.hdl, 5s, actors::agent_atom::value,
-                  std::string{"bulk"})
-        .receive(
-            [&](actors::agent_actor& a) {
-              remote_agent = a;
-            },
-            [](caf::error&) {});
+    auto remote_agent = agent_on(self, remote.hdl, "bulk");
     auto local_agent = (*src)->agent("bulk").value();
-    auto digest_of = [&](const actors::agent_actor& a) {
-      uint64_t d = 0;
-      self->request(a, 10s, actors::digest_atom::value, std::string{})
-          .receive(
-              [&](uint64_t x, causal_context&) {
-                d = x;
-              },
-              [](caf::error&) {});
-      return d;
-    };
-    auto target = digest_of(local_agent);
+    auto target = digest_of(self, local_agent);
     auto t0 = clk::now();
     actors::peer_keeper keeper{src_sys, **src, {{"127.0.0.1", port}}, nullptr};
-    auto deadline = clk::now() + 120s;
-    while (digest_of(remote_agent) != target && clk::now() < deadline)
-      std::this_thread::sleep_for(1ms);
-    auto secs = std::chrono::duration<double>(clk::now() - t0).count();
-    out.engrams_per_s
-        = clk::now() < deadline ? static_cast<double>(engrams) / secs : -1;
+    out.engrams_per_s = pulled_per_s(self, remote_agent, target, engrams, t0);
   }
 };
 

@@ -43,22 +43,12 @@ public:
   /// Node `id`'s TLS configuration (its files made if needed): an actor
   /// system hosting that node speaks TLS with it.
   actors::tls_config node_tls(const std::string& id) {
-    node(id);
-    actors::tls_config t;
-    t.certificate = dir_ + "/node." + id + ".crt";
-    t.private_key = dir_ + "/node." + id + ".key";
-    t.ca = dir_ + "/ca.crt";
-    return t;
+    return tls_of(pki::role::node, id);
   }
 
   /// A client's TLS configuration (its files made if needed).
   actors::tls_config client_tls(const std::string& id) {
-    client(id);
-    actors::tls_config t;
-    t.certificate = dir_ + "/client." + id + ".crt";
-    t.private_key = dir_ + "/client." + id + ".key";
-    t.ca = dir_ + "/ca.crt";
-    return t;
+    return tls_of(pki::role::client, id);
   }
 
   const pki::certificate& ca() const noexcept { return ca_; }
@@ -66,6 +56,16 @@ public:
   const pki::private_key& ca_key() const noexcept { return ca_key_; }
 
 private:
+  actors::tls_config tls_of(pki::role r, const std::string& id) {
+    make(r, id);
+    auto base = dir_ + (r == pki::role::node ? "/node." : "/client.") + id;
+    actors::tls_config t;
+    t.certificate = base + ".crt";
+    t.private_key = base + ".key";
+    t.ca = dir_ + "/ca.crt";
+    return t;
+  }
+
   template<class T>
   static T must(expected<T> x) {
     if (!x)
