@@ -198,30 +198,37 @@ void repair_membership(agent_ptr self) {
       auto next
           = federation::apply(*st.fed, {agent, federation::cmd::join{rejoin}},
                               st.clock->now().wall_us);
-      if (next && next->version() != st.fed->version())
+      if (!next) { // e.g. its invitation was revoked meanwhile
+        i = st.joined_here.erase(i);
+        continue;
+      }
+      if (next->version() != st.fed->version())
         write_state(self, std::move(*next));
     }
     ++i;
   }
 }
 
-// Asks a node that knows the federation to run `c` (this node does not
-// know its rules yet: it is joining); the rules it answers with are taken
-// if newer, and the rest arrives here by sync.
-caf::result<federation::federation_state>
-ask_host(agent_ptr self, const federation::federation_command& c) {
-  auto& st = self->state;
-  std::string target;
-  for (auto& n : st.ctx->dir->hosts(st.cfg.agent_id))
-    if (st.ctx->cluster->live(n)) {
-      target = n;
-      break;
-    }
-  if (target.empty())
-    return to_caf(
-        make_error(errc::unknown_agent,
-                   "no reachable node knows federation " + st.cfg.agent_id));
-  auto rp = self->make_response_promise<federation::federation_state>();
+// Asks the nodes that know the federation, in turn, to run `c` (this node
+// does not know its rules yet: it is joining) until one accepts: a change
+// of the rules (an invitation) reaches the node it was made on first and
+// the others by sync. The rules it answers with are taken if newer, and
+// the rest arrives here by sync. Refused by all: the last refusal.
+void ask_hosts(agent_ptr self, federation::federation_command c,
+               std::shared_ptr<std::vector<std::string>> targets, size_t next,
+               caf::typed_response_promise<federation::federation_state> rp,
+               caf::error last) {
+  if (next >= targets->size()) {
+    if (std::holds_alternative<federation::cmd::join>(c.what))
+      self->state.joined_here.erase(c.agent); // refused: not made again
+    rp.deliver(std::move(last));
+    return;
+  }
+  auto target = (*targets)[next];
+  c.relayed = true;
+  auto try_next = [=](caf::error err) mutable {
+    ask_hosts(self, c, targets, next + 1, rp, std::move(err));
+  };
   with_remote(
       self, target,
       [=](const agent_actor& owner) mutable {
@@ -234,12 +241,32 @@ ask_host(agent_ptr self, const federation::federation_command& c) {
                   rp.deliver(std::move(state));
                 },
                 [=](caf::error& err) mutable {
-                  rp.deliver(err);
+                  try_next(std::move(err));
                 });
       },
       [=](caf::error& err) mutable {
-        rp.deliver(err);
+        try_next(std::move(err));
       });
+}
+
+caf::result<federation::federation_state>
+ask_host(agent_ptr self, const federation::federation_command& c,
+         caf::error refused_here = {}) {
+  auto& st = self->state;
+  auto targets = std::make_shared<std::vector<std::string>>();
+  for (auto& n : st.ctx->dir->hosts(st.cfg.agent_id))
+    if (n != self_node(self) && st.ctx->cluster->live(n))
+      targets->push_back(n);
+  if (targets->empty() && refused_here) {
+    st.joined_here.erase(c.agent);
+    return refused_here;
+  }
+  if (targets->empty())
+    return to_caf(
+        make_error(errc::unknown_agent,
+                   "no reachable node knows federation " + st.cfg.agent_id));
+  auto rp = self->make_response_promise<federation::federation_state>();
+  ask_hosts(self, c, targets, 0, rp, std::move(refused_here));
   return rp;
 }
 
@@ -321,6 +348,8 @@ caf::result<federation::federation_state> report(agent_ptr self,
   return *st.fed;
 }
 
+caf::error not_known_yet(agent_ptr self);
+
 // Runs a command: the rules decide (federation::apply); a change is stored
 // as the new state fact, which syncs to every node holding the federation.
 caf::result<federation::federation_state>
@@ -328,16 +357,18 @@ run(agent_ptr self, const federation::federation_command& c) {
   namespace cmd = federation::cmd;
   auto& st = self->state;
   // Joins made here are remembered (and made again if a concurrent change
-  // elsewhere supersedes them).
-  if (auto* j = std::get_if<cmd::join>(&c.what);
-      j != nullptr && j->role != federation::agent_role::leader)
-    st.joined_here[c.agent] = j->role;
+  // elsewhere supersedes them); a refused join is not.
+  auto* joining = std::get_if<cmd::join>(&c.what);
+  if (joining != nullptr && joining->role != federation::agent_role::leader)
+    st.joined_here[c.agent] = joining->role;
   else if (std::holds_alternative<cmd::create>(c.what))
     st.joined_here[c.agent] = federation::agent_role::leader;
   else if (std::holds_alternative<cmd::leave>(c.what))
     st.joined_here.erase(c.agent);
   if (auto* x = std::get_if<cmd::create>(&c.what))
     return create(self, c.agent, x->state);
+  if (!st.fed && c.relayed)
+    return not_known_yet(self);
   if (!st.fed)
     return ask_host(self, c);
   if (auto* x = std::get_if<cmd::verify>(&c.what))
@@ -345,8 +376,17 @@ run(agent_ptr self, const federation::federation_command& c) {
   if (auto* x = std::get_if<cmd::contradict>(&c.what))
     return report(self, c.agent, x->member, false);
   auto next = federation::apply(*st.fed, c, st.clock->now().wall_us);
-  if (!next)
+  if (!next && joining != nullptr
+      && next.error_value().code == errc::permission_denied
+      && st.fed->find(c.agent) == nullptr && !c.relayed)
+    // No invitation here yet: the node it was made on may know it (the
+    // others learn it by sync). Passed on once, never around.
+    return ask_host(self, c, to_caf(next.error_value()));
+  if (!next) {
+    if (joining != nullptr)
+      st.joined_here.erase(c.agent);
     return to_caf(next.error_value());
+  }
   if (next->version() == st.fed->version())
     return std::move(*next); // a read, or a change that changes nothing
   if (auto why = st.ctx->cluster->clock_refusal(); !why.empty())

@@ -405,6 +405,7 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         // other nodes holding it), then let it decide.
         // The command is this instance's agent's, whatever name it carries.
         command.agent = s.cfg.agent_id;
+        command.relayed = false;
         auto rp = self->make_response_promise<federation::federation_state>();
         auto node = caf::actor_cast<node_actor>(s.ctx->node);
         self->request(node, std::chrono::seconds{5}, agent_atom::value, fed_id)

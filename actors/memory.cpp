@@ -204,6 +204,23 @@ memory::create_federation(federation::federation_config cfg) {
   return federation_call(id, federation::cmd::create{std::move(*state)});
 }
 
+expected<federation::federation_state> memory::invite_to_federation(
+    const std::string& fed_id, const std::string& agent,
+    federation::agent_role role, std::chrono::seconds ttl) {
+  uint64_t expires = 0;
+  if (ttl.count() > 0)
+    expires = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch() + ttl)
+            .count());
+  return federation_call(fed_id, federation::cmd::invite{agent, role, expires});
+}
+
+expected<federation::federation_state>
+memory::revoke_invitation(const std::string& fed_id, const std::string& agent) {
+  return federation_call(fed_id, federation::cmd::uninvite{agent});
+}
+
 expected<federation::federation_state>
 memory::join_federation(const std::string& fed_id,
                         federation::agent_role role) {

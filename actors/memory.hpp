@@ -7,6 +7,7 @@
 
 #include <caf/error.hpp>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -96,9 +97,22 @@ public:
   expected<federation::federation_state>
   create_federation(federation::federation_config cfg);
 
-  /// Joins a federation created elsewhere as Member or Observer (the
-  /// node starts holding its Collective memory and syncing it); an initial
-  /// member calls it on its own node to start receiving.
+  /// Leader only: invites `agent` to join as Member or Observer for `ttl`
+  /// (zero: until it joins or the invitation is revoked). Nobody joins a
+  /// federation uninvited.
+  expected<federation::federation_state> invite_to_federation(
+      const std::string& federation_id, const std::string& agent,
+      federation::agent_role role = federation::agent_role::member,
+      std::chrono::seconds ttl = std::chrono::hours{24});
+
+  /// Leader only: revokes the invitation of `agent`.
+  expected<federation::federation_state>
+  revoke_invitation(const std::string& federation_id, const std::string& agent);
+
+  /// Joins a federation created elsewhere as Member or Observer, as no
+  /// more than the leader's invitation grants (the node starts holding its
+  /// Collective memory and syncing it); an initial member calls it on its
+  /// own node to start receiving.
   expected<federation::federation_state>
   join_federation(const std::string& federation_id,
                   federation::agent_role role = federation::agent_role::member);

@@ -84,13 +84,19 @@ json to_json(const federation::federation_state& st) {
     members.push_back({{"agent", m.agent_id},
                        {"role", federation::to_string(m.role)},
                        {"trust", m.trust_level}});
+  json invited = json::array();
+  for (auto& i : st.invitations())
+    invited.push_back({{"agent", i.agent_id},
+                       {"role", federation::to_string(i.role)},
+                       {"expires_at_us", i.expires_at_us}});
   return {{"id", st.id()},
           {"name", st.name()},
           {"leader", st.leader()},
           {"trust_model", federation::model_name(st.trust())},
           {"belief_conflicts", federation::to_string(st.belief_conflicts())},
           {"version", st.version()},
-          {"members", members}};
+          {"members", members},
+          {"invitations", invited}};
 }
 
 json to_json(const pending_question& q) {

@@ -124,6 +124,12 @@ std::string encode(const federation_state& state) {
       static_cast<v1::BeliefPolicy>(state.belief_conflicts()));
   for (auto& d : state.departed())
     msg.add_departed(d);
+  for (auto& i : state.invitations()) {
+    auto* x = msg.add_invitations();
+    x->set_agent(i.agent_id);
+    x->set_role(to_proto(i.role));
+    x->set_expires_at_us(i.expires_at_us);
+  }
   for (auto& m : state.members()) {
     auto* x = msg.add_members();
     x->set_agent(m.agent_id);
@@ -149,6 +155,13 @@ expected<federation_state> decode_state(std::string_view bytes) {
     members.push_back(
         member_info{m.agent(), *role, m.joined_at_us(), m.trust_level()});
   }
+  std::vector<invitation> invitations;
+  for (auto& i : msg.invitations()) {
+    auto role = from_proto(i.role());
+    if (!role)
+      return role.error_value();
+    invitations.push_back(invitation{i.agent(), *role, i.expires_at_us()});
+  }
   auto trust = from_proto(msg.trust());
   if (!trust)
     return make_error(trust.error_value().code,
@@ -157,7 +170,8 @@ expected<federation_state> decode_state(std::string_view bytes) {
       msg.id(), msg.name(), std::move(members), std::move(*trust),
       msg.version(), msg.sync_interval_ms(),
       static_cast<belief_policy>(msg.belief_conflicts()),
-      std::vector<std::string>{msg.departed().begin(), msg.departed().end()});
+      std::vector<std::string>{msg.departed().begin(), msg.departed().end()},
+      std::move(invitations));
 }
 
 } // namespace engram::federation

@@ -8,41 +8,47 @@
 namespace engram::federation {
 
 std::string describe(const federation_command& c) {
-  return std::visit(overload{
-                        [](const cmd::read_state&) {
-                          return std::string{"read the rules"};
-                        },
-                        [](const cmd::create& x) {
-                          return "create federation " + x.state.name();
-                        },
-                        [](const cmd::join& x) {
-                          return std::string{"join as "} + to_string(x.role);
-                        },
-                        [](const cmd::leave&) {
-                          return std::string{"leave"};
-                        },
-                        [](const cmd::remove& x) {
-                          return "remove " + x.member;
-                        },
-                        [](const cmd::set_role& x) {
-                          return "make " + x.member + " " + to_string(x.role);
-                        },
-                        [](const cmd::set_trust& x) {
-                          return std::string{"set the trust model to "}
-                                 + model_name(x.model);
-                        },
-                        [](const cmd::set_belief_policy& x) {
-                          return std::string{"settle contradictory beliefs by "}
-                                 + to_string(x.policy);
-                        },
-                        [](const cmd::verify& x) {
-                          return "verify " + x.member;
-                        },
-                        [](const cmd::contradict& x) {
-                          return "contradict " + x.member;
-                        },
-                    },
-                    c.what);
+  return std::visit(
+      overload{
+          [](const cmd::read_state&) {
+            return std::string{"read the rules"};
+          },
+          [](const cmd::create& x) {
+            return "create federation " + x.state.name();
+          },
+          [](const cmd::join& x) {
+            return std::string{"join as "} + to_string(x.role);
+          },
+          [](const cmd::leave&) {
+            return std::string{"leave"};
+          },
+          [](const cmd::remove& x) {
+            return "remove " + x.member;
+          },
+          [](const cmd::set_role& x) {
+            return "make " + x.member + " " + to_string(x.role);
+          },
+          [](const cmd::set_trust& x) {
+            return std::string{"set the trust model to "} + model_name(x.model);
+          },
+          [](const cmd::set_belief_policy& x) {
+            return std::string{"settle contradictory beliefs by "}
+                   + to_string(x.policy);
+          },
+          [](const cmd::verify& x) {
+            return "verify " + x.member;
+          },
+          [](const cmd::contradict& x) {
+            return "contradict " + x.member;
+          },
+          [](const cmd::invite& x) {
+            return "invite " + x.member + " as " + to_string(x.role);
+          },
+          [](const cmd::uninvite& x) {
+            return "revoke the invitation of " + x.member;
+          },
+      },
+      c.what);
 }
 
 bool changes_rules(const federation_command& c) noexcept {
@@ -51,7 +57,9 @@ bool changes_rules(const federation_command& c) noexcept {
          || std::holds_alternative<cmd::remove>(c.what)
          || std::holds_alternative<cmd::set_role>(c.what)
          || std::holds_alternative<cmd::set_trust>(c.what)
-         || std::holds_alternative<cmd::set_belief_policy>(c.what);
+         || std::holds_alternative<cmd::set_belief_policy>(c.what)
+         || std::holds_alternative<cmd::invite>(c.what)
+         || std::holds_alternative<cmd::uninvite>(c.what);
 }
 
 expected<federation_state> apply(const federation_state& current,
@@ -89,6 +97,13 @@ expected<federation_state> apply(const federation_state& current,
           [&](const cmd::set_belief_policy& x) {
             return next.set_belief_conflicts(agent, x.policy);
           },
+          [&](const cmd::invite& x) {
+            return next.invite(agent, x.member, x.role, x.expires_at_us,
+                               now_us);
+          },
+          [&](const cmd::uninvite& x) {
+            return next.uninvite(agent, x.member);
+          },
           [&](const auto&) -> expected<void> {
             return make_error(errc::invalid_argument,
                               "'" + describe(c)
@@ -108,6 +123,7 @@ expected<federation_state> apply(const federation_state& current,
 std::string encode(const federation_command& c) {
   v1::FederationCommand out;
   out.set_agent(c.agent);
+  out.set_relayed(c.relayed);
   std::visit(overload{
                  [&](const cmd::read_state&) {
                    out.set_read_state(true);
@@ -143,6 +159,18 @@ std::string encode(const federation_command& c) {
                  [&](const cmd::contradict& x) {
                    out.set_contradict(x.member);
                  },
+                 [&](const cmd::invite& x) {
+                   auto* inv = out.mutable_invite();
+                   inv->set_agent(x.member);
+                   inv->set_role(x.role == agent_role::leader ? v1::ROLE_LEADER
+                                 : x.role == agent_role::observer
+                                     ? v1::ROLE_OBSERVER
+                                     : v1::ROLE_MEMBER);
+                   inv->set_expires_at_us(x.expires_at_us);
+                 },
+                 [&](const cmd::uninvite& x) {
+                   out.set_uninvite(x.member);
+                 },
              },
              c.what);
   return out.SerializeAsString();
@@ -154,6 +182,7 @@ expected<federation_command> decode_command(std::string_view bytes) {
     return make_error(errc::decode_failed, "not a federation command");
   federation_command c;
   c.agent = in.agent();
+  c.relayed = in.relayed();
   if (auto ok = validate_id(c.agent, "the asking agent"); !ok)
     return ok.error_value();
   auto member = [](const std::string& m) -> expected<std::string> {
@@ -226,6 +255,28 @@ expected<federation_command> decode_command(std::string_view bytes) {
       if (!m)
         return m.error_value();
       c.what = cmd::contradict{std::move(*m)};
+      break;
+    }
+    case v1::FederationCommand::kInvite: {
+      auto m = member(in.invite().agent());
+      if (!m)
+        return m.error_value();
+      agent_role role = agent_role::member;
+      switch (in.invite().role()) {
+        case v1::ROLE_MEMBER: role = agent_role::member; break;
+        case v1::ROLE_OBSERVER: role = agent_role::observer; break;
+        default:
+          return make_error(errc::invalid_field,
+                            "an invitation is to join as member or observer");
+      }
+      c.what = cmd::invite{std::move(*m), role, in.invite().expires_at_us()};
+      break;
+    }
+    case v1::FederationCommand::kUninvite: {
+      auto m = member(in.uninvite());
+      if (!m)
+        return m.error_value();
+      c.what = cmd::uninvite{std::move(*m)};
       break;
     }
     default:

@@ -26,7 +26,8 @@ struct create {
   federation_state state;
 };
 
-/// Join as Member or Observer (anyone may; Leader only by `set_role`).
+/// Join as Member or Observer (an invited agent may, as no more than its
+/// invitation grants; Leader only by `set_role`).
 struct join {
   agent_role role = agent_role::member;
 };
@@ -55,6 +56,19 @@ struct set_belief_policy {
   belief_policy policy = belief_policy::fork;
 };
 
+/// Leader only: invite an agent to join as `role` (Member or Observer)
+/// until `expires_at_us` (0: until spent or revoked).
+struct invite {
+  std::string member;
+  agent_role role = agent_role::member;
+  uint64_t expires_at_us = 0;
+};
+
+/// Leader only: revoke an agent's invitation.
+struct uninvite {
+  std::string member;
+};
+
 /// A member reports that another's memory proved right (Reputation trust
 /// rises on the reporting node); not a change of the rules.
 struct verify {
@@ -71,12 +85,16 @@ struct contradict {
 using command_kind
     = std::variant<cmd::read_state, cmd::create, cmd::join, cmd::leave,
                    cmd::remove, cmd::set_role, cmd::set_trust,
-                   cmd::set_belief_policy, cmd::verify, cmd::contradict>;
+                   cmd::set_belief_policy, cmd::verify, cmd::contradict,
+                   cmd::invite, cmd::uninvite>;
 
 /// A command and the agent asking it (its role decides).
 struct federation_command {
   std::string agent;
   command_kind what;
+  /// Passed on by the node the agent asked (which did not know enough to
+  /// decide): the node it reaches decides, and never passes it on again.
+  bool relayed = false;
 };
 
 /// What a command is, in words ("join as observer", "remove bob").

@@ -100,7 +100,8 @@ federation_state::create(const federation_config& cfg, uint64_t now_us) {
 expected<federation_state> federation_state::restore(
     std::string id, std::string name, std::vector<member_info> members,
     trust_model trust, uint64_t version, uint64_t sync_interval_ms,
-    belief_policy belief_conflicts, std::vector<std::string> departed) {
+    belief_policy belief_conflicts, std::vector<std::string> departed,
+    std::vector<invitation> invitations) {
   if (static_cast<size_t>(belief_conflicts) >= std::size(policy_names))
     return make_error(errc::invalid_field,
                       "federation " + id + ": unknown belief conflict policy "
@@ -141,8 +142,101 @@ expected<federation_state> federation_state::restore(
     if (auto ok = validate_id(d, "departed agent id"); !ok)
       return ok.error_value();
   result.departed_ = std::move(departed);
+  if (invitations.size() > max_invitations)
+    return make_error(errc::invalid_field,
+                      "federation " + result.id_ + ": more than "
+                          + std::to_string(max_invitations) + " invitations");
+  std::sort(invitations.begin(), invitations.end(), [](auto& x, auto& y) {
+    return x.agent_id < y.agent_id;
+  });
+  for (size_t i = 0; i < invitations.size(); ++i) {
+    auto& inv = invitations[i];
+    if (auto ok = validate_id(inv.agent_id, "invited agent id"); !ok)
+      return ok.error_value();
+    if (i > 0 && invitations[i - 1].agent_id == inv.agent_id)
+      return make_error(errc::invalid_field, "federation " + result.id_ + ": "
+                                                 + inv.agent_id
+                                                 + " is invited twice");
+    if (inv.role == agent_role::leader)
+      return make_error(errc::invalid_field, "federation " + result.id_ + ": "
+                                                 + inv.agent_id
+                                                 + " is invited as leader");
+  }
+  result.invitations_ = std::move(invitations);
   result.scope_ = memory_scope::collective(result.id_, ids);
   return result;
+}
+
+const invitation* federation_state::find_invitation(const std::string& agent,
+                                                    uint64_t now_us) const {
+  auto i = std::lower_bound(invitations_.begin(), invitations_.end(), agent,
+                            [](const invitation& x, const std::string& a) {
+                              return x.agent_id < a;
+                            });
+  if (i == invitations_.end() || i->agent_id != agent)
+    return nullptr;
+  if (i->expires_at_us != 0 && i->expires_at_us <= now_us)
+    return nullptr;
+  return &*i;
+}
+
+expected<void> federation_state::invite(const std::string& by,
+                                        const std::string& agent,
+                                        agent_role role, uint64_t expires_at_us,
+                                        uint64_t now_us) {
+  if (auto ok = check(by, operation::change_rules); !ok)
+    return ok;
+  if (auto ok = validate_id(agent, "invited agent id"); !ok)
+    return ok;
+  if (role == agent_role::leader)
+    return make_error(errc::invalid_argument,
+                      "an invitation is to join as member or observer; the "
+                      "leader hands leadership to a member (set_role)");
+  if (find(agent) != nullptr)
+    return make_error(errc::invalid_argument,
+                      agent + " is already a member of federation " + name_);
+  if (expires_at_us != 0 && expires_at_us <= now_us)
+    return make_error(errc::invalid_argument,
+                      "the invitation of " + agent + " would lapse at once");
+  // Lapsed invitations go first, so they never fill the list.
+  invitations_.erase(std::remove_if(invitations_.begin(), invitations_.end(),
+                                    [&](const invitation& x) {
+                                      return x.expires_at_us != 0
+                                             && x.expires_at_us <= now_us;
+                                    }),
+                     invitations_.end());
+  auto i = std::lower_bound(invitations_.begin(), invitations_.end(), agent,
+                            [](const invitation& x, const std::string& a) {
+                              return x.agent_id < a;
+                            });
+  if (i != invitations_.end() && i->agent_id == agent) {
+    i->role = role;
+    i->expires_at_us = expires_at_us;
+  } else {
+    if (invitations_.size() >= max_invitations)
+      return make_error(errc::limit_exceeded,
+                        "federation " + name_ + " already holds "
+                            + std::to_string(max_invitations)
+                            + " open invitations: revoke some first");
+    invitations_.insert(i, invitation{agent, role, expires_at_us});
+  }
+  ++version_;
+  return {};
+}
+
+expected<void> federation_state::uninvite(const std::string& by,
+                                          const std::string& agent) {
+  if (auto ok = check(by, operation::change_rules); !ok)
+    return ok;
+  auto i = std::find_if(invitations_.begin(), invitations_.end(), [&](auto& x) {
+    return x.agent_id == agent;
+  });
+  if (i == invitations_.end())
+    return make_error(errc::invalid_argument,
+                      agent + " has no invitation to " + "federation " + name_);
+  invitations_.erase(i);
+  ++version_;
+  return {};
 }
 
 bool federation_state::has_departed(const std::string& agent) const {
@@ -196,6 +290,17 @@ expected<void> federation_state::join(const std::string& agent, agent_role role,
     return make_error(errc::permission_denied,
                       agent + " cannot join federation " + name_
                           + " as leader: only the leader grants that role");
+  auto* inv = find_invitation(agent, now_us);
+  if (inv == nullptr)
+    return make_error(errc::permission_denied,
+                      agent + " may not join federation " + name_
+                          + ": it has no standing invitation (the leader "
+                            "invites)");
+  if (inv->role == agent_role::observer && role != agent_role::observer)
+    return make_error(errc::permission_denied,
+                      agent + " is invited to federation " + name_
+                          + " as observer, not as " + to_string(role));
+  invitations_.erase(invitations_.begin() + (inv - invitations_.data()));
   trust_book book{trust_};
   members_.push_back(
       member_info{agent, role, now_us, book.trust(agent, now_us)});

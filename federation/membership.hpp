@@ -38,6 +38,20 @@ struct member_info {
   double trust_level = 1.0;
 };
 
+/// The leader's invitation of an agent that is not a member yet: joining
+/// needs one (an uninvited agent is refused), and joining spends it.
+struct invitation {
+  std::string agent_id;
+  /// The most the invitee may join as (Member, or Observer only).
+  agent_role role = agent_role::member;
+  /// When it lapses (µs since the epoch; 0: when revoked or spent).
+  uint64_t expires_at_us = 0;
+};
+
+/// The most invitations a federation holds at once (its rules are one
+/// record that every member's node keeps).
+inline constexpr size_t max_invitations = 1024;
+
 /// How a federation's Collective memory settles contradictory beliefs (a
 /// BeliefConflict between members). Part of the federation's rules: the
 /// same on every node.
@@ -97,7 +111,8 @@ public:
   restore(std::string id, std::string name, std::vector<member_info> members,
           trust_model trust, uint64_t version, uint64_t sync_interval_ms,
           belief_policy belief_conflicts = belief_policy::fork,
-          std::vector<std::string> departed = {});
+          std::vector<std::string> departed = {},
+          std::vector<invitation> invitations = {});
 
   const std::string& id() const noexcept { return id_; }
   uint64_t sync_interval_ms() const noexcept { return sync_interval_ms_; }
@@ -111,6 +126,14 @@ public:
   }
   bool has_departed(const std::string& agent) const;
   const std::vector<member_info>& members() const noexcept { return members_; }
+  /// Invitations not spent or revoked (sorted by agent; some may have
+  /// lapsed since the last change).
+  const std::vector<invitation>& invitations() const noexcept {
+    return invitations_;
+  }
+  /// The invitation of `agent` standing at `now_us`, or nullptr.
+  const invitation* find_invitation(const std::string& agent,
+                                    uint64_t now_us) const;
   uint64_t version() const noexcept { return version_; }
 
   /// The member, or nullptr.
@@ -123,10 +146,22 @@ public:
   /// is no member) and what it may do instead.
   expected<void> check(const std::string& agent, operation op) const;
 
-  /// A join request: anyone may join as Member or Observer; Leader is only
-  /// granted by the leader (`set_role`). Refused with a reason otherwise.
+  /// A join request: an agent the leader invited joins as Member or
+  /// Observer (no more than the invitation grants), which spends the
+  /// invitation; Leader is only granted by the leader (`set_role`).
+  /// Refused with a reason otherwise (uninvited, lapsed, role too high).
   expected<void> join(const std::string& agent, agent_role role,
                       uint64_t now_us);
+
+  /// Leader only: invites `agent` to join as `role` (Member or Observer)
+  /// until `expires_at_us` (0: until spent or revoked); replaces an
+  /// earlier invitation of the same agent.
+  expected<void> invite(const std::string& by, const std::string& agent,
+                        agent_role role, uint64_t expires_at_us,
+                        uint64_t now_us);
+
+  /// Leader only: revokes the invitation of `agent`.
+  expected<void> uninvite(const std::string& by, const std::string& agent);
 
   /// A member leaves. A leaving leader hands over by the succession rule.
   expected<void> leave(const std::string& agent);
@@ -168,6 +203,7 @@ private:
   uint64_t sync_interval_ms_ = 0;
   belief_policy belief_ = belief_policy::fork;
   std::vector<std::string> departed_;
+  std::vector<invitation> invitations_;
 };
 
 } // namespace engram::federation

@@ -726,6 +726,40 @@ void run_federation_join(const call_ptr& c) {
   federation_call(c, c->param("federation"), federation::cmd::join{*role});
 }
 
+void run_federation_invite(const call_ptr& c) {
+  auto role
+      = federation::parse_role(c->body.value("role", std::string{"member"}));
+  if (!role)
+    return fail(*c, role.error_value());
+  auto& member = c->param("member");
+  if (auto ok = validate_name(member, "member"); !ok)
+    return fail(*c, ok.error_value());
+  // Lapses after a day unless asked otherwise (0: until spent or revoked).
+  auto ttl = number_field(*c, "ttl_seconds", 86400);
+  if (!ttl)
+    return fail(*c, ttl.error_value());
+  if (*ttl < 0 || *ttl > 366.0 * 86400 || *ttl != static_cast<int64_t>(*ttl))
+    return fail(*c, make_error(errc::invalid_argument,
+                               "'ttl_seconds' must be a whole number of "
+                               "seconds from 0 to a year"));
+  uint64_t expires = 0;
+  if (*ttl > 0)
+    expires = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch()
+            + std::chrono::seconds{static_cast<int64_t>(*ttl)})
+            .count());
+  federation_call(c, c->param("federation"),
+                  federation::cmd::invite{member, *role, expires});
+}
+
+void run_federation_uninvite(const call_ptr& c) {
+  auto& member = c->param("member");
+  if (auto ok = validate_name(member, "member"); !ok)
+    return fail(*c, ok.error_value());
+  federation_call(c, c->param("federation"), federation::cmd::uninvite{member});
+}
+
 void run_federation_leave(const call_ptr& c) {
   federation_call(c, c->param("federation"), federation::cmd::leave{});
 }
@@ -910,6 +944,14 @@ const std::vector<route>& route_table() {
         operation::federation_leave},
        collective_scope,
        run_federation_leave},
+      {{"PUT", agent + "/federations/{federation}/invitations/{member}",
+        operation::federation_admin},
+       collective_scope,
+       run_federation_invite},
+      {{"DELETE", agent + "/federations/{federation}/invitations/{member}",
+        operation::federation_admin},
+       collective_scope,
+       run_federation_uninvite},
       {{"PUT", agent + "/federations/{federation}/members/{member}",
         operation::federation_admin},
        collective_scope,

@@ -342,6 +342,13 @@ expected<preflight_result> preflight(const std::string& path) {
     std::string list;
     for (auto& f : families)
       list += (list.empty() ? "" : ", ") + f;
+    // Ours (the marker says so) with families missing: the MANIFEST lost
+    // the records that created them.
+    if (result.has_marker
+        && std::includes(want.begin(), want.end(), have.begin(), have.end()))
+      return damaged("'" + path + "/" + manifest
+                     + "' is missing column families of the store (it names "
+                     + list + ")" + repair_hint(path));
     return make_error(errc::invalid_argument,
                       "'" + path
                           + "' holds a RocksDB database that is not an "

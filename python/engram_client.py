@@ -187,6 +187,16 @@ class Client:
     def federation(self, fed):
         return self.request("GET", self._agent_path("federations", fed))
 
+    def invite(self, fed, member, role="member", ttl_seconds=86400):
+        """Leader only: lets `member` join as `role` (0 s: never lapses)."""
+        return self.request("PUT", self._agent_path(
+            "federations", fed, "invitations", member),
+            {"role": role, "ttl_seconds": ttl_seconds})
+
+    def uninvite(self, fed, member):
+        return self.request("DELETE", self._agent_path(
+            "federations", fed, "invitations", member))
+
     def join(self, fed, role="member"):
         return self.request("POST", self._agent_path("federations", fed,
                                                      "join"), {"role": role})

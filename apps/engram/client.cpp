@@ -224,6 +224,10 @@ void print_state(const json& st, bool as_json) {
     for (auto& m : st["members"])
       std::cout << "  " << text_of(m, "agent") << "  " << text_of(m, "role")
                 << '\n';
+  if (st.contains("invitations"))
+    for (auto& i : st["invitations"])
+      std::cout << "  " << text_of(i, "agent") << "  invited as "
+                << text_of(i, "role") << '\n';
 }
 
 std::string show(const json& j, int indent) { return api::dump(j, indent); }

@@ -1,5 +1,5 @@
-// The CLI's federation verbs: federation create, join, leave, show, list,
-// set-role, remove; broadcast.
+// The CLI's federation verbs: federation create, invite, uninvite, join,
+// leave, show, list, set-role, remove; broadcast.
 
 #include "apps/engram/verbs.hpp"
 
@@ -65,7 +65,39 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
       return 0;
     };
   });
-  auto* fjoin = fed->add_subcommand("join", "join FED as --role");
+  auto* finvite = fed->add_subcommand(
+      "invite", "FED AGENT: let AGENT join as --role (leader only)");
+  finvite->add_option("federation", a1)->required();
+  finvite->add_option("member", a2)->required();
+  finvite->add_option("--role", role, "member or observer");
+  finvite
+      ->add_option("--ttl", v.ttl_seconds,
+                   "seconds until the invitation lapses (0: never)")
+      ->check(CLI::Range(int64_t{0}, int64_t{366} * 86400));
+  finvite->callback([&] {
+    run = [&](session& s) {
+      print_state(
+          s.call("PUT",
+                 fed_path(s, a1, "/invitations/" + http::percent_encode(a2)),
+                 {{"role", role_of(role)}, {"ttl_seconds", v.ttl_seconds}}),
+          opts.json);
+      return 0;
+    };
+  });
+  auto* funinvite = fed->add_subcommand(
+      "uninvite", "FED AGENT: revoke AGENT's invitation (leader only)");
+  funinvite->add_option("federation", a1)->required();
+  funinvite->add_option("member", a2)->required();
+  funinvite->callback([&] {
+    run = [&](session& s) {
+      print_state(
+          s.call("DELETE",
+                 fed_path(s, a1, "/invitations/" + http::percent_encode(a2))),
+          opts.json);
+      return 0;
+    };
+  });
+  auto* fjoin = fed->add_subcommand("join", "join FED as --role (invited)");
   fjoin->add_option("federation", a1)->required();
   fjoin->add_option("--role", role, "member or observer");
   fjoin->callback([&] {

@@ -26,7 +26,7 @@ struct verbs {
   std::string type, subject, relation, consistency;
   std::vector<std::string> members;
   double confidence = 0.9, trust = 1.0;
-  int64_t limit = 0, ask_timeout_ms = 5000;
+  int64_t limit = 0, ask_timeout_ms = 5000, ttl_seconds = 86400;
   uint64_t conflict_id = 0;
   bool contested = false, instance_scope = false, writable = false,
        redact = false;

@@ -243,6 +243,13 @@ int main(int argc, char** argv) {
   }
   auto fed = created->id();
   std::printf("lead created %s (%s)\n", created->name().c_str(), fed.c_str());
+  // ana is an initial member; otto joins once the leader invites him.
+  if (auto invited = lead->invite_to_federation(
+          fed, "otto", federation::agent_role::observer);
+      !invited) {
+    std::fprintf(stderr, "%s\n", invited.error_value().to_string().c_str());
+    return 1;
+  }
   auto joined = retry([&] {
     return ana->join_federation(fed);
   });

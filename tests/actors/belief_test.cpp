@@ -63,7 +63,9 @@ struct belief_fixture : sim_fixture {
     fed = state->id();
     BOOST_REQUIRE(call(lead, federation::cmd::create{*state}));
     advance(500ms);
-    BOOST_REQUIRE(call(ana, federation::cmd::join{}));
+    BOOST_REQUIRE(call(ana, federation::cmd::join{})); // an initial member
+    BOOST_REQUIRE(call(lead, federation::cmd::invite{
+                                 "otto", federation::agent_role::observer}));
     BOOST_REQUIRE(
         call(otto, federation::cmd::join{federation::agent_role::observer}));
     advance(2000ms);
@@ -262,6 +264,9 @@ BOOST_FIXTURE_TEST_CASE(concurrent_joins_are_both_kept, belief_fixture) {
   setup(belief_policy::fork);
   auto ben = instance(*nodes[1], "ben", "main");
   auto carl = instance(*nodes[2], "carl", "main");
+  BOOST_REQUIRE(call(lead, federation::cmd::invite{"ben"}));
+  BOOST_REQUIRE(call(lead, federation::cmd::invite{"carl"}));
+  advance(2000ms); // the invitations reach every member's node
   for (auto& l : links)
     l->partitioned = true;
   BOOST_REQUIRE(call(ben, federation::cmd::join{}));

@@ -52,10 +52,18 @@ BOOST_FIXTURE_TEST_CASE(collective_memory_syncs_and_roles_are_enforced,
   auto fed = created.id();
   BOOST_CHECK_EQUAL(created.leader(), "lead");
   // ana is an initial member: joining on her node starts the sync there;
-  // otto joins as an observer (his node learns the federation from n1).
+  // otto joins as an observer once invited (his node learns the federation
+  // from n1).
   BOOST_REQUIRE(eventually([&] {
     return ana.join_federation(fed).has_value();
   }));
+  // otto is not invited: refused; the leader invites him as an observer.
+  auto uninvited = otto.join_federation(fed, agent_role::observer);
+  BOOST_REQUIRE(!uninvited);
+  BOOST_CHECK(uninvited.error_value().code == errc::permission_denied);
+  BOOST_CHECK(!ana.invite_to_federation(fed, "otto")); // a member may not
+  ok(lead.invite_to_federation(fed, "otto", agent_role::observer));
+  BOOST_CHECK(!otto.join_federation(fed, agent_role::member)); // not granted
   auto joined = ok(otto.join_federation(fed, agent_role::observer));
   BOOST_CHECK(joined.find("otto")->role == agent_role::observer);
   // Leader and member write; everyone sees both.

@@ -30,7 +30,16 @@ BOOST_AUTO_TEST_SUITE(federation_commands)
 
 BOOST_AUTO_TEST_CASE(roles_decide_every_command) {
   auto st = research();
-  // Anyone joins as Member or Observer; joining again changes nothing.
+  // Nobody joins uninvited; the leader's invitation lets one in, as no
+  // more than it grants; joining again changes nothing.
+  auto uninvited = apply(st, {"otto", cmd::join{agent_role::observer}}, 2000);
+  BOOST_REQUIRE(!uninvited);
+  BOOST_CHECK(uninvited.error_value().code == errc::permission_denied);
+  BOOST_CHECK(!apply(st, {"ana", cmd::invite{"otto", agent_role::member, 0}},
+                     1000)); // members do not invite
+  st = must(
+      apply(st, {"lead", cmd::invite{"otto", agent_role::observer, 0}}, 1000));
+  BOOST_CHECK(!apply(st, {"otto", cmd::join{agent_role::member}}, 2000));
   st = must(apply(st, {"otto", cmd::join{agent_role::observer}}, 2000));
   BOOST_REQUIRE(st.find("otto"));
   BOOST_CHECK(st.find("otto")->role == agent_role::observer);
@@ -88,18 +97,24 @@ BOOST_AUTO_TEST_CASE(commands_round_trip_and_hostile_bytes_are_refused) {
       {"lead", cmd::set_belief_policy{belief_policy::escalate}},
       {"ana", cmd::verify{"lead"}},
       {"ana", cmd::contradict{"lead"}},
+      {"lead", cmd::invite{"otto", agent_role::observer, 12345}},
+      {"lead", cmd::uninvite{"otto"}},
+      {"otto", cmd::join{agent_role::observer}, true},
   };
   for (auto& c : all) {
     auto back = decode_command(encode(c));
     BOOST_REQUIRE_MESSAGE(back, describe(c));
     BOOST_CHECK_EQUAL(back->agent, c.agent);
     BOOST_CHECK_EQUAL(back->what.index(), c.what.index());
+    BOOST_CHECK_EQUAL(back->relayed, c.relayed);
     BOOST_CHECK_EQUAL(describe(*back), describe(c));
   }
   BOOST_CHECK(!decode_command("\xff\xff\xff"));
   BOOST_CHECK(!decode_command("")); // no agent, no operation
   federation_command bad{"lead", cmd::remove{"a\nb"}};
   BOOST_CHECK(!decode_command(encode(bad))); // a control character
+  federation_command leader{"lead", cmd::invite{"ana", agent_role::leader, 0}};
+  BOOST_CHECK(!decode_command(encode(leader))); // never as leader
   federation_command nobody{"", cmd::leave{}};
   BOOST_CHECK(!decode_command(encode(nobody)));
 }

@@ -25,6 +25,11 @@ bool refused(const expected<void>& r, const std::string& words) {
          && r.error_value().message.find(words) != std::string::npos;
 }
 
+// Refused for any reason, saying `words`.
+bool said(const expected<void>& r, const std::string& words) {
+  return !r && r.error_value().message.find(words) != std::string::npos;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(federation_membership)
@@ -48,6 +53,7 @@ BOOST_AUTO_TEST_CASE(create_makes_the_first_member_leader) {
 
 BOOST_AUTO_TEST_CASE(roles_are_enforced_with_clear_errors) {
   auto f = alpha();
+  BOOST_REQUIRE(f.invite("lead", "otto", agent_role::observer, 0, 150));
   BOOST_REQUIRE(f.join("otto", agent_role::observer, 200));
   BOOST_CHECK(f.check("otto", operation::read));
   BOOST_CHECK(refused(f.check("otto", operation::write),
@@ -78,6 +84,10 @@ BOOST_AUTO_TEST_CASE(departed_members_are_remembered_until_they_rejoin) {
   BOOST_REQUIRE(f.remove("lead", "ben"));
   BOOST_CHECK((f.departed() == std::vector<std::string>{"ana", "ben"}));
   BOOST_CHECK(f.has_departed("ana"));
+  // Leaving spends membership: coming back takes a new invitation.
+  BOOST_CHECK(refused(f.join("ana", agent_role::member, 300),
+                      "no standing invitation"));
+  BOOST_REQUIRE(f.invite("lead", "ana", agent_role::member, 0, 300));
   BOOST_REQUIRE(f.join("ana", agent_role::member, 300));
   BOOST_CHECK(!f.has_departed("ana"));
   BOOST_CHECK(f.has_departed("ben"));
@@ -116,8 +126,81 @@ BOOST_AUTO_TEST_CASE(joining_as_leader_needs_the_leader) {
   BOOST_CHECK(f.find("lead")->role == agent_role::member);
 }
 
+BOOST_AUTO_TEST_CASE(nobody_joins_uninvited) {
+  auto f = alpha();
+  auto v = f.version();
+  BOOST_CHECK(refused(f.join("mallory", agent_role::member, 100),
+                      "mallory may not join federation Project Alpha Agents: "
+                      "it has no standing invitation"));
+  BOOST_CHECK(refused(f.join("mallory", agent_role::observer, 100),
+                      "no standing invitation"));
+  // Only the leader invites, and not as leader.
+  BOOST_CHECK(refused(f.invite("ana", "mallory", agent_role::member, 0, 100),
+                      "member"));
+  BOOST_CHECK(
+      refused(f.invite("mallory", "mallory", agent_role::member, 0, 100),
+              "not a member"));
+  BOOST_CHECK(said(f.invite("lead", "otto", agent_role::leader, 0, 100),
+                   "member or observer"));
+  BOOST_CHECK(said(f.invite("lead", "ana", agent_role::member, 0, 100),
+                   "already a member"));
+  BOOST_CHECK(said(f.invite("lead", "otto", agent_role::member, 90, 100),
+                   "lapse at once"));
+  BOOST_CHECK_EQUAL(f.version(), v);
+  BOOST_CHECK(f.invitations().empty());
+
+  // An observer's invitation does not let it join as member; it spends
+  // once; a revoked or lapsed one lets nobody in.
+  BOOST_REQUIRE(f.invite("lead", "otto", agent_role::observer, 0, 100));
+  BOOST_REQUIRE(f.invite("lead", "cleo", agent_role::member, 500, 100));
+  BOOST_REQUIRE(f.invite("lead", "dan", agent_role::member, 0, 100));
+  BOOST_CHECK_EQUAL(f.invitations().size(), 3u);
+  BOOST_CHECK(refused(f.join("otto", agent_role::member, 200),
+                      "invited to federation Project Alpha Agents as "
+                      "observer, not as member"));
+  BOOST_REQUIRE(f.join("otto", agent_role::observer, 200));
+  BOOST_CHECK(f.find_invitation("otto", 200) == nullptr);
+  BOOST_REQUIRE(f.leave("otto"));
+  BOOST_CHECK(refused(f.join("otto", agent_role::observer, 250),
+                      "no standing invitation"));
+  BOOST_CHECK(refused(f.join("cleo", agent_role::member, 500),
+                      "no standing invitation")); // lapsed at 500
+  BOOST_REQUIRE(f.uninvite("lead", "dan"));
+  BOOST_CHECK(refused(f.join("dan", agent_role::member, 300),
+                      "no standing invitation"));
+  BOOST_CHECK(said(f.uninvite("lead", "dan"), "no invitation"));
+  BOOST_CHECK(refused(f.uninvite("ana", "cleo"), "member"));
+
+  // A member's invitation may be taken as observer; invitations survive
+  // the codec and a lapsed one is dropped when the list next changes.
+  BOOST_REQUIRE(f.invite("lead", "erin", agent_role::member, 0, 600));
+  auto back = decode_state(encode(f));
+  BOOST_REQUIRE(back);
+  BOOST_CHECK_EQUAL(back->invitations().size(), f.invitations().size());
+  BOOST_CHECK(back->find_invitation("erin", 700) != nullptr);
+  BOOST_CHECK(f.find_invitation("cleo", 600) == nullptr);
+  BOOST_CHECK_EQUAL(f.invitations().size(), 1u); // cleo's lapsed one went
+  BOOST_REQUIRE(f.join("erin", agent_role::observer, 700));
+  BOOST_CHECK(f.find("erin")->role == agent_role::observer);
+}
+
+BOOST_AUTO_TEST_CASE(invitations_are_bounded) {
+  auto f = alpha();
+  for (size_t i = 0; i < max_invitations; ++i)
+    BOOST_REQUIRE(f.invite("lead", "a" + std::to_string(i), agent_role::member,
+                           1000, 100));
+  BOOST_CHECK(said(f.invite("lead", "one-more", agent_role::member, 0, 100),
+                   "open invitations"));
+  // Re-inviting one already invited replaces it; lapsed ones make room.
+  BOOST_CHECK(f.invite("lead", "a7", agent_role::observer, 0, 100));
+  BOOST_CHECK(f.invite("lead", "one-more", agent_role::member, 0, 2000));
+  BOOST_CHECK_EQUAL(f.invitations().size(), 2u); // a7 (no expiry), one-more
+}
+
 BOOST_AUTO_TEST_CASE(succession_is_deterministic) {
   auto f = alpha();
+  BOOST_REQUIRE(f.invite("lead", "otto", agent_role::observer, 0, 40));
+  BOOST_REQUIRE(f.invite("lead", "cleo", agent_role::member, 0, 40));
   BOOST_REQUIRE(f.join("otto", agent_role::observer, 50)); // earliest, but
                                                            // an observer
   BOOST_REQUIRE(f.join("cleo", agent_role::member, 300));
@@ -136,6 +219,8 @@ BOOST_AUTO_TEST_CASE(succession_is_deterministic) {
   BOOST_CHECK_EQUAL(f.leader(), "ana");
   // Every replica computing it gets the same answer.
   auto g = alpha();
+  BOOST_REQUIRE(g.invite("lead", "otto", agent_role::observer, 0, 40));
+  BOOST_REQUIRE(g.invite("lead", "cleo", agent_role::member, 0, 40));
   BOOST_REQUIRE(g.join("otto", agent_role::observer, 50));
   BOOST_REQUIRE(g.join("cleo", agent_role::member, 300));
   BOOST_CHECK_EQUAL(*g.successor(all_but({"lead"})), "ana");
@@ -167,6 +252,8 @@ BOOST_AUTO_TEST_CASE(states_round_trip_byte_identically) {
     cfg.belief_conflicts = belief_policy::ask_user;
     auto f = federation_state::create(cfg, 7);
     BOOST_REQUIRE(f);
+    BOOST_REQUIRE(f->invite("lead", "otto", agent_role::observer, 0, 8));
+    BOOST_REQUIRE(f->invite("lead", "zed", agent_role::member, 99, 8));
     BOOST_REQUIRE(f->join("otto", agent_role::observer, 9));
     auto bytes = encode(*f);
     auto back = decode_state(bytes);
@@ -174,6 +261,8 @@ BOOST_AUTO_TEST_CASE(states_round_trip_byte_identically) {
     BOOST_CHECK_EQUAL(encode(*back), bytes);
     BOOST_CHECK_EQUAL(back->leader(), "lead");
     BOOST_CHECK(back->find("otto")->role == agent_role::observer);
+    BOOST_REQUIRE_EQUAL(back->invitations().size(), 1u);
+    BOOST_CHECK_EQUAL(back->invitations()[0].expires_at_us, 99u);
     BOOST_CHECK_EQUAL(back->version(), f->version());
     BOOST_CHECK_EQUAL(back->sync_interval_ms(), 5000u);
     BOOST_CHECK(back->belief_conflicts() == belief_policy::ask_user);

@@ -398,6 +398,34 @@ class ApiTest(unittest.TestCase):
             "PUT", m._agent_path("federations", fed, "beliefs"),
             {"beliefs": "take_newest"}), "permission_denied")
         self.assertEqual(victim.federation(fed)["leader"], "victim")
+        # Nobody joins uninvited, or as more than the invitation grants, or
+        # invites itself; a removed member stays out until invited again.
+        eve = c.client(self.n2, "eve", token=c.token("eve"))
+        self.refused(403, lambda: eve.join(fed), "permission_denied")
+        self.refused(403, lambda: eve.join(fed, "observer"),
+                     "permission_denied")
+        self.refused(403, lambda: m.invite(fed, "eve"), "permission_denied")
+        victim.invite(fed, "eve", role="observer", ttl_seconds=600)
+        self.assertEqual([i["agent"] for i in
+                          victim.federation(fed)["invitations"]], ["eve"])
+        self.refused(403, lambda: eve.join(fed, "member"), "permission_denied")
+        self.assertTrue(until(lambda: eve.join(fed, "observer")))
+        self.assertTrue(until(
+            lambda: victim.federation(fed)["invitations"] == []))
+        victim.request("DELETE", victim._agent_path("federations", fed,
+                                                    "members", "eve"))
+
+        def kept_out():
+            try:
+                eve.join(fed, "observer")  # in still, while the removal syncs
+                return False
+            except EngramError as e:
+                return e.status == 403 and e.code == "permission_denied"
+        self.assertTrue(until(kept_out))
+        self.refused(400, lambda: victim.invite(fed, "eve", ttl_seconds=-1),
+                     "invalid_argument")
+        self.refused(400, lambda: victim.invite(fed, "eve", role="leader"),
+                     "invalid_argument")
         # No route reaches the node's internals.
         for method, path in (("POST", "/v1/node/stop"),
                              ("GET", "/v1/agents/victim/since"),

@@ -71,6 +71,13 @@ BOOST_AUTO_TEST_CASE(a_federation_spans_processes_and_survives_its_leader) {
   BOOST_REQUIRE(until([&] {
     return call(ana, fed, cmd::join{}).has_value();
   }));
+  // Uninvited, otto is refused over the wire too; invited, he joins.
+  auto uninvited = call(otto, fed, cmd::join{federation::agent_role::observer});
+  BOOST_REQUIRE(!uninvited);
+  BOOST_CHECK(uninvited.error_value().message.find("no standing invitation")
+              != std::string::npos);
+  BOOST_REQUIRE(
+      call(lead, fed, cmd::invite{"otto", federation::agent_role::observer}));
   BOOST_REQUIRE(until([&] {
     return call(otto, fed, cmd::join{federation::agent_role::observer})
         .has_value();
