@@ -309,6 +309,30 @@ expected<abac_model> access_policy::load_abac(const std::string& path) {
 }
 
 decision access_policy::decide(const access_request& r) const {
+  // A capability token's grant and caveats bound every model.
+  for (auto& l : r.who.limits) {
+    if (!l.allow.empty()
+        && std::none_of(l.allow.begin(), l.allow.end(),
+                        [&](const std::string& text) {
+                          auto p = permission::parse(text);
+                          return p && p->covers(r.op, r.scope);
+                        }))
+      return {false, std::string{"the capability token does not allow "}
+                         + to_string(r.op) + " on " + to_string(r.scope)
+                         + " memory"};
+    if (!l.memory_types.empty() && !r.memory_type.empty()
+        && std::find(l.memory_types.begin(), l.memory_types.end(),
+                     r.memory_type)
+               == l.memory_types.end())
+      return {false, "the capability token does not allow " + r.memory_type
+                         + " memories"};
+    if (!l.sources.empty()
+        && std::none_of(l.sources.begin(), l.sources.end(),
+                        [&](const std::string& cidr) {
+                          return address_in(r.source, cidr);
+                        }))
+      return {false, "the capability token is not valid from " + r.source};
+  }
   switch (kind_) {
     case kind::rbac: {
       std::vector<std::string> roles = r.who.roles;
@@ -351,6 +375,9 @@ decision access_policy::decide(const access_request& r) const {
       return by_default(default_allow_);
     }
     case kind::capability: {
+      if (r.who.method == "capability" && !r.who.limits.empty())
+        return {true, "the capability token of agent '" + r.who.agent
+                          + "' allows it"};
       for (auto* key :
            {&r.who.agent, static_cast<const std::string*>(nullptr)}) {
         auto i = cap_.grants.find(key ? *key : std::string{"*"});

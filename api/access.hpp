@@ -9,7 +9,11 @@
 //     principal, its roles and authentication method, the operation, the
 //     scope kind, the memory type, the time of day (UTC) and the source
 //     address; a Deny that applies overrides any Allow;
-//   * Capability — grants of operations and scope kinds per agent.
+//   * Capability — signed capability tokens (api/capability.hpp) granting
+//     operations on an agent's memory, attenuable by their holder; and
+//     grants of operations and scope kinds per agent in the configuration.
+// A capability token's grant and caveats bound a request under every
+// model.
 // With `default_policy = deny` (the default) anything no rule allows is
 // refused. Pure: no I/O but reading a policy file.
 

@@ -25,6 +25,18 @@
 
 namespace engram::api {
 
+/// What a capability token lets its bearer do (its grants, or one caveat
+/// added when it was delegated): every limit of a principal must cover a
+/// request. An empty list puts no bound of that kind.
+struct capability_limit {
+  /// Permissions "operation:scope_kind" ('*' for any).
+  std::vector<std::string> allow;
+  /// Memory types a request may name ("semantic", ...).
+  std::vector<std::string> memory_types;
+  /// Client addresses (CIDRs or addresses) a request may come from.
+  std::vector<std::string> sources;
+};
+
 /// The authenticated party a request acts for.
 struct principal {
   /// The agent the request acts as: never another.
@@ -37,6 +49,9 @@ struct principal {
   /// When the credential expires (seconds since the epoch; 0: with the
   /// certificate).
   int64_t expires_at = 0;
+  /// A capability token's grants and caveats ("capability" only): the
+  /// request must fit every one, whatever the access model allows.
+  std::vector<capability_limit> limits;
 };
 
 // -- base64url

@@ -17,6 +17,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "api/capability.hpp"
 #include "api/json.hpp"
 
 namespace engram::gateway {
@@ -1019,7 +1020,17 @@ expected<api::principal> authenticate(const state& st,
       return make_error(errc::unauthenticated,
                         "the Authorization header is not 'Bearer <token>'");
     auto token = std::string_view{header}.substr(bearer.size());
-    if (token.substr(0, 5) == "egk1.") {
+    if (api::is_capability_token(token)) {
+      if (auth.shared_key.empty())
+        return make_error(errc::unauthenticated,
+                          "capability tokens are not accepted here (no "
+                          "shared key configured)");
+      auto p
+          = api::verify_capability(auth.shared_key, token, now, auth.token_ttl);
+      if (!p)
+        return p.error_value();
+      by_token = std::move(*p);
+    } else if (token.substr(0, 5) == "egk1.") {
       if (auth.shared_key.empty())
         return make_error(errc::unauthenticated,
                           "shared-key tokens are not accepted here");

@@ -15,11 +15,43 @@ create-client): the client acts as the agent its credential names. Errors
 raise EngramError with the API's stable code, the HTTP status and message.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+
+def attenuate(token, allow=None, types=None, sources=None, ttl_seconds=None):
+    """A capability token (engramd token grant: "egc1.…") narrowed before it
+    is handed on: afterwards only what every `allow` ("operation:scope_kind"),
+    `types` (memory types) and `sources` (client CIDRs) permit, for at most
+    `ttl_seconds` from now. No key is needed, and whoever receives the
+    result cannot widen it again (the MAC chains: m' = HMAC(m, caveat))."""
+    if not token.startswith("egc1."):
+        raise ValueError("not a capability token (egc1.…)")
+    caveat = {}
+    for name, value in (("allow", allow), ("types", types),
+                        ("sources", sources)):
+        if value:
+            caveat[name] = list(value)
+    if ttl_seconds:
+        caveat["exp"] = int(time.time()) + int(ttl_seconds)
+    if not caveat:
+        raise ValueError("nothing to narrow")
+    body, _, mac = token.rpartition(".")
+    pad = "=" * (-len(mac) % 4)
+    key = base64.urlsafe_b64decode(mac + pad)
+
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    segment = b64(json.dumps(caveat, separators=(",", ":")).encode())
+    new_mac = hmac.new(key, segment.encode(), hashlib.sha256).digest()
+    return body + "." + segment + "." + b64(new_mac)
 
 
 class EngramError(Exception):

@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   add_sharing_verbs(app, v);
   add_federation_verbs(app, v);
   add_message_verbs(app, v);
+  add_token_verbs(app, v);
   auto& run = v.run;
   auto& writing = v.writing;
 
@@ -80,6 +81,8 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : exit_usage;
   }
   try {
+    if (v.offline)
+      return v.offline();
     if (!run)
       throw failure{exit_usage, "nothing to do (see --help)"};
     session s{opts};

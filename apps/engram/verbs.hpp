@@ -26,12 +26,16 @@ struct verbs {
   std::string type, subject, relation, consistency;
   std::vector<std::string> members;
   double confidence = 0.9, trust = 1.0;
-  int64_t limit = 0, ask_timeout_ms = 5000, ttl_seconds = 86400;
+  int64_t limit = 0, ask_timeout_ms = 5000, ttl_seconds = 86400,
+          narrow_ttl_seconds = 0;
   uint64_t conflict_id = 0;
   bool contested = false, instance_scope = false, writable = false,
        redact = false;
   /// The verb to run once connected.
   std::function<int(session&)> run;
+  /// A verb that needs no node (token attenuate).
+  std::function<int()> offline;
+  std::vector<std::string> allow, types, sources;
   /// The verb writes (its failures say whether anything was stored).
   bool writing = false;
 
@@ -59,11 +63,14 @@ void add_memory_verbs(CLI::App& app, verbs& v);
 /// share, shares, accept, decline.
 void add_sharing_verbs(CLI::App& app, verbs& v);
 
-/// federation (create, join, leave, show, list, set-role, remove),
-/// broadcast.
+/// federation (create, invite, uninvite, join, leave, show, list,
+/// set-role, remove), broadcast.
 void add_federation_verbs(CLI::App& app, verbs& v);
 
 /// tell, ask, inbox.
 void add_message_verbs(CLI::App& app, verbs& v);
+
+/// token attenuate (offline).
+void add_token_verbs(CLI::App& app, verbs& v);
 
 } // namespace engram::cli

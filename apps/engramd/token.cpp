@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "api/auth.hpp"
+#include "api/capability.hpp"
 
 namespace engram::engramd {
 
@@ -24,6 +25,17 @@ CLI::App* add_token_command(CLI::App& app, token_options& o) {
   issue->add_option("--agent", o.agent, "the agent it acts as")->required();
   issue->add_option("--ttl", o.ttl, "valid for (e.g. 15m, 1h; default 1h)");
   issue->add_option("--role", o.roles, "a role it carries (repeatable)");
+  auto* grant = token->add_subcommand(
+      "grant", "print a capability token: acting as an agent, allowed only "
+               "what --allow names; its holder may narrow it further");
+  grant->add_option("--key-file", o.key_file, "the shared key")->required();
+  grant->add_option("--agent", o.agent, "the agent it acts as")->required();
+  grant
+      ->add_option("--allow", o.allow,
+                   "OPERATION:SCOPE_KIND it allows, '*' for any, e.g. "
+                   "query:agent (repeatable)")
+      ->required();
+  grant->add_option("--ttl", o.ttl, "valid for (e.g. 15m, 1h; default 1h)");
   return token;
 }
 
@@ -51,11 +63,20 @@ int run_token(const CLI::App& cmd, const token_options& o) {
   if (!key)
     return fail(1, key.error_value().message);
   auto now = static_cast<int64_t>(std::time(nullptr));
+  auto expires
+      = now + std::chrono::duration_cast<std::chrono::seconds>(*ttl).count();
+  if (cmd.got_subcommand("grant")) {
+    auto t = api::issue_capability(
+        *key, api::capability_grant{o.agent, o.allow, now, expires});
+    if (!t)
+      return fail(2, "--allow: " + t.error_value().message);
+    std::printf("%s\n", t->c_str());
+    return 0;
+  }
   api::token_claims c;
   c.agent = o.agent;
   c.issued_at = now;
-  c.expires_at
-      = now + std::chrono::duration_cast<std::chrono::seconds>(*ttl).count();
+  c.expires_at = expires;
   c.roles = o.roles;
   std::printf("%s\n", api::issue_token(*key, c).c_str());
   return 0;

@@ -4,8 +4,11 @@
 // (the spec's AuthMethod::SharedKey) for clients of the HTTP API.
 //   engramd token create-key --key-file F        32 random bytes, 0600
 //   engramd token issue --key-file F --agent A [--ttl 1h] [--role R]...
+//   engramd token grant --key-file F --agent A --allow OP:KIND... [--ttl 1h]
 // A token names its agent and expires; engramd refuses one valid for
-// longer than its token_ttl.
+// longer than its token_ttl. `grant` prints a capability token (egc1.…)
+// allowing only what --allow names, which its holder may narrow further
+// before handing it on (`engram token attenuate`).
 
 #include <CLI/CLI.hpp>
 
@@ -19,6 +22,7 @@ struct token_options {
   std::string agent;
   std::string ttl = "1h";
   std::vector<std::string> roles;
+  std::vector<std::string> allow;
 };
 
 /// The `token` subcommand and its own subcommands, filling `opts`.

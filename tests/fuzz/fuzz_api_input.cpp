@@ -1,7 +1,7 @@
 // What a client API request can carry, from hostile bytes: bearer tokens
-// (shared-key and JWT), JWKS documents, JSON bodies of learn requests,
-// query parameters, percent-encoded paths, base64, permissions and CIDR
-// blocks. Every input is refused or accepted cleanly: no crash, no
+// (shared-key, capability and JWT), JWKS documents, JSON bodies of learn
+// requests, query parameters, percent-encoded paths, base64, permissions and
+// CIDR blocks. Every input is refused or accepted cleanly: no crash, no
 // undefined behaviour, no unbounded work.
 
 #include <chrono>
@@ -13,6 +13,7 @@
 
 #include "api/access.hpp"
 #include "api/auth.hpp"
+#include "api/capability.hpp"
 #include "api/json.hpp"
 #include "http/server.hpp"
 
@@ -38,6 +39,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string key(32, 'k');
   auto now = int64_t{1'800'000'000};
   (void)api::verify_token(key, in, now, std::chrono::hours{1});
+  (void)api::verify_capability(key, in, now, std::chrono::hours{1});
+  // The input as a caveat its holder MAC'd correctly: only the caveat's
+  // own checks stand between it and the request.
+  static const std::string grant
+      = api::issue_capability(
+            key, api::capability_grant{"alice", {"query:*"}, now, now + 60})
+            .value();
+  auto mac = api::base64url_decode(grant.substr(grant.rfind('.') + 1));
+  auto segment = api::base64url_encode(in);
+  auto chained = grant.substr(0, grant.rfind('.')) + "." + segment + "."
+                 + api::base64url_encode(api::hmac_sha256(*mac, segment));
+  (void)api::verify_capability(key, chained, now, std::chrono::hours{1});
   api::jwt_policy policy{"https://idp", "engram"};
   (void)api::verify_jwt(keys(), policy, in, now, std::chrono::hours{1});
   (void)api::jwks::parse(in);

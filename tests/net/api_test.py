@@ -35,9 +35,11 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
+import engram_client  # noqa: E402
 from engram_client import Client, EngramError  # noqa: E402
 
 ENGRAMD = None
+ENGRAM = None
 
 
 def b64url(data):
@@ -197,6 +199,13 @@ class Cluster:
                 "--agent", agent, "--ttl", ttl]
         for r in roles:
             args += ["--role", r]
+        return run(*args).strip()
+
+    def capability(self, agent, allow, ttl="10m"):
+        args = [ENGRAMD, "token", "grant", "--key-file", self.key_file,
+                "--agent", agent, "--ttl", ttl]
+        for a in allow:
+            args += ["--allow", a]
         return run(*args).strip()
 
     def forged(self, claims, key=None):
@@ -659,10 +668,51 @@ model = { capability = { capabilities = { alice = ["learn:agent", "query:agent"]
         self.assertEqual(bob.status()["node"], "n3")
         self.assertEqual([m["key"] for m in alice.query()], ["k"])
 
+    def test_capability_tokens_narrow_and_never_widen(self):
+        c = self.c
+        # A grant lets dave (no configured capability) learn and query;
+        # nothing else.
+        grant = c.capability("dave", ["learn:agent", "query:*"])
+        dave = c.client(self.cap, "dave", token=grant)
+        dave.learn(key="plan", value="ship", type="semantic")
+        dave.learn(key="met", value="ana", type="episodic")
+        self.assertEqual(len(dave.query()), 2)
+        self.assertIn("capability token does not allow forget",
+                      self.denied(lambda: dave.forget(dave.query()[0]["id"])))
+        self.assertIn("capability token does not allow tell",
+                      self.denied(lambda: dave.tell("alice", "hi")))
+        # Narrowed in Python (no key) to reading semantic memories: the
+        # holder of the narrowed token reads those only and writes nothing.
+        reader = c.client(self.cap, "dave", token=engram_client.attenuate(
+            grant, allow=["query:agent"], types=["semantic"], ttl_seconds=60))
+        self.assertEqual([m["key"] for m in reader.query()], ["plan"])
+        self.denied(lambda: reader.learn(key="x", value="y"))
+        # Narrowed by the CLI, from an address it is not used from.
+        narrowed = run(ENGRAM, "token", "attenuate", "--token", grant,
+                       "--source", "192.0.2.0/24").strip()
+        elsewhere = c.client(self.cap, "dave", token=narrowed)
+        self.assertIn("not valid from", self.denied(elsewhere.query))
+        # Taking a caveat away, or editing one, breaks the MAC: 401.
+        head, caveat, mac = reader.token.rsplit(".", 2)
+        for bad in (head + "." + mac,
+                    head + "." + b64url(b'{"allow":["*:*"]}') + "." + mac):
+            forged = c.client(self.cap, "dave", token=bad)
+            with self.assertRaises(EngramError) as e:
+                forged.query()
+            self.assertEqual(e.exception.status, 401)
+        # It acts as dave only.
+        as_alice = c.client(self.cap, "alice", token=grant)
+        self.denied(as_alice.query)
+        self.assertEqual([m["key"] for m in
+                          c.client(self.cap, "alice",
+                                   token=c.token("alice")).query()], ["k"])
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--engramd", required=True)
+    parser.add_argument("--engram", required=True)
     args, rest = parser.parse_known_args()
     ENGRAMD = os.path.abspath(args.engramd)
+    ENGRAM = os.path.abspath(args.engram)
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
