@@ -128,7 +128,7 @@ void record(agent_ptr self, const replica_delta& delta) {
   if (!batch)
     cannot_record(self, batch.error_value().to_string());
   auto ok = st.writes_done == st.writes_queued
-                ? batch->write()
+                ? st.ctx->writes->write_here(*batch)
                 : st.ctx->writes->write(std::move(*batch));
   if (!ok)
     cannot_record(self, ok.error_value().to_string());
@@ -271,26 +271,21 @@ expected<write_plan> plan_write(agent_ptr self, const engram_record& e) {
   return plan;
 }
 
-// Records a change here, ships it, and answers once the replicas the plan
+namespace {
+
+// Ships a change recorded here and answers `rp` once the replicas the plan
 // needs confirmed it durable.
-caf::result<engram_id> commit(agent_ptr self, expected<replica_delta> delta,
-                              write_plan plan) {
-  if (!delta)
-    return to_caf(delta.error_value());
-  record(self, *delta);
-  note_messages(self->state, *delta);
-  engram_id id;
-  if (!delta->entries.empty())
-    id = delta->entries.front().id;
+void confirm(agent_ptr self, const replica_delta& delta, const write_plan& plan,
+             const engram_id& id, caf::typed_response_promise<engram_id> rp) {
   if (plan.needed == 0) {
-    push(self, *delta);
-    return id;
+    push(self, delta);
+    rp.deliver(id);
+    return;
   }
   std::vector<std::string> direct;
   for (auto& [peer, _] : plan.targets)
     direct.push_back(peer);
-  push(self, *delta, direct);
-  auto rp = self->make_response_promise<engram_id>();
+  push(self, delta, direct);
   struct tally {
     size_t acks = 0;
     size_t fails = 0;
@@ -304,7 +299,7 @@ caf::result<engram_id> commit(agent_ptr self, expected<replica_delta> delta,
   auto timeout = self->state.ctx->config.replication.write_timeout;
   for (auto& [peer, s] : plan.targets) {
     auto name = peer;
-    self->request(s, timeout, replicate_atom::value, *delta)
+    self->request(s, timeout, replicate_atom::value, delta)
         .then(
             [=](bool) mutable {
               if (!t->done && ++t->acks == needed) {
@@ -332,6 +327,38 @@ caf::result<engram_id> commit(agent_ptr self, expected<replica_delta> delta,
               rp.deliver(to_caf(unconfirmed));
             });
   }
+}
+
+} // namespace
+
+// Records a change here, ships it, and answers once the replicas the plan
+// needs confirmed it durable. A lone write is written and synced on this
+// thread (a hop to the write queue would only delay it); while other
+// writes are in progress it joins the write queue's next sync instead, and
+// this actor goes on meanwhile. Either way nothing is shipped or answered
+// before it is durable here. (Between the two, a read of this agent may
+// see it, as it may see a merge not yet durable here.)
+caf::result<engram_id> commit(agent_ptr self, expected<replica_delta> delta,
+                              write_plan plan) {
+  if (!delta)
+    return to_caf(delta.error_value());
+  auto& st = self->state;
+  note_messages(st, *delta);
+  engram_id id;
+  if (!delta->entries.empty())
+    id = delta->entries.front().id;
+  auto rp = self->make_response_promise<engram_id>();
+  if (!st.ctx->writes->threaded()
+      || (st.writes_done == st.writes_queued && !st.ctx->writes->busy())) {
+    record(self, *delta);
+    confirm(self, *delta, plan, id, rp);
+    return rp;
+  }
+  auto shared = std::make_shared<replica_delta>(std::move(*delta));
+  record_then(self, *shared,
+              [self, shared, plan = std::move(plan), id, rp]() mutable {
+                confirm(self, *shared, plan, id, rp);
+              });
   return rp;
 }
 

@@ -14,6 +14,8 @@
 #include <atomic>
 #include <ctime>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -53,6 +55,11 @@ struct state {
   std::unordered_map<std::string, bucket> buckets;
   /// The instance names each agent used (bounded: each is an actor).
   std::unordered_map<std::string, std::set<std::string>> instances;
+  /// The instance actors asked for before, by agent and instance (an entry
+  /// goes when its actor ends), so a request goes straight to its instance
+  /// rather than through the node actor first. Any thread.
+  std::mutex handles_mtx;
+  std::unordered_map<std::string, actors::instance_actor> handles;
 };
 
 // One request on its way: it counts as in flight until the last handler
@@ -170,13 +177,54 @@ void ask(caf::event_based_actor* self, const call_ptr& c, const Handle& dest,
       });
 }
 
+std::string handle_key(const call& c) {
+  return c.who.agent + '\0' + c.instance;
+}
+
+// Remembers `inst` for the call's agent and instance until the actor ends.
+void keep_handle(const call_ptr& c, const actors::instance_actor& inst) {
+  auto& st = *c->st;
+  auto key = handle_key(*c);
+  {
+    std::lock_guard<std::mutex> guard{st.handles_mtx};
+    if (st.handles.size() >= 100'000)
+      st.handles.clear(); // bounded; they are asked for again
+    auto [i, fresh] = st.handles.emplace(key, inst);
+    if (!fresh) {
+      i->second = inst;
+      return; // its end is watched already, or will be by the first
+    }
+  }
+  std::weak_ptr<state> weak = c->st;
+  inst->attach_functor([weak, key, addr = inst.address()] {
+    if (auto alive = weak.lock()) {
+      std::lock_guard<std::mutex> guard{alive->handles_mtx};
+      if (auto i = alive->handles.find(key);
+          i != alive->handles.end() && i->second.address() == addr)
+        alive->handles.erase(i);
+    }
+  });
+}
+
 // The request as the authenticated agent's instance: `next` runs with it.
 template<class F>
 void as_instance(const call_ptr& c, F next) {
   in_actor(c, [next](caf::event_based_actor* self, const call_ptr& c) {
+    std::optional<actors::instance_actor> known;
+    {
+      std::lock_guard<std::mutex> guard{c->st->handles_mtx};
+      if (auto i = c->st->handles.find(handle_key(*c));
+          i != c->st->handles.end())
+        known = i->second;
+    }
+    if (known) {
+      next(self, c, *known);
+      return;
+    }
     ask(
         self, c, c->st->node,
         [self, c, next](actors::instance_actor& inst) {
+          keep_handle(c, inst);
           next(self, c, inst);
         },
         actors::instance_atom::value, c->who.agent, c->instance);

@@ -132,6 +132,10 @@ std::optional<uint64_t> read_marker(const std::string& dir) {
 /// Writes the marker whole (a temporary file synced, then renamed, then the
 /// directory synced): a crash leaves the old one or the new one.
 bool write_marker(const std::string& dir, uint64_t flushed) {
+  // One writer at a time: the open and RocksDB's flush thread (the
+  // listener below) may both write it, through the same temporary file.
+  static std::mutex writing;
+  std::lock_guard<std::mutex> guard{writing};
   auto tmp = dir + "/" + marker_file + ".tmp";
   auto text = std::string{marker_magic} + "\nflushed-sequence "
               + std::to_string(flushed) + "\n";

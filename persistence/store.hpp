@@ -45,6 +45,10 @@ public:
 private:
   friend class store;
   friend class write_queue;
+  /// Writes the batches of one database as one batch (one write to the
+  /// log, synced once when `sync`): all or none. Each must be unwritten.
+  static expected<void> write_all(const std::vector<prepared_write*>& group,
+                                  bool sync);
   const database* owner() const noexcept;
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -49,9 +49,17 @@ void write_queue::submit(prepared_write batch, callback done) {
   }
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    queued_.fetch_add(1, std::memory_order_acq_rel);
     queue_.push_back(item{std::move(batch), std::move(done)});
   }
   changed_.notify_one();
+}
+
+expected<void> write_queue::write_here(prepared_write& batch) {
+  direct_.fetch_add(1, std::memory_order_acq_rel);
+  auto written = batch.write();
+  direct_.fetch_sub(1, std::memory_order_acq_rel);
+  return written;
 }
 
 expected<void> write_queue::write(prepared_write batch) {
@@ -91,23 +99,19 @@ void write_queue::run() {
         queue_.pop_front();
       }
     }
-    // Unsynced writes up to the last, which syncs the log up to there (an
-    // empty batch is a barrier: only waited for). A failure fails the whole
-    // group: the batches written before it were not synced, so none of
-    // them may be acknowledged.
-    size_t last = group.size();
-    while (last > 0 && group[last - 1].batch.empty())
-      --last;
+    // One write of every batch, synced once (an empty batch is a barrier:
+    // only waited for). A failure fails the whole group: none of it may be
+    // acknowledged.
+    std::vector<prepared_write*> batches;
+    for (auto& i : group)
+      if (!i.batch.empty())
+        batches.push_back(&i.batch);
     std::optional<error> failed;
     uint64_t written = 0;
-    for (size_t i = 0; i < last && !failed; ++i) {
-      if (group[i].batch.empty())
-        continue;
-      if (auto r = group[i].batch.write(i + 1 == last); !r)
-        failed = r.error_value();
-      else
-        ++written;
-    }
+    if (auto r = prepared_write::write_all(batches, true); !r)
+      failed = r.error_value();
+    else
+      written = batches.size();
     {
       std::lock_guard<std::mutex> guard{mtx_};
       batches_ += failed ? 0 : written;
@@ -115,6 +119,7 @@ void write_queue::run() {
         ++groups_;
     }
     for (size_t i = 0; i < group.size(); ++i) {
+      queued_.fetch_sub(1, std::memory_order_acq_rel);
       if (!group[i].done)
         continue;
       try {

@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "persistence/store.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -54,6 +55,18 @@ public:
   /// Writes on a thread of its own.
   bool threaded() const noexcept { return writer_.joinable(); }
 
+  /// Writes (and syncs) `batch` on the caller's thread, counted as a write
+  /// in progress: for a lone write, which a thread hop would only delay.
+  expected<void> write_here(prepared_write& batch);
+
+  /// Whether a batch is queued or being written, here or by `write_here`:
+  /// a write now would wait for a sync anyway, so queueing it (to share
+  /// the next sync) costs nothing and frees the caller's thread.
+  bool busy() const noexcept {
+    return queued_.load(std::memory_order_acquire) > 0
+           || direct_.load(std::memory_order_acquire) > 0;
+  }
+
   /// Batches written so far, and the writes (syncs) that wrote them.
   uint64_t batches_written() const;
   uint64_t groups_written() const;
@@ -73,6 +86,10 @@ private:
   bool stopping_ = false;
   uint64_t batches_ = 0;
   uint64_t groups_ = 0;
+  /// Batches submitted whose callback has not run; writes by write_here in
+  /// progress.
+  std::atomic<uint64_t> queued_{0};
+  std::atomic<uint32_t> direct_{0};
   std::thread writer_;
 };
 

@@ -35,6 +35,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -324,8 +325,13 @@ int main(int argc, char** argv) {
                        id, source, why);
         });
   }
-  if (v.threads > 0)
-    cfg.set("scheduler.max-threads", v.threads);
+  // One scheduler thread per core unless told otherwise (CAF's own default
+  // is at least four: on a small machine the extra threads only add
+  // context switches).
+  cfg.set("scheduler.max-threads",
+          v.threads > 0 ? v.threads
+                        : std::max<size_t>(std::thread::hardware_concurrency(),
+                                           size_t{1}));
   caf::actor_system sys{cfg};
   auto nc = v.node;
   if (!v.insecure)

@@ -6,17 +6,30 @@
 //   api_learn_p50_us        one client, kept-alive, POST learn, p50 (target:
 //                           ≤ 2 × the floor: api_learn_vs_fsync ≤ 2)
 //   api_query_p50_us        GET memories?limit=10, p50
-//   api_learns_per_s_64c    64 clients (64 agents, shared-key tokens), 5 s
+//   api_learns_per_s_64c    64 clients (64 agents, shared-key tokens), 5 s,
+//                           driven as redis-benchmark drives Redis: one
+//                           thread, 64 connections, one request in flight
+//                           on each
 //   redis_sets_per_s_64c    redis-benchmark -c 64 -t set -d 256
 //   api_vs_redis_64c        the ratio (target ≥ 0.5)
-//   idle_connections_held   kept-alive TLS connections opened and held
+//   idle_connections_held   kept-alive TLS connections opened and held (from
+//                           two addresses: one may hold half the cap)
+//   status_with_idle_ok     1 when a client from a third address is served
+//                           while they are held
 //   rss_kib_per_connection  engramd's RSS growth per held connection
 // Run: build/bench/bench_api --benchmark_filter=BM_api (see bench/README.md).
 
 #include "apps/common/certs.hpp"
 #include "apps/common/process.hpp"
 
+#include <arpa/inet.h>
 #include <benchmark/benchmark.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
@@ -27,6 +40,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -110,7 +124,137 @@ double redis_sets_per_s(const std::string& dir) {
   return rate;
 }
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+// One connection of the load generator: connect, handshake, then POST
+// learns back to back until the deadline.
+struct load_client : std::enable_shared_from_this<load_client> {
+  load_client(asio::io_context& io, asio::ssl::context& tls, std::string agent,
+              std::string auth, clk::time_point deadline,
+              std::atomic<uint64_t>& done, std::atomic<uint64_t>& failed)
+      : stream(io, tls), agent(std::move(agent)), auth(std::move(auth)),
+        deadline(deadline), done(done), failed(failed) {}
+
+  void start(const asio::ip::tcp::endpoint& to) {
+    auto self = shared_from_this();
+    beast::get_lowest_layer(stream).async_connect(
+        to, [self](beast::error_code ec) {
+          if (ec)
+            return self->fail(ec);
+          self->stream.async_handshake(asio::ssl::stream_base::client,
+                                       [self](beast::error_code ec) {
+                                         if (ec)
+                                           return self->fail(ec);
+                                         self->next();
+                                       });
+        });
+  }
+
+  void next() {
+    if (clk::now() >= deadline)
+      return;
+    req = {bhttp::verb::post, "/v1/agents/" + agent + "/memories", 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.set(bhttp::field::authorization, auth);
+    req.set(bhttp::field::content_type, "application/json");
+    req.body() = "{\"key\":\"k" + std::to_string(i++) + "\",\"value\":\""
+                 + std::string(200, 'v') + "\"}";
+    req.prepare_payload();
+    auto self = shared_from_this();
+    bhttp::async_write(stream, req, [self](beast::error_code ec, size_t) {
+      if (ec)
+        return self->fail(ec);
+      self->res = {};
+      bhttp::async_read(self->stream, self->buffer, self->res,
+                        [self](beast::error_code ec, size_t) {
+                          if (ec)
+                            return self->fail(ec);
+                          if (self->res.result_int() == 201)
+                            ++self->done;
+                          else
+                            ++self->failed;
+                          self->next();
+                        });
+    });
+  }
+
+  void fail(beast::error_code ec = {}) {
+    if (failed++ == 0)
+      std::fprintf(stderr, "bench_api: a client failed: %s\n",
+                   ec.message().c_str());
+  }
+
+  beast::ssl_stream<beast::tcp_stream> stream;
+  std::string agent;
+  std::string auth;
+  clk::time_point deadline;
+  std::atomic<uint64_t>& done;
+  std::atomic<uint64_t>& failed;
+  bhttp::request<bhttp::string_body> req;
+  bhttp::response<bhttp::string_body> res;
+  beast::flat_buffer buffer;
+  int i = 0;
+};
+
+// Learns per second of `clients` connections driven by one thread.
+double learns_per_s(uint16_t port, const std::string& ca,
+                    const std::function<std::string(const std::string&)>& auth,
+                    int clients, std::chrono::seconds how_long,
+                    uint64_t& failures) {
+  asio::io_context io;
+  asio::ssl::context tls{asio::ssl::context::tls_client};
+  SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_3_VERSION);
+  tls.load_verify_file(ca);
+  tls.set_verify_mode(asio::ssl::verify_peer);
+  std::atomic<uint64_t> done{0};
+  std::atomic<uint64_t> failed{0};
+  auto deadline = clk::now() + how_long;
+  asio::ip::tcp::endpoint to{asio::ip::make_address("127.0.0.1"), port};
+  auto t0 = clk::now();
+  for (int c = 0; c < clients; ++c) {
+    auto agent = "c" + std::to_string(c);
+    std::make_shared<load_client>(io, tls, agent, auth(agent), deadline, done,
+                                  failed)
+        ->start(to);
+  }
+  io.run();
+  failures = failed;
+  return static_cast<double>(done)
+         / std::chrono::duration<double>(clk::now() - t0).count();
+}
+
+// A TLS connection from `source` to 127.0.0.1:`port` (handshake done), or
+// nullptr.
+SSL* connect_from(SSL_CTX* ctx, const char* source, uint16_t port, int& fd) {
+  fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return nullptr;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source, &from.sin_addr);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0
+      || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return nullptr;
+  }
+  auto* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  if (SSL_connect(ssl) != 1) {
+    SSL_free(ssl);
+    ::close(fd);
+    return nullptr;
+  }
+  return ssl;
+}
+
 void BM_api(benchmark::State& state) {
+  std::signal(SIGPIPE, SIG_IGN); // a refused connection is counted, not fatal
   auto dir = (fs::temp_directory_path()
               / ("engram-bench-api-" + std::to_string(::getpid())))
                  .string();
@@ -186,35 +330,10 @@ void BM_api(benchmark::State& state) {
         = percentile(learn_us, 0.5) / state.counters["fsync_floor_us"];
     state.counters["api_query_p50_us"] = percentile(query_us, 0.5);
     // 64 clients, 64 agents, 5 s.
-    std::atomic<uint64_t> done{0};
-    std::atomic<uint64_t> failed{0};
-    std::vector<std::thread> clients;
-    auto deadline = clk::now() + 5s;
-    auto t0 = clk::now();
-    for (int c = 0; c < 64; ++c)
-      clients.emplace_back([&, c] {
-        auto mine = http::connection::open(cfg);
-        if (!mine) {
-          ++failed;
-          return;
-        }
-        auto agent = "c" + std::to_string(c);
-        std::vector<std::pair<std::string, std::string>> a{
-            {"Authorization", token(agent)}};
-        for (int i = 0; clk::now() < deadline; ++i) {
-          auto r = mine->request("POST", "/v1/agents/" + agent + "/memories",
-                                 body(i), a);
-          if (r && r->status == 201)
-            ++done;
-          else
-            ++failed;
-        }
-      });
-    for (auto& t : clients)
-      t.join();
-    auto secs = std::chrono::duration<double>(clk::now() - t0).count();
-    state.counters["api_learns_per_s_64c"] = static_cast<double>(done) / secs;
-    state.counters["api_failures_64c"] = static_cast<double>(failed);
+    uint64_t failures = 0;
+    state.counters["api_learns_per_s_64c"] = learns_per_s(
+        port, cfg.ca, token, 64, std::chrono::seconds{5}, failures);
+    state.counters["api_failures_64c"] = static_cast<double>(failures);
     auto redis = redis_sets_per_s(dir);
     state.counters["redis_sets_per_s_64c"] = redis;
     state.counters["api_vs_redis_64c"]
@@ -228,24 +347,11 @@ void BM_api(benchmark::State& state) {
     std::vector<std::pair<int, SSL*>> idle;
     size_t wanted = std::min<size_t>(10'000, lim.rlim_cur - 500);
     for (size_t i = 0; i < wanted; ++i) {
-      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(port);
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (fd < 0
-          || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-        if (fd >= 0)
-          ::close(fd);
+      int fd = -1;
+      auto* ssl
+          = connect_from(ctx, i % 2 == 0 ? "127.0.0.1" : "127.0.0.3", port, fd);
+      if (ssl == nullptr)
         break;
-      }
-      auto* ssl = SSL_new(ctx);
-      SSL_set_fd(ssl, fd);
-      if (SSL_connect(ssl) != 1) {
-        SSL_free(ssl);
-        ::close(fd);
-        break;
-      }
       idle.emplace_back(fd, ssl);
     }
     std::this_thread::sleep_for(1s);
@@ -255,9 +361,21 @@ void BM_api(benchmark::State& state) {
         = idle.empty() ? -1
                        : static_cast<double>(after - before)
                              / static_cast<double>(idle.size());
-    // ...and a client still gets through.
-    auto fresh = http::send(cfg, "GET", "/v1/status", {}, auth);
-    state.counters["status_with_idle_ok"] = fresh && fresh->status == 200;
+    // ...and a client from another address still gets through.
+    int fd = -1;
+    bool served = false;
+    if (auto* ssl = connect_from(ctx, "127.0.0.2", port, fd)) {
+      auto req = "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Authorization: "
+                 + token("a0") + "\r\nConnection: close\r\n\r\n";
+      char buf[64] = {};
+      served = SSL_write(ssl, req.data(), static_cast<int>(req.size())) > 0
+               && SSL_read(ssl, buf, sizeof(buf) - 1) > 12
+               && std::string{buf}.rfind("HTTP/1.1 200", 0) == 0;
+      SSL_free(ssl);
+      ::close(fd);
+    }
+    state.counters["status_with_idle_ok"] = served;
     for (auto& [fd, ssl] : idle) {
       SSL_free(ssl);
       ::close(fd);

@@ -79,6 +79,7 @@ BOOST_AUTO_TEST_CASE(
   {
     write_queue q{w.db};
     BOOST_CHECK(q.threaded());
+    BOOST_CHECK(!q.busy());
     // The first batch's callback holds the writer until 50 more queued.
     q.submit(w.put("k0", "v"), [&](expected<void> ok) {
       BOOST_CHECK(ok);
@@ -105,14 +106,20 @@ BOOST_AUTO_TEST_CASE(
                  std::lock_guard<std::mutex> guard{mtx};
                  done.push_back(i);
                });
+    BOOST_CHECK(q.busy()); // 50 queued behind the first
     {
       std::lock_guard<std::mutex> guard{mtx};
       release = true;
     }
     cv.notify_all();
     q.drain();
+    BOOST_CHECK(!q.busy());
     BOOST_CHECK_EQUAL(q.batches_written(), 51u);
     BOOST_CHECK_EQUAL(q.groups_written(), 2u);
+    // A write on the caller's thread stays in order with the queue's.
+    auto last = w.put("k0", "here");
+    BOOST_REQUIRE(q.write_here(last));
+    BOOST_CHECK(!q.busy());
   }
   std::vector<int> expected(51);
   for (int i = 0; i <= 50; ++i)
