@@ -579,22 +579,49 @@ int SSL_write(SSL* ssl, const void* buf, int num) {
 
 // CAF 0.17 runs a TLS client handshake on a blocking socket on its
 // multiplexer thread: a peer that accepts the connection but never answers
-// (a frozen process) would stop every connection of this process. The
-// handshake is bounded (tls_probe keeps it from starting against such a
-// peer in the first place): past the bound it fails as a timed-out
-// system call, and CAF drops that one connection.
+// (a frozen process), or answers a byte at a time, would stop every
+// connection of this process. The handshake is bounded in total (tls_probe
+// keeps it from starting against a silent peer in the first place): it is
+// driven on the socket made non-blocking until a deadline, past which it
+// fails as a timed-out system call, and CAF drops that one connection.
+constexpr int client_handshake_bound_ms = 3000;
+
 int SSL_connect(SSL* ssl) {
   static auto f = real<int (*)(SSL*)>("SSL_connect");
   ERR_clear_error();
   auto fd = SSL_get_fd(ssl);
   auto flags = fd >= 0 ? ::fcntl(fd, F_GETFL, 0) : -1;
   bool blocking = flags >= 0 && (flags & O_NONBLOCK) == 0;
-  if (blocking) {
-    timeval bound{2, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
+  int result = -1;
+  if (!blocking) {
+    result = f(ssl);
+  } else {
+    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    auto deadline = std::chrono::steady_clock::now()
+                    + std::chrono::milliseconds{client_handshake_bound_ms};
+    for (;;) {
+      ERR_clear_error();
+      result = f(ssl);
+      if (result == 1)
+        break;
+      auto err = SSL_get_error(ssl, result);
+      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+        break; // failed: its reason is in the error queue
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      pollfd p{
+          fd, static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT),
+          0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) {
+        ::fcntl(fd, F_SETFL, flags);
+        ERR_clear_error();
+        ERR_raise(ERR_LIB_SYS, ETIMEDOUT);
+        return -1;
+      }
+    }
+    ::fcntl(fd, F_SETFL, flags);
   }
-  auto result = f(ssl);
   if (result == 1 && engram::actors::revoked_peer(ssl)) {
     ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
     result = -1;
@@ -607,16 +634,6 @@ int SSL_connect(SSL* ssl) {
   }
   if (result == 1)
     remember_peer(ssl);
-  if (blocking) {
-    auto err = result == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, result);
-    timeval none{0, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-      ERR_raise(ERR_LIB_SYS, ETIMEDOUT);
-      return -1;
-    }
-  }
   return result;
 }
 

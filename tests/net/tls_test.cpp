@@ -9,6 +9,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -19,7 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "cluster.hpp"
 #include "http/client.hpp"
@@ -259,6 +262,63 @@ BOOST_AUTO_TEST_CASE(only_mutual_tls_13_with_the_clusters_ca_gets_in) {
 }
 
 // OpenSSL's own client, as an operator would try it: TLS 1.2 is refused.
+// A peer that answers a TLS handshake a byte at a time (each within any
+// per-call timeout) cannot hold a node's network thread: the handshake
+// CAF runs on a blocking socket is bounded in total, here in this process
+// as in engramd (the same interposed SSL_connect).
+BOOST_AUTO_TEST_CASE(a_trickling_handshake_is_bounded_in_total) {
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a))
+                == 0);
+  BOOST_REQUIRE(::listen(listener, 1) == 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+  std::atomic<bool> stop{false};
+  std::atomic<int> trickled{0};
+  std::thread trickler{[&] {
+    int conn = ::accept(listener, nullptr, nullptr);
+    if (conn < 0)
+      return;
+    // A handshake record announcing 16 KiB, then its bytes one by one,
+    // every 200 ms, for up to 12 s.
+    std::string head{"\x16\x03\x03\x40\x00", 5};
+    ::send(conn, head.data(), head.size(), MSG_NOSIGNAL);
+    for (int i = 0; i < 60 && !stop; ++i) {
+      std::this_thread::sleep_for(200ms);
+      if (::send(conn, "x", 1, MSG_NOSIGNAL) != 1)
+        break;
+      ++trickled;
+    }
+    ::close(conn);
+  }};
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  auto* ctx = SSL_CTX_new(TLS_client_method());
+  auto* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  auto t0 = std::chrono::steady_clock::now();
+  auto result = SSL_connect(ssl);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - t0)
+                  .count();
+  stop = true;
+  BOOST_CHECK(result != 1);
+  BOOST_CHECK_LT(took, 5000);         // bounded in total (3 s)...
+  BOOST_CHECK_GE(took, 2500);         // ...not failed at once
+  BOOST_CHECK_GE(trickled.load(), 5); // the peer kept trickling meanwhile
+  // The socket is handed back as it came: blocking.
+  BOOST_CHECK_EQUAL(::fcntl(fd, F_GETFL, 0) & O_NONBLOCK, 0);
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  ::close(fd);
+  trickler.join();
+  ::close(listener);
+}
+
 BOOST_AUTO_TEST_CASE(openssl_s_client_with_tls_12_is_refused) {
   cluster c;
   auto n1 = c.start("n1", {});
