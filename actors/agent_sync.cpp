@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <tuple>
 
 namespace engram::actors {
 
@@ -42,13 +43,40 @@ caf::result<sync_result> sync_all(agent_ptr self, const sync_config& cfg) {
   return rp;
 }
 
+namespace {
+
+// What a peer is told about this replica goes out only once every change
+// it includes is durable here: a client's write may still be queued for
+// the write queue's next sync, and a version a peer got before a crash
+// lost it here would have its dot issued again. The answer is made now
+// (from what is queued so far) and held until those writes are written.
+template<class... Ts>
+caf::result<Ts...> when_durable(agent_ptr self, Ts... xs) {
+  auto& st = self->state;
+  if (st.writes_done == st.writes_queued)
+    return caf::result<Ts...>{std::move(xs)...};
+  auto rp = self->make_response_promise<Ts...>();
+  st.after_write.emplace_back(
+      st.writes_queued,
+      [rp, answer = std::make_tuple(std::move(xs)...)]() mutable {
+        std::apply(
+            [&](auto&... ys) {
+              rp.deliver(std::move(ys)...);
+            },
+            answer);
+      });
+  return rp;
+}
+
+} // namespace
+
 caf::result<uint64_t, causal_context> digest_for(agent_ptr self,
                                                  const std::string& peer) {
   auto& mem = *self->state.mem;
   auto& place = placing(self);
   if (place.everywhere() || peer.empty()) // empty: everything held
-    return {mem.digest(), mem.context()};
-  return {mem.digest_of(held_by(place, peer)), mem.context()};
+    return when_durable(self, mem.digest(), mem.context());
+  return when_durable(self, mem.digest_of(held_by(place, peer)), mem.context());
 }
 
 caf::result<replica_delta, std::vector<engram_id>, causal_context>
@@ -64,7 +92,7 @@ missing_for(agent_ptr self, const causal_context& peer_context,
     piece = filter_delta(piece, held_by(place, peer));
   else if (rest.empty()) // the whole delta: with the whole context
     piece.context = mem.context();
-  return {std::move(piece), std::move(rest), mem.context()};
+  return when_durable(self, std::move(piece), std::move(rest), mem.context());
 }
 
 caf::result<replica_delta> piece_for(agent_ptr self,
@@ -73,8 +101,9 @@ caf::result<replica_delta> piece_for(agent_ptr self,
   auto& mem = *self->state.mem;
   auto& place = placing(self);
   if (!place.everywhere() && !peer.empty())
-    return filter_delta(mem.delta_of(ids), held_by(place, peer));
-  return mem.delta_of(ids);
+    return when_durable(self,
+                        filter_delta(mem.delta_of(ids), held_by(place, peer)));
+  return when_durable(self, mem.delta_of(ids));
 }
 
 caf::result<merge_summary> merge_batch(agent_ptr self,

@@ -356,6 +356,16 @@ caf::result<federation::federation_state>
 run(agent_ptr self, const federation::federation_command& c) {
   namespace cmd = federation::cmd;
   auto& st = self->state;
+  if (!st.fed && c.relayed)
+    return not_known_yet(self);
+  if (c.relayed && c.seen_version > 0 && st.fed->version() <= c.seen_version)
+    // The node it comes from knows these rules or newer ones: deciding
+    // here could undo what it knows (a revoked invitation, a removal).
+    return to_caf(make_error(errc::permission_denied,
+                             c.agent + " may not join federation "
+                                 + st.fed->name()
+                                 + ": no newer rules here than where it asked "
+                                   "(it has no standing invitation)"));
   // Joins made here are remembered (and made again if a concurrent change
   // elsewhere supersedes them); a refused join is not.
   auto* joining = std::get_if<cmd::join>(&c.what);
@@ -367,8 +377,6 @@ run(agent_ptr self, const federation::federation_command& c) {
     st.joined_here.erase(c.agent);
   if (auto* x = std::get_if<cmd::create>(&c.what))
     return create(self, c.agent, x->state);
-  if (!st.fed && c.relayed)
-    return not_known_yet(self);
   if (!st.fed)
     return ask_host(self, c);
   if (auto* x = std::get_if<cmd::verify>(&c.what))
@@ -379,9 +387,13 @@ run(agent_ptr self, const federation::federation_command& c) {
   if (!next && joining != nullptr
       && next.error_value().code == errc::permission_denied
       && st.fed->find(c.agent) == nullptr && !c.relayed)
-    // No invitation here yet: the node it was made on may know it (the
-    // others learn it by sync). Passed on once, never around.
-    return ask_host(self, c, to_caf(next.error_value()));
+  // No invitation here yet: the node it was made on may know it (the
+  // others learn it by sync). Passed on once, never around.
+  {
+    auto relay = c;
+    relay.seen_version = st.fed->version();
+    return ask_host(self, relay, to_caf(next.error_value()));
+  }
   if (!next) {
     if (joining != nullptr)
       st.joined_here.erase(c.agent);

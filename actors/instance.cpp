@@ -406,6 +406,7 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         // The command is this instance's agent's, whatever name it carries.
         command.agent = s.cfg.agent_id;
         command.relayed = false;
+        command.seen_version = 0;
         auto rp = self->make_response_promise<federation::federation_state>();
         auto node = caf::actor_cast<node_actor>(s.ctx->node);
         self->request(node, std::chrono::seconds{5}, agent_atom::value, fed_id)

@@ -207,6 +207,9 @@ memory::create_federation(federation::federation_config cfg) {
 expected<federation::federation_state> memory::invite_to_federation(
     const std::string& fed_id, const std::string& agent,
     federation::agent_role role, std::chrono::seconds ttl) {
+  if (ttl.count() < 0 || ttl > std::chrono::hours{24 * 366})
+    return make_error(errc::invalid_argument,
+                      "an invitation lapses after 0 (never) to 366 days");
   uint64_t expires = 0;
   if (ttl.count() > 0)
     expires = static_cast<uint64_t>(

@@ -320,12 +320,24 @@ decision access_policy::decide(const access_request& r) const {
       return {false, std::string{"the capability token does not allow "}
                          + to_string(r.op) + " on " + to_string(r.scope)
                          + " memory"};
-    if (!l.memory_types.empty() && !r.memory_type.empty()
-        && std::find(l.memory_types.begin(), l.memory_types.end(),
-                     r.memory_type)
-               == l.memory_types.end())
-      return {false, "the capability token does not allow " + r.memory_type
-                         + " memories"};
+    if (!l.memory_types.empty()) {
+      // Reads are checked memory by memory (the gateway asks again with
+      // each result's type) and shares type by type; anything else that
+      // names no type (a forget or archive by id, a message) is refused.
+      bool per_result = r.op == operation::query || r.op == operation::watch
+                        || r.op == operation::conflicts_read
+                        || r.op == operation::share;
+      if (r.memory_type.empty() && !per_result)
+        return {false, std::string{"the capability token allows only some "
+                                   "memory types, and "}
+                           + to_string(r.op) + " names none"};
+      if (!r.memory_type.empty()
+          && std::find(l.memory_types.begin(), l.memory_types.end(),
+                       r.memory_type)
+                 == l.memory_types.end())
+        return {false, "the capability token does not allow " + r.memory_type
+                           + " memories"};
+    }
     if (!l.sources.empty()
         && std::none_of(l.sources.begin(), l.sources.end(),
                         [&](const std::string& cidr) {

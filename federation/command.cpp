@@ -124,6 +124,7 @@ std::string encode(const federation_command& c) {
   v1::FederationCommand out;
   out.set_agent(c.agent);
   out.set_relayed(c.relayed);
+  out.set_seen_version(c.seen_version);
   std::visit(overload{
                  [&](const cmd::read_state&) {
                    out.set_read_state(true);
@@ -183,6 +184,7 @@ expected<federation_command> decode_command(std::string_view bytes) {
   federation_command c;
   c.agent = in.agent();
   c.relayed = in.relayed();
+  c.seen_version = in.seen_version();
   if (auto ok = validate_id(c.agent, "the asking agent"); !ok)
     return ok.error_value();
   auto member = [](const std::string& m) -> expected<std::string> {

@@ -95,6 +95,9 @@ struct federation_command {
   /// Passed on by the node the agent asked (which did not know enough to
   /// decide): the node it reaches decides, and never passes it on again.
   bool relayed = false;
+  /// Relayed by a node that knows the rules: their version there. The node
+  /// it reaches decides only with newer rules (else it knows no more).
+  uint64_t seen_version = 0;
 };
 
 /// What a command is, in words ("join as observer", "remove bob").

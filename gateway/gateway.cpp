@@ -165,6 +165,15 @@ void in_actor(const call_ptr& c, F body) {
   });
 }
 
+std::string handle_key(const call& c) {
+  return c.who.agent + '\0' + c.instance;
+}
+
+void forget_handle(const call& c) {
+  std::lock_guard<std::mutex> guard{c.st->handles_mtx};
+  c.st->handles.erase(handle_key(c));
+}
+
 // A request to `dest`; `on_ok` gets the answer, a failure answers the
 // client and ends the actor.
 template<class Handle, class OnOk, class... Ts>
@@ -172,13 +181,12 @@ void ask(caf::event_based_actor* self, const call_ptr& c, const Handle& dest,
          OnOk on_ok, Ts&&... xs) {
   self->request(dest, c->st->cfg.timeout, std::forward<Ts>(xs)...)
       .then(std::move(on_ok), [self, c](caf::error& e) {
+        // The next request asks the node for the instance again (it hosts
+        // the agent again if it had stopped).
+        forget_handle(*c);
         fail(*c, actors::from_caf(e));
         self->quit();
       });
-}
-
-std::string handle_key(const call& c) {
-  return c.who.agent + '\0' + c.instance;
 }
 
 // Remembers `inst` for the call's agent and instance until the actor ends.
@@ -189,11 +197,8 @@ void keep_handle(const call_ptr& c, const actors::instance_actor& inst) {
     std::lock_guard<std::mutex> guard{st.handles_mtx};
     if (st.handles.size() >= 100'000)
       st.handles.clear(); // bounded; they are asked for again
-    auto [i, fresh] = st.handles.emplace(key, inst);
-    if (!fresh) {
-      i->second = inst;
-      return; // its end is watched already, or will be by the first
-    }
+    if (!st.handles.emplace(key, inst).second)
+      return; // one is kept already (its end is watched)
   }
   std::weak_ptr<state> weak = c->st;
   inst->attach_functor([weak, key, addr = inst.address()] {

@@ -544,7 +544,8 @@ daemon_config check(const settings& s, const seed_resolver& resolve) {
                        + "' (trace, debug, info, warn, error, off)"};
   v.log_level = s.log_level;
   if (s.threads < 0 || s.threads > 256)
-    throw config_error{"threads must be 0 (one per core) to 256"};
+    throw config_error{"threads must be 0 (CAF's default: one per core, at "
+                       "least four) to 256"};
   v.threads = static_cast<size_t>(s.threads);
   check_durations(s);
   v.heartbeat = std::chrono::milliseconds{s.heartbeat_ms};

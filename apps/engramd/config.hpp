@@ -77,7 +77,7 @@ struct settings {
   /// Nodes whose clocks differ by more do not sync (CockroachDB's
   /// max-offset).
   int64_t max_clock_offset_ms = 500;
-  /// CAF scheduler threads (0: one per core).
+  /// CAF scheduler threads (0: CAF's default, one per core, at least 4).
   int64_t threads = 0;
   actors::session_settings sessions;
   std::string port_file;
@@ -129,7 +129,7 @@ struct daemon_config {
   std::string log_level;
   std::chrono::milliseconds heartbeat{200};
   std::chrono::milliseconds connection_timeout{1000};
-  /// Scheduler threads (0: one per core).
+  /// Scheduler threads (0: CAF's default, one per core, at least 4).
   size_t threads = 0;
   std::string port_file;
   scope_defaults scopes;

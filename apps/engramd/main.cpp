@@ -35,7 +35,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -120,8 +119,9 @@ int main(int argc, char** argv) {
                                    "trace, debug, info, warn, error, off");
   auto* sync_writes = app.add_option("--sync-writes", flags.sync_writes,
                                      "fdatasync every acknowledged write");
-  auto* threads = app.add_option("--threads", flags.threads,
-                                 "scheduler threads (0: one per core)");
+  auto* threads = app.add_option(
+      "--threads", flags.threads,
+      "scheduler threads (0: CAF's default, one per core and at least four)");
   auto* members = app.add_option("--member", flags.members,
                                  "a node id of the cluster, for placement "
                                  "(repeatable)");
@@ -325,13 +325,8 @@ int main(int argc, char** argv) {
                        id, source, why);
         });
   }
-  // One scheduler thread per core unless told otherwise (CAF's own default
-  // is at least four: on a small machine the extra threads only add
-  // context switches).
-  cfg.set("scheduler.max-threads",
-          v.threads > 0 ? v.threads
-                        : std::max<size_t>(std::thread::hardware_concurrency(),
-                                           size_t{1}));
+  if (v.threads > 0)
+    cfg.set("scheduler.max-threads", v.threads);
   caf::actor_system sys{cfg};
   auto nc = v.node;
   if (!v.insecure)

@@ -122,6 +122,14 @@ BOOST_AUTO_TEST_CASE(a_holder_narrows_and_nobody_widens) {
   BOOST_CHECK_EQUAL(p.expires_at, now + 600); // the earlier expiry
   BOOST_CHECK(allows(p, operation::query, scope_kind::agent, "semantic"));
   BOOST_CHECK(allows(p, operation::query, scope_kind::agent)); // per result
+  // A request that names no type (a forget by id) is refused.
+  capability_caveat semantic_only;
+  semantic_only.memory_types = {"semantic"};
+  auto typed = verified(*attenuate_capability(grant({"*:*"}), semantic_only));
+  BOOST_CHECK(!allows(typed, operation::forget, scope_kind::agent));
+  BOOST_CHECK(allows(typed, operation::forget, scope_kind::agent, "semantic"));
+  BOOST_CHECK(allows(typed, operation::learn, scope_kind::agent, "semantic"));
+  BOOST_CHECK(!allows(typed, operation::learn, scope_kind::agent, "episodic"));
   BOOST_CHECK(!allows(p, operation::query, scope_kind::agent, "episodic"));
   BOOST_CHECK(!allows(p, operation::query, scope_kind::collective));
   BOOST_CHECK(!allows(p, operation::learn, scope_kind::agent, "semantic"));
