@@ -297,6 +297,45 @@ BOOST_FIXTURE_TEST_CASE(concurrent_joins_are_both_kept, belief_fixture) {
   }
 }
 
+// A join relayed by a node that refused it (no invitation in its rules) is
+// decided only by a node whose rules are newer: one that knows no more
+// could undo a revoked invitation or a removal.
+BOOST_FIXTURE_TEST_CASE(a_relayed_join_is_decided_only_with_newer_rules,
+                        belief_fixture) {
+  setup(belief_policy::fork);
+  BOOST_REQUIRE(call(lead, federation::cmd::invite{"zed"}));
+  advance(2000ms);
+  auto at_b = call(ana, federation::cmd::read_state{});
+  BOOST_REQUIRE(at_b);
+  BOOST_REQUIRE(at_b->find_invitation("zed", 0) != nullptr);
+  auto fed_b = ask<actors::agent_actor>(nodes[1]->handle(),
+                                        actors::agent_atom::value, fed);
+  BOOST_REQUIRE(fed_b);
+  auto relayed = [&](uint64_t seen) {
+    federation::federation_command c{"zed", federation::cmd::join{}};
+    c.relayed = true;
+    c.seen_version = seen;
+    return ask<federation::federation_state>(*fed_b,
+                                             actors::federation_atom::value, c);
+  };
+  // From a node with these rules (or newer ones): refused, nothing changes.
+  for (auto seen : {at_b->version(), at_b->version() + 5}) {
+    auto r = relayed(seen);
+    BOOST_REQUIRE(!r);
+    BOOST_CHECK(r.error_value().code == errc::permission_denied);
+    BOOST_CHECK(r.error_value().message.find("no newer rules")
+                != std::string::npos);
+  }
+  auto unchanged = call(ana, federation::cmd::read_state{});
+  BOOST_REQUIRE(unchanged);
+  BOOST_CHECK_EQUAL(unchanged->version(), at_b->version());
+  BOOST_CHECK(unchanged->find("zed") == nullptr);
+  // From a node with older rules: decided here (zed is invited here).
+  auto joined = relayed(at_b->version() - 1);
+  BOOST_REQUIRE_MESSAGE(joined, (joined ? "" : joined.error_value().message));
+  BOOST_CHECK(joined->find("zed") != nullptr);
+}
+
 BOOST_FIXTURE_TEST_CASE(the_federations_sync_interval_paces_its_sessions,
                         belief_fixture) {
   // The nodes' anti-entropy runs every 1 000 ms; the federation asks for
