@@ -7,6 +7,25 @@
 
 namespace engram::federation {
 
+namespace {
+
+v1::AgentRole role_to_proto(agent_role role) {
+  return role == agent_role::leader     ? v1::ROLE_LEADER
+         : role == agent_role::observer ? v1::ROLE_OBSERVER
+                                        : v1::ROLE_MEMBER;
+}
+
+expected<agent_role> role_from_proto(int role) {
+  switch (role) {
+    case v1::ROLE_LEADER: return agent_role::leader;
+    case v1::ROLE_MEMBER: return agent_role::member;
+    case v1::ROLE_OBSERVER: return agent_role::observer;
+    default: return make_error(errc::invalid_field, "unknown federation role");
+  }
+}
+
+} // namespace
+
 std::string describe(const federation_command& c) {
   return std::visit(
       overload{
@@ -143,10 +162,7 @@ std::string encode(const federation_command& c) {
                  },
                  [&](const cmd::set_role& x) {
                    out.mutable_set_role()->set_agent(x.member);
-                   out.mutable_set_role()->set_role(
-                       x.role == agent_role::leader     ? v1::ROLE_LEADER
-                       : x.role == agent_role::observer ? v1::ROLE_OBSERVER
-                                                        : v1::ROLE_MEMBER);
+                   out.mutable_set_role()->set_role(role_to_proto(x.role));
                  },
                  [&](const cmd::set_trust& x) {
                    out.set_set_trust(encode_trust(x.model));
@@ -163,10 +179,7 @@ std::string encode(const federation_command& c) {
                  [&](const cmd::invite& x) {
                    auto* inv = out.mutable_invite();
                    inv->set_agent(x.member);
-                   inv->set_role(x.role == agent_role::leader ? v1::ROLE_LEADER
-                                 : x.role == agent_role::observer
-                                     ? v1::ROLE_OBSERVER
-                                     : v1::ROLE_MEMBER);
+                   inv->set_role(role_to_proto(x.role));
                    inv->set_expires_at_us(x.expires_at_us);
                  },
                  [&](const cmd::uninvite& x) {
@@ -220,15 +233,10 @@ expected<federation_command> decode_command(std::string_view bytes) {
       auto m = member(in.set_role().agent());
       if (!m)
         return m.error_value();
-      agent_role role = agent_role::member;
-      switch (in.set_role().role()) {
-        case v1::ROLE_LEADER: role = agent_role::leader; break;
-        case v1::ROLE_MEMBER: role = agent_role::member; break;
-        case v1::ROLE_OBSERVER: role = agent_role::observer; break;
-        default:
-          return make_error(errc::invalid_field, "unknown federation role");
-      }
-      c.what = cmd::set_role{std::move(*m), role};
+      auto role = role_from_proto(in.set_role().role());
+      if (!role)
+        return role.error_value();
+      c.what = cmd::set_role{std::move(*m), *role};
       break;
     }
     case v1::FederationCommand::kSetTrust: {
@@ -263,15 +271,13 @@ expected<federation_command> decode_command(std::string_view bytes) {
       auto m = member(in.invite().agent());
       if (!m)
         return m.error_value();
-      agent_role role = agent_role::member;
-      switch (in.invite().role()) {
-        case v1::ROLE_MEMBER: role = agent_role::member; break;
-        case v1::ROLE_OBSERVER: role = agent_role::observer; break;
-        default:
-          return make_error(errc::invalid_field,
-                            "an invitation is to join as member or observer");
-      }
-      c.what = cmd::invite{std::move(*m), role, in.invite().expires_at_us()};
+      auto role = role_from_proto(in.invite().role());
+      if (!role)
+        return role.error_value();
+      if (*role == agent_role::leader)
+        return make_error(errc::invalid_field,
+                          "an invitation is to join as member or observer");
+      c.what = cmd::invite{std::move(*m), *role, in.invite().expires_at_us()};
       break;
     }
     case v1::FederationCommand::kUninvite: {
