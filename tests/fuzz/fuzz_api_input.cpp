@@ -1,5 +1,7 @@
 // What a client API request can carry, from hostile bytes: bearer tokens
-// (shared-key, capability and JWT), JWKS documents, JSON bodies of learn
+// (shared-key, capability and JWT), JWKS documents, sealed values, saved
+// keyrings and key texts (what a damaged data directory or a bad key source
+// holds), JSON bodies of learn
 // requests, query parameters, percent-encoded paths, base64, permissions and
 // CIDR blocks. Every input is refused or accepted cleanly: no crash, no
 // undefined behaviour, no unbounded work.
@@ -15,6 +17,9 @@
 #include "api/auth.hpp"
 #include "api/capability.hpp"
 #include "api/json.hpp"
+#include "crypto/aead.hpp"
+#include "crypto/key_source.hpp"
+#include "crypto/keyring.hpp"
 #include "http/server.hpp"
 
 using namespace engram;
@@ -40,6 +45,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto now = int64_t{1'800'000'000};
   (void)api::verify_token(key, in, now, std::chrono::hours{1});
   (void)api::verify_capability(key, in, now, std::chrono::hours{1});
+  static const auto master = crypto::key256::from_bytes(key).value();
+  (void)crypto::open(master, in, "aad");
+  (void)crypto::keyring::load(in, master);
+  (void)crypto::parse_key_text(in);
   // The input as a caveat its holder MAC'd correctly: only the caveat's
   // own checks stand between it and the request.
   static const std::string grant

@@ -1,0 +1,150 @@
+// Seals: a value opens only with its key, under the record key it was
+// sealed for, byte for byte; the keyring's master key wraps the data keys,
+// rotates without touching a value, and a retired data key still opens
+// what it sealed.
+
+#include <boost/test/unit_test.hpp>
+
+#include <vector>
+
+#include "crypto/aead.hpp"
+#include "crypto/keyring.hpp"
+
+using namespace engram;
+using namespace engram::crypto;
+
+namespace {
+
+key256 must_key() {
+  auto k = key256::random();
+  BOOST_REQUIRE(k);
+  return *k;
+}
+
+bool corrupt(const expected<std::string>& r) {
+  return !r && r.error_value().code == errc::corrupt_record;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(seals)
+
+BOOST_AUTO_TEST_CASE(a_value_opens_with_its_key_and_record_key_only) {
+  auto key = must_key();
+  std::string secret = "the launch code is 0000";
+  auto sealed = seal(key, 7, secret, "engram/abc");
+  BOOST_REQUIRE(sealed);
+  BOOST_CHECK_EQUAL(sealed->size(), secret.size() + seal_overhead);
+  BOOST_CHECK(sealed->find("launch") == std::string::npos);
+  BOOST_CHECK_EQUAL(*sealed_key_id(*sealed), 7u);
+  auto opened = open(key, *sealed, "engram/abc");
+  BOOST_REQUIRE(opened);
+  BOOST_CHECK_EQUAL(*opened, secret);
+  // Two seals of the same value differ (random nonces).
+  BOOST_CHECK(*seal(key, 7, secret, "engram/abc") != *sealed);
+  // Another record's key (a swapped value), another key: refused.
+  BOOST_CHECK(corrupt(open(key, *sealed, "engram/abd")));
+  BOOST_CHECK(corrupt(open(must_key(), *sealed, "engram/abc")));
+  // Every single flipped bit, header included, is detected.
+  for (size_t i = 0; i < sealed->size(); ++i)
+    for (int bit = 0; bit < 8; bit += 3) {
+      auto bad = *sealed;
+      bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
+      BOOST_CHECK_MESSAGE(!open(key, bad, "engram/abc"), "byte " << i);
+    }
+  // Truncated, empty, another format.
+  BOOST_CHECK(
+      corrupt(open(key, sealed->substr(0, sealed->size() - 1), "engram/abc")));
+  BOOST_CHECK(corrupt(open(key, "", "engram/abc")));
+  auto v2 = *sealed;
+  v2[0] = 2;
+  auto r = open(key, v2, "engram/abc");
+  BOOST_REQUIRE(!r);
+  BOOST_CHECK(r.error_value().message.find("format 2") != std::string::npos);
+  // Empty values and empty associated data seal too.
+  BOOST_CHECK_EQUAL(*open(key, *seal(key, 1, "", ""), ""), "");
+}
+
+BOOST_AUTO_TEST_CASE(the_keyring_rotates_without_touching_a_value) {
+  auto master = must_key();
+  auto ring = keyring::create();
+  BOOST_REQUIRE(ring);
+  BOOST_CHECK_EQUAL(ring->active(), 1u);
+  auto old = ring->seal("under key one", "k1");
+  BOOST_REQUIRE(old);
+  // A new data key: new values use it, old ones still open.
+  BOOST_CHECK_EQUAL(*ring->add_key(), 2u);
+  auto fresh = ring->seal("under key two", "k2");
+  BOOST_CHECK_EQUAL(*sealed_key_id(*fresh), 2u);
+  BOOST_CHECK_EQUAL(*ring->open(*old, "k1"), "under key one");
+  // Saved under the master key: no key in the clear.
+  auto saved = ring->save(master);
+  BOOST_REQUIRE(saved);
+  auto back = keyring::load(*saved, master);
+  BOOST_REQUIRE(back);
+  BOOST_CHECK_EQUAL(back->active(), 2u);
+  BOOST_CHECK_EQUAL(back->size(), 2u);
+  BOOST_CHECK_EQUAL(*back->open(*old, "k1"), "under key one");
+  BOOST_CHECK_EQUAL(*back->open(*fresh, "k2"), "under key two");
+  BOOST_CHECK_EQUAL(back->index_hash("user.name"),
+                    ring->index_hash("user.name"));
+  BOOST_CHECK(back->index_hash("user.name") != back->index_hash("user.age"));
+  // Rotating the master key re-wraps: the old master opens nothing more.
+  auto next_master = must_key();
+  auto rotated = back->save(next_master);
+  BOOST_REQUIRE(rotated);
+  auto after = keyring::load(*rotated, next_master);
+  BOOST_REQUIRE(after);
+  BOOST_CHECK_EQUAL(*after->open(*old, "k1"), "under key one");
+  auto wrong = keyring::load(*rotated, master);
+  BOOST_REQUIRE(!wrong);
+  BOOST_CHECK(wrong.error_value().code == errc::unauthenticated);
+  BOOST_CHECK(wrong.error_value().message.find("wrong master key")
+              != std::string::npos);
+  // A value of a key the ring does not hold; damaged keyrings.
+  auto foreign = seal(must_key(), 9, "x", "k");
+  auto r = after->open(*foreign, "k");
+  BOOST_REQUIRE(!r);
+  BOOST_CHECK(r.error_value().message.find("data key 9") != std::string::npos);
+  for (auto cut : {size_t{0}, size_t{3}, size_t{9}, rotated->size() - 1})
+    BOOST_CHECK(!keyring::load(rotated->substr(0, cut), next_master));
+  auto flipped = *rotated;
+  flipped[flipped.size() / 2] ^= 1;
+  BOOST_CHECK(!keyring::load(flipped, next_master));
+  BOOST_CHECK(!keyring::load(*rotated + "x", next_master));
+  // Wrapped keys moved to other ids do not open (each is bound to its id):
+  // such a keyring is refused, not misread.
+  struct entry {
+    uint32_t id;
+    std::string wrapped;
+  };
+  auto read32 = [](const std::string& b, size_t at) {
+    uint32_t x = 0;
+    for (size_t i = 0; i < 4; ++i)
+      x = (x << 8) | static_cast<unsigned char>(b[at + i]);
+    return x;
+  };
+  auto put32 = [](std::string& b, uint32_t x) {
+    for (int i = 0; i < 4; ++i)
+      b.push_back(static_cast<char>((x >> (24 - 8 * i)) & 0xFF));
+  };
+  std::vector<entry> entries;
+  size_t at = 13; // "EGKR", version, active, count
+  while (at < rotated->size()) {
+    auto id = read32(*rotated, at);
+    auto len = read32(*rotated, at + 4);
+    entries.push_back({id, rotated->substr(at + 8, len)});
+    at += 8 + len;
+  }
+  BOOST_REQUIRE_EQUAL(entries.size(), 3u); // the index key, keys 1 and 2
+  std::swap(entries[1].id, entries[2].id);
+  auto moved = rotated->substr(0, 13);
+  for (auto& e : entries) {
+    put32(moved, e.id);
+    put32(moved, static_cast<uint32_t>(e.wrapped.size()));
+    moved += e.wrapped;
+  }
+  BOOST_CHECK(!keyring::load(moved, next_master));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

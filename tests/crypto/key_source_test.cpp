@@ -1,0 +1,115 @@
+// The master key's sources: a file only its owner reads, an environment
+// variable, a program that prints it; each refused with a reason naming
+// the source (never the key) when it is not usable.
+
+#include <boost/test/unit_test.hpp>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "crypto/key_source.hpp"
+#include "temp_dir.hpp"
+
+using namespace engram;
+using namespace engram::crypto;
+using engram::test::temp_dir;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string hex
+    = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const std::string b64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+std::string write(const std::string& path, const std::string& text,
+                  mode_t mode) {
+  {
+    std::ofstream out{path, std::ios::binary | std::ios::trunc};
+    out << text;
+  }
+  ::chmod(path.c_str(), mode);
+  return path;
+}
+
+bool refused_saying(const expected<key256>& k, const std::string& words) {
+  return !k && k.error_value().message.find(words) != std::string::npos
+         && k.error_value().message.find(hex) == std::string::npos;
+}
+
+std::string bytes_0_to_31() {
+  std::string raw;
+  for (int i = 0; i < 32; ++i)
+    raw.push_back(static_cast<char>(i));
+  return raw;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(key_sources)
+
+BOOST_AUTO_TEST_CASE(keys_are_read_as_hex_base64_or_raw) {
+  auto want = bytes_0_to_31();
+  BOOST_CHECK(parse_key_text(hex)->view() == want);
+  BOOST_CHECK(parse_key_text(" " + hex + "\n")->view() == want);
+  BOOST_CHECK(parse_key_text(b64)->view() == want);
+  BOOST_CHECK(parse_key_text(b64.substr(0, 43))->view() == want);
+  for (auto bad :
+       {std::string{}, hex.substr(1), hex + "00", "zz" + hex.substr(2),
+        b64.substr(1), "!" + b64.substr(1), std::string(44, '=')})
+    BOOST_CHECK_MESSAGE(!parse_key_text(bad), bad);
+  temp_dir dir;
+  auto raw = write(dir.sub("raw.key"), want, 0600);
+  BOOST_CHECK(load_master_key("file:" + raw)->view() == want);
+  auto text = write(dir.sub("hex.key"), hex + "\n", 0400);
+  BOOST_CHECK(load_master_key("file:" + text)->view() == want);
+}
+
+BOOST_AUTO_TEST_CASE(a_key_file_others_may_read_is_refused) {
+  temp_dir dir;
+  auto open = write(dir.sub("open.key"), hex, 0644);
+  BOOST_CHECK(refused_saying(load_master_key("file:" + open),
+                             "may be read by others (mode 0644)"));
+  auto group = write(dir.sub("group.key"), hex, 0640);
+  BOOST_CHECK(refused_saying(load_master_key("file:" + group), "mode 0640"));
+  BOOST_CHECK(refused_saying(load_master_key("file:" + dir.sub("none")),
+                             "cannot be opened"));
+  BOOST_CHECK(refused_saying(load_master_key("file:" + dir.path()),
+                             "not a regular file"));
+  auto link = dir.sub("link.key");
+  BOOST_REQUIRE(::symlink(dir.sub("hex.key").c_str(), link.c_str()) == 0);
+  write(dir.sub("hex.key"), hex, 0600);
+  BOOST_CHECK(!load_master_key("file:" + link)); // not followed
+  auto junk = write(dir.sub("junk.key"), "password123\n", 0600);
+  BOOST_CHECK(
+      refused_saying(load_master_key("file:" + junk), "not a 256-bit key"));
+}
+
+BOOST_AUTO_TEST_CASE(environment_variables_and_commands) {
+  ::setenv("ENGRAM_TEST_MASTER_KEY", b64.c_str(), 1);
+  BOOST_CHECK(load_master_key("env:ENGRAM_TEST_MASTER_KEY")->view()
+              == bytes_0_to_31());
+  ::unsetenv("ENGRAM_TEST_MASTER_KEY");
+  BOOST_CHECK(refused_saying(load_master_key("env:ENGRAM_TEST_MASTER_KEY"),
+                             "is not set"));
+  // A program that prints the key (no shell: the words are its argv).
+  BOOST_CHECK(load_master_key("command:printf %s " + hex)->view()
+              == bytes_0_to_31());
+  BOOST_CHECK(
+      refused_saying(load_master_key("command:false"), "exited with status 1"));
+  BOOST_CHECK(refused_saying(load_master_key("command:/no/such/program"),
+                             "cannot be run"));
+  BOOST_CHECK(refused_saying(load_master_key("command:echo nope"),
+                             "not a 256-bit key"));
+  auto t0 = std::chrono::steady_clock::now();
+  BOOST_CHECK(refused_saying(load_master_key("command:sleep 30", 300ms),
+                             "printed no key within 300 ms"));
+  BOOST_CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  BOOST_CHECK(
+      refused_saying(load_master_key("command:yes"), "more than 4 KiB"));
+  // Not a source at all.
+  for (auto bad : {"", "file:", "vault", "keychain:x", "env:"})
+    BOOST_CHECK(refused_saying(load_master_key(bad), "none of file:PATH"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
