@@ -596,7 +596,11 @@ int SSL_connect(SSL* ssl) {
   if (!blocking) {
     result = f(ssl);
   } else {
-    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    if (::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+      // Not bounded if started: not started.
+      ERR_raise(ERR_LIB_SYS, errno);
+      return -1;
+    }
     auto deadline = std::chrono::steady_clock::now()
                     + std::chrono::milliseconds{client_handshake_bound_ms};
     for (;;) {
@@ -613,7 +617,10 @@ int SSL_connect(SSL* ssl) {
       pollfd p{
           fd, static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT),
           0};
-      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) {
+      int ready = left <= 0 ? 0 : ::poll(&p, 1, static_cast<int>(left));
+      if (ready < 0 && errno == EINTR)
+        continue;
+      if (ready <= 0) {
         ::fcntl(fd, F_SETFL, flags);
         ERR_clear_error();
         ERR_raise(ERR_LIB_SYS, ETIMEDOUT);

@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <memory>
+#include <stdexcept>
 
 namespace engram::crypto {
 
@@ -177,9 +178,12 @@ expected<std::string> open(const key256& key, std::string_view sealed,
 std::string keyed_hash(const key256& key, std::string_view data) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac,
-       &len);
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+           mac, &len)
+      == nullptr)
+    // Never an empty hash: every index key would be the same.
+    throw std::runtime_error("HMAC-SHA256 failed");
   return {reinterpret_cast<const char*>(mac), len};
 }
 

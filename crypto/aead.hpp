@@ -61,7 +61,8 @@ expected<uint32_t> sealed_key_id(std::string_view sealed);
 expected<std::string> open(const key256& key, std::string_view sealed,
                            std::string_view aad);
 
-/// HMAC-SHA256 of `data` under `key`.
+/// HMAC-SHA256 of `data` under `key` (throws std::runtime_error should
+/// OpenSSL fail: never an empty hash).
 std::string keyed_hash(const key256& key, std::string_view data);
 
 } // namespace engram::crypto

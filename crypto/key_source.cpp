@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -33,7 +35,8 @@ struct wiped {
 };
 
 expected<key256> from_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  // Non-blocking: a FIFO must not hold the start; it is refused below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0)
     return bad_key("file '" + path + "'", "cannot be opened");
   struct stat st {};
@@ -57,6 +60,7 @@ expected<key256> from_file(const std::string& path) {
                        + "): chmod 600 it");
   }
   wiped raw;
+  raw.text.reserve(2048); // no reallocation leaves a copy behind
   char buf[256];
   for (;;) {
     auto n = ::read(fd, buf, sizeof(buf));
@@ -106,14 +110,20 @@ expected<key256> from_command(const std::string& line,
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  // A process group of its own, so that a timeout ends what it started too.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   std::vector<char*> args;
   for (auto& a : argv)
     args.push_back(a.data());
   args.push_back(nullptr);
   pid_t pid = -1;
   auto spawned
-      = ::posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+      = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   ::close(out[1]);
   if (spawned != 0) {
     ::close(out[0]);
@@ -121,6 +131,7 @@ expected<key256> from_command(const std::string& line,
   }
   // Its output, bounded in size and time.
   wiped printed;
+  printed.text.reserve(4096 + 512);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   bool timed_out = false;
   char buf[256];
@@ -129,7 +140,10 @@ expected<key256> from_command(const std::string& line,
                     deadline - std::chrono::steady_clock::now())
                     .count();
     pollfd p{out[0], POLLIN, 0};
-    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) {
+    int ready = left <= 0 ? 0 : ::poll(&p, 1, static_cast<int>(left));
+    if (ready < 0 && errno == EINTR)
+      continue;
+    if (ready <= 0) {
       timed_out = true;
       break;
     }
@@ -144,15 +158,34 @@ expected<key256> from_command(const std::string& line,
   ::close(out[0]);
   bool too_long = printed.text.size() > 4096;
   if (timed_out || too_long)
-    ::kill(pid, SIGKILL);
+    ::kill(-pid, SIGKILL);
+  // Its end, within the deadline too (it may close its output and linger).
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  bool reaped = false;
+  for (;;) {
+    auto r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      reaped = true;
+      break;
+    }
+    if (r < 0 && errno != EINTR)
+      break; // not ours to wait for (SIGCHLD ignored): no status
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline && !timed_out) {
+      timed_out = true;
+      ::kill(-pid, SIGKILL);
+    }
+    if (now >= deadline + std::chrono::seconds{2})
+      break; // killed and still not gone: not waited for any longer
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
   }
   if (timed_out)
     return bad_key(source, "printed no key within "
                                + std::to_string(timeout.count()) + " ms");
   if (too_long)
     return bad_key(source, "printed more than 4 KiB");
+  if (!reaped)
+    return bad_key(source, "its exit status could not be read");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return bad_key(source, WIFEXITED(status)
                                ? "exited with status "
@@ -178,6 +211,7 @@ int hex_digit(char c) {
 expected<key256> parse_key_text(std::string text) {
   wiped t{std::move(text)};
   std::string compact;
+  compact.reserve(t.text.size());
   for (char c : t.text)
     if (!std::isspace(static_cast<unsigned char>(c)))
       compact.push_back(c);
@@ -233,10 +267,12 @@ expected<key256> load_master_key(const std::string& spec,
     return from_env(rest);
   if (kind == "command" && !rest.empty())
     return from_command(rest, timeout);
+  // The spec is not repeated: a key pasted in its place must not reach a
+  // log.
   return make_error(errc::invalid_argument,
-                    "key source '" + spec
-                        + "' is none of file:PATH, env:NAME, command:PROGRAM "
-                          "[ARG]...");
+                    "the key source is none of file:PATH, env:NAME, "
+                    "command:PROGRAM [ARG]... ("
+                        + std::to_string(spec.size()) + " characters given)");
 }
 
 } // namespace engram::crypto

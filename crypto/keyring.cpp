@@ -1,5 +1,7 @@
 #include "crypto/keyring.hpp"
 
+#include <openssl/crypto.h>
+
 namespace engram::crypto {
 
 namespace {
@@ -26,10 +28,13 @@ bool get32(std::string_view& in, uint32_t& x) {
   return true;
 }
 
-// What a wrapped key is bound to: its id (a key moved to another id does
-// not open).
-std::string wrap_aad(uint32_t id) {
-  return "engram keyring key " + std::to_string(id);
+// What a wrapped key is bound to: its id, and the keyring's header (the
+// active key and how many there are): a key moved to another id, a header
+// pointing new values at a retired key, or a keyring missing a key does
+// not open.
+std::string wrap_aad(uint32_t id, uint32_t active, uint32_t count) {
+  return "engram keyring key " + std::to_string(id) + " of "
+         + std::to_string(count) + ", active " + std::to_string(active);
 }
 
 error not_a_keyring(const std::string& why) {
@@ -72,15 +77,19 @@ expected<keyring> keyring::load(std::string_view saved, const key256& master) {
       return not_a_keyring("a truncated key");
     auto wrapped = saved.substr(0, len);
     saved.remove_prefix(len);
-    auto raw = crypto::open(master, wrapped, wrap_aad(id));
+    auto raw = crypto::open(master, wrapped, wrap_aad(id, active, count));
     if (!raw)
       return make_error(errc::unauthenticated,
                         "the master key does not open the keyring (key "
-                            + std::to_string(id) + "): a wrong master key?");
+                            + std::to_string(id)
+                            + "): a wrong master key, or a changed keyring?");
     auto key = key256::from_bytes(*raw);
+    OPENSSL_cleanse(raw->data(), raw->size());
     if (!key)
       return not_a_keyring("a key of the wrong size");
     if (id == index_key_id) {
+      if (have_index)
+        return not_a_keyring("two index keys");
       k.index_ = *key;
       have_index = true;
     } else if (!k.keys_.emplace(id, *key).second) {
@@ -98,10 +107,12 @@ expected<keyring> keyring::load(std::string_view saved, const key256& master) {
 expected<std::string> keyring::save(const key256& master) const {
   std::string out{magic};
   out.push_back(static_cast<char>(saved_version));
+  auto count = static_cast<uint32_t>(keys_.size() + 1);
   put32(out, active_);
-  put32(out, static_cast<uint32_t>(keys_.size() + 1));
+  put32(out, count);
   auto add = [&](uint32_t id, const key256& key) -> expected<void> {
-    auto wrapped = crypto::seal(master, 0, key.view(), wrap_aad(id));
+    auto wrapped
+        = crypto::seal(master, 0, key.view(), wrap_aad(id, active_, count));
     if (!wrapped)
       return wrapped.error_value();
     put32(out, id);
@@ -118,7 +129,7 @@ expected<std::string> keyring::save(const key256& master) const {
 }
 
 expected<uint32_t> keyring::add_key() {
-  if (keys_.size() >= max_keys)
+  if (keys_.size() + 1 >= max_keys || keys_.rbegin()->first == UINT32_MAX)
     return make_error(errc::limit_exceeded, "the keyring is full");
   auto key = key256::random();
   if (!key)

@@ -54,6 +54,8 @@ public:
   std::string index_hash(std::string_view data) const;
 
 private:
+  keyring() = default; // made by create or load only: never without keys
+
   std::map<uint32_t, key256> keys_;
   uint32_t active_ = 0;
   key256 index_;

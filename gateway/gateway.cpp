@@ -60,6 +60,9 @@ struct state {
   /// rather than through the node actor first. Any thread.
   std::mutex handles_mtx;
   std::unordered_map<std::string, actors::instance_actor> handles;
+  /// The actors whose end is watched (one functor each, however often
+  /// their handle is kept again).
+  std::set<caf::actor_addr> watched;
 };
 
 // One request on its way: it counts as in flight until the last handler
@@ -169,9 +172,13 @@ std::string handle_key(const call& c) {
   return c.who.agent + '\0' + c.instance;
 }
 
-void forget_handle(const call& c) {
+// Forgets the kept handle of the call's instance when it is the one at
+// `addr` (not a newer one another request kept).
+void forget_handle(const call& c, const caf::actor_addr& addr) {
   std::lock_guard<std::mutex> guard{c.st->handles_mtx};
-  c.st->handles.erase(handle_key(c));
+  if (auto i = c.st->handles.find(handle_key(c));
+      i != c.st->handles.end() && i->second.address() == addr)
+    c.st->handles.erase(i);
 }
 
 // A request to `dest`; `on_ok` gets the answer, a failure answers the
@@ -180,11 +187,14 @@ template<class Handle, class OnOk, class... Ts>
 void ask(caf::event_based_actor* self, const call_ptr& c, const Handle& dest,
          OnOk on_ok, Ts&&... xs) {
   self->request(dest, c->st->cfg.timeout, std::forward<Ts>(xs)...)
-      .then(std::move(on_ok), [self, c](caf::error& e) {
-        // The next request asks the node for the instance again (it hosts
-        // the agent again if it had stopped).
-        forget_handle(*c);
-        fail(*c, actors::from_caf(e));
+      .then(std::move(on_ok), [self, c, addr = dest.address()](caf::error& e) {
+        // The instance (or its agent) is gone or did not answer: the next
+        // request asks the node again, which hosts the agent again.
+        auto err = actors::from_caf(e);
+        if (e == caf::sec::request_receiver_down
+            || e == caf::sec::request_timeout || err.code == errc::unavailable)
+          forget_handle(*c, addr);
+        fail(*c, err);
         self->quit();
       });
 }
@@ -196,14 +206,18 @@ void keep_handle(const call_ptr& c, const actors::instance_actor& inst) {
   {
     std::lock_guard<std::mutex> guard{st.handles_mtx};
     if (st.handles.size() >= 100'000)
-      st.handles.clear(); // bounded; they are asked for again
+      st.handles.clear(); // bounded; they are asked for again (the watched
+                          // set is bounded by the live instance actors)
     if (!st.handles.emplace(key, inst).second)
-      return; // one is kept already (its end is watched)
+      return; // one is kept already
+    if (!st.watched.insert(inst.address()).second)
+      return; // its end is watched already
   }
   std::weak_ptr<state> weak = c->st;
   inst->attach_functor([weak, key, addr = inst.address()] {
     if (auto alive = weak.lock()) {
       std::lock_guard<std::mutex> guard{alive->handles_mtx};
+      alive->watched.erase(addr);
       if (auto i = alive->handles.find(key);
           i != alive->handles.end() && i->second.address() == addr)
         alive->handles.erase(i);
@@ -617,10 +631,18 @@ void run_share(const call_ptr& c) {
 void run_shares(const call_ptr& c) {
   instance_call<std::vector<federation::share>>(
       c, 200,
-      [](std::vector<federation::share>& list) {
+      [c](std::vector<federation::share>& list) {
+        // Memory by memory, as a query's results: a type the principal may
+        // not see is left out of each share.
         json out = json::array();
-        for (auto& s : list)
+        for (auto& s : list) {
+          s.memories.erase(std::remove_if(s.memories.begin(), s.memories.end(),
+                                          [&](const engram_record& e) {
+                                            return !type_allowed(*c, e.type);
+                                          }),
+                           s.memories.end());
           out.push_back(api::to_json(s));
+        }
         return out;
       },
       actors::shares_atom::value);

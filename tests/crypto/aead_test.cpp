@@ -145,6 +145,20 @@ BOOST_AUTO_TEST_CASE(the_keyring_rotates_without_touching_a_value) {
     moved += e.wrapped;
   }
   BOOST_CHECK(!keyring::load(moved, next_master));
+  // The header is bound too: new values pointed back at the retired key,
+  // or a key left out (with the count to match), do not load.
+  auto retired = *rotated;
+  retired[8] = 1; // the active id's last byte: 2 -> 1
+  BOOST_CHECK(!keyring::load(retired, next_master));
+  std::swap(entries[1].id, entries[2].id); // as saved again
+  auto fewer = rotated->substr(0, 13);
+  fewer[12] = 2; // the count's last byte: 3 -> 2; key 1 left out
+  for (size_t i : {size_t{0}, size_t{2}}) {
+    put32(fewer, entries[i].id);
+    put32(fewer, static_cast<uint32_t>(entries[i].wrapped.size()));
+    fewer += entries[i].wrapped;
+  }
+  BOOST_CHECK(!keyring::load(fewer, next_master));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

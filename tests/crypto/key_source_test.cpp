@@ -107,9 +107,25 @@ BOOST_AUTO_TEST_CASE(environment_variables_and_commands) {
   BOOST_CHECK(std::chrono::steady_clock::now() - t0 < 5s);
   BOOST_CHECK(
       refused_saying(load_master_key("command:yes"), "more than 4 KiB"));
-  // Not a source at all.
+  // A helper that closes its output and lingers is not waited for.
+  temp_dir dir;
+  auto lingers
+      = write(dir.sub("lingers.sh"), "#!/bin/sh\nexec 1>&-\nsleep 30\n", 0700);
+  t0 = std::chrono::steady_clock::now();
+  BOOST_CHECK(!load_master_key("command:" + lingers, 300ms));
+  BOOST_CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  // Not a source at all; a key pasted in place of one is not repeated.
   for (auto bad : {"", "file:", "vault", "keychain:x", "env:"})
     BOOST_CHECK(refused_saying(load_master_key(bad), "none of file:PATH"));
+  auto pasted = load_master_key(hex);
+  BOOST_REQUIRE(!pasted);
+  BOOST_CHECK(pasted.error_value().message.find(hex.substr(0, 16))
+              == std::string::npos);
+  // A FIFO is refused, not waited on.
+  auto fifo = dir.sub("key.fifo");
+  BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  BOOST_CHECK(
+      refused_saying(load_master_key("file:" + fifo), "not a regular file"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

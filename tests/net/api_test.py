@@ -700,6 +700,21 @@ model = { capability = { capabilities = { alice = ["learn:agent", "query:agent"]
             with self.assertRaises(EngramError) as e:
                 forged.query()
             self.assertEqual(e.exception.status, 401)
+        # Pending shares are shown memory type by memory type too.
+        erin = c.client(self.cap, "erin", token=c.capability(
+            "erin", ["learn:agent", "share:*", "query:*"]))
+        erin.learn(key="route", value="north", type="semantic")
+        erin.learn(key="saw", value="a fox", type="procedural")
+        erin.share("dave")
+        full = c.client(self.cap, "dave", token=c.capability(
+            "dave", ["share:*"]))
+        self.assertTrue(until(lambda: full.shares()))
+        self.assertEqual(sorted(m["key"] for m in full.shares()[0]["memories"]),
+                         ["route", "saw"])
+        semantic = c.client(self.cap, "dave", token=engram_client.attenuate(
+            c.capability("dave", ["share:*"]), types=["semantic"]))
+        self.assertEqual([m["key"] for m in semantic.shares()[0]["memories"]],
+                         ["route"])
         # It acts as dave only.
         as_alice = c.client(self.cap, "alice", token=grant)
         self.denied(as_alice.query)

@@ -261,7 +261,6 @@ BOOST_AUTO_TEST_CASE(only_mutual_tls_13_with_the_clusters_ca_gets_in) {
   BOOST_CHECK_EQUAL(c.count(inst), 1u);
 }
 
-// OpenSSL's own client, as an operator would try it: TLS 1.2 is refused.
 // A peer that answers a TLS handshake a byte at a time (each within any
 // per-call timeout) cannot hold a node's network thread: the handshake
 // CAF runs on a blocking socket is bounded in total, here in this process
@@ -319,6 +318,7 @@ BOOST_AUTO_TEST_CASE(a_trickling_handshake_is_bounded_in_total) {
   ::close(listener);
 }
 
+// OpenSSL's own client, as an operator would try it: TLS 1.2 is refused.
 BOOST_AUTO_TEST_CASE(openssl_s_client_with_tls_12_is_refused) {
   cluster c;
   auto n1 = c.start("n1", {});
