@@ -211,9 +211,10 @@ int main(int argc, char** argv) {
     if (settled == 0)
       std::this_thread::sleep_for(20ms);
   }
-  // The answer syncs to B; the weather stays contested on both.
+  // The answer syncs to B; the weather stays contested on both (within
+  // 10 s: a loaded machine is slow, not wrong).
   std::vector<memory_view> at_a, at_b;
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 500; ++i) {
     auto qa = scout_a->query();
     auto qb = scout_b->query();
     at_a = qa ? *qa : std::vector<memory_view>{};
@@ -242,5 +243,9 @@ int main(int argc, char** argv) {
   std::printf("%s\n", ok ? "ok: the critical conflict answered and synced, "
                            "the ordinary one kept contested"
                          : "FAILED");
+  if (!ok)
+    std::printf("(settled %zu, pending at B %s)\n", settled,
+                !left ? left.error_value().to_string().c_str()
+                      : std::to_string(left->size()).c_str());
   return ok ? 0 : 1;
 }
