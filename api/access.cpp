@@ -338,6 +338,15 @@ decision access_policy::decide(const access_request& r) const {
         return {false, "the capability token does not allow " + r.memory_type
                            + " memories"};
     }
+    if (!l.federations.empty()
+        && std::find(l.federations.begin(), l.federations.end(), r.federation)
+               == l.federations.end())
+      return {false, r.federation.empty()
+                         ? std::string{"the capability token is for some "
+                                       "federations only, and this request "
+                                       "concerns none"}
+                         : "the capability token is not for federation "
+                               + r.federation};
     if (!l.sources.empty()
         && std::none_of(l.sources.begin(), l.sources.end(),
                         [&](const std::string& cidr) {

@@ -35,6 +35,9 @@ struct capability_limit {
   std::vector<std::string> memory_types;
   /// Client addresses (CIDRs or addresses) a request may come from.
   std::vector<std::string> sources;
+  /// Federations a request must concern (their Collective memory, rules,
+  /// broadcasts): nothing else.
+  std::vector<std::string> federations;
 };
 
 /// The authenticated party a request acts for.

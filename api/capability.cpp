@@ -72,6 +72,13 @@ expected<void> valid_memory_type(const std::string& text) {
                           "procedural)");
 }
 
+expected<void> valid_federation(const std::string& text) {
+  if (text.rfind("fed-", 0) != 0)
+    return make_error(errc::invalid_argument,
+                      "'" + text + "' is no federation id (fed-…)");
+  return validate_name(text, "federation id");
+}
+
 expected<void> valid_source(const std::string& text) {
   if (address_in(text.substr(0, text.find('/')), text))
     return {};
@@ -87,6 +94,8 @@ json caveat_json(const capability_caveat& c) {
     j["types"] = c.memory_types;
   if (!c.sources.empty())
     j["sources"] = c.sources;
+  if (!c.federations.empty())
+    j["federations"] = c.federations;
   if (c.expires_at != 0)
     j["exp"] = c.expires_at;
   return j;
@@ -95,7 +104,8 @@ json caveat_json(const capability_caveat& c) {
 // A caveat read back: known fields only, each valid.
 expected<capability_caveat> parse_caveat(const json& j) {
   for (auto& [k, _] : j.items())
-    if (k != "allow" && k != "types" && k != "sources" && k != "exp")
+    if (k != "allow" && k != "types" && k != "sources" && k != "federations"
+        && k != "exp")
       return make_error(errc::invalid_argument,
                         "a caveat holds the unknown field '" + k + "'");
   capability_caveat c;
@@ -108,9 +118,13 @@ expected<capability_caveat> parse_caveat(const json& j) {
   auto sources = checked_list(j, "sources", valid_source);
   if (!sources)
     return sources.error_value();
+  auto feds = checked_list(j, "federations", valid_federation);
+  if (!feds)
+    return feds.error_value();
   c.allow = std::move(*allow);
   c.memory_types = std::move(*types);
   c.sources = std::move(*sources);
+  c.federations = std::move(*feds);
   if (auto e = j.find("exp"); e != j.end()) {
     if (!e->is_number_integer() || e->get<int64_t>() <= 0)
       return make_error(errc::invalid_argument,
@@ -118,7 +132,7 @@ expected<capability_caveat> parse_caveat(const json& j) {
     c.expires_at = e->get<int64_t>();
   }
   if (c.allow.empty() && c.memory_types.empty() && c.sources.empty()
-      && c.expires_at == 0)
+      && c.federations.empty() && c.expires_at == 0)
     return make_error(errc::invalid_argument, "an empty caveat");
   return c;
 }
@@ -179,6 +193,9 @@ expected<std::string> issue_capability(std::string_view shared_key,
   for (auto& p : grant.allow)
     if (auto ok = valid_permission(p); !ok)
       return ok.error_value();
+  for (auto& f : grant.federations)
+    if (auto ok = valid_federation(f); !ok)
+      return ok.error_value();
   if (grant.expires_at <= grant.issued_at)
     return make_error(errc::invalid_argument,
                       "a capability expires after it is issued");
@@ -186,6 +203,8 @@ expected<std::string> issue_capability(std::string_view shared_key,
          {"allow", grant.allow},
          {"iat", grant.issued_at},
          {"exp", grant.expires_at}};
+  if (!grant.federations.empty())
+    j["federations"] = grant.federations;
   auto body = std::string{prefix} + base64url_encode(j.dump());
   return body + "."
          + base64url_encode(hmac_sha256(capability_key(shared_key), body));
@@ -251,14 +270,19 @@ expected<principal> verify_capability(std::string_view shared_key,
   if (auto ok = validate_name(who.agent, "agent id"); !ok)
     return refused("the grant's agent: " + ok.error_value().message);
   for (auto& [k, _] : grant->items())
-    if (k != "agent" && k != "allow" && k != "iat" && k != "exp")
+    if (k != "agent" && k != "allow" && k != "federations" && k != "iat"
+        && k != "exp")
       return refused("the grant holds the unknown field '" + k + "'");
   auto allow = checked_list(*grant, "allow", valid_permission);
   if (!allow || allow->empty())
     return refused(
         "the grant allows nothing: "
         + (allow ? std::string{"no 'allow'"} : allow.error_value().message));
-  who.limits.push_back(capability_limit{std::move(*allow), {}, {}});
+  auto feds = checked_list(*grant, "federations", valid_federation);
+  if (!feds)
+    return refused("the grant's federations: " + feds.error_value().message);
+  who.limits.push_back(
+      capability_limit{std::move(*allow), {}, {}, std::move(*feds)});
   if (who.expires_at - issued_at > max_ttl.count())
     return refused("it is valid for longer than token_ttl ("
                    + std::to_string(max_ttl.count()) + " s)");
@@ -274,10 +298,11 @@ expected<principal> verify_capability(std::string_view shared_key,
                      + c.error_value().message);
     if (c->expires_at != 0)
       who.expires_at = std::min(who.expires_at, c->expires_at);
-    if (!c->allow.empty() || !c->memory_types.empty() || !c->sources.empty())
-      who.limits.push_back(capability_limit{std::move(c->allow),
-                                            std::move(c->memory_types),
-                                            std::move(c->sources)});
+    if (!c->allow.empty() || !c->memory_types.empty() || !c->sources.empty()
+        || !c->federations.empty())
+      who.limits.push_back(
+          capability_limit{std::move(c->allow), std::move(c->memory_types),
+                           std::move(c->sources), std::move(c->federations)});
   }
   if (who.expires_at <= now)
     return refused("it expired");

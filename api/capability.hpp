@@ -1,9 +1,10 @@
 #pragma once
 
 // Capability tokens (the spec's Access Control: Capability): a bearer token
-// granting operations on one agent's memory, signed by the node's shared
-// key, that its holder may attenuate — narrow the operations, memory types,
-// client addresses or lifetime — before delegating it, without the key:
+// granting operations on one agent's memory (or only on some federations'),
+// signed by the node's shared key, that its holder may attenuate — narrow
+// the operations, memory types, client addresses, federations or lifetime —
+// before delegating it, without the key:
 //
 //   egc1.<grant>.<caveat>….<mac>
 //
@@ -30,6 +31,8 @@ struct capability_grant {
   std::string agent;
   /// What it may do: permissions "operation:scope_kind" ('*' for any).
   std::vector<std::string> allow;
+  /// The federations it is for (empty: not limited to federations).
+  std::vector<std::string> federations;
   int64_t issued_at = 0;
   int64_t expires_at = 0;
 };
@@ -39,6 +42,7 @@ struct capability_caveat {
   std::vector<std::string> allow;
   std::vector<std::string> memory_types;
   std::vector<std::string> sources;
+  std::vector<std::string> federations;
   /// An earlier expiry (0: unchanged).
   int64_t expires_at = 0;
 };

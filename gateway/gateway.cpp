@@ -333,9 +333,17 @@ api::scope_kind node_scope(const call&) { return api::scope_kind::node; }
 
 // Learn and query touch a federation's memory when the request names one,
 // this instance's when it asks for the instance scope.
+// The federation a request concerns: its path's, else the one its query
+// (GET) or body names; empty when none.
+std::string federation_named(const call& c) {
+  if (auto& p = c.param("federation"); !p.empty())
+    return p;
+  return c.req.method == "GET" ? c.query("federation")
+                               : c.body.value("federation", std::string{});
+}
+
 api::scope_kind memory_scope_of(const call& c) {
-  auto fed = c.req.method == "GET" ? c.query("federation")
-                                   : c.body.value("federation", std::string{});
+  auto fed = federation_named(c);
   if (!fed.empty())
     return api::scope_kind::collective;
   if (c.req.method != "GET"
@@ -1297,7 +1305,7 @@ void serve(const std::shared_ptr<state>& st, http::request req,
   ar.scope = found->scope(*c);
   if (found->memory_type)
     ar.memory_type = found->memory_type(*c);
-  ar.federation = c->param("federation");
+  ar.federation = federation_named(*c);
   ar.source = r.remote_addr;
   ar.now = static_cast<int64_t>(std::time(nullptr));
   c->access = ar;

@@ -26,17 +26,19 @@ import urllib.parse
 import urllib.request
 
 
-def attenuate(token, allow=None, types=None, sources=None, ttl_seconds=None):
+def attenuate(token, allow=None, types=None, sources=None, federations=None,
+              ttl_seconds=None):
     """A capability token (engramd token grant: "egc1.…") narrowed before it
     is handed on: afterwards only what every `allow` ("operation:scope_kind"),
-    `types` (memory types) and `sources` (client CIDRs) permit, for at most
+    `types` (memory types), `sources` (client CIDRs) and `federations` (the
+    only federations it may concern) permit, for at most
     `ttl_seconds` from now. No key is needed, and whoever receives the
     result cannot widen it again (the MAC chains: m' = HMAC(m, caveat))."""
     if not token.startswith("egc1."):
         raise ValueError("not a capability token (egc1.…)")
     caveat = {}
     for name, value in (("allow", allow), ("types", types),
-                        ("sources", sources)):
+                        ("sources", sources), ("federations", federations)):
         if value:
             caveat[name] = list(value)
     if ttl_seconds:

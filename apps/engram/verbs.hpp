@@ -35,7 +35,7 @@ struct verbs {
   std::function<int(session&)> run;
   /// A verb that needs no node (token attenuate).
   std::function<int()> offline;
-  std::vector<std::string> allow, types, sources;
+  std::vector<std::string> allow, types, sources, federations;
   /// The verb writes (its failures say whether anything was stored).
   bool writing = false;
 

@@ -35,6 +35,8 @@ CLI::App* add_token_command(CLI::App& app, token_options& o) {
                    "OPERATION:SCOPE_KIND it allows, '*' for any, e.g. "
                    "query:agent (repeatable)")
       ->required();
+  grant->add_option("--federation", o.federations,
+                    "only for this federation (repeatable)");
   grant->add_option("--ttl", o.ttl, "valid for (e.g. 15m, 1h; default 1h)");
   return token;
 }
@@ -67,7 +69,8 @@ int run_token(const CLI::App& cmd, const token_options& o) {
       = now + std::chrono::duration_cast<std::chrono::seconds>(*ttl).count();
   if (cmd.got_subcommand("grant")) {
     auto t = api::issue_capability(
-        *key, api::capability_grant{o.agent, o.allow, now, expires});
+        *key,
+        api::capability_grant{o.agent, o.allow, o.federations, now, expires});
     if (!t)
       return fail(2, "--allow: " + t.error_value().message);
     std::printf("%s\n", t->c_str());

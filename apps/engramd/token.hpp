@@ -4,7 +4,8 @@
 // (the spec's AuthMethod::SharedKey) for clients of the HTTP API.
 //   engramd token create-key --key-file F        32 random bytes, 0600
 //   engramd token issue --key-file F --agent A [--ttl 1h] [--role R]...
-//   engramd token grant --key-file F --agent A --allow OP:KIND... [--ttl 1h]
+//   engramd token grant --key-file F --agent A --allow OP:KIND...
+//                       [--federation FED]... [--ttl 1h]
 // A token names its agent and expires; engramd refuses one valid for
 // longer than its token_ttl. `grant` prints a capability token (egc1.…)
 // allowing only what --allow names, which its holder may narrow further
@@ -23,6 +24,7 @@ struct token_options {
   std::string ttl = "1h";
   std::vector<std::string> roles;
   std::vector<std::string> allow;
+  std::vector<std::string> federations;
 };
 
 /// The `token` subcommand and its own subcommands, filling `opts`.

@@ -23,7 +23,7 @@ std::string grant(std::vector<std::string> allow = {"query:*", "learn:agent"},
                   int64_t ttl = 3600, std::string agent = "alice") {
   auto t = issue_capability(
       key,
-      capability_grant{std::move(agent), std::move(allow), now, now + ttl});
+      capability_grant{std::move(agent), std::move(allow), {}, now, now + ttl});
   BOOST_REQUIRE_MESSAGE(t, (t ? "" : t.error_value().message));
   return *t;
 }
@@ -173,6 +173,44 @@ BOOST_AUTO_TEST_CASE(a_holder_narrows_and_nobody_widens) {
                            "signature does not verify"));
 }
 
+BOOST_AUTO_TEST_CASE(a_capability_for_a_federation_concerns_it_only) {
+  auto for_fed = issue_capability(
+      key, capability_grant{"alice", {"*:*"}, {"fed-0123"}, now, now + 60});
+  BOOST_REQUIRE(for_fed);
+  auto p = verified(*for_fed);
+  auto allows_fed = [&](const principal& who, operation op, scope_kind kind,
+                        std::string fed) {
+    access_request r;
+    r.who = who;
+    r.op = op;
+    r.scope = kind;
+    r.federation = std::move(fed);
+    r.source = "10.0.0.5";
+    return access_policy::capability({}).decide(r).allowed;
+  };
+  BOOST_CHECK(
+      allows_fed(p, operation::learn, scope_kind::collective, "fed-0123"));
+  BOOST_CHECK(
+      allows_fed(p, operation::broadcast, scope_kind::collective, "fed-0123"));
+  BOOST_CHECK(
+      !allows_fed(p, operation::learn, scope_kind::collective, "fed-9999"));
+  BOOST_CHECK(!allows_fed(p, operation::learn, scope_kind::agent, ""));
+  BOOST_CHECK(!allows_fed(p, operation::query, scope_kind::agent, ""));
+  // A holder narrows an agent-wide token to one federation.
+  capability_caveat one;
+  one.federations = {"fed-0123"};
+  auto narrowed = verified(*attenuate_capability(grant({"*:*"}), one));
+  BOOST_CHECK(allows_fed(narrowed, operation::query, scope_kind::collective,
+                         "fed-0123"));
+  BOOST_CHECK(!allows_fed(narrowed, operation::query, scope_kind::agent, ""));
+  // Not federation ids: refused.
+  capability_caveat bad;
+  bad.federations = {"alice"};
+  BOOST_CHECK(!attenuate_capability(grant(), bad));
+  BOOST_CHECK(!issue_capability(
+      key, capability_grant{"alice", {"*:*"}, {"x\ny"}, now, now + 60}));
+}
+
 BOOST_AUTO_TEST_CASE(a_caveat_the_verifier_does_not_know_is_refused) {
   // A holder may append anything it can MAC: an unknown field, an empty
   // list (which would read as no limit), a bad value — all refused.
@@ -182,6 +220,7 @@ BOOST_AUTO_TEST_CASE(a_caveat_the_verifier_does_not_know_is_refused) {
   for (auto caveat : {R"({"until_revoked":true})", R"({"allow":[]})",
                       R"({"allow":"query:agent"})", R"({"allow":[7]})",
                       R"({"types":["dreams"]})", R"({"sources":["nowhere"]})",
+                      R"({"federations":["alice"]})", R"({"federations":[]})",
                       R"({"exp":-5})", R"({})", R"([1,2])", "not json"}) {
     auto segment = base64url_encode(caveat);
     auto forged = join(
@@ -228,10 +267,10 @@ BOOST_AUTO_TEST_CASE(lifetimes_and_sizes_are_bounded) {
            "egc1." + std::string(9000, 'A') + ".AAAA"})
     BOOST_CHECK_MESSAGE(!verify_capability(key, bad, now, 24h), bad);
   // A grant must allow something, and only known permissions.
-  BOOST_CHECK(!issue_capability(key, {"alice", {}, now, now + 60}));
-  BOOST_CHECK(!issue_capability(key, {"alice", {"fly:*"}, now, now + 60}));
-  BOOST_CHECK(!issue_capability(key, {"", {"query:*"}, now, now + 60}));
-  BOOST_CHECK(!issue_capability(key, {"alice", {"query:*"}, now, now}));
+  BOOST_CHECK(!issue_capability(key, {"alice", {}, {}, now, now + 60}));
+  BOOST_CHECK(!issue_capability(key, {"alice", {"fly:*"}, {}, now, now + 60}));
+  BOOST_CHECK(!issue_capability(key, {"", {"query:*"}, {}, now, now + 60}));
+  BOOST_CHECK(!issue_capability(key, {"alice", {"query:*"}, {}, now, now}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

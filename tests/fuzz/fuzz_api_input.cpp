@@ -53,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // own checks stand between it and the request.
   static const std::string grant
       = api::issue_capability(
-            key, api::capability_grant{"alice", {"query:*"}, now, now + 60})
+            key, api::capability_grant{"alice", {"query:*"}, {}, now, now + 60})
             .value();
   auto mac = api::base64url_decode(grant.substr(grant.rfind('.') + 1));
   auto segment = api::base64url_encode(in);

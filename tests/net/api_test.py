@@ -715,6 +715,19 @@ model = { capability = { capabilities = { alice = ["learn:agent", "query:agent"]
             c.capability("dave", ["share:*"]), types=["semantic"]))
         self.assertEqual([m["key"] for m in semantic.shares()[0]["memories"]],
                          ["route"])
+        # A token for one federation: its Collective memory, nothing else.
+        lead = c.client(self.cap, "frank", token=c.capability(
+            "frank", ["federation_create:*", "federation_show:*",
+                      "learn:*", "query:*"]))
+        fed = lead.create_federation("Crew", members=["frank"])["id"]
+        crew_only = c.client(self.cap, "frank", token=engram_client.attenuate(
+            lead.token, federations=[fed]))
+        crew_only.learn(key="eta", value="friday", federation=fed)
+        self.assertIn("concerns none",
+                      self.denied(lambda: crew_only.learn(key="k", value="v")))
+        self.assertIn("concerns none", self.denied(crew_only.query))
+        self.assertIn("eta", [m["key"] for m in
+                              crew_only.query(federation=fed)])
         # It acts as dave only.
         as_alice = c.client(self.cap, "alice", token=grant)
         self.denied(as_alice.query)
