@@ -11,9 +11,12 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/param_build.h>
+#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -221,8 +224,115 @@ expected<void> create_shared_key(const std::string& path) {
   return {};
 }
 
+std::string new_token_id() {
+  unsigned char raw[8];
+  if (RAND_bytes(raw, sizeof(raw)) != 1)
+    throw std::runtime_error("the random generator failed");
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (auto b : raw) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 15]);
+  }
+  return out;
+}
+
+expected<std::string> token_id_of(std::string_view token) {
+  auto first = token.find('.');
+  if (first == std::string_view::npos)
+    return make_error(errc::invalid_argument, "not an Engram token");
+  auto second = token.find('.', first + 1);
+  auto part = token.substr(first + 1, second == std::string_view::npos
+                                          ? std::string_view::npos
+                                          : second - first - 1);
+  auto raw = base64url_decode(part);
+  if (!raw)
+    return make_error(errc::invalid_argument, "not an Engram token");
+  auto j = parse_object(*raw, "the token's claims");
+  std::string id;
+  if (!j || (!get_to(*j, "jti", id) && !get_to(*j, "id", id)) || id.empty())
+    return make_error(errc::invalid_argument,
+                      "the token carries no id (issued by an older engramd?)");
+  return id;
+}
+
+expected<revocation_list> revocation_list::load(std::string path) {
+  revocation_list r;
+  r.path_ = std::move(path);
+  if (r.path_.empty())
+    return r;
+  std::ifstream in{r.path_};
+  if (!in)
+    return make_error(errc::invalid_argument,
+                      "cannot read the revoked tokens file '" + r.path_ + "'");
+  r.reload();
+  return r;
+}
+
+void revocation_list::reload() {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0)
+    return; // gone: the last list stays
+  auto mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000
+               + st.st_mtim.tv_nsec;
+  if (mtime == mtime_ns_ && static_cast<int64_t>(st.st_size) == size_)
+    return;
+  std::ifstream in{path_};
+  if (!in)
+    return;
+  std::vector<std::string> ids;
+  for (std::string line; std::getline(in, line) && ids.size() < 1'000'000;) {
+    if (auto hash = line.find('#'); hash != std::string::npos)
+      line.resize(hash);
+    while (!line.empty()
+           && std::isspace(static_cast<unsigned char>(line.back())))
+      line.pop_back();
+    size_t start = 0;
+    while (start < line.size()
+           && std::isspace(static_cast<unsigned char>(line[start])))
+      ++start;
+    if (start < line.size())
+      ids.push_back(line.substr(start));
+  }
+  std::sort(ids.begin(), ids.end());
+  ids_ = std::move(ids);
+  mtime_ns_ = mtime;
+  size_ = static_cast<int64_t>(st.st_size);
+}
+
+bool revocation_list::revoked(const std::string& id) {
+  if (path_.empty() || id.empty())
+    return false;
+  auto now = std::chrono::steady_clock::now();
+  if (now - checked_ >= std::chrono::seconds{1}) {
+    checked_ = now;
+    reload();
+  }
+  return std::binary_search(ids_.begin(), ids_.end(), id);
+}
+
+expected<void> revoke_token_id(const std::string& path, const std::string& id) {
+  if (id.empty() || id.find_first_of("\r\n#") != std::string::npos)
+    return make_error(errc::invalid_argument, "not a token id");
+  int fd
+      = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return make_error(errc::invalid_argument,
+                      "cannot write the revoked tokens file '" + path + "'");
+  auto line = id + "\n";
+  bool ok = ::write(fd, line.data(), line.size())
+                == static_cast<ssize_t>(line.size())
+            && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok)
+    return make_error(errc::storage_failed,
+                      "cannot write the revoked tokens file '" + path + "'");
+  return {};
+}
+
 std::string issue_token(std::string_view key, const token_claims& claims) {
   json j{{"sub", claims.agent},
+         {"jti", claims.id.empty() ? new_token_id() : claims.id},
          {"iat", claims.issued_at},
          {"exp", claims.expires_at}};
   if (!claims.roles.empty())
@@ -256,6 +366,7 @@ expected<token_claims> verify_token(std::string_view key,
   if (auto ok = validate_name(c.agent, "agent id"); !ok)
     return refused("the token's agent: " + ok.error_value().message);
   c.roles = string_list(*j, "roles");
+  (void)get_to(*j, "jti", c.id); // tokens of older builds carry none
   if (c.expires_at <= now)
     return refused("the token expired");
   if (c.issued_at > now + clock_skew_s)

@@ -55,6 +55,9 @@ struct principal {
   /// A capability token's grants and caveats ("capability" only): the
   /// request must fit every one, whatever the access model allows.
   std::vector<capability_limit> limits;
+  /// The token's id (shared-key and capability tokens): what revoking it
+  /// names. Empty for other credentials.
+  std::string token_id;
 };
 
 // -- base64url
@@ -69,6 +72,39 @@ expected<std::string> base64url_decode(std::string_view text);
 /// Decodes standard base64 (RFC 4648 §4; padding as the length needs it).
 /// Error: parse_error.
 expected<std::string> base64_decode(std::string_view text);
+
+/// A fresh random token id (16 hex digits).
+std::string new_token_id();
+
+/// The id a token (shared-key or capability) carries, read without
+/// checking its MAC (for revoking it). Error: no id in it.
+expected<std::string> token_id_of(std::string_view token);
+
+/// The ids of revoked tokens, from a file of one id per line ('#'
+/// comments), read again when it changes (checked at most once a second).
+class revocation_list {
+public:
+  /// Reads `path` (empty: nothing is revoked). Error: it cannot be read.
+  static expected<revocation_list> load(std::string path);
+
+  /// Whether `id` is revoked (re-reading the file if it changed; a file
+  /// gone or unreadable keeps the last list).
+  bool revoked(const std::string& id);
+
+  size_t size() const noexcept { return ids_.size(); }
+
+private:
+  void reload();
+
+  std::string path_;
+  std::vector<std::string> ids_; // sorted
+  int64_t mtime_ns_ = -1;
+  int64_t size_ = -1;
+  std::chrono::steady_clock::time_point checked_{};
+};
+
+/// Appends `id` to the revocation file `path` (created 0600, synced).
+expected<void> revoke_token_id(const std::string& path, const std::string& id);
 
 /// HMAC-SHA256 of `data` under `key`.
 std::string hmac_sha256(std::string_view key, std::string_view data);
@@ -85,6 +121,9 @@ struct token_claims {
   int64_t issued_at = 0;
   int64_t expires_at = 0;
   std::vector<std::string> roles;
+  /// A random id (issue_token makes one when empty): what revoking it
+  /// names.
+  std::string id;
 };
 
 /// Reads the cluster's shared key: a file of at least 32 bytes that only

@@ -200,6 +200,7 @@ expected<std::string> issue_capability(std::string_view shared_key,
     return make_error(errc::invalid_argument,
                       "a capability expires after it is issued");
   json j{{"agent", grant.agent},
+         {"id", new_token_id()},
          {"allow", grant.allow},
          {"iat", grant.issued_at},
          {"exp", grant.expires_at}};
@@ -265,13 +266,18 @@ expected<principal> verify_capability(std::string_view shared_key,
       || !exp->is_number_integer())
     return refused("the grant lacks agent, iat or exp");
   who.agent = a->get<std::string>();
+  if (auto i = grant->find("id"); i != grant->end()) {
+    if (!i->is_string())
+      return refused("the grant's id is not a string");
+    who.token_id = i->get<std::string>();
+  }
   issued_at = iat->get<int64_t>();
   who.expires_at = exp->get<int64_t>();
   if (auto ok = validate_name(who.agent, "agent id"); !ok)
     return refused("the grant's agent: " + ok.error_value().message);
   for (auto& [k, _] : grant->items())
-    if (k != "agent" && k != "allow" && k != "federations" && k != "iat"
-        && k != "exp")
+    if (k != "agent" && k != "id" && k != "allow" && k != "federations"
+        && k != "iat" && k != "exp")
       return refused("the grant holds the unknown field '" + k + "'");
   auto allow = checked_list(*grant, "allow", valid_permission);
   if (!allow || allow->empty())

@@ -1123,6 +1123,7 @@ expected<api::principal> authenticate(const state& st,
         return claims.error_value();
       by_token = api::principal{claims->agent, "shared_key", claims->roles,
                                 claims->expires_at};
+      by_token->token_id = claims->id;
     } else {
       if (!auth.jwks)
         return make_error(errc::unauthenticated,
@@ -1134,6 +1135,9 @@ expected<api::principal> authenticate(const state& st,
       by_token = std::move(*p);
     }
   }
+  if (by_token && auth.revoked && auth.revoked->revoked(by_token->token_id))
+    return make_error(errc::unauthenticated,
+                      "the token was revoked (id " + by_token->token_id + ")");
   std::optional<api::principal> by_cert;
   if (!req.client_cert_pem.empty() && auth.client_certificates) {
     auto p = api::principal_of_certificate(req.client_cert_pem, now);

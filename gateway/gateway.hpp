@@ -42,6 +42,9 @@ struct auth_config {
   bool client_certificates = true;
   /// No credential is accepted for longer than this.
   std::chrono::seconds token_ttl{3600};
+  /// Token ids revoked before they expire (null: none). Used on the
+  /// server's thread only.
+  std::shared_ptr<api::revocation_list> revoked;
 };
 
 /// Fields of a log event.

@@ -45,6 +45,9 @@ struct api_settings {
   /// SharedKey: the file of the cluster's shared key (engramd token
   /// create-key).
   std::string shared_key;
+  /// Revoked tokens: a file of token ids, one a line (engramd token
+  /// revoke), read again when it changes.
+  std::string revoked_tokens;
   /// OAuth/OIDC: a JWKS file, the issuer, the audience, the agent claim.
   std::string jwks;
   std::string issuer;

@@ -127,6 +127,11 @@ expected<bool> read_client_auth(const std::string& k, const toml::value& v,
     if (!x)
       return x.error_value();
     a.shared_key = beside(path, *x);
+  } else if (k == "revoked_tokens") {
+    auto x = as<std::string>(v, path, key);
+    if (!x)
+      return x.error_value();
+    a.revoked_tokens = beside(path, *x);
   } else if (k == "client_certificates") {
     auto x = as<bool>(v, path, key);
     if (!x)
@@ -291,6 +296,13 @@ expected<void> check_api(const settings& s, daemon_config& v) {
     if (!key)
       return fail("distribution.auth.shared_key", key.error_value().message);
     gw.auth.shared_key = std::move(*key);
+  }
+  if (!a.revoked_tokens.empty()) {
+    auto list = api::revocation_list::load(a.revoked_tokens);
+    if (!list)
+      return fail("distribution.auth.revoked_tokens",
+                  list.error_value().message);
+    gw.auth.revoked = std::make_shared<api::revocation_list>(std::move(*list));
   }
   if (!a.jwks.empty() || !a.issuer.empty() || !a.audience.empty()) {
     if (a.jwks.empty() || a.issuer.empty() || a.audience.empty())

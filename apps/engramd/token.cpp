@@ -38,6 +38,15 @@ CLI::App* add_token_command(CLI::App& app, token_options& o) {
   grant->add_option("--federation", o.federations,
                     "only for this federation (repeatable)");
   grant->add_option("--ttl", o.ttl, "valid for (e.g. 15m, 1h; default 1h)");
+  auto* revoke = token->add_subcommand(
+      "revoke", "refuse a token from now on, before it expires");
+  revoke
+      ->add_option("--revoked-file", o.revoked_file,
+                   "the file [distribution.auth] revoked_tokens names")
+      ->required();
+  auto* by_token = revoke->add_option("--token", o.token, "the token");
+  auto* by_id = revoke->add_option("--id", o.id, "or its id");
+  by_token->excludes(by_id);
   return token;
 }
 
@@ -51,6 +60,22 @@ int run_token(const CLI::App& cmd, const token_options& o) {
       return fail(1, ok.error_value().message);
     std::printf("engramd token: shared key written to %s (0600)\n",
                 o.key_file.c_str());
+    return 0;
+  }
+  if (cmd.got_subcommand("revoke")) {
+    std::string id = o.id;
+    if (!o.token.empty()) {
+      auto from = api::token_id_of(o.token);
+      if (!from)
+        return fail(2, "--token: " + from.error_value().message);
+      id = *from;
+    }
+    if (id.empty())
+      return fail(2, "revoke needs --token or --id");
+    if (auto ok = api::revoke_token_id(o.revoked_file, id); !ok)
+      return fail(1, ok.error_value().message);
+    std::printf("engramd token: token %s revoked (in %s)\n", id.c_str(),
+                o.revoked_file.c_str());
     return 0;
   }
   if (auto ok = validate_name(o.agent, "--agent"); !ok)

@@ -10,6 +10,9 @@
 // longer than its token_ttl. `grant` prints a capability token (egc1.…)
 // allowing only what --allow names, which its holder may narrow further
 // before handing it on (`engram token attenuate`).
+//   engramd token revoke --revoked-file F (--token T | --id ID)
+// adds a token's id to the file `[distribution.auth] revoked_tokens` names:
+// engramd refuses it from then on (the file is read again when it changes).
 
 #include <CLI/CLI.hpp>
 
@@ -25,6 +28,9 @@ struct token_options {
   std::vector<std::string> roles;
   std::vector<std::string> allow;
   std::vector<std::string> federations;
+  std::string revoked_file;
+  std::string token;
+  std::string id;
 };
 
 /// The `token` subcommand and its own subcommands, filling `opts`.

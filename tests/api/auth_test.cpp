@@ -220,4 +220,40 @@ BOOST_AUTO_TEST_CASE(a_client_certificate_names_its_agent) {
   BOOST_CHECK(!principal_of_certificate("garbage", now));
 }
 
+BOOST_AUTO_TEST_CASE(tokens_carry_ids_that_a_revocation_list_names) {
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  auto a = issue_token(key, {"alice", now, now + 60, {}});
+  auto b = issue_token(key, {"alice", now, now + 60, {}});
+  auto ida = token_id_of(a);
+  auto idb = token_id_of(b);
+  BOOST_REQUIRE(ida && idb);
+  BOOST_CHECK_EQUAL(ida->size(), 16u);
+  BOOST_CHECK(*ida != *idb);
+  BOOST_CHECK_EQUAL(verify_token(key, a, now, 1h)->id, *ida);
+  BOOST_CHECK(!token_id_of("nonsense"));
+  BOOST_CHECK(!token_id_of("egk1.!!!.x"));
+  engram::test::temp_dir dir;
+  auto path = dir.sub("revoked.txt");
+  BOOST_CHECK(!revocation_list::load(path)); // named, but not there
+  BOOST_REQUIRE(revoke_token_id(path, *ida));
+  BOOST_CHECK(!revoke_token_id(path, "two\nlines"));
+  struct stat st {};
+  BOOST_REQUIRE(::stat(path.c_str(), &st) == 0);
+  BOOST_CHECK_EQUAL(st.st_mode & 0777, 0600u);
+  {
+    std::ofstream out{path, std::ios::app};
+    out << "  # a comment\n\n   deadbeefdeadbeef   # trailing\n";
+  }
+  auto list = revocation_list::load(path);
+  BOOST_REQUIRE(list);
+  BOOST_CHECK_EQUAL(list->size(), 2u);
+  BOOST_CHECK(list->revoked(*ida));
+  BOOST_CHECK(list->revoked("deadbeefdeadbeef"));
+  BOOST_CHECK(!list->revoked(*idb));
+  BOOST_CHECK(!list->revoked(""));
+  auto none = revocation_list::load("");
+  BOOST_REQUIRE(none);
+  BOOST_CHECK(!none->revoked(*ida));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

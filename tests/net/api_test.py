@@ -173,6 +173,8 @@ class Cluster:
         self.key_file = os.path.join(self.certs, "shared.key")
         run(ENGRAMD, "token", "create-key", "--key-file", self.key_file)
         self.key = open(self.key_file, "rb").read()
+        self.revoked = os.path.join(self.dir, "revoked.txt")
+        open(self.revoked, "w").close()
         self.idp = IdentityProvider(self.dir)
         self.jwks = os.path.join(self.dir, "jwks.json")
         with open(self.jwks, "w") as f:
@@ -186,8 +188,10 @@ class Cluster:
 
     def auth_config(self, ttl="1h"):
         return ('[distribution.auth]\ntoken_ttl = "%s"\nshared_key = "%s"\n'
+                'revoked_tokens = "%s"\n'
                 'oauth = { jwks = "%s", issuer = "https://idp.test", '
-                'audience = "engram" }\n' % (ttl, self.key_file, self.jwks))
+                'audience = "engram" }\n' % (ttl, self.key_file, self.revoked,
+                                              self.jwks))
 
     def start(self, node_id, extra="", peers=()):
         n = Node(self, node_id, self.auth_config() + extra, peers)
@@ -373,6 +377,34 @@ class ApiTest(unittest.TestCase):
         self.refused(401, x.query, "unauthenticated")
         # Nothing changed.
         self.assertEqual(owner.query(), before)
+
+    def test_a_revoked_token_is_refused_before_it_expires(self):
+        c = self.c
+        leaked, kept = c.token("rita"), c.token("rita")
+        grant = c.capability("rita", ["query:*"])
+        for t in (leaked, kept, grant):
+            c.client(self.n1, "rita", token=t).query()
+        run(ENGRAMD, "token", "revoke", "--revoked-file", c.revoked,
+            "--token", leaked)
+        gid = json.loads(base64.urlsafe_b64decode(
+            grant.split(".")[1] + "==="))["id"]
+        run(ENGRAMD, "token", "revoke", "--revoked-file", c.revoked,
+            "--id", gid)
+
+        def refused(t):
+            try:
+                c.client(self.n1, "rita", token=t).query()
+                return False
+            except EngramError as e:
+                return e.status == 401 and "revoked" in e.message
+        self.assertTrue(until(lambda: refused(leaked) and refused(grant)))
+        self.assertEqual(c.client(self.n1, "rita", token=kept).query(), [])
+        # Not a token: a clear usage error.
+        r = subprocess.run([ENGRAMD, "token", "revoke", "--revoked-file",
+                            c.revoked, "--token", "nonsense"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not an Engram token", r.stderr)
 
     def test_an_agent_acts_only_as_itself(self):
         c = self.c
