@@ -26,6 +26,34 @@ cipher_ctx new_ctx() {
 
 bool fits_int(size_t n) noexcept { return n <= static_cast<size_t>(INT32_MAX); }
 
+// Starts AES-256-GCM in `ctx` (encrypting or decrypting) with the nonce
+// that follows the header at `sealed`, and feeds it the associated data:
+// the header, then the caller's.
+bool start_gcm(EVP_CIPHER_CTX* ctx, bool encrypt, const key256& key,
+               const unsigned char* sealed, std::string_view aad) {
+  int len = 0;
+  int enc = encrypt ? 1 : 0;
+  return ctx != nullptr
+         && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr,
+                              enc)
+                == 1
+         && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN,
+                                static_cast<int>(nonce_size), nullptr)
+                == 1
+         && EVP_CipherInit_ex(ctx, nullptr, nullptr, key.data(),
+                              sealed + header_size, enc)
+                == 1
+         && EVP_CipherUpdate(ctx, nullptr, &len, sealed,
+                             static_cast<int>(header_size))
+                == 1
+         && (aad.empty()
+             || EVP_CipherUpdate(
+                    ctx, nullptr, &len,
+                    reinterpret_cast<const unsigned char*>(aad.data()),
+                    static_cast<int>(aad.size()))
+                    == 1);
+}
+
 } // namespace
 
 key256::~key256() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
@@ -60,26 +88,7 @@ expected<std::string> seal(const key256& key, uint32_t key_id,
     return make_error(errc::storage_failed, "the random generator failed");
   auto ctx = new_ctx();
   int len = 0;
-  bool ok
-      = ctx
-        && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr,
-                              nullptr)
-               == 1
-        && EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN,
-                               static_cast<int>(nonce_size), nullptr)
-               == 1
-        && EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), nonce)
-               == 1
-        // The header, then the caller's associated data.
-        && EVP_EncryptUpdate(ctx.get(), nullptr, &len, p,
-                             static_cast<int>(header_size))
-               == 1
-        && (aad.empty()
-            || EVP_EncryptUpdate(
-                   ctx.get(), nullptr, &len,
-                   reinterpret_cast<const unsigned char*>(aad.data()),
-                   static_cast<int>(aad.size()))
-                   == 1);
+  bool ok = start_gcm(ctx.get(), true, key, p, aad);
   auto* body = nonce + nonce_size;
   int written = 0;
   ok = ok
@@ -132,25 +141,7 @@ expected<std::string> open(const key256& key, std::string_view sealed,
   // The tag is read-only to us; OpenSSL's ctrl takes a non-const pointer.
   unsigned char tag[tag_size];
   std::copy(body + body_size, body + body_size + tag_size, tag);
-  bool ok
-      = ctx
-        && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr,
-                              nullptr)
-               == 1
-        && EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN,
-                               static_cast<int>(nonce_size), nullptr)
-               == 1
-        && EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), nonce)
-               == 1
-        && EVP_DecryptUpdate(ctx.get(), nullptr, &len, p,
-                             static_cast<int>(header_size))
-               == 1
-        && (aad.empty()
-            || EVP_DecryptUpdate(
-                   ctx.get(), nullptr, &len,
-                   reinterpret_cast<const unsigned char*>(aad.data()),
-                   static_cast<int>(aad.size()))
-                   == 1);
+  bool ok = start_gcm(ctx.get(), false, key, p, aad);
   int written = 0;
   ok = ok
        && (body_size == 0
