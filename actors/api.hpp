@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "crypto/aead.hpp"
+
 namespace engram::actors {
 
 using std::chrono::milliseconds;
@@ -182,6 +184,9 @@ struct node_config {
   std::string data_dir;
   /// Write every acknowledged change with fdatasync (see store_options).
   bool sync_writes = true;
+  /// Encryption at rest: the master key of the node's store (see
+  /// `persistence::store_options::master_key`); none keeps it plain.
+  std::optional<crypto::key256> master_key;
   /// Write the agents' merged batches on a thread of their own (the node's
   /// write queue): an agent merges the next frame while the last one is
   /// written and synced, and acknowledges each once it is durable. Off,

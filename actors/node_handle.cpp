@@ -91,6 +91,7 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
     return p.error_value();
   persistence::store_options opts{cfg.data_dir};
   opts.sync = cfg.sync_writes;
+  opts.master_key = cfg.master_key;
   auto db = persistence::database::open(opts);
   if (!db)
     return db.error_value();

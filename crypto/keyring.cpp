@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include <iterator>
+
 namespace engram::crypto {
 
 namespace {
@@ -138,6 +140,11 @@ expected<uint32_t> keyring::add_key() {
   keys_.emplace(id, *key);
   active_ = id;
   return id;
+}
+
+void keyring::drop_retired() {
+  for (auto i = keys_.begin(); i != keys_.end();)
+    i = i->first == active_ ? std::next(i) : keys_.erase(i);
 }
 
 expected<std::string> keyring::seal(std::string_view plaintext,

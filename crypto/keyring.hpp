@@ -40,6 +40,10 @@ public:
   /// Adds a data key and makes it the active one; returns its id.
   expected<uint32_t> add_key();
 
+  /// Drops every data key but the active one (once nothing is sealed with
+  /// them any more: a value under a dropped key no longer opens).
+  void drop_retired();
+
   /// Seals with the active key, binding `aad`.
   expected<std::string> seal(std::string_view plaintext,
                              std::string_view aad) const;

@@ -439,6 +439,94 @@ expected<void> writable(const fs::path& dir) {
   return {};
 }
 
+// -- encryption at rest
+// ---------------------------------------------------------
+
+/// True when a partition (a replica) was ever attached to the store.
+bool holds_partitions(rocksdb::DB& db,
+                      const std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+  rocksdb::ReadOptions opts;
+  opts.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it{db.NewIterator(opts, cfs[cf_meta])};
+  it->SeekToFirst();
+  return it->Valid() && static_cast<unsigned char>(it->key()[0]) != 0xff;
+}
+
+/// The keyring a store keeps (nullptr: none).
+expected<std::optional<std::string>>
+read_keyring(rocksdb::DB& db,
+             const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+             const std::string& path) {
+  std::string saved;
+  auto st
+      = db.Get(rocksdb::ReadOptions{}, cfs[cf_default], keyring_key, &saved);
+  if (st.IsNotFound())
+    return std::optional<std::string>{};
+  if (!st.ok())
+    return storage_error(st, "cannot read the keyring of the store at '" + path
+                                 + "'");
+  return std::optional<std::string>{std::move(saved)};
+}
+
+expected<void>
+write_keyring(rocksdb::DB& db,
+              const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+              const crypto::keyring& keys, const crypto::key256& master,
+              const std::string& path) {
+  auto saved = keys.save(master);
+  if (!saved)
+    return saved.error_value();
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  auto st = db.Put(synced, cfs[cf_default], keyring_key, *saved);
+  if (!st.ok())
+    return storage_error(st, "cannot write the keyring of the store at '" + path
+                                 + "'");
+  return {};
+}
+
+/// How the store at `path` keeps its values: sealed with its keyring
+/// (opened with `master`, created for a store that holds nothing yet), or
+/// plain. Refuses an encrypted store without its master key or with
+/// another, and a plain store that holds data with one.
+expected<internal::sealing> open_sealing(
+    rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+    const std::string& path, const std::optional<crypto::key256>& master) {
+  auto saved = read_keyring(db, cfs, path);
+  if (!saved)
+    return saved.error_value();
+  if (!*saved) {
+    if (!master)
+      return internal::sealing{};
+    if (holds_partitions(db, cfs))
+      return make_error(errc::invalid_argument,
+                        "the store at '" + path
+                            + "' was written without encryption at rest: it "
+                              "is not opened encrypted (encrypting a store "
+                              "that holds data is not supported; start a new "
+                              "one and let it sync from its peers)");
+    auto keys = crypto::keyring::create();
+    if (!keys)
+      return keys.error_value();
+    if (auto ok = write_keyring(db, cfs, *keys, *master, path); !ok)
+      return ok.error_value();
+    return internal::sealing{
+        std::make_shared<const crypto::keyring>(std::move(*keys))};
+  }
+  if (!master)
+    return make_error(errc::invalid_argument,
+                      "the store at '" + path
+                          + "' is encrypted at rest: it opens only with its "
+                            "master key (distribution.encryption.at_rest)");
+  auto keys = crypto::keyring::load(**saved, *master);
+  if (!keys)
+    return make_error(keys.error_value().code,
+                      "the store at '" + path
+                          + "': " + keys.error_value().message);
+  return internal::sealing{
+      std::make_shared<const crypto::keyring>(std::move(*keys))};
+}
+
 std::string utc_stamp() {
   auto now
       = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -474,6 +562,8 @@ database::database(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
 database::~database() = default;
 
 const std::string& database::path() const noexcept { return impl_->path; }
+
+bool database::encrypted() const noexcept { return impl_->sealed.on(); }
 
 const std::vector<std::string>& database::notes() const noexcept {
   return impl_->notes;
@@ -543,6 +633,16 @@ database::open(const store_options& options) {
     rocksdb::WriteBatch batch;
     for (auto* h : state->cfs)
       batch.Put(h, family_marker, "");
+    // An encrypted store's keyring comes with it, in its first table file.
+    if (options.master_key) {
+      auto keys = crypto::keyring::create();
+      if (!keys)
+        return keys.error_value();
+      auto saved = keys->save(*options.master_key);
+      if (!saved)
+        return saved.error_value();
+      batch.Put(state->cfs[cf_default], keyring_key, *saved);
+    }
     st = state->db->Write(synced, &batch);
     rocksdb::FlushOptions flush;
     flush.wait = true;
@@ -551,6 +651,10 @@ database::open(const store_options& options) {
     if (!st.ok())
       return storage_error(st, "cannot initialize the store at '" + path + "'");
   }
+  auto sealed = open_sealing(*state->db, state->cfs, path, options.master_key);
+  if (!sealed)
+    return sealed.error_value();
+  state->sealed = std::move(*sealed);
   if (fresh || !read_marker(path))
     if (!write_marker(path, state->db->GetLatestSequenceNumber()))
       return make_error(errc::storage_failed,
@@ -621,7 +725,9 @@ expected<std::vector<std::string>> database::partitions() const {
   return result;
 }
 
-expected<repair_report> database::repair(const std::string& path) {
+expected<repair_report>
+database::repair(const std::string& path,
+                 const std::optional<crypto::key256>& master_key) {
   repair_report report;
   std::error_code ec;
   if (!fs::is_directory(path, ec) || !looks_like_store(entries(path, ec)))
@@ -753,13 +859,31 @@ expected<repair_report> database::repair(const std::string& path) {
   state->db.reset(raw);
   state->cfs = handles;
   database db{std::move(state)};
+  // An encrypted store's records open only with its keys (a keyring the
+  // damage took is not recreated: what it sealed would be lost).
+  auto saved = read_keyring(*db.impl_->db, db.impl_->cfs, path);
+  if (!saved)
+    return saved.error_value();
+  if (*saved || master_key) {
+    if (!*saved)
+      return make_error(errc::invalid_argument,
+                        "the store at '" + path
+                            + "' holds no keyring: it was not encrypted (or "
+                              "its keyring was lost); repair it without a "
+                              "master key");
+    auto sealed = open_sealing(*db.impl_->db, db.impl_->cfs, path, master_key);
+    if (!sealed)
+      return sealed.error_value();
+    db.impl_->sealed = std::move(*sealed);
+  }
   auto names = db.partitions();
   if (!names)
     return names.error_value();
   report.partitions = names->size();
   for (auto& name : *names) {
     size_t corrupt = 0;
-    auto n = rebuild_context(*db.impl_->db, db.impl_->cfs, name, corrupt);
+    auto n = rebuild_context(*db.impl_->db, db.impl_->cfs, db.impl_->sealed,
+                             name, corrupt);
     if (!n)
       return n.error_value();
     report.engrams += *n;
@@ -786,6 +910,87 @@ expected<repair_report> database::repair(const std::string& path) {
   if (!write_marker(path, db.impl_->db->GetLatestSequenceNumber()))
     return make_error(errc::storage_failed,
                       "cannot write '" + path + "/" + marker_file + "'");
+  return report;
+}
+
+expected<database::rekey_report>
+database::rekey(const std::string& path, const crypto::key256& old_master,
+                const crypto::key256& new_master, bool reseal) {
+  store_options opts{path};
+  opts.create_if_missing = false;
+  opts.master_key = old_master; // and every check an open makes
+  auto db = open(opts);
+  if (!db)
+    return db.error_value();
+  auto& s = *(*db)->impl_;
+  if (!s.sealed.on())
+    return make_error(errc::invalid_argument,
+                      "the store at '" + path + "' is not encrypted at rest");
+  auto saved = read_keyring(*s.db, s.cfs, path);
+  if (!saved)
+    return saved.error_value();
+  auto keys = crypto::keyring::load(**saved, old_master);
+  if (!keys)
+    return keys.error_value();
+  // A new data key, and the keyring wrapped by the new master key: synced
+  // before anything is sealed with it.
+  auto active = keys->add_key();
+  if (!active)
+    return active.error_value();
+  if (auto ok = write_keyring(*s.db, s.cfs, *keys, new_master, path); !ok)
+    return ok.error_value();
+  rekey_report report;
+  report.active_key = *active;
+  report.keys = keys->size();
+  if (!reseal)
+    return report;
+  // Every value sealed again under the new key (its key and family stay,
+  // so it opens as before), then the retired keys go. A crash on the way
+  // leaves values under either key, both held.
+  internal::sealing old_sealing{s.sealed};
+  internal::sealing new_sealing{std::make_shared<const crypto::keyring>(*keys)};
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  std::string buffer;
+  for (size_t family = cf_engrams; family < cf_count; ++family) {
+    rocksdb::ReadOptions scan;
+    scan.total_order_seek = true;
+    scan.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it{
+        s.db->NewIterator(scan, s.cfs[family])};
+    rocksdb::WriteBatch batch;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto key = it->key().ToStringView();
+      if (!key.empty() && static_cast<unsigned char>(key[0]) == 0xff)
+        continue; // the family's marker
+      auto plain
+          = old_sealing.open(family, key, it->value().ToStringView(), buffer);
+      if (!plain)
+        return make_error(errc::corrupt_record,
+                          std::string{cf_names[family]} + "/" + hex(key) + ": "
+                              + plain.error_value().message
+                              + " (nothing was resealed past it; the keyring "
+                                "keeps every key)");
+      auto sealed = new_sealing.seal(family, key, std::string{*plain});
+      if (!sealed)
+        return sealed.error_value();
+      batch.Put(s.cfs[family], it->key(), *sealed);
+      ++report.resealed;
+      if (batch.Count() >= 4096) {
+        if (auto st = s.db->Write(synced, &batch); !st.ok())
+          return storage_error(st, "cannot reseal the store");
+        batch.Clear();
+      }
+    }
+    if (!it->status().ok())
+      return storage_error(it->status(), "cannot scan the store");
+    if (auto st = s.db->Write(synced, &batch); !st.ok())
+      return storage_error(st, "cannot reseal the store");
+  }
+  keys->drop_retired();
+  if (auto ok = write_keyring(*s.db, s.cfs, *keys, new_master, path); !ok)
+    return ok.error_value();
+  report.keys = keys->size();
   return report;
 }
 

@@ -9,8 +9,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "crypto/aead.hpp"
 
 namespace engram::persistence {
 
@@ -48,6 +51,14 @@ struct store_options {
   std::string partition;
   /// What the partition keeps (see `partition_options`).
   partition_options keeps;
+  /// Encryption at rest: the master key that wraps the store's data keys.
+  /// A new store is created encrypted (its keyring, wrapped, kept in the
+  /// store); an encrypted store opens only with its master key, and a
+  /// plain store that holds data is not opened with one. Every value is
+  /// then sealed (AES-256-GCM) bound to its key, and the text index keys
+  /// are built from (scopes, subjects, relations) is replaced by a keyed
+  /// hash. Partition (agent) and peer names stay readable in keys.
+  std::optional<crypto::key256> master_key;
 };
 
 /// What `database::repair` did and what it could not recover.
@@ -102,7 +113,33 @@ public:
   /// files when its MANIFEST is damaged; rebuilds each replica's causal
   /// context from the records recovered, and reports what it could not
   /// recover. The store opens normally afterwards.
-  static expected<repair_report> repair(const std::string& path);
+  static expected<repair_report>
+  repair(const std::string& path,
+         const std::optional<crypto::key256>& master_key = {});
+
+  /// What `rekey` did.
+  struct rekey_report {
+    /// The data key new values are sealed with now.
+    uint32_t active_key = 0;
+    /// Data keys the keyring holds (retired ones still open older values).
+    size_t keys = 0;
+    /// Values sealed again under the active key (with `reseal`).
+    size_t resealed = 0;
+  };
+
+  /// Rotates the keys of the encrypted store at `path`: its keyring is
+  /// opened with `old_master`, given a new data key (what new values are
+  /// sealed with; older ones stay readable under theirs), and wrapped by
+  /// `new_master` — nothing else is rewritten. With `reseal`, every value
+  /// is then sealed again under the new data key and the retired keys are
+  /// dropped. Synced before it returns; the store must not be open.
+  static expected<rekey_report> rekey(const std::string& path,
+                                      const crypto::key256& old_master,
+                                      const crypto::key256& new_master,
+                                      bool reseal = false);
+
+  /// True when the store is encrypted at rest.
+  bool encrypted() const noexcept;
 
   ~database();
 

@@ -40,17 +40,6 @@ constexpr const char* peer_end = "peer0";
 constexpr const char* inbox_prefix = "inbox/";
 constexpr const char* inbox_end = "inbox0";
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (auto c : bytes) {
-    out += digits[(static_cast<uint8_t>(c) >> 4) & 0xf];
-    out += digits[static_cast<uint8_t>(c) & 0xf];
-  }
-  return out;
-}
-
 std::string be64(uint64_t x) {
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i)
@@ -67,19 +56,21 @@ std::string be32(uint32_t x) {
 
 // -- secondary index keys ---------------------------------------------------
 
-std::string scope_prefix(const memory_scope& scope) {
-  return "s" + scope.key() + '\0';
+// Encrypted at rest, the text a key is built from is a keyed hash.
+
+std::string scope_prefix(const sealing& sealed, const memory_scope& scope) {
+  return "s" + sealed.index_text(scope.key()) + '\0';
 }
 
 std::string type_prefix(memory_type type) {
   return std::string{"t"} + static_cast<char>(type);
 }
 
-std::string subject_prefix(const std::string& subject,
+std::string subject_prefix(const sealing& sealed, const std::string& subject,
                            const std::string& relation) {
-  auto key = "b" + subject + '\0';
+  auto key = "b" + sealed.index_text(subject) + '\0';
   if (!relation.empty())
-    key += relation + '\0';
+    key += sealed.index_text(relation) + '\0';
   return key;
 }
 
@@ -91,14 +82,14 @@ std::string time_key(hlc_timestamp ts) {
 /// (appended to `out`). Each key ends with the ordinal and holds the id as
 /// its value: a new engram's keys go after every key of its prefix, where a
 /// skip list inserts them cheaply, instead of at a random place.
-void index_keys(uint64_t ordinal, const version& v,
+void index_keys(const sealing& sealed, uint64_t ordinal, const version& v,
                 std::vector<std::string>& out) {
   auto suffix = be64(ordinal);
-  out.push_back(scope_prefix(v.value.scope) + suffix);
+  out.push_back(scope_prefix(sealed, v.value.scope) + suffix);
   out.push_back(type_prefix(v.value.type) + suffix);
   out.push_back(time_key(v.value.updated) + suffix);
   if (auto b = std::get_if<belief>(&v.value.body); b && !v.value.tombstone)
-    out.push_back(subject_prefix(b->subject, b->relation) + suffix);
+    out.push_back(subject_prefix(sealed, b->subject, b->relation) + suffix);
 }
 
 // -- record conversions ------------------------------------------------------
@@ -163,17 +154,22 @@ expected<stored_engram> from_record(std::string_view bytes, const engram_id& id,
 
 namespace internal {
 
-expected<size_t>
-rebuild_context(rocksdb::DB& db,
-                const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
-                const std::string& partition, size_t& corrupt) {
+expected<size_t> rebuild_context(
+    rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+    const sealing& sealed, const std::string& partition, size_t& corrupt) {
   auto prefix = partition + '\0';
   auto prefix_end = partition + '\x01';
   std::string bytes;
+  std::string buffer;
   auto st
       = db.Get(rocksdb::ReadOptions{}, cfs[cf_meta], prefix + meta_key, &bytes);
   v1::StoreMeta meta;
-  bool has_meta = st.ok() && meta.ParseFromString(bytes);
+  expected<std::string_view> meta_bytes{std::string_view{}};
+  if (st.ok())
+    meta_bytes = sealed.open(cf_meta, prefix + meta_key, bytes, buffer);
+  bool has_meta = st.ok() && meta_bytes
+                  && meta.ParseFromArray(meta_bytes->data(),
+                                         static_cast<int>(meta_bytes->size()));
   // Every event the records show, and nothing else: what the damage lost
   // is not claimed, so peers send it back.
   std::vector<dot> dots;
@@ -193,7 +189,13 @@ rebuild_context(rocksdb::DB& db,
       ++corrupt;
       continue;
     }
-    auto stored = from_record(it->value().ToStringView(), *id);
+    auto opened = sealed.open(cf_engrams, it->key().ToStringView(),
+                              it->value().ToStringView(), buffer);
+    if (!opened) {
+      ++corrupt;
+      continue;
+    }
+    auto stored = from_record(*opened, *id);
     if (!stored) {
       ++corrupt;
       continue;
@@ -209,7 +211,11 @@ rebuild_context(rocksdb::DB& db,
   v1::StoredContext out;
   messages::to_proto(causal_context{std::move(dots)}, *out.mutable_context());
   rocksdb::WriteBatch batch;
-  batch.Put(cfs[cf_clocks], prefix + context_key, messages::serialize(out));
+  auto context
+      = sealed.seal(cf_clocks, prefix + context_key, messages::serialize(out));
+  if (!context)
+    return context.error_value();
+  batch.Put(cfs[cf_clocks], prefix + context_key, *context);
   if (has_meta) {
     // A new incarnation: the replica writes under a new id from now on,
     // and never issues a dot it may have issued before the damage.
@@ -223,7 +229,11 @@ rebuild_context(rocksdb::DB& db,
     meta.set_no_log(true);
     batch.DeleteRange(cfs[cf_index_], prefix, prefix_end);
     batch.DeleteRange(cfs[cf_log], prefix, prefix_end);
-    batch.Put(cfs[cf_meta], prefix + meta_key, messages::serialize(meta));
+    auto record
+        = sealed.seal(cf_meta, prefix + meta_key, messages::serialize(meta));
+    if (!record)
+      return record.error_value();
+    batch.Put(cfs[cf_meta], prefix + meta_key, *record);
   }
   rocksdb::WriteOptions synced;
   synced.sync = true; // the repair reports success only once it is durable
@@ -247,6 +257,8 @@ struct store::impl {
   /// The first key after the partition.
   std::string prefix_end;
   replica_id self = 0;
+  /// Values sealed, index text hashed, when encrypted at rest.
+  sealing sealed;
   bool sync = true;
   bool keep_log = true;
   bool keep_index = true;
@@ -268,6 +280,37 @@ struct store::impl {
     result += prefix;
     result += suffix;
     return result;
+  }
+
+  /// `value` as stored under `full_key` of `family`.
+  expected<std::string> seal(size_t family, std::string_view full_key,
+                             std::string value) const {
+    return sealed.seal(family, full_key, std::move(value));
+  }
+
+  /// The value stored under `full_key` of `family` (in `buffer` when it
+  /// was sealed). The error names the record: "<family>/<key>: <why>".
+  expected<std::string_view> open(size_t family, std::string_view full_key,
+                                  std::string_view stored,
+                                  std::string& buffer) const {
+    auto opened = sealed.open(family, full_key, stored, buffer);
+    if (!opened)
+      return make_error(errc::corrupt_record,
+                        std::string{cf_names[family]} + "/" + hex(full_key)
+                            + ": " + opened.error_value().message);
+    return opened;
+  }
+
+  /// Puts `value` sealed under `full_key` of `family` into `batch`.
+  expected<void> put(rocksdb::WriteBatch& batch, size_t family,
+                     std::string_view full_key, std::string value) const {
+    auto stored = seal(family, full_key, std::move(value));
+    if (!stored)
+      return stored.error_value();
+    auto st = batch.Put(cf(family), full_key, *stored);
+    if (!st.ok())
+      return storage_error(st, "cannot add to a write batch");
+    return {};
   }
 
   /// "store at '<path>'", and " partition '<name>'" unless unnamed.
@@ -309,8 +352,12 @@ struct store::impl {
   expected<void> write_meta_synced(uint64_t ordinal) {
     rocksdb::WriteOptions synced;
     synced.sync = true;
-    auto st = db->Put(synced, cf(cf_meta), key(meta_key),
+    rocksdb::WriteBatch batch;
+    if (auto ok = put(batch, cf_meta, key(meta_key),
                       messages::serialize(meta_record(next_sequence, ordinal)));
+        !ok)
+      return ok;
+    auto st = db->Write(synced, &batch);
     if (!st.ok())
       return storage_error(st, "cannot write the meta record");
     next_ordinal = ordinal;
@@ -343,22 +390,27 @@ struct store::impl {
     return result;
   }
 
-  /// Calls `f(rocksdb::Slice key, rocksdb::Slice value, id, stored)` for
-  /// every engram record of this partition in key order that decodes
-  /// (undecodable ones are left to `load` to report; `f` returns false to
-  /// stop). Returns the scan's status.
+  /// Calls `f(rocksdb::Slice key, std::string_view record, id, stored)`
+  /// for every engram record of this partition in key order that opens and
+  /// decodes (`record`: its bytes, opened; the others are left to `load` to
+  /// report; `f` returns false to stop). Returns the scan's status.
   template<class F>
   rocksdb::Status for_each_record(F f) const {
     auto bounded = iterate(cf_engrams);
     auto& it = bounded->it;
+    std::string buffer;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       auto raw = it->key();
       raw.remove_prefix(prefix.size());
       auto id = messages::id_from_bytes(raw.ToString());
       if (!id)
         continue;
-      auto stored = from_record(it->value().ToStringView(), *id);
-      if (stored && !f(it->key(), it->value(), *id, *stored))
+      auto bytes = sealed.open(cf_engrams, it->key().ToStringView(),
+                               it->value().ToStringView(), buffer);
+      if (!bytes)
+        continue;
+      auto stored = from_record(*bytes, *id);
+      if (stored && !f(it->key(), *bytes, *id, *stored))
         break;
     }
     return it->status();
@@ -378,20 +430,25 @@ struct store::impl {
     rocksdb::WriteBatch batch;
     uint64_t ordinal = 1;
     std::vector<std::string> keys;
+    expected<void> added;
     auto scanned = for_each_record([&](rocksdb::Slice full_key,
-                                       rocksdb::Slice value,
+                                       std::string_view value,
                                        const engram_id& id,
                                        const stored_engram& stored) {
       v1::StoredEngram record;
       if (!record.ParseFromArray(value.data(), static_cast<int>(value.size())))
         return true;
       record.set_ordinal(ordinal);
-      batch.Put(cf(cf_engrams), full_key, messages::serialize(record));
+      added = put(batch, cf_engrams, full_key.ToStringView(),
+                  messages::serialize(record));
       keys.clear();
       for (auto& v : stored.versions)
-        index_keys(ordinal, v, keys);
+        index_keys(sealed, ordinal, v, keys);
       for (auto& k : keys)
-        batch.Put(cf(cf_index_), key(k), messages::id_bytes(id));
+        if (added)
+          added = put(batch, cf_index_, key(k), messages::id_bytes(id));
+      if (!added)
+        return false;
       ++ordinal;
       if (batch.Count() >= 4096) {
         st = db->Write(rocksdb::WriteOptions{}, &batch);
@@ -399,6 +456,8 @@ struct store::impl {
       }
       return st.ok();
     });
+    if (!added)
+      return added;
     if (!st.ok())
       return storage_error(st, "cannot write the index");
     if (!scanned.ok())
@@ -417,8 +476,13 @@ struct store::impl {
       return std::optional<causal_context>{};
     if (!st.ok())
       return storage_error(st, "cannot read the replica's context");
+    std::string buffer;
+    auto opened = open(cf_clocks, key(context_key), bytes, buffer);
+    if (!opened)
+      return opened.error_value();
     v1::StoredContext stored;
-    if (!stored.ParseFromString(bytes))
+    if (!stored.ParseFromArray(opened->data(),
+                               static_cast<int>(opened->size())))
       return make_error(errc::corrupt_record,
                         "clocks/replica: not a StoredContext");
     auto context = messages::from_proto(stored.context(), messages::limits{});
@@ -465,28 +529,32 @@ struct store::impl {
     auto context = stored->value_or(causal_context{});
     rocksdb::WriteBatch batch;
     replica_delta part;
+    expected<void> added;
     auto flush = [&] {
       if (part.entries.empty())
         return;
       part.context = context;
       v1::LogEntry entry;
       messages::to_proto(part, *entry.mutable_batch());
-      batch.Put(cf(cf_log), key(be64(next_sequence++)),
-                messages::serialize(entry));
+      if (added)
+        added = put(batch, cf_log, key(be64(next_sequence++)),
+                    messages::serialize(entry));
       part.entries.clear();
     };
     auto scanned
-        = for_each_record([&](rocksdb::Slice, rocksdb::Slice,
+        = for_each_record([&](rocksdb::Slice, std::string_view,
                               const engram_id& id, stored_engram& stored) {
             part.entries.push_back(delta_entry{id, std::move(stored.clock),
                                                std::move(stored.versions)});
             if (part.entries.size() == 1024)
               flush();
-            return true;
+            return static_cast<bool>(added);
           });
     if (!scanned.ok())
       return storage_error(scanned, "engram scan failed");
     flush();
+    if (!added)
+      return added;
     if (st = db->Write(rocksdb::WriteOptions{}, &batch); !st.ok())
       return storage_error(st, "cannot write the delta log");
     return write_meta_synced(next_ordinal);
@@ -501,11 +569,17 @@ struct store::impl {
     auto& it = bounded->it;
     auto prefix = key(first);
     auto end = last.empty() ? std::string{} : key(last);
+    std::string buffer;
     for (it->Seek(prefix); it->Valid(); it->Next()) {
       auto key = it->key().ToStringView();
       if (end.empty() ? key.substr(0, prefix.size()) != prefix : key > end)
         break;
-      auto id = messages::id_from_bytes(it->value().ToString());
+      // An entry that does not open is skipped: never a forged answer.
+      auto value
+          = sealed.open(cf_index_, key, it->value().ToStringView(), buffer);
+      if (!value)
+        continue;
+      auto id = messages::id_from_bytes(std::string{*value});
       if (id)
         ids.push_back(*id);
     }
@@ -540,15 +614,19 @@ expected<uint32_t> store::incarnation(const std::shared_ptr<database>& db,
   if (!db)
     return make_error(errc::storage_failed, "no database");
   std::string bytes;
+  auto full_key = name + '\0' + meta_key;
   auto st = db->impl_->db->Get(rocksdb::ReadOptions{}, db->impl_->cfs[cf_meta],
-                               name + '\0' + meta_key, &bytes);
+                               full_key, &bytes);
   if (st.IsNotFound())
     return uint32_t{0};
   if (!st.ok())
     return storage_error(st, "cannot read the meta record of partition '" + name
                                  + "'");
+  std::string buffer;
+  auto opened = db->impl_->sealed.open(cf_meta, full_key, bytes, buffer);
   v1::StoreMeta meta;
-  if (!meta.ParseFromString(bytes))
+  if (!opened
+      || !meta.ParseFromArray(opened->data(), static_cast<int>(opened->size())))
     return make_error(errc::corrupt_record, "the meta record of partition '"
                                                 + name + "' cannot be decoded");
   return meta.incarnation();
@@ -574,6 +652,7 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
   state->prefix = name + '\0';
   state->prefix_end = name + '\x01';
   state->self = self;
+  state->sealed = db->impl_->sealed;
   state->sync = db->impl_->sync;
   state->keep_log = keeps.keep_log;
   state->keep_index = keeps.keep_index;
@@ -583,8 +662,14 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
   auto st = state->db->Get(rocksdb::ReadOptions{}, state->cf(cf_meta),
                            state->key(meta_key), &bytes);
   if (st.ok()) {
+    std::string buffer;
+    auto opened = state->open(cf_meta, state->key(meta_key), bytes, buffer);
+    if (!opened)
+      return make_error(errc::corrupt_record,
+                        "meta record of " + where + ": "
+                            + opened.error_value().message);
     v1::StoreMeta meta;
-    if (!meta.ParseFromString(bytes))
+    if (!meta.ParseFromArray(opened->data(), static_cast<int>(opened->size())))
       return make_error(errc::corrupt_record,
                         "meta record of " + where + " cannot be decoded");
     if (meta.schema_version() > schema_version)
@@ -626,8 +711,12 @@ store::attach(const std::shared_ptr<database>& db, const std::string& name,
     // record, whose synced batch carries it (and the meta record) to disk;
     // a partition lost before that held nothing. (A node creates thousands
     // of partitions; an fsync each would dominate start-up.)
-    st = state->db->Put(rocksdb::WriteOptions{}, state->cf(cf_meta),
-                        state->key(meta_key), meta.SerializeAsString());
+    rocksdb::WriteBatch batch;
+    if (auto ok = state->put(batch, cf_meta, state->key(meta_key),
+                             meta.SerializeAsString());
+        !ok)
+      return ok.error_value();
+    st = state->db->Write(rocksdb::WriteOptions{}, &batch);
     if (!st.ok())
       return storage_error(st, "cannot initialize " + where);
   }
@@ -808,6 +897,7 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
   auto next_ordinal = s.next_ordinal;
   // Reused: its repeated fields and strings keep their allocations.
   v1::StoredEngram record;
+  std::string buffer;
   for (size_t n = 0; n < count; ++n) {
     auto& entry = delta.entries[order[n]];
     auto& raw_id = raw_ids[order[n]];
@@ -817,10 +907,14 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
       old_keys.clear();
       new_keys.clear();
       if (found[n].ok()) {
-        if (auto old = from_record(old_records[n].ToStringView(), entry.id)) {
+        auto bytes = s.sealed.open(cf_engrams, raw_id,
+                                   old_records[n].ToStringView(), buffer);
+        auto old = bytes ? from_record(*bytes, entry.id)
+                         : expected<stored_engram>{bytes.error_value()};
+        if (old) {
           ordinal = old->ordinal;
           for (auto& v : old->versions)
-            index_keys(ordinal, v, old_keys);
+            index_keys(s.sealed, ordinal, v, old_keys);
         }
       } else if (!found[n].IsNotFound()) {
         return storage_error(found[n],
@@ -832,7 +926,7 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
         ordinal = next_ordinal++;
       if (held)
         for (auto& v : held->versions)
-          index_keys(ordinal, v, new_keys);
+          index_keys(s.sealed, ordinal, v, new_keys);
       std::sort(old_keys.begin(), old_keys.end());
       std::sort(new_keys.begin(), new_keys.end());
       // An update usually keeps its scope, type and subject keys and only
@@ -843,8 +937,12 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
         if (k == new_keys.end() || (o != old_keys.end() && *o < *k)) {
           index_ops.push_back({s.key(*o++), {}, true});
         } else if (o == old_keys.end() || *k < *o) {
-          index_ops.push_back(
-              {s.key(*k++), messages::id_bytes(entry.id), false});
+          auto full_key = s.key(*k++);
+          auto value
+              = s.seal(cf_index_, full_key, messages::id_bytes(entry.id));
+          if (!value)
+            return value.error_value();
+          index_ops.push_back({std::move(full_key), std::move(*value), false});
         } else {
           ++o;
           ++k;
@@ -857,9 +955,35 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
     }
     record.Clear();
     to_record(held->versions, held->context, ordinal, record);
-    engram_ops.push_back(
-        {std::move(raw_id), messages::serialize(record), false});
+    auto value = s.seal(cf_engrams, raw_id, messages::serialize(record));
+    if (!value)
+      return value.error_value();
+    engram_ops.push_back({std::move(raw_id), std::move(*value), false});
   }
+  auto sequence = s.next_sequence;
+  // The log entry, context and meta record, sealed before the batch is
+  // counted as unwritten (a failure here leaves nothing behind).
+  std::string log_value;
+  if (s.keep_log) {
+    v1::LogEntry log;
+    messages::to_proto(delta, *log.mutable_batch());
+    auto sealed
+        = s.seal(cf_log, s.key(be64(sequence)), messages::serialize(log));
+    if (!sealed)
+      return sealed.error_value();
+    log_value = std::move(*sealed);
+  }
+  v1::StoredContext context;
+  messages::to_proto(current.context(), *context.mutable_context());
+  auto context_value
+      = s.seal(cf_clocks, s.key(context_key), messages::serialize(context));
+  if (!context_value)
+    return context_value.error_value();
+  auto meta_value
+      = s.seal(cf_meta, s.key(meta_key),
+               messages::serialize(s.meta_record(sequence + 1, next_ordinal)));
+  if (!meta_value)
+    return meta_value.error_value();
   prepared_write result;
   result.impl_ = std::make_unique<prepared_write::impl>();
   result.impl_->owner = s.owner;
@@ -883,17 +1007,10 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
   };
   append(cf_engrams, engram_ops);
   append(cf_index_, index_ops);
-  auto sequence = s.next_sequence;
-  if (s.keep_log) {
-    v1::LogEntry log;
-    messages::to_proto(delta, *log.mutable_batch());
-    batch.Put(s.cf(cf_log), s.key(be64(sequence)), messages::serialize(log));
-  }
-  v1::StoredContext context;
-  messages::to_proto(current.context(), *context.mutable_context());
-  batch.Put(s.cf(cf_clocks), s.key(context_key), messages::serialize(context));
-  batch.Put(s.cf(cf_meta), s.key(meta_key),
-            messages::serialize(s.meta_record(sequence + 1, next_ordinal)));
+  if (s.keep_log)
+    batch.Put(s.cf(cf_log), s.key(be64(sequence)), log_value);
+  batch.Put(s.cf(cf_clocks), s.key(context_key), *context_value);
+  batch.Put(s.cf(cf_meta), s.key(meta_key), *meta_value);
   // The next batch follows this one (a failed write fails the replica's
   // owner, which attaches again and reads the numbers back from meta).
   s.next_sequence = sequence + 1;
@@ -978,6 +1095,7 @@ expected<load_report> store::decode_into(replica& into) const {
     google::protobuf::Arena arena;
     std::vector<delta_entry> batch;
     std::vector<corrupt_record> corrupt;
+    std::string buffer;
     bool open = true;
     for (engrams->SeekToFirst(); open && !ch.cancelled && engrams->Valid();
          engrams->Next()) {
@@ -989,8 +1107,15 @@ expected<load_report> store::decode_into(replica& into) const {
             {"engrams", hex(key.ToStringView()), "key is not an id"});
         continue;
       }
+      auto bytes = s.sealed.open(cf_engrams, engrams->key().ToStringView(),
+                                 engrams->value().ToStringView(), buffer);
+      if (!bytes) {
+        corrupt.push_back(
+            {"engrams", hex(key.ToStringView()), bytes.error_value().message});
+        continue;
+      }
       arena.Reset();
-      auto stored = from_record(engrams->value().ToStringView(), *id, &arena);
+      auto stored = from_record(*bytes, *id, &arena);
       if (!stored) {
         corrupt.push_back(
             {"engrams", hex(key.ToStringView()), stored.error_value().message});
@@ -1110,7 +1235,11 @@ expected<std::vector<version>> store::get(const engram_id& id) const {
     return std::vector<version>{};
   if (!st.ok())
     return storage_error(st, "cannot read engram " + id.to_string());
-  auto stored = from_record(bytes, id);
+  std::string buffer;
+  auto opened = s.open(cf_engrams, s.key(raw), bytes, buffer);
+  if (!opened)
+    return opened.error_value();
+  auto stored = from_record(*opened, id);
   if (!stored)
     return make_error(errc::corrupt_record, "engrams/" + hex(raw) + ": "
                                                 + stored.error_value().message);
@@ -1119,7 +1248,7 @@ expected<std::vector<version>> store::get(const engram_id& id) const {
 
 expected<std::vector<engram_id>>
 store::by_scope(const memory_scope& scope) const {
-  return impl_->scan_ids(scope_prefix(scope));
+  return impl_->scan_ids(scope_prefix(impl_->sealed, scope));
 }
 
 expected<std::vector<engram_id>> store::by_type(memory_type type) const {
@@ -1134,15 +1263,23 @@ expected<std::vector<engram_id>> store::by_time(hlc_timestamp from,
 expected<std::vector<engram_id>>
 store::by_subject(const std::string& subject,
                   const std::string& relation) const {
-  return impl_->scan_ids(subject_prefix(subject, relation));
+  return impl_->scan_ids(subject_prefix(impl_->sealed, subject, relation));
 }
 
 namespace {
 
 // Decodes a log entry (reporting its key when it cannot be decoded).
-expected<replica_delta> decode_log(const rocksdb::Iterator& it) {
+expected<replica_delta> decode_log(const sealing& sealed,
+                                   const rocksdb::Iterator& it) {
+  std::string buffer;
+  auto bytes = sealed.open(cf_log, it.key().ToStringView(),
+                           it.value().ToStringView(), buffer);
+  if (!bytes)
+    return make_error(errc::corrupt_record,
+                      "delta_log/" + hex(it.key().ToStringView()) + ": "
+                          + bytes.error_value().message);
   v1::LogEntry entry;
-  if (!entry.ParseFromString(it.value().ToString()))
+  if (!entry.ParseFromArray(bytes->data(), static_cast<int>(bytes->size())))
     return make_error(errc::corrupt_record, "delta_log/"
                                                 + hex(it.key().ToStringView())
                                                 + ": not a LogEntry");
@@ -1170,9 +1307,13 @@ expected<void> store::keep_message(const stored_message& message) {
   record.set_id(message.id);
   record.set_from(message.from);
   record.set_text(message.text);
-  auto st = s.db->Put(s.write_options(), s.cf(cf_meta),
-                      s.key(inbox_prefix + be64(s.next_message)),
-                      messages::serialize(record));
+  rocksdb::WriteBatch batch;
+  if (auto ok
+      = s.put(batch, cf_meta, s.key(inbox_prefix + be64(s.next_message)),
+              messages::serialize(record));
+      !ok)
+    return ok;
+  auto st = s.db->Write(s.write_options(), &batch);
   if (!st.ok())
     return storage_error(st, "cannot keep the message");
   ++s.next_message;
@@ -1187,11 +1328,20 @@ store::messages(std::vector<corrupt_record>* corrupt) const {
   auto& it = bounded->it;
   auto first = s.key(inbox_prefix);
   auto last = s.key(inbox_end);
+  std::string buffer;
   for (it->Seek(first); it->Valid() && it->key().compare(last) < 0;
        it->Next()) {
+    auto bytes = s.sealed.open(cf_meta, it->key().ToStringView(),
+                               it->value().ToStringView(), buffer);
+    if (!bytes) {
+      if (corrupt != nullptr)
+        corrupt->push_back({"meta", hex(it->key().ToStringView()),
+                            bytes.error_value().message});
+      continue;
+    }
     v1::StoredMessage record;
-    if (!record.ParseFromArray(it->value().data(),
-                               static_cast<int>(it->value().size()))) {
+    if (!record.ParseFromArray(bytes->data(),
+                               static_cast<int>(bytes->size()))) {
       if (corrupt != nullptr)
         corrupt->push_back(
             {"meta", hex(it->key().ToStringView()), "not a StoredMessage"});
@@ -1222,7 +1372,7 @@ expected<replica_delta> store::deltas_since(const causal_context& peer) const {
   auto bounded = s.iterate(cf_log);
   auto& it = bounded->it;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    auto delta = decode_log(*it);
+    auto delta = decode_log(s.sealed, *it);
     if (!delta)
       return delta.error_value();
     if (unseen_by(*delta, peer))
@@ -1243,9 +1393,12 @@ expected<void> store::acknowledge(const std::string& peer,
   ack.set_peer(peer);
   messages::to_proto(seen, *ack.mutable_seen());
   // Not synced: losing an acknowledgement only delays log truncation.
-  auto st = impl_->db->Put(rocksdb::WriteOptions{}, impl_->cf(cf_clocks),
-                           impl_->key(peer_prefix + peer),
+  rocksdb::WriteBatch batch;
+  if (auto ok = impl_->put(batch, cf_clocks, impl_->key(peer_prefix + peer),
                            messages::serialize(ack));
+      !ok)
+    return ok;
+  auto st = impl_->db->Write(rocksdb::WriteOptions{}, &batch);
   if (!st.ok())
     return storage_error(st, "cannot record acknowledgement");
   return {};
@@ -1259,11 +1412,16 @@ expected<size_t> store::truncate_log() {
   auto bounded_acks = s.iterate(cf_clocks);
   auto& acks = bounded_acks->it;
   auto first_ack = s.key(peer_prefix);
+  std::string buffer;
   for (acks->Seek(first_ack); acks->Valid(); acks->Next()) {
     if (!acks->key().starts_with(first_ack))
       break;
+    auto bytes = s.open(cf_clocks, acks->key().ToStringView(),
+                        acks->value().ToStringView(), buffer);
+    if (!bytes)
+      return bytes.error_value();
     v1::PeerAck ack;
-    if (!ack.ParseFromString(acks->value().ToString()))
+    if (!ack.ParseFromArray(bytes->data(), static_cast<int>(bytes->size())))
       return make_error(errc::corrupt_record,
                         "clocks/" + acks->key().ToString() + ": not a PeerAck");
     auto seen = messages::from_proto(ack.seen(), messages::limits{});
@@ -1278,7 +1436,7 @@ expected<size_t> store::truncate_log() {
   auto bounded = s.iterate(cf_log);
   auto& it = bounded->it;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    auto delta = decode_log(*it);
+    auto delta = decode_log(s.sealed, *it);
     if (!delta)
       continue; // keep what we cannot read; deltas_since reports it
     bool everyone = std::none_of(peers.begin(), peers.end(),

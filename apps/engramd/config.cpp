@@ -7,6 +7,7 @@
 #include <toml.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -244,6 +245,84 @@ void read_file(const std::string& path, settings& s) {
         unknown(fkey);
     }
   };
+  // The spec's AtRestEncryption { algorithm: AES256GCM, key_management }.
+  auto at_rest = [&](const toml::value& v, const std::string& key) {
+    std::string source;
+    for (auto& [f, x] : table(v, key)) {
+      auto fkey = key + "." + f;
+      if (f == "algorithm") {
+        auto a = text(x, fkey);
+        std::string norm;
+        for (char c : a)
+          if (c != '-' && c != '_')
+            norm += static_cast<char>(
+                std::tolower(static_cast<unsigned char>(c)));
+        if (norm != "aes256gcm")
+          throw config_error{where(fkey) + ": '" + a
+                             + "' is not built (aes256gcm is)"};
+      } else if (f == "key_management") {
+        auto methods = table(x, fkey);
+        if (methods.size() != 1)
+          throw config_error{where(fkey)
+                             + ": name one provider: file = { path }, env = "
+                               "{ name }, command = { program, args }"};
+        auto& [method, y] = *methods.begin();
+        auto mkey = fkey + "." + method;
+        if (method == "file") {
+          for (auto& [g, z] : table(y, mkey))
+            if (g == "path")
+              source = "file:" + file_path(z, mkey + ".path");
+            else
+              unknown(mkey + "." + g);
+        } else if (method == "env") {
+          for (auto& [g, z] : table(y, mkey))
+            if (g == "name")
+              source = "env:" + text(z, mkey + ".name");
+            else
+              unknown(mkey + "." + g);
+        } else if (method == "command") {
+          std::string program;
+          std::vector<std::string> args;
+          for (auto& [g, z] : table(y, mkey))
+            if (g == "program")
+              program = text(z, mkey + ".program");
+            else if (g == "args")
+              get(z, mkey + ".args", args);
+            else
+              unknown(mkey + "." + g);
+          auto spaced = [](const std::string& w) {
+            return w.empty() || w.find_first_of(" \t\n") != std::string::npos;
+          };
+          if (spaced(program))
+            throw config_error{where(mkey)
+                               + ": needs a program (a path without spaces)"};
+          source = "command:" + program;
+          for (auto& a : args) {
+            if (spaced(a))
+              throw config_error{where(mkey + ".args")
+                                 + ": an argument is empty or holds a space "
+                                   "(not supported)"};
+            source += " " + a;
+          }
+        } else if (method == "vault" || method == "pkcs11") {
+          not_yet(mkey, "the " + method
+                            + " key provider; file, env and command are built");
+        } else {
+          throw config_error{where(fkey) + ": unknown provider '" + method
+                             + "' (file, env, command)"};
+        }
+        if (source.size() <= 5 || source.back() == ':')
+          throw config_error{where(mkey) + ": incomplete"};
+      } else {
+        unknown(fkey);
+      }
+    }
+    if (source.empty())
+      throw config_error{where(key)
+                         + ": needs key_management = { file = { path = "
+                           "\"...\" } } (or env, command)"};
+    s.master_key = source;
+  };
   auto security = [&](const toml::value& v, const std::string& key) {
     for (auto& [f, x] : table(v, key)) {
       auto fkey = key + "." + f;
@@ -344,9 +423,12 @@ void read_file(const std::string& path, settings& s) {
           auto key = name + "." + k;
           if (k == "in_transit")
             in_transit(x, key);
-          else if (k == "at_rest" || k == "e2e")
-            not_yet(key, "encryption at rest and end to end come with the "
-                         "data-protection work; in_transit is built");
+          else if (k == "at_rest")
+            at_rest(x, key);
+          else if (k == "e2e")
+            not_yet(key, "end-to-end encryption comes with the "
+                         "data-protection work; in_transit and at_rest are "
+                         "built");
           else
             unknown(key);
         }

@@ -119,6 +119,11 @@ struct settings {
   int64_t max_unauthenticated = 512;
   int64_t max_unauthenticated_per_source = 64;
   api_settings api;
+  /// Encryption at rest: where the store's master key comes from
+  /// ([distribution.encryption.at_rest] key_management, --master-key), as
+  /// crypto::load_master_key reads it (file:PATH, env:NAME,
+  /// command:PROGRAM ARG...); empty keeps the store plain.
+  std::string master_key;
 };
 
 /// What the daemon runs with.

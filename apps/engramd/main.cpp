@@ -38,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "crypto/key_source.hpp"
 #include "gateway/gateway.hpp"
 #include "http/server.hpp"
 
@@ -49,9 +50,26 @@ namespace {
 constexpr int exit_bad_config = 2;
 constexpr int exit_cannot_start = 3;
 
+// The master key `source` names (none when empty); prints why not.
+std::optional<std::optional<crypto::key256>>
+master_key_from(const std::string& source, const char* what) {
+  if (source.empty())
+    return std::optional<crypto::key256>{};
+  auto key = crypto::load_master_key(source);
+  if (!key) {
+    std::fprintf(stderr, "engramd: %s: %s\n", what,
+                 key.error_value().message.c_str());
+    return std::nullopt;
+  }
+  return std::optional<crypto::key256>{*key};
+}
+
 // engramd repair --data-dir D: the only way to open a damaged store.
-int run_repair(const std::string& dir) {
-  auto report = persistence::database::repair(dir);
+int run_repair(const std::string& dir, const std::string& key_source) {
+  auto master = master_key_from(key_source, "--master-key");
+  if (!master)
+    return exit_bad_config;
+  auto report = persistence::database::repair(dir, *master);
   if (!report) {
     std::fprintf(stderr, "engramd: %s\n",
                  report.error_value().to_string().c_str());
@@ -71,6 +89,34 @@ int run_repair(const std::string& dir) {
               report->partitions, report->engrams, report->corrupt);
   std::printf("  replicas sync what they lack from their peers once the node "
               "runs\n");
+  return 0;
+}
+
+// engramd rekey: a new master key and data key for an encrypted store.
+int run_rekey(const std::string& dir, const std::string& old_source,
+              const std::string& new_source, bool reseal) {
+  auto old_key = master_key_from(old_source, "--master-key");
+  if (!old_key)
+    return exit_bad_config;
+  auto new_key = master_key_from(new_source, "--new-master-key");
+  if (!new_key)
+    return exit_bad_config;
+  auto report = persistence::database::rekey(dir, **old_key, **new_key, reseal);
+  if (!report) {
+    std::fprintf(stderr, "engramd: rekey: %s\n",
+                 report.error_value().message.c_str());
+    return exit_cannot_start;
+  }
+  std::printf("engramd: rekeyed the store at %s: data key %u active, %zu "
+              "held, wrapped by the new master key\n",
+              dir.c_str(), report->active_key, report->keys);
+  if (reseal)
+    std::printf("  %zu values sealed again under data key %u; retired keys "
+                "dropped\n",
+                report->resealed, report->active_key);
+  else
+    std::printf("  older values stay readable under their keys (--reseal "
+                "seals them again and drops the retired keys)\n");
   return 0;
 }
 
@@ -162,12 +208,38 @@ int main(int argc, char** argv) {
   app.add_flag("--check-config", check_only,
                "validate the configuration (and that the data directory and "
                "the listen address are usable) and exit");
+  auto* master_key = app.add_option(
+      "--master-key", flags.master_key,
+      "encrypt the store at rest with the master key from file:PATH (owner "
+      "only), env:NAME or command:PROGRAM [ARG]...");
   std::string repair_dir;
+  std::string repair_key;
   auto* repair = app.add_subcommand(
       "repair", "repair a damaged store: copies it first (DIR.damaged-TIME), "
                 "recovers what it can, reports what it could not");
   repair->add_option("--data-dir", repair_dir, "the store's directory")
       ->required();
+  repair->add_option("--master-key", repair_key,
+                     "the master key of an encrypted store (file:PATH, "
+                     "env:NAME, command:PROGRAM [ARG]...)");
+  std::string rekey_dir;
+  std::string rekey_old;
+  std::string rekey_new;
+  bool rekey_reseal = false;
+  auto* rekey = app.add_subcommand(
+      "rekey", "rotate the keys of an encrypted store (stopped): a new data "
+               "key for new values, all wrapped by a new master key");
+  rekey->add_option("--data-dir", rekey_dir, "the store's directory")
+      ->required();
+  rekey->add_option("--master-key", rekey_old, "its master key now")
+      ->required();
+  rekey
+      ->add_option("--new-master-key", rekey_new,
+                   "the master key from now on (may be the same)")
+      ->required();
+  rekey->add_flag("--reseal", rekey_reseal,
+                  "also seal every value again under the new data key and "
+                  "drop the retired keys");
   engram::engramd::cert_options cert_opts;
   auto* cert = engram::engramd::add_cert_command(app, cert_opts);
   engram::engramd::token_options token_opts;
@@ -179,7 +251,9 @@ int main(int argc, char** argv) {
                                   : (app.exit(e), exit_bad_config);
   }
   if (*repair)
-    return run_repair(repair_dir);
+    return run_repair(repair_dir, repair_key);
+  if (*rekey)
+    return run_rekey(rekey_dir, rekey_old, rekey_new, rekey_reseal);
   if (*cert)
     return engram::engramd::run_cert(*cert, cert_opts);
   if (*token)
@@ -227,6 +301,8 @@ int main(int argc, char** argv) {
     s.tls.ca.clear();
     s.tls.crl.clear();
   }
+  if (*master_key)
+    s.master_key = flags.master_key;
   if (*insecure)
     s.insecure = true;
   if (*insecure_wide)
@@ -259,6 +335,13 @@ int main(int argc, char** argv) {
       return exit_cannot_start;
     }
   }
+  // The store's master key (a command is run, a file checked): refused
+  // before anything starts.
+  auto master
+      = master_key_from(s.master_key, "distribution.encryption.at_rest");
+  if (!master)
+    return exit_bad_config;
+  v.node.master_key = *master;
   if (check_only) {
     // What start-up checks beyond the configuration: the store and the
     // listen address (exit 3, as a start would).
@@ -366,11 +449,12 @@ int main(int argc, char** argv) {
   }
   spdlog::info("event=listening node={} addr={}:{} data_dir={} peers={} "
                "replication={} factor={} consistency={} partitions={} "
-               "transport={}",
+               "transport={} at_rest={}",
                s.node_id, v.listen.host, *port, s.data_dir, v.seeds.size(),
                to_string(repl.strategy), repl.factor,
                to_string(repl.consistency), parts.partition_count,
-               v.insecure ? "plaintext" : "mtls-tls" + v.tls.min_version + "+");
+               v.insecure ? "plaintext" : "mtls-tls" + v.tls.min_version + "+",
+               v.node.master_key ? "aes256gcm" : "plaintext");
   if (v.insecure)
     spdlog::warn("event=insecure node={} addr={}:{} (plaintext: anyone who "
                  "reaches this port is a full peer and reads every frame; "

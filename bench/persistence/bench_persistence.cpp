@@ -4,6 +4,10 @@
 //                              are served (load into a replica)
 //   bytes_per_engram_overhead  resident memory per engram of the recovered
 //                              replica, minus its payload
+//   encrypted_vs_plain_synced  synced_engrams_per_s of a store encrypted at
+//                              rest ÷ of a plain one, measured in one run
+//                              (rounds alternate between the two)
+//   encrypted_vs_plain_recovery  recovery_s_1m encrypted ÷ plain, one run
 #include "persistence/allocator.hpp"
 #include "persistence/store.hpp"
 
@@ -11,12 +15,14 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 using namespace engram;
 
@@ -160,15 +166,136 @@ void BM_recovery_1m(benchmark::State& state) {
         = static_cast<double>(mem->memory_bytes()) / n;
     state.counters["blob_bytes_per_engram"]
         = static_cast<double>(mem->live_bytes()) / n;
-    // What the replica's packed form accounts for itself.
-    state.counters["replica_bytes_per_engram"]
-        = static_cast<double>(mem->memory_bytes()) / n;
-    state.counters["blob_bytes_per_engram"]
-        = static_cast<double>(mem->live_bytes()) / n;
   }
   std::filesystem::remove_all(path);
 }
 BENCHMARK(BM_recovery_1m)->Iterations(1)->Unit(benchmark::kSecond);
+
+// -- encryption at rest: the same work on a plain and an encrypted store ----
+
+persistence::store_options options_for(const std::string& path, bool sealed,
+                                       bool sync = true) {
+  persistence::store_options opts{path};
+  opts.sync = sync;
+  if (sealed)
+    opts.master_key = *crypto::key256::from_bytes(std::string(32, 'm'));
+  return opts;
+}
+
+double median(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  return xs[xs.size() / 2];
+}
+
+// Synced batches of 256 new engrams into a plain and an encrypted store,
+// rounds alternating between them (a drift of the machine hits both).
+void BM_encrypted_vs_plain_synced(benchmark::State& state) {
+  constexpr int rounds = 9;
+  constexpr int batches = 40;
+  for (auto _ : state) {
+    std::vector<double> ratios;
+    std::vector<double> plain_rates;
+    std::vector<double> sealed_rates;
+    struct side {
+      std::string path;
+      std::unique_ptr<persistence::store> db;
+      std::unique_ptr<replica> mem;
+      size_t next = 0;
+    };
+    system_physical_clock wall;
+    hybrid_logical_clock hlc{wall};
+    side sides[2];
+    for (int s = 0; s < 2; ++s) {
+      sides[s].path = scratch(s == 0 ? "plain-synced" : "sealed-synced");
+      auto db = persistence::store::open(options_for(sides[s].path, s == 1), 1);
+      if (!db)
+        std::abort();
+      sides[s].db = std::move(*db);
+      sides[s].mem = std::make_unique<replica>(1, hlc);
+    }
+    for (int r = 0; r < rounds; ++r) {
+      double rate[2] = {0, 0};
+      for (int s = 0; s < 2; ++s) {
+        auto& x = sides[s];
+        std::chrono::steady_clock::duration spent{};
+        for (int b = 0; b < batches; ++b) {
+          replica_delta batch;
+          for (int i = 0; i < 256; ++i)
+            join_deltas(batch, *x.mem->put(make(x.next++)));
+          auto start = std::chrono::steady_clock::now();
+          if (!x.db->record(batch, *x.mem))
+            state.SkipWithError("record failed");
+          spent += std::chrono::steady_clock::now() - start;
+        }
+        rate[s]
+            = batches * 256.0 / std::chrono::duration<double>(spent).count();
+      }
+      plain_rates.push_back(rate[0]);
+      sealed_rates.push_back(rate[1]);
+      ratios.push_back(rate[1] / rate[0]);
+    }
+    state.counters["plain_synced_engrams_per_s"] = median(plain_rates);
+    state.counters["encrypted_synced_engrams_per_s"] = median(sealed_rates);
+    state.counters["encrypted_vs_plain_synced"] = median(ratios);
+    for (auto& x : sides) {
+      x.db.reset();
+      std::filesystem::remove_all(x.path);
+    }
+  }
+}
+BENCHMARK(BM_encrypted_vs_plain_synced)->Iterations(1)->UseRealTime();
+
+// Reopening a store of 1 M engrams until queries are served, plain and
+// encrypted, three times each, alternating.
+void BM_encrypted_vs_plain_recovery(benchmark::State& state) {
+  constexpr size_t n = 1'000'000;
+  persistence::tune_allocator();
+  std::string paths[2]
+      = {scratch("plain-recovery"), scratch("sealed-recovery")};
+  for (int s = 0; s < 2; ++s) {
+    auto db = persistence::store::open(options_for(paths[s], s == 1, false), 1);
+    if (!db)
+      std::abort();
+    system_physical_clock wall;
+    hybrid_logical_clock hlc{wall};
+    replica mem{1, hlc};
+    record_batches(**db, mem, n, 1024, [](size_t i) {
+      return i;
+    });
+  }
+  for (auto _ : state) {
+    std::vector<double> secs[2];
+    for (int r = 0; r < 3; ++r)
+      for (int s = 0; s < 2; ++s) {
+        malloc_trim(0);
+        auto start = std::chrono::steady_clock::now();
+        auto db = persistence::store::open(options_for(paths[s], s == 1), 1);
+        if (!db)
+          std::abort();
+        system_physical_clock wall;
+        hybrid_logical_clock hlc{wall};
+        auto mem = std::make_unique<replica>(1, hlc);
+        auto report = (*db)->load(*mem);
+        if (!report || report->engrams != n || !report->corrupt.empty())
+          state.SkipWithError("load failed");
+        if (!mem->get(derive_id(memory_scope::agent("bench-agent"),
+                                fact{"key7", ""})))
+          state.SkipWithError("query failed");
+        secs[s].push_back(std::chrono::duration<double>(
+                              std::chrono::steady_clock::now() - start)
+                              .count());
+      }
+    state.counters["plain_recovery_s_1m"] = median(secs[0]);
+    state.counters["encrypted_recovery_s_1m"] = median(secs[1]);
+    state.counters["encrypted_vs_plain_recovery"]
+        = median(secs[1]) / median(secs[0]);
+  }
+  for (auto& p : paths)
+    std::filesystem::remove_all(p);
+}
+BENCHMARK(BM_encrypted_vs_plain_recovery)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
 
 } // namespace
 

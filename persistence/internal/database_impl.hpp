@@ -4,6 +4,7 @@
 // integrity checks, repair) and `store.cpp` (partitions). Not installed.
 
 #include "core/error.hpp"
+#include "persistence/internal/sealing.hpp"
 #include "persistence/store.hpp"
 
 #include <rocksdb/db.h>
@@ -12,6 +13,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace engram::persistence::internal {
@@ -41,6 +43,23 @@ inline constexpr const char* context_key = "replica";
 inline const std::string family_marker = "\xff"
                                          "engram.family";
 
+/// Where an encrypted store keeps its keyring (wrapped by the master key),
+/// in the default family, outside every partition.
+inline const std::string keyring_key = "\xff"
+                                       "engram.keyring";
+
+/// `bytes` in lowercase hex (keys in messages).
+inline std::string hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (auto c : bytes) {
+    out += digits[(static_cast<unsigned char>(c) >> 4) & 0xf];
+    out += digits[static_cast<unsigned char>(c) & 0xf];
+  }
+  return out;
+}
+
 /// A RocksDB status as an error naming what failed.
 inline error storage_error(const rocksdb::Status& st, const std::string& what) {
   return make_error(errc::storage_failed, what + ": " + st.ToString());
@@ -57,10 +76,9 @@ std::vector<rocksdb::ColumnFamilyDescriptor> family_descriptors();
 /// writes under: no dot it may have issued before is issued again).
 /// Returns the number of engram records read; undecodable ones are counted
 /// in `corrupt`.
-expected<size_t>
-rebuild_context(rocksdb::DB& db,
-                const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
-                const std::string& partition, size_t& corrupt);
+expected<size_t> rebuild_context(
+    rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+    const sealing& sealed, const std::string& partition, size_t& corrupt);
 
 } // namespace engram::persistence::internal
 
@@ -76,6 +94,8 @@ struct database::impl {
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   /// What the open noticed and took care of.
   std::vector<std::string> notes;
+  /// How values are kept: sealed when the store is encrypted at rest.
+  internal::sealing sealed;
   /// Keeps the marker file's flushed sequence up to date.
   std::shared_ptr<rocksdb::EventListener> listener;
 

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -193,6 +194,43 @@ BOOST_AUTO_TEST_CASE(distribution_keys_mirror_the_spec) {
         "unknown consistency level 'most'");
   check("[distribution.federation]\ndiscovery = { dns = { domain = \"\" } }\n",
         "needs a domain");
+  // Encryption at rest: the key is read at the check (a file of its
+  // owner's only, relative to the config's directory), every provider's
+  // mistakes named.
+  std::ofstream{check.dir.sub("master.key")} << std::string(64, 'a') << '\n';
+  ::chmod(check.dir.sub("master.key").c_str(), 0600);
+  check("[distribution.encryption.at_rest]\nalgorithm = \"aes256gcm\"\n"
+        "key_management = { file = { path = \"master.key\" } }\n",
+        "");
+  check("[distribution.encryption.at_rest]\nalgorithm = \"AES-256-GCM\"\n"
+        "key_management = { command = { program = \"/bin/cat\", args = [\""
+            + check.dir.sub("master.key") + "\"] } }\n",
+        "");
+  check("[distribution.encryption.at_rest]\nalgorithm = \"des\"\n"
+        "key_management = { file = { path = \"master.key\" } }\n",
+        "'des' is not built (aes256gcm is)");
+  check("[distribution.encryption.at_rest]\nalgorithm = \"aes256gcm\"\n",
+        "needs key_management");
+  check("[distribution.encryption.at_rest]\n"
+        "key_management = { file = { path = \"missing.key\" } }\n",
+        "missing.key");
+  check("[distribution.encryption.at_rest]\n"
+        "key_management = { env = { name = \"ENGRAM_TEST_UNSET_KEY_VAR\" } }\n",
+        "ENGRAM_TEST_UNSET_KEY_VAR");
+  check("[distribution.encryption.at_rest]\n"
+        "key_management = { command = { program = \"/bin/false\" } }\n",
+        "/bin/false");
+  check("[distribution.encryption.at_rest]\n"
+        "key_management = { file = { path = \"a\" }, env = { name = \"B\" } "
+        "}\n",
+        "name one provider");
+  check("[distribution.encryption.at_rest]\n"
+        "key_management = { hsm = {} }\n",
+        "unknown provider 'hsm'");
+  check(
+      "[distribution.encryption.at_rest]\nkey_management = { file = { "
+      "path = \"master.key\", mode = 1 } }\n",
+      "unknown key 'distribution.encryption.at_rest.key_management.file.mode'");
   const std::string shipped = ENGRAMD_CONFIG_DIR;
   auto example = [&](const std::string& file, const std::string& expected) {
     auto r = check.file(shipped + "/" + file);
@@ -205,7 +243,7 @@ BOOST_AUTO_TEST_CASE(distribution_keys_mirror_the_spec) {
           "not supported yet: distribution.storage.backend = redis");
   example("agent-federation.toml",
           "not supported yet: distribution.federation.");
-  example("high-security.toml", "not supported yet: distribution.");
+  example("high-security.toml", "not supported yet: distribution.encryption.");
 }
 
 // Every duration is bounded, node ids have a documented character set, and

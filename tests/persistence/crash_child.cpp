@@ -8,6 +8,8 @@
 // `queued`: as the runtime's agents write, a partition without index and
 // log, batches prepared here and written by a write queue on its thread
 // (up to 16 in flight), each acknowledged from the queue's callback.
+// ENGRAM_CRASH_MASTER_KEY (64 hex digits): the store is encrypted at rest
+// with that master key.
 #include "core/hash.hpp"
 #include "messages/codec.hpp"
 #include "persistence/store.hpp"
@@ -21,6 +23,8 @@
 #include <string>
 #include <thread>
 
+#include "crypto/key_source.hpp"
+
 using namespace engram;
 
 int main(int argc, char** argv) {
@@ -33,6 +37,15 @@ int main(int argc, char** argv) {
   persistence::store_options opts{argv[1]};
   if (queued)
     opts.keeps = persistence::partition_options{false, false};
+  if (auto* key = std::getenv("ENGRAM_CRASH_MASTER_KEY")) {
+    auto master = crypto::parse_key_text(key);
+    if (!master) {
+      std::fprintf(stderr, "ENGRAM_CRASH_MASTER_KEY: %s\n",
+                   master.error_value().to_string().c_str());
+      return 2;
+    }
+    opts.master_key = *master;
+  }
   auto database = persistence::database::open(opts);
   if (!database) {
     std::fprintf(stderr, "open: %s\n",

@@ -2,7 +2,7 @@
 // in a loop and is killed with SIGKILL at random moments, many cycles; after
 // every restart every acknowledged engram is present and byte-identical.
 // ENGRAM_CRASH_CYCLES sets the number of cycles (soak: tests/persistence/
-// soak.sh).
+// soak.sh). The same with the store encrypted at rest.
 #include "core/hash.hpp"
 #include "messages/codec.hpp"
 #include "persistence/store.hpp"
@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 
+#include "crypto/key_source.hpp"
 #include "temp_dir.hpp"
 
 using namespace engram;
@@ -32,8 +33,10 @@ struct acked {
 
 // Runs the child until it has acknowledged `acks` writes (or died), then
 // kills it. Returns the acknowledged writes in order.
-std::vector<std::pair<std::string, acked>>
-run_child(const std::string& path, uint64_t seed, size_t acks, bool queued) {
+std::vector<std::pair<std::string, acked>> run_child(const std::string& path,
+                                                     uint64_t seed, size_t acks,
+                                                     bool queued,
+                                                     const char* master_key) {
   int fds[2];
   BOOST_REQUIRE(pipe(fds) == 0);
   auto pid = fork();
@@ -43,6 +46,10 @@ run_child(const std::string& path, uint64_t seed, size_t acks, bool queued) {
     close(fds[0]);
     close(fds[1]);
     auto seed_text = std::to_string(seed);
+    if (master_key != nullptr)
+      setenv("ENGRAM_CRASH_MASTER_KEY", master_key, 1);
+    else
+      unsetenv("ENGRAM_CRASH_MASTER_KEY");
     execl(ENGRAM_CRASH_CHILD, ENGRAM_CRASH_CHILD, path.c_str(),
           seed_text.c_str(), queued ? "queued" : static_cast<char*>(nullptr),
           static_cast<char*>(nullptr));
@@ -74,7 +81,11 @@ BOOST_AUTO_TEST_SUITE(store_crash)
 
 // Kills the child (writing synchronously, or through a write queue) at
 // random moments, then checks every acknowledged write is stored.
-void crash_cycles(bool queued) {
+void crash_cycles(bool queued, bool encrypted = false) {
+  // The master key in hex (the child reads it from its environment).
+  const char* master_hex = encrypted ? "0123456789abcdef0123456789abcdef"
+                                       "0123456789abcdef0123456789abcdef"
+                                     : nullptr;
   size_t cycles = 12;
   if (auto env = std::getenv("ENGRAM_CRASH_CYCLES"))
     cycles = std::strtoull(env, nullptr, 10);
@@ -88,13 +99,16 @@ void crash_cycles(bool queued) {
     BOOST_TEST_CONTEXT("cycle " << cycle << ", child seed " << seed) {
       // Kill after 1..200 acknowledged writes: the kill lands while the
       // child is in the middle of its next write.
-      for (auto& [key, ack] : run_child(path, seed, 1 + rng() % 200, queued)) {
+      for (auto& [key, ack] :
+           run_child(path, seed, 1 + rng() % 200, queued, master_hex)) {
         latest[key] = ack;
         ++total_acks;
       }
       persistence::store_options opts{path};
       if (queued)
         opts.keeps = persistence::partition_options{false, false};
+      if (encrypted)
+        opts.master_key = *crypto::parse_key_text(master_hex);
       auto db = persistence::store::open(opts, 1);
       BOOST_REQUIRE_MESSAGE(db, (db ? "" : db.error_value().to_string()));
       system_physical_clock wall;
@@ -132,6 +146,11 @@ BOOST_AUTO_TEST_CASE(acknowledged_writes_survive_sigkill_at_random_moments) {
 
 BOOST_AUTO_TEST_CASE(writes_acknowledged_by_a_write_queue_survive_sigkill) {
   crash_cycles(true);
+}
+
+BOOST_AUTO_TEST_CASE(encrypted_writes_survive_sigkill_at_random_moments) {
+  crash_cycles(false, true);
+  crash_cycles(true, true);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
