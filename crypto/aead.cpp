@@ -1,10 +1,15 @@
 #include "crypto/aead.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 
+#include <array>
+#include <atomic>
 #include <memory>
 #include <stdexcept>
 
@@ -17,32 +22,59 @@ constexpr size_t header_size = 1 + 4;
 constexpr size_t nonce_size = 12;
 constexpr size_t tag_size = 16;
 
-using cipher_ctx
-    = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
-
-cipher_ctx new_ctx() {
-  return cipher_ctx{EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free};
-}
-
 bool fits_int(size_t n) noexcept { return n <= static_cast<size_t>(INT32_MAX); }
 
-// Starts AES-256-GCM in `ctx` (encrypting or decrypting) with the nonce
-// that follows the header at `sealed`, and feeds it the associated data:
-// the header, then the caller's.
-bool start_gcm(EVP_CIPHER_CTX* ctx, bool encrypt, const key256& key,
-               const unsigned char* sealed, std::string_view aad) {
-  int len = 0;
-  int enc = encrypt ? 1 : 0;
-  return ctx != nullptr
-         && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr,
-                              enc)
-                == 1
-         && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN,
-                                static_cast<int>(nonce_size), nullptr)
-                == 1
-         && EVP_CipherInit_ex(ctx, nullptr, nullptr, key.data(),
-                              sealed + header_size, enc)
-                == 1
+// The cipher, fetched once (an implicit fetch per call costs more than
+// sealing a small value).
+const EVP_CIPHER* aes_256_gcm() {
+  static EVP_CIPHER* fetched
+      = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return fetched != nullptr ? fetched : EVP_aes_256_gcm();
+}
+
+// A context per thread and direction that keeps the expanded key of the
+// last key it was given: sealing or opening under the same key again sets
+// only the nonce. It holds a copy of that key (wiped when the thread ends)
+// and compares the whole key, never an address.
+struct keyed_ctx {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  std::array<uint8_t, 32> key{};
+  bool keyed = false;
+
+  keyed_ctx() = default;
+  keyed_ctx(const keyed_ctx&) = delete;
+  keyed_ctx& operator=(const keyed_ctx&) = delete;
+
+  ~keyed_ctx() {
+    EVP_CIPHER_CTX_free(ctx);
+    OPENSSL_cleanse(key.data(), key.size());
+  }
+
+  // Starts AES-256-GCM (encrypting or decrypting) with the nonce that
+  // follows the header at `sealed`, and feeds it the associated data: the
+  // header, then the caller's. A failure forgets the key (the next start
+  // initializes everything).
+  bool start(bool encrypt, const key256& k, const unsigned char* sealed,
+             std::string_view aad) {
+    int len = 0;
+    int enc = encrypt ? 1 : 0;
+    if (ctx == nullptr)
+      return false;
+    bool same = keyed && CRYPTO_memcmp(key.data(), k.data(), key.size()) == 0;
+    bool ok = same ? EVP_CipherInit_ex(ctx, nullptr, nullptr, nullptr,
+                                       sealed + header_size, enc)
+                         == 1
+                   : EVP_CipherInit_ex(ctx, aes_256_gcm(), nullptr, nullptr,
+                                       nullptr, enc)
+                             == 1
+                         && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN,
+                                                static_cast<int>(nonce_size),
+                                                nullptr)
+                                == 1
+                         && EVP_CipherInit_ex(ctx, nullptr, nullptr, k.data(),
+                                              sealed + header_size, enc)
+                                == 1;
+    ok = ok
          && EVP_CipherUpdate(ctx, nullptr, &len, sealed,
                              static_cast<int>(header_size))
                 == 1
@@ -52,6 +84,61 @@ bool start_gcm(EVP_CIPHER_CTX* ctx, bool encrypt, const key256& key,
                     reinterpret_cast<const unsigned char*>(aad.data()),
                     static_cast<int>(aad.size()))
                     == 1);
+    keyed = ok;
+    if (ok && !same)
+      std::copy(k.data(), k.data() + k.size(), key.begin());
+    return ok;
+  }
+};
+
+keyed_ctx& sealing_ctx() {
+  thread_local keyed_ctx ctx;
+  return ctx;
+}
+
+keyed_ctx& opening_ctx() {
+  thread_local keyed_ctx ctx;
+  return ctx;
+}
+
+// Counts forks: a forked child must not use nonces its parent drew.
+std::atomic<uint64_t> forks{0};
+
+uint64_t fork_generation() {
+  static bool registered = [] {
+    return ::pthread_atfork(nullptr, nullptr,
+                            [] {
+                              forks.fetch_add(1, std::memory_order_relaxed);
+                            })
+           == 0;
+  }();
+  // Without the handler, every nonce is drawn on its own.
+  return registered ? forks.load(std::memory_order_relaxed) : UINT64_MAX;
+}
+
+// Random nonces, drawn from the generator in blocks (one call per 32
+// nonces); a forked child draws its own.
+bool random_nonce(unsigned char* out) {
+  struct pool {
+    std::array<unsigned char, 32 * nonce_size> bytes{};
+    size_t used = 32 * nonce_size;
+    uint64_t generation = 0;
+    ~pool() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
+  };
+  thread_local pool p;
+  auto generation = fork_generation();
+  if (generation == UINT64_MAX)
+    return RAND_bytes(out, static_cast<int>(nonce_size)) == 1;
+  if (p.used == p.bytes.size() || p.generation != generation) {
+    if (RAND_bytes(p.bytes.data(), static_cast<int>(p.bytes.size())) != 1)
+      return false;
+    p.used = 0;
+    p.generation = generation;
+  }
+  std::copy(p.bytes.data() + p.used, p.bytes.data() + p.used + nonce_size, out);
+  OPENSSL_cleanse(p.bytes.data() + p.used, nonce_size);
+  p.used += nonce_size;
+  return true;
 }
 
 } // namespace
@@ -84,27 +171,30 @@ expected<std::string> seal(const key256& key, uint32_t key_id,
   for (int i = 0; i < 4; ++i)
     p[1 + i] = static_cast<unsigned char>((key_id >> (24 - 8 * i)) & 0xFF);
   auto* nonce = p + header_size;
-  if (RAND_bytes(nonce, static_cast<int>(nonce_size)) != 1)
+  if (!random_nonce(nonce))
     return make_error(errc::storage_failed, "the random generator failed");
-  auto ctx = new_ctx();
+  auto& c = sealing_ctx();
+  auto* ctx = c.ctx;
   int len = 0;
-  bool ok = start_gcm(ctx.get(), true, key, p, aad);
+  bool ok = c.start(true, key, p, aad);
   auto* body = nonce + nonce_size;
   int written = 0;
   ok = ok
        && (plaintext.empty()
            || EVP_EncryptUpdate(
-                  ctx.get(), body, &written,
+                  ctx, body, &written,
                   reinterpret_cast<const unsigned char*>(plaintext.data()),
                   static_cast<int>(plaintext.size()))
                   == 1)
-       && EVP_EncryptFinal_ex(ctx.get(), body + written, &len) == 1
-       && EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG,
+       && EVP_EncryptFinal_ex(ctx, body + written, &len) == 1
+       && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG,
                               static_cast<int>(tag_size),
                               body + plaintext.size())
               == 1;
-  if (!ok)
+  if (!ok) {
+    c.keyed = false;
     return make_error(errc::storage_failed, "AES-256-GCM sealing failed");
+  }
   return out;
 }
 
@@ -136,29 +226,31 @@ expected<std::string> open(const key256& key, std::string_view sealed,
   auto* body = nonce + nonce_size;
   auto body_size = sealed.size() - seal_overhead;
   std::string out(body_size, '\0');
-  auto ctx = new_ctx();
+  auto& c = opening_ctx();
+  auto* ctx = c.ctx;
   int len = 0;
   // The tag is read-only to us; OpenSSL's ctrl takes a non-const pointer.
   unsigned char tag[tag_size];
   std::copy(body + body_size, body + body_size + tag_size, tag);
-  bool ok = start_gcm(ctx.get(), false, key, p, aad);
+  bool ok = c.start(false, key, p, aad);
   int written = 0;
   ok = ok
        && (body_size == 0
-           || EVP_DecryptUpdate(ctx.get(),
+           || EVP_DecryptUpdate(ctx,
                                 reinterpret_cast<unsigned char*>(out.data()),
                                 &written, body, static_cast<int>(body_size))
                   == 1)
-       && EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG,
+       && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG,
                               static_cast<int>(tag_size), tag)
               == 1;
   // The tag is checked here: nothing decrypted is returned unless it holds.
   if (!ok
       || EVP_DecryptFinal_ex(
-             ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + written,
-             &len)
+             ctx, reinterpret_cast<unsigned char*>(out.data()) + written, &len)
              != 1) {
     OPENSSL_cleanse(out.data(), out.size());
+    // A failed operation leaves no state the next one relies on.
+    c.keyed = false;
     return make_error(errc::corrupt_record,
                       "a sealed value does not authenticate (a wrong key, a "
                       "value moved to another key, or a changed byte)");
@@ -167,15 +259,44 @@ expected<std::string> open(const key256& key, std::string_view sealed,
 }
 
 std::string keyed_hash(const key256& key, std::string_view data) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-           mac, &len)
-      == nullptr)
+  // A context per thread keeps the last key's state: the same key again
+  // restarts it without setting the key up (EVP_MAC_init with no key).
+  struct mac_ctx {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    EVP_MAC_CTX* ctx = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
+    std::array<uint8_t, 32> key{};
+    bool keyed = false;
+    ~mac_ctx() {
+      EVP_MAC_CTX_free(ctx);
+      EVP_MAC_free(mac);
+      OPENSSL_cleanse(key.data(), key.size());
+    }
+  };
+  thread_local mac_ctx m;
+  bool same
+      = m.keyed && CRYPTO_memcmp(m.key.data(), key.data(), key.size()) == 0;
+  char digest[] = "SHA256";
+  OSSL_PARAM params[]
+      = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+         OSSL_PARAM_construct_end()};
+  unsigned char out[EVP_MAX_MD_SIZE];
+  size_t len = 0;
+  bool ok = m.ctx != nullptr
+            && EVP_MAC_init(m.ctx, same ? nullptr : key.data(),
+                            same ? 0 : key.size(), same ? nullptr : params)
+                   == 1
+            && EVP_MAC_update(
+                   m.ctx, reinterpret_cast<const unsigned char*>(data.data()),
+                   data.size())
+                   == 1
+            && EVP_MAC_final(m.ctx, out, &len, sizeof(out)) == 1 && len == 32;
+  m.keyed = ok;
+  if (!ok)
     // Never an empty hash: every index key would be the same.
     throw std::runtime_error("HMAC-SHA256 failed");
-  return {reinterpret_cast<const char*>(mac), len};
+  if (!same)
+    std::copy(key.data(), key.data() + key.size(), m.key.begin());
+  return {reinterpret_cast<const char*>(out), len};
 }
 
 } // namespace engram::crypto

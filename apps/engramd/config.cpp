@@ -265,7 +265,8 @@ void read_file(const std::string& path, settings& s) {
         if (methods.size() != 1)
           throw config_error{where(fkey)
                              + ": name one provider: file = { path }, env = "
-                               "{ name }, command = { program, args }"};
+                               "{ name }, command = { program, args }, vault "
+                               "= { url, ... }"};
         auto& [method, y] = *methods.begin();
         auto mkey = fkey + "." + method;
         if (method == "file") {
@@ -304,14 +305,42 @@ void read_file(const std::string& path, settings& s) {
                                    "(not supported)"};
             source += " " + a;
           }
-        } else if (method == "vault" || method == "pkcs11") {
-          not_yet(mkey, "the " + method
-                            + " key provider; file, env and command are built");
+        } else if (method == "vault") {
+          vault_source v;
+          for (auto& [g, z] : table(y, mkey)) {
+            auto gkey = mkey + "." + g;
+            if (g == "url")
+              v.url = text(z, gkey);
+            else if (g == "mount")
+              v.mount = text(z, gkey);
+            else if (g == "path")
+              v.path = text(z, gkey);
+            else if (g == "field")
+              v.field = text(z, gkey);
+            else if (g == "token_env")
+              v.token_env = text(z, gkey);
+            else if (g == "token_file")
+              v.token_file = file_path(z, gkey);
+            else if (g == "ca")
+              v.ca = file_path(z, gkey);
+            else if (g == "timeout")
+              v.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  duration(z, gkey));
+            else
+              unknown(gkey);
+          }
+          if (v.url.empty())
+            throw config_error{where(mkey) + ": needs url"};
+          s.vault = std::move(v);
+          source = "vault";
+        } else if (method == "pkcs11") {
+          not_yet(mkey, "the pkcs11 key provider; file, env, command and "
+                        "vault are built");
         } else {
           throw config_error{where(fkey) + ": unknown provider '" + method
-                             + "' (file, env, command)"};
+                             + "' (file, env, command, vault)"};
         }
-        if (source.size() <= 5 || source.back() == ':')
+        if (source != "vault" && (source.size() <= 5 || source.back() == ':'))
           throw config_error{where(mkey) + ": incomplete"};
       } else {
         unknown(fkey);
@@ -321,7 +350,10 @@ void read_file(const std::string& path, settings& s) {
       throw config_error{where(key)
                          + ": needs key_management = { file = { path = "
                            "\"...\" } } (or env, command)"};
-    s.master_key = source;
+    if (source != "vault") {
+      s.master_key = source;
+      s.vault.reset();
+    }
   };
   auto security = [&](const toml::value& v, const std::string& key) {
     for (auto& [f, x] : table(v, key)) {

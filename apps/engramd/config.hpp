@@ -9,6 +9,7 @@
 #include "actors/api.hpp"
 #include "actors/endpoint.hpp"
 #include "actors/tls.hpp"
+#include "apps/engramd/vault.hpp"
 #include "core/error.hpp"
 #include "core/placement.hpp"
 
@@ -124,6 +125,8 @@ struct settings {
   /// crypto::load_master_key reads it (file:PATH, env:NAME,
   /// command:PROGRAM ARG...); empty keeps the store plain.
   std::string master_key;
+  /// Or from HashiCorp Vault (key_management = { vault = { ... } }).
+  std::optional<vault_source> vault;
 };
 
 /// What the daemon runs with.

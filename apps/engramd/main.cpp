@@ -50,12 +50,24 @@ namespace {
 constexpr int exit_bad_config = 2;
 constexpr int exit_cannot_start = 3;
 
-// The master key `source` names (none when empty); prints why not.
+// The master key `source` names (none when empty; `vault` when given);
+// prints why not.
 std::optional<std::optional<crypto::key256>>
-master_key_from(const std::string& source, const char* what) {
-  if (source.empty())
+master_key_from(const std::string& source, const char* what,
+                const std::optional<engramd::vault_source>& vault = {}) {
+  if (source.empty() && !vault)
     return std::optional<crypto::key256>{};
-  auto key = crypto::load_master_key(source);
+  auto key = [&]() -> expected<crypto::key256> {
+    if (vault)
+      return engramd::load_vault_key(*vault);
+    if (source.rfind("vault:", 0) == 0) {
+      auto src = engramd::parse_vault_spec(source);
+      if (!src)
+        return src.error_value();
+      return engramd::load_vault_key(*src);
+    }
+    return crypto::load_master_key(source);
+  }();
   if (!key) {
     std::fprintf(stderr, "engramd: %s: %s\n", what,
                  key.error_value().message.c_str());
@@ -211,7 +223,8 @@ int main(int argc, char** argv) {
   auto* master_key = app.add_option(
       "--master-key", flags.master_key,
       "encrypt the store at rest with the master key from file:PATH (owner "
-      "only), env:NAME or command:PROGRAM [ARG]...");
+      "only), env:NAME, command:PROGRAM [ARG]... or "
+      "vault:URL/v1/MOUNT/data/PATH[#FIELD] (token from $VAULT_TOKEN)");
   std::string repair_dir;
   std::string repair_key;
   auto* repair = app.add_subcommand(
@@ -301,8 +314,10 @@ int main(int argc, char** argv) {
     s.tls.ca.clear();
     s.tls.crl.clear();
   }
-  if (*master_key)
+  if (*master_key) {
     s.master_key = flags.master_key;
+    s.vault.reset();
+  }
   if (*insecure)
     s.insecure = true;
   if (*insecure_wide)
@@ -337,8 +352,8 @@ int main(int argc, char** argv) {
   }
   // The store's master key (a command is run, a file checked): refused
   // before anything starts.
-  auto master
-      = master_key_from(s.master_key, "distribution.encryption.at_rest");
+  auto master = master_key_from(s.master_key, "distribution.encryption.at_rest",
+                                s.vault);
   if (!master)
     return exit_bad_config;
   v.node.master_key = *master;

@@ -4,7 +4,10 @@
 // what it sealed.
 
 #include <boost/test/unit_test.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
+#include <thread>
 #include <vector>
 
 #include "crypto/aead.hpp"
@@ -63,6 +66,71 @@ BOOST_AUTO_TEST_CASE(a_value_opens_with_its_key_and_record_key_only) {
   BOOST_CHECK(r.error_value().message.find("format 2") != std::string::npos);
   // Empty values and empty associated data seal too.
   BOOST_CHECK_EQUAL(*open(key, *seal(key, 1, "", ""), ""), "");
+}
+
+// A thread keeps the expanded key of the last key it sealed or opened
+// with: interleaving keys, values, failures and threads must never let one
+// key's state serve another.
+BOOST_AUTO_TEST_CASE(interleaved_keys_failures_and_threads_stay_apart) {
+  std::vector<key256> keys{must_key(), must_key(), must_key()};
+  auto run = [&](uint32_t salt) {
+    for (uint32_t i = 0; i < 600; ++i) {
+      auto& k = keys[(i * 7 + salt) % keys.size()];
+      auto& other = keys[(i * 7 + salt + 1) % keys.size()];
+      auto value = std::string(i % 97, static_cast<char>('a' + i % 26))
+                   + std::to_string(i);
+      auto aad = "r/" + std::to_string(i);
+      auto sealed = seal(k, 1, value, aad);
+      if (!sealed)
+        return false;
+      // A failure (another key, a flipped tag) in between.
+      if (i % 5 == 0 && open(other, *sealed, aad))
+        return false;
+      if (i % 3 == 0) {
+        auto bad = *sealed;
+        bad.back() = static_cast<char>(bad.back() ^ 1);
+        if (open(k, bad, aad))
+          return false;
+      }
+      auto opened = open(k, *sealed, aad);
+      if (!opened || *opened != value)
+        return false;
+      // The same key right after another one was used.
+      auto again = open(other, *seal(other, 2, "x", "y"), "y");
+      if (!again || *again != "x")
+        return false;
+    }
+    return true;
+  };
+  BOOST_CHECK(run(0));
+  std::vector<std::thread> threads;
+  std::vector<int> ok(4, 0);
+  for (uint32_t t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      ok[t] = run(t) ? 1 : 0;
+    });
+  for (auto& t : threads)
+    t.join();
+  BOOST_CHECK((ok == std::vector<int>{1, 1, 1, 1}));
+}
+
+// The keyed hash is HMAC-SHA256 (checked against OpenSSL's one-shot HMAC),
+// whatever key the thread used before.
+BOOST_AUTO_TEST_CASE(the_keyed_hash_is_hmac_sha256_under_each_key) {
+  std::vector<key256> keys{must_key(), must_key()};
+  for (int i = 0; i < 50; ++i) {
+    auto& k = keys[static_cast<size_t>(i % 3 == 0 ? 1 : 0)];
+    auto data = "subject " + std::to_string(i);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    BOOST_REQUIRE(HMAC(EVP_sha256(), k.data(), static_cast<int>(k.size()),
+                       reinterpret_cast<const unsigned char*>(data.data()),
+                       data.size(), mac, &len)
+                  != nullptr);
+    BOOST_CHECK(keyed_hash(k, data)
+                == std::string(reinterpret_cast<const char*>(mac), len));
+  }
+  BOOST_CHECK(keyed_hash(keys[0], "x") != keyed_hash(keys[1], "x"));
 }
 
 BOOST_AUTO_TEST_CASE(the_keyring_rotates_without_touching_a_value) {

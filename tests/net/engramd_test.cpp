@@ -227,6 +227,12 @@ BOOST_AUTO_TEST_CASE(distribution_keys_mirror_the_spec) {
   check("[distribution.encryption.at_rest]\n"
         "key_management = { hsm = {} }\n",
         "unknown provider 'hsm'");
+  check("[distribution.encryption.at_rest]\n"
+        "key_management = { vault = { url = \"https://127.0.0.1:1\" } }\n",
+        "the master key from Vault at https://127.0.0.1:1");
+  check("[distribution.encryption.at_rest]\n"
+        "key_management = { vault = { mount = \"kv\" } }\n",
+        "needs url");
   check(
       "[distribution.encryption.at_rest]\nkey_management = { file = { "
       "path = \"master.key\", mode = 1 } }\n",
