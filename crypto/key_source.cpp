@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "crypto/pkcs11.hpp"
+
 extern char** environ;
 
 namespace engram::crypto {
@@ -267,11 +269,17 @@ expected<key256> load_master_key(const std::string& spec,
     return from_env(rest);
   if (kind == "command" && !rest.empty())
     return from_command(rest, timeout);
+  if (kind == "pkcs11") {
+    auto src = parse_pkcs11_uri(spec);
+    if (!src)
+      return src.error_value();
+    return load_pkcs11_key(*src);
+  }
   // The spec is not repeated: a key pasted in its place must not reach a
   // log.
   return make_error(errc::invalid_argument,
                     "the key source is none of file:PATH, env:NAME, "
-                    "command:PROGRAM [ARG]... ("
+                    "command:PROGRAM [ARG]..., pkcs11:URI ("
                         + std::to_string(spec.size()) + " characters given)");
 }
 

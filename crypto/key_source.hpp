@@ -5,6 +5,7 @@
 //                  read (mode 0600 or 0400): 32 raw bytes, or the key in hex
 //                  (64 digits) or base64, with an optional trailing newline;
 //   env:NAME       the variable's value, in hex or base64;
+//   pkcs11:URI     a key derived in a PKCS#11 token (crypto/pkcs11.hpp);
 //   command:PROG [ARG]...  a program run without a shell, as credential
 //                  helpers are, that prints the key in hex or base64 and
 //                  exits 0 within the timeout.

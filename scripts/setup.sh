@@ -14,6 +14,7 @@ PACKAGES=(
   libcli11-dev libtoml11-dev libcpp-httplib-dev nlohmann-json3-dev
   clang clang-format libclang-rt-14-dev gnuplot-nox iproute2 procps
   faketime openssl python3 libboost-dev redis-server redis-tools curl
+  softhsm2 libp11-kit-dev
 )
 
 missing=()

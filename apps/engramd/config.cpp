@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -266,7 +267,8 @@ void read_file(const std::string& path, settings& s) {
           throw config_error{where(fkey)
                              + ": name one provider: file = { path }, env = "
                                "{ name }, command = { program, args }, vault "
-                               "= { url, ... }"};
+                               "= { url, ... }, pkcs11 = { module, token, "
+                               "key_label, pin_file }"};
         auto& [method, y] = *methods.begin();
         auto mkey = fkey + "." + method;
         if (method == "file") {
@@ -334,11 +336,49 @@ void read_file(const std::string& path, settings& s) {
           s.vault = std::move(v);
           source = "vault";
         } else if (method == "pkcs11") {
-          not_yet(mkey, "the pkcs11 key provider; file, env, command and "
-                        "vault are built");
+          // As an RFC 7512 URI (crypto/pkcs11.hpp), values %-encoded.
+          auto enc = [](const std::string& x) {
+            std::string out;
+            for (unsigned char c : x) {
+              if (std::isalnum(c) || c == '/' || c == '.' || c == '-'
+                  || c == '_' || c == ':') {
+                out.push_back(static_cast<char>(c));
+              } else {
+                char buf[4];
+                std::snprintf(buf, sizeof(buf), "%%%02X", c);
+                out += buf;
+              }
+            }
+            return out;
+          };
+          std::string module;
+          std::string token;
+          std::string object;
+          std::string pin;
+          for (auto& [g, z] : table(y, mkey)) {
+            auto gkey = mkey + "." + g;
+            if (g == "module")
+              module = file_path(z, gkey);
+            else if (g == "token")
+              token = text(z, gkey);
+            else if (g == "key_label")
+              object = text(z, gkey);
+            else if (g == "pin_file")
+              pin = "file:" + file_path(z, gkey);
+            else if (g == "pin_env")
+              pin = "env:" + text(z, gkey);
+            else
+              unknown(gkey);
+          }
+          if (module.empty() || token.empty() || object.empty() || pin.empty())
+            throw config_error{where(mkey)
+                               + ": needs module, token, key_label and "
+                                 "pin_file or pin_env"};
+          source = "pkcs11:token=" + enc(token) + ";object=" + enc(object)
+                   + "?module-path=" + enc(module) + "&pin-source=" + enc(pin);
         } else {
           throw config_error{where(fkey) + ": unknown provider '" + method
-                             + "' (file, env, command, vault)"};
+                             + "' (file, env, command, vault, pkcs11)"};
         }
         if (source != "vault" && (source.size() <= 5 || source.back() == ':'))
           throw config_error{where(mkey) + ": incomplete"};

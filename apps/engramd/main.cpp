@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "crypto/key_source.hpp"
+#include "crypto/pkcs11.hpp"
 #include "gateway/gateway.hpp"
 #include "http/server.hpp"
 
@@ -223,7 +224,7 @@ int main(int argc, char** argv) {
   auto* master_key = app.add_option(
       "--master-key", flags.master_key,
       "encrypt the store at rest with the master key from file:PATH (owner "
-      "only), env:NAME, command:PROGRAM [ARG]... or "
+      "only), env:NAME, command:PROGRAM [ARG]..., pkcs11:URI or "
       "vault:URL/v1/MOUNT/data/PATH[#FIELD] (token from $VAULT_TOKEN)");
   std::string repair_dir;
   std::string repair_key;
@@ -235,6 +236,15 @@ int main(int argc, char** argv) {
   repair->add_option("--master-key", repair_key,
                      "the master key of an encrypted store (file:PATH, "
                      "env:NAME, command:PROGRAM [ARG]...)");
+  std::string keygen_uri;
+  auto* keygen = app.add_subcommand(
+      "pkcs11-keygen", "create the secret key a pkcs11: master key is derived "
+                       "from, in the token (256 bits, never extractable), "
+                       "unless the token holds it already");
+  keygen
+      ->add_option("--uri", keygen_uri,
+                   "pkcs11:token=T;object=K?module-path=M&pin-source=file:P")
+      ->required();
   std::string rekey_dir;
   std::string rekey_old;
   std::string rekey_new;
@@ -267,6 +277,19 @@ int main(int argc, char** argv) {
     return run_repair(repair_dir, repair_key);
   if (*rekey)
     return run_rekey(rekey_dir, rekey_old, rekey_new, rekey_reseal);
+  if (*keygen) {
+    auto src = crypto::parse_pkcs11_uri(keygen_uri);
+    auto made = src ? crypto::generate_pkcs11_key(*src)
+                    : expected<bool>{src.error_value()};
+    if (!made) {
+      std::fprintf(stderr, "engramd: pkcs11-keygen: %s\n",
+                   made.error_value().message.c_str());
+      return exit_bad_config;
+    }
+    std::printf("engramd: %s\n", *made ? "created the key in the token"
+                                       : "the token holds the key already");
+    return 0;
+  }
   if (*cert)
     return engram::engramd::run_cert(*cert, cert_opts);
   if (*token)

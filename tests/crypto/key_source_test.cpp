@@ -4,11 +4,14 @@
 
 #include <boost/test/unit_test.hpp>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "crypto/key_source.hpp"
+#include "crypto/pkcs11.hpp"
 #include "temp_dir.hpp"
 
 using namespace engram;
@@ -126,6 +129,90 @@ BOOST_AUTO_TEST_CASE(environment_variables_and_commands) {
   BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   BOOST_CHECK(
       refused_saying(load_master_key("file:" + fifo), "not a regular file"));
+}
+
+// A real token: SoftHSM's, in a directory of the test's own. The key is
+// made in the token (never extractable) and the master key derived there:
+// the same every time, another for another token key, and every mistake
+// (PIN, token, key, module, URI) named — never the PIN.
+BOOST_AUTO_TEST_CASE(a_pkcs11_token_derives_the_master_key) {
+  const std::string module = "/usr/lib/softhsm/libsofthsm2.so";
+  BOOST_REQUIRE_MESSAGE(::access(module.c_str(), R_OK) == 0,
+                        "SoftHSM is not installed (scripts/setup.sh)");
+  temp_dir dir;
+  std::filesystem::create_directories(dir.sub("tokens"));
+  write(dir.sub("softhsm2.conf"),
+        "directories.tokendir = " + dir.sub("tokens")
+            + "\nobjectstore.backend = file\nlog.level = ERROR\n",
+        0600);
+  ::setenv("SOFTHSM2_CONF", dir.sub("softhsm2.conf").c_str(), 1);
+  for (auto* label : {"engram", "other"}) {
+    auto cmd = "softhsm2-util --init-token --free --label " + std::string{label}
+               + " --pin 246810 --so-pin 13579 > " + dir.sub("init.log")
+               + " 2>&1";
+    BOOST_REQUIRE_EQUAL(std::system(cmd.c_str()), 0);
+  }
+  write(dir.sub("pin"), "246810\n", 0600);
+  auto uri = [&](const std::string& token, const std::string& object,
+                 const std::string& pin) {
+    return "pkcs11:token=" + token + ";object=" + object
+           + "?module-path=" + module + "&pin-source=" + pin;
+  };
+  auto good = uri("engram", "engram-master", "file:" + dir.sub("pin"));
+  auto src = parse_pkcs11_uri(good);
+  BOOST_REQUIRE(src);
+  BOOST_CHECK(refused_saying(load_master_key(good), "no secret key labelled"));
+  BOOST_CHECK_EQUAL(*generate_pkcs11_key(*src), true);
+  BOOST_CHECK_EQUAL(*generate_pkcs11_key(*src), false); // made once
+  auto key = load_master_key(good);
+  BOOST_REQUIRE(key);
+  auto again = load_master_key(good);
+  BOOST_REQUIRE(again);
+  BOOST_CHECK(key->view() == again->view());
+  // Another token's key of the same label derives another master key.
+  auto other = uri("other", "engram-master", "file:" + dir.sub("pin"));
+  BOOST_REQUIRE(generate_pkcs11_key(*parse_pkcs11_uri(other)));
+  BOOST_CHECK(load_master_key(other)->view() != key->view());
+  // The PIN from a variable works the same.
+  ::setenv("ENGRAM_TEST_PIN", "246810", 1);
+  BOOST_CHECK(
+      load_master_key(uri("engram", "engram-master", "env:ENGRAM_TEST_PIN"))
+          ->view()
+      == key->view());
+  // Mistakes, each named.
+  write(dir.sub("bad-pin"), "999999\n", 0600);
+  auto wrong = load_master_key(
+      uri("engram", "engram-master", "file:" + dir.sub("bad-pin")));
+  BOOST_CHECK(refused_saying(wrong, "CKR_PIN_INCORRECT"));
+  BOOST_CHECK(wrong.error_value().message.find("999999") == std::string::npos);
+  BOOST_CHECK(wrong.error_value().code == errc::unauthenticated);
+  write(dir.sub("open-pin"), "246810\n", 0644);
+  BOOST_CHECK(
+      refused_saying(load_master_key(uri("engram", "engram-master",
+                                         "file:" + dir.sub("open-pin"))),
+                     "may be read by others"));
+  BOOST_CHECK(refused_saying(
+      load_master_key(uri("nosuch", "engram-master", "file:" + dir.sub("pin"))),
+      "token 'nosuch'"));
+  BOOST_CHECK(refused_saying(
+      load_master_key("pkcs11:token=engram;object=k?module-path="
+                      + dir.sub("none.so") + "&pin-source=env:X"),
+      "cannot be loaded"));
+  BOOST_CHECK(
+      refused_saying(load_master_key("pkcs11:token=engram;object=k?module-path="
+                                     + module + "&pin-value=1234"),
+                     "pin-value puts the PIN in the URI"));
+  BOOST_CHECK(refused_saying(load_master_key("pkcs11:token=engram"),
+                             "names token=, object=, module-path="));
+  BOOST_CHECK(
+      refused_saying(load_master_key("pkcs11:token=eng%2"), "bad %-escape"));
+  // Percent-encoded values decode.
+  BOOST_CHECK(load_master_key("pkcs11:token=engr%61m;object=engram-master"
+                              "?module-path="
+                              + module + "&pin-source=file:" + dir.sub("pin"))
+                  ->view()
+              == key->view());
+  ::unsetenv("SOFTHSM2_CONF");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -20,6 +20,7 @@
 #include "crypto/aead.hpp"
 #include "crypto/key_source.hpp"
 #include "crypto/keyring.hpp"
+#include "crypto/pkcs11.hpp"
 #include "http/server.hpp"
 
 using namespace engram;
@@ -49,6 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)crypto::open(master, in, "aad");
   (void)crypto::keyring::load(in, master);
   (void)crypto::parse_key_text(in);
+  (void)crypto::parse_pkcs11_uri("pkcs11:" + in);
   // The input as a caveat its holder MAC'd correctly: only the caveat's
   // own checks stand between it and the request.
   static const std::string grant

@@ -240,4 +240,61 @@ BOOST_AUTO_TEST_CASE(the_master_key_can_come_from_vault) {
   BOOST_CHECK_EQUAL(c.count(c.instance(j, "ann", "main")), 1u);
 }
 
+// The master key derived in a PKCS#11 token (SoftHSM in a directory of the
+// test's own): engramd pkcs11-keygen makes the token's key, the node runs
+// with key_management = { pkcs11 = { ... } } and finds its memories again
+// after a restart; a wrong PIN is refused at start.
+BOOST_AUTO_TEST_CASE(the_master_key_can_come_from_a_pkcs11_token) {
+  cluster c;
+  const std::string module = "/usr/lib/softhsm/libsofthsm2.so";
+  fs::create_directories(c.dir.sub("tokens"));
+  std::ofstream{c.dir.sub("softhsm2.conf")}
+      << "directories.tokendir = " << c.dir.sub("tokens")
+      << "\nobjectstore.backend = file\nlog.level = ERROR\n";
+  std::vector<std::string> env{"SOFTHSM2_CONF=" + c.dir.sub("softhsm2.conf")};
+  {
+    process init{{"/usr/bin/softhsm2-util", "--init-token", "--free", "--label",
+                  "engram", "--pin", "112233", "--so-pin", "332211"},
+                 c.dir.sub("init.log"),
+                 env};
+    BOOST_REQUIRE_EQUAL(init.wait(20s).value_or(-1), 0);
+  }
+  std::ofstream{c.dir.sub("pin")} << "112233\n";
+  ::chmod(c.dir.sub("pin").c_str(), 0600);
+  auto uri = "pkcs11:token=engram;object=engram-master?module-path=" + module
+             + "&pin-source=file:" + c.dir.sub("pin");
+  {
+    process keygen{
+        {engramd, "pkcs11-keygen", "--uri", uri}, c.dir.sub("keygen.log"), env};
+    BOOST_REQUIRE_EQUAL(keygen.wait(20s).value_or(-1), 0);
+    BOOST_CHECK_MESSAGE(keygen.output().find("created the key")
+                            != std::string::npos,
+                        keygen.output());
+  }
+  auto config = c.dir.sub("pkcs11.toml");
+  std::ofstream{config} << "[distribution.encryption.at_rest]\n"
+                        << "key_management = { pkcs11 = { module = \"" << module
+                        << "\", token = \"engram\", key_label = "
+                        << "\"engram-master\", pin_file = \""
+                        << c.dir.sub("pin") << "\" } }\n";
+  c.common = {"--config", config};
+  c.env["n1"] = env;
+  for (int round = 0; round < 2; ++round) {
+    auto i = c.start("n1", {});
+    auto inst = c.instance(i, "ann", "main");
+    c.learn(inst, fact_of("k" + std::to_string(round), "kept in a token"));
+    BOOST_CHECK_EQUAL(c.count(inst), static_cast<size_t>(round + 1));
+    c.nodes[i].proc.signal(SIGTERM);
+    BOOST_REQUIRE(c.nodes[i].proc.wait(10s));
+    c.nodes.clear();
+  }
+  BOOST_CHECK(files_holding(c.dir.sub("n1"), "kept in a token").empty());
+  std::ofstream{c.dir.sub("pin"), std::ios::trunc} << "000000\n";
+  process wrong{c.argv("n1", {}), c.dir.sub("wrong.log"), env};
+  BOOST_CHECK_EQUAL(wrong.wait(20s).value_or(-1), 2);
+  BOOST_CHECK_MESSAGE(wrong.output().find("CKR_PIN_INCORRECT")
+                          != std::string::npos,
+                      wrong.output());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
