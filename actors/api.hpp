@@ -187,6 +187,11 @@ struct node_config {
   /// Encryption at rest: the master key of the node's store (see
   /// `persistence::store_options::master_key`); none keeps it plain.
   std::optional<crypto::key256> master_key;
+  /// With TLS, sign every envelope sent to a peer (Ed25519, a key of the
+  /// process's run bound to the certificate) and accept from a peer only
+  /// envelopes it signed, each sequence number once (a replay window per
+  /// peer, kept in the store). Off only to measure what it costs.
+  bool sign_envelopes = true;
   /// Write the agents' merged batches on a thread of their own (the node's
   /// write queue): an agent merges the next frame while the last one is
   /// written and synced, and acknowledges each once it is durable. Off,

@@ -230,11 +230,13 @@ expected<R> ask(caf::scoped_actor& self, const node_actor& hdl, Ts... xs) {
   return result;
 }
 
-// The remote node proves it is `claimed`: it signs a fresh challenge with
-// the key of a certificate of this node's CA naming it. The reason it did
-// not (empty: it did).
+// The remote node proves it is `claimed`: it signs a fresh challenge, and
+// the key it signs its envelopes with (`signing_key`, required when
+// `need_key`), with the key of a certificate of this node's CA naming it.
+// The reason it did not (empty: it did).
 std::string prove_peer(const node_identity& id, const std::string& claimed,
-                       const node_actor& hdl) {
+                       const node_actor& hdl, bool need_key,
+                       std::string& signing_key) {
   caf::scoped_actor self{hdl.home_system()};
   auto challenge = pki::random_bytes(32);
   std::string cert_pem;
@@ -242,9 +244,10 @@ std::string prove_peer(const node_identity& id, const std::string& claimed,
   std::string why;
   self->request(hdl, std::chrono::seconds{2}, prove_atom::value, challenge)
       .receive(
-          [&](std::string& c, std::string& s) {
+          [&](std::string& c, std::string& s, std::string& k) {
             cert_pem = std::move(c);
             sig = std::move(s);
+            signing_key = std::move(k);
           },
           [&](caf::error& e) {
             why = "no proof of identity: " + from_caf(e).message;
@@ -259,8 +262,12 @@ std::string prove_peer(const node_identity& id, const std::string& claimed,
                             pki::role::node, claimed);
       !ok)
     return ok.error_value().message;
+  if (need_key && signing_key.size() != crypto::ed25519_public_bytes)
+    return "no envelope-signing key (every envelope must be signed)";
   if (!pki::verify_signature(
-          *cert, proof_message("node-proof", challenge, claimed, {}), sig))
+          *cert,
+          proof_message("node-proof", challenge, claimed, {}, signing_key),
+          sig))
     return "the signature does not verify with the certificate of " + claimed;
   // Bound to the connection: its TLS certificate names `claimed` too (a
   // node with a certificate of its own cannot pass on another's proof).
@@ -340,15 +347,20 @@ void peer_keeper::run() {
       // the cluster's CA naming it, and a signature of a fresh challenge)
       // before either takes the other as a peer.
       if (auto& id = node_.context()->identity) {
-        if (auto why = prove_peer(*id, remote->id, remote->hdl); !why.empty()) {
+        auto& signer = node_.context()->signer;
+        std::string their_key;
+        if (auto why = prove_peer(*id, remote->id, remote->hdl,
+                                  signer != nullptr, their_key);
+            !why.empty()) {
           if (!reported_failure[i])
             event("peer_refused", i, why);
           reported_failure[i] = true;
           continue;
         }
         auto nonce = ask<std::string>(self, remote->hdl, challenge_atom::value);
-        auto sig = nonce ? id->key.sign(
-                       proof_message("peer", *nonce, node_.id(), remote->id))
+        auto my_key = signer ? signer->public_key() : std::string{};
+        auto sig = nonce ? id->key.sign(proof_message(
+                       "peer", *nonce, node_.id(), remote->id, my_key))
                          : expected<std::string>{nonce.error_value()};
         if (!sig) {
           if (!reported_failure[i])
@@ -356,12 +368,13 @@ void peer_keeper::run() {
           reported_failure[i] = true;
           continue;
         }
-        node_.add_peer(remote->id, caf::actor_cast<peer_actor>(remote->hdl));
+        node_.add_peer(remote->id, caf::actor_cast<peer_actor>(remote->hdl),
+                       their_key);
         // (sent, not anonymous: the node checks that the connection its
         // sender's process speaks over is authenticated as this node)
         self->send(remote->hdl, peer_atom::value, node_.id(),
                    caf::actor_cast<peer_actor>(node_.handle()), id->cert_pem,
-                   *nonce, *sig);
+                   *nonce, *sig, my_key);
       } else {
         // Both nodes become peers of each other: we add it, and introduce
         // ourselves (it may not have us among its seeds).

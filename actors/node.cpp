@@ -42,11 +42,13 @@ void announce(node_ptr self, const std::vector<std::string>& agents, bool full,
     msg.add_agents(a);
   for (auto& a : gone)
     msg.add_gone(a);
-  auto bytes = messages::serialize(messages::make_envelope(
-      v1::DIRECTORY, st.ctx->config.node_id, st.clock->now(), msg));
+  auto bytes = st.ctx->sign(messages::serialize(messages::make_envelope(
+      v1::DIRECTORY, st.ctx->config.node_id, st.clock->now(), msg)));
+  if (!bytes)
+    return; // the signature failed: announced again on the next tick
   for (auto& [node, peer] : st.peers)
     if ((to.empty() || node == to) && st.ctx->cluster->live(node))
-      self->send(peer, wire_frame{st.ctx->config.node_id, {}, bytes});
+      self->send(peer, wire_frame{st.ctx->config.node_id, {}, *bytes});
 }
 
 // Sends a node-level frame (no agent) to a peer.
@@ -54,9 +56,10 @@ void send_node_frame(node_ptr self, const peer_actor& peer,
                      v1::MessageType type,
                      const google::protobuf::Message& payload) {
   auto& st = self->state;
-  auto bytes = messages::serialize(messages::make_envelope(
-      type, st.ctx->config.node_id, st.clock->now(), payload));
-  self->send(peer, wire_frame{st.ctx->config.node_id, {}, std::move(bytes)});
+  auto bytes = st.ctx->sign(messages::serialize(messages::make_envelope(
+      type, st.ctx->config.node_id, st.clock->now(), payload)));
+  if (bytes) // else not sent: pings are sent again
+    self->send(peer, wire_frame{st.ctx->config.node_id, {}, std::move(*bytes)});
 }
 
 // Pings a peer with this node's wall time: its Pong measures its clock.
@@ -316,12 +319,13 @@ void on_down(node_ptr self, const caf::down_msg& msg) {
 
 // Makes `peer` (node `peer_node`) a peer: sessions for every hosted agent,
 // the directory announced, early frames replayed.
-void register_peer(node_ptr self, const std::string& peer_node,
-                   peer_actor peer) {
+void register_peer(node_ptr self, const std::string& peer_node, peer_actor peer,
+                   const std::string& signing_key) {
   auto& st = self->state;
   if (peer_node == st.ctx->config.node_id || !peer
       || !validate_name(peer_node, "peer node id"))
     return;
+  use_signing_key(self, peer_node, signing_key);
   auto& known = st.peers[peer_node];
   // CAF compares handles by (node, actor id): a proxy made by a new
   // connection equals the dead one. A peer we saw go down is new too.
@@ -398,7 +402,7 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
       // instead of being copied (the message is not shared).
       [=](wire_frame& frame) {
         auto& st = self->state;
-        if (!from_proven_peer(self, frame))
+        if (!from_proven_peer(self, frame) || !authentic_frame(self, frame))
           return;
         if (frame.agent.empty()) {
           on_node_frame(self, frame);
@@ -456,19 +460,19 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
                                      {"reason", "no proof of identity"}});
           return;
         }
-        register_peer(self, peer_node, std::move(peer));
+        register_peer(self, peer_node, std::move(peer), {});
       },
       [=](peer_atom, const std::string& peer_node, peer_actor& peer,
           const std::string& cert_pem, const std::string& nonce,
-          const std::string& signature) {
+          const std::string& signature, const std::string& signing_key) {
         peer_request(self, peer_node, std::move(peer), cert_pem, nonce,
-                     signature);
+                     signature, signing_key);
       },
       [=](challenge_atom) {
         return issue_challenge(self);
       },
       [=](prove_atom, const std::string& challenge)
-          -> caf::result<std::string, std::string> {
+          -> caf::result<std::string, std::string, std::string> {
         return prove_identity(self, challenge);
       },
       [=](locate_atom) {

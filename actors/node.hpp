@@ -58,7 +58,8 @@ public:
                              milliseconds timeout = milliseconds{5000});
 
   /// Adds a peer: every hosted agent syncs with the same agent there.
-  void add_peer(const std::string& peer_node, peer_actor peer);
+  void add_peer(const std::string& peer_node, peer_actor peer,
+                const std::string& signing_key = {});
 
   /// Stops the node (idempotent).
   void stop();

@@ -131,6 +131,13 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
       id->crl = std::move(*crl);
     }
     ctx->identity = std::move(id);
+    if (cfg.sign_envelopes) {
+      auto signer = crypto::signing_key::generate();
+      if (!signer)
+        return signer.error_value();
+      ctx->signer
+          = std::make_shared<const crypto::signing_key>(std::move(*signer));
+    }
   }
   ctx->local_token = pki::random_bytes(32);
   ctx->config = std::move(cfg);
@@ -209,11 +216,12 @@ expected<agent_actor> node::find(const std::string& agent_id,
                                agent_id);
 }
 
-void node::add_peer(const std::string& peer_node, peer_actor peer) {
+void node::add_peer(const std::string& peer_node, peer_actor peer,
+                    const std::string& signing_key) {
   // This process's own token: the node takes the peer as given (a remote
   // node asking to be a peer proves its id instead).
   caf::anon_send(hdl_, peer_atom::value, peer_node, std::move(peer),
-                 std::string{}, ctx_->local_token, std::string{});
+                 std::string{}, ctx_->local_token, std::string{}, signing_key);
 }
 
 const node_context_ptr& node::context() const noexcept { return ctx_; }

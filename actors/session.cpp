@@ -66,8 +66,12 @@ struct perform {
 
   void operator()(sync::act::send& x) const {
     auto& st = self->state;
-    self->send(st.peer, wire_frame{st.ctx->config.node_id, st.agent_id,
-                                   std::move(x.bytes)});
+    // Signed as this node's (when it signs); a frame whose signature
+    // failed is not sent: the session's outbox resends.
+    auto bytes = st.ctx->sign(std::move(x.bytes));
+    if (bytes)
+      self->send(st.peer, wire_frame{st.ctx->config.node_id, st.agent_id,
+                                     std::move(*bytes)});
   }
 
   void operator()(sync::act::ask_digest& x) const {

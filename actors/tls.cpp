@@ -136,14 +136,22 @@ expected<void> apply_tls_policy(const tls_config& tls) {
 std::string proof_message(const std::string& purpose,
                           const std::string& challenge,
                           const std::string& claimer,
-                          const std::string& verifier) {
+                          const std::string& verifier,
+                          const std::string& signing_key) {
   static constexpr char digits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char ch : challenge) {
-    hex += digits[ch >> 4];
-    hex += digits[ch & 0xf];
-  }
-  return "engram/v1 " + purpose + "\n" + hex + "\n" + claimer + "\n" + verifier;
+  auto hex = [](const std::string& bytes) {
+    std::string out;
+    for (unsigned char ch : bytes) {
+      out += digits[ch >> 4];
+      out += digits[ch & 0xf];
+    }
+    return out;
+  };
+  auto text = "engram/v1 " + purpose + "\n" + hex(challenge) + "\n" + claimer
+              + "\n" + verifier;
+  if (!signing_key.empty())
+    text += "\nenvelopes " + hex(signing_key);
+  return text;
 }
 
 namespace {

@@ -79,11 +79,13 @@ probe_result tls_probe(const std::string& host, uint16_t port,
 
 /// What a node signs to prove its id: `purpose` ("node-proof": a node
 /// answering a connecting peer's challenge; "peer": a node asking to be a
-/// peer), the challenge, who claims and who is asked.
+/// peer), the challenge, who claims and who is asked, and the public key
+/// the claimer signs its envelopes with (bound to its certificate so).
 std::string proof_message(const std::string& purpose,
                           const std::string& challenge,
                           const std::string& claimer,
-                          const std::string& verifier);
+                          const std::string& verifier,
+                          const std::string& signing_key = {});
 
 /// Limits on connections that have not completed the TLS handshake (CAF
 /// accepts without limit: idle or slow connections could exhaust the node's

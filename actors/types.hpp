@@ -263,16 +263,17 @@ using node_actor = caf::typed_actor<
                     std::string>::with<instance_actor>,
     caf::reacts_to<peer_atom, std::string, peer_actor>,
     // A peer that proves its node id (TLS): its certificate (PEM), the
-    // challenge it was given here, and its signature (actors/tls.hpp,
-    // proof_message); or, with an empty certificate, this process's own
-    // token (node::add_peer).
+    // challenge it was given here, its signature (actors/tls.hpp,
+    // proof_message), and the public key it signs its envelopes with; or,
+    // with an empty certificate, this process's own token (node::add_peer).
     caf::reacts_to<peer_atom, std::string, peer_actor, std::string, std::string,
-                   std::string>,
+                   std::string, std::string>,
     // A fresh challenge for a peer to sign.
     caf::replies_to<challenge_atom>::with<std::string>,
     // This node's proof of its id for a connecting peer's challenge: its
-    // certificate (PEM) and signature.
-    caf::replies_to<prove_atom, std::string>::with<std::string, std::string>,
+    // certificate (PEM), signature, and envelope-signing key.
+    caf::replies_to<prove_atom, std::string>::with<std::string, std::string,
+                                                   std::string>,
     caf::replies_to<status_atom>::with<node_status>,
     // The cluster-wide directory: the nodes hosting an agent (this one
     // first), and the agent's actor on one of them (here when hosted,

@@ -137,4 +137,71 @@ expected<v1::SyncMessage> decode_envelope(std::string_view bytes,
   return result;
 }
 
+namespace {
+
+// Field 6 (signature), wire type 2, 64 bytes; field 7 (sequence), varint.
+constexpr unsigned char signature_tag = (6 << 3) | 2;
+constexpr unsigned char sequence_tag = (7 << 3) | 0;
+constexpr size_t signature_trailer = 2 + crypto::ed25519_signature_bytes;
+
+} // namespace
+
+expected<void> sign_envelope(std::string& bytes, uint64_t sequence,
+                             const crypto::signing_key& key) {
+  if (sequence == 0)
+    return make_error(errc::invalid_argument, "sequence numbers start at 1");
+  bytes.push_back(static_cast<char>(sequence_tag));
+  for (auto x = sequence;; x >>= 7) {
+    if (x < 0x80) {
+      bytes.push_back(static_cast<char>(x));
+      break;
+    }
+    bytes.push_back(static_cast<char>((x & 0x7f) | 0x80));
+  }
+  auto sig = key.sign(bytes);
+  if (!sig)
+    return sig.error_value();
+  bytes.push_back(static_cast<char>(signature_tag));
+  bytes.push_back(static_cast<char>(crypto::ed25519_signature_bytes));
+  bytes += *sig;
+  return {};
+}
+
+expected<uint64_t> verify_envelope(std::string_view bytes,
+                                   std::string_view public_key) {
+  auto refuse = [](const char* why) {
+    return make_error(errc::unauthenticated, why);
+  };
+  if (bytes.size() < signature_trailer + 2
+      || static_cast<unsigned char>(bytes[bytes.size() - signature_trailer])
+             != signature_tag
+      || static_cast<unsigned char>(bytes[bytes.size() - signature_trailer + 1])
+             != crypto::ed25519_signature_bytes)
+    return refuse("the envelope is not signed (no signature at its end)");
+  auto signed_part = bytes.substr(0, bytes.size() - signature_trailer);
+  auto sig = bytes.substr(bytes.size() - crypto::ed25519_signature_bytes);
+  if (!crypto::verify_ed25519(public_key, signed_part, sig))
+    return refuse("the envelope's signature does not verify with its "
+                  "sender's key");
+  // Signed, so made by sign_envelope: the signed part ends with the
+  // sequence number (field 7, a varint of up to 10 bytes).
+  auto end = signed_part.size();
+  auto last = static_cast<unsigned char>(signed_part[end - 1]);
+  if (last & 0x80)
+    return refuse("no sequence number signed");
+  size_t start = end - 1;
+  while (start > 0 && end - start < 10
+         && (static_cast<unsigned char>(signed_part[start - 1]) & 0x80))
+    --start;
+  if (start == 0
+      || static_cast<unsigned char>(signed_part[start - 1]) != sequence_tag)
+    return refuse("no sequence number signed");
+  uint64_t seq = 0;
+  for (auto i = end; i > start; --i)
+    seq = (seq << 7) | (static_cast<unsigned char>(signed_part[i - 1]) & 0x7f);
+  if (seq == 0)
+    return refuse("sequence number 0");
+  return seq;
+}
+
 } // namespace engram::messages

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "crypto/sign.hpp"
 #include "engram/v1/sync.pb.h"
 
 namespace engram::messages {
@@ -43,6 +44,19 @@ v1::SyncMessage make_envelope(v1::MessageType type, std::string sender,
 /// sender or payload. Unknown fields are kept (and survive re-encoding).
 expected<v1::SyncMessage> decode_envelope(std::string_view bytes,
                                           const limits& bounds = {});
+
+/// Signs a serialized envelope as its sender: appends `sequence` (field 7)
+/// and then the Ed25519 signature (field 6) of every byte before it, so the
+/// signature covers the exact bytes sent and is the last field.
+expected<void> sign_envelope(std::string& bytes, uint64_t sequence,
+                             const crypto::signing_key& key);
+
+/// Checks that `bytes` end with `public_key`'s signature of every byte
+/// before it (as `sign_envelope` makes it) and returns the sequence number
+/// signed with it. Errors (unauthenticated): no signature at the end, one
+/// that does not verify, no sequence number signed.
+expected<uint64_t> verify_envelope(std::string_view bytes,
+                                   std::string_view public_key);
 
 /// How thoroughly `parse` checks a message against the limits.
 enum class bounds_check : uint8_t {

@@ -565,6 +565,47 @@ const std::string& database::path() const noexcept { return impl_->path; }
 
 bool database::encrypted() const noexcept { return impl_->sealed.on(); }
 
+namespace {
+
+std::string note_key(const std::string& name) {
+  return "\xff"
+         "engram.note/"
+         + name;
+}
+
+} // namespace
+
+expected<void> database::put_note(const std::string& name,
+                                  const std::string& value) {
+  auto key = note_key(name);
+  auto sealed = impl_->sealed.seal(cf_default, key, value);
+  if (!sealed)
+    return sealed.error_value();
+  auto st = impl_->db->Put(rocksdb::WriteOptions{}, impl_->cfs[cf_default], key,
+                           *sealed);
+  if (!st.ok())
+    return storage_error(st, "cannot keep note " + name);
+  return {};
+}
+
+expected<std::optional<std::string>>
+database::get_note(const std::string& name) const {
+  auto key = note_key(name);
+  std::string bytes;
+  auto st = impl_->db->Get(rocksdb::ReadOptions{}, impl_->cfs[cf_default], key,
+                           &bytes);
+  if (st.IsNotFound())
+    return std::optional<std::string>{};
+  if (!st.ok())
+    return storage_error(st, "cannot read note " + name);
+  std::string buffer;
+  auto opened = impl_->sealed.open(cf_default, key, bytes, buffer);
+  if (!opened)
+    return make_error(errc::corrupt_record,
+                      "note " + name + ": " + opened.error_value().message);
+  return std::optional<std::string>{std::string{*opened}};
+}
+
 const std::vector<std::string>& database::notes() const noexcept {
   return impl_->notes;
 }
@@ -952,7 +993,8 @@ database::rekey(const std::string& path, const crypto::key256& old_master,
   rocksdb::WriteOptions synced;
   synced.sync = true;
   std::string buffer;
-  for (size_t family = cf_engrams; family < cf_count; ++family) {
+  auto notes = note_key("");
+  for (size_t family = cf_default; family < cf_count; ++family) {
     rocksdb::ReadOptions scan;
     scan.total_order_seek = true;
     scan.fill_cache = false;
@@ -961,8 +1003,13 @@ database::rekey(const std::string& path, const crypto::key256& old_master,
     rocksdb::WriteBatch batch;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       auto key = it->key().ToStringView();
-      if (!key.empty() && static_cast<unsigned char>(key[0]) == 0xff)
-        continue; // the family's marker
+      // The families' markers and the keyring are not sealed; the node's
+      // notes are.
+      bool note = key.substr(0, notes.size()) == notes;
+      if (family == cf_default
+              ? !note
+              : !key.empty() && static_cast<unsigned char>(key[0]) == 0xff)
+        continue;
       auto plain
           = old_sealing.open(family, key, it->value().ToStringView(), buffer);
       if (!plain)

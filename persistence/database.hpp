@@ -141,6 +141,15 @@ public:
   /// True when the store is encrypted at rest.
   bool encrypted() const noexcept;
 
+  /// Keeps a small record of the node's own under `name` (outside every
+  /// partition; sealed when the store is encrypted), not synced: it
+  /// survives a crash of the process, not of the machine.
+  expected<void> put_note(const std::string& name, const std::string& value);
+
+  /// The record kept under `name` (none when there is none). Error: it
+  /// cannot be read or does not authenticate.
+  expected<std::optional<std::string>> get_note(const std::string& name) const;
+
   ~database();
 
   database(const database&) = delete;

@@ -6,12 +6,14 @@
 #include "actors/api.hpp"
 #include "actors/types.hpp"
 #include "core/hash.hpp"
+#include "messages/envelope.hpp"
 #include "persistence/store.hpp"
 #include "persistence/write_queue.hpp"
 
 #include <caf/actor_addr.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -24,6 +26,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "crypto/sign.hpp"
 #include "pki/pki.hpp"
 
 namespace engram::actors {
@@ -314,6 +317,12 @@ struct node_context {
   /// Random, never leaves the process: marks a peer added by this
   /// process's own code (node::add_peer) rather than by a remote claim.
   std::string local_token;
+  /// What this node signs its envelopes with (a key of this process's
+  /// run, bound to the certificate by the proofs), and the number of the
+  /// last envelope signed. Without TLS (or with sign_envelopes off): none.
+  std::shared_ptr<const crypto::signing_key> signer;
+  std::shared_ptr<std::atomic<uint64_t>> envelopes_signed
+      = std::make_shared<std::atomic<uint64_t>>(0);
   std::shared_ptr<persistence::database> db;
   /// Writes the agents' batches in order, off their threads.
   std::shared_ptr<persistence::write_queue> writes;
@@ -321,6 +330,18 @@ struct node_context {
   std::shared_ptr<cluster_view> cluster;
   /// The node actor (set once it is spawned, before any child).
   caf::actor_addr node;
+
+  /// `bytes` (a serialized envelope) signed as this node's, with the next
+  /// sequence number; as they are when the node does not sign. Error: the
+  /// signature failed (the frame is not sent).
+  expected<std::string> sign(std::string bytes) const {
+    if (!signer)
+      return bytes;
+    if (auto ok = messages::sign_envelope(bytes, ++*envelopes_signed, *signer);
+        !ok)
+      return ok.error_value();
+    return bytes;
+  }
 
   /// The configuration of an agent hosted here.
   agent_config agent(const std::string& agent_id) const {

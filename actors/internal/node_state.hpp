@@ -53,6 +53,19 @@ struct node_state {
   /// Challenges given to nodes asking to be peers (TLS): each taken once,
   /// within a minute.
   std::map<std::string, std::chrono::steady_clock::time_point> challenges;
+  /// What each peer signs its envelopes with (bound to its certificate by
+  /// its proof), the sequence numbers accepted from it, and the highest
+  /// kept in the store (a replay after a restart is refused too).
+  struct peer_signer {
+    std::string key;
+    crypto::replay_window window;
+    uint64_t kept = 0;
+  };
+  std::map<std::string, peer_signer> signers;
+  /// Envelopes refused since the last line logged about them (at most one
+  /// line a second).
+  size_t refused_frames = 0;
+  std::chrono::steady_clock::time_point refusal_logged;
 
   static inline const char* name = "engram.node";
 
@@ -72,20 +85,33 @@ struct node_state {
 
 using node_ptr = node_actor::stateful_pointer<node_state>;
 
-/// Makes `peer` (node `peer_node`) a peer (actors/node.cpp).
-void register_peer(node_ptr self, const std::string& peer_node,
-                   peer_actor peer);
+/// Makes `peer` (node `peer_node`) a peer (actors/node.cpp), whose
+/// envelopes are signed with `signing_key` (empty: not signed).
+void register_peer(node_ptr self, const std::string& peer_node, peer_actor peer,
+                   const std::string& signing_key);
 
 /// A node asking to be a peer, with its proof (actors/node_peers.cpp).
 void peer_request(node_ptr self, const std::string& peer_node, peer_actor peer,
                   const std::string& cert_pem, const std::string& nonce,
-                  const std::string& signature);
+                  const std::string& signature, const std::string& signing_key);
+
+/// Takes `key` as what `peer_node` signs its envelopes with (empty: it
+/// does not sign), its replay window restored from the store when this
+/// node kept one for that key.
+void use_signing_key(node_ptr self, const std::string& peer_node,
+                     const std::string& key);
+
+/// True when `frame` (from a peer) is signed by the peer's key with a
+/// sequence number not accepted before; refusals are logged (at most one
+/// line a second) and counted. A peer that does not sign (no TLS, or
+/// signatures off) passes.
+bool authentic_frame(node_ptr self, const wire_frame& frame);
 
 /// A fresh one-time challenge for a node asking to be a peer.
 std::string issue_challenge(node_ptr self);
 
 /// This node's proof of its id for a connecting node's challenge.
-caf::result<std::string, std::string>
+caf::result<std::string, std::string, std::string>
 prove_identity(node_ptr self, const std::string& challenge);
 
 } // namespace engram::actors

@@ -410,6 +410,8 @@ void read_file(const std::string& path, settings& s) {
         get(x, fkey, s.max_unauthenticated);
       else if (f == "max_unauthenticated_per_source")
         get(x, fkey, s.max_unauthenticated_per_source);
+      else if (f == "sign_envelopes")
+        get(x, fkey, s.sign_envelopes);
       else
         unknown(fkey);
     }
@@ -729,6 +731,7 @@ daemon_config check(const settings& s, const seed_resolver& resolve) {
   n.node_id = s.node_id;
   n.data_dir = s.data_dir;
   n.sync_writes = s.sync_writes;
+  n.sign_envelopes = s.sign_envelopes;
   n.sessions = s.sessions;
   n.members = s.members;
   n.max_clock_offset = std::chrono::milliseconds{s.max_clock_offset_ms};

@@ -119,6 +119,9 @@ struct settings {
   int64_t handshake_timeout_ms = 5000;
   int64_t max_unauthenticated = 512;
   int64_t max_unauthenticated_per_source = 64;
+  /// Sign every envelope to a peer and take only signed ones ([security]
+  /// sign_envelopes; off only to measure what it costs).
+  bool sign_envelopes = true;
   api_settings api;
   /// Encryption at rest: where the store's master key comes from
   /// ([distribution.encryption.at_rest] key_management, --master-key), as

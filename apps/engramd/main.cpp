@@ -176,6 +176,10 @@ int main(int argc, char** argv) {
                                "(repeatable)");
   auto* log_level = app.add_option("--log-level", flags.log_level,
                                    "trace, debug, info, warn, error, off");
+  auto* sign_envelopes = app.add_option(
+      "--sign-envelopes", flags.sign_envelopes,
+      "sign every envelope to a peer and take only signed ones (default "
+      "true; false only to measure what it costs)");
   auto* sync_writes = app.add_option("--sync-writes", flags.sync_writes,
                                      "fdatasync every acknowledged write");
   auto* threads = app.add_option(
@@ -316,6 +320,8 @@ int main(int argc, char** argv) {
     s.log_level = flags.log_level;
   if (*sync_writes)
     s.sync_writes = flags.sync_writes;
+  if (*sign_envelopes)
+    s.sign_envelopes = flags.sign_envelopes;
   if (*threads)
     s.threads = flags.threads;
   if (*members)
@@ -462,7 +468,7 @@ int main(int argc, char** argv) {
     for (auto& [k, x] : xs)
       line += ' ' + k + '=' + x;
     if (event == "session_down" || event == "clock_offset_exceeded"
-        || event == "peer_refused")
+        || event == "peer_refused" || event == "envelope_refused")
       spdlog::warn("{}", line);
     else
       spdlog::info("{}", line);

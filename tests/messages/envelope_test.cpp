@@ -214,3 +214,51 @@ BOOST_AUTO_TEST_CASE(oversize_repeated_fields_and_strings_are_refused) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(signed_envelopes)
+
+// A signed envelope decodes as before (sequence and signature included),
+// verifies with its sender's key only, and any change of its bytes — the
+// payload, the sequence, the signature, bytes added or cut — is refused.
+BOOST_AUTO_TEST_CASE(a_signature_covers_every_byte_and_the_sequence) {
+  auto key = crypto::signing_key::generate();
+  auto other = crypto::signing_key::generate();
+  BOOST_REQUIRE(key && other);
+  v1::Ping ping;
+  ping.set_nonce(7);
+  for (uint64_t seq : {uint64_t{1}, uint64_t{127}, uint64_t{128},
+                       uint64_t{300'000}, ~uint64_t{0}}) {
+    auto bytes = messages::serialize(
+        messages::make_envelope(v1::PING, "n1", hlc_timestamp{5, 1}, ping));
+    BOOST_REQUIRE(messages::sign_envelope(bytes, seq, *key));
+    auto got = messages::verify_envelope(bytes, key->public_key());
+    BOOST_REQUIRE_MESSAGE(got, (got ? "" : got.error_value().message));
+    BOOST_CHECK_EQUAL(*got, seq);
+    auto env = messages::decode_envelope(bytes);
+    BOOST_REQUIRE(env);
+    BOOST_CHECK_EQUAL(env->sequence(), seq);
+    BOOST_CHECK_EQUAL(env->signature().size(), 64u);
+    BOOST_CHECK_EQUAL(env->sender(), "n1");
+    BOOST_CHECK(!messages::verify_envelope(bytes, other->public_key()));
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      auto bad = bytes;
+      bad[i] = static_cast<char>(bad[i] ^ 0x01);
+      BOOST_CHECK_MESSAGE(!messages::verify_envelope(bad, key->public_key()),
+                          "byte " << i << " of sequence " << seq);
+    }
+    BOOST_CHECK(!messages::verify_envelope(bytes + "x", key->public_key()));
+    BOOST_CHECK(!messages::verify_envelope(bytes.substr(1), key->public_key()));
+  }
+  // Unsigned, or signed by nobody: refused with a reason.
+  auto plain = messages::serialize(
+      messages::make_envelope(v1::PING, "n1", hlc_timestamp{5, 1}, ping));
+  auto refused = messages::verify_envelope(plain, key->public_key());
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error_value().code == errc::unauthenticated);
+  BOOST_CHECK(refused.error_value().message.find("not signed")
+              != std::string::npos);
+  BOOST_CHECK(!messages::verify_envelope("", key->public_key()));
+  BOOST_CHECK(!messages::sign_envelope(plain, 0, *key));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

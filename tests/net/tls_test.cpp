@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "cluster.hpp"
+#include "crypto/sign.hpp"
 #include "http/client.hpp"
 
 using namespace engram;
@@ -428,10 +429,14 @@ BOOST_AUTO_TEST_CASE(a_peer_proves_the_node_id_it_claims) {
   auto n2_key = pki::load_private_key(d + "/node.n2.key");
   BOOST_REQUIRE(n2_key);
   auto n2_pem = pki::load_certificate(d + "/node.n2.crt")->to_pem();
+  // The key a claimer signs its envelopes with (bound by its proof).
+  auto env_key = crypto::signing_key::generate();
+  BOOST_REQUIRE(env_key);
+  auto ek = env_key->public_key();
   auto claim = [&](const std::string& as, const std::string& cert_pem,
                    const std::string& nonce, const std::string& sig) {
     caf::anon_send(node1, actors::peer_atom::value, as, me, cert_pem, nonce,
-                   sig);
+                   sig, ek);
   };
   auto log_has = [&](const std::string& text) {
     return until(
@@ -443,19 +448,26 @@ BOOST_AUTO_TEST_CASE(a_peer_proves_the_node_id_it_claims) {
   // n2's certificate claiming to be n9.
   auto nonce = challenge();
   claim("n9", n2_pem, nonce,
-        *n2_key->sign(actors::proof_message("peer", nonce, "n9", "n1")));
+        *n2_key->sign(actors::proof_message("peer", nonce, "n9", "n1", ek)));
   BOOST_CHECK(log_has("event=peer_refused node=n1 peer=n9 reason=the "
                       "certificate names node 'n2', not 'n9'"));
   // A signature of another key.
   auto other_key = pki::private_key::generate();
   nonce = challenge();
   claim("n2", n2_pem, nonce,
-        *other_key->sign(actors::proof_message("peer", nonce, "n2", "n1")));
+        *other_key->sign(actors::proof_message("peer", nonce, "n2", "n1", ek)));
   BOOST_CHECK(log_has("peer=n2 reason=the signature does not verify"));
   // A challenge not given here, and one used twice.
   claim("n2", n2_pem, std::string(32, 'x'),
-        *n2_key->sign(
-            actors::proof_message("peer", std::string(32, 'x'), "n2", "n1")));
+        *n2_key->sign(actors::proof_message("peer", std::string(32, 'x'), "n2",
+                                            "n1", ek)));
+  // A valid proof without an envelope-signing key (n1 signs its own).
+  nonce = challenge();
+  caf::anon_send(
+      node1, actors::peer_atom::value, std::string{"n2"}, me, n2_pem, nonce,
+      *n2_key->sign(actors::proof_message("peer", nonce, "n2", "n1")),
+      std::string{});
+  BOOST_CHECK(log_has("peer=n2 reason=no envelope-signing key"));
   BOOST_CHECK(log_has("reason=the challenge was not given here"));
   // No proof at all.
   caf::anon_send(node1, actors::peer_atom::value, std::string{"n7"}, me);
@@ -473,7 +485,8 @@ BOOST_AUTO_TEST_CASE(a_peer_proves_the_node_id_it_claims) {
     nonce = challenge();
     relay->send(
         node1, actors::peer_atom::value, std::string{"n2"}, mine, n2_pem, nonce,
-        *n2_key->sign(actors::proof_message("peer", nonce, "n2", "n1")));
+        *n2_key->sign(actors::proof_message("peer", nonce, "n2", "n1", ek)),
+        ek);
     BOOST_CHECK(log_has("peer=n2 reason=the proof came over a connection "
                         "(127.0.0.1:"));
     BOOST_CHECK(log_has("whose certificate names node 'test-harness', not "
@@ -482,7 +495,8 @@ BOOST_AUTO_TEST_CASE(a_peer_proves_the_node_id_it_claims) {
     nonce = challenge();
     relay->send(
         node1, actors::peer_atom::value, std::string{"n2"}, me, n2_pem, nonce,
-        *n2_key->sign(actors::proof_message("peer", nonce, "n2", "n1")));
+        *n2_key->sign(actors::proof_message("peer", nonce, "n2", "n1", ek)),
+        ek);
     BOOST_CHECK(log_has(
         "peer=n2 reason=the peer's handle is not of the process that asked"));
     caf::anon_send_exit(dummy, caf::exit_reason::user_shutdown);

@@ -282,6 +282,11 @@ BOOST_AUTO_TEST_CASE(rekey_rotates_without_rewriting_and_reseal_retires) {
     BOOST_REQUIRE(db->record(must(n.mem.put(make_fact(key, "v"))), n.mem));
   };
   write("before", 'a');
+  {
+    auto db = done(database::open(encrypted(path, 'a')));
+    BOOST_REQUIRE(db->put_note("replay/n2", "window"));
+    BOOST_CHECK(!done(db->get_note("nothing")));
+  }
   auto key_ids = [&] {
     std::set<uint32_t> seen;
     with_raw(path, [&](rocksdb::DB* db, auto family) {
@@ -316,6 +321,10 @@ BOOST_AUTO_TEST_CASE(rekey_rotates_without_rewriting_and_reseal_retires) {
   BOOST_CHECK_EQUAL(resealed.keys, 1u);
   BOOST_CHECK_GT(resealed.resealed, 2u);
   BOOST_CHECK(key_ids() == std::set<uint32_t>{3});
+  // The node's notes were sealed again too.
+  BOOST_CHECK_EQUAL(
+      *done(done(database::open(encrypted(path, 'c')))->get_note("replay/n2")),
+      "window");
   auto db = done(store::open(encrypted(path, 'c'), 1));
   node restored{1};
   auto report = done(db->load(restored.mem));
