@@ -1,6 +1,7 @@
 // libFuzzer target: envelope decoding of untrusted bytes, then decoding of
 // the payload its type names. Nothing may crash; an accepted envelope must
-// re-encode and decode to the same message.
+// re-encode and decode to the same message; no input passes as signed by a
+// key whose holder never signed it.
 #include "messages/envelope.hpp"
 
 #include <cstdlib>
@@ -19,6 +20,11 @@ void payload(const v1::SyncMessage& env, v1::MessageType type) {
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const auto signer = crypto::signing_key::generate();
+  if (verify_envelope(
+          std::string_view{reinterpret_cast<const char*>(data), size},
+          signer->public_key()))
+    std::abort(); // a signature nobody made
   limits bounds;
   bounds.max_frame_bytes = 1 << 16;
   auto env = decode_envelope(
