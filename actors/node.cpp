@@ -42,22 +42,27 @@ void announce(node_ptr self, const std::vector<std::string>& agents, bool full,
     msg.add_agents(a);
   for (auto& a : gone)
     msg.add_gone(a);
-  auto bytes = st.ctx->sign(messages::serialize(messages::make_envelope(
-      v1::DIRECTORY, st.ctx->config.node_id, st.clock->now(), msg)));
-  if (!bytes)
-    return; // the signature failed: announced again on the next tick
+  auto bytes = messages::serialize(messages::make_envelope(
+      v1::DIRECTORY, st.ctx->config.node_id, st.clock->now(), msg));
   for (auto& [node, peer] : st.peers)
-    if ((to.empty() || node == to) && st.ctx->cluster->live(node))
-      self->send(peer, wire_frame{st.ctx->config.node_id, {}, *bytes});
+    if ((to.empty() || node == to) && st.ctx->cluster->live(node)) {
+      // Signed for each peer (a failure: announced again on the next tick).
+      if (auto signed_bytes = st.ctx->sign(bytes, node, {}))
+        self->send(
+            peer,
+            wire_frame{st.ctx->config.node_id, {}, std::move(*signed_bytes)});
+    }
 }
 
 // Sends a node-level frame (no agent) to a peer.
-void send_node_frame(node_ptr self, const peer_actor& peer,
-                     v1::MessageType type,
+void send_node_frame(node_ptr self, const std::string& node,
+                     const peer_actor& peer, v1::MessageType type,
                      const google::protobuf::Message& payload) {
   auto& st = self->state;
-  auto bytes = st.ctx->sign(messages::serialize(messages::make_envelope(
-      type, st.ctx->config.node_id, st.clock->now(), payload)));
+  auto bytes = st.ctx->sign(
+      messages::serialize(messages::make_envelope(type, st.ctx->config.node_id,
+                                                  st.clock->now(), payload)),
+      node, {});
   if (bytes) // else not sent: pings are sent again
     self->send(peer, wire_frame{st.ctx->config.node_id, {}, std::move(*bytes)});
 }
@@ -72,7 +77,7 @@ void ping_peer(node_ptr self, const std::string& node, const peer_actor& peer) {
   // The Pong must answer this ping: its nonce, and the time it was sent
   // as this node recorded it (not as the peer echoes it).
   st.pings[node] = {st.ping_nonce, now};
-  send_node_frame(self, peer, v1::PING, ping);
+  send_node_frame(self, node, peer, v1::PING, ping);
 }
 
 // A peer's clock reading arrived: kept for sessions and writes to consult,
@@ -136,7 +141,8 @@ void on_node_frame(node_ptr self, const wire_frame& frame) {
     pong.set_nonce(ping->nonce());
     pong.set_echo_wall_us(ping->wall_us());
     pong.set_wall_us(st.ctx->config.wall_clock->now_us());
-    send_node_frame(self, st.peers[frame.from_node], v1::PONG, pong);
+    send_node_frame(self, frame.from_node, st.peers[frame.from_node], v1::PONG,
+                    pong);
     return;
   }
   if (env->type() == v1::PONG) {

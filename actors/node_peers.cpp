@@ -111,7 +111,18 @@ uint64_t kept_floor(node_ptr self, const std::string& peer_node,
   if (!db)
     return 0;
   auto note = db->get_note(replay_note(peer_node));
-  if (!note || !*note || (*note)->size() != key.size() + 8
+  if (!note) {
+    // Cannot tell what was accepted before: said, and started afresh (the
+    // peer's key is of its current run: only its envelopes since then
+    // could be replayed).
+    auto& st = self->state;
+    if (auto& handler = st.ctx->config.on_event)
+      handler("replay_window_lost", {{"node", st.ctx->config.node_id},
+                                     {"peer", peer_node},
+                                     {"reason", note.error_value().message}});
+    return 0;
+  }
+  if (!*note || (*note)->size() != key.size() + 8
       || (*note)->compare(0, key.size(), key) != 0)
     return 0;
   uint64_t high = 0;
@@ -174,7 +185,11 @@ bool authentic_frame(node_ptr self, const wire_frame& frame) {
   if (s == st.signers.end())
     return !st.ctx->signer // a node that signs takes only signed envelopes
            || refuse("the peer has no envelope-signing key");
-  auto seq = messages::verify_envelope(frame.envelope, s->second.key);
+  // Signed for this node and the agent the frame names: a frame moved to
+  // another agent or node does not verify.
+  auto seq = messages::verify_envelope(
+      frame.envelope, s->second.key,
+      messages::route(frame.from_node, st.ctx->config.node_id, frame.agent));
   if (!seq)
     return refuse(seq.error_value().message);
   if (!s->second.window.accept(*seq))

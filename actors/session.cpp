@@ -68,7 +68,7 @@ struct perform {
     auto& st = self->state;
     // Signed as this node's (when it signs); a frame whose signature
     // failed is not sent: the session's outbox resends.
-    auto bytes = st.ctx->sign(std::move(x.bytes));
+    auto bytes = st.ctx->sign(std::move(x.bytes), st.peer_node, st.agent_id);
     if (bytes)
       self->send(st.peer, wire_frame{st.ctx->config.node_id, st.agent_id,
                                      std::move(*bytes)});
@@ -252,16 +252,39 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
   self->set_error_handler([](caf::error&) {});
   drain(self);
   self->delayed_send(self, st.cfg.tick, tick_atom::value);
+  // A session takes orders from its own process only: frames and peers
+  // from the node actor (which checked who sent them), the rest from the
+  // agent's actors. A message from another process — a node that learned
+  // this session's address from its frames — is dropped.
+  auto from_node = [self] {
+    return caf::actor_cast<caf::actor_addr>(self->current_sender())
+           == self->state.ctx->node;
+  };
+  auto from_here = [self] {
+    auto& sender = self->current_sender();
+    return sender && sender->node() == self->node();
+  };
+  auto refused = [] {
+    return to_caf(make_error(errc::unauthenticated,
+                             "a session takes requests from its own process "
+                             "only"));
+  };
   return {
       [=](const wire_frame& frame) {
+        if (!from_node())
+          return;
         self->state.machine->on_frame(frame.envelope, now(self));
         drain(self);
       },
       [=](push_atom, replica_delta& delta) {
+        if (!from_here())
+          return;
         self->state.machine->on_push(std::move(delta), now(self));
         drain(self);
       },
       [=](replicate_atom, replica_delta& delta) -> caf::result<bool> {
+        if (!from_here())
+          return refused();
         auto& s = self->state;
         auto rp = self->make_response_promise<bool>();
         auto id = s.next_id++;
@@ -274,16 +297,22 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         return rp;
       },
       [=](flush_atom) {
+        if (!from_here())
+          return;
         self->state.machine->on_flush(now(self));
         drain(self);
       },
       [=](tick_atom) {
+        if (!from_here())
+          return;
         auto& s = self->state;
         self->delayed_send(self, s.cfg.tick, tick_atom::value);
         s.machine->on_tick(now(self));
         drain(self);
       },
       [=](sync_atom, const sync_config& cfg) -> caf::result<sync_result> {
+        if (!from_here())
+          return refused();
         auto& s = self->state;
         auto rp = self->make_response_promise<sync_result>();
         auto id = s.next_id++;
@@ -294,11 +323,15 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         return rp;
       },
       [=](attach_atom, agent_actor& agent) {
+        if (!from_here())
+          return;
         self->state.agent = std::move(agent);
         self->state.machine->on_agent_new();
         drain(self);
       },
       [=](peer_atom, peer_actor& peer) {
+        if (!from_node())
+          return;
         auto& s = self->state;
         if (!peer) { // the peer node was lost
           s.machine->on_peer_lost();

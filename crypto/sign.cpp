@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <stdexcept>
+
 namespace engram::crypto {
 
 struct signing_key::impl {
@@ -55,6 +57,25 @@ expected<std::string> signing_key::sign(std::string_view data) const {
   return sig;
 }
 
+std::string signed_digest(std::string_view context, std::string_view bytes) {
+  unsigned char len[4];
+  for (int i = 0; i < 4; ++i)
+    len[i] = static_cast<unsigned char>(context.size() >> (24 - 8 * i));
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  auto* md = EVP_MD_CTX_new();
+  bool ok = md != nullptr && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1
+            && EVP_DigestUpdate(md, len, sizeof(len)) == 1
+            && EVP_DigestUpdate(md, context.data(), context.size()) == 1
+            && EVP_DigestUpdate(md, bytes.data(), bytes.size()) == 1
+            && EVP_DigestFinal_ex(md, out, &n) == 1;
+  EVP_MD_CTX_free(md);
+  if (!ok)
+    throw std::runtime_error("SHA-256 failed");
+  return "engram/v1 envelope\n"
+         + std::string{reinterpret_cast<const char*>(out), n};
+}
+
 bool verify_ed25519(std::string_view public_key, std::string_view data,
                     std::string_view signature) {
   if (public_key.size() != ed25519_public_bytes
@@ -95,12 +116,13 @@ bool replay_window::accept(uint64_t seq) noexcept {
     return false;
   if (seq > high_) {
     // Slide: the bits of the numbers skipped over are cleared.
+    // (Counted by the gap, not up to `seq`: no wrap at the largest.)
     auto gap = seq - high_;
     if (gap >= width) {
       seen_.fill(0);
     } else {
-      for (auto s = high_ + 1; s <= seq; ++s) {
-        auto bit = s % width;
+      for (uint64_t i = 1; i <= gap; ++i) {
+        auto bit = (high_ + i) % width;
         seen_[bit / 64] &= ~(uint64_t{1} << (bit % 64));
       }
     }

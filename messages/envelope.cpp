@@ -146,8 +146,21 @@ constexpr size_t signature_trailer = 2 + crypto::ed25519_signature_bytes;
 
 } // namespace
 
+std::string route(std::string_view from, std::string_view to,
+                  std::string_view agent) {
+  std::string out;
+  out.reserve(from.size() + to.size() + agent.size() + 2);
+  out.append(from);
+  out.push_back('\0');
+  out.append(to);
+  out.push_back('\0');
+  out.append(agent);
+  return out;
+}
+
 expected<void> sign_envelope(std::string& bytes, uint64_t sequence,
-                             const crypto::signing_key& key) {
+                             const crypto::signing_key& key,
+                             std::string_view context) {
   if (sequence == 0)
     return make_error(errc::invalid_argument, "sequence numbers start at 1");
   bytes.push_back(static_cast<char>(sequence_tag));
@@ -158,7 +171,7 @@ expected<void> sign_envelope(std::string& bytes, uint64_t sequence,
     }
     bytes.push_back(static_cast<char>((x & 0x7f) | 0x80));
   }
-  auto sig = key.sign(bytes);
+  auto sig = key.sign(crypto::signed_digest(context, bytes));
   if (!sig)
     return sig.error_value();
   bytes.push_back(static_cast<char>(signature_tag));
@@ -168,7 +181,8 @@ expected<void> sign_envelope(std::string& bytes, uint64_t sequence,
 }
 
 expected<uint64_t> verify_envelope(std::string_view bytes,
-                                   std::string_view public_key) {
+                                   std::string_view public_key,
+                                   std::string_view context) {
   auto refuse = [](const char* why) {
     return make_error(errc::unauthenticated, why);
   };
@@ -180,7 +194,8 @@ expected<uint64_t> verify_envelope(std::string_view bytes,
     return refuse("the envelope is not signed (no signature at its end)");
   auto signed_part = bytes.substr(0, bytes.size() - signature_trailer);
   auto sig = bytes.substr(bytes.size() - crypto::ed25519_signature_bytes);
-  if (!crypto::verify_ed25519(public_key, signed_part, sig))
+  if (!crypto::verify_ed25519(public_key,
+                              crypto::signed_digest(context, signed_part), sig))
     return refuse("the envelope's signature does not verify with its "
                   "sender's key");
   // Signed, so made by sign_envelope: the signed part ends with the

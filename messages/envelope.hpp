@@ -46,17 +46,27 @@ expected<v1::SyncMessage> decode_envelope(std::string_view bytes,
                                           const limits& bounds = {});
 
 /// Signs a serialized envelope as its sender: appends `sequence` (field 7)
-/// and then the Ed25519 signature (field 6) of every byte before it, so the
+/// and then the Ed25519 signature (field 6) of every byte before it, and of
+/// `context` — what travels beside the envelope and must not be changed:
+/// the sending node, the receiving node and the agent (`route`) — so the
 /// signature covers the exact bytes sent and is the last field.
 expected<void> sign_envelope(std::string& bytes, uint64_t sequence,
-                             const crypto::signing_key& key);
+                             const crypto::signing_key& key,
+                             std::string_view context);
 
 /// Checks that `bytes` end with `public_key`'s signature of every byte
-/// before it (as `sign_envelope` makes it) and returns the sequence number
-/// signed with it. Errors (unauthenticated): no signature at the end, one
-/// that does not verify, no sequence number signed.
+/// before it and of `context` (as `sign_envelope` makes it) and returns the
+/// sequence number signed with it. Errors (unauthenticated): no signature
+/// at the end, one that does not verify (another context too: a frame
+/// moved to another agent or node), no sequence number signed.
 expected<uint64_t> verify_envelope(std::string_view bytes,
-                                   std::string_view public_key);
+                                   std::string_view public_key,
+                                   std::string_view context);
+
+/// The context of an envelope from node `from` to node `to` for `agent`
+/// (empty: the node itself).
+std::string route(std::string_view from, std::string_view to,
+                  std::string_view agent);
 
 /// How thoroughly `parse` checks a message against the limits.
 enum class bounds_check : uint8_t {

@@ -442,14 +442,21 @@ expected<void> writable(const fs::path& dir) {
 // -- encryption at rest
 // ---------------------------------------------------------
 
-/// True when a partition (a replica) was ever attached to the store.
+/// True when a partition (a replica) was ever attached to the store, or
+/// the node kept a note in it.
 bool holds_partitions(rocksdb::DB& db,
                       const std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
   rocksdb::ReadOptions opts;
   opts.total_order_seek = true;
   std::unique_ptr<rocksdb::Iterator> it{db.NewIterator(opts, cfs[cf_meta])};
   it->SeekToFirst();
-  return it->Valid() && static_cast<unsigned char>(it->key()[0]) != 0xff;
+  if (it->Valid() && static_cast<unsigned char>(it->key()[0]) != 0xff)
+    return true;
+  const std::string notes = "\xff"
+                            "engram.note/";
+  std::unique_ptr<rocksdb::Iterator> n{db.NewIterator(opts, cfs[cf_default])};
+  n->Seek(notes);
+  return n->Valid() && n->key().starts_with(notes);
 }
 
 /// The keyring a store keeps (nullptr: none).
@@ -983,8 +990,29 @@ database::rekey(const std::string& path, const crypto::key256& old_master,
   rekey_report report;
   report.active_key = *active;
   report.keys = keys->size();
-  if (!reseal)
+  // What the old master key opens must not stay on disk: the keyring's
+  // earlier versions (in table files and the write-ahead log) go with a
+  // flush and a full compaction of the family (and, resealed, every value
+  // sealed under a retired key with all of them).
+  auto purge = [&](bool everything) -> expected<void> {
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    if (auto st = s.db->Flush(flush, s.cfs); !st.ok())
+      return storage_error(st, "cannot flush the store");
+    rocksdb::CompactRangeOptions all;
+    all.bottommost_level_compaction
+        = rocksdb::BottommostLevelCompaction::kForce;
+    for (size_t family = 0; family < (everything ? cf_count : 1); ++family)
+      if (auto st = s.db->CompactRange(all, s.cfs[family], nullptr, nullptr);
+          !st.ok())
+        return storage_error(st, "cannot compact the store");
+    return {};
+  };
+  if (!reseal) {
+    if (auto ok = purge(false); !ok)
+      return ok.error_value();
     return report;
+  }
   // Every value sealed again under the new key (its key and family stay,
   // so it opens as before), then the retired keys go. A crash on the way
   // leaves values under either key, both held.
@@ -1036,6 +1064,8 @@ database::rekey(const std::string& path, const crypto::key256& old_master,
   }
   keys->drop_retired();
   if (auto ok = write_keyring(*s.db, s.cfs, *keys, new_master, path); !ok)
+    return ok.error_value();
+  if (auto ok = purge(true); !ok)
     return ok.error_value();
   report.keys = keys->size();
   return report;

@@ -130,9 +130,13 @@ public:
   /// Rotates the keys of the encrypted store at `path`: its keyring is
   /// opened with `old_master`, given a new data key (what new values are
   /// sealed with; older ones stay readable under theirs), and wrapped by
-  /// `new_master` — nothing else is rewritten. With `reseal`, every value
-  /// is then sealed again under the new data key and the retired keys are
-  /// dropped. Synced before it returns; the store must not be open.
+  /// `new_master` — no value is rewritten; the keyring's earlier versions
+  /// are compacted away (the old master key opens nothing left on disk but
+  /// values sealed under the data keys it wrapped). With `reseal`, every
+  /// value is then sealed again under the new data key, the retired keys
+  /// are dropped and every family compacted (nothing the old keys open is
+  /// left). The index key is kept (index keys would change). Synced before
+  /// it returns; the store must not be open.
   static expected<rekey_report> rekey(const std::string& path,
                                       const crypto::key256& old_master,
                                       const crypto::key256& new_master,

@@ -331,13 +331,17 @@ struct node_context {
   /// The node actor (set once it is spawned, before any child).
   caf::actor_addr node;
 
-  /// `bytes` (a serialized envelope) signed as this node's, with the next
-  /// sequence number; as they are when the node does not sign. Error: the
-  /// signature failed (the frame is not sent).
-  expected<std::string> sign(std::string bytes) const {
+  /// `bytes` (a serialized envelope) signed as this node's for node `to`
+  /// and `agent` (empty: node to node), with the next sequence number; as
+  /// they are when the node does not sign. Error: the signature failed
+  /// (the frame is not sent).
+  expected<std::string> sign(std::string bytes, const std::string& to,
+                             const std::string& agent) const {
     if (!signer)
       return bytes;
-    if (auto ok = messages::sign_envelope(bytes, ++*envelopes_signed, *signer);
+    if (auto ok
+        = messages::sign_envelope(bytes, ++*envelopes_signed, *signer,
+                                  messages::route(config.node_id, to, agent));
         !ok)
       return ok.error_value();
     return bytes;

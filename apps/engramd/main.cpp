@@ -108,6 +108,11 @@ int run_repair(const std::string& dir, const std::string& key_source) {
 // engramd rekey: a new master key and data key for an encrypted store.
 int run_rekey(const std::string& dir, const std::string& old_source,
               const std::string& new_source, bool reseal) {
+  if (old_source.empty() || new_source.empty()) {
+    std::fprintf(stderr, "engramd: rekey: --master-key and --new-master-key "
+                         "must name key sources\n");
+    return exit_bad_config;
+  }
   auto old_key = master_key_from(old_source, "--master-key");
   if (!old_key)
     return exit_bad_config;

@@ -1,5 +1,7 @@
 #include "apps/engramd/vault.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <sys/stat.h>
@@ -23,9 +25,17 @@ struct endpoint {
   std::string prefix;
 };
 
+// An address of this machine: 127.0.0.0/8, ::1, or the name localhost
+// (never a name that merely starts with "127.").
 bool loopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1"
-         || host.rfind("127.", 0) == 0;
+  if (host == "localhost")
+    return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1
+         && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 expected<endpoint> parse_url(const std::string& url) {
@@ -183,6 +193,7 @@ expected<crypto::key256> load_vault_key(const vault_source& src) {
   auto answer
       = http::send(cfg, "GET", target, {},
                    {{"X-Vault-Token", *token}, {"Accept", "application/json"}});
+  OPENSSL_cleanse(token->data(), token->size());
   if (!answer)
     return fail(errc::unavailable, answer.error_value().message);
   switch (answer->status) {

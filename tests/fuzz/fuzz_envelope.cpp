@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const auto signer = crypto::signing_key::generate();
   if (verify_envelope(
           std::string_view{reinterpret_cast<const char*>(data), size},
-          signer->public_key()))
+          signer->public_key(), messages::route("a", "b", "c")))
     std::abort(); // a signature nobody made
   limits bounds;
   bounds.max_frame_bytes = 1 << 16;

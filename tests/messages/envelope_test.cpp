@@ -230,8 +230,9 @@ BOOST_AUTO_TEST_CASE(a_signature_covers_every_byte_and_the_sequence) {
                        uint64_t{300'000}, ~uint64_t{0}}) {
     auto bytes = messages::serialize(
         messages::make_envelope(v1::PING, "n1", hlc_timestamp{5, 1}, ping));
-    BOOST_REQUIRE(messages::sign_envelope(bytes, seq, *key));
-    auto got = messages::verify_envelope(bytes, key->public_key());
+    auto ctx = messages::route("n1", "n2", "alice");
+    BOOST_REQUIRE(messages::sign_envelope(bytes, seq, *key, ctx));
+    auto got = messages::verify_envelope(bytes, key->public_key(), ctx);
     BOOST_REQUIRE_MESSAGE(got, (got ? "" : got.error_value().message));
     BOOST_CHECK_EQUAL(*got, seq);
     auto env = messages::decode_envelope(bytes);
@@ -239,26 +240,35 @@ BOOST_AUTO_TEST_CASE(a_signature_covers_every_byte_and_the_sequence) {
     BOOST_CHECK_EQUAL(env->sequence(), seq);
     BOOST_CHECK_EQUAL(env->signature().size(), 64u);
     BOOST_CHECK_EQUAL(env->sender(), "n1");
-    BOOST_CHECK(!messages::verify_envelope(bytes, other->public_key()));
+    BOOST_CHECK(!messages::verify_envelope(bytes, other->public_key(), ctx));
+    // Moved to another agent, another receiver, another sender: refused.
+    for (auto& moved : {messages::route("n1", "n2", "bob"),
+                        messages::route("n1", "n3", "alice"),
+                        messages::route("n9", "n2", "alice"),
+                        messages::route("n1", "n2", "")})
+      BOOST_CHECK(!messages::verify_envelope(bytes, key->public_key(), moved));
     for (size_t i = 0; i < bytes.size(); ++i) {
       auto bad = bytes;
       bad[i] = static_cast<char>(bad[i] ^ 0x01);
-      BOOST_CHECK_MESSAGE(!messages::verify_envelope(bad, key->public_key()),
-                          "byte " << i << " of sequence " << seq);
+      BOOST_CHECK_MESSAGE(
+          !messages::verify_envelope(bad, key->public_key(), ctx),
+          "byte " << i << " of sequence " << seq);
     }
-    BOOST_CHECK(!messages::verify_envelope(bytes + "x", key->public_key()));
-    BOOST_CHECK(!messages::verify_envelope(bytes.substr(1), key->public_key()));
+    BOOST_CHECK(
+        !messages::verify_envelope(bytes + "x", key->public_key(), ctx));
+    BOOST_CHECK(
+        !messages::verify_envelope(bytes.substr(1), key->public_key(), ctx));
   }
   // Unsigned, or signed by nobody: refused with a reason.
   auto plain = messages::serialize(
       messages::make_envelope(v1::PING, "n1", hlc_timestamp{5, 1}, ping));
-  auto refused = messages::verify_envelope(plain, key->public_key());
+  auto refused = messages::verify_envelope(plain, key->public_key(), "");
   BOOST_REQUIRE(!refused);
   BOOST_CHECK(refused.error_value().code == errc::unauthenticated);
   BOOST_CHECK(refused.error_value().message.find("not signed")
               != std::string::npos);
-  BOOST_CHECK(!messages::verify_envelope("", key->public_key()));
-  BOOST_CHECK(!messages::sign_envelope(plain, 0, *key));
+  BOOST_CHECK(!messages::verify_envelope("", key->public_key(), ""));
+  BOOST_CHECK(!messages::sign_envelope(plain, 0, *key, ""));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

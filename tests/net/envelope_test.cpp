@@ -2,8 +2,9 @@
 // "n2" of a running engramd (its own actor system speaking TLS with n2's
 // certificate, its envelope-signing key bound by its proof) and sends it
 // pings. A signed ping is answered; one whose bytes were changed, one
-// signed by another key, an unsigned one, and one sent again — before and
-// after engramd restarts — are refused and logged, never answered.
+// signed by another key or for another node, an unsigned one, and one sent
+// again — before and after engramd restarts — are refused and logged, never
+// answered.
 
 #include "actors/net.hpp"
 #include "actors/tls.hpp"
@@ -106,15 +107,18 @@ struct fake_peer {
     return remote->hdl;
   }
 
-  // A ping as n2 sends it: signed with `with` (n2's own key when null).
-  std::string ping(uint64_t nonce, const crypto::signing_key* with = nullptr) {
+  // A ping as n2 sends it: signed with `with` (n2's own key when null) for
+  // node `to`.
+  std::string ping(uint64_t nonce, const crypto::signing_key* with = nullptr,
+                   const std::string& to = "n1") {
     v1::Ping p;
     p.set_nonce(nonce);
     p.set_wall_us(0);
     auto bytes = messages::serialize(
         messages::make_envelope(v1::PING, "n2", hlc_timestamp{1, 0}, p));
     BOOST_REQUIRE(messages::sign_envelope(bytes, ++sequence,
-                                          with != nullptr ? *with : key));
+                                          with != nullptr ? *with : key,
+                                          messages::route("n2", to, "")));
     return bytes;
   }
 
@@ -175,6 +179,8 @@ BOOST_AUTO_TEST_CASE(tampered_forged_and_replayed_envelopes_are_refused) {
   n2.send(node1, tampered);
   auto other = new_key();
   n2.send(node1, n2.ping(8, &other));
+  // Signed for another node (n3): moved to n1, refused.
+  n2.send(node1, n2.ping(13, nullptr, "n3"));
   v1::Ping plain_ping;
   plain_ping.set_nonce(9);
   n2.send(node1, messages::serialize(messages::make_envelope(
@@ -192,6 +198,7 @@ BOOST_AUTO_TEST_CASE(tampered_forged_and_replayed_envelopes_are_refused) {
   BOOST_CHECK(log_has("does not verify with its sender's key"));
   BOOST_CHECK(!n2.got->has(6) && !n2.got->has(7));
   BOOST_CHECK(!n2.got->has(8) && !n2.got->has(9) && !n2.got->has(11));
+  BOOST_CHECK(!n2.got->has(13));
   // n1 restarts; n2 (the same run, the same key) proves itself again. Its
   // old envelopes stay refused; new ones are answered.
   c.nodes[n1].proc.signal(SIGTERM);

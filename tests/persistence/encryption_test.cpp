@@ -299,11 +299,27 @@ BOOST_AUTO_TEST_CASE(rekey_rotates_without_rewriting_and_reseal_retires) {
     return seen;
   };
   BOOST_CHECK(key_ids() == std::set<uint32_t>{1});
+  // The keyring and a record as the old master key and data key left them.
+  auto raw_value = [&](const std::string& family, const std::string& key) {
+    std::string value;
+    with_raw(path, [&](rocksdb::DB* db, auto handle) {
+      BOOST_REQUIRE(db->Get({}, handle(family), key, &value).ok());
+    });
+    return value;
+  };
+  auto old_keyring = raw_value("default", "\xff"
+                                          "engram.keyring");
+  auto before_id = derive_id(memory_scope::agent("alpha"), fact{"before", ""});
+  auto old_record = raw_value("engrams", engram_key(before_id));
   // A new master key and a new data key; nothing sealed again.
   auto rotated = done(database::rekey(path, key_of('a'), key_of('b')));
   BOOST_CHECK_EQUAL(rotated.active_key, 2u);
   BOOST_CHECK_EQUAL(rotated.keys, 2u);
   BOOST_CHECK_EQUAL(rotated.resealed, 0u);
+  // The keyring the old master key opens is gone from every file; the
+  // record is still as it was.
+  BOOST_CHECK(files_holding(path, old_keyring).empty());
+  BOOST_CHECK(!files_holding(path, old_record).empty());
   BOOST_CHECK(!store::open(encrypted(path, 'a'), 1));
   BOOST_CHECK(!database::rekey(path, key_of('a'), key_of('c')));
   write("after", 'b');
@@ -321,6 +337,8 @@ BOOST_AUTO_TEST_CASE(rekey_rotates_without_rewriting_and_reseal_retires) {
   BOOST_CHECK_EQUAL(resealed.keys, 1u);
   BOOST_CHECK_GT(resealed.resealed, 2u);
   BOOST_CHECK(key_ids() == std::set<uint32_t>{3});
+  // Nothing sealed under the retired keys is left on disk.
+  BOOST_CHECK(files_holding(path, old_record).empty());
   // The node's notes were sealed again too.
   BOOST_CHECK_EQUAL(
       *done(done(database::open(encrypted(path, 'c')))->get_note("replay/n2")),
