@@ -1038,6 +1038,8 @@ database::rekey(const std::string& path, const crypto::key256& old_master,
               ? !note
               : !key.empty() && static_cast<unsigned char>(key[0]) == 0xff)
         continue;
+      if (family == cf_index_)
+        continue; // ids, not sealed (checked against their records)
       auto plain
           = old_sealing.open(family, key, it->value().ToStringView(), buffer);
       if (!plain)

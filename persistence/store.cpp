@@ -445,8 +445,7 @@ struct store::impl {
       for (auto& v : stored.versions)
         index_keys(sealed, ordinal, v, keys);
       for (auto& k : keys)
-        if (added)
-          added = put(batch, cf_index_, key(k), messages::id_bytes(id));
+        batch.Put(cf(cf_index_), key(k), messages::id_bytes(id));
       if (!added)
         return false;
       ++ordinal;
@@ -560,6 +559,28 @@ struct store::impl {
     return write_meta_synced(next_ordinal);
   }
 
+  /// True when the stored record of `id` opens, decodes, and has
+  /// `full_key` (an index key of this partition) among its index keys.
+  bool record_has_key(const engram_id& id, std::string_view full_key,
+                      std::string& bytes, std::string& buffer,
+                      std::vector<std::string>& keys) const {
+    auto record_key = key(messages::id_bytes(id));
+    if (!db->Get(rocksdb::ReadOptions{}, cf(cf_engrams), record_key, &bytes)
+             .ok())
+      return false;
+    auto opened = sealed.open(cf_engrams, record_key, bytes, buffer);
+    if (!opened)
+      return false;
+    auto stored = from_record(*opened, id);
+    if (!stored)
+      return false;
+    keys.clear();
+    for (auto& v : stored->versions)
+      index_keys(sealed, stored->ordinal, v, keys);
+    auto suffix = full_key.substr(prefix.size());
+    return std::find(keys.begin(), keys.end(), suffix) != keys.end();
+  }
+
   expected<std::vector<engram_id>>
   scan_ids(const std::string& first, const std::string& last = {}) const {
     if (auto ok = require_index(); !ok)
@@ -569,19 +590,22 @@ struct store::impl {
     auto& it = bounded->it;
     auto prefix = key(first);
     auto end = last.empty() ? std::string{} : key(last);
+    std::string bytes;
     std::string buffer;
+    std::vector<std::string> keys;
     for (it->Seek(prefix); it->Valid(); it->Next()) {
       auto key = it->key().ToStringView();
       if (end.empty() ? key.substr(0, prefix.size()) != prefix : key > end)
         break;
-      // An entry that does not open is skipped: never a forged answer.
-      auto value
-          = sealed.open(cf_index_, key, it->value().ToStringView(), buffer);
-      if (!value)
+      auto id = messages::id_from_bytes(it->value().ToString());
+      if (!id)
         continue;
-      auto id = messages::id_from_bytes(std::string{*value});
-      if (id)
-        ids.push_back(*id);
+      // Encrypted, an entry counts only when the engram's authenticated
+      // record has it among its index keys: an entry changed, moved or
+      // added in the files is never an answer.
+      if (sealed.on() && !record_has_key(*id, key, bytes, buffer, keys))
+        continue;
+      ids.push_back(*id);
     }
     if (!it->status().ok())
       return storage_error(it->status(), "index scan failed");
@@ -937,12 +961,11 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
         if (k == new_keys.end() || (o != old_keys.end() && *o < *k)) {
           index_ops.push_back({s.key(*o++), {}, true});
         } else if (o == old_keys.end() || *k < *o) {
-          auto full_key = s.key(*k++);
-          auto value
-              = s.seal(cf_index_, full_key, messages::id_bytes(entry.id));
-          if (!value)
-            return value.error_value();
-          index_ops.push_back({std::move(full_key), std::move(*value), false});
+          // The id as it is (a random number, no content): encrypted, an
+          // entry is checked against the engram's authenticated record
+          // when a query finds it (scan_ids), not sealed on every write.
+          index_ops.push_back(
+              {s.key(*k++), messages::id_bytes(entry.id), false});
         } else {
           ++o;
           ++k;

@@ -5,7 +5,10 @@
 // keyring's active data key) with its column family and whole key as
 // associated data, so a value moved under another key or family does not
 // open, and each piece of text an index key is built from (a scope, a
-// subject, a relation) replaced by a keyed hash. Not installed.
+// subject, a relation) replaced by a keyed hash. The index's values are
+// engram ids (random, no content) and stay as they are: a query checks
+// each entry it finds against the engram's authenticated record. Not
+// installed.
 
 #include "core/error.hpp"
 

@@ -238,6 +238,43 @@ BOOST_AUTO_TEST_CASE(a_changed_or_moved_value_is_reported_and_never_served) {
   BOOST_CHECK_EQUAL(corrupt.size(), 1u);
 }
 
+// The index's values are ids as they are; a query checks every entry it
+// finds against the engram's authenticated record, so entries pointed at
+// another engram in the files are never answers.
+BOOST_AUTO_TEST_CASE(a_changed_index_entry_is_never_an_answer) {
+  temp_dir dir;
+  auto path = dir.sub("db");
+  node n{1};
+  std::vector<engram_id> ids;
+  {
+    auto db = done(store::open(encrypted(path), 1));
+    for (auto* subject : {"s1", "s2"}) {
+      auto d = must(n.mem.put(make_belief(subject, "r", "o")));
+      ids.push_back(d.entries.front().id);
+      BOOST_REQUIRE(db->record(d, n.mem));
+    }
+    BOOST_CHECK((done(db->by_subject("s1")) == std::vector<engram_id>{ids[0]}));
+  }
+  with_raw(path, [&](rocksdb::DB* db, auto family) {
+    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator({}, family("index"))};
+    std::vector<std::string> keys;
+    for (it->SeekToFirst(); it->Valid(); it->Next())
+      if (static_cast<uint8_t>(it->key()[0]) != 0xff)
+        keys.push_back(it->key().ToString());
+    BOOST_REQUIRE_GE(keys.size(), 8u);
+    for (auto& k : keys) // every entry now names the second engram
+      BOOST_REQUIRE(
+          db->Put({}, family("index"), k, messages::id_bytes(ids[1])).ok());
+  });
+  auto db = done(store::open(encrypted(path), 1));
+  BOOST_CHECK(done(db->by_subject("s1")).empty());
+  BOOST_CHECK((done(db->by_subject("s2")) == std::vector<engram_id>{ids[1]}));
+  BOOST_CHECK((done(db->by_type(memory_type::semantic))
+               == std::vector<engram_id>{ids[1]}));
+  BOOST_CHECK((done(db->by_scope(memory_scope::agent("alpha")))
+               == std::vector<engram_id>{ids[1]}));
+}
+
 BOOST_AUTO_TEST_CASE(a_store_opens_only_with_its_own_master_key) {
   temp_dir dir;
   auto path = dir.sub("db");
