@@ -259,6 +259,36 @@ expected<std::string> open(const key256& key, std::string_view sealed,
 }
 
 std::string keyed_hash(const key256& key, std::string_view data) {
+  // The last few answers of this thread: an index hashes the same scope
+  // for engram after engram. Keyed by the whole key and the whole data.
+  struct memo {
+    std::array<uint8_t, 32> key{};
+    std::string data;
+    std::string hash;
+  };
+  struct memos {
+    std::array<memo, 4> entries;
+    size_t next = 0;
+    ~memos() {
+      for (auto& m : entries)
+        OPENSSL_cleanse(m.key.data(), m.key.size());
+    }
+  };
+  thread_local memos cache;
+  constexpr size_t memo_max_data = 256;
+  for (auto& m : cache.entries)
+    if (!m.hash.empty() && m.data == data
+        && CRYPTO_memcmp(m.key.data(), key.data(), key.size()) == 0)
+      return m.hash;
+  auto remember = [&](std::string hash) {
+    if (data.size() <= memo_max_data) {
+      auto& m = cache.entries[cache.next++ % cache.entries.size()];
+      std::copy(key.data(), key.data() + key.size(), m.key.begin());
+      m.data.assign(data);
+      m.hash = hash;
+    }
+    return hash;
+  };
   // A context per thread keeps the last key's state: the same key again
   // restarts it without setting the key up (EVP_MAC_init with no key).
   struct mac_ctx {
@@ -296,7 +326,7 @@ std::string keyed_hash(const key256& key, std::string_view data) {
     throw std::runtime_error("HMAC-SHA256 failed");
   if (!same)
     std::copy(key.data(), key.data() + key.size(), m.key.begin());
-  return {reinterpret_cast<const char*>(out), len};
+  return remember(std::string{reinterpret_cast<const char*>(out), len});
 }
 
 } // namespace engram::crypto
