@@ -269,6 +269,15 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
                              "a session takes requests from its own process "
                              "only"));
   };
+  // An exit message from another process is not an order either (CAF
+  // handles exit messages outside the behaviour); the node's own
+  // anon_send_exit has no source and ends the session.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    if (msg.source && msg.source.node() != self->node())
+      return;
+    if (msg.reason)
+      self->quit(msg.reason);
+  });
   return {
       [=](const wire_frame& frame) {
         if (!from_node())
@@ -341,7 +350,9 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         }
         drain(self);
       },
-      [=](status_atom) {
+      [=](status_atom) -> caf::result<session_stats> {
+        if (!from_here())
+          return refused();
         auto& s = self->state;
         auto& m = *s.machine;
         auto& f = m.stats();
@@ -366,6 +377,8 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
         return result;
       },
       [=](fail_atom) {
+        if (!from_here())
+          return;
         throw std::runtime_error("session " + self->state.agent_id + "@"
                                  + self->state.peer_node + ": injected fault");
       },

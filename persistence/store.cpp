@@ -377,11 +377,13 @@ struct store::impl {
     std::unique_ptr<rocksdb::Iterator> it;
   };
 
-  std::unique_ptr<bounded_iterator> iterate(size_t family) const {
+  std::unique_ptr<bounded_iterator>
+  iterate(size_t family, const rocksdb::Snapshot* snapshot = nullptr) const {
     auto result = std::make_unique<bounded_iterator>();
     result->lower = rocksdb::Slice{prefix};
     result->upper = rocksdb::Slice{prefix_end};
     rocksdb::ReadOptions opts;
+    opts.snapshot = snapshot;
     opts.iterate_lower_bound = &result->lower;
     opts.iterate_upper_bound = &result->upper;
     // The engrams family has a hash memtable: scan in key order.
@@ -562,11 +564,13 @@ struct store::impl {
   /// True when the stored record of `id` opens, decodes, and has
   /// `full_key` (an index key of this partition) among its index keys.
   bool record_has_key(const engram_id& id, std::string_view full_key,
-                      std::string& bytes, std::string& buffer,
+                      const rocksdb::Snapshot* snapshot, std::string& bytes,
+                      std::string& buffer,
                       std::vector<std::string>& keys) const {
     auto record_key = key(messages::id_bytes(id));
-    if (!db->Get(rocksdb::ReadOptions{}, cf(cf_engrams), record_key, &bytes)
-             .ok())
+    rocksdb::ReadOptions at;
+    at.snapshot = snapshot;
+    if (!db->Get(at, cf(cf_engrams), record_key, &bytes).ok())
       return false;
     auto opened = sealed.open(cf_engrams, record_key, bytes, buffer);
     if (!opened)
@@ -586,7 +590,16 @@ struct store::impl {
     if (auto ok = require_index(); !ok)
       return ok.error_value();
     std::vector<engram_id> ids;
-    auto bounded = iterate(cf_index_);
+    // One snapshot for the scan and the records it checks.
+    struct snapshot_guard {
+      rocksdb::DB* db;
+      const rocksdb::Snapshot* snap;
+      ~snapshot_guard() {
+        if (snap != nullptr)
+          db->ReleaseSnapshot(snap);
+      }
+    } snapshot{db, sealed.on() ? db->GetSnapshot() : nullptr};
+    auto bounded = iterate(cf_index_, snapshot.snap);
     auto& it = bounded->it;
     auto prefix = key(first);
     auto end = last.empty() ? std::string{} : key(last);
@@ -603,7 +616,8 @@ struct store::impl {
       // Encrypted, an entry counts only when the engram's authenticated
       // record has it among its index keys: an entry changed, moved or
       // added in the files is never an answer.
-      if (sealed.on() && !record_has_key(*id, key, bytes, buffer, keys))
+      if (sealed.on()
+          && !record_has_key(*id, key, snapshot.snap, bytes, buffer, keys))
         continue;
       ids.push_back(*id);
     }

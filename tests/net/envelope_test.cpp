@@ -36,10 +36,12 @@ crypto::signing_key new_key() {
   return std::move(*k);
 }
 
-// The pong nonces a peer actor received.
+// The pong nonces a peer actor received, and a session of the node that
+// sent it frames (its address comes with them).
 struct pongs {
   std::mutex mtx;
   std::set<uint64_t> nonces;
+  caf::actor session;
 
   bool has(uint64_t n) {
     std::lock_guard<std::mutex> guard{mtx};
@@ -64,8 +66,12 @@ struct fake_peer {
 
   explicit fake_peer(const actors::tls_config& tls) : cfg(tls) {
     auto seen = got;
-    inbox = sys.spawn([seen]() -> caf::behavior {
-      return {[seen](const actors::wire_frame& frame) {
+    inbox = sys.spawn([seen](caf::event_based_actor* self) -> caf::behavior {
+      return {[seen, self](const actors::wire_frame& frame) {
+        if (!frame.agent.empty()) {
+          std::lock_guard<std::mutex> guard{seen->mtx};
+          seen->session = caf::actor_cast<caf::actor>(self->current_sender());
+        }
         auto env = messages::decode_envelope(frame.envelope);
         if (!env || env->type() != v1::PONG)
           return;
@@ -199,6 +205,30 @@ BOOST_AUTO_TEST_CASE(tampered_forged_and_replayed_envelopes_are_refused) {
   BOOST_CHECK(!n2.got->has(6) && !n2.got->has(7));
   BOOST_CHECK(!n2.got->has(8) && !n2.got->has(9) && !n2.got->has(11));
   BOOST_CHECK(!n2.got->has(13));
+  // n1 hosts an agent: its session with n2 sends n2 frames, and n2 learns
+  // the session's address. Orders to it from n2's process — a fault, an
+  // exit — are dropped: the session is not restarted.
+  c.instance(n1, "ann", "main");
+  caf::actor session;
+  BOOST_REQUIRE(until([&] {
+    std::lock_guard<std::mutex> guard{n2.got->mtx};
+    session = n2.got->session;
+    return static_cast<bool>(session);
+  }));
+  auto respawns = [&] {
+    auto st = call<actors::node_status>(c.sys, c.node(n1), 5s,
+                                        actors::status_atom::value);
+    BOOST_REQUIRE(st);
+    return st->respawns;
+  };
+  auto before = respawns();
+  {
+    caf::scoped_actor self{n2.sys};
+    self->send(session, actors::fail_atom::value);
+    self->send_exit(session, caf::exit_reason::user_shutdown);
+  }
+  std::this_thread::sleep_for(1s);
+  BOOST_CHECK_EQUAL(respawns(), before);
   // n1 restarts; n2 (the same run, the same key) proves itself again. Its
   // old envelopes stay refused; new ones are answered.
   c.nodes[n1].proc.signal(SIGTERM);
