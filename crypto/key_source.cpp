@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "crypto/internal/hex.hpp"
 #include "crypto/pkcs11.hpp"
 
 extern char** environ;
@@ -199,15 +200,6 @@ expected<key256> from_command(const std::string& line,
   return key;
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
-}
-
 } // namespace
 
 expected<key256> parse_key_text(std::string text) {
@@ -224,8 +216,8 @@ expected<key256> parse_key_text(std::string text) {
   if (s.size() == 64) {
     std::string raw(32, '\0');
     for (size_t i = 0; i < 32; ++i) {
-      int hi = hex_digit(s[2 * i]);
-      int lo = hex_digit(s[2 * i + 1]);
+      int hi = internal::hex_digit(s[2 * i]);
+      int lo = internal::hex_digit(s[2 * i + 1]);
       if (hi < 0 || lo < 0) {
         OPENSSL_cleanse(raw.data(), raw.size());
         return fail;

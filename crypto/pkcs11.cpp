@@ -11,6 +11,8 @@
 #include <memory>
 #include <vector>
 
+#include "crypto/internal/hex.hpp"
+
 namespace engram::crypto {
 
 namespace {
@@ -42,16 +44,6 @@ std::string rv_name(CK_RV rv) {
   }
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 expected<std::string> pct_decode(std::string_view in) {
   std::string out;
   for (size_t i = 0; i < in.size(); ++i) {
@@ -59,11 +51,11 @@ expected<std::string> pct_decode(std::string_view in) {
       out.push_back(in[i]);
       continue;
     }
-    if (i + 2 >= in.size() || hex_value(in[i + 1]) < 0
-        || hex_value(in[i + 2]) < 0)
+    if (i + 2 >= in.size() || internal::hex_digit(in[i + 1]) < 0
+        || internal::hex_digit(in[i + 2]) < 0)
       return make_error(errc::parse_error, "a PKCS#11 URI has a bad %-escape");
-    out.push_back(
-        static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2])));
+    out.push_back(static_cast<char>(internal::hex_digit(in[i + 1]) * 16
+                                    + internal::hex_digit(in[i + 2])));
     i += 2;
   }
   return out;

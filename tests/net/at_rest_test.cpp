@@ -31,20 +31,6 @@ std::string key_file(const std::string& path, char digit) {
   return path;
 }
 
-std::vector<std::string> files_holding(const std::string& dir,
-                                       const std::string& needle) {
-  std::vector<std::string> found;
-  for (auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file())
-      continue;
-    std::ifstream in{entry.path(), std::ios::binary};
-    std::string bytes{std::istreambuf_iterator<char>{in}, {}};
-    if (bytes.find(needle) != std::string::npos)
-      found.push_back(entry.path().filename().string());
-  }
-  return found;
-}
-
 std::vector<std::string> args_of(cluster& c) {
   auto args = c.argv("n1", {});
   args.erase(args.begin()); // the program itself
@@ -75,11 +61,11 @@ BOOST_AUTO_TEST_CASE(a_node_encrypted_at_rest_leaves_no_memory_readable) {
     BOOST_REQUIRE(c.nodes[i].proc.wait(10s));
     c.nodes.clear();
   }
-  auto found = files_holding(dir, canary);
+  auto found = files_containing(dir, canary);
   BOOST_CHECK_MESSAGE(found.empty(), "the canary is in "
                                          << found.size() << " files, e.g. "
                                          << (found.empty() ? "" : found[0]));
-  BOOST_CHECK(files_holding(dir, "the value is").empty());
+  BOOST_CHECK(files_containing(dir, "the value is").empty());
   // Without its key, with another key, with a key file others may read:
   // refused, naming why (never the key).
   c.common.clear();
@@ -181,7 +167,7 @@ BOOST_AUTO_TEST_CASE(the_master_key_can_come_from_vault) {
   c.nodes[i].proc.signal(SIGTERM);
   BOOST_REQUIRE(c.nodes[i].proc.wait(10s));
   c.nodes.clear();
-  BOOST_CHECK(files_holding(c.dir.sub("n1"), "under a key from").empty());
+  BOOST_CHECK(files_containing(c.dir.sub("n1"), "under a key from").empty());
   // A wrong token, an unreachable Vault, a missing secret, plain HTTP
   // beyond loopback: refused at start (exit 2), naming Vault and why,
   // never the token.
@@ -288,7 +274,7 @@ BOOST_AUTO_TEST_CASE(the_master_key_can_come_from_a_pkcs11_token) {
     BOOST_REQUIRE(c.nodes[i].proc.wait(10s));
     c.nodes.clear();
   }
-  BOOST_CHECK(files_holding(c.dir.sub("n1"), "kept in a token").empty());
+  BOOST_CHECK(files_containing(c.dir.sub("n1"), "kept in a token").empty());
   std::ofstream{c.dir.sub("pin"), std::ios::trunc} << "000000\n";
   process wrong{c.argv("n1", {}), c.dir.sub("wrong.log"), env};
   BOOST_CHECK_EQUAL(wrong.wait(20s).value_or(-1), 2);

@@ -12,6 +12,7 @@
 #include <iterator>
 
 #include "crypto/aead.hpp"
+#include "raw_store.hpp"
 #include "temp_dir.hpp"
 #include "test_util.hpp"
 
@@ -74,44 +75,6 @@ std::unique_ptr<store> plant(const store_options& opts, node& n,
   return db;
 }
 
-// The files under `dir` holding `needle`.
-std::vector<std::string> files_holding(const std::string& dir,
-                                       const std::string& needle) {
-  std::vector<std::string> found;
-  for (auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file())
-      continue;
-    std::ifstream in{entry.path(), std::ios::binary};
-    std::string bytes{std::istreambuf_iterator<char>{in}, {}};
-    if (bytes.find(needle) != std::string::npos)
-      found.push_back(entry.path().filename().string());
-  }
-  return found;
-}
-
-// Opens a closed store with plain RocksDB: `f(db, handle of family)`.
-template<class F>
-void with_raw(const std::string& path, F f) {
-  std::vector<std::string> names{"default",   "engrams", "clocks",
-                                 "delta_log", "index",   "meta"};
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (auto& name : names)
-    cfs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  auto st = rocksdb::DB::Open(rocksdb::DBOptions{}, path, cfs, &handles, &raw);
-  BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
-  f(raw, [&](const std::string& name) {
-    size_t i = 0;
-    while (names[i] != name)
-      ++i;
-    return handles[i];
-  });
-  for (auto* h : handles)
-    raw->DestroyColumnFamilyHandle(h);
-  delete raw;
-}
-
 std::string engram_key(const engram_id& id) {
   return std::string(1, '\0') + messages::id_bytes(id);
 }
@@ -129,7 +92,7 @@ BOOST_AUTO_TEST_CASE(no_file_of_an_encrypted_store_holds_what_it_keeps) {
     node n{1};
     std::vector<engram_id> ids;
     auto db = plant(store_options{dir.sub("plain")}, n, ids);
-    auto found = files_holding(dir.sub("plain"), canary);
+    auto found = files_containing(dir.sub("plain"), canary);
     BOOST_CHECK_GE(found.size(), 2u);
   }
   node n{1};
@@ -137,14 +100,14 @@ BOOST_AUTO_TEST_CASE(no_file_of_an_encrypted_store_holds_what_it_keeps) {
   auto path = dir.sub("sealed");
   auto db = plant(encrypted(path), n, ids);
   BOOST_CHECK(db->get(ids.front()));
-  auto found = files_holding(path, canary);
+  auto found = files_containing(path, canary);
   BOOST_CHECK_MESSAGE(found.empty(), "the canary is in "
                                          << found.size() << " files, the first "
                                          << (found.empty() ? "" : found[0]));
   // Nor does a piece of it that an index key could be built from.
-  BOOST_CHECK(files_holding(path, "subject-" + canary).empty());
-  BOOST_CHECK(files_holding(path, "relation-" + canary).empty());
-  BOOST_CHECK(files_holding(path, "agent-" + canary).empty());
+  BOOST_CHECK(files_containing(path, "subject-" + canary).empty());
+  BOOST_CHECK(files_containing(path, "relation-" + canary).empty());
+  BOOST_CHECK(files_containing(path, "agent-" + canary).empty());
   // Everything reads back: the replica, the queries on hashed index keys,
   // the inbox.
   db.reset();
@@ -355,8 +318,8 @@ BOOST_AUTO_TEST_CASE(rekey_rotates_without_rewriting_and_reseal_retires) {
   BOOST_CHECK_EQUAL(rotated.resealed, 0u);
   // The keyring the old master key opens is gone from every file; the
   // record is still as it was.
-  BOOST_CHECK(files_holding(path, old_keyring).empty());
-  BOOST_CHECK(!files_holding(path, old_record).empty());
+  BOOST_CHECK(files_containing(path, old_keyring).empty());
+  BOOST_CHECK(!files_containing(path, old_record).empty());
   BOOST_CHECK(!store::open(encrypted(path, 'a'), 1));
   BOOST_CHECK(!database::rekey(path, key_of('a'), key_of('c')));
   write("after", 'b');
@@ -375,7 +338,7 @@ BOOST_AUTO_TEST_CASE(rekey_rotates_without_rewriting_and_reseal_retires) {
   BOOST_CHECK_GT(resealed.resealed, 2u);
   BOOST_CHECK(key_ids() == std::set<uint32_t>{3});
   // Nothing sealed under the retired keys is left on disk.
-  BOOST_CHECK(files_holding(path, old_record).empty());
+  BOOST_CHECK(files_containing(path, old_record).empty());
   // The node's notes were sealed again too.
   BOOST_CHECK_EQUAL(
       *done(done(database::open(encrypted(path, 'c')))->get_note("replay/n2")),

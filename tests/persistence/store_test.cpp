@@ -8,6 +8,7 @@
 #include <set>
 
 #include "engram/v1/store.pb.h"
+#include "raw_store.hpp"
 #include "temp_dir.hpp"
 #include "test_util.hpp"
 
@@ -59,30 +60,6 @@ void poke(const std::string& path, const std::string& cf,
   while (cfs[i].name != cf)
     ++i;
   BOOST_REQUIRE(raw->Put(rocksdb::WriteOptions{}, handles[i], key, value).ok());
-  for (auto* h : handles)
-    raw->DestroyColumnFamilyHandle(h);
-  delete raw;
-}
-
-// Opens a closed store with plain RocksDB and passes it to `f(db, family)`,
-// where `family(name)` is the handle of a column family.
-template<class F>
-void with_raw(const std::string& path, F f) {
-  std::vector<std::string> names{"default",   "engrams", "clocks",
-                                 "delta_log", "index",   "meta"};
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (auto& name : names)
-    cfs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  auto st = rocksdb::DB::Open(rocksdb::DBOptions{}, path, cfs, &handles, &raw);
-  BOOST_REQUIRE(st.ok());
-  f(raw, [&](const std::string& name) {
-    size_t i = 0;
-    while (names[i] != name)
-      ++i;
-    return handles[i];
-  });
   for (auto* h : handles)
     raw->DestroyColumnFamilyHandle(h);
   delete raw;

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 namespace engram::test {
 
@@ -37,19 +38,27 @@ private:
   std::string path_;
 };
 
-/// True when any file below `dir` contains `needle` (e.g. a store's
-/// tables, logs and manifests holding a text that must not be there).
-inline bool any_file_contains(const std::string& dir,
-                              const std::string& needle) {
+/// The names of the files below `dir` that contain `needle` (e.g. a
+/// store's tables, logs and manifests holding a text that must not be
+/// there).
+inline std::vector<std::string> files_containing(const std::string& dir,
+                                                 const std::string& needle) {
+  std::vector<std::string> found;
   for (auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
     if (!entry.is_regular_file())
       continue;
     std::ifstream in{entry.path(), std::ios::binary};
     std::string bytes{std::istreambuf_iterator<char>{in}, {}};
     if (bytes.find(needle) != std::string::npos)
-      return true;
+      found.push_back(entry.path().filename().string());
   }
-  return false;
+  return found;
+}
+
+/// True when any file below `dir` contains `needle`.
+inline bool any_file_contains(const std::string& dir,
+                              const std::string& needle) {
+  return !files_containing(dir, needle).empty();
 }
 
 } // namespace engram::test
