@@ -188,6 +188,14 @@ run_result run_real(const options& o, uint64_t seed,
       sample(std::nullopt, true);
       procs[(crashed + 1) % o.nodes].signal(SIGCONT);
       frozen_now = false;
+      // Frozen longer than the heartbeats allow (a loaded machine), its
+      // connection to this process was dropped: its handles are opened
+      // anew (else every later write to it waits out its timeout).
+      try {
+        open((crashed + 1) % o.nodes);
+      } catch (const std::exception&) {
+        // still unreachable: its writes fail and are counted as such
+      }
     }
     if (o.crash && o.nodes > 1 && w == 3 * o.writes / 4) {
       start(crashed);
