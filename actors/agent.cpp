@@ -119,6 +119,9 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       [=](inbox_atom) -> caf::result<std::vector<std::string>> {
         return read_inbox(self);
       },
+      [=](keyof_atom) -> caf::result<std::string> {
+        return key_of(self);
+      },
       [=](watch_atom, caf::actor& watcher) {
         return add_watcher(self, std::move(watcher));
       },

@@ -15,7 +15,7 @@ bool reserved(const engram_record& e) {
   return f != nullptr && !f->key.empty() && f->key[0] == '_'
          && (f->key == federation::state_key()
              || f->key.rfind(federation::share_key_prefix(), 0) == 0
-             || is_message(e));
+             || is_message(e) || is_key(e));
 }
 
 std::vector<memory_view> local_query(agent_ptr self,

@@ -192,6 +192,11 @@ struct node_config {
   /// envelopes it signed, each sequence number once (a replay window per
   /// peer, kept in the store). Off only to measure what it costs.
   bool sign_envelopes = true;
+  /// End-to-end encryption required (the spec's E2EEncryption): a tell
+  /// whose text is not sealed to its recipient (e2e::seal) is refused by
+  /// the sender's node, so no plaintext message reaches a node; broadcasts
+  /// and shares, which are not sealed yet, are refused too.
+  bool e2e_required = false;
   /// Write the agents' merged batches on a thread of their own (the node's
   /// write queue): an agent merges the next frame while the last one is
   /// written and synced, and acknowledges each once it is durable. Off,

@@ -561,6 +561,9 @@ agent_actor::behavior_type federation_impl(agent_ptr self, node_context_ptr ctx,
       [=](inbox_atom) -> caf::result<std::vector<std::string>> {
         return no_such(self, "inbox");
       },
+      [=](keyof_atom) -> caf::result<std::string> {
+        return no_such(self, "key for end-to-end encryption");
+      },
       [=](inbox_atom, const std::vector<engram_id>&) {
         return std::vector<memory_view>{};
       },

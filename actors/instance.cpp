@@ -4,6 +4,7 @@
 // actor (looked up in the directory on every request, so a respawned agent
 // is found).
 
+#include "actors/internal/agent_state.hpp"
 #include "actors/internal/spawn.hpp"
 #include "actors/node.hpp"
 #include "core/query.hpp"
@@ -18,6 +19,8 @@
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+
+#include "e2e/e2e.hpp"
 
 namespace engram::actors {
 
@@ -143,6 +146,17 @@ query(instance_ptr self, const query_filter& filter, level_code level) {
   return rp;
 }
 
+// With end-to-end encryption required, what cannot be sealed yet is not
+// sent: `what` names it.
+std::optional<error> unsealed_refused(instance_ptr self, const char* what) {
+  if (!self->state.ctx->config.e2e_required)
+    return std::nullopt;
+  return make_error(errc::permission_denied,
+                    std::string{"end-to-end encryption is required on this "
+                                "cluster and "}
+                        + what + " cannot be sealed yet");
+}
+
 // Offers a share to agent `to`, wherever it runs (the cluster's directory);
 // `rp` gets the share id once it is pending there.
 void offer_share(instance_ptr self, const std::string& to,
@@ -192,7 +206,7 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         // Facts the runtime keeps for itself (messages, pending shares, a
         // federation's rules) are not written by clients.
         if (auto* f = std::get_if<fact>(&value.body))
-          for (auto* prefix : {"_msg.", "_share.", "_federation."})
+          for (auto* prefix : {"_msg.", "_share.", "_federation.", "_e2e."})
             if (f->key.rfind(prefix, 0) == 0)
               return to_caf(
                   make_error(errc::invalid_argument,
@@ -241,6 +255,8 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         // A share built by this agent's program: it must come from this
         // agent (a client cannot share in another's name).
         auto& s = self->state;
+        if (auto refused = unsealed_refused(self, "shares"))
+          return to_caf(*refused);
         if (offered.from != s.cfg.agent_id || offered.to != to)
           return to_caf(make_error(errc::permission_denied,
                                    "share " + offered.share_id + " from "
@@ -254,6 +270,8 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](share_atom, const std::string& to, const query_filter& filter,
           const std::string& transform,
           bool read_only) -> caf::result<std::string> {
+        if (auto refused = unsealed_refused(self, "shares"))
+          return to_caf(*refused);
         // What `filter` selects from this agent's memory, transformed here:
         // what the transform removes never leaves this node.
         auto& s = self->state;
@@ -312,6 +330,14 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](tell_atom, const std::string& to,
           const std::string& text) -> caf::result<bool> {
         auto& s = self->state;
+        // Required: only a sealed text leaves (the recipient's node checks
+        // nothing it cannot read; the recipient opens and checks it).
+        if (s.ctx->config.e2e_required && !e2e::is_sealed(text))
+          return to_caf(make_error(
+              errc::permission_denied,
+              "end-to-end encryption is required on this cluster: seal the "
+              "text to agent "
+                  + to + "'s key (e2e::seal; engram tell --seal KEYFILE)"));
         auto id = message_id(s.cfg.agent_id + '\n' + s.instance_id + '\n' + to
                                  + '\n' + text,
                              s.clock->now());
@@ -369,6 +395,8 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](broadcast_atom, const std::string& fed_id,
           const std::string& text) -> caf::result<uint64_t> {
         auto& s = self->state;
+        if (auto refused = unsealed_refused(self, "broadcasts"))
+          return to_caf(*refused);
         auto owner = s.federation(fed_id);
         if (!owner)
           return to_caf(owner.error_value());
@@ -377,6 +405,52 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       },
       [=](inbox_atom) -> caf::result<std::vector<std::string>> {
         return to_agent<std::vector<std::string>>(self, inbox_atom::value);
+      },
+      [=](key_atom, const std::string& public_key) -> caf::result<std::string> {
+        // Vouched by this node (with its certificate's key): the binding
+        // names this instance's agent, never one the caller claims.
+        auto& s = self->state;
+        auto now = s.clock->now().wall_us;
+        auto& id = s.ctx->identity;
+        auto& node_id = s.ctx->config.node_id;
+        auto b = id ? e2e::vouch(s.cfg.agent_id, public_key, node_id, id->cert,
+                                 id->key, now)
+                    : e2e::unvouched(s.cfg.agent_id, public_key, node_id, now);
+        if (!b)
+          return to_caf(b.error_value());
+        auto agent = s.agent();
+        if (!agent)
+          return to_caf(agent.error_value());
+        auto bytes = e2e::encode(*b);
+        auto rp = self->make_response_promise<std::string>();
+        self->request(*agent, caf::infinite, learn_atom::value,
+                      key_record(s.cfg.agent_id, bytes))
+            .then(
+                [=](engram_id&) mutable {
+                  rp.deliver(bytes);
+                },
+                [=](caf::error& err) mutable {
+                  rp.deliver(std::move(err));
+                });
+        return rp;
+      },
+      [=](keyof_atom, const std::string& of) -> caf::result<std::string> {
+        auto& s = self->state;
+        if (auto ok = validate_name(of, "agent id"); !ok)
+          return to_caf(ok.error_value());
+        if (of == s.cfg.agent_id)
+          return to_agent<std::string>(self, keyof_atom::value);
+        auto rp = self->make_response_promise<std::string>();
+        auto node = caf::actor_cast<node_actor>(s.ctx->node);
+        self->request(node, std::chrono::seconds{5}, find_atom::value, of)
+            .then(
+                [=](agent_actor& holder) mutable {
+                  rp.delegate(holder, keyof_atom::value);
+                },
+                [=](caf::error& err) mutable {
+                  rp.deliver(err);
+                });
+        return rp;
       },
       [=](watch_atom, caf::actor& watcher) -> caf::result<bool> {
         return to_agent<bool>(self, watch_atom::value, std::move(watcher));

@@ -115,6 +115,73 @@ expected<void> memory::tell(const std::string& recipient,
   return {};
 }
 
+namespace {
+
+uint64_t wall_us() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+} // namespace
+
+expected<e2e::key_binding> memory::publish_key(const std::string& public_key) {
+  auto bytes = blocking<std::string>(key_atom::value, public_key);
+  if (!bytes)
+    return bytes.error_value();
+  return e2e::decode_binding(*bytes);
+}
+
+expected<e2e::key_binding> memory::agent_key(const std::string& agent) {
+  auto bytes = blocking<std::string>(keyof_atom::value, agent);
+  if (!bytes)
+    return bytes.error_value();
+  return e2e::decode_binding(*bytes);
+}
+
+expected<void> memory::tell_sealed(const std::string& recipient,
+                                   const std::string& text,
+                                   const e2e::key_pair& keys,
+                                   const e2e::trust& trust) {
+  auto mine = agent_key(agent_id_);
+  if (!mine)
+    return mine.error_value();
+  auto theirs = agent_key(recipient);
+  if (!theirs)
+    return theirs.error_value();
+  auto now = wall_us();
+  if (auto ok = e2e::verify(*theirs, recipient, trust,
+                            static_cast<int64_t>(now / 1'000'000));
+      !ok)
+    return ok.error_value();
+  auto sealed = e2e::seal(text, keys, *mine, *theirs, now);
+  if (!sealed)
+    return sealed.error_value();
+  return tell(recipient, *sealed);
+}
+
+expected<std::vector<memory::opened_message>>
+memory::inbox_opened(const e2e::key_pair& keys, const e2e::trust& trust) {
+  auto messages = inbox();
+  if (!messages)
+    return messages.error_value();
+  auto now_s = static_cast<int64_t>(wall_us() / 1'000'000);
+  std::vector<opened_message> out;
+  for (auto& [from, text] : *messages) {
+    if (!e2e::is_sealed(text)) {
+      out.push_back({from, std::move(text)});
+      continue;
+    }
+    auto o = e2e::open(text, from, agent_id_, keys, trust, now_s);
+    if (o)
+      out.push_back({from, std::move(o->text)});
+    else
+      out.push_back({from, o.error_value()});
+  }
+  return out;
+}
+
 expected<std::string> memory::ask(const std::string& recipient,
                                   const std::string& question,
                                   milliseconds timeout) {

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "e2e/e2e.hpp"
+
 namespace caf {
 class actor_system;
 class scoped_actor;
@@ -60,6 +62,31 @@ public:
 
   /// Reads and empties this agent's inbox: (sender, text), oldest first.
   expected<std::vector<std::pair<std::string, std::string>>> inbox();
+
+  // End-to-end encryption (the spec's E2EEncryption; e2e/e2e.hpp): the
+  // agent's key pair stays with the caller, nodes see only sealed texts.
+  /// Publishes this agent's public key (32 bytes): this node vouches for
+  /// it with its certificate's key, and it replicates with the agent's
+  /// memory. Returns the binding.
+  expected<e2e::key_binding> publish_key(const std::string& public_key);
+  /// The key binding agent `agent` published, unchecked: check it with
+  /// e2e::verify (tell_sealed does) before sealing to it.
+  expected<e2e::key_binding> agent_key(const std::string& agent);
+  /// Seals `text` with `keys` (this agent's, published) to agent
+  /// `recipient`'s published key, checked against `trust`, and tells it.
+  expected<void> tell_sealed(const std::string& recipient,
+                             const std::string& text, const e2e::key_pair& keys,
+                             const e2e::trust& trust);
+  /// One message of the inbox, opened: its text, or why it did not open.
+  struct opened_message {
+    std::string from;
+    expected<std::string> text;
+  };
+  /// Reads and empties the inbox as `inbox` does, opening each sealed
+  /// message with `keys` (its sender's binding checked against `trust`);
+  /// a message that is not sealed comes as it is.
+  expected<std::vector<opened_message>> inbox_opened(const e2e::key_pair& keys,
+                                                     const e2e::trust& trust);
 
   // Explicit sharing (the spec's "Explicit Sharing").
 

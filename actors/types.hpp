@@ -74,6 +74,8 @@ using caught_up_atom = caf::atom_constant<caf::atom("caughtup")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using decline_atom = caf::atom_constant<caf::atom("decline")>;
+using key_atom = caf::atom_constant<caf::atom("key")>;
+using keyof_atom = caf::atom_constant<caf::atom("keyof")>;
 
 /// A read's consistency level in a message: a `consistency_level`, or
 /// `configured_level` for the node's configured one.
@@ -160,6 +162,11 @@ using instance_actor = caf::typed_actor<
                     uint64_t>::with<std::string>,
     caf::replies_to<broadcast_atom, std::string, std::string>::with<uint64_t>,
     caf::replies_to<inbox_atom>::with<std::vector<std::string>>,
+    // End-to-end encryption: publishes this agent's public key (X25519, 32
+    // bytes), vouched by this node → the binding (e2e::encode); the
+    // binding an agent published (any agent, this one included).
+    caf::replies_to<key_atom, std::string>::with<std::string>,
+    caf::replies_to<keyof_atom, std::string>::with<std::string>,
     // Watching the agent's memory (this process only): `watcher` gets
     // (watched_atom, std::vector<engram_record>) for each change made
     // durable here — writes, and merges of what others learned — until
@@ -200,6 +207,9 @@ using agent_actor = caf::typed_actor<
     caf::replies_to<tell_atom, std::string, std::string, uint64_t>::with<bool>,
     caf::replies_to<ask_atom, std::string, std::string>::with<std::string>,
     caf::replies_to<inbox_atom>::with<std::vector<std::string>>,
+    // The binding of the agent's public key as this replica holds it
+    // (e2e::encode); unknown_engram when it published none.
+    caf::replies_to<keyof_atom>::with<std::string>,
     // A watcher of this replica's changes (see instance_actor).
     caf::replies_to<watch_atom, caf::actor>::with<bool>,
     // A peer's inbox read: the unread messages this replica holds (their

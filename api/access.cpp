@@ -11,7 +11,7 @@ namespace engram::api {
 
 namespace {
 
-constexpr std::array<const char*, 21> operation_names{"learn",
+constexpr std::array<const char*, 22> operation_names{"learn",
                                                       "query",
                                                       "forget",
                                                       "archive",
@@ -31,7 +31,8 @@ constexpr std::array<const char*, 21> operation_names{"learn",
                                                       "federation_show",
                                                       "conflicts_read",
                                                       "conflicts_answer",
-                                                      "status"};
+                                                      "status",
+                                                      "keys"};
 
 constexpr std::array<const char*, 4> scope_names{"instance", "agent",
                                                  "collective", "node"};

@@ -52,6 +52,9 @@ enum class operation : uint8_t {
   conflicts_read,
   conflicts_answer,
   status,
+  /// Publishing the agent's public key for end-to-end encryption, and
+  /// reading another agent's.
+  keys,
 };
 
 /// Every operation, in order.

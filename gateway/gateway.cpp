@@ -21,6 +21,7 @@
 
 #include "api/capability.hpp"
 #include "api/json.hpp"
+#include "e2e/e2e.hpp"
 
 namespace engram::gateway {
 
@@ -571,12 +572,50 @@ void run_inbox(const call_ptr& c) {
   instance_call<std::vector<std::string>>(
       c, 200,
       [](std::vector<std::string>& raw) {
+        // Texts are bytes: those that are not UTF-8 (sealed ones among
+        // them) come as text_base64.
         json out = json::array();
         for (size_t i = 0; i + 1 < raw.size(); i += 2)
-          out.push_back({{"from", raw[i]}, {"text", raw[i + 1]}});
+          out.push_back(is_utf8(raw[i + 1])
+                            ? json{{"from", raw[i]}, {"text", raw[i + 1]}}
+                            : json{{"from", raw[i]},
+                                   {"text_base64", api::base64(raw[i + 1])}});
         return out;
       },
       actors::inbox_atom::value);
+}
+
+// A key binding as JSON: its fields, and the whole of it (base64 of
+// e2e::encode) for sealing with.
+json binding_json(const std::string& bytes) {
+  auto b = e2e::decode_binding(bytes);
+  if (!b)
+    return json{{"binding", api::base64(bytes)}};
+  return json{
+      {"agent", b->agent},         {"public_key", api::base64(b->public_key)},
+      {"node", b->node},           {"vouched", b->vouched()},
+      {"issued_us", b->issued_us}, {"binding", api::base64(bytes)}};
+}
+
+void run_publish_key(const call_ptr& c) {
+  auto key = text_field(*c, "public_key");
+  if (!key)
+    return fail(*c, key.error_value());
+  auto raw = api::base64_decode(*key);
+  if (!raw || raw->size() != 32)
+    return fail(*c, make_error(errc::invalid_argument,
+                               "public_key must be an X25519 public key: 32 "
+                               "bytes, base64"));
+  instance_call<std::string>(c, 200, binding_json, actors::key_atom::value,
+                             *raw);
+}
+
+void run_agent_key(const call_ptr& c) {
+  auto& of = c->param("of");
+  if (auto ok = validate_name(of, "agent id"); !ok)
+    return fail(*c, ok.error_value());
+  instance_call<std::string>(c, 200, binding_json, actors::keyof_atom::value,
+                             of);
 }
 
 void run_broadcast(const call_ptr& c) {
@@ -996,6 +1035,10 @@ const std::vector<route>& route_table() {
       {{"POST", agent + "/messages", operation::tell}, agent_scope, run_tell},
       {{"POST", agent + "/questions", operation::ask}, agent_scope, run_ask},
       {{"GET", agent + "/inbox", operation::inbox}, agent_scope, run_inbox},
+      {{"PUT", agent + "/key", operation::keys}, agent_scope, run_publish_key},
+      {{"GET", agent + "/keys/{of}", operation::keys},
+       agent_scope,
+       run_agent_key},
       {{"POST", agent + "/broadcasts", operation::broadcast},
        collective_scope,
        run_broadcast},

@@ -273,6 +273,16 @@ void remember_message(agent_ptr self, uint64_t id);
 /// (the actor quit) when the store fails.
 bool adopt_legacy_messages(agent_ptr self);
 
+// -- an agent's public key (agent_keys.cpp)
+// ---------------------------------------------
+
+/// Whether a record is the fact holding the agent's key binding.
+bool is_key(const engram_record& e);
+/// The fact holding `agent`'s key binding (e2e::encode).
+engram_record key_record(const std::string& agent, std::string binding);
+/// The binding this replica holds; unknown_engram when none.
+caf::result<std::string> key_of(agent_ptr self);
+
 // -- an agent's shares (agent_sharing.cpp)
 // -----------------------------------------
 

@@ -1,10 +1,105 @@
-// The CLI's message verbs: tell, ask, inbox.
+// The CLI's message verbs: tell, ask, inbox — and end-to-end encryption:
+// key new / publish / show, tell --seal, inbox --key. The agent's key pair
+// is a file of the client's; nodes vouch for and hand out public keys
+// only, and every binding is checked here against the cluster's CA.
 
 #include "apps/engram/verbs.hpp"
 
+#include <chrono>
 #include <iostream>
 
+#include "api/auth.hpp"
+#include "e2e/e2e.hpp"
+#include "pki/pki.hpp"
+
 namespace engram::cli {
+
+namespace {
+
+uint64_t now_us() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+int64_t now_s() { return static_cast<int64_t>(now_us() / 1'000'000); }
+
+/// What bindings are checked against: the CA the node's certificate
+/// chains to (--ca, or ca.crt of --certs-dir); unvouched bindings only
+/// with --insecure (a node without TLS has nothing to vouch with).
+struct trust_anchor {
+  std::optional<pki::certificate> ca;
+  bool insecure = false;
+
+  e2e::trust get() const { return {ca ? &*ca : nullptr, nullptr, insecure}; }
+};
+
+trust_anchor load_trust(const common_options& opts) {
+  trust_anchor t;
+  t.insecure = opts.insecure;
+  auto path = !opts.ca.empty()          ? opts.ca
+              : !opts.certs_dir.empty() ? opts.certs_dir + "/ca.crt"
+                                        : std::string{};
+  if (path.empty())
+    return t;
+  auto ca = pki::load_certificate(path);
+  if (!ca)
+    throw failure{exit_usage, ca.error_value().message};
+  t.ca = std::move(*ca);
+  return t;
+}
+
+e2e::key_pair load_keys(const std::string& path) {
+  auto keys = e2e::load_key(path);
+  if (!keys)
+    throw failure{exit_usage, keys.error_value().message};
+  return std::move(*keys);
+}
+
+/// The binding in an answer of the key routes.
+e2e::key_binding binding_of(const json& answer) {
+  auto raw = api::base64_decode(text_of(answer, "binding"));
+  auto b = raw ? e2e::decode_binding(*raw)
+               : expected<e2e::key_binding>{raw.error_value()};
+  if (!b)
+    throw failure{exit_failed, "the node answered with no key binding"};
+  return std::move(*b);
+}
+
+/// Agent `agent`'s published binding, checked against the CA.
+e2e::key_binding checked_key(session& s, const std::string& agent,
+                             const trust_anchor& t) {
+  auto b = binding_of(s.get(s.agent_path("/keys/" + agent)));
+  if (auto ok = e2e::verify(b, agent, t.get(), now_s()); !ok)
+    throw failure{exit_failed, ok.error_value().message};
+  return b;
+}
+
+/// A message's text: "text", or "text_base64" decoded.
+std::string message_text(const json& m) {
+  if (!m.contains("text_base64"))
+    return text_of(m, "text");
+  auto raw = api::base64_decode(text_of(m, "text_base64"));
+  return raw ? *raw : std::string{};
+}
+
+json key_json(const e2e::key_binding& b) {
+  return {{"agent", b.agent},
+          {"public_key", api::base64(b.public_key)},
+          {"node", b.node},
+          {"vouched", b.vouched()}};
+}
+
+std::string key_line(const e2e::key_binding& b) {
+  return "agent " + b.agent + ": key " + api::base64(b.public_key)
+         + (b.vouched() ? ", vouched by node " + b.node
+                        : ", not vouched (node " + b.node
+                              + " runs without "
+                                "TLS)");
+}
+
+} // namespace
 
 void add_message_verbs(CLI::App& app, verbs& v) {
   auto& opts = v.opts;
@@ -13,17 +108,41 @@ void add_message_verbs(CLI::App& app, verbs& v) {
   auto& run = v.run;
   auto& writing = v.writing;
   auto& ask_timeout_ms = v.ask_timeout_ms;
+  auto& key_file = v.key_file;
   auto* tell = app.add_subcommand("tell", "leave TEXT in agent TO's inbox");
   tell->add_option("to", a1)->required();
   tell->add_option("text", a2)->required();
+  tell->add_option("--seal", key_file,
+                   "seal TEXT end to end with this agent's key FILE, to TO's "
+                   "published key: no node can read it");
   tell->callback([&] {
     writing = true; // the message is a write to the recipient's memory
     run = [&](session& s) {
+      auto text = a2;
+      if (!key_file.empty()) {
+        auto keys = load_keys(key_file);
+        auto trust = load_trust(opts);
+        auto mine = checked_key(s, s.agent(), trust);
+        if (mine.public_key != keys.public_key())
+          throw failure{exit_failed, "the key in " + key_file
+                                         + " is not the one agent " + s.agent()
+                                         + " published (engram key publish "
+                                         + key_file + ")"};
+        auto theirs = checked_key(s, a1, trust);
+        auto sealed = e2e::seal(a2, keys, mine, theirs, now_us());
+        if (!sealed)
+          throw failure{exit_failed, sealed.error_value().message};
+        text = std::move(*sealed);
+      }
       // Texts are bytes: those that are not UTF-8 travel as base64.
       s.post(s.agent_path("/messages"),
-             is_utf8(a2) ? json{{"to", a1}, {"text", a2}}
-                         : json{{"to", a1}, {"text_base64", api::base64(a2)}});
-      std::cout << (opts.json ? show(json{{"told", a1}}) : "told " + a1)
+             is_utf8(text)
+                 ? json{{"to", a1}, {"text", text}}
+                 : json{{"to", a1}, {"text_base64", api::base64(text)}});
+      auto sealed = !key_file.empty();
+      std::cout << (opts.json
+                        ? show(json{{"told", a1}, {"sealed", sealed}})
+                        : (sealed ? "told " + a1 + " (sealed)" : "told " + a1))
                 << '\n';
       return 0;
     };
@@ -44,16 +163,98 @@ void add_message_verbs(CLI::App& app, verbs& v) {
     };
   });
   auto* inbox = app.add_subcommand("inbox", "read (and empty) the inbox");
+  inbox->add_option("--key", key_file,
+                    "open sealed messages with this agent's key FILE");
   inbox->callback([&] {
     run = [&](session& s) {
+      std::optional<e2e::key_pair> keys;
+      trust_anchor trust;
+      if (!key_file.empty()) {
+        keys = load_keys(key_file);
+        trust = load_trust(opts);
+      }
       auto messages = s.get(s.agent_path("/inbox"));
+      json out = json::array();
+      for (auto& m : messages) {
+        auto from = text_of(m, "from");
+        auto text = message_text(m);
+        if (!e2e::is_sealed(text)) {
+          out.push_back({{"from", from}, {"text", text}});
+          continue;
+        }
+        if (!keys) {
+          out.push_back({{"from", from},
+                         {"sealed", true},
+                         {"error", "sealed: read it with --key"}});
+          continue;
+        }
+        auto o = e2e::open(text, from, s.agent(), *keys, trust.get(), now_s());
+        if (o)
+          out.push_back({{"from", from}, {"text", o->text}, {"sealed", true}});
+        else
+          out.push_back({{"from", from},
+                         {"sealed", true},
+                         {"error", o.error_value().message}});
+      }
       if (opts.json) {
-        std::cout << show(messages, 2) << '\n';
+        std::cout << show(out, 2) << '\n';
         return 0;
       }
-      for (auto& m : messages)
+      for (auto& m : out)
         std::cout << printable(text_of(m, "from")) << ": "
-                  << printable(text_of(m, "text")) << '\n';
+                  << (m.contains("error")
+                          ? "(" + printable(text_of(m, "error")) + ")"
+                          : printable(text_of(m, "text")))
+                  << '\n';
+      return 0;
+    };
+  });
+  auto* key = app.add_subcommand(
+      "key", "this agent's key pair for end-to-end encryption");
+  key->require_subcommand(1);
+  auto* key_new = key->add_subcommand(
+      "new", "make a key pair: its secret key into FILE (mode 0600)");
+  key_new->add_option("file", key_file)->required();
+  key_new->callback([&] {
+    v.offline = [&] {
+      auto keys = e2e::key_pair::generate();
+      if (auto ok = e2e::save_key(key_file, keys); !ok)
+        throw failure{exit_failed, ok.error_value().message};
+      auto pk = api::base64(keys.public_key());
+      std::cout << (opts.json
+                        ? show(json{{"file", key_file}, {"public_key", pk}})
+                        : "wrote " + key_file + " (public key " + pk + ")")
+                << '\n';
+      return 0;
+    };
+  });
+  auto* key_publish = key->add_subcommand(
+      "publish", "publish the public key of FILE as this agent's (the node "
+                 "vouches for it)");
+  key_publish->add_option("file", key_file)->required();
+  key_publish->callback([&] {
+    writing = true;
+    run = [&](session& s) {
+      auto keys = load_keys(key_file);
+      auto trust = load_trust(opts);
+      auto b = binding_of(
+          s.call("PUT", s.agent_path("/key"),
+                 {{"public_key", api::base64(keys.public_key())}}));
+      if (b.public_key != keys.public_key())
+        throw failure{exit_failed, "the node vouched for another key"};
+      if (auto ok = e2e::verify(b, s.agent(), trust.get(), now_s()); !ok)
+        throw failure{exit_failed, ok.error_value().message};
+      std::cout << (opts.json ? show(key_json(b)) : key_line(b)) << '\n';
+      return 0;
+    };
+  });
+  auto* key_show = key->add_subcommand(
+      "show", "the key AGENT published, checked against the cluster's CA");
+  key_show->add_option("agent", a1)->required();
+  key_show->callback([&] {
+    run = [&](session& s) {
+      auto b = checked_key(s, a1, load_trust(opts));
+      std::cout << (opts.json ? show(key_json(b)) : key_line(b)) << '\n';
       return 0;
     };
   });

@@ -24,6 +24,9 @@ struct verbs {
   std::string a1, a2, a3, fed_id, reason = "forgotten via the CLI";
   std::string with, transform, trust_spec, role = "member", beliefs;
   std::string type, subject, relation, consistency;
+  /// An agent's key file (end-to-end encryption): to seal a tell with, to
+  /// open the inbox with.
+  std::string key_file;
   std::vector<std::string> members;
   double confidence = 0.9, trust = 1.0;
   int64_t limit = 0, ask_timeout_ms = 5000, ttl_seconds = 86400,
@@ -67,7 +70,7 @@ void add_sharing_verbs(CLI::App& app, verbs& v);
 /// set-role, remove), broadcast.
 void add_federation_verbs(CLI::App& app, verbs& v);
 
-/// tell, ask, inbox.
+/// tell (--seal), ask, inbox (--key), key (new, publish, show).
 void add_message_verbs(CLI::App& app, verbs& v);
 
 /// token attenuate (offline).

@@ -246,6 +246,39 @@ void read_file(const std::string& path, settings& s) {
         unknown(fkey);
     }
   };
+  // The spec's E2EEncryption { algorithm: X25519_XSalsa20_Poly1305,
+  // key_exchange: X25519 }: present, only sealed tells leave a node
+  // (`required = false` keeps the section without enforcing it).
+  auto e2e = [&](const toml::value& v, const std::string& key) {
+    s.e2e_required = true;
+    auto spelled = [&](const toml::value& x, const std::string& fkey,
+                       const std::string& built) {
+      auto a = text(x, fkey);
+      std::string norm;
+      for (char c : a)
+        if (c != '-' && c != '_')
+          norm
+              += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string want;
+      for (char c : built)
+        if (c != '_')
+          want += c;
+      if (norm != want)
+        throw config_error{where(fkey) + ": '" + a + "' is not built (" + built
+                           + " is)"};
+    };
+    for (auto& [f, x] : table(v, key)) {
+      auto fkey = key + "." + f;
+      if (f == "algorithm")
+        spelled(x, fkey, "x25519_xsalsa20_poly1305");
+      else if (f == "key_exchange")
+        spelled(x, fkey, "x25519");
+      else if (f == "required")
+        get(x, fkey, s.e2e_required);
+      else
+        unknown(fkey);
+    }
+  };
   // The spec's AtRestEncryption { algorithm: AES256GCM, key_management }.
   auto at_rest = [&](const toml::value& v, const std::string& key) {
     std::string source;
@@ -500,9 +533,7 @@ void read_file(const std::string& path, settings& s) {
           else if (k == "at_rest")
             at_rest(x, key);
           else if (k == "e2e")
-            not_yet(key, "end-to-end encryption comes with the "
-                         "data-protection work; in_transit and at_rest are "
-                         "built");
+            e2e(x, key);
           else
             unknown(key);
         }
@@ -732,6 +763,7 @@ daemon_config check(const settings& s, const seed_resolver& resolve) {
   n.data_dir = s.data_dir;
   n.sync_writes = s.sync_writes;
   n.sign_envelopes = s.sign_envelopes;
+  n.e2e_required = s.e2e_required;
   n.sessions = s.sessions;
   n.members = s.members;
   n.max_clock_offset = std::chrono::milliseconds{s.max_clock_offset_ms};

@@ -122,6 +122,9 @@ struct settings {
   /// Sign every envelope to a peer and take only signed ones ([security]
   /// sign_envelopes; off only to measure what it costs).
   bool sign_envelopes = true;
+  /// Only tells sealed end to end leave this node
+  /// ([distribution.encryption.e2e], --e2e-required).
+  bool e2e_required = false;
   api_settings api;
   /// Encryption at rest: where the store's master key comes from
   /// ([distribution.encryption.at_rest] key_management, --master-key), as

@@ -185,6 +185,10 @@ int main(int argc, char** argv) {
       "--sign-envelopes", flags.sign_envelopes,
       "sign every envelope to a peer and take only signed ones (default "
       "true; false only to measure what it costs)");
+  auto* e2e_required = app.add_option(
+      "--e2e-required", flags.e2e_required,
+      "refuse tells not sealed end to end (X25519-XSalsa20-Poly1305), and "
+      "broadcasts and shares, which are not sealed yet");
   auto* sync_writes = app.add_option("--sync-writes", flags.sync_writes,
                                      "fdatasync every acknowledged write");
   auto* threads = app.add_option(
@@ -327,6 +331,8 @@ int main(int argc, char** argv) {
     s.sync_writes = flags.sync_writes;
   if (*sign_envelopes)
     s.sign_envelopes = flags.sign_envelopes;
+  if (*e2e_required)
+    s.e2e_required = flags.e2e_required;
   if (*threads)
     s.threads = flags.threads;
   if (*members)

@@ -249,3 +249,94 @@ BOOST_FIXTURE_TEST_CASE(unread_messages_survive_a_restart_of_the_node,
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// End-to-end encryption through the memory API, on nodes without TLS (so
+// their bindings are unvouched, accepted here only because the trust says
+// so): the public keys travel with the agents' memories, a sealed tell
+// reaches the recipient's inbox as ciphertext and opens with its key; a
+// node requiring e2e refuses plaintext tells, broadcasts and shares; and
+// clients cannot write the reserved fact holding a key.
+BOOST_AUTO_TEST_SUITE(e2e_memory)
+
+BOOST_FIXTURE_TEST_CASE(sealed_tells_open_only_for_their_recipient,
+                        runtime_fixture) {
+  auto cfg1 = node_cfg("n1");
+  cfg1.e2e_required = true;
+  auto n1 = start(std::move(cfg1));
+  auto n2 = start("n2");
+  actors::connect(*n1, *n2);
+  auto alice = ok(n1->open("alice", "main"));
+  auto bob = ok(n2->open("bob", "main"));
+  auto alice_keys = e2e::key_pair::generate();
+  auto bob_keys = e2e::key_pair::generate();
+  e2e::trust insecure{nullptr, nullptr, true};
+  auto published = ok(alice.publish_key(alice_keys.public_key()));
+  BOOST_CHECK_EQUAL(published.agent, "alice");
+  BOOST_CHECK_EQUAL(published.node, "n1");
+  BOOST_CHECK(!published.vouched()); // no TLS: nothing to sign with
+  ok(bob.publish_key(bob_keys.public_key()));
+  // A key of the wrong length is refused; no key yet is a clear error.
+  BOOST_CHECK(!alice.publish_key("short"));
+  auto carol = ok(n2->open("carol", "main"));
+  auto none = alice.agent_key("carol");
+  BOOST_REQUIRE(eventually([&] {
+    none = alice.agent_key("carol");
+    return !none && none.error_value().code == errc::unknown_engram;
+  }));
+  BOOST_CHECK(none.error_value().message.find("published no key")
+              != std::string::npos);
+  // Without accepting unvouched keys, nothing is sealed to bob.
+  BOOST_REQUIRE(eventually([&] {
+    return alice.agent_key("bob").has_value();
+  }));
+  auto strict = alice.tell_sealed("bob", "x", alice_keys, e2e::trust{});
+  BOOST_REQUIRE(!strict);
+  BOOST_CHECK(strict.error_value().code == errc::unauthenticated);
+  // n1 requires e2e: plaintext, broadcasts and shares do not leave it.
+  auto plain = alice.tell("bob", "in the clear");
+  BOOST_REQUIRE(!plain);
+  BOOST_CHECK(plain.error_value().code == errc::permission_denied);
+  BOOST_CHECK(!alice.share({}, "bob"));
+  ok(alice.tell_sealed("bob", "sealed hello", alice_keys, insecure));
+  // bob opens it with his key.
+  std::vector<actors::memory::opened_message> got;
+  BOOST_REQUIRE(eventually([&] {
+    auto r = bob.inbox_opened(bob_keys, insecure);
+    if (r)
+      for (auto& m : *r)
+        got.push_back(std::move(m));
+    return !got.empty();
+  }));
+  BOOST_REQUIRE_EQUAL(got.size(), 1u);
+  BOOST_CHECK_EQUAL(got[0].from, "alice");
+  BOOST_REQUIRE(got[0].text);
+  BOOST_CHECK_EQUAL(*got[0].text, "sealed hello");
+  // bob (n2 requires nothing) tells alice in plaintext and sealed; read
+  // with carol's key (not alice's), the sealed one says why it is closed.
+  ok(bob.tell("alice", "plain reply"));
+  ok(bob.tell_sealed("alice", "sealed reply", bob_keys, insecure));
+  std::vector<actors::memory::opened_message> replies;
+  BOOST_REQUIRE(eventually([&] {
+    auto r = alice.inbox_opened(e2e::key_pair::generate(), insecure);
+    if (r)
+      for (auto& m : *r)
+        replies.push_back(std::move(m));
+    return replies.size() >= 2;
+  }));
+  BOOST_REQUIRE_EQUAL(replies.size(), 2u);
+  BOOST_REQUIRE(replies[0].text);
+  BOOST_CHECK_EQUAL(*replies[0].text, "plain reply");
+  BOOST_REQUIRE(!replies[1].text);
+  BOOST_CHECK(replies[1].text.error_value().message.find("another key")
+              != std::string::npos);
+  // The key fact is the runtime's own.
+  engram_record forged;
+  forged.type = memory_type::semantic;
+  forged.body = fact{"_e2e.key", "forged"};
+  auto refused = carol.learn(forged);
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error_value().message.find("reserved")
+              != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

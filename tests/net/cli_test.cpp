@@ -431,3 +431,102 @@ BOOST_FIXTURE_TEST_CASE(a_frozen_node_times_out_with_exit_4, cli_fixture) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// End-to-end encryption through the CLI and real nodes: alice (on n1)
+// tells bob, whose memory n2 and n3 hold; the nodes vouch for the agents'
+// public keys and carry only the sealed text — none of the three data
+// directories nor any log holds the plaintext — and bob opens it on n3
+// with his key file. With e2e required, a plaintext tell and a share are
+// refused by the sender's node.
+BOOST_AUTO_TEST_SUITE(e2e_net)
+
+BOOST_FIXTURE_TEST_CASE(a_sealed_tell_is_read_only_by_its_recipient, cli_base) {
+  c.common = {"--e2e-required", "true"};
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  auto n3 = c.start("n3", {c.nodes[n1].port, c.nodes[n2].port});
+  auto alice_key = c.dir.sub("alice.key");
+  auto bob_key = c.dir.sub("bob.key");
+  BOOST_REQUIRE_EQUAL(
+      run(n1, {"--agent", "alice", "key", "new", alice_key}).code, 0);
+  BOOST_REQUIRE_EQUAL(run(n2, {"--agent", "bob", "key", "new", bob_key}).code,
+                      0);
+  // bob runs on n2 and n3; each agent publishes its key through its node.
+  BOOST_REQUIRE_EQUAL(run(n2, {"--agent", "bob", "learn", "x", "1"}).code, 0);
+  BOOST_REQUIRE_EQUAL(run(n3, {"--agent", "bob", "learn", "y", "2"}).code, 0);
+  auto published = run(n1, {"--agent", "alice", "key", "publish", alice_key});
+  BOOST_REQUIRE_MESSAGE(published.code == 0, published.out);
+  BOOST_CHECK(published.out.find("vouched by node n1") != std::string::npos);
+  BOOST_REQUIRE_EQUAL(
+      run(n2, {"--agent", "bob", "key", "publish", bob_key}).code, 0);
+  // alice finds bob's key through n1, checked against the CA.
+  auto shown
+      = until_ok(n1, {"--agent", "alice", "--json", "key", "show", "bob"});
+  BOOST_CHECK_EQUAL(shown.parsed()["node"], "n2");
+  BOOST_CHECK_EQUAL(shown.parsed()["vouched"], true);
+  // Plaintext does not leave n1.
+  auto plain = run(n1, {"--agent", "alice", "tell", "bob", "in the clear"});
+  BOOST_CHECK_EQUAL(plain.code, 1);
+  BOOST_CHECK(plain.out.find("end-to-end encryption is required")
+              != std::string::npos);
+  auto share = run(n1, {"--agent", "alice", "share", "--with", "bob"});
+  BOOST_CHECK_NE(share.code, 0);
+  const std::string canary = "canary-e2e-5b1f: the vault opens at dawn";
+  auto told = until_ok(
+      n1, {"--agent", "alice", "tell", "bob", canary, "--seal", alice_key});
+  BOOST_CHECK(told.out.find("told bob (sealed)") != std::string::npos);
+  // Both replicas of bob's memory hold the message: sync them.
+  BOOST_REQUIRE_EQUAL(run(n2, {"--agent", "bob", "sync"}).code, 0);
+  BOOST_REQUIRE_EQUAL(run(n3, {"--agent", "bob", "sync"}).code, 0);
+  // A key file others may read is refused before anything is read.
+  auto loose = c.dir.sub("loose.key");
+  std::filesystem::copy_file(bob_key, loose);
+  std::filesystem::permissions(loose, std::filesystem::perms::group_read,
+                               std::filesystem::perm_options::add);
+  auto refused = run(n3, {"--agent", "bob", "inbox", "--key", loose});
+  BOOST_CHECK_EQUAL(refused.code, 2);
+  BOOST_CHECK(refused.out.find("chmod 600") != std::string::npos);
+  // bob's two replicas hold the sealed text (its prefix), and no store,
+  // WAL or log of the three nodes holds the plaintext.
+  const std::string sealed_prefix{"\0e2e\x01", 5};
+  BOOST_CHECK(!files_containing(c.dir.sub("n2"), sealed_prefix).empty());
+  BOOST_CHECK(!files_containing(c.dir.sub("n3"), sealed_prefix).empty());
+  for (auto& dir : {c.dir.sub("n1"), c.dir.sub("n2"), c.dir.sub("n3")})
+    BOOST_CHECK_MESSAGE(files_containing(dir, "canary-e2e-5b1f").empty(),
+                        dir << " holds the plaintext");
+  for (auto& log : {"n1.log", "n2.log", "n3.log"}) {
+    std::ifstream in{c.dir.sub(log), std::ios::binary};
+    std::string bytes{std::istreambuf_iterator<char>{in}, {}};
+    BOOST_CHECK_MESSAGE(
+        !bytes.empty() && bytes.find("canary-e2e-5b1f") == std::string::npos,
+        log << " holds the plaintext (or is missing)");
+  }
+  json read;
+  BOOST_REQUIRE(until([&] {
+    auto r = run(n3, {"--agent", "bob", "--json", "inbox", "--key", bob_key});
+    read = r.code == 0 ? r.parsed() : json::array();
+    return !read.empty();
+  }));
+  BOOST_REQUIRE_EQUAL(read.size(), 1u);
+  BOOST_CHECK_EQUAL(read[0]["from"], "alice");
+  BOOST_CHECK_EQUAL(read[0]["text"], canary);
+  BOOST_CHECK_EQUAL(read[0]["sealed"], true);
+  // A reply sealed to alice, read with a key she never published: it does
+  // not open, and says why.
+  until_ok(n3, {"--agent", "bob", "tell", "alice", "reply", "--seal", bob_key});
+  auto other_key = c.dir.sub("other.key");
+  BOOST_REQUIRE_EQUAL(
+      run(n1, {"--agent", "alice", "key", "new", other_key}).code, 0);
+  json wrong;
+  BOOST_REQUIRE(until([&] {
+    auto r
+        = run(n1, {"--agent", "alice", "--json", "inbox", "--key", other_key});
+    wrong = r.code == 0 ? r.parsed() : json::array();
+    return !wrong.empty();
+  }));
+  BOOST_CHECK(wrong[0].value("error", "").find("another key")
+              != std::string::npos);
+  BOOST_CHECK(!wrong[0].contains("text"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

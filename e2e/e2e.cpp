@@ -1,0 +1,343 @@
+#include "e2e/e2e.hpp"
+
+#include "core/scope.hpp"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "engram/v1/e2e.pb.h"
+#include "pki/pki.hpp"
+
+namespace engram::e2e {
+
+namespace {
+
+static_assert(crypto_box_PUBLICKEYBYTES == 32);
+static_assert(crypto_box_SECRETKEYBYTES == 32);
+
+void init_sodium() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (sodium_init() < 0)
+      std::abort(); // no usable randomness: nothing may be sealed
+  });
+}
+
+/// What a sealed text starts with: a zero byte (no text a person types),
+/// "e2e", and the format's version.
+constexpr std::string_view magic{"\0e2e\x01", 5};
+
+/// The first line of a key file.
+constexpr std::string_view key_file_header = "engram-e2e-secret-key-v1\n";
+
+std::string hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 0xf];
+  }
+  return out;
+}
+
+error unauthenticated(std::string what) {
+  return make_error(errc::unauthenticated, std::move(what));
+}
+
+void to_proto(const key_binding& b, v1::AgentKey& m) {
+  m.set_agent(b.agent);
+  m.set_public_key(b.public_key);
+  m.set_node(b.node);
+  m.set_certificate(b.certificate);
+  m.set_issued_us(b.issued_us);
+  m.set_signature(b.signature);
+}
+
+key_binding from_proto(const v1::AgentKey& m) {
+  return {m.agent(),       m.public_key(), m.node(),
+          m.certificate(), m.issued_us(),  m.signature()};
+}
+
+expected<void> check_fields(const std::string& agent,
+                            const std::string& public_key) {
+  if (auto ok = validate_name(agent, "agent id"); !ok)
+    return ok;
+  if (public_key.size() != crypto_box_PUBLICKEYBYTES)
+    return make_error(errc::invalid_argument,
+                      "an X25519 public key has 32 bytes, not "
+                          + std::to_string(public_key.size()));
+  return {};
+}
+
+} // namespace
+
+// -- key pairs ----------------------------------------------------------------
+
+key_pair key_pair::generate() {
+  init_sodium();
+  key_pair k;
+  crypto_box_keypair(k.pk_.data(), k.sk_.data());
+  return k;
+}
+
+expected<key_pair> key_pair::from_secret(std::string_view secret) {
+  init_sodium();
+  if (secret.size() != crypto_box_SECRETKEYBYTES)
+    return make_error(errc::invalid_argument,
+                      "an X25519 secret key has 32 bytes, not "
+                          + std::to_string(secret.size()));
+  key_pair k;
+  std::memcpy(k.sk_.data(), secret.data(), k.sk_.size());
+  if (crypto_scalarmult_base(k.pk_.data(), k.sk_.data()) != 0)
+    return make_error(errc::invalid_argument, "not an X25519 secret key");
+  return k;
+}
+
+key_pair::key_pair(const key_pair&) = default;
+
+key_pair& key_pair::operator=(const key_pair&) = default;
+
+key_pair::~key_pair() { sodium_memzero(sk_.data(), sk_.size()); }
+
+std::string key_pair::public_key() const {
+  return {reinterpret_cast<const char*>(pk_.data()), pk_.size()};
+}
+
+std::string key_pair::secret_key() const {
+  return {reinterpret_cast<const char*>(sk_.data()), sk_.size()};
+}
+
+expected<void> save_key(const std::string& path, const key_pair& keys,
+                        bool overwrite) {
+  auto text = std::string{key_file_header} + hex(keys.secret_key()) + '\n';
+  auto ok = pki::write_file(path, text, 0600, overwrite);
+  sodium_memzero(text.data(), text.size());
+  return ok;
+}
+
+expected<key_pair> load_key(const std::string& path) {
+  auto fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return make_error(errc::invalid_argument, "cannot read the agent key "
+                                                  + path + ": "
+                                                  + std::strerror(errno));
+  struct stat st {};
+  std::string text;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) == 0
+      && st.st_size <= 4096) {
+    text.resize(static_cast<size_t>(st.st_size));
+    auto n = ::read(fd, text.data(), text.size());
+    text.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (!S_ISREG(st.st_mode) || st.st_size > 4096)
+    return make_error(errc::invalid_argument,
+                      "the agent key " + path + " is not a key file");
+  if ((st.st_mode & 077) != 0)
+    return make_error(errc::permission_denied,
+                      "the agent key " + path + " may be read by others (mode "
+                          + std::to_string((st.st_mode >> 6) & 7)
+                          + std::to_string((st.st_mode >> 3) & 7)
+                          + std::to_string(st.st_mode & 7) + "): chmod 600 it");
+  std::string secret;
+  bool ok = text.size() == key_file_header.size() + 64 + 1
+            && text.compare(0, key_file_header.size(), key_file_header) == 0
+            && text.back() == '\n';
+  if (ok) {
+    secret.resize(32);
+    size_t len = 0;
+    ok = sodium_hex2bin(reinterpret_cast<unsigned char*>(secret.data()),
+                        secret.size(), text.data() + key_file_header.size(), 64,
+                        nullptr, &len, nullptr)
+             == 0
+         && len == 32;
+  }
+  sodium_memzero(text.data(), text.size());
+  if (!ok)
+    return make_error(errc::invalid_argument,
+                      "the agent key " + path
+                          + " is not a key file (engram key new writes one)");
+  auto keys = key_pair::from_secret(secret);
+  sodium_memzero(secret.data(), secret.size());
+  return keys;
+}
+
+// -- bindings -----------------------------------------------------------------
+
+std::string binding_message(const key_binding& b) {
+  return "engram-agent-key/v1\n" + b.agent + '\n' + hex(b.public_key) + '\n'
+         + b.node + '\n' + std::to_string(b.issued_us);
+}
+
+expected<key_binding> vouch(const std::string& agent,
+                            const std::string& public_key,
+                            const std::string& node,
+                            const pki::certificate& cert,
+                            const pki::private_key& key, uint64_t now_us) {
+  if (auto ok = check_fields(agent, public_key); !ok)
+    return ok.error_value();
+  key_binding b{agent, public_key, node, cert.to_pem(), now_us, {}};
+  auto sig = key.sign(binding_message(b));
+  if (!sig)
+    return sig.error_value();
+  b.signature = std::move(*sig);
+  return b;
+}
+
+expected<key_binding> unvouched(const std::string& agent,
+                                const std::string& public_key,
+                                const std::string& node, uint64_t now_us) {
+  if (auto ok = check_fields(agent, public_key); !ok)
+    return ok.error_value();
+  return key_binding{agent, public_key, node, {}, now_us, {}};
+}
+
+expected<void> verify(const key_binding& b, const std::string& agent,
+                      const trust& t, int64_t now_s) {
+  if (b.agent != agent)
+    return unauthenticated("the key is agent '" + b.agent + "''s, not " + agent
+                           + "'s");
+  if (auto ok = check_fields(b.agent, b.public_key); !ok)
+    return unauthenticated("the key of agent " + agent
+                           + " is malformed: " + ok.error_value().message);
+  if (!b.vouched()) {
+    if (t.accept_unvouched)
+      return {};
+    return unauthenticated("the key of agent " + agent
+                           + " is vouched by no node (published through a "
+                             "node run without TLS)");
+  }
+  if (t.ca == nullptr)
+    return unauthenticated("no CA to check the key of agent " + agent
+                           + " against");
+  auto cert = pki::certificate::from_pem(b.certificate,
+                                         "the certificate of node " + b.node);
+  // Only the canonical form (as vouch wrote it): no byte of a binding may
+  // change unnoticed, not even one PEM parsing would skip.
+  if (!cert || cert->to_pem() != b.certificate)
+    return unauthenticated("the certificate of node " + b.node
+                           + " vouching for the key of agent " + agent
+                           + " is malformed");
+  if (auto ok
+      = pki::verify(*cert, *t.ca, t.crl, now_s, pki::role::node, b.node);
+      !ok)
+    return unauthenticated("the node vouching for the key of agent " + agent
+                           + " is not trusted: " + ok.error_value().message);
+  if (!pki::verify_signature(*cert, binding_message(b), b.signature))
+    return unauthenticated("the signature of node " + b.node
+                           + " on the key of agent " + agent
+                           + " does not verify");
+  return {};
+}
+
+std::string encode(const key_binding& b) {
+  v1::AgentKey m;
+  to_proto(b, m);
+  return m.SerializeAsString();
+}
+
+expected<key_binding> decode_binding(std::string_view bytes) {
+  v1::AgentKey m;
+  if (bytes.size() > (1u << 16)
+      || !m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return make_error(errc::decode_failed, "not an agent key binding");
+  return from_proto(m);
+}
+
+// -- sealing ------------------------------------------------------------------
+
+bool is_sealed(std::string_view text) noexcept {
+  return text.size() > magic.size() && text.substr(0, magic.size()) == magic;
+}
+
+expected<std::string> seal(std::string_view text, const key_pair& sender,
+                           const key_binding& sender_key,
+                           const key_binding& recipient, uint64_t now_us) {
+  init_sodium();
+  if (sender_key.public_key != sender.public_key())
+    return make_error(errc::invalid_argument,
+                      "the sender's binding is for another key than the one "
+                      "sealing");
+  if (recipient.public_key.size() != crypto_box_PUBLICKEYBYTES)
+    return make_error(errc::invalid_argument,
+                      "the recipient's key is not an X25519 public key");
+  v1::SealedBody body;
+  body.set_to(recipient.agent);
+  body.set_sealed_us(now_us);
+  body.set_text(text.data(), text.size());
+  auto plain = body.SerializeAsString();
+  std::string nonce(crypto_box_NONCEBYTES, '\0');
+  randombytes_buf(nonce.data(), nonce.size());
+  std::string box(plain.size() + crypto_box_MACBYTES, '\0');
+  auto rc = crypto_box_easy(
+      reinterpret_cast<unsigned char*>(box.data()),
+      reinterpret_cast<const unsigned char*>(plain.data()), plain.size(),
+      reinterpret_cast<const unsigned char*>(nonce.data()),
+      reinterpret_cast<const unsigned char*>(recipient.public_key.data()),
+      sender.secret_data());
+  sodium_memzero(plain.data(), plain.size());
+  if (rc != 0)
+    return make_error(errc::invalid_argument,
+                      "the recipient's key is not usable (a low-order "
+                      "point)");
+  v1::SealedMessage m;
+  to_proto(sender_key, *m.mutable_sender());
+  m.set_recipient_key(recipient.public_key);
+  m.set_nonce(std::move(nonce));
+  m.set_box(std::move(box));
+  return std::string{magic} + m.SerializeAsString();
+}
+
+expected<opened> open(std::string_view sealed, const std::string& from,
+                      const std::string& me, const key_pair& keys,
+                      const trust& t, int64_t now_s) {
+  init_sodium();
+  v1::SealedMessage m;
+  if (!is_sealed(sealed)
+      || !m.ParseFromArray(sealed.data() + magic.size(),
+                           static_cast<int>(sealed.size() - magic.size())))
+    return make_error(errc::invalid_argument, "not a sealed text");
+  auto sender = from_proto(m.sender());
+  if (auto ok = verify(sender, from, t, now_s); !ok)
+    return unauthenticated("the sender of a sealed text: "
+                           + ok.error_value().message);
+  if (m.recipient_key() != keys.public_key())
+    return unauthenticated("the text is sealed to another key than agent " + me
+                           + "'s (a key it replaced?)");
+  if (m.nonce().size() != crypto_box_NONCEBYTES
+      || m.box().size() < crypto_box_MACBYTES)
+    return unauthenticated("the sealed text is truncated");
+  std::string plain(m.box().size() - crypto_box_MACBYTES, '\0');
+  if (crypto_box_open_easy(
+          reinterpret_cast<unsigned char*>(plain.data()),
+          reinterpret_cast<const unsigned char*>(m.box().data()),
+          m.box().size(),
+          reinterpret_cast<const unsigned char*>(m.nonce().data()),
+          reinterpret_cast<const unsigned char*>(sender.public_key.data()),
+          keys.secret_data())
+      != 0)
+    return unauthenticated("the sealed text from " + from
+                           + " does not open: changed on the way, or not "
+                             "sealed by the holder of "
+                           + from + "'s key");
+  v1::SealedBody body;
+  bool parsed = body.ParseFromString(plain);
+  sodium_memzero(plain.data(), plain.size());
+  if (!parsed)
+    return unauthenticated("the sealed text from " + from
+                           + " holds no message");
+  if (body.to() != me)
+    return unauthenticated("the sealed text from " + from
+                           + " is addressed to agent " + body.to() + ", not "
+                           + me);
+  return opened{body.text(), std::move(sender), body.sealed_us()};
+}
+
+} // namespace engram::e2e
