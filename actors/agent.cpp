@@ -148,6 +148,11 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
           double trust) -> caf::result<uint64_t> {
         return accept_share(self, from, share_id, trust);
       },
+      [=](accept_atom, const std::string& from, const std::string& share_id,
+          double trust,
+          const federation::share& opened) -> caf::result<uint64_t> {
+        return accept_share(self, from, share_id, trust, &opened);
+      },
       [=](decline_atom,
           const std::string& share_id) -> caf::result<std::string> {
         return decline_share(self, share_id);

@@ -66,7 +66,8 @@ std::vector<federation::share> pending_shares(agent_ptr self) {
 }
 
 caf::result<uint64_t> accept_share(agent_ptr self, const std::string& from,
-                                   const std::string& share_id, double trust) {
+                                   const std::string& share_id, double trust,
+                                   const federation::share* opened) {
   auto& st = self->state;
   if (!(trust >= 0 && trust <= 1))
     return to_caf(
@@ -79,6 +80,31 @@ caf::result<uint64_t> accept_share(agent_ptr self, const std::string& from,
     return to_caf(
         make_error(errc::invalid_argument, "share " + share_id + " comes from "
                                                + s.from + ", not " + from));
+  // Sealed end to end: only the recipient's client read it, and it hands
+  // over what it opened — which must be this very share. (Its memories
+  // are the recipient's word that the sender sealed them: the client
+  // checked the seal; this node cannot.)
+  if (!s.sealed.empty()) {
+    if (opened == nullptr)
+      return to_caf(make_error(errc::invalid_argument,
+                               "share " + share_id
+                                   + " is sealed end to end: open it with "
+                                     "the agent's key to accept it "
+                                     "(memory::accept_sealed; engram accept "
+                                     "--key KEYFILE)"));
+    if (opened->share_id != s.share_id || opened->from != s.from
+        || opened->to != st.cfg.agent_id || opened->read_only != s.read_only
+        || !opened->sealed.empty())
+      return to_caf(
+          make_error(errc::invalid_argument, "what was opened is not share "
+                                                 + share_id + " from " + s.from
+                                                 + " to " + st.cfg.agent_id));
+    s.memories = opened->memories;
+    s.transform = opened->transform;
+  } else if (opened != nullptr) {
+    return to_caf(make_error(errc::invalid_argument,
+                             "share " + share_id + " is not sealed"));
+  }
   uint64_t n = 0;
   for (auto& m : federation::accept(s, st.cfg.agent_id, trust)) {
     auto delta = st.mem->put(std::move(m));

@@ -193,9 +193,10 @@ struct node_config {
   /// peer, kept in the store). Off only to measure what it costs.
   bool sign_envelopes = true;
   /// End-to-end encryption required (the spec's E2EEncryption): a tell
-  /// whose text is not sealed to its recipient (e2e::seal) is refused by
-  /// the sender's node, so no plaintext message reaches a node; broadcasts
-  /// and shares, which are not sealed yet, are refused too.
+  /// whose text is not sealed to its recipient (e2e::seal) and a share not
+  /// sealed to it (federation::seal_share) are refused by the sender's
+  /// node, so neither reaches another node in the clear; broadcasts, which
+  /// are not sealed yet, are refused too.
   bool e2e_required = false;
   /// Write the agents' merged batches on a thread of their own (the node's
   /// write queue): an agent merges the next frame while the last one is

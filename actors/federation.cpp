@@ -577,6 +577,10 @@ agent_actor::behavior_type federation_impl(agent_ptr self, node_context_ptr ctx,
           double) -> caf::result<uint64_t> {
         return no_such(self, "shares");
       },
+      [=](accept_atom, const std::string&, const std::string&, double,
+          const federation::share&) -> caf::result<uint64_t> {
+        return no_such(self, "shares");
+      },
       [=](decline_atom, const std::string&) -> caf::result<std::string> {
         return no_such(self, "shares");
       },

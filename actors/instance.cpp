@@ -146,15 +146,66 @@ query(instance_ptr self, const query_filter& filter, level_code level) {
   return rp;
 }
 
-// With end-to-end encryption required, what cannot be sealed yet is not
-// sent: `what` names it.
-std::optional<error> unsealed_refused(instance_ptr self, const char* what) {
+// With end-to-end encryption required, nothing unsealed is sent: `why`
+// says what to do instead.
+std::optional<error> unsealed_refused(instance_ptr self, const char* why) {
   if (!self->state.ctx->config.e2e_required)
     return std::nullopt;
   return make_error(errc::permission_denied,
                     std::string{"end-to-end encryption is required on this "
-                                "cluster and "}
-                        + what + " cannot be sealed yet");
+                                "cluster: "}
+                        + why);
+}
+
+// What `filter` selects from this agent's memory, transformed here (what
+// the transform removes never leaves this node), as a share to agent `to`
+// → `done`.
+void prepare_share(instance_ptr self, const std::string& to,
+                   const query_filter& filter, const std::string& transform,
+                   bool read_only,
+                   std::function<void(expected<federation::share>)> done) {
+  auto& s = self->state;
+  std::optional<federation::memory_transform> t;
+  if (transform == "redact_pii")
+    t = federation::pii_redactor();
+  else if (!transform.empty())
+    return done(
+        make_error(errc::invalid_argument, "unknown transform '" + transform
+                                               + "' (built in: redact_pii)"));
+  auto agent = s.agent();
+  if (!agent)
+    return done(agent.error_value());
+  auto me = s.cfg.agent_id;
+  self->request(*agent, std::chrono::seconds{10}, query_atom::value, filter,
+                configured_level)
+      .then(
+          [=](std::vector<memory_view>& views) mutable {
+            // What this agent holds read-only is not its to pass on: left
+            // out (a share of only such memories is refused).
+            std::vector<engram_record> records;
+            size_t withheld = 0;
+            for (auto& v : views) {
+              if (federation::is_read_only(v.value))
+                ++withheld;
+              else
+                records.push_back(std::move(v.value));
+            }
+            if (records.empty())
+              return done(make_error(
+                  withheld > 0 ? errc::permission_denied
+                               : errc::invalid_argument,
+                  "nothing to share: the filter selects "
+                      + std::string{withheld > 0
+                                        ? "only memories shared with agent "
+                                              + me + " read-only"
+                                        : "no memory of agent " + me}));
+            done(federation::make_share(me, to, std::move(records), read_only,
+                                        t ? &*t : nullptr,
+                                        self->state.clock->now().wall_us));
+          },
+          [=](caf::error& err) mutable {
+            done(from_caf(err));
+          });
 }
 
 // Offers a share to agent `to`, wherever it runs (the cluster's directory);
@@ -255,8 +306,16 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         // A share built by this agent's program: it must come from this
         // agent (a client cannot share in another's name).
         auto& s = self->state;
-        if (auto refused = unsealed_refused(self, "shares"))
-          return to_caf(*refused);
+        if (offered.sealed.empty())
+          if (auto refused = unsealed_refused(
+                  self, "seal the share to its recipient "
+                        "(memory::share_sealed; engram share --seal KEYFILE)"))
+            return to_caf(*refused);
+        if (!offered.sealed.empty() && !offered.memories.empty())
+          return to_caf(make_error(errc::invalid_argument,
+                                   "share " + offered.share_id
+                                       + " is sealed and holds memories in "
+                                         "the clear"));
         if (offered.from != s.cfg.agent_id || offered.to != to)
           return to_caf(make_error(errc::permission_denied,
                                    "share " + offered.share_id + " from "
@@ -270,61 +329,31 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](share_atom, const std::string& to, const query_filter& filter,
           const std::string& transform,
           bool read_only) -> caf::result<std::string> {
-        if (auto refused = unsealed_refused(self, "shares"))
+        if (auto refused = unsealed_refused(
+                self, "seal the share to its recipient (memory::share_sealed; "
+                      "engram share --seal KEYFILE)"))
           return to_caf(*refused);
-        // What `filter` selects from this agent's memory, transformed here:
-        // what the transform removes never leaves this node.
-        auto& s = self->state;
-        std::optional<federation::memory_transform> t;
-        if (transform == "redact_pii")
-          t = federation::pii_redactor();
-        else if (!transform.empty())
-          return to_caf(make_error(errc::invalid_argument,
-                                   "unknown transform '" + transform
-                                       + "' (built in: redact_pii)"));
-        auto agent = s.agent();
-        if (!agent)
-          return to_caf(agent.error_value());
         auto rp = self->make_response_promise<std::string>();
-        auto me = s.cfg.agent_id;
-        self->request(*agent, std::chrono::seconds{10}, query_atom::value,
-                      filter, configured_level)
-            .then(
-                [=](std::vector<memory_view>& views) mutable {
-                  // What this agent holds read-only is not its to pass on:
-                  // left out (a share of only such memories is refused).
-                  std::vector<engram_record> records;
-                  size_t withheld = 0;
-                  for (auto& v : views) {
-                    if (federation::is_read_only(v.value))
-                      ++withheld;
-                    else
-                      records.push_back(std::move(v.value));
-                  }
-                  if (records.empty()) {
-                    rp.deliver(to_caf(make_error(
-                        withheld > 0 ? errc::permission_denied
-                                     : errc::invalid_argument,
-                        "nothing to share: the filter selects "
-                            + std::string{withheld > 0
-                                              ? "only memories shared with "
-                                                "agent "
-                                                    + me + " read-only"
-                                              : "no memory of agent " + me})));
-                    return;
-                  }
-                  auto made = federation::make_share(
-                      me, to, std::move(records), read_only, t ? &*t : nullptr,
-                      self->state.clock->now().wall_us);
-                  if (!made) {
-                    rp.deliver(to_caf(made.error_value()));
-                    return;
-                  }
-                  offer_share(self, to, std::move(*made), rp);
-                },
-                [=](caf::error& err) mutable {
-                  rp.deliver(err);
-                });
+        prepare_share(self, to, filter, transform, read_only,
+                      [=](expected<federation::share> made) mutable {
+                        if (!made)
+                          rp.deliver(to_caf(made.error_value()));
+                        else
+                          offer_share(self, to, std::move(*made), rp);
+                      });
+        return rp;
+      },
+      [=](prepare_atom, const std::string& to, const query_filter& filter,
+          const std::string& transform,
+          bool read_only) -> caf::result<federation::share> {
+        auto rp = self->make_response_promise<federation::share>();
+        prepare_share(self, to, filter, transform, read_only,
+                      [=](expected<federation::share> made) mutable {
+                        if (!made)
+                          rp.deliver(to_caf(made.error_value()));
+                        else
+                          rp.deliver(std::move(*made));
+                      });
         return rp;
       },
       [=](tell_atom, const std::string& to,
@@ -395,7 +424,9 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](broadcast_atom, const std::string& fed_id,
           const std::string& text) -> caf::result<uint64_t> {
         auto& s = self->state;
-        if (auto refused = unsealed_refused(self, "broadcasts"))
+        if (auto refused = unsealed_refused(
+                self,
+                "broadcasts are not sealed yet (tell each member, sealed)"))
           return to_caf(*refused);
         auto owner = s.federation(fed_id);
         if (!owner)
@@ -463,6 +494,11 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
           double trust) -> caf::result<uint64_t> {
         return to_agent<uint64_t>(self, accept_atom::value, from, share_id,
                                   trust);
+      },
+      [=](accept_atom, const std::string& from, const std::string& share_id,
+          double trust, federation::share& opened) -> caf::result<uint64_t> {
+        return to_agent<uint64_t>(self, accept_atom::value, from, share_id,
+                                  trust, std::move(opened));
       },
       [=](decline_atom,
           const std::string& share_id) -> caf::result<std::string> {

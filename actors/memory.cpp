@@ -227,6 +227,56 @@ expected<std::string> memory::share_transformed(
   return blocking<std::string>(share_atom::value, with, std::move(*s));
 }
 
+expected<std::string>
+memory::share_sealed(const std::vector<memory_view>& memories,
+                     const std::string& with, const e2e::key_pair& keys,
+                     const e2e::trust& trust, bool read_only) {
+  auto inner = make_share(agent_id_, with, memories, read_only, nullptr);
+  if (!inner)
+    return inner.error_value();
+  auto mine = agent_key(agent_id_);
+  if (!mine)
+    return mine.error_value();
+  auto theirs = agent_key(with);
+  if (!theirs)
+    return theirs.error_value();
+  auto now = wall_us();
+  if (auto ok = e2e::verify(*theirs, with, trust,
+                            static_cast<int64_t>(now / 1'000'000));
+      !ok)
+    return ok.error_value();
+  auto sealed = federation::seal_share(*inner, keys, *mine, *theirs, now);
+  if (!sealed)
+    return sealed.error_value();
+  return blocking<std::string>(share_atom::value, with, std::move(*sealed));
+}
+
+expected<size_t> memory::accept_sealed(const std::string& from,
+                                       const std::string& share_id,
+                                       double trust_level,
+                                       const e2e::key_pair& keys,
+                                       const e2e::trust& trust) {
+  auto pending = pending_shares();
+  if (!pending)
+    return pending.error_value();
+  auto it = std::find_if(pending->begin(), pending->end(),
+                         [&](const federation::share& s) {
+                           return s.share_id == share_id;
+                         });
+  if (it == pending->end())
+    return make_error(errc::unknown_engram, "no pending share " + share_id
+                                                + " for agent " + agent_id_);
+  auto opened = federation::open_share(
+      *it, agent_id_, keys, trust, static_cast<int64_t>(wall_us() / 1'000'000));
+  if (!opened)
+    return opened.error_value();
+  auto n = blocking<uint64_t>(accept_atom::value, from, share_id, trust_level,
+                              std::move(*opened));
+  if (!n)
+    return n.error_value();
+  return static_cast<size_t>(*n);
+}
+
 expected<std::vector<federation::share>> memory::pending_shares() {
   return blocking<std::vector<federation::share>>(shares_atom::value);
 }

@@ -102,6 +102,14 @@ public:
       const std::vector<memory_view>& memories, const std::string& with,
       const federation::memory_transform& transform, bool read_only = true);
 
+  /// As `share`, sealed end to end to agent `with` (its published key
+  /// checked against `trust`) with `keys` (this agent's, published): the
+  /// nodes on the way hold only the sealed share.
+  expected<std::string> share_sealed(const std::vector<memory_view>& memories,
+                                     const std::string& with,
+                                     const e2e::key_pair& keys,
+                                     const e2e::trust& trust,
+                                     bool read_only = true);
   /// Shares offered to this agent and not yet accepted or declined.
   expected<std::vector<federation::share>> pending_shares();
 
@@ -112,6 +120,13 @@ public:
                                 const std::string& share_id,
                                 double trust_level);
 
+  /// Accepts a pending sealed share: opened here with `keys` (its sender
+  /// checked against `trust`), its memories stored as accept_share stores
+  /// them.
+  expected<size_t> accept_sealed(const std::string& from,
+                                 const std::string& share_id,
+                                 double trust_level, const e2e::key_pair& keys,
+                                 const e2e::trust& trust);
   /// Declines a pending share (it is dropped).
   expected<void> decline_share(const std::string& share_id);
 

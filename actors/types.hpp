@@ -76,6 +76,7 @@ using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using decline_atom = caf::atom_constant<caf::atom("decline")>;
 using key_atom = caf::atom_constant<caf::atom("key")>;
 using keyof_atom = caf::atom_constant<caf::atom("keyof")>;
+using prepare_atom = caf::atom_constant<caf::atom("prepare")>;
 
 /// A read's consistency level in a message: a `consistency_level`, or
 /// `configured_level` for the node's configured one.
@@ -152,6 +153,14 @@ using instance_actor = caf::typed_actor<
     caf::replies_to<shares_atom>::with<std::vector<federation::share>>,
     caf::replies_to<accept_atom, std::string, std::string,
                     double>::with<uint64_t>,
+    // End-to-end: a share prepared as the filter variant above would send
+    // it, returned instead for the client to seal (e2e::seal of its
+    // encoding) and send as a share with `sealed` set; and accepting a
+    // sealed share with what the client opened from it.
+    caf::replies_to<prepare_atom, std::string, query_filter, std::string,
+                    bool>::with<federation::share>,
+    caf::replies_to<accept_atom, std::string, std::string, double,
+                    federation::share>::with<uint64_t>,
     caf::replies_to<decline_atom, std::string>::with<std::string>,
     // Communication as this instance's agent: tell (recipient, text), ask
     // (recipient, question, timeout in ms) → the answer, broadcast
@@ -197,6 +206,9 @@ using agent_actor = caf::typed_actor<
     caf::replies_to<shares_atom>::with<std::vector<federation::share>>,
     caf::replies_to<accept_atom, std::string, std::string,
                     double>::with<uint64_t>,
+    // A sealed share, accepted with what the recipient's client opened.
+    caf::replies_to<accept_atom, std::string, std::string, double,
+                    federation::share>::with<uint64_t>,
     caf::replies_to<decline_atom, std::string>::with<std::string>,
     // Messages to this agent: tell (sender, text, message id: a message
     // seen again — a retry — is not added twice) into the inbox, a part of

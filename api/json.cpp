@@ -114,12 +114,16 @@ json to_json(const federation::share& s) {
   json mems = json::array();
   for (auto& m : s.memories)
     mems.push_back(to_json(m));
-  return {{"id", s.share_id},
-          {"from", s.from},
-          {"to", s.to},
-          {"read_only", s.read_only},
-          {"transform", s.transform},
-          {"memories", mems}};
+  json out{{"id", s.share_id},
+           {"from", s.from},
+           {"to", s.to},
+           {"read_only", s.read_only},
+           {"transform", s.transform},
+           {"memories", mems}};
+  // Sealed end to end: what the recipient's client opens (e2e::open).
+  if (!s.sealed.empty())
+    out["sealed_base64"] = base64(s.sealed);
+  return out;
 }
 
 std::string dump(const json& j, int indent) {

@@ -79,6 +79,8 @@ void to_proto(const share& s, v1::Share& out) {
     out.add_transforms(s.transform);
   for (auto& m : s.memories)
     messages::to_proto(m, *out.add_memories());
+  if (!s.sealed.empty())
+    out.set_sealed(s.sealed);
 }
 
 expected<share> from_proto(const v1::Share& in) {
@@ -94,6 +96,11 @@ expected<share> from_proto(const v1::Share& in) {
                       "share id '" + s.share_id + "' does not start with sh-");
   if (auto ok = validate_id(s.from, "sharing agent id"); !ok)
     return ok.error_value();
+  s.sealed = in.sealed();
+  if (!s.sealed.empty() && in.memories_size() > 0)
+    return make_error(errc::invalid_field,
+                      "share " + s.share_id
+                          + " is sealed and holds memories in the clear");
   for (auto& m : in.memories()) {
     auto rec = messages::from_proto(m);
     if (!rec)
@@ -106,6 +113,49 @@ expected<share> from_proto(const v1::Share& in) {
 }
 
 } // namespace
+
+expected<share> seal_share(const share& inner, const e2e::key_pair& keys,
+                           const e2e::key_binding& sender_key,
+                           const e2e::key_binding& recipient, uint64_t now_us) {
+  if (inner.to != recipient.agent)
+    return make_error(errc::invalid_argument,
+                      "share " + inner.share_id + " is for agent " + inner.to
+                          + ", the key is agent " + recipient.agent + "'s");
+  auto sealed = e2e::seal(encode(inner), keys, sender_key, recipient, now_us);
+  if (!sealed)
+    return sealed.error_value();
+  share out;
+  out.share_id = inner.share_id;
+  out.from = inner.from;
+  out.to = inner.to;
+  out.read_only = inner.read_only;
+  out.transform = inner.transform;
+  out.sealed = std::move(*sealed);
+  return out;
+}
+
+expected<share> open_share(const share& s, const std::string& me,
+                           const e2e::key_pair& keys, const e2e::trust& trust,
+                           int64_t now_s) {
+  if (s.sealed.empty())
+    return make_error(errc::invalid_argument,
+                      "share " + s.share_id + " is not sealed");
+  auto opened = e2e::open(s.sealed, s.from, me, keys, trust, now_s);
+  if (!opened)
+    return opened.error_value();
+  auto inner = decode_share(opened->text);
+  if (!inner)
+    return make_error(errc::unauthenticated,
+                      "sealed share " + s.share_id
+                          + " holds no share: " + inner.error_value().message);
+  if (inner->share_id != s.share_id || inner->from != s.from || inner->to != me
+      || inner->read_only != s.read_only || !inner->sealed.empty())
+    return make_error(errc::unauthenticated,
+                      "sealed share " + s.share_id + " holds another share ("
+                          + inner->share_id + " from " + inner->from + " to "
+                          + inner->to + ")");
+  return inner;
+}
 
 std::string encode(const share& s) {
   v1::Share msg;

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "e2e/e2e.hpp"
+
 namespace engram::federation {
 
 struct share {
@@ -24,6 +26,10 @@ struct share {
   /// The transform the sender applied (empty: none).
   std::string transform;
   std::vector<engram_record> memories;
+  /// Sealed end to end to the recipient (e2e::seal of the whole share as
+  /// `encode` writes it): `memories` is then empty, and no node on the way
+  /// reads them; the recipient's client opens it to accept it.
+  std::string sealed;
 };
 
 /// Builds a share of `memories` from agent `from`: `transform` (if any) is
@@ -39,6 +45,21 @@ expected<share> make_share(const std::string& from, const std::string& to,
 /// (from, trust, transform, read_only) in its provenance.
 std::vector<engram_record> accept(const share& s, const std::string& receiver,
                                   double trust);
+
+/// `inner` sealed end to end by its sender (holding `keys`, whose binding
+/// is `sender_key`) to the recipient whose binding is `recipient` (checked
+/// by the caller): the share to send — the same id, sender, recipient and
+/// permission, no memories, `sealed` set.
+expected<share> seal_share(const share& inner, const e2e::key_pair& keys,
+                           const e2e::key_binding& sender_key,
+                           const e2e::key_binding& recipient, uint64_t now_us);
+
+/// Opens the sealed share `s` pending for agent `me` with its `keys` (the
+/// sender's binding checked against `trust`, as e2e::open does): the share
+/// inside, which must be `s` (id, sender, recipient, permission).
+expected<share> open_share(const share& s, const std::string& me,
+                           const e2e::key_pair& keys, const e2e::trust& trust,
+                           int64_t now_s);
 
 /// True when the memory was shared read-only with its holder.
 bool is_read_only(const engram_record& e);

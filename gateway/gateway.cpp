@@ -633,45 +633,132 @@ void run_broadcast(const call_ptr& c) {
       actors::broadcast_atom::value, *fed, *text);
 }
 
-void run_share(const call_ptr& c) {
-  auto to = id_field(*c, "to");
-  if (!to)
-    return fail(*c, to.error_value());
+// What a share by filter names: the filter, whose types the policy must let
+// the principal share, and the transform.
+struct share_request {
+  query_filter filter;
+  std::string transform;
+};
+
+std::optional<share_request> share_request_of(const call_ptr& c) {
   std::map<std::string, std::string> params;
   if (auto f = c->body.find("filter"); f != c->body.end()) {
-    if (!f->is_object())
-      return fail(
-          *c, make_error(errc::invalid_argument, "'filter' must be an object"));
+    if (!f->is_object()) {
+      fail(*c,
+           make_error(errc::invalid_argument, "'filter' must be an object"));
+      return std::nullopt;
+    }
     for (auto& [k, v] : f->items()) {
-      if (!v.is_string())
-        return fail(*c, make_error(errc::invalid_argument,
-                                   "filter." + k + " must be a string"));
+      if (!v.is_string()) {
+        fail(*c, make_error(errc::invalid_argument,
+                            "filter." + k + " must be a string"));
+        return std::nullopt;
+      }
       params[k] = v.get<std::string>();
     }
   }
   auto filter = api::filter_of(params);
-  if (!filter)
-    return fail(*c, filter.error_value());
+  if (!filter) {
+    fail(*c, filter.error_value());
+    return std::nullopt;
+  }
   // What is shared leaves the agent: of types the policy lets it read.
   for (auto t : {memory_type::instant, memory_type::episodic,
                  memory_type::semantic, memory_type::procedural})
-    if ((!filter->type || *filter->type == t) && !type_allowed(*c, t))
+    if ((!filter->type || *filter->type == t) && !type_allowed(*c, t)) {
+      refuse(*c, 403, "permission_denied",
+             std::string{"the policy does not let agent '"} + c->who.agent
+                 + "' share " + to_string(t)
+                 + " memories: name a type it allows");
+      return std::nullopt;
+    }
+  auto transform = text_field(*c, "transform", std::string{});
+  if (!transform) {
+    fail(*c, transform.error_value());
+    return std::nullopt;
+  }
+  if (!transform->empty() && *transform != "redact_pii") {
+    fail(*c, make_error(errc::invalid_argument,
+                        "transform must be redact_pii or absent"));
+    return std::nullopt;
+  }
+  return share_request{std::move(*filter), std::move(*transform)};
+}
+
+// A share sealed end to end by the client (sealed_base64: e2e::seal of the
+// share prepared by /shares/prepare): this node cannot see what it holds,
+// so the policy must let the principal share every type.
+void run_sealed_share(const call_ptr& c, const std::string& to) {
+  auto id = text_field(*c, "share_id");
+  auto sealed = text_field(*c, "sealed_base64");
+  if (!id)
+    return fail(*c, id.error_value());
+  if (!sealed)
+    return fail(*c, sealed.error_value());
+  auto bytes = api::base64_decode(*sealed);
+  if (!bytes || !e2e::is_sealed(*bytes))
+    return fail(*c, make_error(errc::invalid_argument,
+                               "sealed_base64 must be a sealed share, base64"));
+  if (id->rfind("sh-", 0) != 0 || !validate_name(*id, "share id"))
+    return fail(*c, make_error(errc::invalid_argument,
+                               "share_id must be a share id (sh-...)"));
+  for (auto t : {memory_type::instant, memory_type::episodic,
+                 memory_type::semantic, memory_type::procedural})
+    if (!type_allowed(*c, t))
       return refuse(*c, 403, "permission_denied",
                     std::string{"the policy does not let agent '"}
                         + c->who.agent + "' share " + to_string(t)
-                        + " memories: name a type it allows");
-  auto transform = text_field(*c, "transform", std::string{});
-  if (!transform)
-    return fail(*c, transform.error_value());
-  if (!transform->empty() && *transform != "redact_pii")
-    return fail(*c, make_error(errc::invalid_argument,
-                               "transform must be redact_pii or absent"));
+                        + " memories, and a sealed share may hold any");
+  federation::share s;
+  s.share_id = *id;
+  s.from = c->who.agent;
+  s.to = to;
+  s.read_only = bool_field(*c, "read_only", true);
+  s.sealed = std::move(*bytes);
+  instance_call<std::string>(
+      c, 201,
+      [to](std::string& id) {
+        return json{{"share", id}, {"to", to}, {"sealed", true}};
+      },
+      actors::share_atom::value, to, std::move(s));
+}
+
+void run_share(const call_ptr& c) {
+  auto to = id_field(*c, "to");
+  if (!to)
+    return fail(*c, to.error_value());
+  if (c->body.contains("sealed_base64"))
+    return run_sealed_share(c, *to);
+  auto req = share_request_of(c);
+  if (!req)
+    return;
   instance_call<std::string>(
       c, 201,
       [to = *to](std::string& id) {
         return json{{"share", id}, {"to", to}};
       },
-      actors::share_atom::value, *to, *filter, *transform,
+      actors::share_atom::value, *to, req->filter, req->transform,
+      bool_field(*c, "read_only", true));
+}
+
+// A share as /shares would send it, returned for the client to seal.
+void run_prepare_share(const call_ptr& c) {
+  auto to = id_field(*c, "to");
+  if (!to)
+    return fail(*c, to.error_value());
+  auto req = share_request_of(c);
+  if (!req)
+    return;
+  instance_call<federation::share>(
+      c, 200,
+      [](federation::share& s) {
+        return json{{"share_id", s.share_id},
+                    {"to", s.to},
+                    {"read_only", s.read_only},
+                    {"transform", s.transform},
+                    {"share_base64", api::base64(federation::encode(s))}};
+      },
+      actors::prepare_atom::value, *to, req->filter, req->transform,
       bool_field(*c, "read_only", true));
 }
 
@@ -703,12 +790,32 @@ void run_accept(const call_ptr& c) {
   if (!trust || !(*trust >= 0.0 && *trust <= 1.0))
     return fail(*c, make_error(errc::invalid_confidence,
                                "'trust' must be a number in [0, 1]"));
-  instance_call<uint64_t>(
-      c, 200,
-      [](uint64_t n) {
-        return json{{"accepted", n}};
-      },
-      actors::accept_atom::value, *from, c->param("id"), *trust);
+  auto accepted = [](uint64_t n) {
+    return json{{"accepted", n}};
+  };
+  if (!c->body.contains("opened_base64"))
+    return instance_call<uint64_t>(c, 200, accepted, actors::accept_atom::value,
+                                   *from, c->param("id"), *trust);
+  // A sealed share, with what the client opened from it (the node checks
+  // it is that share; what it holds is written as the principal may).
+  auto text = text_field(*c, "opened_base64");
+  auto bytes = text ? api::base64_decode(*text)
+                    : expected<std::string>{text.error_value()};
+  auto opened = bytes ? federation::decode_share(*bytes)
+                      : expected<federation::share>{bytes.error_value()};
+  if (!opened)
+    return fail(*c, make_error(errc::invalid_argument,
+                               "opened_base64 must be the opened share, "
+                               "base64: "
+                                   + opened.error_value().message));
+  for (auto& m : opened->memories)
+    if (!type_allowed(*c, m.type))
+      return refuse(*c, 403, "permission_denied",
+                    std::string{"the policy does not let agent '"}
+                        + c->who.agent + "' keep " + to_string(m.type)
+                        + " memories");
+  instance_call<uint64_t>(c, 200, accepted, actors::accept_atom::value, *from,
+                          c->param("id"), *trust, std::move(*opened));
 }
 
 void run_decline(const call_ptr& c) {
@@ -1045,6 +1152,9 @@ const std::vector<route>& route_table() {
       {{"GET", agent + "/watch", operation::watch}, agent_scope, run_watch},
       {{"POST", agent + "/shares", operation::share}, agent_scope, run_share},
       {{"GET", agent + "/shares", operation::share}, agent_scope, run_shares},
+      {{"POST", agent + "/shares/prepare", operation::share},
+       agent_scope,
+       run_prepare_share},
       {{"POST", agent + "/shares/{id}/accept", operation::accept},
        agent_scope,
        run_accept},

@@ -289,8 +289,12 @@ caf::result<std::string> key_of(agent_ptr self);
 /// A share offered to this agent: kept pending (durably, in its memory).
 caf::result<std::string> offer(agent_ptr self, const federation::share& s);
 std::vector<federation::share> pending_shares(agent_ptr self);
+/// Accepts a pending share; a sealed one with `opened`, what the
+/// recipient's client opened from it (it must be that share: its id,
+/// sender, recipient and permission).
 caf::result<uint64_t> accept_share(agent_ptr self, const std::string& from,
-                                   const std::string& share_id, double trust);
+                                   const std::string& share_id, double trust,
+                                   const federation::share* opened = nullptr);
 caf::result<std::string> decline_share(agent_ptr self,
                                        const std::string& share_id);
 

@@ -3,78 +3,16 @@
 // is a file of the client's; nodes vouch for and hand out public keys
 // only, and every binding is checked here against the cluster's CA.
 
+#include "apps/engram/sealing.hpp"
 #include "apps/engram/verbs.hpp"
 
-#include <chrono>
 #include <iostream>
 
 #include "api/auth.hpp"
-#include "e2e/e2e.hpp"
-#include "pki/pki.hpp"
 
 namespace engram::cli {
 
 namespace {
-
-uint64_t now_us() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
-
-int64_t now_s() { return static_cast<int64_t>(now_us() / 1'000'000); }
-
-/// What bindings are checked against: the CA the node's certificate
-/// chains to (--ca, or ca.crt of --certs-dir); unvouched bindings only
-/// with --insecure (a node without TLS has nothing to vouch with).
-struct trust_anchor {
-  std::optional<pki::certificate> ca;
-  bool insecure = false;
-
-  e2e::trust get() const { return {ca ? &*ca : nullptr, nullptr, insecure}; }
-};
-
-trust_anchor load_trust(const common_options& opts) {
-  trust_anchor t;
-  t.insecure = opts.insecure;
-  auto path = !opts.ca.empty()          ? opts.ca
-              : !opts.certs_dir.empty() ? opts.certs_dir + "/ca.crt"
-                                        : std::string{};
-  if (path.empty())
-    return t;
-  auto ca = pki::load_certificate(path);
-  if (!ca)
-    throw failure{exit_usage, ca.error_value().message};
-  t.ca = std::move(*ca);
-  return t;
-}
-
-e2e::key_pair load_keys(const std::string& path) {
-  auto keys = e2e::load_key(path);
-  if (!keys)
-    throw failure{exit_usage, keys.error_value().message};
-  return std::move(*keys);
-}
-
-/// The binding in an answer of the key routes.
-e2e::key_binding binding_of(const json& answer) {
-  auto raw = api::base64_decode(text_of(answer, "binding"));
-  auto b = raw ? e2e::decode_binding(*raw)
-               : expected<e2e::key_binding>{raw.error_value()};
-  if (!b)
-    throw failure{exit_failed, "the node answered with no key binding"};
-  return std::move(*b);
-}
-
-/// Agent `agent`'s published binding, checked against the CA.
-e2e::key_binding checked_key(session& s, const std::string& agent,
-                             const trust_anchor& t) {
-  auto b = binding_of(s.get(s.agent_path("/keys/" + agent)));
-  if (auto ok = e2e::verify(b, agent, t.get(), now_s()); !ok)
-    throw failure{exit_failed, ok.error_value().message};
-  return b;
-}
 
 /// A message's text: "text", or "text_base64" decoded.
 std::string message_text(const json& m) {
@@ -122,12 +60,7 @@ void add_message_verbs(CLI::App& app, verbs& v) {
       if (!key_file.empty()) {
         auto keys = load_keys(key_file);
         auto trust = load_trust(opts);
-        auto mine = checked_key(s, s.agent(), trust);
-        if (mine.public_key != keys.public_key())
-          throw failure{exit_failed, "the key in " + key_file
-                                         + " is not the one agent " + s.agent()
-                                         + " published (engram key publish "
-                                         + key_file + ")"};
+        auto mine = own_key(s, keys, key_file, trust);
         auto theirs = checked_key(s, a1, trust);
         auto sealed = e2e::seal(a2, keys, mine, theirs, now_us());
         if (!sealed)

@@ -122,7 +122,7 @@ struct settings {
   /// Sign every envelope to a peer and take only signed ones ([security]
   /// sign_envelopes; off only to measure what it costs).
   bool sign_envelopes = true;
-  /// Only tells sealed end to end leave this node
+  /// Only tells and shares sealed end to end leave this node
   /// ([distribution.encryption.e2e], --e2e-required).
   bool e2e_required = false;
   api_settings api;

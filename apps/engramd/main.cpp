@@ -187,8 +187,8 @@ int main(int argc, char** argv) {
       "true; false only to measure what it costs)");
   auto* e2e_required = app.add_option(
       "--e2e-required", flags.e2e_required,
-      "refuse tells not sealed end to end (X25519-XSalsa20-Poly1305), and "
-      "broadcasts and shares, which are not sealed yet");
+      "refuse tells and shares not sealed end to end "
+      "(X25519-XSalsa20-Poly1305), and broadcasts, which are not sealed yet");
   auto* sync_writes = app.add_option("--sync-writes", flags.sync_writes,
                                      "fdatasync every acknowledged write");
   auto* threads = app.add_option(

@@ -296,7 +296,17 @@ BOOST_FIXTURE_TEST_CASE(sealed_tells_open_only_for_their_recipient,
   auto plain = alice.tell("bob", "in the clear");
   BOOST_REQUIRE(!plain);
   BOOST_CHECK(plain.error_value().code == errc::permission_denied);
-  BOOST_CHECK(!alice.share({}, "bob"));
+  engram_record note;
+  note.type = memory_type::semantic;
+  note.body = fact{"plan", "sealed plan"};
+  ok(alice.learn(note));
+  auto mine = ok(alice.query(query_filter{}));
+  BOOST_REQUIRE_EQUAL(mine.size(), 1u);
+  auto unsealed = alice.share(mine, "bob");
+  BOOST_REQUIRE(!unsealed);
+  BOOST_CHECK(
+      unsealed.error_value().message.find("end-to-end encryption is required")
+      != std::string::npos);
   ok(alice.tell_sealed("bob", "sealed hello", alice_keys, insecure));
   // bob opens it with his key.
   std::vector<actors::memory::opened_message> got;
@@ -329,6 +339,48 @@ BOOST_FIXTURE_TEST_CASE(sealed_tells_open_only_for_their_recipient,
   BOOST_REQUIRE(!replies[1].text);
   BOOST_CHECK(replies[1].text.error_value().message.find("another key")
               != std::string::npos);
+  // A sealed share: pending at bob's as a sealed blob, accepted only with
+  // what bob's keys open from it — and only that very share.
+  auto share_id = ok(alice.share_sealed(mine, "bob", alice_keys, insecure));
+  std::vector<federation::share> pending;
+  BOOST_REQUIRE(eventually([&] {
+    auto p = bob.pending_shares();
+    pending = p ? *p : std::vector<federation::share>{};
+    return !pending.empty();
+  }));
+  BOOST_CHECK_EQUAL(pending[0].share_id, share_id);
+  BOOST_CHECK(pending[0].memories.empty());
+  BOOST_CHECK(e2e::is_sealed(pending[0].sealed));
+  auto blind = bob.accept_share("alice", share_id, 0.5);
+  BOOST_REQUIRE(!blind);
+  BOOST_CHECK(blind.error_value().message.find("sealed end to end")
+              != std::string::npos);
+  BOOST_CHECK(!bob.accept_sealed("alice", share_id, 0.5,
+                                 e2e::key_pair::generate(), insecure));
+  auto opened
+      = ok(federation::open_share(pending[0], "bob", bob_keys, insecure, 0));
+  auto forged_share = opened;
+  forged_share.share_id = "sh-forged";
+  {
+    caf::scoped_actor self{sys};
+    auto bob_actor = ok(bob.actor());
+    bool refused_forgery = false;
+    self->request(bob_actor, 5s, actors::accept_atom::value,
+                  std::string{"alice"}, share_id, 0.5, forged_share)
+        .receive([&](uint64_t) {},
+                 [&](caf::error& err) {
+                   refused_forgery
+                       = actors::from_caf(err).message.find("is not share")
+                         != std::string::npos;
+                 });
+    BOOST_CHECK(refused_forgery);
+  }
+  BOOST_CHECK_EQUAL(
+      ok(bob.accept_sealed("alice", share_id, 0.5, bob_keys, insecure)), 1u);
+  auto kept = ok(bob.query(query_filter{}));
+  BOOST_REQUIRE_EQUAL(kept.size(), 1u);
+  BOOST_CHECK(std::get<fact>(kept[0].value.body).value == "sealed plan");
+  BOOST_CHECK_CLOSE(kept[0].value.confidence, 0.5, 1e-9);
   // The key fact is the runtime's own.
   engram_record forged;
   forged.type = memory_type::semantic;

@@ -527,6 +527,39 @@ BOOST_FIXTURE_TEST_CASE(a_sealed_tell_is_read_only_by_its_recipient, cli_base) {
   BOOST_CHECK(wrong[0].value("error", "").find("another key")
               != std::string::npos);
   BOOST_CHECK(!wrong[0].contains("text"));
+  // A sealed share: alice's node prepares it (the filter, what may be
+  // passed on), the CLI seals it; bob's nodes hold it sealed until bob's
+  // CLI opens it and accepts what it opened.
+  BOOST_REQUIRE_EQUAL(
+      run(n1, {"--agent", "alice", "learn", "plan", "canary-share-9c2d"}).code,
+      0);
+  auto shared = until_ok(n1, {"--agent", "alice", "--json", "share", "--with",
+                              "bob", "--seal", alice_key});
+  auto share_id = shared.parsed().value("share", "");
+  BOOST_REQUIRE(!share_id.empty());
+  BOOST_CHECK_EQUAL(shared.parsed()["sealed"], true);
+  cli_result listed;
+  BOOST_REQUIRE(until([&] {
+    listed = run(n2, {"--agent", "bob", "shares"});
+    return listed.out.find(share_id + "  from alice, sealed")
+           != std::string::npos;
+  }));
+  BOOST_REQUIRE_EQUAL(run(n2, {"--agent", "bob", "sync"}).code, 0);
+  BOOST_REQUIRE_EQUAL(run(n3, {"--agent", "bob", "sync"}).code, 0);
+  for (auto& dir : {c.dir.sub("n2"), c.dir.sub("n3")})
+    BOOST_CHECK_MESSAGE(files_containing(dir, "canary-share-9c2d").empty(),
+                        dir << " holds the sealed share's plaintext");
+  auto blind = run(n2, {"--agent", "bob", "accept", "alice", share_id});
+  BOOST_CHECK_EQUAL(blind.code, 1);
+  BOOST_CHECK(blind.out.find("sealed end to end") != std::string::npos);
+  auto accepted = run(n2, {"--agent", "bob", "accept", "alice", share_id,
+                           "--key", bob_key, "--trust", "0.5"});
+  BOOST_REQUIRE_MESSAGE(accepted.code == 0, accepted.out);
+  BOOST_CHECK(accepted.out.find("accepted 1 memories") != std::string::npos);
+  BOOST_REQUIRE(until([&] {
+    auto q = run(n3, {"--agent", "bob", "query"});
+    return q.out.find("canary-share-9c2d") != std::string::npos;
+  }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
