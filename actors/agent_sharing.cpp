@@ -107,6 +107,12 @@ caf::result<uint64_t> accept_share(agent_ptr self, const std::string& from,
   }
   uint64_t n = 0;
   for (auto& m : federation::accept(s, st.cfg.agent_id, trust)) {
+    // A share brings memories, never the runtime's own facts (a key, a
+    // message, a pending share, a federation's rules) nor deletions: a
+    // sender (or a client handing over what it opened) could otherwise
+    // plant them in the receiver's memory.
+    if (m.tombstone || reserved(m))
+      continue;
     auto delta = st.mem->put(std::move(m));
     if (!delta)
       return to_caf(delta.error_value());

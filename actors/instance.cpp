@@ -311,11 +311,13 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
                   self, "seal the share to its recipient "
                         "(memory::share_sealed; engram share --seal KEYFILE)"))
             return to_caf(*refused);
-        if (!offered.sealed.empty() && !offered.memories.empty())
+        if (!offered.sealed.empty()
+            && (!offered.memories.empty() || !e2e::well_formed(offered.sealed)))
           return to_caf(make_error(errc::invalid_argument,
                                    "share " + offered.share_id
-                                       + " is sealed and holds memories in "
-                                         "the clear"));
+                                       + " is not a sealed share (sealed "
+                                         "bytes of e2e::seal and no memories "
+                                         "in the clear)"));
         if (offered.from != s.cfg.agent_id || offered.to != to)
           return to_caf(make_error(errc::permission_denied,
                                    "share " + offered.share_id + " from "
@@ -361,7 +363,7 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         auto& s = self->state;
         // Required: only a sealed text leaves (the recipient's node checks
         // nothing it cannot read; the recipient opens and checks it).
-        if (s.ctx->config.e2e_required && !e2e::is_sealed(text))
+        if (s.ctx->config.e2e_required && !e2e::well_formed(text))
           return to_caf(make_error(
               errc::permission_denied,
               "end-to-end encryption is required on this cluster: seal the "
@@ -386,6 +388,11 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](ask_atom, const std::string& to, const std::string& question,
           uint64_t timeout_ms) -> caf::result<std::string> {
         auto& s = self->state;
+        // A question and its answer are not sealed: not under e2e.
+        if (auto refused = unsealed_refused(
+                self, "asks are not sealed (tell the question, sealed, and "
+                      "read the answer from the inbox)"))
+          return to_caf(*refused);
         auto rp = self->make_response_promise<std::string>();
         auto node = caf::actor_cast<node_actor>(s.ctx->node);
         auto me = s.cfg.agent_id;
@@ -437,16 +444,38 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](inbox_atom) -> caf::result<std::vector<std::string>> {
         return to_agent<std::vector<std::string>>(self, inbox_atom::value);
       },
-      [=](key_atom, const std::string& public_key) -> caf::result<std::string> {
-        // Vouched by this node (with its certificate's key): the binding
-        // names this instance's agent, never one the caller claims.
+      [=](key_atom, const std::string& key) -> caf::result<std::string> {
+        // A public key (32 bytes): vouched by this node, with its
+        // certificate's key. Or a binding the agent signed itself (its
+        // client certificate): checked, and kept as it is. Either names
+        // this instance's agent, never one the caller claims.
         auto& s = self->state;
         auto now = s.clock->now().wall_us;
         auto& id = s.ctx->identity;
         auto& node_id = s.ctx->config.node_id;
-        auto b = id ? e2e::vouch(s.cfg.agent_id, public_key, node_id, id->cert,
-                                 id->key, now)
-                    : e2e::unvouched(s.cfg.agent_id, public_key, node_id, now);
+        auto b = expected<e2e::key_binding>{
+            make_error(errc::invalid_argument, "no key")};
+        if (key.size() == 32) {
+          b = id ? e2e::vouch(s.cfg.agent_id, key, node_id, id->cert, id->key,
+                              now)
+                 : e2e::unvouched(s.cfg.agent_id, key, node_id, now);
+        } else {
+          b = e2e::decode_binding(key);
+          if (!b)
+            return to_caf(make_error(errc::invalid_argument,
+                                     "neither a 32-byte public key nor a "
+                                     "key binding"));
+          if (!id)
+            return to_caf(make_error(errc::invalid_argument,
+                                     "node " + node_id
+                                         + " runs without TLS: it has no CA "
+                                           "to check a signed key with"));
+          e2e::trust own{&id->ca, id->crl ? &*id->crl : nullptr, false, true};
+          if (auto ok = e2e::verify(*b, s.cfg.agent_id, own,
+                                    static_cast<int64_t>(now / 1'000'000));
+              !ok)
+            return to_caf(ok.error_value());
+        }
         if (!b)
           return to_caf(b.error_value());
         auto agent = s.agent();

@@ -133,6 +133,14 @@ expected<e2e::key_binding> memory::publish_key(const std::string& public_key) {
   return e2e::decode_binding(*bytes);
 }
 
+expected<e2e::key_binding>
+memory::publish_key(const e2e::key_binding& signed_key) {
+  auto bytes = blocking<std::string>(key_atom::value, e2e::encode(signed_key));
+  if (!bytes)
+    return bytes.error_value();
+  return e2e::decode_binding(*bytes);
+}
+
 expected<e2e::key_binding> memory::agent_key(const std::string& agent) {
   auto bytes = blocking<std::string>(keyof_atom::value, agent);
   if (!bytes)
@@ -170,14 +178,14 @@ memory::inbox_opened(const e2e::key_pair& keys, const e2e::trust& trust) {
   std::vector<opened_message> out;
   for (auto& [from, text] : *messages) {
     if (!e2e::is_sealed(text)) {
-      out.push_back({from, std::move(text)});
+      out.push_back({from, false, std::move(text), {}, 0});
       continue;
     }
     auto o = e2e::open(text, from, agent_id_, keys, trust, now_s);
     if (o)
-      out.push_back({from, std::move(o->text)});
+      out.push_back({from, true, std::move(o->text), {}, o->sealed_us});
     else
-      out.push_back({from, o.error_value()});
+      out.push_back({from, true, o.error_value(), std::move(text), 0});
   }
   return out;
 }

@@ -69,6 +69,9 @@ public:
   /// it with its certificate's key, and it replicates with the agent's
   /// memory. Returns the binding.
   expected<e2e::key_binding> publish_key(const std::string& public_key);
+  /// Publishes a binding the agent signed itself (e2e::self_signed, with
+  /// its client certificate): the node checks it and keeps it as it is.
+  expected<e2e::key_binding> publish_key(const e2e::key_binding& signed_key);
   /// The key binding agent `agent` published, unchecked: check it with
   /// e2e::verify (tell_sealed does) before sealing to it.
   expected<e2e::key_binding> agent_key(const std::string& agent);
@@ -80,11 +83,20 @@ public:
   /// One message of the inbox, opened: its text, or why it did not open.
   struct opened_message {
     std::string from;
+    /// Sealed end to end: only then is `from` proven (by the seal).
+    bool sealed = false;
+    /// The text; for a sealed message, why it did not open.
     expected<std::string> text;
+    /// A sealed message that did not open, as it came (read is read: it is
+    /// kept here, not lost).
+    std::string raw;
+    /// When its sender sealed it (microseconds since the epoch).
+    uint64_t sealed_us = 0;
   };
   /// Reads and empties the inbox as `inbox` does, opening each sealed
   /// message with `keys` (its sender's binding checked against `trust`);
-  /// a message that is not sealed comes as it is.
+  /// a message that is not sealed comes as it is, `sealed` false: only the
+  /// delivering node vouches for its sender.
   expected<std::vector<opened_message>> inbox_opened(const e2e::key_pair& keys,
                                                      const e2e::trust& trust);
 

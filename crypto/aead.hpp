@@ -61,6 +61,12 @@ expected<uint32_t> sealed_key_id(std::string_view sealed);
 expected<std::string> open(const key256& key, std::string_view sealed,
                            std::string_view aad);
 
+/// Seals and opens with OpenSSL's EVP even where libsodium's AES-NI
+/// implementation (the default where the CPU has AES-NI and CLMUL) is
+/// available: both write and read the same format, and tests check that
+/// each opens what the other sealed.
+void use_evp_only(bool on);
+
 /// HMAC-SHA256 of `data` under `key` (throws std::runtime_error should
 /// OpenSSL fail: never an empty hash).
 std::string keyed_hash(const key256& key, std::string_view data);

@@ -116,8 +116,14 @@ std::string key_pair::secret_key() const {
 
 expected<void> save_key(const std::string& path, const key_pair& keys,
                         bool overwrite) {
-  auto text = std::string{key_file_header} + hex(keys.secret_key()) + '\n';
+  auto secret = keys.secret_key();
+  auto digits = hex(secret);
+  std::string text;
+  text.reserve(key_file_header.size() + digits.size() + 1);
+  text.append(key_file_header).append(digits).append(1, '\n');
   auto ok = pki::write_file(path, text, 0600, overwrite);
+  sodium_memzero(secret.data(), secret.size());
+  sodium_memzero(digits.data(), digits.size());
   sodium_memzero(text.data(), text.size());
   return ok;
 }
@@ -191,6 +197,26 @@ expected<key_binding> vouch(const std::string& agent,
   return b;
 }
 
+expected<key_binding> self_signed(const std::string& agent,
+                                  const std::string& public_key,
+                                  const pki::certificate& cert,
+                                  const pki::private_key& key,
+                                  uint64_t now_us) {
+  if (auto ok = check_fields(agent, public_key); !ok)
+    return ok.error_value();
+  if (cert.role() != pki::role::client || cert.id() != agent)
+    return make_error(errc::invalid_argument,
+                      "a certificate for client agent " + agent
+                          + " signs its key (this one names '" + cert.id()
+                          + "')");
+  key_binding b{agent, public_key, {}, cert.to_pem(), now_us, {}};
+  auto sig = key.sign(binding_message(b));
+  if (!sig)
+    return sig.error_value();
+  b.signature = std::move(*sig);
+  return b;
+}
+
 expected<key_binding> unvouched(const std::string& agent,
                                 const std::string& public_key,
                                 const std::string& node, uint64_t now_us) {
@@ -202,7 +228,7 @@ expected<key_binding> unvouched(const std::string& agent,
 expected<void> verify(const key_binding& b, const std::string& agent,
                       const trust& t, int64_t now_s) {
   if (b.agent != agent)
-    return unauthenticated("the key is agent '" + b.agent + "''s, not " + agent
+    return unauthenticated("the key is agent " + b.agent + "'s, not " + agent
                            + "'s");
   if (auto ok = check_fields(b.agent, b.public_key); !ok)
     return unauthenticated("the key of agent " + agent
@@ -225,13 +251,24 @@ expected<void> verify(const key_binding& b, const std::string& agent,
     return unauthenticated("the certificate of node " + b.node
                            + " vouching for the key of agent " + agent
                            + " is malformed");
+  // Signed by the agent (its client certificate names it), or vouched by
+  // a node (its node certificate names that node: never empty).
+  auto by_agent = b.node.empty();
+  if (!by_agent && t.agent_signed_only)
+    return unauthenticated("the key of agent " + agent + " is vouched by node "
+                           + b.node
+                           + ", not signed by the agent's certificate");
+  auto signer = by_agent ? "agent " + agent : "node " + b.node;
   if (auto ok
-      = pki::verify(*cert, *t.ca, t.crl, now_s, pki::role::node, b.node);
+      = by_agent
+            ? pki::verify(*cert, *t.ca, t.crl, now_s, pki::role::client, agent)
+            : pki::verify(*cert, *t.ca, t.crl, now_s, pki::role::node, b.node);
       !ok)
-    return unauthenticated("the node vouching for the key of agent " + agent
+    return unauthenticated("the certificate of " + signer
+                           + " signing the key of agent " + agent
                            + " is not trusted: " + ok.error_value().message);
   if (!pki::verify_signature(*cert, binding_message(b), b.signature))
-    return unauthenticated("the signature of node " + b.node
+    return unauthenticated("the signature of " + signer
                            + " on the key of agent " + agent
                            + " does not verify");
   return {};
@@ -257,9 +294,22 @@ bool is_sealed(std::string_view text) noexcept {
   return text.size() > magic.size() && text.substr(0, magic.size()) == magic;
 }
 
+bool well_formed(std::string_view text) {
+  v1::SealedMessage m;
+  return is_sealed(text)
+         && m.ParseFromArray(text.data() + magic.size(),
+                             static_cast<int>(text.size() - magic.size()))
+         && m.has_sender()
+         && m.sender().public_key().size() == crypto_box_PUBLICKEYBYTES
+         && m.recipient_key().size() == crypto_box_PUBLICKEYBYTES
+         && m.nonce().size() == crypto_box_NONCEBYTES
+         && m.box().size() >= crypto_box_MACBYTES;
+}
+
 expected<std::string> seal(std::string_view text, const key_pair& sender,
                            const key_binding& sender_key,
-                           const key_binding& recipient, uint64_t now_us) {
+                           const key_binding& recipient, uint64_t now_us,
+                           std::string_view kind) {
   init_sodium();
   if (sender_key.public_key != sender.public_key())
     return make_error(errc::invalid_argument,
@@ -272,6 +322,8 @@ expected<std::string> seal(std::string_view text, const key_pair& sender,
   body.set_to(recipient.agent);
   body.set_sealed_us(now_us);
   body.set_text(text.data(), text.size());
+  body.set_from(sender_key.agent);
+  body.set_kind(kind.data(), kind.size());
   auto plain = body.SerializeAsString();
   std::string nonce(crypto_box_NONCEBYTES, '\0');
   randombytes_buf(nonce.data(), nonce.size());
@@ -297,7 +349,7 @@ expected<std::string> seal(std::string_view text, const key_pair& sender,
 
 expected<opened> open(std::string_view sealed, const std::string& from,
                       const std::string& me, const key_pair& keys,
-                      const trust& t, int64_t now_s) {
+                      const trust& t, int64_t now_s, std::string_view kind) {
   init_sodium();
   v1::SealedMessage m;
   if (!is_sealed(sealed)
@@ -337,6 +389,14 @@ expected<opened> open(std::string_view sealed, const std::string& from,
     return unauthenticated("the sealed text from " + from
                            + " is addressed to agent " + body.to() + ", not "
                            + me);
+  // The box's own word on who sealed it: a binding of another agent's
+  // public key does not pass that agent's text off as its holder's.
+  if (body.from() != from)
+    return unauthenticated("the sealed text from " + from
+                           + " was sealed by agent " + body.from());
+  if (body.kind() != kind)
+    return unauthenticated("the sealed text from " + from + " is a "
+                           + body.kind() + ", not a " + std::string{kind});
   return opened{body.text(), std::move(sender), body.sealed_us()};
 }
 

@@ -6,12 +6,15 @@
 //
 // Each agent holds an X25519 key pair; the client keeps the secret half
 // (a file of mode 0600), nodes never see it. The public half travels as a
-// key binding: the statement "this key is agent A's", signed by the node
-// the agent published it through with the key of that node's certificate,
-// so anyone holding the cluster's CA checks it — and a node that relays or
-// stores a binding cannot swap in a key of its own. A sealed text carries
-// its sender's binding: its recipient checks the sender without asking a
-// node, then opens the box with its own secret key.
+// key binding: the statement "this key is agent A's", signed either by the
+// agent itself with the key of its client certificate (the CA issued it
+// for A: no node can make one), or by the node the agent published it
+// through with the key of that node's certificate (which every client
+// checking it then trusts to vouch honestly for any agent). Anyone holding
+// the cluster's CA checks a binding, and a node that relays or stores one
+// cannot change it. A sealed text carries its sender's binding: its
+// recipient checks the sender without asking a node, then opens the box
+// with its own secret key.
 
 #include "core/error.hpp"
 
@@ -72,8 +75,9 @@ struct key_binding {
   std::string agent;
   /// X25519, 32 bytes.
   std::string public_key;
-  /// The node that vouches, and its certificate (PEM); empty for an
-  /// unvouched binding (a node run without TLS).
+  /// The node that vouches, and its certificate (PEM); for a binding the
+  /// agent signed itself, no node and the agent's client certificate;
+  /// both empty for an unvouched binding (a node run without TLS).
   std::string node;
   std::string certificate;
   /// When the node vouched (microseconds since the epoch).
@@ -82,6 +86,9 @@ struct key_binding {
   std::string signature;
 
   bool vouched() const noexcept { return !certificate.empty(); }
+
+  /// Signed by the agent itself (its client certificate), not a node.
+  bool agent_signed() const noexcept { return vouched() && node.empty(); }
 };
 
 /// What a node signs to vouch for a binding (every field but the
@@ -97,6 +104,13 @@ expected<key_binding> vouch(const std::string& agent,
                             const pki::certificate& cert,
                             const pki::private_key& key, uint64_t now_us);
 
+/// Agent `agent` signs that `public_key` is its own, with the key of its
+/// client certificate `cert` (issued by the cluster's CA for `agent`).
+expected<key_binding> self_signed(const std::string& agent,
+                                  const std::string& public_key,
+                                  const pki::certificate& cert,
+                                  const pki::private_key& key, uint64_t now_us);
+
 /// An unvouched binding (a node without TLS has nothing to sign with):
 /// accepted only where `trust::accept_unvouched` says so.
 expected<key_binding> unvouched(const std::string& agent,
@@ -111,12 +125,15 @@ struct trust {
   const pki::revocation_list* crl = nullptr;
   /// Insecure: accept bindings no node signed (a cluster without TLS).
   bool accept_unvouched = false;
+  /// Only bindings the agent signed itself: no node is trusted to vouch.
+  bool agent_signed_only = false;
 };
 
-/// Checks that `b` is agent `agent`'s key, vouched by a node whose
-/// certificate the CA issued, valid at `now_s` and not revoked, and that
-/// the signature is that node's. Error (`unauthenticated`) says which
-/// check failed.
+/// Checks that `b` is agent `agent`'s key, signed by the agent's client
+/// certificate or vouched by a node's (unless `agent_signed_only`), which
+/// the CA issued, valid at `now_s` and not revoked, and that the signature
+/// is that certificate's. Error (`unauthenticated`) says which check
+/// failed.
 expected<void> verify(const key_binding& b, const std::string& agent,
                       const trust& t, int64_t now_s);
 
@@ -127,13 +144,23 @@ expected<key_binding> decode_binding(std::string_view bytes);
 /// rest).
 bool is_sealed(std::string_view text) noexcept;
 
+/// True when `text` has the whole shape of a sealed text: the prefix, a
+/// sender's binding, a 32-byte recipient key, a 24-byte nonce and a box
+/// with its 16-byte tag. What a node that cannot open it checks before
+/// passing it on (a sender bent on leaking its own text could still put
+/// it in that shape: this guards against mistakes, not the sender).
+bool well_formed(std::string_view text);
+
 /// `text` sealed by the holder of `sender` (whose binding is `sender_key`)
 /// for the agent of `recipient` (its binding, checked by the caller):
 /// nobody but the two can read it. Error: the sender's binding is not for
 /// these keys.
+/// `kind` says what the text is ("tell", "share"): `open` takes it only as
+/// that.
 expected<std::string> seal(std::string_view text, const key_pair& sender,
                            const key_binding& sender_key,
-                           const key_binding& recipient, uint64_t now_us);
+                           const key_binding& recipient, uint64_t now_us,
+                           std::string_view kind = "tell");
 
 /// What `open` finds in a sealed text.
 struct opened {
@@ -146,11 +173,13 @@ struct opened {
 /// Opens a sealed text told to agent `me` (holding `keys`) by agent `from`
 /// (as the node delivering it names the sender): the sender's binding must
 /// pass `verify` for `from`, the box must be for `keys` and open with them
-/// (nobody changed a byte), and the text must be addressed to `me`. Error
+/// (nobody changed a byte), and the text must be addressed to `me`, sealed
+/// by `from` itself and be of `kind`. Error
 /// (`unauthenticated`, or `invalid_argument` for bytes that are no sealed
 /// text) says which check failed.
 expected<opened> open(std::string_view sealed, const std::string& from,
                       const std::string& me, const key_pair& keys,
-                      const trust& t, int64_t now_s);
+                      const trust& t, int64_t now_s,
+                      std::string_view kind = "tell");
 
 } // namespace engram::e2e

@@ -121,7 +121,8 @@ expected<share> seal_share(const share& inner, const e2e::key_pair& keys,
     return make_error(errc::invalid_argument,
                       "share " + inner.share_id + " is for agent " + inner.to
                           + ", the key is agent " + recipient.agent + "'s");
-  auto sealed = e2e::seal(encode(inner), keys, sender_key, recipient, now_us);
+  auto sealed
+      = e2e::seal(encode(inner), keys, sender_key, recipient, now_us, "share");
   if (!sealed)
     return sealed.error_value();
   share out;
@@ -140,7 +141,7 @@ expected<share> open_share(const share& s, const std::string& me,
   if (s.sealed.empty())
     return make_error(errc::invalid_argument,
                       "share " + s.share_id + " is not sealed");
-  auto opened = e2e::open(s.sealed, s.from, me, keys, trust, now_s);
+  auto opened = e2e::open(s.sealed, s.from, me, keys, trust, now_s, "share");
   if (!opened)
     return opened.error_value();
   auto inner = decode_share(opened->text);

@@ -367,6 +367,24 @@ bool type_allowed(const call& c, memory_type t) {
   return c.st->cfg.access.decide(ar).allowed;
 }
 
+// Whether the policy lets the principal see memories of every type (what
+// a sealed share may hold, which this node cannot look into).
+bool every_type_allowed(const call& c) {
+  for (auto t : {memory_type::instant, memory_type::episodic,
+                 memory_type::semantic, memory_type::procedural})
+    if (!type_allowed(c, t))
+      return false;
+  return true;
+}
+
+// Whether the policy lets the principal also do `op` (a route whose answer
+// is what another operation gives, e.g. memories to seal: query).
+bool also_allowed(const call& c, api::operation op) {
+  auto ar = c.access;
+  ar.op = op;
+  return c.st->cfg.access.decide(ar).allowed;
+}
+
 json id_json(const engram_id& id) { return {{"id", id.to_string()}}; }
 
 void run_status(const call_ptr& c) {
@@ -591,13 +609,29 @@ json binding_json(const std::string& bytes) {
   auto b = e2e::decode_binding(bytes);
   if (!b)
     return json{{"binding", api::base64(bytes)}};
-  return json{
-      {"agent", b->agent},         {"public_key", api::base64(b->public_key)},
-      {"node", b->node},           {"vouched", b->vouched()},
-      {"issued_us", b->issued_us}, {"binding", api::base64(bytes)}};
+  return json{{"agent", b->agent},
+              {"public_key", api::base64(b->public_key)},
+              {"node", b->node},
+              {"vouched", b->vouched()},
+              {"agent_signed", b->agent_signed()},
+              {"issued_us", b->issued_us},
+              {"binding", api::base64(bytes)}};
 }
 
+// A public key for this node to vouch for, or a binding the agent signed
+// with its client certificate (kept as it is, once checked).
 void run_publish_key(const call_ptr& c) {
+  if (c->body.contains("binding")) {
+    auto b = text_field(*c, "binding");
+    auto raw
+        = b ? api::base64_decode(*b) : expected<std::string>{b.error_value()};
+    if (!raw || raw->size() == 32 || raw->size() > (1u << 16))
+      return fail(*c, make_error(errc::invalid_argument,
+                                 "binding must be a key binding the agent "
+                                 "signed (base64)"));
+    return instance_call<std::string>(c, 200, binding_json,
+                                      actors::key_atom::value, *raw);
+  }
   auto key = text_field(*c, "public_key");
   if (!key)
     return fail(*c, key.error_value());
@@ -702,13 +736,11 @@ void run_sealed_share(const call_ptr& c, const std::string& to) {
   if (id->rfind("sh-", 0) != 0 || !validate_name(*id, "share id"))
     return fail(*c, make_error(errc::invalid_argument,
                                "share_id must be a share id (sh-...)"));
-  for (auto t : {memory_type::instant, memory_type::episodic,
-                 memory_type::semantic, memory_type::procedural})
-    if (!type_allowed(*c, t))
-      return refuse(*c, 403, "permission_denied",
-                    std::string{"the policy does not let agent '"}
-                        + c->who.agent + "' share " + to_string(t)
-                        + " memories, and a sealed share may hold any");
+  if (!every_type_allowed(*c))
+    return refuse(*c, 403, "permission_denied",
+                  std::string{"the policy does not let agent '"} + c->who.agent
+                      + "' share memories of every type, and a sealed share "
+                        "may hold any");
   federation::share s;
   s.share_id = *id;
   s.from = c->who.agent;
@@ -741,8 +773,13 @@ void run_share(const call_ptr& c) {
       bool_field(*c, "read_only", true));
 }
 
-// A share as /shares would send it, returned for the client to seal.
+// A share as /shares would send it, returned for the client to seal: its
+// memories too, so the principal must also be allowed to query.
 void run_prepare_share(const call_ptr& c) {
+  if (!also_allowed(*c, api::operation::query))
+    return refuse(*c, 403, "permission_denied",
+                  "the policy does not let agent '" + c->who.agent
+                      + "' query its memories, which a prepared share holds");
   auto to = id_field(*c, "to");
   if (!to)
     return fail(*c, to.error_value());
@@ -769,7 +806,12 @@ void run_shares(const call_ptr& c) {
         // Memory by memory, as a query's results: a type the principal may
         // not see is left out of each share.
         json out = json::array();
+        bool sealed_ok = every_type_allowed(*c);
         for (auto& s : list) {
+          // A sealed share may hold any type: listed only to a principal
+          // that may see every type.
+          if (!s.sealed.empty() && !sealed_ok)
+            continue;
           s.memories.erase(std::remove_if(s.memories.begin(), s.memories.end(),
                                           [&](const engram_record& e) {
                                             return !type_allowed(*c, e.type);

@@ -74,6 +74,9 @@ struct common_options {
   std::string ca;
   /// Plaintext HTTP, to a node run with --insecure.
   bool insecure = false;
+  /// End to end: trust only keys agents signed with their own
+  /// certificates, no node's vouching.
+  bool agent_signed_only = false;
 };
 
 /// A session with one node's client API, acting as the agent the

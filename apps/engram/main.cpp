@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
   app.add_option("--ca", opts.ca,
                  "the CA the node's certificate must chain to (default: "
                  "DIR/ca.crt of --certs-dir; or ENGRAM_CA)");
+  app.add_flag("--agent-signed-only", opts.agent_signed_only,
+               "end to end: trust only keys agents signed with their own "
+               "certificates (no node vouches for another agent's key)");
   app.add_flag("--insecure", opts.insecure,
                "plaintext HTTP, to a node run with --insecure (with --token)");
 

@@ -26,15 +26,17 @@ json key_json(const e2e::key_binding& b) {
   return {{"agent", b.agent},
           {"public_key", api::base64(b.public_key)},
           {"node", b.node},
-          {"vouched", b.vouched()}};
+          {"vouched", b.vouched()},
+          {"agent_signed", b.agent_signed()}};
 }
 
 std::string key_line(const e2e::key_binding& b) {
   return "agent " + b.agent + ": key " + api::base64(b.public_key)
-         + (b.vouched() ? ", vouched by node " + b.node
-                        : ", not vouched (node " + b.node
-                              + " runs without "
-                                "TLS)");
+         + (b.agent_signed()
+                ? std::string{", signed by the agent's certificate"}
+            : b.vouched()
+                ? ", vouched by node " + b.node
+                : ", not vouched (node " + b.node + " runs without TLS)");
 }
 
 } // namespace
@@ -112,32 +114,43 @@ void add_message_verbs(CLI::App& app, verbs& v) {
         auto from = text_of(m, "from");
         auto text = message_text(m);
         if (!e2e::is_sealed(text)) {
-          out.push_back({{"from", from}, {"text", text}});
+          // With a key, said outright: this one was not sealed.
+          out.push_back(
+              keys ? json{{"from", from}, {"text", text}, {"sealed", false}}
+                   : json{{"from", from}, {"text", text}});
           continue;
         }
-        if (!keys) {
-          out.push_back({{"from", from},
-                         {"sealed", true},
-                         {"error", "sealed: read it with --key"}});
-          continue;
-        }
-        auto o = e2e::open(text, from, s.agent(), *keys, trust.get(), now_s());
+        // Reading marked it read: what does not open is kept whole
+        // (sealed_base64), never lost.
+        auto o = keys ? e2e::open(text, from, s.agent(), *keys, trust.get(),
+                                  now_s())
+                      : expected<e2e::opened>{make_error(errc::invalid_argument,
+                                                         "read it with --key")};
         if (o)
-          out.push_back({{"from", from}, {"text", o->text}, {"sealed", true}});
+          out.push_back({{"from", from},
+                         {"text", o->text},
+                         {"sealed", true},
+                         {"sealed_us", o->sealed_us}});
         else
           out.push_back({{"from", from},
                          {"sealed", true},
-                         {"error", o.error_value().message}});
+                         {"error", o.error_value().message},
+                         {"sealed_base64", api::base64(text)}});
       }
       if (opts.json) {
         std::cout << show(out, 2) << '\n';
         return 0;
       }
+      // With a key, what is not sealed says so: only the node vouches for
+      // its sender.
       for (auto& m : out)
         std::cout << printable(text_of(m, "from")) << ": "
                   << (m.contains("error")
-                          ? "(" + printable(text_of(m, "error")) + ")"
+                          ? "(sealed, not opened: "
+                                + printable(text_of(m, "error")) + ") "
+                                + text_of(m, "sealed_base64")
                           : printable(text_of(m, "text")))
+                  << (keys && !m.value("sealed", false) ? "  (not sealed)" : "")
                   << '\n';
       return 0;
     };
@@ -170,9 +183,23 @@ void add_message_verbs(CLI::App& app, verbs& v) {
     run = [&](session& s) {
       auto keys = load_keys(key_file);
       auto trust = load_trust(opts);
-      auto b = binding_of(
-          s.call("PUT", s.agent_path("/key"),
-                 {{"public_key", api::base64(keys.public_key())}}));
+      // With the agent's client certificate, the agent signs its key
+      // itself (no node can); else its node vouches for it.
+      json body{{"public_key", api::base64(keys.public_key())}};
+      if (!opts.certs_dir.empty()) {
+        auto base = opts.certs_dir + "/client." + s.agent();
+        auto cert = pki::load_certificate(base + ".crt");
+        auto key = cert ? pki::load_private_key(base + ".key")
+                        : expected<pki::private_key>{cert.error_value()};
+        if (cert && key) {
+          auto signed_key = e2e::self_signed(s.agent(), keys.public_key(),
+                                             *cert, *key, now_us());
+          if (!signed_key)
+            throw failure{exit_failed, signed_key.error_value().message};
+          body = json{{"binding", api::base64(e2e::encode(*signed_key))}};
+        }
+      }
+      auto b = binding_of(s.call("PUT", s.agent_path("/key"), body));
       if (b.public_key != keys.public_key())
         throw failure{exit_failed, "the node vouched for another key"};
       if (auto ok = e2e::verify(b, s.agent(), trust.get(), now_s()); !ok)

@@ -1,5 +1,7 @@
 #include "apps/engram/sealing.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 
 #include "api/auth.hpp"
@@ -18,6 +20,7 @@ int64_t now_s() { return static_cast<int64_t>(now_us() / 1'000'000); }
 trust_anchor load_trust(const common_options& opts) {
   trust_anchor t;
   t.insecure = opts.insecure;
+  t.agent_signed_only = opts.agent_signed_only;
   auto path = !opts.ca.empty()          ? opts.ca
               : !opts.certs_dir.empty() ? opts.certs_dir + "/ca.crt"
                                         : std::string{};
@@ -27,6 +30,14 @@ trust_anchor load_trust(const common_options& opts) {
   if (!ca)
     throw failure{exit_usage, ca.error_value().message};
   t.ca = std::move(*ca);
+  auto dir = path.substr(0, path.find_last_of('/') + 1);
+  auto crl_path = dir + "ca.crl";
+  if (::access(crl_path.c_str(), F_OK) == 0) {
+    auto crl = pki::load_revocation_list(crl_path);
+    if (!crl)
+      throw failure{exit_usage, crl.error_value().message};
+    t.crl = std::move(*crl);
+  }
   return t;
 }
 

@@ -22,9 +22,15 @@ int64_t now_s();
 /// with --insecure (a node without TLS has nothing to vouch with).
 struct trust_anchor {
   std::optional<pki::certificate> ca;
+  /// The CA's revocation list (ca.crl beside the CA, when there is one).
+  std::optional<pki::revocation_list> crl;
   bool insecure = false;
+  bool agent_signed_only = false;
 
-  e2e::trust get() const { return {ca ? &*ca : nullptr, nullptr, insecure}; }
+  e2e::trust get() const {
+    return {ca ? &*ca : nullptr, crl ? &*crl : nullptr, insecure,
+            agent_signed_only};
+  }
 };
 
 trust_anchor load_trust(const common_options& opts);

@@ -292,10 +292,23 @@ BOOST_FIXTURE_TEST_CASE(sealed_tells_open_only_for_their_recipient,
   auto strict = alice.tell_sealed("bob", "x", alice_keys, e2e::trust{});
   BOOST_REQUIRE(!strict);
   BOOST_CHECK(strict.error_value().code == errc::unauthenticated);
-  // n1 requires e2e: plaintext, broadcasts and shares do not leave it.
+  // n1 requires e2e: plaintext tells, asks, broadcasts and shares do not
+  // leave it.
   auto plain = alice.tell("bob", "in the clear");
   BOOST_REQUIRE(!plain);
   BOOST_CHECK(plain.error_value().code == errc::permission_denied);
+  // Only the prefix of a sealed text is not enough.
+  auto shaped = alice.tell("bob", std::string{"\0e2e\x01", 5} + "plaintext");
+  BOOST_REQUIRE(!shaped);
+  BOOST_CHECK(shaped.error_value().code == errc::permission_denied);
+  auto broadcast = alice.broadcast("fed-any", "hi all");
+  BOOST_REQUIRE(!broadcast);
+  BOOST_CHECK(broadcast.error_value().message.find("broadcasts are not sealed")
+              != std::string::npos);
+  auto asked = alice.ask("bob", "anyone?", 1000ms);
+  BOOST_REQUIRE(!asked);
+  BOOST_CHECK(asked.error_value().message.find("asks are not sealed")
+              != std::string::npos);
   engram_record note;
   note.type = memory_type::semantic;
   note.body = fact{"plan", "sealed plan"};
@@ -319,6 +332,8 @@ BOOST_FIXTURE_TEST_CASE(sealed_tells_open_only_for_their_recipient,
   }));
   BOOST_REQUIRE_EQUAL(got.size(), 1u);
   BOOST_CHECK_EQUAL(got[0].from, "alice");
+  BOOST_CHECK(got[0].sealed);
+  BOOST_CHECK(got[0].sealed_us > 0);
   BOOST_REQUIRE(got[0].text);
   BOOST_CHECK_EQUAL(*got[0].text, "sealed hello");
   // bob (n2 requires nothing) tells alice in plaintext and sealed; read
@@ -336,6 +351,9 @@ BOOST_FIXTURE_TEST_CASE(sealed_tells_open_only_for_their_recipient,
   BOOST_REQUIRE_EQUAL(replies.size(), 2u);
   BOOST_REQUIRE(replies[0].text);
   BOOST_CHECK_EQUAL(*replies[0].text, "plain reply");
+  BOOST_CHECK(!replies[0].sealed);
+  BOOST_CHECK(replies[1].sealed);
+  BOOST_CHECK(e2e::is_sealed(replies[1].raw)); // kept, not lost
   BOOST_REQUIRE(!replies[1].text);
   BOOST_CHECK(replies[1].text.error_value().message.find("another key")
               != std::string::npos);
@@ -381,6 +399,22 @@ BOOST_FIXTURE_TEST_CASE(sealed_tells_open_only_for_their_recipient,
   BOOST_REQUIRE_EQUAL(kept.size(), 1u);
   BOOST_CHECK(std::get<fact>(kept[0].value.body).value == "sealed plan");
   BOOST_CHECK_CLOSE(kept[0].value.confidence, 0.5, 1e-9);
+  // A share never plants the runtime's own facts: a key fact in it is
+  // dropped, and bob's key stays his.
+  memory_view planted;
+  planted.value = note;
+  planted.value.body = fact{"_e2e.key", "garbage"};
+  planted.value.scope = memory_scope::agent("alice");
+  planted.value.id = derive_id(planted.value.scope, planted.value.body);
+  auto planted_id
+      = ok(alice.share_sealed({planted}, "bob", alice_keys, insecure));
+  BOOST_REQUIRE(eventually([&] {
+    auto p = bob.pending_shares();
+    return p && !p->empty() && p->front().share_id == planted_id;
+  }));
+  BOOST_CHECK_EQUAL(
+      ok(bob.accept_sealed("alice", planted_id, 1.0, bob_keys, insecure)), 0u);
+  BOOST_CHECK(ok(bob.agent_key("bob")).public_key == bob_keys.public_key());
   // The key fact is the runtime's own.
   engram_record forged;
   forged.type = memory_type::semantic;

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -28,9 +29,67 @@ bool corrupt(const expected<std::string>& r) {
   return !r && r.error_value().code == errc::corrupt_record;
 }
 
+// Opens a sealed value with OpenSSL's EVP directly, as the format says:
+// version | key id | nonce | ciphertext | tag, the header and `aad`
+// authenticated as one stream. Whichever implementation sealed it (libsodium
+// where the CPU has AES-NI, EVP elsewhere), any AES-256-GCM opens it.
+std::optional<std::string> evp_open(const key256& key, const std::string& v,
+                                    const std::string& aad) {
+  if (v.size() < seal_overhead)
+    return std::nullopt;
+  auto* p = reinterpret_cast<const unsigned char*>(v.data());
+  auto body = v.size() - seal_overhead;
+  std::string out(body, '\0');
+  std::string tag = v.substr(v.size() - 16);
+  auto* ctx = EVP_CIPHER_CTX_new();
+  int len = 0;
+  bool ok
+      = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), p + 5)
+            == 1
+        && EVP_DecryptUpdate(ctx, nullptr, &len, p, 5) == 1
+        && EVP_DecryptUpdate(ctx, nullptr, &len,
+                             reinterpret_cast<const unsigned char*>(aad.data()),
+                             static_cast<int>(aad.size()))
+               == 1
+        && EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()),
+                             &len, p + 17, static_cast<int>(body))
+               == 1
+        && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag.data()) == 1
+        && EVP_DecryptFinal_ex(ctx, nullptr, &len) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok)
+    return std::nullopt;
+  return out;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(seals)
+
+BOOST_AUTO_TEST_CASE(a_sealed_value_is_standard_aes_256_gcm) {
+  auto key = must_key();
+  for (bool evp : {false, true})
+    for (std::string secret : {std::string{}, std::string{"x"},
+                               std::string(350, 'r'), std::string(4097, 'z')}) {
+      // Sealed by one implementation, opened by the other and by EVP.
+      use_evp_only(evp);
+      auto sealed = seal(key, 3, secret, "engram/key");
+      use_evp_only(!evp);
+      BOOST_REQUIRE(sealed);
+      auto opened = open(key, *sealed, "engram/key");
+      BOOST_REQUIRE(opened);
+      BOOST_CHECK(*opened == secret);
+      BOOST_CHECK(corrupt(open(key, *sealed, "engram/kez")));
+      auto flipped = *sealed;
+      flipped.back() = static_cast<char>(flipped.back() ^ 1);
+      BOOST_CHECK(corrupt(open(key, flipped, "engram/key")));
+      auto direct = evp_open(key, *sealed, "engram/key");
+      BOOST_REQUIRE(direct);
+      BOOST_CHECK(*direct == secret);
+      BOOST_CHECK(!evp_open(key, *sealed, "engram/kez"));
+    }
+  use_evp_only(false);
+}
 
 BOOST_AUTO_TEST_CASE(a_value_opens_with_its_key_and_record_key_only) {
   auto key = must_key();

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "e2e/e2e.hpp"
+#include "engram/v1/e2e.pb.h"
 #include "pki/pki.hpp"
 #include "temp_dir.hpp"
 
@@ -214,6 +215,48 @@ BOOST_AUTO_TEST_CASE(every_changed_or_foreign_binding_is_refused) {
       !e2e::vouch("../alice", k.public_key(), "n1", n1.cert, n1.key, now_us()));
 }
 
+// An agent signs its own key with its client certificate: no node can make
+// such a binding, and a client may trust only those.
+BOOST_AUTO_TEST_CASE(an_agent_signed_key_needs_no_node_to_be_trusted) {
+  cluster c;
+  auto k = e2e::key_pair::generate();
+  auto alice_cert = c.node("alice", pki::role::client);
+  auto own = must(e2e::self_signed("alice", k.public_key(), alice_cert.cert,
+                                   alice_cert.key, now_us()));
+  BOOST_TEST(own.agent_signed());
+  BOOST_TEST(own.node.empty());
+  auto only_agents = c.trust();
+  only_agents.agent_signed_only = true;
+  BOOST_TEST(ok(e2e::verify(own, "alice", c.trust(), now_s())));
+  BOOST_TEST(ok(e2e::verify(own, "alice", only_agents, now_s())));
+  auto back = must(e2e::decode_binding(e2e::encode(own)));
+  BOOST_TEST(ok(e2e::verify(back, "alice", only_agents, now_s())));
+  // A node vouching — even honestly — is not enough then.
+  auto by_node = c.vouch("alice", k);
+  BOOST_TEST(refused(e2e::verify(by_node, "alice", only_agents, now_s()),
+                     errc::unauthenticated, "not signed by the agent"));
+  // Another agent's certificate, or a node's posing as the agent's: never.
+  auto bob_cert = c.node("bob", pki::role::client);
+  BOOST_TEST(!e2e::self_signed("alice", k.public_key(), bob_cert.cert,
+                               bob_cert.key, now_us()));
+  auto forged = own;
+  forged.certificate = bob_cert.cert.to_pem();
+  forged.signature = must(bob_cert.key.sign(e2e::binding_message(forged)));
+  BOOST_TEST(refused(e2e::verify(forged, "alice", c.trust(), now_s()),
+                     errc::unauthenticated, "not trusted"));
+  auto n1 = c.node("n1");
+  auto node_posing = own;
+  node_posing.certificate = n1.cert.to_pem();
+  node_posing.signature = must(n1.key.sign(e2e::binding_message(node_posing)));
+  BOOST_TEST(refused(e2e::verify(node_posing, "alice", c.trust(), now_s()),
+                     errc::unauthenticated, "not trusted"));
+  // Another key under alice's signature.
+  auto swapped = own;
+  swapped.public_key = e2e::key_pair::generate().public_key();
+  BOOST_TEST(refused(e2e::verify(swapped, "alice", c.trust(), now_s()),
+                     errc::unauthenticated, "does not verify"));
+}
+
 BOOST_AUTO_TEST_CASE(an_unvouched_key_passes_only_when_asked_for) {
   cluster c;
   auto k = e2e::key_pair::generate();
@@ -246,7 +289,9 @@ BOOST_FIXTURE_TEST_CASE(only_the_recipient_opens_what_the_sender_sealed,
   std::string secret = "canary-7f3e: the launch code is 0000";
   auto s = sealed(secret);
   BOOST_TEST(e2e::is_sealed(s));
+  BOOST_TEST(e2e::well_formed(s));
   BOOST_TEST(!e2e::is_sealed(secret));
+  BOOST_TEST(!e2e::well_formed(std::string{"\0e2e\x01", 5} + secret));
   BOOST_TEST(s.find("canary-7f3e") == std::string::npos);
   BOOST_TEST(s.find("launch") == std::string::npos);
   // Two seals of one text differ (a fresh nonce each).
@@ -296,6 +341,41 @@ BOOST_FIXTURE_TEST_CASE(a_changed_sealed_text_or_a_forged_sender_is_refused,
       must(e2e::open(forged, "mallory", "bob", bob, c.trust(), now_s())).text
       == "from alice");
   BOOST_TEST(!e2e::seal("x", mallory, alice_key, bob_key, now_us()));
+  // Nor by swapping alice's binding into her sealed text: the box was not
+  // made with alice's key.
+  v1::SealedMessage m;
+  BOOST_REQUIRE(m.ParseFromString(forged.substr(5)));
+  v1::AgentKey alice_proto;
+  BOOST_REQUIRE(alice_proto.ParseFromString(e2e::encode(alice_key)));
+  *m.mutable_sender() = alice_proto;
+  auto swapped = forged.substr(0, 5) + m.SerializeAsString();
+  BOOST_TEST(e2e::well_formed(swapped));
+  BOOST_TEST(refused(
+      status(e2e::open(swapped, "alice", "bob", bob, c.trust(), now_s())),
+      errc::unauthenticated, "does not open"));
+  // Mallory has a node vouch for alice's public key as hers, and swaps that
+  // binding into a text alice sealed: the box opens, but says who sealed it.
+  auto stolen = c.vouch("mallory", alice);
+  v1::SealedMessage rewrapped;
+  BOOST_REQUIRE(rewrapped.ParseFromString(sealed("from alice").substr(5)));
+  v1::AgentKey stolen_proto;
+  BOOST_REQUIRE(stolen_proto.ParseFromString(e2e::encode(stolen)));
+  *rewrapped.mutable_sender() = stolen_proto;
+  BOOST_TEST(
+      refused(status(e2e::open(std::string{"\0e2e\x01", 5}
+                                   + rewrapped.SerializeAsString(),
+                               "mallory", "bob", bob, c.trust(), now_s())),
+              errc::unauthenticated, "was sealed by agent alice"));
+  // A text sealed as one kind is not taken for another.
+  auto share_kind
+      = must(e2e::seal("x", alice, alice_key, bob_key, now_us(), "share"));
+  BOOST_TEST(refused(
+      status(e2e::open(share_kind, "alice", "bob", bob, c.trust(), now_s())),
+      errc::unauthenticated, "is a share, not a tell"));
+  BOOST_TEST(must(e2e::open(share_kind, "alice", "bob", bob, c.trust(), now_s(),
+                            "share"))
+                 .text
+             == "x");
   // A text sealed to bob's key but addressed to carol (bob's key reused).
   auto to_carol = bob_key;
   to_carol.agent = "carol";

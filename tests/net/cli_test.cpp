@@ -456,13 +456,16 @@ BOOST_FIXTURE_TEST_CASE(a_sealed_tell_is_read_only_by_its_recipient, cli_base) {
   BOOST_REQUIRE_EQUAL(run(n3, {"--agent", "bob", "learn", "y", "2"}).code, 0);
   auto published = run(n1, {"--agent", "alice", "key", "publish", alice_key});
   BOOST_REQUIRE_MESSAGE(published.code == 0, published.out);
-  BOOST_CHECK(published.out.find("vouched by node n1") != std::string::npos);
+  // With its client certificate, the CLI signs the key as the agent: no
+  // node vouches, and a client may trust only such keys.
+  BOOST_CHECK(published.out.find("signed by the agent's certificate")
+              != std::string::npos);
   BOOST_REQUIRE_EQUAL(
       run(n2, {"--agent", "bob", "key", "publish", bob_key}).code, 0);
   // alice finds bob's key through n1, checked against the CA.
-  auto shown
-      = until_ok(n1, {"--agent", "alice", "--json", "key", "show", "bob"});
-  BOOST_CHECK_EQUAL(shown.parsed()["node"], "n2");
+  auto shown = until_ok(n1, {"--agent", "alice", "--json",
+                             "--agent-signed-only", "key", "show", "bob"});
+  BOOST_CHECK_EQUAL(shown.parsed()["agent_signed"], true);
   BOOST_CHECK_EQUAL(shown.parsed()["vouched"], true);
   // Plaintext does not leave n1.
   auto plain = run(n1, {"--agent", "alice", "tell", "bob", "in the clear"});
@@ -470,10 +473,12 @@ BOOST_FIXTURE_TEST_CASE(a_sealed_tell_is_read_only_by_its_recipient, cli_base) {
   BOOST_CHECK(plain.out.find("end-to-end encryption is required")
               != std::string::npos);
   auto share = run(n1, {"--agent", "alice", "share", "--with", "bob"});
-  BOOST_CHECK_NE(share.code, 0);
+  BOOST_CHECK_EQUAL(share.code, 1);
+  BOOST_CHECK(share.out.find("end-to-end encryption is required")
+              != std::string::npos);
   const std::string canary = "canary-e2e-5b1f: the vault opens at dawn";
-  auto told = until_ok(
-      n1, {"--agent", "alice", "tell", "bob", canary, "--seal", alice_key});
+  auto told = until_ok(n1, {"--agent", "alice", "--agent-signed-only", "tell",
+                            "bob", canary, "--seal", alice_key});
   BOOST_CHECK(told.out.find("told bob (sealed)") != std::string::npos);
   // Both replicas of bob's memory hold the message: sync them.
   BOOST_REQUIRE_EQUAL(run(n2, {"--agent", "bob", "sync"}).code, 0);
@@ -511,6 +516,7 @@ BOOST_FIXTURE_TEST_CASE(a_sealed_tell_is_read_only_by_its_recipient, cli_base) {
   BOOST_CHECK_EQUAL(read[0]["from"], "alice");
   BOOST_CHECK_EQUAL(read[0]["text"], canary);
   BOOST_CHECK_EQUAL(read[0]["sealed"], true);
+  BOOST_CHECK(read[0].contains("sealed_us"));
   // A reply sealed to alice, read with a key she never published: it does
   // not open, and says why.
   until_ok(n3, {"--agent", "bob", "tell", "alice", "reply", "--seal", bob_key});
@@ -527,6 +533,8 @@ BOOST_FIXTURE_TEST_CASE(a_sealed_tell_is_read_only_by_its_recipient, cli_base) {
   BOOST_CHECK(wrong[0].value("error", "").find("another key")
               != std::string::npos);
   BOOST_CHECK(!wrong[0].contains("text"));
+  // Read is read, but what did not open is kept whole.
+  BOOST_CHECK(wrong[0].value("sealed_base64", "").size() > 100);
   // A sealed share: alice's node prepares it (the filter, what may be
   // passed on), the CLI seals it; bob's nodes hold it sealed until bob's
   // CLI opens it and accepts what it opened.
