@@ -107,6 +107,14 @@ agent_actor::behavior_type agent_impl(agent_ptr self, node_context_ptr ctx,
       [=](ask_atom, const std::string& from,
           const std::string& question) -> caf::result<std::string> {
         auto& s = self->state;
+        // An answer is not sealed: under e2e, none leaves this node (an
+        // asker on a node that does not require e2e is refused here).
+        if (s.ctx->config.e2e_required)
+          return to_caf(make_error(errc::permission_denied,
+                                   "end-to-end encryption is required on node "
+                                       + s.ctx->config.node_id + ": agent "
+                                       + s.cfg.agent_id
+                                       + " answers no unsealed questions"));
         if (s.cfg.on_ask)
           return s.cfg.on_ask(from, question);
         if (s.cfg.answer_from_memory)

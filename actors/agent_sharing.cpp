@@ -11,6 +11,18 @@ namespace engram::actors {
 
 namespace {
 
+// A fact under one of the prefixes the runtime keeps for itself (clients
+// cannot write them either).
+bool runtime_key(const engram_record& e) {
+  auto* f = std::get_if<fact>(&e.body);
+  if (f == nullptr)
+    return false;
+  for (auto* prefix : {"_msg.", "_share.", "_federation.", "_e2e."})
+    if (f->key.rfind(prefix, 0) == 0)
+      return true;
+  return false;
+}
+
 engram_id pending_share_id(const std::string& agent,
                            const std::string& share_id) {
   return derive_id(memory_scope::agent(agent),
@@ -41,6 +53,12 @@ caf::result<std::string> offer(agent_ptr self, const federation::share& s) {
     return to_caf(make_error(errc::invalid_argument,
                              "share " + s.share_id + " is for agent " + s.to
                                  + ", not " + st.cfg.agent_id));
+  // A share id another sender's pending share holds is not taken over.
+  if (auto held = pending_share(self, s.share_id);
+      held && held->first.from != s.from)
+    return to_caf(
+        make_error(errc::invalid_argument,
+                   "share " + s.share_id + " is pending from another agent"));
   engram_record e;
   e.type = memory_type::semantic;
   e.scope = memory_scope::agent(st.cfg.agent_id);
@@ -111,7 +129,7 @@ caf::result<uint64_t> accept_share(agent_ptr self, const std::string& from,
     // message, a pending share, a federation's rules) nor deletions: a
     // sender (or a client handing over what it opened) could otherwise
     // plant them in the receiver's memory.
-    if (m.tombstone || reserved(m))
+    if (m.tombstone || reserved(m) || runtime_key(m))
       continue;
     auto delta = st.mem->put(std::move(m));
     if (!delta)

@@ -159,9 +159,12 @@ expected<void> memory::tell_sealed(const std::string& recipient,
   if (!theirs)
     return theirs.error_value();
   auto now = wall_us();
-  if (auto ok = e2e::verify(*theirs, recipient, trust,
-                            static_cast<int64_t>(now / 1'000'000));
-      !ok)
+  auto now_s = static_cast<int64_t>(now / 1'000'000);
+  // Both checked: the binding the node hands back as this agent's must be
+  // this agent's (the box names its agent as the sender).
+  if (auto ok = e2e::verify(*mine, agent_id_, trust, now_s); !ok)
+    return ok.error_value();
+  if (auto ok = e2e::verify(*theirs, recipient, trust, now_s); !ok)
     return ok.error_value();
   auto sealed = e2e::seal(text, keys, *mine, *theirs, now);
   if (!sealed)
@@ -249,9 +252,10 @@ memory::share_sealed(const std::vector<memory_view>& memories,
   if (!theirs)
     return theirs.error_value();
   auto now = wall_us();
-  if (auto ok = e2e::verify(*theirs, with, trust,
-                            static_cast<int64_t>(now / 1'000'000));
-      !ok)
+  auto now_s = static_cast<int64_t>(now / 1'000'000);
+  if (auto ok = e2e::verify(*mine, agent_id_, trust, now_s); !ok)
+    return ok.error_value();
+  if (auto ok = e2e::verify(*theirs, with, trust, now_s); !ok)
     return ok.error_value();
   auto sealed = federation::seal_share(*inner, keys, *mine, *theirs, now);
   if (!sealed)

@@ -30,8 +30,8 @@ void init_sodium() {
 }
 
 /// What a sealed text starts with: a zero byte (no text a person types),
-/// "e2e", and the format's version.
-constexpr std::string_view magic{"\0e2e\x01", 5};
+/// "e2e", and the format's version (2: the box names sender and kind).
+constexpr std::string_view magic{"\0e2e\x02", 5};
 
 /// The first line of a key file.
 constexpr std::string_view key_file_header = "engram-e2e-secret-key-v1\n";
@@ -234,7 +234,7 @@ expected<void> verify(const key_binding& b, const std::string& agent,
     return unauthenticated("the key of agent " + agent
                            + " is malformed: " + ok.error_value().message);
   if (!b.vouched()) {
-    if (t.accept_unvouched)
+    if (t.accept_unvouched && !t.agent_signed_only)
       return {};
     return unauthenticated("the key of agent " + agent
                            + " is vouched by no node (published through a "

@@ -6,6 +6,8 @@
 #include "apps/engram/sealing.hpp"
 #include "apps/engram/verbs.hpp"
 
+#include <unistd.h>
+
 #include <iostream>
 
 #include "api/auth.hpp"
@@ -175,8 +177,9 @@ void add_message_verbs(CLI::App& app, verbs& v) {
     };
   });
   auto* key_publish = key->add_subcommand(
-      "publish", "publish the public key of FILE as this agent's (the node "
-                 "vouches for it)");
+      "publish", "publish the public key of FILE as this agent's: signed "
+                 "with the agent's client certificate (--certs-dir), else "
+                 "vouched for by the node");
   key_publish->add_option("file", key_file)->required();
   key_publish->callback([&] {
     writing = true;
@@ -186,18 +189,26 @@ void add_message_verbs(CLI::App& app, verbs& v) {
       // With the agent's client certificate, the agent signs its key
       // itself (no node can); else its node vouches for it.
       json body{{"public_key", api::base64(keys.public_key())}};
-      if (!opts.certs_dir.empty()) {
-        auto base = opts.certs_dir + "/client." + s.agent();
+      // A certificate that is there but unusable (its key unreadable or
+      // open to others) is an error, never a quiet fall-back to a node's
+      // word; and a node's word is not published where it is not trusted.
+      auto base = opts.certs_dir + "/client." + s.agent();
+      if (!opts.certs_dir.empty()
+          && ::access((base + ".crt").c_str(), F_OK) == 0) {
         auto cert = pki::load_certificate(base + ".crt");
-        auto key = cert ? pki::load_private_key(base + ".key")
-                        : expected<pki::private_key>{cert.error_value()};
-        if (cert && key) {
-          auto signed_key = e2e::self_signed(s.agent(), keys.public_key(),
-                                             *cert, *key, now_us());
-          if (!signed_key)
-            throw failure{exit_failed, signed_key.error_value().message};
-          body = json{{"binding", api::base64(e2e::encode(*signed_key))}};
-        }
+        if (!cert)
+          throw failure{exit_usage, cert.error_value().message};
+        auto key = pki::load_private_key(base + ".key");
+        if (!key)
+          throw failure{exit_usage, key.error_value().message};
+        auto signed_key = e2e::self_signed(s.agent(), keys.public_key(), *cert,
+                                           *key, now_us());
+        if (!signed_key)
+          throw failure{exit_failed, signed_key.error_value().message};
+        body = json{{"binding", api::base64(e2e::encode(*signed_key))}};
+      } else if (opts.agent_signed_only) {
+        throw failure{exit_usage, "--agent-signed-only: no client certificate "
+                                      + base + ".crt to sign the key with"};
       }
       auto b = binding_of(s.call("PUT", s.agent_path("/key"), body));
       if (b.public_key != keys.public_key())

@@ -8,12 +8,31 @@
 #include <caf/scoped_actor.hpp>
 
 #include "fixture.hpp"
+#include "pki/pki.hpp"
 
 using namespace engram;
 using namespace engram::test;
 using namespace std::chrono_literals;
 
 namespace {
+
+// A CA of the test's own, for client certificates.
+template<class T>
+T take(expected<T> x) {
+  BOOST_REQUIRE(x);
+  return std::move(*x);
+}
+
+struct cluster_ca {
+  pki::private_key key = take(pki::private_key::generate());
+  pki::certificate cert = take(pki::make_ca(key, "test"));
+
+  std::pair<pki::certificate, pki::private_key> client(const std::string& id) {
+    auto k = take(pki::private_key::generate());
+    auto c = take(pki::issue(cert, key, pki::role::client, id, k));
+    return {std::move(c), std::move(k)};
+  }
+};
 
 using inbox_t = std::vector<std::pair<std::string, std::string>>;
 
@@ -298,7 +317,7 @@ BOOST_FIXTURE_TEST_CASE(sealed_tells_open_only_for_their_recipient,
   BOOST_REQUIRE(!plain);
   BOOST_CHECK(plain.error_value().code == errc::permission_denied);
   // Only the prefix of a sealed text is not enough.
-  auto shaped = alice.tell("bob", std::string{"\0e2e\x01", 5} + "plaintext");
+  auto shaped = alice.tell("bob", std::string{"\0e2e\x02", 5} + "plaintext");
   BOOST_REQUIRE(!shaped);
   BOOST_CHECK(shaped.error_value().code == errc::permission_denied);
   auto broadcast = alice.broadcast("fed-any", "hi all");
@@ -415,6 +434,22 @@ BOOST_FIXTURE_TEST_CASE(sealed_tells_open_only_for_their_recipient,
   BOOST_CHECK_EQUAL(
       ok(bob.accept_sealed("alice", planted_id, 1.0, bob_keys, insecure)), 0u);
   BOOST_CHECK(ok(bob.agent_key("bob")).public_key == bob_keys.public_key());
+  // A node without TLS has no CA to check a binding an agent signed.
+  cluster_ca ca;
+  auto carol_cert = ca.client("carol");
+  auto carol_keys = e2e::key_pair::generate();
+  auto self_signed = e2e::self_signed("carol", carol_keys.public_key(),
+                                      carol_cert.first, carol_cert.second, 1);
+  BOOST_REQUIRE(self_signed);
+  auto unchecked = carol.publish_key(*self_signed);
+  BOOST_REQUIRE(!unchecked);
+  BOOST_CHECK(unchecked.error_value().message.find("runs without TLS")
+              != std::string::npos);
+  // Nor does n1 (e2e required) answer a question from elsewhere.
+  auto unanswered = bob.ask("alice", "what do you know?", 2000ms);
+  BOOST_REQUIRE(!unanswered);
+  BOOST_CHECK(unanswered.error_value().message.find("answers no unsealed")
+              != std::string::npos);
   // The key fact is the runtime's own.
   engram_record forged;
   forged.type = memory_type::semantic;

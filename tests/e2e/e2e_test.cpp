@@ -266,6 +266,10 @@ BOOST_AUTO_TEST_CASE(an_unvouched_key_passes_only_when_asked_for) {
                      errc::unauthenticated, "vouched by no node"));
   e2e::trust insecure{nullptr, nullptr, true};
   BOOST_TEST(ok(e2e::verify(b, "alice", insecure, now_s())));
+  // Trusting only agents' signatures wins over taking unvouched keys.
+  e2e::trust strict_insecure{nullptr, nullptr, true, true};
+  BOOST_TEST(refused(e2e::verify(b, "alice", strict_insecure, now_s()),
+                     errc::unauthenticated, "vouched by no node"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -291,7 +295,7 @@ BOOST_FIXTURE_TEST_CASE(only_the_recipient_opens_what_the_sender_sealed,
   BOOST_TEST(e2e::is_sealed(s));
   BOOST_TEST(e2e::well_formed(s));
   BOOST_TEST(!e2e::is_sealed(secret));
-  BOOST_TEST(!e2e::well_formed(std::string{"\0e2e\x01", 5} + secret));
+  BOOST_TEST(!e2e::well_formed(std::string{"\0e2e\x02", 5} + secret));
   BOOST_TEST(s.find("canary-7f3e") == std::string::npos);
   BOOST_TEST(s.find("launch") == std::string::npos);
   // Two seals of one text differ (a fresh nonce each).
@@ -362,7 +366,7 @@ BOOST_FIXTURE_TEST_CASE(a_changed_sealed_text_or_a_forged_sender_is_refused,
   BOOST_REQUIRE(stolen_proto.ParseFromString(e2e::encode(stolen)));
   *rewrapped.mutable_sender() = stolen_proto;
   BOOST_TEST(
-      refused(status(e2e::open(std::string{"\0e2e\x01", 5}
+      refused(status(e2e::open(std::string{"\0e2e\x02", 5}
                                    + rewrapped.SerializeAsString(),
                                "mallory", "bob", bob, c.trust(), now_s())),
               errc::unauthenticated, "was sealed by agent alice"));

@@ -493,7 +493,7 @@ BOOST_FIXTURE_TEST_CASE(a_sealed_tell_is_read_only_by_its_recipient, cli_base) {
   BOOST_CHECK(refused.out.find("chmod 600") != std::string::npos);
   // bob's two replicas hold the sealed text (its prefix), and no store,
   // WAL or log of the three nodes holds the plaintext.
-  const std::string sealed_prefix{"\0e2e\x01", 5};
+  const std::string sealed_prefix{"\0e2e\x02", 5};
   BOOST_CHECK(!files_containing(c.dir.sub("n2"), sealed_prefix).empty());
   BOOST_CHECK(!files_containing(c.dir.sub("n3"), sealed_prefix).empty());
   for (auto& dir : {c.dir.sub("n1"), c.dir.sub("n2"), c.dir.sub("n3")})
