@@ -83,6 +83,9 @@ expected<void> check_tls(const tls_config& tls, tls_role role,
     auto c = pki::load_revocation_list(tls.crl);
     if (!c)
       return c.error_value();
+    if (!c->issued_by(*ca))
+      return bad("the revocation list " + tls.crl + " is not signed by the CA "
+                 + tls.ca);
     crl = std::move(*c);
   }
   auto r = role == tls_role::node ? pki::role::node : pki::role::client;

@@ -411,6 +411,16 @@ std::string revocation_list::to_pem() const {
   return bio_text(b.get());
 }
 
+bool revocation_list::issued_by(const certificate& ca) const {
+  if (crl_ == nullptr || ca.native() == nullptr)
+    return false;
+  auto* issuer = X509_CRL_get_issuer(c(crl_));
+  auto* key = X509_get0_pubkey(x(ca.native()));
+  return issuer != nullptr && key != nullptr
+         && X509_NAME_cmp(issuer, X509_get_subject_name(x(ca.native()))) == 0
+         && X509_CRL_verify(c(crl_), key) == 1;
+}
+
 bool revocation_list::revokes(const certificate& cert) const {
   X509_REVOKED* entry = nullptr;
   return crl_ != nullptr && cert.native() != nullptr

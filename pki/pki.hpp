@@ -125,6 +125,9 @@ public:
 
   /// True when it lists `cert`'s serial number.
   bool revokes(const certificate& cert) const;
+  /// True when `ca` issued and signed it (a list of another CA, or one
+  /// whose signature does not verify, revokes nothing of ours).
+  bool issued_by(const certificate& ca) const;
 
   size_t size() const;
 

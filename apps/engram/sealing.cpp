@@ -36,6 +36,9 @@ trust_anchor load_trust(const common_options& opts) {
     auto crl = pki::load_revocation_list(crl_path);
     if (!crl)
       throw failure{exit_usage, crl.error_value().message};
+    if (!crl->issued_by(*t.ca))
+      throw failure{exit_usage, "the revocation list " + crl_path
+                                    + " is not signed by the CA " + path};
     t.crl = std::move(*crl);
   }
   return t;

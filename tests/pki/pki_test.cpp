@@ -125,6 +125,24 @@ BOOST_AUTO_TEST_CASE(every_reason_to_refuse_a_certificate_is_named) {
   BOOST_CHECK(!verify(certificate{}, ca.cert, nullptr, now(), role::node));
 }
 
+// A revocation list counts only when the cluster's CA signed it.
+BOOST_AUTO_TEST_CASE(a_revocation_list_is_checked_against_its_ca) {
+  cluster_ca ca;
+  cluster_ca other;
+  auto k = ok(private_key::generate());
+  auto n1 = ca.node("n1", k);
+  auto crl = ok(revoke(ca.cert, ca.key, {n1}));
+  BOOST_CHECK(crl.issued_by(ca.cert));
+  BOOST_CHECK(!crl.issued_by(other.cert));
+  // Another CA's list, even under our CA's name, does not verify.
+  auto foreign = ok(revoke(other.cert, other.key, {n1}));
+  BOOST_CHECK(!foreign.issued_by(ca.cert));
+  auto renamed = ok(make_ca(other.key, "test"));
+  auto posing = ok(revoke(renamed, other.key, {n1}));
+  BOOST_CHECK(!posing.issued_by(ca.cert));
+  BOOST_CHECK(!revocation_list{}.issued_by(ca.cert));
+}
+
 BOOST_AUTO_TEST_CASE(ids_and_hosts_are_checked_when_issuing) {
   cluster_ca ca;
   auto k = ok(private_key::generate());
