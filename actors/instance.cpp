@@ -474,7 +474,9 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
           if (auto ok = e2e::verify(*b, s.cfg.agent_id, own,
                                     static_cast<int64_t>(now / 1'000'000));
               !ok)
-            return to_caf(ok.error_value());
+            return to_caf(make_error(errc::invalid_argument,
+                                     "the key binding is refused: "
+                                         + ok.error_value().message));
         }
         if (!b)
           return to_caf(b.error_value());

@@ -533,7 +533,8 @@ class ApiTest(unittest.TestCase):
                 concrete = (path.replace("{agent}", "erin")
                             .replace("{id}", "0").replace("{federation}",
                                                           "fed-none")
-                            .replace("{member}", "nobody"))
+                            .replace("{member}", "nobody")
+                            .replace("{of}", "nobody"))
                 with self.subTest(method=method, path=path):
                     try:
                         x.request(method.upper(), concrete,
@@ -542,6 +543,37 @@ class ApiTest(unittest.TestCase):
                         self.assertNotIn(e.code, ("not_found",
                                                   "method_not_allowed"),
                                          str(e))
+
+    def test_bad_end_to_end_input_gets_clear_errors(self):
+        c = self.c
+        x = c.client(self.n1, "frank", token=c.token("frank"))
+        key = x._agent_path("key")
+        e = self.refused(400, lambda: x.request(
+            "PUT", key, {"public_key": "c2hvcnQ="}), "invalid_argument")
+        self.assertIn("32 bytes", e.message)
+        for binding in ("AAAA", "not base64!", base64.b64encode(
+                b"\xff" * 40).decode()):
+            e = self.refused(400, lambda: x.request(
+                "PUT", key, {"binding": binding}), "invalid_argument")
+        e = self.refused(400, lambda: x.request(
+            "POST", x._agent_path("shares"),
+            {"to": "erin", "share_id": "sh-1", "sealed_base64": "cGxhaW4="}),
+            "invalid_argument")
+        self.assertIn("sealed share", e.message)
+        e = self.refused(400, lambda: x.request(
+            "POST", x._agent_path("shares", "sh-1", "accept"),
+            {"from": "erin", "opened_base64": "cGxhaW4="}), "invalid_argument")
+        self.assertIn("opened share", e.message)
+        # A real key: this node (run with TLS) vouches for it, and hands it
+        # out as frank's.
+        pk = base64.b64encode(bytes(range(32))).decode()
+        b = x.request("PUT", key, {"public_key": pk})
+        self.assertEqual((b["agent"], b["public_key"], b["vouched"],
+                          b["agent_signed"]), ("frank", pk, True, False))
+        got = {}
+        self.assertTrue(until(lambda: got.update(
+            x.request("GET", x._agent_path("keys", "frank"))) or got))
+        self.assertEqual(got["binding"], b["binding"])
 
     def test_bad_requests_get_clear_errors(self):
         c = self.c
