@@ -18,6 +18,20 @@ bool reserved(const engram_record& e) {
              || is_message(e) || is_key(e));
 }
 
+const char* runtime_prefix(const engram_record& e) {
+  auto* f = std::get_if<fact>(&e.body);
+  if (f == nullptr)
+    return nullptr;
+  for (auto* prefix : {"_msg.", "_share.", "_federation.", "_e2e."})
+    if (f->key.rfind(prefix, 0) == 0)
+      return prefix;
+  return nullptr;
+}
+
+bool runtime_key(const engram_record& e) {
+  return runtime_prefix(e) != nullptr;
+}
+
 std::vector<memory_view> local_query(agent_ptr self,
                                      const query_filter& filter) {
   std::vector<memory_view> result;

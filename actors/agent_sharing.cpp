@@ -11,18 +11,6 @@ namespace engram::actors {
 
 namespace {
 
-// A fact under one of the prefixes the runtime keeps for itself (clients
-// cannot write them either).
-bool runtime_key(const engram_record& e) {
-  auto* f = std::get_if<fact>(&e.body);
-  if (f == nullptr)
-    return false;
-  for (auto* prefix : {"_msg.", "_share.", "_federation.", "_e2e."})
-    if (f->key.rfind(prefix, 0) == 0)
-      return true;
-  return false;
-}
-
 engram_id pending_share_id(const std::string& agent,
                            const std::string& share_id) {
   return derive_id(memory_scope::agent(agent),

@@ -256,13 +256,11 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         auto& s = self->state;
         // Facts the runtime keeps for itself (messages, pending shares, a
         // federation's rules) are not written by clients.
-        if (auto* f = std::get_if<fact>(&value.body))
-          for (auto* prefix : {"_msg.", "_share.", "_federation.", "_e2e."})
-            if (f->key.rfind(prefix, 0) == 0)
-              return to_caf(
-                  make_error(errc::invalid_argument,
-                             std::string{"keys starting with "} + prefix
-                                 + " are reserved (the runtime's own facts)"));
+        if (auto* prefix = runtime_prefix(value))
+          return to_caf(
+              make_error(errc::invalid_argument,
+                         std::string{"keys starting with "} + prefix
+                             + " are reserved (the runtime's own facts)"));
         auto scope = s.resolve(
             scoped ? value.scope : s.cfg.default_scopes.for_type(value.type));
         if (!scope)

@@ -148,25 +148,34 @@ expected<e2e::key_binding> memory::agent_key(const std::string& agent) {
   return e2e::decode_binding(*bytes);
 }
 
-expected<void> memory::tell_sealed(const std::string& recipient,
-                                   const std::string& text,
-                                   const e2e::key_pair& keys,
-                                   const e2e::trust& trust) {
+expected<std::pair<e2e::key_binding, e2e::key_binding>>
+memory::checked_keys(const std::string& to, const e2e::trust& trust,
+                     uint64_t now_us) {
   auto mine = agent_key(agent_id_);
   if (!mine)
     return mine.error_value();
-  auto theirs = agent_key(recipient);
+  auto theirs = agent_key(to);
   if (!theirs)
     return theirs.error_value();
-  auto now = wall_us();
-  auto now_s = static_cast<int64_t>(now / 1'000'000);
+  auto now_s = static_cast<int64_t>(now_us / 1'000'000);
   // Both checked: the binding the node hands back as this agent's must be
   // this agent's (the box names its agent as the sender).
   if (auto ok = e2e::verify(*mine, agent_id_, trust, now_s); !ok)
     return ok.error_value();
-  if (auto ok = e2e::verify(*theirs, recipient, trust, now_s); !ok)
+  if (auto ok = e2e::verify(*theirs, to, trust, now_s); !ok)
     return ok.error_value();
-  auto sealed = e2e::seal(text, keys, *mine, *theirs, now);
+  return std::make_pair(std::move(*mine), std::move(*theirs));
+}
+
+expected<void> memory::tell_sealed(const std::string& recipient,
+                                   const std::string& text,
+                                   const e2e::key_pair& keys,
+                                   const e2e::trust& trust) {
+  auto now = wall_us();
+  auto pair = checked_keys(recipient, trust, now);
+  if (!pair)
+    return pair.error_value();
+  auto sealed = e2e::seal(text, keys, pair->first, pair->second, now);
   if (!sealed)
     return sealed.error_value();
   return tell(recipient, *sealed);
@@ -245,19 +254,12 @@ memory::share_sealed(const std::vector<memory_view>& memories,
   auto inner = make_share(agent_id_, with, memories, read_only, nullptr);
   if (!inner)
     return inner.error_value();
-  auto mine = agent_key(agent_id_);
-  if (!mine)
-    return mine.error_value();
-  auto theirs = agent_key(with);
-  if (!theirs)
-    return theirs.error_value();
   auto now = wall_us();
-  auto now_s = static_cast<int64_t>(now / 1'000'000);
-  if (auto ok = e2e::verify(*mine, agent_id_, trust, now_s); !ok)
-    return ok.error_value();
-  if (auto ok = e2e::verify(*theirs, with, trust, now_s); !ok)
-    return ok.error_value();
-  auto sealed = federation::seal_share(*inner, keys, *mine, *theirs, now);
+  auto pair = checked_keys(with, trust, now);
+  if (!pair)
+    return pair.error_value();
+  auto sealed
+      = federation::seal_share(*inner, keys, pair->first, pair->second, now);
   if (!sealed)
     return sealed.error_value();
   return blocking<std::string>(share_atom::value, with, std::move(*sealed));

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "e2e/e2e.hpp"
@@ -285,6 +286,11 @@ public:
   expected<instance_actor> actor() const;
 
 private:
+  // This agent's published binding and `to`'s, both checked against
+  // `trust` at `now_us` (the box names this agent as the sender).
+  expected<std::pair<e2e::key_binding, e2e::key_binding>>
+  checked_keys(const std::string& to, const e2e::trust& trust, uint64_t now_us);
+
   // Calls `done(expected<Result>)` in `self` with the instance's answer.
   template<class Result, class Self, class F, class... Ts>
   void call(Self* self, F done, Ts&&... xs) const {

@@ -205,6 +205,11 @@ void with_remote(agent_ptr self, const std::string& node,
 /// Facts the runtime keeps in a memory for itself (a federation's rules,
 /// pending shares, messages): queries do not show them.
 bool reserved(const engram_record& e);
+/// The prefix of the runtime's own keys ("_msg.", "_share.",
+/// "_federation.", "_e2e.") a fact's key starts with, or null: neither a
+/// client's write nor a share may set such a fact.
+const char* runtime_prefix(const engram_record& e);
+bool runtime_key(const engram_record& e);
 /// What this replica holds that `filter` selects (reserved facts left out).
 std::vector<memory_view> local_query(agent_ptr self,
                                      const query_filter& filter);
