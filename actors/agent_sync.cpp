@@ -130,6 +130,16 @@ caf::result<merge_summary> merge_batch(agent_ptr self,
     push(self, report->resolutions);
   }
   note_messages(self->state, delta);
+  // Proofs of versions superseded since go once they outgrow the memory.
+  if (auto& st = self->state; st.origins && st.origins->prune_due(mem.size()))
+    if (auto gone = prune_origins(*st.origins, mem); !gone.empty())
+      if (auto ok = st.db->drop_side_records(gone);
+          !ok && st.ctx->config.on_event)
+        st.ctx->config.on_event(
+            "store_note", {{"node", st.ctx->config.node_id},
+                           {"note", "agent " + st.cfg.agent_id
+                                        + ": cannot drop proofs of origin: "
+                                        + ok.error_value().message}});
   return rp;
 }
 

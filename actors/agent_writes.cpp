@@ -14,6 +14,55 @@
 
 namespace engram::actors {
 
+namespace {
+
+// The proofs of origin this memory keeps (when the node signs envelopes,
+// it proves its versions too): restored from the store, those of
+// versions no longer held dropped, registered for the sessions.
+void open_origins(agent_ptr self, const std::string& partition,
+                  uint32_t incarnation) {
+  auto& st = self->state;
+  auto& ctx = st.ctx;
+  if (!ctx->signer || !ctx->identity || !ctx->origin_binding)
+    return;
+  origin::book::config cfg;
+  cfg.node = ctx->config.node_id;
+  cfg.agent = st.cfg.agent_id;
+  cfg.key = ctx->signer;
+  cfg.binding = *ctx->origin_binding;
+  auto base = replica_of(ctx->config.node_id, partition);
+  for (uint32_t i = 0; i <= incarnation; ++i)
+    cfg.own.push_back(incarnation_of(base, i));
+  cfg.trust = {&ctx->identity->ca,
+               ctx->identity->crl ? &*ctx->identity->crl : nullptr};
+  cfg.anchor = ctx->identity;
+  auto b = std::make_shared<origin::book>(std::move(cfg));
+  std::vector<std::string> gone;
+  if (auto records = st.db->side_records()) {
+    gone = b->restore(*records);
+    auto unused = prune_origins(*b, *st.mem);
+    gone.insert(gone.end(), unused.begin(), unused.end());
+  }
+  if (auto ok = st.db->drop_side_records(gone); !ok && ctx->config.on_event)
+    ctx->config.on_event("store_note",
+                         {{"node", ctx->config.node_id},
+                          {"note", "cannot drop proofs of origin: "
+                                       + ok.error_value().message}});
+  st.origins = b;
+  ctx->origins->put(st.cfg.agent_id, std::move(b));
+}
+
+} // namespace
+
+std::vector<std::string> prune_origins(origin::book& b, const replica& mem) {
+  return b.prune([&mem](const std::function<void(const dot&)>& f) {
+    mem.for_each([&f](const engram_id&, const std::vector<version>& vs) {
+      for (auto& v : vs)
+        f(v.tag);
+    });
+  });
+}
+
 bool open_replica(agent_ptr self, node_context_ptr ctx,
                   const std::string& agent_id) {
   auto& st = self->state;
@@ -39,6 +88,7 @@ bool open_replica(agent_ptr self, node_context_ptr ctx,
     self->quit(to_caf(loaded.error_value()));
     return false;
   }
+  open_origins(self, partition, incarnation ? *incarnation : 0);
   st.caught_up = st.mem->size() > 0;
   st.hosted = is_federation_id(agent_id)
                   ? memory_scope::collective(agent_id, {agent_id})
@@ -117,6 +167,16 @@ held_by(const placement& place, const std::string& node) {
                            + ": cannot record a change: " + why);
 }
 
+// The batch storing a change, with the proofs of origin kept since the
+// last one (checked by the sessions, they are stored no later than the
+// versions they prove).
+expected<persistence::prepared_write> prepare(agent_state& st,
+                                              const replica_delta& delta) {
+  if (!st.origins)
+    return st.db->prepare(delta, *st.mem);
+  return st.db->prepare(delta, *st.mem, st.origins->take_unsaved());
+}
+
 // Records a change durably before returning: on this thread when nothing
 // of this agent's is queued (no thread hop for a lone write), else through
 // the node's write queue, after the batches queued before it.
@@ -124,7 +184,7 @@ void record(agent_ptr self, const replica_delta& delta) {
   auto& st = self->state;
   if (delta.empty())
     return;
-  auto batch = st.db->prepare(delta, *st.mem);
+  auto batch = prepare(st, delta);
   if (!batch)
     cannot_record(self, batch.error_value().to_string());
   auto ok = st.writes_done == st.writes_queued
@@ -170,7 +230,7 @@ void record_then(agent_ptr self, const replica_delta& delta,
   if (!st.ctx->writes->threaded()) {
     record(self, delta); // a simulation: written before going on
   } else if (!delta.empty()) {
-    auto batch = st.db->prepare(delta, *st.mem);
+    auto batch = prepare(st, delta);
     if (!batch)
       cannot_record(self, batch.error_value().to_string());
     auto ticket = ++st.writes_queued;

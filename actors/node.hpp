@@ -81,15 +81,10 @@ private:
   node_actor hdl_;
 };
 
-/// The store partition holding a node's replica of an agent's memory.
-std::string agent_partition(const std::string& agent_id);
-
-/// The store partition holding an instance's memory.
-std::string instance_partition(const std::string& agent_id,
-                               const std::string& instance_id);
-
-/// The replica id of a partition of a node (unique per node and partition).
-replica_id replica_of(const std::string& node_id, const std::string& partition);
+// Partitions and their replica ids (core/ids.hpp), as actors:: names too.
+using engram::agent_partition;
+using engram::instance_partition;
+using engram::replica_of;
 
 /// Makes two nodes in one process peers of each other.
 void connect(node& x, node& y);

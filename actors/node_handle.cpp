@@ -137,6 +137,12 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
         return signer.error_value();
       ctx->signer
           = std::make_shared<const crypto::signing_key>(std::move(*signer));
+      auto& me = *ctx->identity;
+      auto binding = origin::bind(cfg.node_id, me.cert_pem, me.key,
+                                  ctx->signer->public_key());
+      if (!binding)
+        return binding.error_value();
+      ctx->origin_binding = std::move(*binding);
     }
   }
   ctx->local_token = pki::random_bytes(32);
@@ -225,20 +231,6 @@ void node::add_peer(const std::string& peer_node, peer_actor peer,
 }
 
 const node_context_ptr& node::context() const noexcept { return ctx_; }
-
-std::string agent_partition(const std::string& agent_id) {
-  return "a/" + agent_id;
-}
-
-std::string instance_partition(const std::string& agent_id,
-                               const std::string& instance_id) {
-  return "i/" + agent_id + '/' + instance_id;
-}
-
-replica_id replica_of(const std::string& node_id,
-                      const std::string& partition) {
-  return make_replica_id(node_id + '\0' + partition);
-}
 
 void connect(node& x, node& y) {
   x.add_peer(y.id(), caf::actor_cast<peer_actor>(y.handle()));

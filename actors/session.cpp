@@ -247,6 +247,35 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
   st.machine = std::make_unique<sync::session>(
       std::move(who), machine_settings(st.cfg), *st.clock,
       *ctx->config.wall_clock, std::move(clock_ok), now(self));
+  if (ctx->signer && ctx->origin_binding) {
+    // Proofs of origin: the agent's book proves what is sent and checks
+    // what arrives; without a book (not loaded yet) nothing is taken.
+    auto books = ctx->origins;
+    auto agent_id = st.agent_id;
+    sync::origin_hooks hooks;
+    hooks.prove
+        = [books, agent_id](const replica_delta& d, v1::DeltaBatch& batch) {
+            if (auto b = books->get(agent_id))
+              b->prove(d, batch);
+          };
+    hooks.check
+        = [books, agent_id](
+              const v1::DeltaBatch& batch,
+              replica_delta& d) -> expected<sync::origin_hooks::dropped> {
+      auto b = books->get(agent_id);
+      if (!b)
+        return make_error(errc::unavailable,
+                          "the memory's proofs of origin are not loaded");
+      auto checked = b->check(batch, d);
+      if (!checked)
+        return checked.error_value();
+      std::string why;
+      for (auto& r : checked->reasons)
+        why += (why.empty() ? "" : "; ") + r;
+      return sync::origin_hooks::dropped{checked->dropped, std::move(why)};
+    };
+    st.machine->set_origins(std::move(hooks));
+  }
   // An error answer to a request without its own handler (the agent being
   // respawned) must not end the session: the next round retries.
   self->set_error_handler([](caf::error&) {});

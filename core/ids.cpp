@@ -21,6 +21,28 @@ replica_id incarnation_of(replica_id base, uint32_t incarnation) noexcept {
   return make_replica_id(name);
 }
 
+std::string agent_partition(std::string_view agent_id) {
+  std::string out = "a/";
+  out += agent_id;
+  return out;
+}
+
+std::string instance_partition(std::string_view agent_id,
+                               std::string_view instance_id) {
+  std::string out = "i/";
+  out += agent_id;
+  out += '/';
+  out += instance_id;
+  return out;
+}
+
+replica_id replica_of(std::string_view node_id, std::string_view partition) {
+  std::string name{node_id};
+  name += '\0';
+  name += partition;
+  return make_replica_id(name);
+}
+
 std::string engram_id::to_string() const {
   static constexpr char digits[] = "0123456789abcdef";
   std::string result(32, '0');

@@ -25,6 +25,17 @@ replica_id make_replica_id(std::string_view name) noexcept;
 /// holds, so peers send back what it lost.
 replica_id incarnation_of(replica_id base, uint32_t incarnation) noexcept;
 
+/// The store partition holding a node's replica of an agent's memory.
+std::string agent_partition(std::string_view agent_id);
+
+/// The store partition holding an instance's memory.
+std::string instance_partition(std::string_view agent_id,
+                               std::string_view instance_id);
+
+/// The replica id of a partition of a node (unique per node and partition):
+/// what a version's dot names, so a dot tells which node wrote it.
+replica_id replica_of(std::string_view node_id, std::string_view partition);
+
 /// A 128-bit engram identifier. Ids of keyed content (a fact's key, a belief's
 /// subject and relation, an episode id, a skill id) are derived from the key
 /// and scope, so concurrent writes of the same entity meet at the same id.

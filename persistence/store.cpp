@@ -39,6 +39,9 @@ constexpr const char* peer_end = "peer0";
 /// after them.
 constexpr const char* inbox_prefix = "inbox/";
 constexpr const char* inbox_end = "inbox0";
+/// Side records (proofs of origin): "side/" + their key; "side0" after.
+constexpr const char* side_prefix = "side/";
+constexpr const char* side_end = "side0";
 
 std::string be64(uint64_t x) {
   std::string out(8, '\0');
@@ -883,8 +886,9 @@ expected<uint64_t> store::record(const replica_delta& delta,
   return prepared->sequence();
 }
 
-expected<prepared_write> store::prepare(const replica_delta& delta,
-                                        const replica& current) {
+expected<prepared_write>
+store::prepare(const replica_delta& delta, const replica& current,
+               const std::vector<std::pair<std::string, std::string>>& side) {
   auto& s = *impl_;
   if (s.keep_index && *s.unwritten > 0)
     return make_error(errc::invalid_argument,
@@ -1048,6 +1052,9 @@ expected<prepared_write> store::prepare(const replica_delta& delta,
     batch.Put(s.cf(cf_log), s.key(be64(sequence)), log_value);
   batch.Put(s.cf(cf_clocks), s.key(context_key), *context_value);
   batch.Put(s.cf(cf_meta), s.key(meta_key), *meta_value);
+  for (auto& [key, value] : side)
+    if (auto ok = s.put(batch, cf_meta, s.key(side_prefix + key), value); !ok)
+      return ok.error_value();
   // The next batch follows this one (a failed write fails the replica's
   // owner, which attaches again and reads the numbers back from meta).
   s.next_sequence = sequence + 1;
@@ -1389,6 +1396,46 @@ store::messages(std::vector<corrupt_record>* corrupt) const {
   if (!it->status().ok())
     return storage_error(it->status(), "inbox scan failed");
   return out;
+}
+
+expected<std::vector<std::pair<std::string, std::string>>>
+store::side_records(std::vector<corrupt_record>* corrupt) const {
+  auto& s = *impl_;
+  std::vector<std::pair<std::string, std::string>> out;
+  auto bounded = s.iterate(cf_meta);
+  auto& it = bounded->it;
+  auto first = s.key(side_prefix);
+  auto last = s.key(side_end);
+  std::string buffer;
+  for (it->Seek(first); it->Valid() && it->key().compare(last) < 0;
+       it->Next()) {
+    auto bytes = s.sealed.open(cf_meta, it->key().ToStringView(),
+                               it->value().ToStringView(), buffer);
+    if (!bytes) {
+      if (corrupt != nullptr)
+        corrupt->push_back({"meta", hex(it->key().ToStringView()),
+                            bytes.error_value().message});
+      continue;
+    }
+    out.emplace_back(std::string{it->key().ToStringView().substr(first.size())},
+                     std::string{*bytes});
+  }
+  if (!it->status().ok())
+    return storage_error(it->status(), "side record scan failed");
+  return out;
+}
+
+expected<void> store::drop_side_records(const std::vector<std::string>& keys) {
+  auto& s = *impl_;
+  if (keys.empty())
+    return {};
+  rocksdb::WriteBatch batch;
+  for (auto& key : keys)
+    batch.Delete(s.cf(cf_meta), s.key(side_prefix + key));
+  auto st = s.db->Write(s.write_options(), &batch);
+  if (!st.ok())
+    return storage_error(st, "cannot drop side records");
+  return {};
 }
 
 expected<void> store::clear_messages() {

@@ -129,8 +129,19 @@ public:
   /// acknowledge once it was written. A partition with an index reads the
   /// stored records here: preparing while a batch of it is still unwritten
   /// is refused.
-  expected<prepared_write> prepare(const replica_delta& delta,
-                                   const replica& current);
+  /// `side` (key, value) records go into the same batch, kept beside the
+  /// engrams (the proofs of origin of the versions: `side_records`).
+  expected<prepared_write>
+  prepare(const replica_delta& delta, const replica& current,
+          const std::vector<std::pair<std::string, std::string>>& side = {});
+
+  /// The side records kept (sealed like every value). A record that
+  /// cannot be opened is skipped and reported in `corrupt`.
+  expected<std::vector<std::pair<std::string, std::string>>>
+  side_records(std::vector<corrupt_record>* corrupt = nullptr) const;
+
+  /// Removes side records, synced (unless the store does not sync).
+  expected<void> drop_side_records(const std::vector<std::string>& keys);
 
   /// Restores everything stored into `into`, a fresh replica with this
   /// store's replica id (anything else is refused). Undecodable records are

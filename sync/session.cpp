@@ -255,6 +255,8 @@ void session::send_pending(time_point now) {
     }
     v1::SyncResponse push;
     messages::to_proto(part, *push.mutable_batch());
+    if (origins_.prove)
+      origins_.prove(part, *push.mutable_batch());
     // The last frame of a pull's answer carries the clock.
     if (i + 1 == parts.size() && stream_clock_ && !stream_open()) {
       // A whole answer in one frame carries the clock as its context once.
@@ -513,6 +515,19 @@ void session::on_sync_response(v1::SyncResponse& msg, time_point) {
     }
   }
   auto delta = messages::from_proto(msg, messages::limits{});
+  if (delta && origins_.check) {
+    // Versions whose origin is not proved are dropped (logged), the rest
+    // merged; a batch that cannot be narrowed is refused.
+    auto checked = origins_.check(msg.batch(), *delta);
+    if (!checked) {
+      report("origin_refused", {{"reason", checked.error_value().message}});
+      delta = checked.error_value();
+    } else if (checked->count > 0) {
+      stats_.refused += checked->count;
+      report("origin_refused", {{"versions", std::to_string(checked->count)},
+                                {"reason", checked->reason}});
+    }
+  }
   if (!delta) {
     // Refused as a whole, nothing merged. Acknowledged so that the sender
     // stops resending what can never be merged; anti-entropy sends the

@@ -51,6 +51,7 @@ class Message;
 } // namespace google::protobuf
 
 namespace engram::v1 {
+class DeltaBatch;
 class SyncRequest;
 class SyncResponse;
 } // namespace engram::v1
@@ -86,6 +87,20 @@ struct settings {
   size_t stream_piece = 8192;
   /// Versions per frame: larger batches are split.
   size_t frame_versions = 1024;
+};
+
+/// Proofs of origin (origin/book.hpp), when the node signs them: `prove`
+/// adds the proofs of a delta's versions to the batch about to carry them;
+/// `check` drops from a received delta every version its batch does not
+/// prove and returns how many it dropped and why (an error refuses the
+/// whole batch). Empty functions: nothing is proved or checked.
+struct origin_hooks {
+  struct dropped {
+    size_t count = 0;
+    std::string reason;
+  };
+  std::function<void(const replica_delta&, v1::DeltaBatch&)> prove;
+  std::function<expected<dropped>(const v1::DeltaBatch&, replica_delta&)> check;
 };
 
 /// What the machine knows of the world it runs in.
@@ -268,6 +283,9 @@ public:
   /// answers will not come.
   void on_agent_new();
 
+  /// Proves what this session sends and checks what it receives.
+  void set_origins(origin_hooks hooks) { origins_ = std::move(hooks); }
+
   // -- the agent's answers
   // -------------------------------------------------------
 
@@ -366,6 +384,7 @@ private:
   hybrid_logical_clock& hlc_;
   physical_clock& wall_;
   clock_check clock_ok_;
+  origin_hooks origins_;
   std::vector<action> actions_;
   uint64_t next_tag_ = 1;
   std::map<uint64_t, request> requests_;

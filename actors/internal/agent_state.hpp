@@ -45,6 +45,8 @@ struct agent_state {
   std::unique_ptr<hybrid_logical_clock> clock;
   std::unique_ptr<replica> mem;
   std::unique_ptr<persistence::store> db;
+  /// The proofs of origin of the versions held (when the node signs).
+  std::shared_ptr<origin::book> origins;
   /// The scope held: Agent{id}, or Collective{id} for a federation.
   memory_scope hosted;
   /// Batches this actor queued for the node's write queue, and the last one
@@ -121,6 +123,10 @@ using agent_ptr = agent_actor::stateful_pointer<agent_state>;
 /// Loads the replica of `agent_id` from its partition and installs the
 /// handlers both kinds share (errors, sessions ending). False (the actor
 /// quit with the reason) when the store cannot be read.
+/// Drops from `b` the proofs of versions `mem` no longer holds; returns
+/// their store keys.
+std::vector<std::string> prune_origins(origin::book& b, const replica& mem);
+
 bool open_replica(agent_ptr self, node_context_ptr ctx,
                   const std::string& agent_id);
 

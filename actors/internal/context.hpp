@@ -27,6 +27,7 @@
 #include <unordered_map>
 
 #include "crypto/sign.hpp"
+#include "origin/book.hpp"
 #include "pki/pki.hpp"
 
 namespace engram::actors {
@@ -310,6 +311,27 @@ struct node_identity {
   std::optional<pki::revocation_list> crl;
 };
 
+/// The proof books (origin/book.hpp) of the memories this node hosts, by
+/// agent id: an agent registers its book when it loads, its sessions prove
+/// and check with it. Thread-safe.
+class origin_books {
+public:
+  void put(const std::string& agent, std::shared_ptr<origin::book> b) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    books_[agent] = std::move(b);
+  }
+
+  std::shared_ptr<origin::book> get(const std::string& agent) const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = books_.find(agent);
+    return i == books_.end() ? nullptr : i->second;
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::unordered_map<std::string, std::shared_ptr<origin::book>> books_;
+};
+
 struct node_context {
   node_config config;
   /// Set when the node runs with TLS: peers prove their id.
@@ -321,6 +343,10 @@ struct node_context {
   /// run, bound to the certificate by the proofs), and the number of the
   /// last envelope signed. Without TLS (or with sign_envelopes off): none.
   std::shared_ptr<const crypto::signing_key> signer;
+  /// With a signer: its binding to this node's certificate, for proofs of
+  /// origin; and the books of the proofs, per memory.
+  std::optional<v1::OriginKey> origin_binding;
+  std::shared_ptr<origin_books> origins = std::make_shared<origin_books>();
   std::shared_ptr<std::atomic<uint64_t>> envelopes_signed
       = std::make_shared<std::atomic<uint64_t>>(0);
   std::shared_ptr<persistence::database> db;

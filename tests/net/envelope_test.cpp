@@ -8,6 +8,8 @@
 
 #include "actors/net.hpp"
 #include "actors/tls.hpp"
+#include "core/replica.hpp"
+#include "messages/codec.hpp"
 #include "messages/envelope.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -22,6 +24,7 @@
 
 #include "cluster.hpp"
 #include "crypto/sign.hpp"
+#include "origin/book.hpp"
 
 using namespace engram;
 using namespace engram::test;
@@ -128,9 +131,25 @@ struct fake_peer {
     return bytes;
   }
 
-  void send(const actors::node_actor& to, std::string bytes) {
+  void send(const actors::node_actor& to, std::string bytes,
+            const std::string& agent = {}) {
     caf::scoped_actor self{sys};
-    self->send(to, actors::wire_frame{"n2", {}, std::move(bytes)});
+    self->send(to, actors::wire_frame{"n2", agent, std::move(bytes)});
+  }
+
+  // A SyncResponse to agent `agent`'s session on n1 carrying `batch`,
+  // signed as n2 signs its envelopes.
+  std::string sync_response(const v1::DeltaBatch& batch,
+                            const std::string& agent, uint64_t seq) {
+    v1::SyncResponse resp;
+    *resp.mutable_batch() = batch;
+    resp.set_sequence(seq);
+    resp.set_epoch(77);
+    auto bytes = messages::serialize(messages::make_envelope(
+        v1::SYNC_RESPONSE, "n2", hlc_timestamp{1, 0}, resp));
+    BOOST_REQUIRE(messages::sign_envelope(bytes, ++sequence, key,
+                                          messages::route("n2", "n1", agent)));
+    return bytes;
   }
 };
 
@@ -255,6 +274,128 @@ BOOST_AUTO_TEST_CASE(tampered_forged_and_replayed_envelopes_are_refused) {
       },
       5s));
   BOOST_CHECK(!n2.got->has(10)); // the replay of 10 was not answered
+}
+
+// A proven peer (n2) sends n1 versions: its own, with its proof of origin,
+// are stored; versions naming n3's replica — without a proof, or with a
+// proof n2 signed as n3 — are refused, logged, never stored.
+BOOST_AUTO_TEST_CASE(versions_of_a_forged_origin_are_refused) {
+  cluster c;
+  auto n1 = c.start("n1", {});
+  auto& d = c.pki.dir();
+  c.pki.node("n2");
+  auto cert_key = pki::load_private_key(d + "/node.n2.key");
+  BOOST_REQUIRE(cert_key);
+  auto cert_pem = pki::load_certificate(d + "/node.n2.crt")->to_pem();
+  auto ca = pki::load_certificate(d + "/ca.crt");
+  BOOST_REQUIRE(ca);
+  actors::tls_config tls;
+  tls.certificate = d + "/node.n2.crt";
+  tls.private_key = d + "/node.n2.key";
+  tls.ca = d + "/ca.crt";
+  fake_peer n2{tls};
+  auto node1 = n2.join(c.nodes[n1].port, *cert_key, cert_pem);
+  BOOST_REQUIRE(until(
+      [&] {
+        n2.send(node1, n2.ping(1000 + n2.sequence));
+        return n2.got->any_from(1000);
+      },
+      10s));
+  auto inst = c.instance(n1, "ann", "main");
+  // n2's proofs, signed with the key its greeting bound.
+  auto n2_key = std::shared_ptr<const crypto::signing_key>(
+      &n2.key, [](const crypto::signing_key*) {});
+  auto book_as = [&](const std::string& node, const std::string& bound_to) {
+    origin::book::config cfg;
+    cfg.node = node;
+    cfg.agent = "ann";
+    cfg.key = n2_key;
+    cfg.binding
+        = *origin::bind(bound_to, cert_pem, *cert_key, n2.key.public_key());
+    cfg.own = {replica_of(node, agent_partition("ann"))};
+    cfg.trust = {&*ca, nullptr};
+    return std::make_unique<origin::book>(std::move(cfg));
+  };
+  auto honest_book = book_as("n2", "n2");
+  auto lying_book = book_as("n3", "n3");
+  system_physical_clock wall;
+  hybrid_logical_clock hlc{wall};
+  replica mine{replica_of("n2", agent_partition("ann")), hlc};
+  replica theirs{replica_of("n3", agent_partition("ann")), hlc};
+  auto fact_of = [](const std::string& key) {
+    return engram_record{
+        {}, memory_type::semantic, memory_scope::agent("ann"), fact{key, "v"}};
+  };
+  auto frame = [](const origin::book& by, const replica_delta& delta) {
+    v1::DeltaBatch batch;
+    messages::to_proto(delta, batch);
+    by.prove(delta, batch);
+    return batch;
+  };
+  // One frame: n2's own version (proved) and one of n3's (no proof).
+  auto both = *theirs.put(fact_of("origin.forged"));
+  join_deltas(both, *mine.put(fact_of("origin.honest")));
+  n2.send(node1, n2.sync_response(frame(*honest_book, both), "ann", 1), "ann");
+  // Then n3's version with a proof n2 signed as n3.
+  auto lie = *theirs.put(fact_of("origin.lie"));
+  n2.send(node1, n2.sync_response(frame(*lying_book, lie), "ann", 2), "ann");
+  auto keys = [&] {
+    std::set<std::string> out;
+    for (auto& v : c.read(inst, consistency_level::one))
+      if (auto* f = std::get_if<fact>(&v.value.body))
+        out.insert(f->key);
+    return out;
+  };
+  BOOST_CHECK(until(
+      [&] {
+        return keys().count("origin.honest") > 0;
+      },
+      10s));
+  auto log_has = [&](const std::string& text) {
+    return until(
+        [&] {
+          return c.nodes[n1].proc.output().find(text) != std::string::npos;
+        },
+        5s);
+  };
+  BOOST_CHECK(log_has("event=origin_refused"));
+  BOOST_CHECK(log_has("versions came without a proof of origin"));
+  BOOST_CHECK(log_has("the certificate names node 'n2', not 'n3'"));
+  auto held = keys();
+  BOOST_CHECK(held.count("origin.forged") == 0);
+  BOOST_CHECK(held.count("origin.lie") == 0);
+}
+
+// n1's write reaches n3 only through n2, after n1 stopped and n2
+// restarted: n2 relays it with n1's own proof, restored from its store.
+BOOST_AUTO_TEST_CASE(relayed_versions_keep_their_proof_of_origin) {
+  cluster c;
+  auto a = c.start("n1", {});
+  auto b = c.start("n2", {c.nodes[a].port});
+  auto on_a = c.instance(a, "ann", "main");
+  auto on_b = c.instance(b, "ann", "main");
+  c.learn(on_a, engram_record{{},
+                              memory_type::semantic,
+                              memory_scope::agent("ann"),
+                              fact{"relayed.key", "from n1"}});
+  BOOST_REQUIRE(until([&] {
+    return c.count(on_b) == 1;
+  }));
+  for (auto i : {a, b}) {
+    c.nodes[i].proc.signal(SIGTERM);
+    BOOST_REQUIRE(c.nodes[i].proc.wait(10s));
+  }
+  b = c.start("n2", {});
+  c.instance(b, "ann", "main");
+  auto n3 = c.start("n3", {c.nodes[b].port});
+  auto on_n3 = c.instance(n3, "ann", "main");
+  BOOST_CHECK(until([&] {
+    return c.count(on_n3) == 1;
+  }));
+  BOOST_CHECK(c.nodes[n3].proc.output().find("origin_refused")
+              == std::string::npos);
+  BOOST_CHECK(c.nodes[b].proc.output().find("origin_refused")
+              == std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,471 @@
+#include "origin/book.hpp"
+
+#include "messages/envelope.hpp"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "crypto/sign.hpp"
+
+namespace engram::origin {
+
+struct book::kept {
+  std::string id;
+  // As received, with `leaf_hashes` filled.
+  v1::OriginProof proof;
+};
+
+struct book::key_entry {
+  trusted_key trusted;
+  v1::OriginKey binding;
+};
+
+namespace {
+
+// Limits on what one frame may carry (beyond the frame's own bounds).
+constexpr int max_keys = 64;
+constexpr uint32_t max_incarnation = uint32_t{1} << 16;
+// A dropped dot this far below its replica's contiguous counter makes the
+// whole frame refused rather than a context of that many loose dots.
+constexpr uint64_t max_loose_dots = uint64_t{1} << 16;
+
+std::string key_id(std::string_view node, std::string_view key) {
+  std::string out{node};
+  out += '\0';
+  out += key;
+  return out;
+}
+
+std::string record_id(const std::string& bytes) {
+  std::array<unsigned char, 16> h;
+  crypto_generichash(h.data(), h.size(),
+                     reinterpret_cast<const unsigned char*>(bytes.data()),
+                     bytes.size(), nullptr, 0);
+  return std::string{proof_prefix}
+         + hex({reinterpret_cast<const char*>(h.data()), h.size()});
+}
+
+std::vector<digest> hashes_of(const std::string& bytes) {
+  std::vector<digest> out(bytes.size() / sizeof(digest));
+  for (size_t i = 0; i < out.size(); ++i)
+    std::memcpy(out[i].data(), bytes.data() + i * sizeof(digest),
+                sizeof(digest));
+  return out;
+}
+
+// The context `c` without the dots `dropped` (sorted).
+expected<causal_context> without(const causal_context& c,
+                                 const std::set<dot>& dropped) {
+  auto clock = c.clock();
+  std::vector<dot> cloud;
+  cloud.reserve(c.cloud().size());
+  for (auto& d : c.cloud())
+    if (dropped.count(d) == 0)
+      cloud.push_back(d);
+  for (auto i = dropped.begin(); i != dropped.end();) {
+    auto r = i->replica;
+    auto high = clock.get(r);
+    if (i->counter <= high) {
+      // The lowest dropped dot of r inside the contiguous part: the part
+      // ends below it, the rest of it becomes loose dots.
+      if (high - i->counter > max_loose_dots)
+        return make_error(errc::malformed_delta,
+                          "an unproven version deep inside the frame's "
+                          "context");
+      clock.set(r, i->counter - 1);
+      for (auto n = i->counter + 1; n <= high; ++n)
+        if (dropped.count(dot{r, n}) == 0)
+          cloud.push_back(dot{r, n});
+    }
+    while (i != dropped.end() && i->replica == r)
+      ++i;
+  }
+  return causal_context::from_parts(std::move(clock), std::move(cloud));
+}
+
+// Drops the versions `dropped` from `delta`: from its entries, from the
+// engrams' contexts (lowered below them) and from its context.
+expected<void> drop(replica_delta& delta, const std::set<dot>& dropped) {
+  auto context = without(delta.context, dropped);
+  if (!context)
+    return context.error_value();
+  delta.context = std::move(*context);
+  for (auto& entry : delta.entries) {
+    auto& vs = entry.versions;
+    vs.erase(std::remove_if(vs.begin(), vs.end(),
+                            [&](const version& v) {
+                              return dropped.count(v.tag) > 0;
+                            }),
+             vs.end());
+    for (auto& d : dropped)
+      if (entry.context.get(d.replica) >= d.counter)
+        entry.context.set(d.replica, d.counter - 1);
+  }
+  return {};
+}
+
+} // namespace
+
+book::book(config cfg) : cfg_(std::move(cfg)) {
+  own_binding_bytes_ = messages::serialize(cfg_.binding);
+}
+
+int book::own_incarnation(replica_id r) const noexcept {
+  for (size_t i = 0; i < cfg_.own.size(); ++i)
+    if (cfg_.own[i] == r)
+      return static_cast<int>(i);
+  return -1;
+}
+
+size_t book::prove(const replica_delta& delta, v1::DeltaBatch& batch) const {
+  std::map<int, std::vector<const version*>> own;
+  std::map<const kept*,
+           std::pair<std::shared_ptr<const kept>, std::vector<uint64_t>>>
+      relayed;
+  size_t unproven = 0;
+  std::map<std::string, v1::OriginKey> keys;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& entry : delta.entries)
+      for (auto& v : entry.versions) {
+        if (auto inc = own_incarnation(v.tag.replica); inc >= 0) {
+          own[inc].push_back(&v);
+        } else if (auto i = held_.find(v.tag); i != held_.end()) {
+          auto& slot = relayed[i->second.get()];
+          slot.first = i->second;
+          slot.second.push_back(v.tag.counter);
+        } else {
+          ++unproven;
+        }
+      }
+    for (auto& [ptr, slot] : relayed) {
+      auto& p = ptr->proof;
+      auto id = key_id(p.node(), p.key());
+      if (keys.count(id) == 0)
+        if (auto k = keys_.find(id); k != keys_.end())
+          keys.emplace(id, k->second->binding);
+    }
+  }
+  for (auto& [inc, versions] : own) {
+    std::sort(versions.begin(), versions.end(),
+              [](const version* x, const version* y) {
+                return x->tag.counter < y->tag.counter;
+              });
+    std::vector<digest> leaves;
+    leaves.reserve(versions.size());
+    for (auto* v : versions)
+      leaves.push_back(leaf(*v));
+    auto t = tree::of(leaves);
+    auto replica = cfg_.own[static_cast<size_t>(inc)];
+    auto n = static_cast<uint32_t>(leaves.size());
+    auto sig = cfg_.key->sign(signed_message(cfg_.agent, cfg_.node, replica,
+                                             static_cast<uint32_t>(inc), n,
+                                             t.root()));
+    if (!sig) {
+      unproven += versions.size();
+      continue;
+    }
+    auto& p = *batch.add_origins();
+    p.set_node(cfg_.node);
+    p.set_key(cfg_.key->public_key());
+    p.set_replica(replica);
+    p.set_incarnation(static_cast<uint32_t>(inc));
+    p.set_leaves(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      p.add_positions(i);
+      p.add_counters(versions[i]->tag.counter);
+    }
+    p.set_signature(std::move(*sig));
+    keys.emplace(key_id(cfg_.node, cfg_.key->public_key()), cfg_.binding);
+  }
+  for (auto& [ptr, slot] : relayed) {
+    auto& kept_proof = ptr->proof;
+    auto& counters = slot.second;
+    // The kept leaves by counter, then the positions carried, ascending.
+    std::unordered_map<uint64_t, uint32_t> position_of;
+    for (int i = 0; i < kept_proof.counters_size(); ++i)
+      position_of.emplace(kept_proof.counters(i), kept_proof.positions(i));
+    std::vector<std::pair<uint32_t, uint64_t>> carried;
+    for (auto c : counters)
+      carried.emplace_back(position_of.at(c), c);
+    std::sort(carried.begin(), carried.end());
+    std::vector<uint32_t> known_positions(kept_proof.positions().begin(),
+                                          kept_proof.positions().end());
+    auto t = tree::partial(kept_proof.leaves(), known_positions,
+                           hashes_of(kept_proof.leaf_hashes()),
+                           kept_proof.siblings());
+    std::vector<uint32_t> positions;
+    for (auto& [pos, c] : carried)
+      positions.push_back(pos);
+    auto siblings
+        = t ? t->siblings(positions) : expected<std::string>{t.error_value()};
+    if (!siblings) {
+      unproven += counters.size();
+      continue;
+    }
+    auto& p = *batch.add_origins();
+    p.set_node(kept_proof.node());
+    p.set_key(kept_proof.key());
+    p.set_replica(kept_proof.replica());
+    p.set_incarnation(kept_proof.incarnation());
+    p.set_leaves(kept_proof.leaves());
+    for (auto& [pos, c] : carried) {
+      p.add_positions(pos);
+      p.add_counters(c);
+    }
+    p.set_siblings(std::move(*siblings));
+    p.set_signature(kept_proof.signature());
+  }
+  for (auto& [id, binding] : keys)
+    *batch.add_origin_keys() = binding;
+  return unproven;
+}
+
+expected<book::refusal> book::check(const v1::DeltaBatch& batch,
+                                    replica_delta& delta) {
+  refusal out;
+  auto note = [&out](std::string why) {
+    if (out.reasons.size() < 4)
+      out.reasons.push_back(std::move(why));
+  };
+  // The keys the frame names, checked (once per key: then cached).
+  std::unordered_map<std::string, std::shared_ptr<const key_entry>> keys;
+  std::vector<std::shared_ptr<const key_entry>> fresh_keys;
+  if (batch.origin_keys_size() > max_keys) {
+    note("a frame naming " + std::to_string(batch.origin_keys_size())
+         + " origin keys");
+  } else {
+    for (auto& b : batch.origin_keys()) {
+      auto id = key_id(b.node(), b.key());
+      if (keys.count(id) > 0)
+        continue;
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        if (auto i = keys_.find(id); i != keys_.end()) {
+          keys.emplace(id, i->second);
+          continue;
+        }
+      }
+      auto trusted = check_key(b, cfg_.trust);
+      if (!trusted) {
+        note(trusted.error_value().message);
+        continue;
+      }
+      auto entry = std::make_shared<const key_entry>(
+          key_entry{std::move(*trusted), b});
+      keys.emplace(id, entry);
+      fresh_keys.push_back(std::move(entry));
+    }
+  }
+  // The versions carried, by dot.
+  std::unordered_map<dot, const version*, dot_hash> where;
+  for (auto& entry : delta.entries)
+    for (auto& v : entry.versions)
+      where.emplace(v.tag, &v);
+  std::unordered_set<dot, dot_hash> proven;
+  std::vector<std::shared_ptr<kept>> fresh;
+  auto partition = agent_partition(cfg_.agent);
+  for (auto& p : batch.origins()) {
+    auto refuse = [&](const std::string& why) {
+      note("a proof of origin by '" + p.node() + "' is refused: " + why);
+    };
+    if (p.positions_size() == 0 || p.positions_size() != p.counters_size()) {
+      refuse("its positions and counters do not match");
+      continue;
+    }
+    auto k = keys.find(key_id(p.node(), p.key()));
+    if (k == keys.end()) {
+      refuse("it is signed by a key the frame does not bind to that node");
+      continue;
+    }
+    if (p.incarnation() >= max_incarnation
+        || incarnation_of(replica_of(p.node(), partition), p.incarnation())
+               != p.replica()) {
+      refuse("replica " + std::to_string(p.replica()) + " is not one of "
+             + p.node() + "'s");
+      continue;
+    }
+    auto& valid = k->second->trusted;
+    std::vector<digest> hashes;
+    hashes.reserve(static_cast<size_t>(p.counters_size()));
+    std::vector<dot> dots;
+    std::string problem;
+    for (auto c : p.counters()) {
+      dot d{p.replica(), c};
+      auto v = where.find(d);
+      if (v == where.end()) {
+        problem = "it names a version the frame does not carry";
+        break;
+      }
+      auto written = v->second->value.updated.wall_us;
+      if (written < valid.not_before_us || written > valid.not_after_us) {
+        problem = "a version written outside its certificate's validity";
+        break;
+      }
+      hashes.push_back(leaf(*v->second));
+      dots.push_back(d);
+    }
+    if (!problem.empty()) {
+      refuse(problem);
+      continue;
+    }
+    std::vector<uint32_t> positions(p.positions().begin(), p.positions().end());
+    auto t = tree::partial(p.leaves(), positions, hashes, p.siblings());
+    if (!t) {
+      refuse(t.error_value().message);
+      continue;
+    }
+    if (!crypto::verify_ed25519(p.key(),
+                                signed_message(cfg_.agent, p.node(),
+                                               p.replica(), p.incarnation(),
+                                               p.leaves(), t->root()),
+                                p.signature())) {
+      refuse("its signature does not verify");
+      continue;
+    }
+    proven.insert(dots.begin(), dots.end());
+    if (own_incarnation(p.replica()) >= 0)
+      continue; // this node proves its own versions afresh
+    auto record = std::make_shared<kept>();
+    record->proof = p;
+    std::string leaf_bytes;
+    leaf_bytes.reserve(hashes.size() * sizeof(digest));
+    for (auto& h : hashes)
+      leaf_bytes.append(reinterpret_cast<const char*>(h.data()), h.size());
+    record->proof.set_leaf_hashes(std::move(leaf_bytes));
+    fresh.push_back(std::move(record));
+  }
+  // What no proof holds is dropped.
+  std::set<dot> dropped;
+  for (auto& [d, v] : where)
+    if (proven.count(d) == 0)
+      dropped.insert(d);
+  if (!dropped.empty()) {
+    if (out.reasons.empty())
+      note("versions came without a proof of origin");
+    if (auto ok = drop(delta, dropped); !ok)
+      return ok.error_value();
+    out.dropped = dropped.size();
+  }
+  // The proofs of what was kept are kept, with their keys.
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& entry : fresh_keys)
+    keys_.emplace(key_id(entry->binding.node(), entry->binding.key()), entry);
+  for (auto& record : fresh) {
+    auto bytes = messages::serialize(record->proof);
+    record->id = record_id(bytes);
+    bool used = false;
+    for (auto c : record->proof.counters())
+      used |= held_.emplace(dot{record->proof.replica(), c}, record).second;
+    if (!used || kept_ids_.count(record->id) > 0)
+      continue;
+    kept_ids_.insert(record->id);
+    unsaved_.emplace_back(record->id, std::move(bytes));
+    auto id = key_id(record->proof.node(), record->proof.key());
+    auto store_key = std::string{key_prefix} + hex(id);
+    if (kept_ids_.count(store_key) == 0) {
+      kept_ids_.insert(store_key);
+      unsaved_.emplace_back(store_key,
+                            messages::serialize(keys_.at(id)->binding));
+    }
+  }
+  return out;
+}
+
+std::vector<stored> book::take_unsaved() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<stored> out;
+  out.swap(unsaved_);
+  return out;
+}
+
+std::vector<std::string> book::restore(const std::vector<stored>& records) {
+  std::vector<std::string> bad;
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& [store_key, bytes] : records) {
+    if (store_key.rfind(key_prefix, 0) == 0) {
+      v1::OriginKey binding;
+      if (!binding.ParseFromString(bytes)) {
+        bad.push_back(store_key);
+        continue;
+      }
+      auto trusted = check_key(binding, cfg_.trust);
+      if (!trusted) { // revoked since, or of another CA
+        bad.push_back(store_key);
+        continue;
+      }
+      keys_.emplace(key_id(binding.node(), binding.key()),
+                    std::make_shared<const key_entry>(
+                        key_entry{std::move(*trusted), binding}));
+      kept_ids_.insert(store_key);
+    } else if (store_key.rfind(proof_prefix, 0) == 0) {
+      auto record = std::make_shared<kept>();
+      if (!record->proof.ParseFromString(bytes)
+          || record->proof.positions_size() != record->proof.counters_size()
+          || record->proof.leaf_hashes().size()
+                 != sizeof(digest)
+                        * static_cast<size_t>(record->proof.positions_size())) {
+        bad.push_back(store_key);
+        continue;
+      }
+      record->id = store_key;
+      for (auto c : record->proof.counters())
+        held_.emplace(dot{record->proof.replica(), c}, record);
+      kept_ids_.insert(store_key);
+    } else {
+      bad.push_back(store_key);
+    }
+  }
+  return bad;
+}
+
+std::vector<std::string> book::prune(
+    const std::function<void(const std::function<void(const dot&)>&)>& live) {
+  std::unordered_set<dot, dot_hash> alive;
+  live([&alive](const dot& d) {
+    alive.insert(d);
+  });
+  std::vector<std::string> gone;
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::unordered_set<std::string> referenced;
+  for (auto i = held_.begin(); i != held_.end();) {
+    if (alive.count(i->first) == 0) {
+      i = held_.erase(i);
+    } else {
+      referenced.insert(i->second->id);
+      ++i;
+    }
+  }
+  for (auto i = kept_ids_.begin(); i != kept_ids_.end();) {
+    if (i->rfind(proof_prefix, 0) == 0 && referenced.count(*i) == 0) {
+      gone.push_back(*i);
+      i = kept_ids_.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  // What was not stored yet need not be.
+  unsaved_.erase(std::remove_if(unsaved_.begin(), unsaved_.end(),
+                                [&](const stored& s) {
+                                  return s.first.rfind(proof_prefix, 0) == 0
+                                         && kept_ids_.count(s.first) == 0;
+                                }),
+                 unsaved_.end());
+  return gone;
+}
+
+size_t book::held() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return held_.size();
+}
+
+bool book::prune_due(size_t live_versions) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return held_.size() > 2 * live_versions + 4096;
+}
+
+} // namespace engram::origin
