@@ -2,8 +2,6 @@
 
 #include "messages/envelope.hpp"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -29,9 +27,13 @@ namespace {
 // Limits on what one frame may carry (beyond the frame's own bounds).
 constexpr int max_keys = 64;
 constexpr uint32_t max_incarnation = uint32_t{1} << 16;
-// A dropped dot this far below its replica's contiguous counter makes the
-// whole frame refused rather than a context of that many loose dots.
+// Dropped dots that would leave more loose dots than this in the frame's
+// context (they sit deep inside contiguous counters) make the whole frame
+// refused instead.
 constexpr uint64_t max_loose_dots = uint64_t{1} << 16;
+// Proofs one frame may carry (an honest frame has one per replica of its
+// own, one per kept proof it relays: at most one per version).
+constexpr int max_proofs = 4096;
 
 std::string key_id(std::string_view node, std::string_view key) {
   std::string out{node};
@@ -41,10 +43,7 @@ std::string key_id(std::string_view node, std::string_view key) {
 }
 
 std::string record_id(const std::string& bytes) {
-  std::array<unsigned char, 16> h;
-  crypto_generichash(h.data(), h.size(),
-                     reinterpret_cast<const unsigned char*>(bytes.data()),
-                     bytes.size(), nullptr, 0);
+  auto h = fingerprint(bytes);
   return std::string{proof_prefix}
          + hex({reinterpret_cast<const char*>(h.data()), h.size()});
 }
@@ -66,15 +65,17 @@ expected<causal_context> without(const causal_context& c,
   for (auto& d : c.cloud())
     if (dropped.count(d) == 0)
       cloud.push_back(d);
+  uint64_t loose = 0;
   for (auto i = dropped.begin(); i != dropped.end();) {
     auto r = i->replica;
     auto high = clock.get(r);
     if (i->counter <= high) {
       // The lowest dropped dot of r inside the contiguous part: the part
       // ends below it, the rest of it becomes loose dots.
-      if (high - i->counter > max_loose_dots)
+      loose += high - i->counter;
+      if (loose > max_loose_dots)
         return make_error(errc::malformed_delta,
-                          "an unproven version deep inside the frame's "
+                          "unproven versions deep inside the frame's "
                           "context");
       clock.set(r, i->counter - 1);
       for (auto n = i->counter + 1; n <= high; ++n)
@@ -135,8 +136,9 @@ size_t book::prove(const replica_delta& delta, v1::DeltaBatch& batch) const {
         if (auto inc = own_incarnation(v.tag.replica); inc >= 0) {
           own[inc].push_back(&v);
         } else if (auto i = held_.find(v.tag); i != held_.end()) {
-          auto& slot = relayed[i->second.get()];
-          slot.first = i->second;
+          auto& slot = relayed[i->second];
+          if (!slot.first)
+            slot.first = records_.at(i->second->id);
           slot.second.push_back(v.tag.counter);
         } else {
           ++unproven;
@@ -159,12 +161,16 @@ size_t book::prove(const replica_delta& delta, v1::DeltaBatch& batch) const {
     leaves.reserve(versions.size());
     for (auto* v : versions)
       leaves.push_back(leaf(*v));
-    auto t = tree::of(leaves);
-    auto replica = cfg_.own[static_cast<size_t>(inc)];
     auto n = static_cast<uint32_t>(leaves.size());
-    auto sig = cfg_.key->sign(signed_message(cfg_.agent, cfg_.node, replica,
-                                             static_cast<uint32_t>(inc), n,
-                                             t.root()));
+    std::vector<uint32_t> all(n);
+    for (uint32_t i = 0; i < n; ++i)
+      all[i] = i;
+    auto root = tree::root_of(n, all, leaves, {});
+    auto replica = cfg_.own[static_cast<size_t>(inc)];
+    auto sig = root ? cfg_.key->sign(
+                   signed_message(cfg_.agent, cfg_.node, replica,
+                                  static_cast<uint32_t>(inc), n, *root))
+                    : expected<std::string>{root.error_value()};
     if (!sig) {
       unproven += versions.size();
       continue;
@@ -261,15 +267,26 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
       fresh_keys.push_back(std::move(entry));
     }
   }
-  // The versions carried, by dot.
-  std::unordered_map<dot, const version*, dot_hash> where;
+  // The versions carried, by dot, and whether a proof holds each.
+  struct carried_version {
+    const version* v;
+    bool proven;
+  };
+  std::unordered_map<dot, carried_version, dot_hash> where;
+  where.reserve(delta.version_count());
   for (auto& entry : delta.entries)
     for (auto& v : entry.versions)
-      where.emplace(v.tag, &v);
-  std::unordered_set<dot, dot_hash> proven;
+      where.emplace(v.tag, carried_version{&v, false});
   std::vector<std::shared_ptr<kept>> fresh;
   auto partition = agent_partition(cfg_.agent);
+  if (batch.origins_size() > max_proofs)
+    note("a frame with " + std::to_string(batch.origins_size())
+         + " proofs of origin: the first " + std::to_string(max_proofs)
+         + " are checked");
+  int proofs_seen = 0;
   for (auto& p : batch.origins()) {
+    if (++proofs_seen > max_proofs)
+      break;
     auto refuse = [&](const std::string& why) {
       note("a proof of origin by '" + p.node() + "' is refused: " + why);
     };
@@ -292,7 +309,8 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
     auto& valid = k->second->trusted;
     std::vector<digest> hashes;
     hashes.reserve(static_cast<size_t>(p.counters_size()));
-    std::vector<dot> dots;
+    std::vector<carried_version*> dots;
+    dots.reserve(static_cast<size_t>(p.counters_size()));
     std::string problem;
     for (auto c : p.counters()) {
       dot d{p.replica(), c};
@@ -301,33 +319,36 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
         problem = "it names a version the frame does not carry";
         break;
       }
-      auto written = v->second->value.updated.wall_us;
-      if (written < valid.not_before_us || written > valid.not_after_us) {
-        problem = "a version written outside its certificate's validity";
+      auto written = v->second.v->value.updated.wall_us;
+      // A node proves its older versions with the key of its current
+      // certificate; none written after the certificate expired.
+      if (written > valid.not_after_us) {
+        problem = "a version written after its certificate's validity";
         break;
       }
-      hashes.push_back(leaf(*v->second));
-      dots.push_back(d);
+      hashes.push_back(leaf(*v->second.v));
+      dots.push_back(&v->second);
     }
     if (!problem.empty()) {
       refuse(problem);
       continue;
     }
     std::vector<uint32_t> positions(p.positions().begin(), p.positions().end());
-    auto t = tree::partial(p.leaves(), positions, hashes, p.siblings());
-    if (!t) {
-      refuse(t.error_value().message);
+    auto root = tree::root_of(p.leaves(), positions, hashes, p.siblings());
+    if (!root) {
+      refuse(root.error_value().message);
       continue;
     }
     if (!crypto::verify_ed25519(p.key(),
                                 signed_message(cfg_.agent, p.node(),
                                                p.replica(), p.incarnation(),
-                                               p.leaves(), t->root()),
+                                               p.leaves(), *root),
                                 p.signature())) {
       refuse("its signature does not verify");
       continue;
     }
-    proven.insert(dots.begin(), dots.end());
+    for (auto* x : dots)
+      x->proven = true;
     if (own_incarnation(p.replica()) >= 0)
       continue; // this node proves its own versions afresh
     auto record = std::make_shared<kept>();
@@ -341,8 +362,8 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
   }
   // What no proof holds is dropped.
   std::set<dot> dropped;
-  for (auto& [d, v] : where)
-    if (proven.count(d) == 0)
+  for (auto& [d, x] : where)
+    if (!x.proven)
       dropped.insert(d);
   if (!dropped.empty()) {
     if (out.reasons.empty())
@@ -358,20 +379,21 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
   for (auto& record : fresh) {
     auto bytes = messages::serialize(record->proof);
     record->id = record_id(bytes);
+    if (records_.count(record->id) > 0)
+      continue; // the same proof, kept before
     bool used = false;
     for (auto c : record->proof.counters())
-      used |= held_.emplace(dot{record->proof.replica(), c}, record).second;
-    if (!used || kept_ids_.count(record->id) > 0)
-      continue;
-    kept_ids_.insert(record->id);
+      used |= held_.emplace(dot{record->proof.replica(), c}, record.get())
+                  .second;
+    if (!used)
+      continue; // every version it proves has a proof here already
+    records_.emplace(record->id, record);
     unsaved_.emplace_back(record->id, std::move(bytes));
     auto id = key_id(record->proof.node(), record->proof.key());
     auto store_key = std::string{key_prefix} + hex(id);
-    if (kept_ids_.count(store_key) == 0) {
-      kept_ids_.insert(store_key);
+    if (kept_keys_.insert(store_key).second)
       unsaved_.emplace_back(store_key,
                             messages::serialize(keys_.at(id)->binding));
-    }
   }
   return out;
 }
@@ -401,7 +423,7 @@ std::vector<std::string> book::restore(const std::vector<stored>& records) {
       keys_.emplace(key_id(binding.node(), binding.key()),
                     std::make_shared<const key_entry>(
                         key_entry{std::move(*trusted), binding}));
-      kept_ids_.insert(store_key);
+      kept_keys_.insert(store_key);
     } else if (store_key.rfind(proof_prefix, 0) == 0) {
       auto record = std::make_shared<kept>();
       if (!record->proof.ParseFromString(bytes)
@@ -414,8 +436,8 @@ std::vector<std::string> book::restore(const std::vector<stored>& records) {
       }
       record->id = store_key;
       for (auto c : record->proof.counters())
-        held_.emplace(dot{record->proof.replica(), c}, record);
-      kept_ids_.insert(store_key);
+        held_.emplace(dot{record->proof.replica(), c}, record.get());
+      records_.emplace(store_key, std::move(record));
     } else {
       bad.push_back(store_key);
     }
@@ -440,10 +462,10 @@ std::vector<std::string> book::prune(
       ++i;
     }
   }
-  for (auto i = kept_ids_.begin(); i != kept_ids_.end();) {
-    if (i->rfind(proof_prefix, 0) == 0 && referenced.count(*i) == 0) {
-      gone.push_back(*i);
-      i = kept_ids_.erase(i);
+  for (auto i = records_.begin(); i != records_.end();) {
+    if (referenced.count(i->first) == 0) {
+      gone.push_back(i->first);
+      i = records_.erase(i);
     } else {
       ++i;
     }
@@ -452,7 +474,7 @@ std::vector<std::string> book::prune(
   unsaved_.erase(std::remove_if(unsaved_.begin(), unsaved_.end(),
                                 [&](const stored& s) {
                                   return s.first.rfind(proof_prefix, 0) == 0
-                                         && kept_ids_.count(s.first) == 0;
+                                         && records_.count(s.first) == 0;
                                 }),
                  unsaved_.end());
   return gone;

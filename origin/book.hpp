@@ -111,11 +111,14 @@ private:
   config cfg_;
   std::string own_binding_bytes_;
   mutable std::mutex mtx_;
-  std::unordered_map<dot, std::shared_ptr<const kept>, dot_hash> held_;
+  // The proof of each version held (owned by `records_`).
+  std::unordered_map<dot, const kept*, dot_hash> held_;
+  // The proofs held, by store key.
+  std::unordered_map<std::string, std::shared_ptr<const kept>> records_;
   // Checked keys by node and key bytes.
   std::unordered_map<std::string, std::shared_ptr<const key_entry>> keys_;
-  // The store keys of the proofs kept (saved or waiting in `unsaved_`).
-  std::unordered_set<std::string> kept_ids_;
+  // The store keys of the keys kept (saved or waiting in `unsaved_`).
+  std::unordered_set<std::string> kept_keys_;
   std::vector<stored> unsaved_;
 };
 

@@ -1,9 +1,11 @@
 #include "origin/origin.hpp"
 
-#include <sodium.h>
+#include <openssl/evp.h>
 
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <variant>
 
@@ -21,16 +23,20 @@ namespace {
 // doubles as their IEEE 754 bits: one encoding per value.
 class canonical {
 public:
-  void u8(uint8_t x) { out_ += static_cast<char>(x); }
+  void u8(uint8_t x) { out_.push_back(static_cast<char>(x)); }
 
   void u32(uint32_t x) {
-    for (int shift = 24; shift >= 0; shift -= 8)
-      out_ += static_cast<char>((x >> shift) & 0xff);
+    char b[4];
+    for (int i = 0; i < 4; ++i)
+      b[i] = static_cast<char>((x >> (24 - 8 * i)) & 0xff);
+    out_.append(b, sizeof(b));
   }
 
   void u64(uint64_t x) {
-    for (int shift = 56; shift >= 0; shift -= 8)
-      out_ += static_cast<char>((x >> shift) & 0xff);
+    char b[8];
+    for (int i = 0; i < 8; ++i)
+      b[i] = static_cast<char>((x >> (56 - 8 * i)) & 0xff);
+    out_.append(b, sizeof(b));
   }
 
   void f64(double x) {
@@ -40,8 +46,9 @@ public:
     u64(bits);
   }
 
+  // Lengths and counts fit 32 bits (frames are bounded far below).
   void str(std::string_view x) {
-    u64(x.size());
+    u32(static_cast<uint32_t>(x.size()));
     out_.append(x.data(), x.size());
   }
 
@@ -50,11 +57,12 @@ public:
     u32(t.logical);
   }
 
-  void count(size_t n) { u64(n); }
+  void count(size_t n) { u32(static_cast<uint32_t>(n)); }
 
   const std::string& bytes() const noexcept { return out_; }
 
-  void reserve(size_t n) { out_.reserve(n); }
+  /// Starts again, keeping the buffer.
+  void clear() noexcept { out_.clear(); }
 
 private:
   std::string out_;
@@ -92,16 +100,24 @@ void write(canonical& w, const content& body) {
       body);
 }
 
-digest blake2b(unsigned char domain, std::string_view a, std::string_view b) {
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, nullptr, 0, std::tuple_size<digest>::value);
-  crypto_generichash_update(&st, &domain, 1);
-  crypto_generichash_update(
-      &st, reinterpret_cast<const unsigned char*>(a.data()), a.size());
-  crypto_generichash_update(
-      &st, reinterpret_cast<const unsigned char*>(b.data()), b.size());
+// SHA-256 (OpenSSL EVP; SHA extensions where the CPU has them), one
+// context per thread, truncated to 16 bytes.
+digest sha256(unsigned char domain, std::string_view a, std::string_view b) {
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct ctx_deleter {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  thread_local std::unique_ptr<EVP_MD_CTX, ctx_deleter> ctx{EVP_MD_CTX_new()};
+  unsigned char full[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (md == nullptr || !ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1
+      || EVP_DigestUpdate(ctx.get(), &domain, 1) != 1
+      || EVP_DigestUpdate(ctx.get(), a.data(), a.size()) != 1
+      || EVP_DigestUpdate(ctx.get(), b.data(), b.size()) != 1
+      || EVP_DigestFinal_ex(ctx.get(), full, &len) != 1)
+    throw std::runtime_error("OpenSSL's SHA-256 failed");
   digest out;
-  crypto_generichash_final(&st, out.data(), out.size());
+  std::memcpy(out.data(), full, out.size());
   return out;
 }
 
@@ -110,55 +126,70 @@ std::string_view view(const digest& d) {
 }
 
 digest inner(const digest& left, const digest& right) {
-  return blake2b(1, view(left), view(right));
+  return sha256(1, view(left), view(right));
 }
 
 error bad(const std::string& what) {
   return error{errc::invalid_argument, "origin proof: " + what};
 }
 
-// Walks a tree of `n` leaves level by level from the known `positions`,
-// as the verifier does: a node whose sibling is not known takes it from
-// `need(level, index)`; `known` gives the hash of a known node and
-// `learn` records a computed one. The order of `need` calls is the proof
-// order.
-template<class Known, class Need, class Learn>
-expected<digest> walk(uint32_t n, std::vector<uint32_t> positions,
-                      Known&& known, Need&& need, Learn&& learn) {
+// Climbs a tree of `n` leaves from the known nodes of level 0 (sorted by
+// index) to the root, level by level: a node whose sibling is not known
+// takes it from `need(level, index)` (the order of those calls is the
+// proof order). With `record`, every node known or computed is kept, per
+// level, sorted.
+template<class Need>
+expected<digest> climb(uint32_t n, tree_level nodes, Need&& need,
+                       std::vector<tree_level>* record) {
   uint32_t width = n;
-  size_t level = 0;
+  size_t height = 0;
   while (width > 1) {
-    std::vector<uint32_t> next;
-    next.reserve(positions.size() / 2 + 1);
-    for (size_t j = 0; j < positions.size(); ++j) {
-      auto i = positions[j];
+    tree_level next;
+    next.reserve(nodes.size() / 2 + 1);
+    tree_level needed;
+    for (size_t j = 0; j < nodes.size(); ++j) {
+      auto [i, hash] = nodes[j];
       digest parent;
       if (i % 2 == 0) {
         if (i + 1 >= width) {
-          parent = known(level, i); // the odd node at the end moves up
-        } else if (j + 1 < positions.size() && positions[j + 1] == i + 1) {
-          parent = inner(known(level, i), known(level, i + 1));
+          parent = hash; // the odd node at the end moves up
+        } else if (j + 1 < nodes.size() && nodes[j + 1].first == i + 1) {
+          parent = inner(hash, nodes[j + 1].second);
           ++j;
         } else {
-          auto right = need(level, i + 1);
+          auto right = need(height, i + 1);
           if (!right)
             return right.error_value();
-          parent = inner(known(level, i), *right);
+          parent = inner(hash, *right);
+          if (record != nullptr)
+            needed.emplace_back(i + 1, *right);
         }
       } else {
-        auto left = need(level, i - 1);
+        auto left = need(height, i - 1);
         if (!left)
           return left.error_value();
-        parent = inner(*left, known(level, i));
+        parent = inner(*left, hash);
+        if (record != nullptr)
+          needed.emplace_back(i - 1, *left);
       }
-      learn(level + 1, i / 2, parent);
-      next.push_back(i / 2);
+      next.emplace_back(i / 2, parent);
     }
-    positions = std::move(next);
+    if (record != nullptr) {
+      tree_level all;
+      all.reserve(nodes.size() + needed.size());
+      std::merge(nodes.begin(), nodes.end(), needed.begin(), needed.end(),
+                 std::back_inserter(all), [](const auto& x, const auto& y) {
+                   return x.first < y.first;
+                 });
+      record->push_back(std::move(all));
+    }
+    nodes = std::move(next);
     width = (width + 1) / 2;
-    ++level;
+    ++height;
   }
-  return known(level, 0);
+  if (record != nullptr)
+    record->push_back(nodes);
+  return nodes.front().second;
 }
 
 expected<void> check_positions(uint32_t n,
@@ -180,8 +211,9 @@ expected<void> check_positions(uint32_t n,
 } // namespace
 
 digest leaf(const version& v) {
-  canonical w;
-  w.reserve(256);
+  // One buffer per thread, reused: hashing allocates nothing.
+  thread_local canonical w;
+  w.clear();
   w.u64(v.tag.replica);
   w.u64(v.tag.counter);
   w.u64(v.resolves);
@@ -213,116 +245,133 @@ digest leaf(const version& v) {
   w.u8(e.archived ? 1 : 0);
   w.u8(e.tombstone ? 1 : 0);
   w.str(e.forget_reason);
-  return blake2b(0, w.bytes(), {});
+  return sha256(0, w.bytes(), {});
 }
 
 // -- tree
 // -------------------------------------------------------------------------
 
+digest fingerprint(std::string_view bytes) { return sha256(2, bytes, {}); }
+
 tree tree::of(const std::vector<digest>& leaves) {
-  tree t;
-  t.n_ = static_cast<uint32_t>(leaves.size());
-  t.levels_.emplace_back();
   std::vector<uint32_t> all(leaves.size());
-  for (uint32_t i = 0; i < t.n_; ++i) {
+  for (uint32_t i = 0; i < all.size(); ++i)
     all[i] = i;
-    t.levels_[0].emplace(i, leaves[i]);
-  }
-  auto known = [&t](size_t level, uint32_t i) {
-    return t.levels_[level].at(i);
-  };
-  auto need = [](size_t, uint32_t) -> expected<digest> {
-    return make_error(errc::invalid_argument, "a full tree needs nothing");
-  };
-  auto learn = [&t](size_t level, uint32_t i, const digest& d) {
-    if (t.levels_.size() <= level)
-      t.levels_.resize(level + 1);
-    t.levels_[level][i] = d;
-  };
-  if (!all.empty())
-    t.root_ = *walk(t.n_, all, known, need, learn);
-  return t;
+  auto t = partial(static_cast<uint32_t>(leaves.size()), all, leaves, {});
+  if (!t)
+    throw std::invalid_argument(t.error_value().message);
+  return std::move(*t);
 }
 
-expected<tree> tree::partial(uint32_t n, const std::vector<uint32_t>& positions,
-                             const std::vector<digest>& known_leaves,
-                             std::string_view siblings) {
-  if (auto ok = check_positions(n, positions); !ok)
-    return ok.error_value();
-  if (known_leaves.size() != positions.size())
-    return bad("leaf hashes and positions differ in number");
-  if (siblings.size() % std::tuple_size<digest>::value != 0)
-    return bad("siblings of " + std::to_string(siblings.size()) + " bytes");
-  tree t;
-  t.n_ = n;
-  t.levels_.emplace_back();
+namespace {
+
+tree_level level_zero(const std::vector<uint32_t>& positions,
+                      const std::vector<digest>& known) {
+  tree_level out;
+  out.reserve(positions.size());
   for (size_t i = 0; i < positions.size(); ++i)
-    t.levels_[0].emplace(positions[i], known_leaves[i]);
+    out.emplace_back(positions[i], known[i]);
+  return out;
+}
+
+// Takes the proof's sibling hashes in order.
+struct sibling_reader {
+  std::string_view bytes;
   size_t taken = 0;
-  auto known = [&t](size_t level, uint32_t i) {
-    return t.levels_[level].at(i);
-  };
-  auto need = [&](size_t level, uint32_t i) -> expected<digest> {
+
+  expected<digest> operator()(size_t, uint32_t) {
     constexpr auto width = std::tuple_size<digest>::value;
-    if ((taken + 1) * width > siblings.size())
+    if ((taken + 1) * width > bytes.size())
       return make_error(errc::invalid_argument,
                         "origin proof: too few sibling hashes");
     digest d;
-    std::memcpy(d.data(), siblings.data() + taken * width, width);
+    std::memcpy(d.data(), bytes.data() + taken * width, width);
     ++taken;
-    t.levels_[level][i] = d;
     return d;
-  };
-  auto learn = [&t](size_t level, uint32_t i, const digest& d) {
-    if (t.levels_.size() <= level)
-      t.levels_.resize(level + 1);
-    t.levels_[level][i] = d;
-  };
-  auto root = walk(n, positions, known, need, learn);
+  }
+
+  bool all_taken() const noexcept {
+    return taken * std::tuple_size<digest>::value == bytes.size();
+  }
+};
+
+expected<void> check_proof(uint32_t n, const std::vector<uint32_t>& positions,
+                           const std::vector<digest>& known,
+                           std::string_view siblings) {
+  if (auto ok = check_positions(n, positions); !ok)
+    return ok.error_value();
+  if (known.size() != positions.size())
+    return bad("leaf hashes and positions differ in number");
+  if (siblings.size() % std::tuple_size<digest>::value != 0)
+    return bad("siblings of " + std::to_string(siblings.size()) + " bytes");
+  return {};
+}
+
+} // namespace
+
+expected<digest> tree::root_of(uint32_t n,
+                               const std::vector<uint32_t>& positions,
+                               const std::vector<digest>& known,
+                               std::string_view siblings) {
+  if (auto ok = check_proof(n, positions, known, siblings); !ok)
+    return ok.error_value();
+  sibling_reader read{siblings};
+  auto root = climb(n, level_zero(positions, known), read, nullptr);
+  if (root && !read.all_taken())
+    return bad("more sibling hashes than the leaves need");
+  return root;
+}
+
+expected<tree> tree::partial(uint32_t n, const std::vector<uint32_t>& positions,
+                             const std::vector<digest>& known,
+                             std::string_view siblings) {
+  if (auto ok = check_proof(n, positions, known, siblings); !ok)
+    return ok.error_value();
+  tree t;
+  t.n_ = n;
+  sibling_reader read{siblings};
+  auto root = climb(n, level_zero(positions, known), read, &t.levels_);
   if (!root)
     return root.error_value();
-  if (taken * std::tuple_size<digest>::value != siblings.size())
+  if (!read.all_taken())
     return bad("more sibling hashes than the leaves need");
   t.root_ = *root;
   return t;
+}
+
+const digest* tree::find(size_t height, uint32_t index) const {
+  if (height >= levels_.size())
+    return nullptr;
+  auto& nodes = levels_[height];
+  auto i = std::lower_bound(nodes.begin(), nodes.end(), index,
+                            [](const auto& x, uint32_t v) {
+                              return x.first < v;
+                            });
+  return i != nodes.end() && i->first == index ? &i->second : nullptr;
 }
 
 expected<std::string>
 tree::siblings(const std::vector<uint32_t>& positions) const {
   if (auto ok = check_positions(n_, positions); !ok)
     return ok.error_value();
-  for (auto p : positions)
-    if (levels_[0].count(p) == 0)
+  tree_level start;
+  start.reserve(positions.size());
+  for (auto p : positions) {
+    auto* d = find(0, p);
+    if (d == nullptr)
       return bad("leaf " + std::to_string(p) + " is not known here");
+    start.emplace_back(p, *d);
+  }
   std::string out;
-  std::vector<std::unordered_map<uint32_t, digest>> computed(levels_.size());
-  auto at = [&](size_t level, uint32_t i) -> const digest* {
-    if (level < computed.size())
-      if (auto it = computed[level].find(i); it != computed[level].end())
-        return &it->second;
-    if (level < levels_.size())
-      if (auto it = levels_[level].find(i); it != levels_[level].end())
-        return &it->second;
-    return nullptr;
-  };
-  auto known = [&](size_t level, uint32_t i) {
-    return *at(level, i);
-  };
-  auto need = [&](size_t level, uint32_t i) -> expected<digest> {
-    auto* d = at(level, i);
+  auto need = [&](size_t height, uint32_t i) -> expected<digest> {
+    auto* d = find(height, i);
     if (d == nullptr)
       return make_error(errc::invalid_argument,
                         "origin proof: a node this tree does not know");
     out.append(view(*d));
     return *d;
   };
-  auto learn = [&](size_t level, uint32_t i, const digest& d) {
-    if (computed.size() <= level)
-      computed.resize(level + 1);
-    computed[level][i] = d;
-  };
-  auto root = walk(n_, positions, known, need, learn);
-  if (!root)
+  if (auto root = climb(n_, std::move(start), need, nullptr); !root)
     return root.error_value();
   return out;
 }
@@ -405,8 +454,7 @@ expected<trusted_key> check_key(const v1::OriginKey& binding, const trust& t) {
   auto to_us = [](int64_t s) {
     return s <= 0 ? uint64_t{0} : static_cast<uint64_t>(s) * 1'000'000;
   };
-  return trusted_key{binding.node(), to_us(cert->not_before()),
-                     to_us(cert->not_after())};
+  return trusted_key{binding.node(), to_us(cert->not_after())};
 }
 
 } // namespace engram::origin

@@ -13,8 +13,8 @@
 // relays later carries the origin's own proof, narrowed to what it sends
 // (`tree::siblings`). The book (origin/book.hpp) does this per memory.
 //
-// Pure: BLAKE2b (libsodium) for hashes, Ed25519 and X.509 through crypto/
-// and pki/; no CAF, no storage, no clock of its own.
+// Pure: SHA-256 (OpenSSL EVP) for hashes, Ed25519 and X.509 through
+// crypto/ and pki/; no CAF, no storage, no clock of its own.
 
 #include "core/error.hpp"
 #include "core/ids.hpp"
@@ -24,7 +24,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engram/v1/sync.pb.h"
@@ -37,18 +37,25 @@ class revocation_list;
 
 namespace engram::origin {
 
-/// A node of a Merkle tree: 16 bytes of BLAKE2b (second preimages cost
-/// 2^128; only the signer could look for collisions, and it signs anyway).
+/// A node of a Merkle tree: SHA-256 truncated to 16 bytes (second
+/// preimages cost 2^128; only the signer could look for collisions, and it
+/// signs anyway).
 using digest = std::array<unsigned char, 16>;
 
-/// The hash of a version: BLAKE2b-128 of a domain byte and the version's
+/// The hash of a version: SHA-256/128 of a domain byte and the version's
 /// canonical bytes (every field, in a fixed order, lengths prefixed), so
 /// any change of any field changes it.
 digest leaf(const version& v);
 
+/// A hash naming bytes (a stored proof's key): SHA-256/128.
+digest fingerprint(std::string_view bytes);
+
 /// The most leaves a tree may have (a frame carries at most a few
 /// thousand versions).
 inline constexpr uint32_t max_leaves = uint32_t{1} << 20;
+
+/// The known nodes of one level of a tree, sorted by index.
+using tree_level = std::vector<std::pair<uint32_t, digest>>;
 
 /// A Merkle tree over `size()` leaves of which some are known: all of them
 /// for the signer, those a frame carried (and the hashes beside their
@@ -68,6 +75,13 @@ public:
                                 const std::vector<digest>& known,
                                 std::string_view siblings);
 
+  /// The root a proof gives (as `partial`, without keeping the tree: what
+  /// a receiver checks a signature against).
+  static expected<digest> root_of(uint32_t n,
+                                  const std::vector<uint32_t>& positions,
+                                  const std::vector<digest>& known,
+                                  std::string_view siblings);
+
   const digest& root() const noexcept { return root_; }
 
   uint32_t size() const noexcept { return n_; }
@@ -80,10 +94,12 @@ public:
 private:
   tree() = default;
 
+  const digest* find(size_t height, uint32_t index) const;
+
   uint32_t n_ = 0;
   digest root_{};
   // Known nodes per level (level 0: the leaves).
-  std::vector<std::unordered_map<uint32_t, digest>> levels_;
+  std::vector<tree_level> levels_;
 };
 
 /// What a node signs for a tree of versions of `replica` (incarnation
@@ -110,10 +126,10 @@ struct trust {
 
 /// A key an OriginKey bound, checked: its node and the validity of its
 /// certificate (µs since the epoch). Versions it proves must have been
-/// written inside that validity.
+/// written before that validity ended (a node proves its older versions
+/// with the key of its current certificate).
 struct trusted_key {
   std::string node;
-  uint64_t not_before_us = 0;
   uint64_t not_after_us = 0;
 };
 

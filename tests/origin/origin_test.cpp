@@ -437,7 +437,8 @@ BOOST_AUTO_TEST_CASE(tampered_revoked_and_foreign_proofs_are_dropped) {
   f = send(*b5, writes(r5, 1));
   got = must(b2->check(f.batch, f.decoded));
   BOOST_TEST(got.dropped == 1u);
-  BOOST_TEST(got.reasons.front().find("validity") != std::string::npos,
+  BOOST_TEST(got.reasons.front().find("after its certificate's validity")
+                 != std::string::npos,
              got.reasons.front());
 }
 
@@ -464,6 +465,27 @@ BOOST_AUTO_TEST_CASE(proofs_of_superseded_versions_are_pruned) {
   BOOST_TEST(gone.size() == 1u);
   BOOST_TEST(b2->held() == 2u);
   BOOST_TEST(!b2->prune_due(2));
+}
+
+BOOST_AUTO_TEST_CASE(frames_that_cannot_be_narrowed_and_bad_records) {
+  cluster c;
+  auto b2 = c.book_of(c.node("n2"));
+  // An unproven version deep inside a long contiguous context: refused as
+  // a whole rather than a context of 100 000 loose dots.
+  replica fake{replica_of_node("n1"), c.hlc};
+  auto delta = writes(fake, 1);
+  vector_clock long_run;
+  long_run.set(replica_of_node("n1"), 100'000);
+  delta.context = causal_context::from_parts(long_run, {});
+  v1::DeltaBatch batch;
+  messages::to_proto(delta, batch);
+  auto decoded = must(messages::from_proto(batch, messages::limits{}));
+  BOOST_TEST(!b2->check(batch, decoded));
+  // Stored records that do not decode are named for deletion.
+  auto bad = b2->restore(
+      {{"p/00", "not a proof"}, {"k/00", "not a key"}, {"x/00", ""}});
+  BOOST_TEST(bad.size() == 3u);
+  BOOST_TEST(b2->held() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
