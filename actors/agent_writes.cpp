@@ -55,12 +55,14 @@ void open_origins(agent_ptr self, const std::string& partition,
 } // namespace
 
 std::vector<std::string> prune_origins(origin::book& b, const replica& mem) {
-  return b.prune([&mem](const std::function<void(const dot&)>& f) {
-    mem.for_each([&f](const engram_id&, const std::vector<version>& vs) {
-      for (auto& v : vs)
-        f(v.tag);
-    });
-  });
+  return b.prune(
+      [&mem](const std::function<void(const dot&)>& f) {
+        mem.for_each([&f](const engram_id&, const std::vector<version>& vs) {
+          for (auto& v : vs)
+            f(v.tag);
+        });
+      },
+      mem.context());
 }
 
 bool open_replica(agent_ptr self, node_context_ptr ctx,

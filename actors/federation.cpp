@@ -16,6 +16,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "e2e/e2e.hpp"
+
 namespace engram::actors {
 
 namespace {
@@ -410,6 +412,35 @@ run(agent_ptr self, const federation::federation_command& c) {
   return rules;
 }
 
+// A federation sealed end to end takes facts whose values are sealed with
+// its current key (e2e::seal_value), and only while that key is sealed to
+// exactly its current members: a member who left or was removed gets no
+// key of what is written after.
+expected<void> sealed_to_current_key(const federation::federation_state& fed,
+                                     const engram_record& value) {
+  auto refused = [&](const std::string& why) {
+    return make_error(errc::invalid_argument,
+                      "federation " + fed.name()
+                          + " is sealed end to end: " + why);
+  };
+  auto* f = std::get_if<fact>(&value.body);
+  if (f == nullptr)
+    return refused("its Collective scope holds facts only (sealed values), "
+                   "not "
+                   + std::string{content_name(value.body)} + "s");
+  if (auto why = fed.keys_stale(); !why.empty())
+    return refused(why);
+  auto epoch = e2e::value_epoch(f->value);
+  if (!epoch || !e2e::is_sealed_value(f->value))
+    return refused("the value of " + f->key
+                   + " is not sealed with its key (e2e::seal_value)");
+  if (*epoch != fed.keys().epoch)
+    return refused("the value of " + f->key + " is sealed with key epoch "
+                   + std::to_string(*epoch) + ", not the current "
+                   + std::to_string(fed.keys().epoch));
+  return {};
+}
+
 caf::error no_such(agent_ptr self, const char* what) {
   return to_caf(make_error(errc::invalid_argument,
                            "federation " + self->state.cfg.agent_id
@@ -452,6 +483,9 @@ agent_actor::behavior_type federation_impl(agent_ptr self, node_context_ptr ctx,
           return to_caf(make_error(errc::invalid_argument,
                                    "the key " + federation::state_key()
                                        + " is reserved"));
+        if (s.fed->e2e())
+          if (auto ok = sealed_to_current_key(*s.fed, value); !ok)
+            return to_caf(ok.error_value());
         value.scope = s.fed->shared_scope();
         return write_here(self, std::move(value));
       },

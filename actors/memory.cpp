@@ -403,6 +403,150 @@ expected<engram_id> memory::learn_collective(const std::string& fed_id,
                       memory_scope::collective(fed_id, {agent_id_}));
 }
 
+namespace {
+
+// What a member's sealed copy of a federation key holds: the federation,
+// the epoch and the key (so a copy moved to another federation or epoch
+// does not pass).
+std::string group_key_text(const std::string& fed_id, uint64_t epoch,
+                           const std::string& key) {
+  return "fedkey\n" + fed_id + "\n" + std::to_string(epoch) + "\n" + key;
+}
+
+} // namespace
+
+expected<std::map<uint64_t, std::string>>
+memory::group_keys_of(const federation::federation_state& fed,
+                      const e2e::key_pair& keys, const e2e::trust& trust) {
+  auto& k = fed.keys();
+  auto mine = k.sealed.find(agent_id_);
+  if (!fed.e2e() || k.epoch == 0 || mine == k.sealed.end())
+    return make_error(errc::permission_denied,
+                      "no key of federation " + fed.name() + " is sealed to "
+                          + agent_id_);
+  auto now_s = static_cast<int64_t>(wall_us() / 1'000'000);
+  auto opened = e2e::open(mine->second, k.sealed_by, agent_id_, keys, trust,
+                          now_s, "fedkey");
+  if (!opened)
+    return opened.error_value();
+  auto expected_head = group_key_text(fed.id(), k.epoch, {});
+  auto& text = opened->text;
+  if (text.size() != expected_head.size() + 32
+      || text.compare(0, expected_head.size(), expected_head) != 0)
+    return make_error(errc::unauthenticated,
+                      "the key sealed to " + agent_id_ + " is not federation "
+                          + fed.name() + "'s key of epoch "
+                          + std::to_string(k.epoch));
+  auto current = text.substr(expected_head.size());
+  auto all = e2e::open_chain(current, k.chain);
+  if (!all)
+    return all.error_value();
+  (*all)[k.epoch] = std::move(current);
+  return all;
+}
+
+expected<uint64_t> memory::rotate_federation_key(const std::string& fed_id,
+                                                 const e2e::key_pair& keys,
+                                                 const e2e::trust& trust) {
+  auto fed = federation_state(fed_id);
+  if (!fed)
+    return fed.error_value();
+  if (!fed->e2e())
+    return make_error(errc::invalid_argument,
+                      "federation " + fed->name()
+                          + " is not sealed end to end");
+  std::map<uint64_t, std::string> older;
+  if (fed->keys().epoch > 0) {
+    auto held = group_keys_of(*fed, keys, trust);
+    if (!held)
+      return held.error_value();
+    older = std::move(*held);
+  }
+  federation::group_keys next;
+  next.epoch = fed->keys().epoch + 1;
+  next.sealed_by = agent_id_;
+  auto key = e2e::new_group_key();
+  auto chain = e2e::seal_chain(key, older);
+  if (!chain)
+    return chain.error_value();
+  next.chain = std::move(*chain);
+  auto now = wall_us();
+  for (auto& m : fed->members()) {
+    auto pair = checked_keys(m.agent_id, trust, now);
+    if (!pair)
+      return pair.error_value();
+    auto sealed = e2e::seal(group_key_text(fed->id(), next.epoch, key), keys,
+                            pair->first, pair->second, now, "fedkey");
+    if (!sealed)
+      return sealed.error_value();
+    next.sealed.emplace(m.agent_id, std::move(*sealed));
+  }
+  auto epoch = next.epoch;
+  auto done
+      = federation_call(fed_id, federation::cmd::rotate_keys{std::move(next)});
+  if (!done)
+    return done.error_value();
+  return epoch;
+}
+
+expected<engram_id> memory::learn_collective_sealed(const std::string& fed_id,
+                                                    const std::string& key,
+                                                    const std::string& value,
+                                                    const e2e::key_pair& keys,
+                                                    const e2e::trust& trust) {
+  auto fed = federation_state(fed_id);
+  if (!fed)
+    return fed.error_value();
+  if (auto why = fed->keys_stale(); !why.empty())
+    return make_error(errc::invalid_argument, why);
+  auto held = group_keys_of(*fed, keys, trust);
+  if (!held)
+    return held.error_value();
+  auto epoch = fed->keys().epoch;
+  auto sealed = e2e::seal_value(held->at(epoch), epoch, key, value);
+  if (!sealed)
+    return sealed.error_value();
+  engram_record record;
+  record.type = memory_type::semantic;
+  record.body = fact{key, std::move(*sealed)};
+  return learn_collective(fed_id, std::move(record));
+}
+
+expected<std::vector<memory::opened_fact>>
+memory::query_federation_opened(const std::string& fed_id,
+                                const e2e::key_pair& keys,
+                                const e2e::trust& trust) {
+  auto fed = federation_state(fed_id);
+  if (!fed)
+    return fed.error_value();
+  auto held = group_keys_of(*fed, keys, trust);
+  if (!held)
+    return held.error_value();
+  auto views = query_federation(fed_id, query_filter{});
+  if (!views)
+    return views.error_value();
+  std::vector<opened_fact> out;
+  for (auto& v : *views) {
+    auto* f = std::get_if<fact>(&v.value.body);
+    if (f == nullptr)
+      continue;
+    opened_fact o{f->key, std::string{}, v};
+    auto epoch = e2e::value_epoch(f->value);
+    if (!epoch) {
+      o.value = epoch.error_value();
+    } else if (auto k = held->find(*epoch); k == held->end()) {
+      o.value = make_error(
+          errc::permission_denied,
+          "the value of " + f->key + " is sealed with key epoch "
+              + std::to_string(*epoch) + ", never sealed to " + agent_id_);
+    } else {
+      o.value = e2e::open_value(k->second, f->value, f->key);
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 expected<std::vector<memory_view>>
 memory::query_federation(const std::string& fed_id,
                          const query_filter& filter) {

@@ -208,6 +208,38 @@ public:
   expected<engram_id> learn_collective(const std::string& federation_id,
                                        engram_record value);
 
+  // A federation sealed end to end (federation_config::e2e): its leader
+  // makes its key, sealed to each member's published key; members write
+  // and read facts sealed with it. Keys stay with the callers: nodes hold
+  // only sealed keys and sealed values.
+  /// Leader only: makes the federation's next key, sealed with `keys`
+  /// (this agent's, published) to every member's published key (checked
+  /// against `trust`), the earlier keys chained under it. Needed once the
+  /// federation is created and whenever its members change (until then
+  /// nodes refuse writes to it). Returns the new key's epoch.
+  expected<uint64_t> rotate_federation_key(const std::string& federation_id,
+                                           const e2e::key_pair& keys,
+                                           const e2e::trust& trust);
+  /// Learns fact `key` = `value` in the federation's Collective scope,
+  /// the value sealed with its current key (opened with `keys`).
+  expected<engram_id> learn_collective_sealed(const std::string& federation_id,
+                                              const std::string& key,
+                                              const std::string& value,
+                                              const e2e::key_pair& keys,
+                                              const e2e::trust& trust);
+  /// A fact of a federation sealed end to end, opened: its value, or why
+  /// it did not open (a value sealed with a key this agent never held).
+  struct opened_fact {
+    std::string key;
+    expected<std::string> value;
+    memory_view view;
+  };
+  /// The facts of the federation's Collective scope, opened with the keys
+  /// sealed to this agent.
+  expected<std::vector<opened_fact>>
+  query_federation_opened(const std::string& federation_id,
+                          const e2e::key_pair& keys, const e2e::trust& trust);
+
   /// The federation's Collective memory (every member may read). What
   /// other members wrote comes as Reported{writer, trust}, its confidence
   /// multiplied by the federation's trust in the writer, with that hop in
@@ -290,6 +322,10 @@ private:
   // `trust` at `now_us` (the box names this agent as the sender).
   expected<std::pair<e2e::key_binding, e2e::key_binding>>
   checked_keys(const std::string& to, const e2e::trust& trust, uint64_t now_us);
+  // The federation's keys this agent holds, by epoch (opened with `keys`).
+  expected<std::map<uint64_t, std::string>>
+  group_keys_of(const federation::federation_state& fed,
+                const e2e::key_pair& keys, const e2e::trust& trust);
 
   // Calls `done(expected<Result>)` in `self` with the instance's answer.
   template<class Result, class Self, class F, class... Ts>

@@ -400,3 +400,194 @@ expected<opened> open(std::string_view sealed, const std::string& from,
 }
 
 } // namespace engram::e2e
+
+// -- a federation's key -------------------------------------------------------
+
+namespace engram::e2e {
+
+namespace {
+
+constexpr std::string_view value_prefix = "e2e1:";
+
+std::string to_base64(std::string_view bytes) {
+  auto variant = sodium_base64_VARIANT_ORIGINAL;
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), variant), '\0');
+  sodium_bin2base64(out.data(), out.size(),
+                    reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), variant);
+  out.pop_back(); // the terminating zero
+  return out;
+}
+
+expected<std::string> from_base64(std::string_view text) {
+  std::string out(text.size(), '\0');
+  size_t len = 0;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()),
+                        out.size(), text.data(), text.size(), nullptr, &len,
+                        nullptr, sodium_base64_VARIANT_ORIGINAL)
+      != 0)
+    return make_error(errc::invalid_argument, "a sealed value is not base64");
+  out.resize(len);
+  return out;
+}
+
+// secretbox(nonce || box) of `plain` under `key`.
+expected<std::string> secretbox(std::string_view key, std::string_view plain) {
+  init_sodium();
+  if (key.size() != crypto_secretbox_KEYBYTES)
+    return make_error(errc::invalid_argument, "a group key is 32 bytes");
+  std::string out(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES
+                      + plain.size(),
+                  '\0');
+  auto* nonce = reinterpret_cast<unsigned char*>(out.data());
+  randombytes_buf(nonce, crypto_secretbox_NONCEBYTES);
+  crypto_secretbox_easy(nonce + crypto_secretbox_NONCEBYTES,
+                        reinterpret_cast<const unsigned char*>(plain.data()),
+                        plain.size(), nonce,
+                        reinterpret_cast<const unsigned char*>(key.data()));
+  return out;
+}
+
+expected<std::string> secretbox_open(std::string_view key,
+                                     std::string_view boxed) {
+  init_sodium();
+  if (key.size() != crypto_secretbox_KEYBYTES)
+    return make_error(errc::invalid_argument, "a group key is 32 bytes");
+  if (boxed.size() < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+    return make_error(errc::invalid_argument, "a sealed value is too short");
+  auto* nonce = reinterpret_cast<const unsigned char*>(boxed.data());
+  auto body = boxed.substr(crypto_secretbox_NONCEBYTES);
+  std::string out(body.size() - crypto_secretbox_MACBYTES, '\0');
+  if (crypto_secretbox_open_easy(
+          reinterpret_cast<unsigned char*>(out.data()),
+          reinterpret_cast<const unsigned char*>(body.data()), body.size(),
+          nonce, reinterpret_cast<const unsigned char*>(key.data()))
+      != 0)
+    return make_error(errc::unauthenticated,
+                      "the sealed value does not open with this key");
+  return out;
+}
+
+// "e2e1:<epoch>:" and where the base64 starts.
+expected<std::pair<uint64_t, size_t>> parse_value(std::string_view value) {
+  auto bad = [] {
+    return make_error(errc::invalid_argument,
+                      "not a sealed value (e2e1:<epoch>:<base64>)");
+  };
+  if (value.substr(0, value_prefix.size()) != value_prefix)
+    return bad();
+  auto colon = value.find(':', value_prefix.size());
+  if (colon == std::string_view::npos || colon == value_prefix.size()
+      || colon - value_prefix.size() > 19)
+    return bad();
+  uint64_t epoch = 0;
+  for (auto i = value_prefix.size(); i < colon; ++i) {
+    if (value[i] < '0' || value[i] > '9')
+      return bad();
+    epoch = epoch * 10 + static_cast<uint64_t>(value[i] - '0');
+  }
+  if (epoch == 0)
+    return bad();
+  return std::make_pair(epoch, colon + 1);
+}
+
+} // namespace
+
+std::string new_group_key() {
+  init_sodium();
+  std::string key(crypto_secretbox_KEYBYTES, '\0');
+  randombytes_buf(key.data(), key.size());
+  return key;
+}
+
+expected<std::string> seal_value(std::string_view group_key, uint64_t epoch,
+                                 std::string_view key, std::string_view value) {
+  if (epoch == 0)
+    return make_error(errc::invalid_argument, "key epochs start at 1");
+  std::string plain{key};
+  plain += '\0';
+  plain += value;
+  auto boxed = secretbox(group_key, plain);
+  sodium_memzero(plain.data(), plain.size());
+  if (!boxed)
+    return boxed.error_value();
+  return std::string{value_prefix} + std::to_string(epoch) + ":"
+         + to_base64(*boxed);
+}
+
+bool is_sealed_value(std::string_view value) noexcept {
+  auto parsed = parse_value(value);
+  if (!parsed)
+    return false;
+  auto body = value.substr(parsed->second);
+  // The base64 of at least a nonce and a tag.
+  return body.size() >= 4
+                            * ((crypto_secretbox_NONCEBYTES
+                                + crypto_secretbox_MACBYTES + 2)
+                               / 3)
+         && from_base64(body).has_value();
+}
+
+expected<uint64_t> value_epoch(std::string_view value) {
+  auto parsed = parse_value(value);
+  if (!parsed)
+    return parsed.error_value();
+  return parsed->first;
+}
+
+expected<std::string> open_value(std::string_view group_key,
+                                 std::string_view value, std::string_view key) {
+  auto parsed = parse_value(value);
+  if (!parsed)
+    return parsed.error_value();
+  auto boxed = from_base64(value.substr(parsed->second));
+  if (!boxed)
+    return boxed.error_value();
+  auto plain = secretbox_open(group_key, *boxed);
+  if (!plain)
+    return plain.error_value();
+  auto zero = plain->find('\0');
+  if (zero == std::string::npos
+      || std::string_view{*plain}.substr(0, zero) != key)
+    return make_error(errc::unauthenticated,
+                      "the sealed value belongs to another fact");
+  return plain->substr(zero + 1);
+}
+
+expected<std::string> seal_chain(std::string_view group_key,
+                                 const std::map<uint64_t, std::string>& older) {
+  std::string plain;
+  for (auto& [epoch, key] : older) {
+    if (key.size() != crypto_secretbox_KEYBYTES)
+      return make_error(errc::invalid_argument, "a group key is 32 bytes");
+    for (int shift = 56; shift >= 0; shift -= 8)
+      plain += static_cast<char>((epoch >> shift) & 0xff);
+    plain += key;
+  }
+  auto boxed = secretbox(group_key, plain);
+  sodium_memzero(plain.data(), plain.size());
+  return boxed;
+}
+
+expected<std::map<uint64_t, std::string>> open_chain(std::string_view group_key,
+                                                     std::string_view chain) {
+  std::map<uint64_t, std::string> out;
+  if (chain.empty())
+    return out;
+  auto plain = secretbox_open(group_key, chain);
+  if (!plain)
+    return plain.error_value();
+  constexpr size_t entry = 8 + crypto_secretbox_KEYBYTES;
+  if (plain->size() % entry != 0)
+    return make_error(errc::invalid_argument, "a damaged chain of keys");
+  for (size_t i = 0; i < plain->size(); i += entry) {
+    uint64_t epoch = 0;
+    for (size_t j = 0; j < 8; ++j)
+      epoch = (epoch << 8) | static_cast<unsigned char>((*plain)[i + j]);
+    out[epoch] = plain->substr(i + 8, crypto_secretbox_KEYBYTES);
+  }
+  sodium_memzero(plain->data(), plain->size());
+  return out;
+}
+
+} // namespace engram::e2e

@@ -20,6 +20,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -181,5 +182,37 @@ expected<opened> open(std::string_view sealed, const std::string& from,
                       const std::string& me, const key_pair& keys,
                       const trust& t, int64_t now_s,
                       std::string_view kind = "tell");
+
+// -- a federation's key -------------------------------------------------------
+
+/// A new group key: 32 random bytes for crypto_secretbox
+/// (XSalsa20-Poly1305), the key of a federation sealed end to end.
+std::string new_group_key();
+
+/// The value of fact `key` sealed under `group_key` of epoch `epoch`:
+/// "e2e1:<epoch>:<base64 of nonce and box>", the box holding the fact's
+/// key and value (a sealed value moved to another key does not open).
+expected<std::string> seal_value(std::string_view group_key, uint64_t epoch,
+                                 std::string_view key, std::string_view value);
+
+/// True when `value` has the shape `seal_value` makes.
+bool is_sealed_value(std::string_view value) noexcept;
+
+/// The epoch a sealed value names. Error (invalid_argument): not a sealed
+/// value.
+expected<uint64_t> value_epoch(std::string_view value);
+
+/// Opens a sealed value of fact `key`. Errors: not a sealed value
+/// (invalid_argument); another key, another fact, a changed byte
+/// (unauthenticated).
+expected<std::string> open_value(std::string_view group_key,
+                                 std::string_view value, std::string_view key);
+
+/// The earlier keys (epoch → key) sealed under the newest one, and back:
+/// a member holding the newest key reads every older value.
+expected<std::string> seal_chain(std::string_view group_key,
+                                 const std::map<uint64_t, std::string>& older);
+expected<std::map<uint64_t, std::string>> open_chain(std::string_view group_key,
+                                                     std::string_view chain);
 
 } // namespace engram::e2e

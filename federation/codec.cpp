@@ -98,6 +98,29 @@ expected<trust_model> from_proto(const v1::TrustModel& t) {
   }
 }
 
+void to_proto(const group_keys& keys, v1::FederationKeys& out) {
+  out.set_epoch(keys.epoch);
+  out.set_sealed_by(keys.sealed_by);
+  for (auto& [member, text] : keys.sealed) {
+    auto* x = out.add_sealed();
+    x->set_member(member);
+    x->set_text(text);
+  }
+  out.set_chain(keys.chain);
+}
+
+expected<group_keys> from_proto(const v1::FederationKeys& in) {
+  group_keys out;
+  out.epoch = in.epoch();
+  out.sealed_by = in.sealed_by();
+  for (auto& x : in.sealed())
+    if (!out.sealed.emplace(x.member(), x.text()).second)
+      return make_error(errc::invalid_field,
+                        "FederationKeys: " + x.member() + " is listed twice");
+  out.chain = in.chain();
+  return out;
+}
+
 } // namespace
 
 std::string encode_trust(const trust_model& model) {
@@ -114,8 +137,26 @@ expected<trust_model> decode_trust(std::string_view bytes) {
   return from_proto(msg);
 }
 
+std::string encode_keys(const group_keys& keys) {
+  v1::FederationKeys msg;
+  to_proto(keys, msg);
+  return messages::serialize(msg);
+}
+
+expected<group_keys> decode_keys(std::string_view bytes) {
+  v1::FederationKeys msg;
+  if (auto ok
+      = messages::parse(bytes, msg, messages::limits{}, "FederationKeys");
+      !ok)
+    return ok.error_value();
+  return from_proto(msg);
+}
+
 std::string encode(const federation_state& state) {
   v1::FederationState msg;
+  msg.set_e2e(state.e2e());
+  if (state.e2e())
+    to_proto(state.keys(), *msg.mutable_keys());
   msg.set_id(state.id());
   msg.set_name(state.name());
   msg.set_version(state.version());
@@ -166,12 +207,18 @@ expected<federation_state> decode_state(std::string_view bytes) {
   if (!trust)
     return make_error(trust.error_value().code,
                       "FederationState: " + trust.error_value().message);
-  return federation_state::restore(
+  auto keys = from_proto(msg.keys());
+  if (!keys)
+    return keys.error_value();
+  auto state = federation_state::restore(
       msg.id(), msg.name(), std::move(members), std::move(*trust),
       msg.version(), msg.sync_interval_ms(),
       static_cast<belief_policy>(msg.belief_conflicts()),
       std::vector<std::string>{msg.departed().begin(), msg.departed().end()},
       std::move(invitations));
+  if (state)
+    state->restore_keys(msg.e2e(), std::move(*keys));
+  return state;
 }
 
 } // namespace engram::federation

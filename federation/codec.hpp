@@ -21,6 +21,10 @@ expected<federation_state> decode_state(std::string_view bytes);
 std::string encode_trust(const trust_model& model);
 expected<trust_model> decode_trust(std::string_view bytes);
 
+/// A federation key's bytes (engram.v1.FederationKeys), and back.
+std::string encode_keys(const group_keys& keys);
+expected<group_keys> decode_keys(std::string_view bytes);
+
 /// The key of the fact holding a federation's state in its Collective
 /// memory (reserved: queries do not show it).
 inline const std::string& state_key() {

@@ -66,6 +66,9 @@ std::string describe(const federation_command& c) {
           [](const cmd::uninvite& x) {
             return "revoke the invitation of " + x.member;
           },
+          [](const cmd::rotate_keys& x) {
+            return "make key epoch " + std::to_string(x.keys.epoch);
+          },
       },
       c.what);
 }
@@ -78,7 +81,8 @@ bool changes_rules(const federation_command& c) noexcept {
          || std::holds_alternative<cmd::set_trust>(c.what)
          || std::holds_alternative<cmd::set_belief_policy>(c.what)
          || std::holds_alternative<cmd::invite>(c.what)
-         || std::holds_alternative<cmd::uninvite>(c.what);
+         || std::holds_alternative<cmd::uninvite>(c.what)
+         || std::holds_alternative<cmd::rotate_keys>(c.what);
 }
 
 expected<federation_state> apply(const federation_state& current,
@@ -122,6 +126,9 @@ expected<federation_state> apply(const federation_state& current,
           },
           [&](const cmd::uninvite& x) {
             return next.uninvite(agent, x.member);
+          },
+          [&](const cmd::rotate_keys& x) {
+            return next.rotate_keys(agent, x.keys);
           },
           [&](const auto&) -> expected<void> {
             return make_error(errc::invalid_argument,
@@ -184,6 +191,9 @@ std::string encode(const federation_command& c) {
                  },
                  [&](const cmd::uninvite& x) {
                    out.set_uninvite(x.member);
+                 },
+                 [&](const cmd::rotate_keys& x) {
+                   out.set_rotate_keys(encode_keys(x.keys));
                  },
              },
              c.what);
@@ -285,6 +295,13 @@ expected<federation_command> decode_command(std::string_view bytes) {
       if (!m)
         return m.error_value();
       c.what = cmd::uninvite{std::move(*m)};
+      break;
+    }
+    case v1::FederationCommand::kRotateKeys: {
+      auto keys = decode_keys(in.rotate_keys());
+      if (!keys)
+        return keys.error_value();
+      c.what = cmd::rotate_keys{std::move(*keys)};
       break;
     }
     default:

@@ -80,13 +80,18 @@ struct contradict {
   std::string member;
 };
 
+/// Leader only, end-to-end federations: the key of the next epoch, sealed
+/// to every current member.
+struct rotate_keys {
+  group_keys keys;
+};
 } // namespace cmd
 
 using command_kind
     = std::variant<cmd::read_state, cmd::create, cmd::join, cmd::leave,
                    cmd::remove, cmd::set_role, cmd::set_trust,
                    cmd::set_belief_policy, cmd::verify, cmd::contradict,
-                   cmd::invite, cmd::uninvite>;
+                   cmd::invite, cmd::uninvite, cmd::rotate_keys>;
 
 /// A command and the agent asking it (its role decides).
 struct federation_command {

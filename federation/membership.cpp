@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <iterator>
 
+#include "e2e/e2e.hpp"
+
 namespace engram::federation {
 
 namespace {
@@ -94,6 +96,7 @@ federation_state::create(const federation_config& cfg, uint64_t now_us) {
   result.scope_ = memory_scope::collective(result.id_, cfg.initial_members);
   result.sync_interval_ms_ = cfg.sync_interval_ms;
   result.belief_ = cfg.belief_conflicts;
+  result.e2e_ = cfg.e2e;
   return result;
 }
 
@@ -388,6 +391,68 @@ expected<void> federation_state::set_belief_conflicts(const std::string& by,
   belief_ = policy;
   ++version_;
   return {};
+}
+
+std::string federation_state::keys_stale() const {
+  if (!e2e_)
+    return {};
+  if (keys_.epoch == 0)
+    return "federation " + name_
+           + " is sealed end to end and its leader has not made its key yet";
+  for (auto& m : members_)
+    if (keys_.sealed.count(m.agent_id) == 0)
+      return "federation " + name_ + "'s key (epoch "
+             + std::to_string(keys_.epoch) + ") was not sealed to " + m.agent_id
+             + ": its leader must make a new one";
+  for (auto& [agent, text] : keys_.sealed)
+    if (find(agent) == nullptr)
+      return "federation " + name_ + "'s key (epoch "
+             + std::to_string(keys_.epoch) + ") is held by " + agent
+             + ", no longer a member: its leader must make a new one";
+  return {};
+}
+
+expected<void> federation_state::rotate_keys(const std::string& by,
+                                             group_keys next) {
+  if (auto ok = check(by, operation::change_rules); !ok)
+    return ok;
+  if (!e2e_)
+    return make_error(errc::invalid_argument,
+                      "federation " + name_ + " is not sealed end to end");
+  if (next.epoch != keys_.epoch + 1)
+    return make_error(errc::invalid_argument,
+                      "federation " + name_ + "'s next key is epoch "
+                          + std::to_string(keys_.epoch + 1) + ", not "
+                          + std::to_string(next.epoch));
+  if (next.sealed_by != by)
+    return make_error(errc::invalid_argument, "a key sealed by "
+                                                  + next.sealed_by
+                                                  + " submitted by " + by);
+  for (auto& m : members_)
+    if (next.sealed.count(m.agent_id) == 0)
+      return make_error(errc::invalid_argument,
+                        "the new key is not sealed to member " + m.agent_id);
+  for (auto& [agent, text] : next.sealed) {
+    if (find(agent) == nullptr)
+      return make_error(errc::invalid_argument, "the new key is sealed to "
+                                                    + agent
+                                                    + ", who is not a member");
+    if (!e2e::well_formed(text))
+      return make_error(errc::invalid_argument,
+                        "the key sealed to " + agent + " is not a sealed text");
+  }
+  constexpr size_t max_chain = 1 << 20;
+  if (next.chain.size() > max_chain)
+    return make_error(errc::invalid_argument,
+                      "the chain of earlier keys is over 1 MiB");
+  keys_ = std::move(next);
+  ++version_;
+  return {};
+}
+
+void federation_state::restore_keys(bool e2e, group_keys keys) {
+  e2e_ = e2e;
+  keys_ = std::move(keys);
 }
 
 std::optional<std::string> federation_state::successor(

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -93,6 +94,27 @@ struct federation_config {
   uint64_t sync_interval_ms = 0;
   /// How contradictory beliefs of members are settled.
   belief_policy belief_conflicts = belief_policy::fork;
+  /// The Collective scope is sealed end to end: its facts' values are
+  /// sealed with a key of the federation's that only members hold (the
+  /// leader makes it, and a new one whenever the members change).
+  bool e2e = false;
+};
+
+/// The key of a federation sealed end to end, epoch `epoch`: sealed by
+/// agent `sealed_by` (the leader who made it) to each member's published
+/// key (e2e/e2e.hpp, kind "fedkey"), with the earlier epochs' keys sealed
+/// under it (`chain`). Nodes hold it without being able to open any of it.
+struct group_keys {
+  uint64_t epoch = 0;
+  std::string sealed_by;
+  /// Per member: the key sealed to it.
+  std::map<std::string, std::string> sealed;
+  std::string chain;
+
+  friend bool operator==(const group_keys& x, const group_keys& y) {
+    return x.epoch == y.epoch && x.sealed_by == y.sealed_by
+           && x.sealed == y.sealed && x.chain == y.chain;
+  }
 };
 
 /// A federation's state: id, shared Collective scope, members and rules.
@@ -135,6 +157,24 @@ public:
   const invitation* find_invitation(const std::string& agent,
                                     uint64_t now_us) const;
   uint64_t version() const noexcept { return version_; }
+
+  /// Whether the Collective scope is sealed end to end, and its key.
+  bool e2e() const noexcept { return e2e_; }
+  const group_keys& keys() const noexcept { return keys_; }
+
+  /// An end-to-end federation whose key was not made yet, or was sealed to
+  /// another set of members than the current one (one left, was removed
+  /// or joined): nothing is written to its Collective scope until the
+  /// leader makes a new key. Empty when the key is current; else why not.
+  std::string keys_stale() const;
+
+  /// Leader only, end-to-end federations: the key of the next epoch,
+  /// sealed by the leader to every current member (no one else). Nodes
+  /// check the shape of each sealed key, not what it holds (they cannot).
+  expected<void> rotate_keys(const std::string& by, group_keys next);
+
+  /// Sets what a decoder read (the codec's: `restore` checks the rest).
+  void restore_keys(bool e2e, group_keys keys);
 
   /// The member, or nullptr.
   const member_info* find(const std::string& agent_id) const;
@@ -204,6 +244,8 @@ private:
   belief_policy belief_ = belief_policy::fork;
   std::vector<std::string> departed_;
   std::vector<invitation> invitations_;
+  bool e2e_ = false;
+  group_keys keys_;
 };
 
 } // namespace engram::federation

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <random>
 #include <set>
 
 #include "crypto/sign.hpp"
@@ -89,27 +91,53 @@ expected<causal_context> without(const causal_context& c,
 }
 
 // Drops the versions `dropped` from `delta`: from its entries, from the
-// engrams' contexts (lowered below them) and from its context.
+// context of the engram that carried each (lowered below it) and from the
+// delta's context.
 expected<void> drop(replica_delta& delta, const std::set<dot>& dropped) {
   auto context = without(delta.context, dropped);
   if (!context)
     return context.error_value();
   delta.context = std::move(*context);
-  for (auto& entry : delta.entries) {
-    auto& vs = entry.versions;
-    vs.erase(std::remove_if(vs.begin(), vs.end(),
-                            [&](const version& v) {
-                              return dropped.count(v.tag) > 0;
-                            }),
-             vs.end());
-    for (auto& d : dropped)
-      if (entry.context.get(d.replica) >= d.counter)
-        entry.context.set(d.replica, d.counter - 1);
-  }
+  // An engram whose every version was dropped goes whole: what its
+  // context claims came with versions that are not taken.
+  auto& entries = delta.entries;
+  entries.erase(std::remove_if(
+                    entries.begin(), entries.end(),
+                    [&](delta_entry& entry) {
+                      auto& vs = entry.versions;
+                      auto gone = std::remove_if(
+                          vs.begin(), vs.end(), [&](const version& v) {
+                            return dropped.count(v.tag) > 0;
+                          });
+                      if (gone == vs.end())
+                        return false;
+                      if (gone == vs.begin())
+                        return true;
+                      for (auto i = gone; i != vs.end(); ++i)
+                        if (entry.context.get(i->tag.replica) >= i->tag.counter)
+                          entry.context.set(i->tag.replica, i->tag.counter - 1);
+                      vs.erase(gone, vs.end());
+                      return false;
+                    }),
+                entries.end());
   return {};
 }
 
 } // namespace
+
+size_t book::dot_hash::operator()(const dot& d) const noexcept {
+  static const uint64_t seed = [] {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) ^ rd();
+  }();
+  // splitmix64's finalizer over both halves.
+  auto mix = [](uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  return static_cast<size_t>(mix(d.replica ^ seed) ^ mix(d.counter + seed));
+}
 
 book::book(config cfg) : cfg_(std::move(cfg)) {
   own_binding_bytes_ = messages::serialize(cfg_.binding);
@@ -241,11 +269,15 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
   // The keys the frame names, checked (once per key: then cached).
   std::unordered_map<std::string, std::shared_ptr<const key_entry>> keys;
   std::vector<std::shared_ptr<const key_entry>> fresh_keys;
-  if (batch.origin_keys_size() > max_keys) {
+  if (batch.origin_keys_size() > max_keys)
     note("a frame naming " + std::to_string(batch.origin_keys_size())
-         + " origin keys");
-  } else {
+         + " origin keys: the first " + std::to_string(max_keys)
+         + " are checked");
+  {
+    int keys_seen = 0;
     for (auto& b : batch.origin_keys()) {
+      if (++keys_seen > max_keys)
+        break;
       auto id = key_id(b.node(), b.key());
       if (keys.count(id) > 0)
         continue;
@@ -267,31 +299,46 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
       fresh_keys.push_back(std::move(entry));
     }
   }
-  // The versions carried, by dot, and whether a proof holds each.
+  // The versions carried, by dot: whether a proof holds each, its hash
+  // (computed once), the last proof that named it. A dot carried twice
+  // (two versions claiming one write) is never taken.
   struct carried_version {
     const version* v;
-    bool proven;
+    bool proven = false;
+    bool twice = false;
+    int named_by = -1;
+    std::optional<digest> hash;
   };
   std::unordered_map<dot, carried_version, dot_hash> where;
   where.reserve(delta.version_count());
   for (auto& entry : delta.entries)
     for (auto& v : entry.versions)
-      where.emplace(v.tag, carried_version{&v, false});
+      if (auto [i, added] = where.emplace(v.tag, carried_version{&v}); !added)
+        i->second.twice = true;
   std::vector<std::shared_ptr<kept>> fresh;
   auto partition = agent_partition(cfg_.agent);
   if (batch.origins_size() > max_proofs)
     note("a frame with " + std::to_string(batch.origins_size())
          + " proofs of origin: the first " + std::to_string(max_proofs)
          + " are checked");
+  // At most one proof per version carried is looked at.
+  auto proofs_allowed = static_cast<int>(
+      std::min<size_t>(max_proofs, std::max<size_t>(1, where.size())));
   int proofs_seen = 0;
   for (auto& p : batch.origins()) {
-    if (++proofs_seen > max_proofs)
+    if (++proofs_seen > proofs_allowed)
       break;
     auto refuse = [&](const std::string& why) {
       note("a proof of origin by '" + p.node() + "' is refused: " + why);
     };
-    if (p.positions_size() == 0 || p.positions_size() != p.counters_size()) {
-      refuse("its positions and counters do not match");
+    if (p.positions_size() == 0 || p.positions_size() != p.counters_size()
+        || p.positions_size() > static_cast<int>(where.size())) {
+      refuse("its positions and counters do not match what is carried");
+      continue;
+    }
+    std::vector<uint32_t> positions(p.positions().begin(), p.positions().end());
+    if (auto ok = check_positions(p.leaves(), positions); !ok) {
+      refuse(ok.error_value().message); // its shape, before any hashing
       continue;
     }
     auto k = keys.find(key_id(p.node(), p.key()));
@@ -319,6 +366,16 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
         problem = "it names a version the frame does not carry";
         break;
       }
+      if (v->second.twice) {
+        problem
+            = "the frame carries two versions with dot " + std::to_string(c);
+        break;
+      }
+      if (v->second.named_by == proofs_seen) {
+        problem = "it names a version twice";
+        break;
+      }
+      v->second.named_by = proofs_seen;
       auto written = v->second.v->value.updated.wall_us;
       // A node proves its older versions with the key of its current
       // certificate; none written after the certificate expired.
@@ -326,14 +383,15 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
         problem = "a version written after its certificate's validity";
         break;
       }
-      hashes.push_back(leaf(*v->second.v));
+      if (!v->second.hash)
+        v->second.hash = leaf(*v->second.v);
+      hashes.push_back(*v->second.hash);
       dots.push_back(&v->second);
     }
     if (!problem.empty()) {
       refuse(problem);
       continue;
     }
-    std::vector<uint32_t> positions(p.positions().begin(), p.positions().end());
     auto root = tree::root_of(p.leaves(), positions, hashes, p.siblings());
     if (!root) {
       refuse(root.error_value().message);
@@ -368,14 +426,18 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
   if (!dropped.empty()) {
     if (out.reasons.empty())
       note("versions came without a proof of origin");
+    auto before = delta.version_count();
     if (auto ok = drop(delta, dropped); !ok)
       return ok.error_value();
-    out.dropped = dropped.size();
+    out.dropped = before - delta.version_count();
   }
   // The proofs of what was kept are kept, with their keys.
   std::lock_guard<std::mutex> guard{mtx_};
+  // Keys are few (nodes × runs); a flood of fresh ones is checked, not kept.
+  constexpr size_t max_cached_keys = 4096;
   for (auto& entry : fresh_keys)
-    keys_.emplace(key_id(entry->binding.node(), entry->binding.key()), entry);
+    if (keys_.size() < max_cached_keys)
+      keys_.emplace(key_id(entry->binding.node(), entry->binding.key()), entry);
   for (auto& record : fresh) {
     auto bytes = messages::serialize(record->proof);
     record->id = record_id(bytes);
@@ -393,7 +455,7 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
     auto store_key = std::string{key_prefix} + hex(id);
     if (kept_keys_.insert(store_key).second)
       unsaved_.emplace_back(store_key,
-                            messages::serialize(keys_.at(id)->binding));
+                            messages::serialize(keys.at(id)->binding));
   }
   return out;
 }
@@ -446,7 +508,8 @@ std::vector<std::string> book::restore(const std::vector<stored>& records) {
 }
 
 std::vector<std::string> book::prune(
-    const std::function<void(const std::function<void(const dot&)>&)>& live) {
+    const std::function<void(const std::function<void(const dot&)>&)>& live,
+    const causal_context& seen) {
   std::unordered_set<dot, dot_hash> alive;
   live([&alive](const dot& d) {
     alive.insert(d);
@@ -455,7 +518,7 @@ std::vector<std::string> book::prune(
   std::lock_guard<std::mutex> guard{mtx_};
   std::unordered_set<std::string> referenced;
   for (auto i = held_.begin(); i != held_.end();) {
-    if (alive.count(i->first) == 0) {
+    if (alive.count(i->first) == 0 && seen.contains(i->first)) {
       i = held_.erase(i);
     } else {
       referenced.insert(i->second->id);

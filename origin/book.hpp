@@ -84,11 +84,13 @@ public:
   /// returned as keys to delete).
   std::vector<std::string> restore(const std::vector<stored>& records);
 
-  /// Drops the proofs of every version not in `live`, which calls its
-  /// argument with every dot the replica holds. Returns the store keys of
-  /// the proofs no longer needed.
-  std::vector<std::string> prune(
-      const std::function<void(const std::function<void(const dot&)>&)>& live);
+  /// Drops the proofs of versions the replica saw (`seen`, its context)
+  /// and no longer holds (`live` calls its argument with every dot it
+  /// holds); the proofs of versions checked but not merged yet stay.
+  /// Returns the store keys of the proofs no longer needed.
+  std::vector<std::string>
+  prune(const std::function<void(const std::function<void(const dot&)>&)>& live,
+        const causal_context& seen);
 
   /// Versions held with a kept proof.
   size_t held() const;
@@ -99,11 +101,10 @@ public:
 private:
   struct kept;
   struct key_entry;
+  // Keyed with a seed of this process's: a peer cannot choose dots that
+  // all land in one bucket.
   struct dot_hash {
-    size_t operator()(const dot& d) const noexcept {
-      return static_cast<size_t>(d.replica
-                                 ^ (d.counter * 0x9e3779b97f4a7c15ULL));
-    }
+    size_t operator()(const dot& d) const noexcept;
   };
 
   int own_incarnation(replica_id r) const noexcept;

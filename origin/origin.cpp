@@ -192,6 +192,8 @@ expected<digest> climb(uint32_t n, tree_level nodes, Need&& need,
   return nodes.front().second;
 }
 
+} // namespace
+
 expected<void> check_positions(uint32_t n,
                                const std::vector<uint32_t>& positions) {
   if (n == 0 || n > max_leaves)
@@ -207,8 +209,6 @@ expected<void> check_positions(uint32_t n,
   }
   return {};
 }
-
-} // namespace
 
 digest leaf(const version& v) {
   // One buffer per thread, reused: hashing allocates nothing.

@@ -57,6 +57,11 @@ inline constexpr uint32_t max_leaves = uint32_t{1} << 20;
 /// The known nodes of one level of a tree, sorted by index.
 using tree_level = std::vector<std::pair<uint32_t, digest>>;
 
+/// Checks the shape of a proof's leaves: a tree of 1 to `max_leaves`
+/// leaves, positions strictly ascending below `n`. Error: invalid_argument.
+expected<void> check_positions(uint32_t n,
+                               const std::vector<uint32_t>& positions);
+
 /// A Merkle tree over `size()` leaves of which some are known: all of them
 /// for the signer, those a frame carried (and the hashes beside their
 /// paths) for a receiver. An odd node at the end of a level moves up

@@ -5,6 +5,7 @@
 
 #include "federation/membership.hpp"
 
+#include "e2e/e2e.hpp"
 #include "fixture.hpp"
 
 using namespace engram;
@@ -216,6 +217,137 @@ BOOST_FIXTURE_TEST_CASE(losing_the_leaders_node_hands_leadership_on,
     return st && st->find("ben")->role == agent_role::observer;
   }));
   BOOST_CHECK(!ben.learn_collective(fed, fact_of("x", "y")));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// A federation sealed end to end: its leader makes its key, sealed to each
+// member's published key; nodes take only facts sealed with the current
+// key, and none while the key is sealed to other members than the current
+// ones. A member removed cannot read what is written after: the next key
+// was never sealed to it, and its old keys do not open the new values.
+BOOST_AUTO_TEST_SUITE(e2e_federations)
+
+BOOST_FIXTURE_TEST_CASE(a_removed_member_cannot_read_what_is_written_after,
+                        federation_fixture) {
+  auto lead = ok(nodes[0]->open("lead", "main"));
+  auto ana = ok(nodes[1]->open("ana", "main"));
+  auto carol = ok(nodes[2]->open("carol", "main"));
+  // No TLS in these tests: the keys are published unvouched.
+  e2e::trust t{nullptr, nullptr, true};
+  auto lead_keys = e2e::key_pair::generate();
+  auto ana_keys = e2e::key_pair::generate();
+  auto carol_keys = e2e::key_pair::generate();
+  ok(lead.publish_key(lead_keys.public_key()));
+  ok(ana.publish_key(ana_keys.public_key()));
+  ok(carol.publish_key(carol_keys.public_key()));
+  federation::federation_config cfg;
+  cfg.name = "Sealed Circle";
+  cfg.initial_members = {"ana", "carol"};
+  cfg.e2e = true;
+  auto fed = ok(lead.create_federation(cfg)).id();
+  for (auto* m : {&ana, &carol})
+    BOOST_REQUIRE(eventually([&] {
+      return m->join_federation(fed).has_value();
+    }));
+  // No key made yet: nothing is written, sealed or not.
+  auto early = ana.learn_collective(fed, fact_of("plan", "in the clear"));
+  BOOST_REQUIRE(!early);
+  BOOST_CHECK(early.error_value().message.find("has not made its key yet")
+              != std::string::npos);
+  // Only the leader makes keys.
+  BOOST_REQUIRE(eventually([&] {
+    return lead.agent_key("ana").has_value()
+           && lead.agent_key("carol").has_value();
+  }));
+  BOOST_CHECK(!ana.rotate_federation_key(fed, ana_keys, t));
+  BOOST_CHECK_EQUAL(ok(lead.rotate_federation_key(fed, lead_keys, t)), 1u);
+  // ana writes sealed; carol reads it; no node holds it in the clear.
+  BOOST_REQUIRE(eventually([&] {
+    return ana
+        .learn_collective_sealed(fed, "plan", "launch at dawn", ana_keys, t)
+        .has_value();
+  }));
+  auto read_by = [&](actors::memory& m, const e2e::key_pair& k,
+                     const std::string& key) -> std::string {
+    auto facts = m.query_federation_opened(fed, k, t);
+    if (!facts)
+      return "";
+    for (auto& f : *facts)
+      if (f.key == key && f.value)
+        return *f.value;
+    return "";
+  };
+  BOOST_CHECK(eventually([&] {
+    return read_by(carol, carol_keys, "plan") == "launch at dawn";
+  }));
+  for (auto* m : {&lead, &ana, &carol}) {
+    auto raw = ok(m->query_federation(fed));
+    for (auto& v : raw)
+      BOOST_CHECK(std::get<fact>(v.value.body).value.find("dawn")
+                  == std::string::npos);
+  }
+  auto plain = ana.learn_collective(fed, fact_of("note", "in the clear"));
+  BOOST_REQUIRE(!plain);
+  BOOST_CHECK(plain.error_value().message.find("not sealed with its key")
+              != std::string::npos);
+  auto epoch1 = ok(lead.federation_state(fed));
+  // carol is removed: nothing is written until the leader makes a key
+  // sealed to the members left.
+  ok(lead.remove_member(fed, "carol"));
+  BOOST_REQUIRE(eventually([&] {
+    auto st = ana.federation_state(fed);
+    return st && st->find("carol") == nullptr;
+  }));
+  auto stale = ana.learn_collective_sealed(fed, "after", "x", ana_keys, t);
+  BOOST_REQUIRE(!stale);
+  BOOST_CHECK(stale.error_value().message.find("no longer a member")
+              != std::string::npos);
+  BOOST_CHECK_EQUAL(ok(lead.rotate_federation_key(fed, lead_keys, t)), 2u);
+  BOOST_REQUIRE(eventually([&] {
+    return ana
+        .learn_collective_sealed(fed, "after", "moved to noon", ana_keys, t)
+        .has_value();
+  }));
+  // ana reads the new value and, through the chain of keys, the old one.
+  BOOST_CHECK(eventually([&] {
+    return read_by(ana, ana_keys, "after") == "moved to noon"
+           && read_by(ana, ana_keys, "plan") == "launch at dawn";
+  }));
+  // carol: no member (refused), no key of epoch 2; her key of epoch 1
+  // does not open the new value.
+  BOOST_CHECK(!carol.query_federation(fed));
+  auto epoch2 = ok(lead.federation_state(fed));
+  BOOST_CHECK_EQUAL(epoch2.keys().epoch, 2u);
+  BOOST_CHECK(epoch2.keys().sealed.count("carol") == 0);
+  auto now_s = static_cast<int64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  auto old = ok(e2e::open(epoch1.keys().sealed.at("carol"), "lead", "carol",
+                          carol_keys, t, now_s, "fedkey"));
+  auto carols_key = old.text.substr(old.text.size() - 32);
+  // What the leader's node holds of it: the sealed value.
+  auto raw = [&](const std::string& key) {
+    std::string out;
+    if (auto views = lead.query_federation(fed))
+      for (auto& v : *views)
+        if (std::get<fact>(v.value.body).key == key)
+          out = std::get<fact>(v.value.body).value;
+    return out;
+  };
+  std::string raw_after;
+  BOOST_REQUIRE(eventually([&] {
+    raw_after = raw("after");
+    return !raw_after.empty();
+  }));
+  BOOST_CHECK_EQUAL(ok(e2e::value_epoch(raw_after)), 2u);
+  auto opened = e2e::open_value(carols_key, raw_after, "after");
+  BOOST_REQUIRE(!opened);
+  BOOST_CHECK(opened.error_value().code == errc::unauthenticated);
+  // Her epoch-1 key still opens what was written while she was a member.
+  BOOST_CHECK_EQUAL(ok(e2e::open_value(carols_key, raw("plan"), "plan")),
+                    "launch at dawn");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

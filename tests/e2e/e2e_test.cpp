@@ -411,3 +411,45 @@ BOOST_FIXTURE_TEST_CASE(random_bytes_never_open_nor_crash, pair_of_agents) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(e2e_group_keys)
+
+BOOST_AUTO_TEST_CASE(sealed_values_open_only_with_their_key_and_fact) {
+  auto k1 = e2e::new_group_key();
+  auto k2 = e2e::new_group_key();
+  BOOST_CHECK_EQUAL(k1.size(), 32u);
+  BOOST_CHECK(k1 != k2);
+  auto v = *e2e::seal_value(k1, 7, "plan", "launch at dawn");
+  BOOST_CHECK(e2e::is_sealed_value(v));
+  BOOST_CHECK(v.find("dawn") == std::string::npos);
+  BOOST_CHECK_EQUAL(*e2e::value_epoch(v), 7u);
+  BOOST_CHECK_EQUAL(*e2e::open_value(k1, v, "plan"), "launch at dawn");
+  // Another key, another fact, a changed byte, the wrong shape.
+  auto other_key = e2e::open_value(k2, v, "plan");
+  BOOST_REQUIRE(!other_key);
+  BOOST_CHECK(other_key.error_value().code == errc::unauthenticated);
+  BOOST_CHECK(!e2e::open_value(k1, v, "other"));
+  auto changed = v;
+  changed[changed.size() - 3] = changed[changed.size() - 3] == 'A' ? 'B' : 'A';
+  BOOST_CHECK(!e2e::open_value(k1, changed, "plan"));
+  for (auto bad : {"", "e2e1:", "e2e1::abc", "e2e1:0:abc", "e2e1:x:abc",
+                   "e2e1:99999999999999999999:abc", "e2e1:1:!!!", "plain"}) {
+    BOOST_CHECK(!e2e::is_sealed_value(bad));
+    BOOST_CHECK(!e2e::open_value(k1, bad, "plan"));
+  }
+  BOOST_CHECK(!e2e::seal_value("short", 1, "plan", "x"));
+  BOOST_CHECK(!e2e::seal_value(k1, 0, "plan", "x"));
+}
+
+BOOST_AUTO_TEST_CASE(a_chain_gives_the_earlier_keys_to_the_newest_holder) {
+  std::map<uint64_t, std::string> older{{1, e2e::new_group_key()},
+                                        {2, e2e::new_group_key()}};
+  auto k3 = e2e::new_group_key();
+  auto chain = *e2e::seal_chain(k3, older);
+  BOOST_CHECK(*e2e::open_chain(k3, chain) == older);
+  BOOST_CHECK(!e2e::open_chain(older[1], chain)); // an older key: no
+  BOOST_CHECK(e2e::open_chain(k3, "")->empty());
+  BOOST_CHECK(!e2e::seal_chain(k3, {{1, "short"}}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,9 +1,12 @@
 // Federation commands as typed values: the pure function that decides each
 // (roles at every step, refusals that change nothing), and their encoding.
 
+#include "federation/codec.hpp"
 #include "federation/command.hpp"
 
 #include <boost/test/unit_test.hpp>
+
+#include "e2e/e2e.hpp"
 
 using namespace engram;
 using namespace engram::federation;
@@ -117,6 +120,63 @@ BOOST_AUTO_TEST_CASE(commands_round_trip_and_hostile_bytes_are_refused) {
   BOOST_CHECK(!decode_command(encode(leader))); // never as leader
   federation_command nobody{"", cmd::leave{}};
   BOOST_CHECK(!decode_command(encode(nobody)));
+}
+
+BOOST_AUTO_TEST_CASE(sealed_federations_take_keys_from_their_leader_only) {
+  federation_config cfg;
+  cfg.name = "Sealed";
+  cfg.initial_members = {"lead", "ana"};
+  cfg.e2e = true;
+  auto st = must(federation_state::create(cfg, 1000));
+  BOOST_CHECK(!st.keys_stale().empty()); // no key yet
+  auto lead_keys = e2e::key_pair::generate();
+  auto ana_keys = e2e::key_pair::generate();
+  auto lead_b = *e2e::unvouched("lead", lead_keys.public_key(), "n1", 1);
+  auto ana_b = *e2e::unvouched("ana", ana_keys.public_key(), "n1", 1);
+  auto sealed_to = [&](const e2e::key_binding& to) {
+    return *e2e::seal("k", lead_keys, lead_b, to, 1, "fedkey");
+  };
+  group_keys k;
+  k.epoch = 1;
+  k.sealed_by = "lead";
+  k.sealed = {{"lead", sealed_to(lead_b)}, {"ana", sealed_to(ana_b)}};
+  // Not the leader; the wrong epoch; a member left out; a non-member in;
+  // a key that is no sealed text; signed for someone else.
+  BOOST_CHECK(!apply(st, {"ana", cmd::rotate_keys{k}}, 2000));
+  auto wrong_epoch = k;
+  wrong_epoch.epoch = 2;
+  BOOST_CHECK(!apply(st, {"lead", cmd::rotate_keys{wrong_epoch}}, 2000));
+  auto missing = k;
+  missing.sealed.erase("ana");
+  BOOST_CHECK(!apply(st, {"lead", cmd::rotate_keys{missing}}, 2000));
+  auto extra = k;
+  extra.sealed["eve"] = sealed_to(ana_b);
+  BOOST_CHECK(!apply(st, {"lead", cmd::rotate_keys{extra}}, 2000));
+  auto junk = k;
+  junk.sealed["ana"] = "plaintext key";
+  BOOST_CHECK(!apply(st, {"lead", cmd::rotate_keys{junk}}, 2000));
+  auto other_sealer = k;
+  other_sealer.sealed_by = "ana";
+  BOOST_CHECK(!apply(st, {"lead", cmd::rotate_keys{other_sealer}}, 2000));
+  auto next = must(apply(st, {"lead", cmd::rotate_keys{k}}, 2000));
+  BOOST_CHECK(next.keys() == k);
+  BOOST_CHECK(next.keys_stale().empty());
+  BOOST_CHECK_GT(next.version(), st.version());
+  // The command and the state carry the keys through their bytes.
+  auto back
+      = decode_command(encode(federation_command{"lead", cmd::rotate_keys{k}}));
+  BOOST_REQUIRE(back);
+  BOOST_CHECK(std::get<cmd::rotate_keys>(back->what).keys == k);
+  auto decoded = decode_state(encode(next));
+  BOOST_REQUIRE(decoded);
+  BOOST_CHECK(decoded->e2e());
+  BOOST_CHECK(decoded->keys() == k);
+  // A member removed makes the key stale until the next one.
+  auto removed = must(apply(next, {"lead", cmd::remove{"ana"}}, 3000));
+  BOOST_CHECK(removed.keys_stale().find("no longer a member")
+              != std::string::npos);
+  // Not sealed end to end: no keys taken.
+  BOOST_CHECK(!apply(research(), {"lead", cmd::rotate_keys{k}}, 2000));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

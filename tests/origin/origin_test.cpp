@@ -458,13 +458,79 @@ BOOST_AUTO_TEST_CASE(proofs_of_superseded_versions_are_pruned) {
   for (auto& e : second.decoded.entries)
     for (auto& v : e.versions)
       live.push_back(v.tag);
-  auto gone = b2->prune([&](const std::function<void(const dot&)>& f) {
+  auto all_live = [&](const std::function<void(const dot&)>& f) {
     for (auto& d : live)
       f(d);
-  });
+  };
+  // Not merged yet (not in the replica's context): nothing goes.
+  BOOST_TEST(b2->prune(all_live, causal_context{}).empty());
+  BOOST_TEST(b2->held() == 4u);
+  // Merged, the first frame's superseded: its proof goes.
+  auto seen = first.decoded.context;
+  seen.join(second.decoded.context);
+  auto gone = b2->prune(all_live, seen);
   BOOST_TEST(gone.size() == 1u);
   BOOST_TEST(b2->held() == 2u);
   BOOST_TEST(!b2->prune_due(2));
+}
+
+BOOST_AUTO_TEST_CASE(a_dot_carried_twice_or_named_twice_is_not_taken) {
+  cluster c;
+  auto n1 = c.node("n1");
+  auto b1 = c.book_of(n1);
+  auto b2 = c.book_of(c.node("n2"));
+  auto b3 = c.book_of(c.node("n3"));
+  replica r1{replica_of_node("n1"), c.hlc};
+  auto genuine = send(*b1, writes(r1, 1, "real"));
+  must(b2->check(genuine.batch, genuine.decoded));
+  // n2 relays the genuine version with n1's proof, and a forged version of
+  // another engram under the same dot.
+  replica fake{replica_of_node("n1"), c.hlc};
+  auto forged = writes(fake, 1, "forged");
+  auto both = genuine.decoded;
+  join_deltas(both, forged);
+  BOOST_REQUIRE(both.version_count() == 2u);
+  auto f = send(*b2, both, 2); // n2 cannot prove a dot twice either
+  auto got = must(b3->check(f.batch, f.decoded));
+  BOOST_TEST(got.dropped == 2u, "both versions of the dot are dropped");
+  BOOST_TEST(f.decoded.version_count() == 0u);
+  // The writer itself is not fooled into signing the forgery as its own.
+  auto back = send(*b2, both, 2);
+  BOOST_TEST(must(b1->check(back.batch, back.decoded)).dropped == 2u);
+  // A proof naming one version twice.
+  auto two = send(*b1, writes(r1, 2, "twice"));
+  auto& p = *two.batch.mutable_origins(0);
+  p.set_counters(1, p.counters(0));
+  got = must(b3->check(two.batch, two.decoded));
+  BOOST_TEST(got.dropped == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_narrowed_delta_still_joins) {
+  cluster c;
+  auto n1 = c.node("n1");
+  auto b1 = c.book_of(n1);
+  auto b3 = c.book_of(c.node("n3"));
+  // n1's proven versions of two engrams, and an unproven later one of a
+  // third from the same replica: only the unproven one goes, the rest
+  // joins a replica (its contexts still cover what it carries).
+  replica r1{replica_of_node("n1"), c.hlc};
+  auto proven = writes(r1, 2, "ok");
+  auto f = send(*b1, proven);
+  auto extra = writes(r1, 1, "unproven");
+  v1::DeltaBatch more;
+  messages::to_proto(extra, more);
+  for (auto& d : more.deltas())
+    *f.batch.add_deltas() = d;
+  for (auto& cols : more.facts())
+    *f.batch.add_facts() = cols;
+  auto all = f.decoded;
+  join_deltas(all, extra);
+  auto got = must(b3->check(f.batch, all));
+  BOOST_TEST(got.dropped == 1u);
+  BOOST_TEST(all.version_count() == 2u);
+  replica r3{replica_of_node("n3"), c.hlc};
+  BOOST_TEST(r3.join(all).has_value());
+  BOOST_TEST(r3.size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(frames_that_cannot_be_narrowed_and_bad_records) {
