@@ -2,6 +2,7 @@
 
 #include "actors/internal/context.hpp"
 #include "federation/codec.hpp"
+#include "federation/sealed.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
@@ -403,46 +404,15 @@ expected<engram_id> memory::learn_collective(const std::string& fed_id,
                       memory_scope::collective(fed_id, {agent_id_}));
 }
 
-namespace {
-
-// What a member's sealed copy of a federation key holds: the federation,
-// the epoch and the key (so a copy moved to another federation or epoch
-// does not pass).
-std::string group_key_text(const std::string& fed_id, uint64_t epoch,
-                           const std::string& key) {
-  return "fedkey\n" + fed_id + "\n" + std::to_string(epoch) + "\n" + key;
-}
-
-} // namespace
-
 expected<std::map<uint64_t, std::string>>
 memory::group_keys_of(const federation::federation_state& fed,
                       const e2e::key_pair& keys, const e2e::trust& trust) {
-  auto& k = fed.keys();
-  auto mine = k.sealed.find(agent_id_);
-  if (!fed.e2e() || k.epoch == 0 || mine == k.sealed.end())
-    return make_error(errc::permission_denied,
-                      "no key of federation " + fed.name() + " is sealed to "
-                          + agent_id_);
-  auto now_s = static_cast<int64_t>(wall_us() / 1'000'000);
-  auto opened = e2e::open(mine->second, k.sealed_by, agent_id_, keys, trust,
-                          now_s, "fedkey");
-  if (!opened)
-    return opened.error_value();
-  auto expected_head = group_key_text(fed.id(), k.epoch, {});
-  auto& text = opened->text;
-  if (text.size() != expected_head.size() + 32
-      || text.compare(0, expected_head.size(), expected_head) != 0)
-    return make_error(errc::unauthenticated,
-                      "the key sealed to " + agent_id_ + " is not federation "
-                          + fed.name() + "'s key of epoch "
-                          + std::to_string(k.epoch));
-  auto current = text.substr(expected_head.size());
-  auto all = e2e::open_chain(current, k.chain);
-  if (!all)
-    return all.error_value();
-  (*all)[k.epoch] = std::move(current);
-  return all;
+  if (!fed.e2e())
+    return make_error(errc::invalid_argument,
+                      "federation " + fed.name() + " is not sealed end to end");
+  return federation::open_group_keys(
+      fed.id(), fed.keys(), agent_id_, keys, trust,
+      static_cast<int64_t>(wall_us() / 1'000'000));
 }
 
 expected<uint64_t> memory::rotate_federation_key(const std::string& fed_id,
@@ -462,28 +432,23 @@ expected<uint64_t> memory::rotate_federation_key(const std::string& fed_id,
       return held.error_value();
     older = std::move(*held);
   }
-  federation::group_keys next;
-  next.epoch = fed->keys().epoch + 1;
-  next.sealed_by = agent_id_;
-  auto key = e2e::new_group_key();
-  auto chain = e2e::seal_chain(key, older);
-  if (!chain)
-    return chain.error_value();
-  next.chain = std::move(*chain);
   auto now = wall_us();
+  std::map<std::string, e2e::key_binding> members;
+  e2e::key_binding mine;
   for (auto& m : fed->members()) {
     auto pair = checked_keys(m.agent_id, trust, now);
     if (!pair)
       return pair.error_value();
-    auto sealed = e2e::seal(group_key_text(fed->id(), next.epoch, key), keys,
-                            pair->first, pair->second, now, "fedkey");
-    if (!sealed)
-      return sealed.error_value();
-    next.sealed.emplace(m.agent_id, std::move(*sealed));
+    mine = std::move(pair->first);
+    members.emplace(m.agent_id, std::move(pair->second));
   }
-  auto epoch = next.epoch;
+  auto next = federation::next_group_keys(
+      fed->id(), fed->keys().epoch, agent_id_, keys, mine, members, older, now);
+  if (!next)
+    return next.error_value();
+  auto epoch = next->epoch;
   auto done
-      = federation_call(fed_id, federation::cmd::rotate_keys{std::move(next)});
+      = federation_call(fed_id, federation::cmd::rotate_keys{std::move(*next)});
   if (!done)
     return done.error_value();
   return epoch;

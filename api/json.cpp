@@ -89,14 +89,28 @@ json to_json(const federation::federation_state& st) {
     invited.push_back({{"agent", i.agent_id},
                        {"role", federation::to_string(i.role)},
                        {"expires_at_us", i.expires_at_us}});
-  return {{"id", st.id()},
-          {"name", st.name()},
-          {"leader", st.leader()},
-          {"trust_model", federation::model_name(st.trust())},
-          {"belief_conflicts", federation::to_string(st.belief_conflicts())},
-          {"version", st.version()},
-          {"members", members},
-          {"invitations", invited}};
+  json out{{"id", st.id()},
+           {"name", st.name()},
+           {"leader", st.leader()},
+           {"trust_model", federation::model_name(st.trust())},
+           {"belief_conflicts", federation::to_string(st.belief_conflicts())},
+           {"version", st.version()},
+           {"members", members},
+           {"invitations", invited},
+           {"e2e", st.e2e()}};
+  if (st.e2e()) {
+    // Sealed to each member (e2e::seal, kind "fedkey"): only it opens its
+    // copy; the chain of earlier keys is sealed under the newest one.
+    json sealed = json::object();
+    for (auto& [member, text] : st.keys().sealed)
+      sealed[member] = base64(text);
+    out["keys"] = {{"epoch", st.keys().epoch},
+                   {"sealed_by", st.keys().sealed_by},
+                   {"sealed_base64", sealed},
+                   {"chain_base64", base64(st.keys().chain)},
+                   {"stale", st.keys_stale()}};
+  }
+  return out;
 }
 
 json to_json(const pending_question& q) {

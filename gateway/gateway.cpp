@@ -966,6 +966,12 @@ void run_federation_create(const call_ptr& c) {
       return fail(*c, model.error_value());
     cfg.trust = *model;
   }
+  if (auto e = c->body.find("e2e"); e != c->body.end()) {
+    if (!e->is_boolean())
+      return fail(*c, make_error(errc::invalid_argument,
+                                 "'e2e' must be true or false"));
+    cfg.e2e = e->get<bool>();
+  }
   if (auto b = c->body.find("beliefs"); b != c->body.end()) {
     auto p = b->is_string()
                  ? federation::parse_belief_policy(b->get<std::string>())
@@ -1063,6 +1069,46 @@ void run_federation_trust(const call_ptr& c) {
     return fail(*c, model.error_value());
   federation_call(c, c->param("federation"),
                   federation::cmd::set_trust{*model});
+}
+
+// The leader's next key of a federation sealed end to end, sealed on the
+// client's side to every member (e2e::seal, kind "fedkey"); the caller is
+// the one who sealed it.
+void run_federation_keys(const call_ptr& c) {
+  auto bad = [&](const std::string& what) {
+    fail(*c, make_error(errc::invalid_argument, what));
+  };
+  auto epoch = c->body.find("epoch");
+  if (epoch == c->body.end() || !epoch->is_number_unsigned())
+    return bad("'epoch' must be the next key's epoch (a positive number)");
+  federation::group_keys keys;
+  keys.epoch = epoch->get<uint64_t>();
+  keys.sealed_by = c->who.agent;
+  auto sealed = c->body.find("sealed_base64");
+  if (sealed == c->body.end() || !sealed->is_object())
+    return bad("'sealed_base64' must map each member to its sealed key "
+               "(base64)");
+  for (auto& [member, text] : sealed->items()) {
+    if (auto ok = validate_name(member, "member"); !ok)
+      return fail(*c, ok.error_value());
+    auto bytes = text.is_string() ? api::base64_decode(text.get<std::string>())
+                                  : expected<std::string>{make_error(
+                                      errc::invalid_argument, "not a string")};
+    if (!bytes)
+      return bad("the key sealed to " + member + " is not base64");
+    keys.sealed.emplace(member, std::move(*bytes));
+  }
+  if (auto chain = c->body.find("chain_base64"); chain != c->body.end()) {
+    auto bytes = chain->is_string()
+                     ? api::base64_decode(chain->get<std::string>())
+                     : expected<std::string>{
+                         make_error(errc::invalid_argument, "not a string")};
+    if (!bytes)
+      return bad("'chain_base64' must be base64");
+    keys.chain = std::move(*bytes);
+  }
+  federation_call(c, c->param("federation"),
+                  federation::cmd::rotate_keys{std::move(keys)});
 }
 
 void run_federation_beliefs(const call_ptr& c) {
@@ -1247,6 +1293,10 @@ const std::vector<route>& route_table() {
         operation::federation_admin},
        collective_scope,
        run_federation_beliefs},
+      {{"PUT", agent + "/federations/{federation}/keys",
+        operation::federation_admin},
+       collective_scope,
+       run_federation_keys},
   };
   return table;
 }

@@ -1,6 +1,7 @@
 // The CLI's federation verbs: federation create, invite, uninvite, join,
 // leave, show, list, set-role, remove; broadcast.
 
+#include "apps/engram/sealing.hpp"
 #include "apps/engram/verbs.hpp"
 
 #include <iostream>
@@ -48,9 +49,14 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fcreate->add_option("--beliefs", beliefs,
                       "fork, escalate, ask_user, take_newest, "
                       "take_highest_confidence");
+  fcreate->add_flag("--e2e", v.e2e,
+                    "seal its Collective memory end to end (the leader then "
+                    "makes its key: federation rekey)");
   fcreate->callback([&] {
     run = [&](session& s) {
       json body{{"name", a1}, {"members", members}};
+      if (v.e2e)
+        body["e2e"] = true;
       if (!trust_spec.empty()) {
         if (auto t = api::parse_trust(trust_spec); !t)
           throw failure{exit_usage, "--" + t.error_value().message};
@@ -120,6 +126,25 @@ void add_federation_verbs(CLI::App& app, verbs& v) {
   fshow->callback([&] {
     run = [&](session& s) {
       print_state(s.get(fed_path(s, a1)), opts.json);
+      return 0;
+    };
+  });
+  auto* frekey = fed->add_subcommand(
+      "rekey", "make FED's next key, sealed to every member (leader only; "
+               "after creating it and whenever its members change)");
+  frekey->add_option("federation", a1)->required();
+  frekey->add_option("--key", v.key_file, "the agent's key file")->required();
+  frekey->callback([&] {
+    v.writing = true;
+    run = [&](session& s) {
+      auto keys = load_keys(v.key_file);
+      auto epoch
+          = rotate_group_key(s, a1, keys, v.key_file, load_trust(v.opts));
+      if (opts.json)
+        std::cout << show(json{{"federation", a1}, {"epoch", epoch}}, 2)
+                  << '\n';
+      else
+        std::cout << "federation " << a1 << ": key epoch " << epoch << '\n';
       return 0;
     };
   });

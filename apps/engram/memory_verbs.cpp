@@ -1,6 +1,7 @@
 // The CLI's memory verbs: status, learn, believe, query, forget, sync,
 // conflicts.
 
+#include "apps/engram/sealing.hpp"
 #include "apps/engram/verbs.hpp"
 #include "core/placement.hpp"
 
@@ -70,10 +71,27 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   learn->add_option("key", a1)->required();
   learn->add_option("value", a2)->required();
   add_learn_options(learn);
+  learn->add_option("--key", v.key_file,
+                    "with --federation sealed end to end: seal the value "
+                    "with its key, opened with this agent's key file");
   learn->callback([&] {
     writing = true;
     run = [&](session& s) {
       require_text(a1, "the key");
+      if (!v.key_file.empty()) {
+        if (fed_id.empty())
+          throw failure{exit_usage,
+                        "--key seals a value of a federation "
+                        "sealed end to end: name it (--federation)"};
+        auto keys = load_keys(v.key_file);
+        auto [held, state]
+            = held_group_keys(s, fed_id, keys, load_trust(v.opts));
+        auto epoch = keys_of(state).epoch;
+        auto sealed = e2e::seal_value(held.at(epoch), epoch, a1, a2);
+        if (!sealed)
+          throw failure{exit_failed, sealed.error_value().message};
+        return v.learn_record(s, {{"key", a1}, {"value", *sealed}});
+      }
       // Values are bytes: those that are not UTF-8 travel as base64.
       if (!is_utf8(a2))
         return v.learn_record(s,
@@ -104,8 +122,53 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   query->add_option("--federation", fed_id, "a federation's memory instead");
   query->add_option("--consistency", consistency,
                     "one, quorum, all or local (the node's default)");
+  query->add_option("--key", v.key_file,
+                    "with --federation sealed end to end: open its values "
+                    "with this agent's key file");
   query->callback([&] {
     run = [&](session& s) {
+      if (!v.key_file.empty()) {
+        if (fed_id.empty())
+          throw failure{exit_usage,
+                        "--key opens the values of a federation "
+                        "sealed end to end: name it (--federation)"};
+        auto keys = load_keys(v.key_file);
+        auto held = held_group_keys(s, fed_id, keys, load_trust(v.opts)).first;
+        auto views = s.get(s.agent_path("/memories"), {{"federation", fed_id}});
+        json out = json::array();
+        for (auto& m : views) {
+          if (!m.contains("key"))
+            continue;
+          auto key = text_of(m, "key");
+          auto value = text_of(m, "value");
+          json o{{"key", key}};
+          auto epoch = e2e::value_epoch(value);
+          auto k = epoch ? held.find(*epoch) : held.end();
+          auto opened = k == held.end()
+                            ? expected<std::string>{make_error(
+                                errc::permission_denied,
+                                "not sealed with a key this agent holds")}
+                            : e2e::open_value(k->second, value, key);
+          if (opened && is_utf8(*opened))
+            o["value"] = *opened;
+          else if (opened)
+            o["value_base64"] = api::base64(*opened);
+          else
+            o["error"] = opened.error_value().message;
+          out.push_back(std::move(o));
+        }
+        if (opts.json) {
+          std::cout << show(out, 2) << '\n';
+        } else {
+          for (auto& o : out)
+            std::cout << text_of(o, "key") << " = "
+                      << (o.contains("error")
+                              ? "(" + text_of(o, "error") + ")"
+                              : o.value("value", std::string{"(bytes)"}))
+                      << '\n';
+        }
+        return 0;
+      }
       auto q = v.filter();
       if (!fed_id.empty())
         q["federation"] = fed_id;

@@ -5,9 +5,12 @@
 // bindings nodes hand out, each checked here against the cluster's CA.
 
 #include "apps/engram/client.hpp"
+#include "federation/membership.hpp"
 
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "e2e/e2e.hpp"
 #include "pki/pki.hpp"
@@ -49,5 +52,21 @@ e2e::key_binding checked_key(session& s, const std::string& agent,
 /// `keys` (read from `key_file`).
 e2e::key_binding own_key(session& s, const e2e::key_pair& keys,
                          const std::string& key_file, const trust_anchor& t);
+
+/// A federation sealed end to end: its state's keys as the API shows them
+/// (base64 decoded).
+federation::group_keys keys_of(const json& state);
+
+/// The keys of federation `fed` this agent holds, by epoch, opened with
+/// `keys`; and the federation's state they were read from.
+std::pair<std::map<uint64_t, std::string>, json>
+held_group_keys(session& s, const std::string& fed, const e2e::key_pair& keys,
+                const trust_anchor& t);
+
+/// Leader: makes the federation's next key, sealed to every member's
+/// published key (checked); returns its epoch.
+uint64_t rotate_group_key(session& s, const std::string& fed,
+                          const e2e::key_pair& keys,
+                          const std::string& key_file, const trust_anchor& t);
 
 } // namespace engram::cli

@@ -33,7 +33,7 @@ struct verbs {
           narrow_ttl_seconds = 0;
   uint64_t conflict_id = 0;
   bool contested = false, instance_scope = false, writable = false,
-       redact = false;
+       redact = false, e2e = false;
   /// The verb to run once connected.
   std::function<int(session&)> run;
   /// A verb that needs no node (token attenuate).

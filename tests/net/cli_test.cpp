@@ -570,4 +570,90 @@ BOOST_FIXTURE_TEST_CASE(a_sealed_tell_is_read_only_by_its_recipient, cli_base) {
   }));
 }
 
+// A federation sealed end to end over real processes, through the CLI:
+// the leader makes its key, a member writes sealed values another reads;
+// no data directory holds the plaintext; a member removed cannot read
+// what is written after the next key.
+BOOST_FIXTURE_TEST_CASE(a_sealed_federation_through_the_cli, cli_base) {
+  auto n1 = c.start("n1", {});
+  auto n2 = c.start("n2", {c.nodes[n1].port});
+  std::map<std::string, std::string> key_of;
+  std::map<std::string, size_t> node_of{
+      {"alice", n1}, {"bob", n2}, {"carol", n2}};
+  for (auto& [agent, node] : node_of) {
+    key_of[agent] = c.dir.sub(agent + ".key");
+    BOOST_REQUIRE_EQUAL(
+        run(node, {"--agent", agent, "key", "new", key_of[agent]}).code, 0);
+    auto published
+        = run(node, {"--agent", agent, "key", "publish", key_of[agent]});
+    BOOST_REQUIRE_MESSAGE(published.code == 0, published.out);
+  }
+  auto as = [&](const std::string& agent, std::vector<std::string> args) {
+    std::vector<std::string> all{"--agent", agent};
+    all.insert(all.end(), args.begin(), args.end());
+    return all;
+  };
+  auto created
+      = run(n1, as("alice", {"--json", "federation", "create", "Circle",
+                             "--member", "bob", "--member", "carol", "--e2e"}));
+  BOOST_REQUIRE_MESSAGE(created.code == 0, created.out);
+  auto fed = created.parsed()["id"].get<std::string>();
+  BOOST_CHECK_EQUAL(created.parsed()["e2e"], true);
+  for (auto* agent : {"bob", "carol"})
+    until_ok(n2, as(agent, {"federation", "join", fed}));
+  // Nothing is written before the leader's first key.
+  auto early = run(n2, as("bob", {"learn", "plan", "x", "--federation", fed}));
+  BOOST_CHECK_EQUAL(early.code, 1);
+  BOOST_CHECK(early.out.find("has not made its key yet") != std::string::npos);
+  auto rekeyed = until_ok(
+      n1, as("alice", {"federation", "rekey", fed, "--key", key_of["alice"]}));
+  BOOST_CHECK(rekeyed.out.find("key epoch 1") != std::string::npos);
+  const std::string canary = "canary-fed-7c2e: meet at the old mill";
+  until_ok(n2, as("bob", {"learn", "plan", canary, "--federation", fed, "--key",
+                          key_of["bob"]}));
+  auto read_as
+      = [&](const std::string& agent, size_t node, const std::string& key) {
+          auto r = run(node, as(agent, {"--json", "query", "--federation", fed,
+                                        "--key", key_of[agent]}));
+          if (r.code != 0)
+            return std::string{};
+          for (auto& f : r.parsed())
+            if (f["key"] == key && f.contains("value"))
+              return f["value"].get<std::string>();
+          return std::string{};
+        };
+  BOOST_CHECK(until([&] {
+    return read_as("carol", n2, "plan") == canary;
+  }));
+  BOOST_CHECK(until([&] {
+    return read_as("alice", n1, "plan") == canary;
+  }));
+  auto plain
+      = run(n2, as("bob", {"learn", "note", "clear", "--federation", fed}));
+  BOOST_CHECK_EQUAL(plain.code, 1);
+  BOOST_CHECK(plain.out.find("not sealed with its key") != std::string::npos);
+  for (auto& dir : {c.dir.sub("n1"), c.dir.sub("n2")})
+    BOOST_CHECK_MESSAGE(files_containing(dir, "canary-fed-7c2e").empty(),
+                        dir << " holds the plaintext");
+  // carol removed: no writes until the next key, which she never gets.
+  BOOST_REQUIRE_EQUAL(
+      run(n1, as("alice", {"federation", "remove", fed, "carol"})).code, 0);
+  BOOST_CHECK(until([&] {
+    auto r = run(n2, as("bob", {"learn", "after", "x", "--federation", fed,
+                                "--key", key_of["bob"]}));
+    return r.code != 0 && r.out.find("no longer a member") != std::string::npos;
+  }));
+  auto second = until_ok(
+      n1, as("alice", {"federation", "rekey", fed, "--key", key_of["alice"]}));
+  BOOST_CHECK(second.out.find("key epoch 2") != std::string::npos);
+  until_ok(n2, as("bob", {"learn", "after", "moved to noon", "--federation",
+                          fed, "--key", key_of["bob"]}));
+  BOOST_CHECK(until([&] {
+    return read_as("alice", n1, "after") == "moved to noon";
+  }));
+  auto carol_reads = run(n2, as("carol", {"query", "--federation", fed, "--key",
+                                          key_of["carol"]}));
+  BOOST_CHECK_NE(carol_reads.code, 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

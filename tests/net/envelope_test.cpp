@@ -335,10 +335,8 @@ BOOST_AUTO_TEST_CASE(versions_of_a_forged_origin_are_refused) {
   // One frame: n2's own version (proved) and one of n3's (no proof).
   auto both = *theirs.put(fact_of("origin.forged"));
   join_deltas(both, *mine.put(fact_of("origin.honest")));
-  n2.send(node1, n2.sync_response(frame(*honest_book, both), "ann", 1), "ann");
   // Then n3's version with a proof n2 signed as n3.
   auto lie = *theirs.put(fact_of("origin.lie"));
-  n2.send(node1, n2.sync_response(frame(*lying_book, lie), "ann", 2), "ann");
   auto keys = [&] {
     std::set<std::string> out;
     for (auto& v : c.read(inst, consistency_level::one))
@@ -346,11 +344,19 @@ BOOST_AUTO_TEST_CASE(versions_of_a_forged_origin_are_refused) {
         out.insert(f->key);
     return out;
   };
+  // Sent again (new numbers) until taken: a session takes sync frames
+  // only once it knows the peer's clock agrees.
+  uint64_t seq = 0;
   BOOST_CHECK(until(
       [&] {
+        n2.send(node1,
+                n2.sync_response(frame(*honest_book, both), "ann", ++seq),
+                "ann");
+        n2.send(node1, n2.sync_response(frame(*lying_book, lie), "ann", ++seq),
+                "ann");
         return keys().count("origin.honest") > 0;
       },
-      10s));
+      15s));
   auto log_has = [&](const std::string& text) {
     return until(
         [&] {
