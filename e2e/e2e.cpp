@@ -305,6 +305,15 @@ bool well_formed(std::string_view text) {
          && m.box().size() >= crypto_box_MACBYTES;
 }
 
+expected<std::string> sealed_sender(std::string_view text) {
+  v1::SealedMessage m;
+  if (!well_formed(text)
+      || !m.ParseFromArray(text.data() + magic.size(),
+                           static_cast<int>(text.size() - magic.size())))
+    return make_error(errc::invalid_argument, "not a sealed text");
+  return m.sender().agent();
+}
+
 expected<std::string> seal(std::string_view text, const key_pair& sender,
                            const key_binding& sender_key,
                            const key_binding& recipient, uint64_t now_us,

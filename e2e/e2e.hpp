@@ -152,6 +152,10 @@ bool is_sealed(std::string_view text) noexcept;
 /// it in that shape: this guards against mistakes, not the sender).
 bool well_formed(std::string_view text);
 
+/// The agent a well-formed sealed text names as its sender (its binding,
+/// unchecked: `open` checks it). Error: not a well-formed sealed text.
+expected<std::string> sealed_sender(std::string_view text);
+
 /// `text` sealed by the holder of `sender` (whose binding is `sender_key`)
 /// for the agent of `recipient` (its binding, checked by the caller):
 /// nobody but the two can read it. Error: the sender's binding is not for

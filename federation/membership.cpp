@@ -440,6 +440,14 @@ expected<void> federation_state::rotate_keys(const std::string& by,
     if (!e2e::well_formed(text))
       return make_error(errc::invalid_argument,
                         "the key sealed to " + agent + " is not a sealed text");
+    if (auto sender = e2e::sealed_sender(text); !sender || *sender != by)
+      return make_error(errc::invalid_argument, "the key sealed to " + agent
+                                                    + " was not sealed by "
+                                                    + by);
+    constexpr size_t max_copy = 64 * 1024;
+    if (text.size() > max_copy)
+      return make_error(errc::invalid_argument,
+                        "the key sealed to " + agent + " is over 64 KiB");
   }
   constexpr size_t max_chain = 1 << 20;
   if (next.chain.size() > max_chain)
@@ -465,12 +473,22 @@ std::optional<std::string> federation_state::successor(
       return x.joined_at_us < y->joined_at_us;
     return x.agent_id < y->agent_id;
   };
-  for (auto role : {agent_role::member, agent_role::observer}) {
-    for (auto& m : members_)
-      if (m.role == role && live(m.agent_id) && better(m, best))
-        best = &m;
-    if (best != nullptr)
-      return best->agent_id;
+  // Sealed end to end: a member holding the current key first (only a
+  // holder can make the next one and keep the earlier ones readable).
+  auto holds_key = [this](const member_info& m) {
+    return keys_.sealed.count(m.agent_id) > 0;
+  };
+  for (bool need_key : {e2e_ && keys_.epoch > 0, false}) {
+    for (auto role : {agent_role::member, agent_role::observer}) {
+      for (auto& m : members_)
+        if (m.role == role && live(m.agent_id) && (!need_key || holds_key(m))
+            && better(m, best))
+          best = &m;
+      if (best != nullptr)
+        return best->agent_id;
+    }
+    if (!need_key)
+      break;
   }
   return std::nullopt;
 }
@@ -488,6 +506,17 @@ federation_state::succeed(const std::function<bool(const std::string&)>& live) {
   find_mut(*next)->role = agent_role::leader;
   ++version_;
   return next;
+}
+
+bool weakens_sealing(const federation_state* current,
+                     const federation_state& next) {
+  auto& k = next.keys();
+  if (next.e2e() && k.epoch > 0 && next.find(k.sealed_by) == nullptr
+      && (current == nullptr || current->keys().epoch != k.epoch))
+    return true;
+  if (current == nullptr || !current->e2e())
+    return false;
+  return !next.e2e() || k.epoch < current->keys().epoch;
 }
 
 } // namespace engram::federation

@@ -248,4 +248,11 @@ private:
   group_keys keys_;
 };
 
+/// Whether replicated state `next` would weaken a federation sealed end
+/// to end that is `current` here (nullptr: none yet): turn the sealing off,
+/// go back to an earlier key, or bring a new key sealed by someone who is
+/// not a member. A node does not take such a state, whoever wrote it.
+bool weakens_sealing(const federation_state* current,
+                     const federation_state& next);
+
 } // namespace engram::federation

@@ -38,6 +38,14 @@ open_group_keys(const std::string& fed_id, const group_keys& k,
   auto all = e2e::open_chain(current, k.chain);
   if (!all)
     return all.error_value();
+  // Every earlier epoch, none missing (a node dropping the chain would
+  // leave earlier values unreadable without a word).
+  if (all->size() != k.epoch - 1
+      || (!all->empty() && all->rbegin()->first != k.epoch - 1))
+    return make_error(errc::unauthenticated,
+                      "federation " + fed_id
+                          + "'s chain of earlier keys is "
+                            "incomplete");
   (*all)[k.epoch] = std::move(current);
   return all;
 }

@@ -3,6 +3,7 @@
 
 #include "federation/codec.hpp"
 #include "federation/command.hpp"
+#include "federation/sealed.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -177,6 +178,69 @@ BOOST_AUTO_TEST_CASE(sealed_federations_take_keys_from_their_leader_only) {
               != std::string::npos);
   // Not sealed end to end: no keys taken.
   BOOST_CHECK(!apply(research(), {"lead", cmd::rotate_keys{k}}, 2000));
+  // Copies another agent sealed (in the leader's name) are refused.
+  auto by_ana = k;
+  by_ana.sealed["ana"] = *e2e::seal("k", ana_keys, ana_b, ana_b, 1, "fedkey");
+  BOOST_CHECK(!apply(st, {"lead", cmd::rotate_keys{by_ana}}, 2000));
+  // Replicated states that weaken the sealing are not taken: turned off,
+  // an earlier key, a new key sealed by a non-member.
+  BOOST_CHECK(!weakens_sealing(&st, next));
+  BOOST_CHECK(weakens_sealing(&next, st)); // back to no key
+  auto off = next;
+  off.restore_keys(false, {});
+  BOOST_CHECK(weakens_sealing(&next, off));
+  auto outsider = k;
+  outsider.epoch = 2;
+  outsider.sealed_by = "eve";
+  auto foreign = next;
+  foreign.restore_keys(true, outsider);
+  BOOST_CHECK(weakens_sealing(&next, foreign));
+  BOOST_CHECK(weakens_sealing(nullptr, foreign));
+  // Succession prefers a member holding the key: "aaron" (no copy) would
+  // win the tie by name.
+  federation_config three = cfg;
+  three.initial_members = {"lead", "aaron", "ana"};
+  auto st3 = must(federation_state::create(three, 1000));
+  st3.restore_keys(true, k); // sealed to lead and ana only
+  BOOST_REQUIRE(st3.leave("lead"));
+  BOOST_CHECK_EQUAL(st3.leader(), "ana");
+}
+
+BOOST_AUTO_TEST_CASE(a_members_copy_opens_only_for_its_federation_and_epoch) {
+  auto lead_keys = e2e::key_pair::generate();
+  auto ana_keys = e2e::key_pair::generate();
+  auto lead_b = *e2e::unvouched("lead", lead_keys.public_key(), "n1", 1);
+  auto ana_b = *e2e::unvouched("ana", ana_keys.public_key(), "n1", 1);
+  e2e::trust t{nullptr, nullptr, true};
+  std::map<std::string, e2e::key_binding> members{{"lead", lead_b},
+                                                  {"ana", ana_b}};
+  auto k1
+      = *next_group_keys("fed-a", 0, "lead", lead_keys, lead_b, members, {}, 1);
+  auto held = open_group_keys("fed-a", k1, "ana", ana_keys, t, 1);
+  BOOST_REQUIRE(held);
+  BOOST_CHECK_EQUAL(held->size(), 1u);
+  // The same copies presented as another federation's, or another epoch's.
+  BOOST_CHECK(!open_group_keys("fed-b", k1, "ana", ana_keys, t, 1));
+  auto moved = k1;
+  moved.epoch = 2;
+  BOOST_CHECK(!open_group_keys("fed-a", moved, "ana", ana_keys, t, 1));
+  // Someone else's copy, or none.
+  BOOST_CHECK(!open_group_keys("fed-a", k1, "ana", lead_keys, t, 1));
+  BOOST_CHECK(!open_group_keys("fed-a", k1, "eve", ana_keys, t, 1));
+  // The next key chains the first: ana reads both epochs with it.
+  auto k2 = *next_group_keys("fed-a", 1, "lead", lead_keys, lead_b, members,
+                             *held, 2);
+  auto both = open_group_keys("fed-a", k2, "ana", ana_keys, t, 1);
+  BOOST_REQUIRE(both);
+  BOOST_CHECK_EQUAL(both->size(), 2u);
+  BOOST_CHECK(both->at(1) == held->at(1));
+  // A damaged or dropped chain is refused, not taken as "no earlier keys".
+  auto damaged = k2;
+  damaged.chain[5] ^= 1;
+  BOOST_CHECK(!open_group_keys("fed-a", damaged, "ana", ana_keys, t, 1));
+  auto dropped = k2;
+  dropped.chain.clear();
+  BOOST_CHECK(!open_group_keys("fed-a", dropped, "ana", ana_keys, t, 1));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
