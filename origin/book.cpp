@@ -302,19 +302,34 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
   // The versions carried, by dot: whether a proof holds each, its hash
   // (computed once), the last proof that named it. A dot carried twice
   // (two versions claiming one write) is never taken.
+  // One sorted vector (no allocation per version).
   struct carried_version {
+    dot tag;
     const version* v;
     bool proven = false;
     bool twice = false;
     int named_by = -1;
     std::optional<digest> hash;
   };
-  std::unordered_map<dot, carried_version, dot_hash> where;
+  std::vector<carried_version> where;
   where.reserve(delta.version_count());
   for (auto& entry : delta.entries)
     for (auto& v : entry.versions)
-      if (auto [i, added] = where.emplace(v.tag, carried_version{&v}); !added)
-        i->second.twice = true;
+      where.push_back(carried_version{v.tag, &v});
+  std::sort(where.begin(), where.end(),
+            [](const carried_version& x, const carried_version& y) {
+              return x.tag < y.tag;
+            });
+  for (size_t i = 1; i < where.size(); ++i)
+    if (where[i].tag == where[i - 1].tag)
+      where[i].twice = where[i - 1].twice = true;
+  auto find_carried = [&where](const dot& d) -> carried_version* {
+    auto i = std::lower_bound(where.begin(), where.end(), d,
+                              [](const carried_version& x, const dot& y) {
+                                return x.tag < y;
+                              });
+    return i != where.end() && i->tag == d ? &*i : nullptr;
+  };
   std::vector<std::shared_ptr<kept>> fresh;
   auto partition = agent_partition(cfg_.agent);
   if (batch.origins_size() > max_proofs)
@@ -361,32 +376,32 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
     std::string problem;
     for (auto c : p.counters()) {
       dot d{p.replica(), c};
-      auto v = where.find(d);
-      if (v == where.end()) {
+      auto* v = find_carried(d);
+      if (v == nullptr) {
         problem = "it names a version the frame does not carry";
         break;
       }
-      if (v->second.twice) {
+      if (v->twice) {
         problem
             = "the frame carries two versions with dot " + std::to_string(c);
         break;
       }
-      if (v->second.named_by == proofs_seen) {
+      if (v->named_by == proofs_seen) {
         problem = "it names a version twice";
         break;
       }
-      v->second.named_by = proofs_seen;
-      auto written = v->second.v->value.updated.wall_us;
+      v->named_by = proofs_seen;
+      auto written = v->v->value.updated.wall_us;
       // A node proves its older versions with the key of its current
       // certificate; none written after the certificate expired.
       if (written > valid.not_after_us) {
         problem = "a version written after its certificate's validity";
         break;
       }
-      if (!v->second.hash)
-        v->second.hash = leaf(*v->second.v);
-      hashes.push_back(*v->second.hash);
-      dots.push_back(&v->second);
+      if (!v->hash)
+        v->hash = leaf(*v->v);
+      hashes.push_back(*v->hash);
+      dots.push_back(v);
     }
     if (!problem.empty()) {
       refuse(problem);
@@ -420,9 +435,9 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
   }
   // What no proof holds is dropped.
   std::set<dot> dropped;
-  for (auto& [d, x] : where)
+  for (auto& x : where)
     if (!x.proven)
-      dropped.insert(d);
+      dropped.insert(x.tag);
   if (!dropped.empty()) {
     if (out.reasons.empty())
       note("versions came without a proof of origin");

@@ -2,12 +2,14 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <stdexcept>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 #include "crypto/sign.hpp"
 #include "pki/pki.hpp"
@@ -23,20 +25,21 @@ namespace {
 // doubles as their IEEE 754 bits: one encoding per value.
 class canonical {
 public:
-  void u8(uint8_t x) { out_.push_back(static_cast<char>(x)); }
+  void u8(uint8_t x) {
+    auto* p = room(1);
+    *p = static_cast<char>(x);
+  }
 
   void u32(uint32_t x) {
-    char b[4];
+    auto* p = room(4);
     for (int i = 0; i < 4; ++i)
-      b[i] = static_cast<char>((x >> (24 - 8 * i)) & 0xff);
-    out_.append(b, sizeof(b));
+      p[i] = static_cast<char>((x >> (24 - 8 * i)) & 0xff);
   }
 
   void u64(uint64_t x) {
-    char b[8];
+    auto* p = room(8);
     for (int i = 0; i < 8; ++i)
-      b[i] = static_cast<char>((x >> (56 - 8 * i)) & 0xff);
-    out_.append(b, sizeof(b));
+      p[i] = static_cast<char>((x >> (56 - 8 * i)) & 0xff);
   }
 
   void f64(double x) {
@@ -49,7 +52,8 @@ public:
   // Lengths and counts fit 32 bits (frames are bounded far below).
   void str(std::string_view x) {
     u32(static_cast<uint32_t>(x.size()));
-    out_.append(x.data(), x.size());
+    if (!x.empty())
+      std::memcpy(room(x.size()), x.data(), x.size());
   }
 
   void time(const hlc_timestamp& t) {
@@ -59,13 +63,23 @@ public:
 
   void count(size_t n) { u32(static_cast<uint32_t>(n)); }
 
-  const std::string& bytes() const noexcept { return out_; }
+  std::string_view bytes() const noexcept { return {buf_.data(), size_}; }
 
   /// Starts again, keeping the buffer.
-  void clear() noexcept { out_.clear(); }
+  void clear() noexcept { size_ = 0; }
 
 private:
-  std::string out_;
+  // `n` bytes at the end, the buffer grown (never shrunk) when needed.
+  char* room(size_t n) {
+    if (size_ + n > buf_.size())
+      buf_.resize(std::max(buf_.size() * 2, size_ + n + 256));
+    auto* p = buf_.data() + size_;
+    size_ += n;
+    return p;
+  }
+
+  std::vector<char> buf_ = std::vector<char>(1024);
+  size_t size_ = 0;
 };
 
 void write(canonical& w, const content& body) {
@@ -388,7 +402,7 @@ std::string signed_message(std::string_view agent, std::string_view node,
   w.u64(replica);
   w.u32(incarnation);
   w.u32(n);
-  auto out = w.bytes();
+  std::string out{w.bytes()};
   out.append(view(root));
   return out;
 }
