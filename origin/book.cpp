@@ -426,6 +426,7 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
       continue; // this node proves its own versions afresh
     auto record = std::make_shared<kept>();
     record->proof = p;
+    record->proof.DiscardUnknownFields(); // kept: only what it proves
     std::string leaf_bytes;
     leaf_bytes.reserve(hashes.size() * sizeof(digest));
     for (auto& h : hashes)
