@@ -38,7 +38,7 @@ void open_origins(agent_ptr self, const std::string& partition,
   cfg.anchor = ctx->identity;
   auto b = std::make_shared<origin::book>(std::move(cfg));
   std::vector<std::string> gone;
-  if (auto records = st.db->side_records()) {
+  if (auto records = st.db->side_records(); records && !records->empty()) {
     gone = b->restore(*records);
     auto unused = prune_origins(*b, *st.mem);
     gone.insert(gone.end(), unused.begin(), unused.end());

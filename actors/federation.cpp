@@ -86,11 +86,6 @@ void set_sync_interval(agent_ptr self, const session_actor& s,
       .then([](sync_result&) {}, [](caf::error&) {});
 }
 
-bool weakens_sealing(const std::optional<federation::federation_state>& current,
-                     const federation::federation_state& next) {
-  return federation::weakens_sealing(current ? &*current : nullptr, next);
-}
-
 // Takes a federation state as current; a new trust model starts a new book.
 void adopt_state(agent_ptr self, federation::federation_state next) {
   auto& st = self->state;
@@ -116,7 +111,7 @@ void reload_state(agent_ptr self) {
     return;
   auto decoded = federation::decode_state(std::get<fact>(rec->body).value);
   if (decoded && (!st.fed || decoded->version() >= st.fed->version())
-      && !weakens_sealing(st.fed, *decoded))
+      && !federation::weakens_sealing(st.fed ? &*st.fed : nullptr, *decoded))
     adopt_state(self, std::move(*decoded));
 }
 
@@ -245,7 +240,8 @@ void ask_hosts(agent_ptr self, federation::federation_command c,
                 [=](federation::federation_state& state) mutable {
                   auto& s = self->state;
                   if ((!s.fed || state.version() >= s.fed->version())
-                      && !weakens_sealing(s.fed, state))
+                      && !federation::weakens_sealing(s.fed ? &*s.fed : nullptr,
+                                                      state))
                     adopt_state(self, state);
                   rp.deliver(std::move(state));
                 },

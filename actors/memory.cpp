@@ -495,19 +495,9 @@ memory::query_federation_opened(const std::string& fed_id,
     auto* f = std::get_if<fact>(&v.value.body);
     if (f == nullptr)
       continue;
-    opened_fact o{f->key, std::string{}, v};
-    auto epoch = e2e::value_epoch(f->value);
-    if (!epoch) {
-      o.value = epoch.error_value();
-    } else if (auto k = held->find(*epoch); k == held->end()) {
-      o.value = make_error(
-          errc::permission_denied,
-          "the value of " + f->key + " is sealed with key epoch "
-              + std::to_string(*epoch) + ", never sealed to " + agent_id_);
-    } else {
-      o.value = e2e::open_value(k->second, f->value, f->key);
-    }
-    out.push_back(std::move(o));
+    auto value
+        = federation::open_fact_value(*held, agent_id_, f->key, f->value);
+    out.push_back(opened_fact{f->key, std::move(value), v});
   }
   return out;
 }

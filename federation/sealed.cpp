@@ -74,4 +74,19 @@ next_group_keys(const std::string& fed_id, uint64_t epoch,
   return next;
 }
 
+expected<std::string>
+open_fact_value(const std::map<uint64_t, std::string>& held,
+                const std::string& me, const std::string& key,
+                std::string_view value) {
+  auto epoch = e2e::value_epoch(value);
+  if (!epoch)
+    return epoch.error_value();
+  auto k = held.find(*epoch);
+  if (k == held.end())
+    return make_error(errc::permission_denied,
+                      "the value of " + key + " is sealed with key epoch "
+                          + std::to_string(*epoch) + ", never sealed to " + me);
+  return e2e::open_value(k->second, value, key);
+}
+
 } // namespace engram::federation

@@ -39,4 +39,13 @@ next_group_keys(const std::string& fed_id, uint64_t epoch,
                 const std::map<std::string, e2e::key_binding>& members,
                 const std::map<uint64_t, std::string>& older, uint64_t now_us);
 
+/// Opens the sealed value of fact `key` with `held`, the keys by epoch
+/// `open_group_keys` gave member `me`. Errors: not a sealed value
+/// (invalid_argument), sealed with a key never sealed to `me`
+/// (permission_denied), one that does not open (unauthenticated).
+expected<std::string>
+open_fact_value(const std::map<uint64_t, std::string>& held,
+                const std::string& me, const std::string& key,
+                std::string_view value);
+
 } // namespace engram::federation

@@ -140,7 +140,7 @@ size_t book::dot_hash::operator()(const dot& d) const noexcept {
 }
 
 book::book(config cfg) : cfg_(std::move(cfg)) {
-  own_binding_bytes_ = messages::serialize(cfg_.binding);
+  // nop
 }
 
 int book::own_incarnation(replica_id r) const noexcept {

@@ -110,7 +110,6 @@ private:
   int own_incarnation(replica_id r) const noexcept;
 
   config cfg_;
-  std::string own_binding_bytes_;
   mutable std::mutex mtx_;
   // The proof of each version held (owned by `records_`).
   std::unordered_map<dot, const kept*, dot_hash> held_;

@@ -20,6 +20,7 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -313,6 +314,35 @@ struct store::impl {
     auto st = batch.Put(cf(family), full_key, *stored);
     if (!st.ok())
       return storage_error(st, "cannot add to a write batch");
+    return {};
+  }
+
+  /// Calls `take(key suffix, opened value)` for every record of `meta`
+  /// from this partition's `prefix` to its `end`; a value that does not
+  /// open, or that `take` refuses (returning why), is skipped and reported
+  /// in `corrupt` with its key.
+  expected<void> scan_meta(
+      std::string_view prefix, std::string_view end, const char* what,
+      std::vector<corrupt_record>* corrupt,
+      const std::function<std::string(std::string_view, std::string_view)>&
+          take) const {
+    auto bounded = iterate(cf_meta);
+    auto& it = bounded->it;
+    auto first = key(prefix);
+    auto last = key(end);
+    std::string buffer;
+    for (it->Seek(first); it->Valid() && it->key().compare(last) < 0;
+         it->Next()) {
+      auto full_key = it->key().ToStringView();
+      auto bytes
+          = sealed.open(cf_meta, full_key, it->value().ToStringView(), buffer);
+      auto why = bytes ? take(full_key.substr(first.size()), *bytes)
+                       : bytes.error_value().message;
+      if (!why.empty() && corrupt != nullptr)
+        corrupt->push_back({"meta", hex(full_key), std::move(why)});
+    }
+    if (!it->status().ok())
+      return storage_error(it->status(), std::string{what} + " scan failed");
     return {};
   }
 
@@ -1366,62 +1396,33 @@ expected<void> store::keep_message(const stored_message& message) {
 
 expected<std::vector<stored_message>>
 store::messages(std::vector<corrupt_record>* corrupt) const {
-  auto& s = *impl_;
   std::vector<stored_message> out;
-  auto bounded = s.iterate(cf_meta);
-  auto& it = bounded->it;
-  auto first = s.key(inbox_prefix);
-  auto last = s.key(inbox_end);
-  std::string buffer;
-  for (it->Seek(first); it->Valid() && it->key().compare(last) < 0;
-       it->Next()) {
-    auto bytes = s.sealed.open(cf_meta, it->key().ToStringView(),
-                               it->value().ToStringView(), buffer);
-    if (!bytes) {
-      if (corrupt != nullptr)
-        corrupt->push_back({"meta", hex(it->key().ToStringView()),
-                            bytes.error_value().message});
-      continue;
-    }
-    v1::StoredMessage record;
-    if (!record.ParseFromArray(bytes->data(),
-                               static_cast<int>(bytes->size()))) {
-      if (corrupt != nullptr)
-        corrupt->push_back(
-            {"meta", hex(it->key().ToStringView()), "not a StoredMessage"});
-      continue;
-    }
-    out.push_back({record.id(), record.from(), record.text()});
-  }
-  if (!it->status().ok())
-    return storage_error(it->status(), "inbox scan failed");
+  auto ok = impl_->scan_meta(
+      inbox_prefix, inbox_end, "inbox", corrupt,
+      [&out](std::string_view, std::string_view bytes) -> std::string {
+        v1::StoredMessage record;
+        if (!record.ParseFromArray(bytes.data(),
+                                   static_cast<int>(bytes.size())))
+          return "not a StoredMessage";
+        out.push_back({record.id(), record.from(), record.text()});
+        return {};
+      });
+  if (!ok)
+    return ok.error_value();
   return out;
 }
 
 expected<std::vector<std::pair<std::string, std::string>>>
 store::side_records(std::vector<corrupt_record>* corrupt) const {
-  auto& s = *impl_;
   std::vector<std::pair<std::string, std::string>> out;
-  auto bounded = s.iterate(cf_meta);
-  auto& it = bounded->it;
-  auto first = s.key(side_prefix);
-  auto last = s.key(side_end);
-  std::string buffer;
-  for (it->Seek(first); it->Valid() && it->key().compare(last) < 0;
-       it->Next()) {
-    auto bytes = s.sealed.open(cf_meta, it->key().ToStringView(),
-                               it->value().ToStringView(), buffer);
-    if (!bytes) {
-      if (corrupt != nullptr)
-        corrupt->push_back({"meta", hex(it->key().ToStringView()),
-                            bytes.error_value().message});
-      continue;
-    }
-    out.emplace_back(std::string{it->key().ToStringView().substr(first.size())},
-                     std::string{*bytes});
-  }
-  if (!it->status().ok())
-    return storage_error(it->status(), "side record scan failed");
+  auto ok = impl_->scan_meta(
+      side_prefix, side_end, "side record", corrupt,
+      [&out](std::string_view key, std::string_view bytes) -> std::string {
+        out.emplace_back(std::string{key}, std::string{bytes});
+        return {};
+      });
+  if (!ok)
+    return ok.error_value();
   return out;
 }
 

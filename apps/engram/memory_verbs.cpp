@@ -4,6 +4,7 @@
 #include "apps/engram/sealing.hpp"
 #include "apps/engram/verbs.hpp"
 #include "core/placement.hpp"
+#include "federation/sealed.hpp"
 
 #include <iostream>
 
@@ -142,13 +143,8 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
           auto key = text_of(m, "key");
           auto value = text_of(m, "value");
           json o{{"key", key}};
-          auto epoch = e2e::value_epoch(value);
-          auto k = epoch ? held.find(*epoch) : held.end();
-          auto opened = k == held.end()
-                            ? expected<std::string>{make_error(
-                                errc::permission_denied,
-                                "not sealed with a key this agent holds")}
-                            : e2e::open_value(k->second, value, key);
+          auto opened
+              = federation::open_fact_value(held, s.agent(), key, value);
           if (opened && is_utf8(*opened))
             o["value"] = *opened;
           else if (opened)
