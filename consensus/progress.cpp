@@ -95,7 +95,7 @@ bool progress::maybe_decrease_to(index_t rejected, index_t match_hint) {
   // In probe state only the rejection of the append just sent counts.
   if (next == 0 || next - 1 != rejected)
     return false;
-  next = std::max<index_t>(std::min(rejected, match_hint + 1), 1);
+  next = std::max<index_t>(std::min(rejected, match_hint + 1), match + 1);
   probe_sent = false;
   return true;
 }
@@ -109,8 +109,7 @@ bool progress::paused() const {
   return true;
 }
 
-// -- membership
-// ----------------------------------------------------------------
+// -- membership ---------------------------------------------------------------
 
 conf_state membership::to_conf_state() const {
   conf_state cs;
@@ -122,8 +121,7 @@ conf_state membership::to_conf_state() const {
   return cs;
 }
 
-// -- progress_tracker
-// -----------------------------------------------------------
+// -- progress_tracker ---------------------------------------------------------
 
 index_t progress_tracker::committed() const {
   return config.voters.committed([this](node_id id) -> std::optional<index_t> {

@@ -32,8 +32,7 @@ uint64_t splitmix64(uint64_t& state) {
 
 } // namespace
 
-// -- construction
-// -----------------------------------------------------------------
+// -- construction -------------------------------------------------------------
 
 raft::raft(const config& cfg, const storage& store)
     : id_(cfg.id), log_(store, cfg.max_committed_bytes_per_ready),
@@ -46,6 +45,7 @@ raft::raft(const config& cfg, const storage& store)
       reads_(cfg.reads), disable_forwarding_(cfg.disable_forwarding),
       heartbeat_timeout_(cfg.heartbeat_ticks),
       election_timeout_(cfg.election_ticks),
+      lease_margin_(cfg.lease_margin_ticks),
       rng_(cfg.seed ^ (cfg.id * 0x2545f4914f6cdd1dULL)) {
   ENGRAM_CONSENSUS_CHECK(cfg.id != no_node, "a member needs an id");
   ENGRAM_CONSENSUS_CHECK(cfg.heartbeat_ticks > 0, "heartbeat_ticks > 0");
@@ -54,6 +54,9 @@ raft::raft(const config& cfg, const storage& store)
   ENGRAM_CONSENSUS_CHECK(cfg.max_inflight > 0, "max_inflight > 0");
   ENGRAM_CONSENSUS_CHECK(cfg.reads != read_mode::lease || cfg.check_quorum,
                          "lease reads need check_quorum");
+  ENGRAM_CONSENSUS_CHECK(cfg.lease_margin_ticks >= 0
+                             && cfg.lease_margin_ticks < cfg.election_ticks,
+                         "0 <= lease_margin_ticks < election_ticks");
   auto [hs, cs] = store.initial_state();
   auto restored
       = conf_changer::restore(cs, log_.last_index(), tracker_.max_inflight());
@@ -67,13 +70,17 @@ raft::raft(const config& cfg, const storage& store)
     term_ = hs.term;
     vote_ = hs.vote;
   }
+  // What the application applied is committed, whatever the stored commit
+  // says (a commit-only change of the hard state need not be synced).
+  if (cfg.applied > log_.committed && cfg.applied <= log_.last_index())
+    log_.committed = cfg.applied;
   if (cfg.applied > 0)
     log_.applied_to(cfg.applied);
   become_follower(term_, no_node);
+  fresh_start_ = reads_ == read_mode::lease;
 }
 
-// -- roles
-// -------------------------------------------------------------------------
+// -- roles --------------------------------------------------------------------
 
 void raft::reset(term_t term) {
   if (term_ != term) {
@@ -99,8 +106,12 @@ void raft::reset(term_t term) {
   pending_conf_index_ = 0;
   uncommitted_bytes_ = 0;
   pending_reads_.clear();
-  read_queue_.clear();
   reads_before_commit_.clear();
+  round_ = 0;
+  round_sent_.clear();
+  round_acked_.clear();
+  timeout_now_at_.reset();
+  hand_over_attempts_ = 0;
 }
 
 void raft::reset_randomized_election_timeout() {
@@ -158,10 +169,10 @@ bool raft::promotable() const {
          && tracker_.is_voter(id_) && !log_.unstable_snapshot().has_value();
 }
 
-// -- time
-// ---------------------------------------------------------------------------
+// -- time ---------------------------------------------------------------------
 
 void raft::tick() {
+  ++now_;
   if (state_ == role::leader)
     tick_heartbeat();
   else
@@ -170,6 +181,8 @@ void raft::tick() {
 
 void raft::tick_election() {
   ++election_elapsed_;
+  if (election_elapsed_ >= election_timeout_)
+    fresh_start_ = false;
   if (promotable() && past_election_timeout()) {
     election_elapsed_ = 0;
     message m;
@@ -184,18 +197,19 @@ void raft::tick_heartbeat() {
   ++election_elapsed_;
   if (election_elapsed_ >= election_timeout_) {
     election_elapsed_ = 0;
-    if (check_quorum_) {
+    // A transfer that did not finish within an election timeout is over;
+    // a removed leader tries again (with whom it heard from in the window
+    // that just ended).
+    if (state_ == role::leader && lead_transferee_ != no_node)
+      abort_leader_transfer();
+    if (state_ == role::leader && !tracker_.is_voter(id_))
+      hand_over();
+    if (check_quorum_ && state_ == role::leader) {
       message m;
       m.type = msg_type::check_quorum;
       m.from = id_;
       step(std::move(m));
     }
-    // A transfer that did not finish within an election timeout is over;
-    // a removed leader tries again.
-    if (state_ == role::leader && lead_transferee_ != no_node)
-      abort_leader_transfer();
-    if (state_ == role::leader && !tracker_.is_voter(id_))
-      hand_over();
   }
   if (state_ != role::leader)
     return;
@@ -208,8 +222,7 @@ void raft::tick_heartbeat() {
   }
 }
 
-// -- elections
-// -------------------------------------------------------------------------
+// -- elections ----------------------------------------------------------------
 
 void raft::hup(campaign_kind kind) {
   if (state_ == role::leader || !promotable())
@@ -274,8 +287,7 @@ vote_result raft::poll(node_id id, bool granted) {
   return tracker_.tally();
 }
 
-// -- step
-// ------------------------------------------------------------------------------
+// -- step ---------------------------------------------------------------------
 
 step_error raft::step(message m) {
   if (m.term == 0) {
@@ -283,7 +295,9 @@ step_error raft::step(message m) {
   } else if (m.term > term_) {
     if (m.type == msg_type::vote || m.type == msg_type::pre_vote) {
       bool force = m.context == transfer_context;
-      bool in_lease = check_quorum_ && lead_ != no_node
+      // A member that just started may have been in a leader's lease
+      // before it stopped: with lease reads, it waits one election timeout.
+      bool in_lease = check_quorum_ && (lead_ != no_node || fresh_start_)
                       && election_elapsed_ < election_timeout_;
       // A member that heard from its leader within the election timeout
       // ignores campaigns: a partitioned node rejoining cannot depose a
@@ -344,7 +358,8 @@ step_error raft::step(message m) {
           election_elapsed_ = 0;
           vote_ = m.from;
         }
-      } else {
+      } else if (term_ > 0) {
+        // (A member that never had a term has nothing to tell.)
         r.term = term_;
         r.reject = true;
         send(std::move(r));
@@ -362,8 +377,7 @@ step_error raft::step(message m) {
   return step_error::none;
 }
 
-// -- leader
-// ------------------------------------------------------------------------------
+// -- leader -------------------------------------------------------------------
 
 step_error raft::step_leader(message& m) {
   switch (m.type) {
@@ -386,6 +400,7 @@ step_error raft::step_leader(message& m) {
         return step_error::proposal_dropped;
       if (lead_transferee_ != no_node)
         return step_error::proposal_dropped;
+      auto pending_before = pending_conf_index_;
       for (size_t i = 0; i < m.entries.size(); ++i) {
         auto& e = m.entries[i];
         if (e.type != entry_type::conf_change)
@@ -406,8 +421,10 @@ step_error raft::step_leader(message& m) {
           pending_conf_index_ = log_.last_index() + i + 1;
         }
       }
-      if (!append_entries(m.entries))
+      if (!append_entries(m.entries)) {
+        pending_conf_index_ = pending_before;
         return step_error::proposal_dropped;
+      }
       broadcast_append();
       return step_error::none;
     }
@@ -451,7 +468,10 @@ step_error raft::step_leader(message& m) {
       if (m.index > log_.last_index())
         return step_error::invalid_message;
       bool was_paused = pr.paused();
-      if (!pr.maybe_update(m.index))
+      // An answer that confirms the match of a follower being probed also
+      // ends the probe (it may have been probed after being unreachable).
+      if (!pr.maybe_update(m.index)
+          && !(pr.match == m.index && pr.state == progress_state::probe))
         return step_error::none;
       switch (pr.state) {
         case progress_state::probe: pr.become_replicate(); break;
@@ -464,7 +484,6 @@ step_error raft::step_leader(message& m) {
         case progress_state::replicate: pr.in_flight.free_le(m.index); break;
       }
       if (maybe_commit()) {
-        release_pending_reads();
         broadcast_append();
       } else if (was_paused) {
         send_append(m.from);
@@ -475,12 +494,8 @@ step_error raft::step_leader(message& m) {
       }
       auto again = tracker_.members.find(m.from);
       if (again != tracker_.members.end() && m.from == lead_transferee_
-          && again->second.match == log_.last_index()) {
-        message t;
-        t.type = msg_type::timeout_now;
-        t.to = m.from;
-        send(std::move(t));
-      }
+          && again->second.match == log_.last_index())
+        send_timeout_now(m.from);
       return step_error::none;
     }
     case msg_type::heartbeat_response: {
@@ -488,37 +503,15 @@ step_error raft::step_leader(message& m) {
       pr.probe_sent = false;
       if (pr.state == progress_state::replicate && pr.in_flight.full())
         pr.in_flight.free_first();
-      if (pr.match < log_.last_index())
+      if (pr.match < log_.last_index() || pr.state == progress_state::probe)
         send_append(m.from);
-      if (reads_ != read_mode::safe || m.context.empty())
-        return step_error::none;
-      auto read = pending_reads_.find(m.context);
-      if (read == pending_reads_.end())
-        return step_error::none;
-      read->second.acks.insert(m.from);
-      auto& acks = read->second.acks;
-      auto result = tracker_.config.voters.count(
-          [&acks](node_id id) -> std::optional<bool> {
-            if (acks.count(id) > 0)
-              return true;
-            return std::nullopt;
-          });
-      if (result != vote_result::won)
-        return step_error::none;
-      // Every read queued up to this one is confirmed by the same acks.
-      while (!read_queue_.empty()) {
-        auto ctx = std::move(read_queue_.front());
-        read_queue_.pop_front();
-        auto done = pending_reads_.find(ctx);
-        if (done == pending_reads_.end())
-          continue;
-        auto req = std::move(done->second.request);
-        auto index = done->second.index;
-        pending_reads_.erase(done);
-        respond_to_read(req, index);
-        if (ctx == m.context)
-          break;
-      }
+      // The answer names the heartbeat round it answers: reads registered
+      // before a round a quorum answered are confirmed.
+      if (m.index > round_)
+        return step_error::invalid_message;
+      auto& acked = round_acked_[m.from];
+      acked = std::max<uint64_t>(acked, m.index);
+      confirm_reads();
       return step_error::none;
     }
     case msg_type::snapshot_status:
@@ -549,22 +542,17 @@ step_error raft::step_leader(message& m) {
       // The transfer must finish within an election timeout.
       election_elapsed_ = 0;
       lead_transferee_ = target;
-      if (pr.match == log_.last_index()) {
-        message t;
-        t.type = msg_type::timeout_now;
-        t.to = target;
-        send(std::move(t));
-      } else {
+      if (pr.match == log_.last_index())
+        send_timeout_now(target);
+      else
         send_append(target);
-      }
       return step_error::none;
     }
     default: return step_error::none;
   }
 }
 
-// -- candidate
-// -----------------------------------------------------------------------
+// -- candidate ----------------------------------------------------------------
 
 step_error raft::step_candidate(message& m) {
   auto my_response = state_ == role::pre_candidate ? msg_type::pre_vote_response
@@ -605,8 +593,7 @@ step_error raft::step_candidate(message& m) {
   return step_error::none;
 }
 
-// -- follower
-// ------------------------------------------------------------------------
+// -- follower -----------------------------------------------------------------
 
 step_error raft::step_follower(message& m) {
   switch (m.type) {
@@ -694,7 +681,7 @@ void raft::handle_heartbeat(const message& m) {
   message r;
   r.type = msg_type::heartbeat_response;
   r.to = m.from;
-  r.context = m.context;
+  r.index = m.index; // the round answered
   send(std::move(r));
 }
 
@@ -739,8 +726,7 @@ bool raft::restore(const snapshot& s) {
   return true;
 }
 
-// -- replication
-// ---------------------------------------------------------------------------
+// -- replication --------------------------------------------------------------
 
 void raft::send(message m) {
   if (m.from == no_node)
@@ -806,14 +792,24 @@ bool raft::maybe_send_append(node_id to, bool send_if_empty) {
   return true;
 }
 
-void raft::send_heartbeat(node_id to, const std::string& context) {
+void raft::send_heartbeat(node_id to) {
   auto& pr = tracker_.members.at(to);
   message m;
   m.type = msg_type::heartbeat;
   m.to = to;
   // Never beyond what the follower acknowledged: its log may not hold more.
   m.commit = std::min(pr.match, log_.committed);
-  m.context = context;
+  m.index = round_;
+  send(std::move(m));
+}
+
+void raft::send_timeout_now(node_id to) {
+  // The transferee campaigns past every member's lease: no lease reads
+  // here until it surely did (it may win before this member hears).
+  timeout_now_at_ = now_;
+  message m;
+  m.type = msg_type::timeout_now;
+  m.to = to;
   send(std::move(m));
 }
 
@@ -824,13 +820,14 @@ void raft::broadcast_append() {
 }
 
 void raft::broadcast_heartbeat() {
-  broadcast_heartbeat(read_queue_.empty() ? std::string{} : read_queue_.back());
-}
-
-void raft::broadcast_heartbeat(const std::string& context) {
+  // A new round: its answers confirm leadership as of now.
+  ++round_;
+  round_sent_.emplace_back(round_, now_);
+  while (round_sent_.size() > max_rounds_kept)
+    round_sent_.pop_front();
   for (auto& [id, p] : tracker_.members)
     if (id != id_)
-      send_heartbeat(id, context);
+      send_heartbeat(id);
 }
 
 bool raft::append_entries(std::vector<entry>& entries) {
@@ -851,7 +848,10 @@ bool raft::append_entries(std::vector<entry>& entries) {
 }
 
 bool raft::maybe_commit() {
-  return log_.maybe_commit(tracker_.committed(), term_);
+  if (!log_.maybe_commit(tracker_.committed(), term_))
+    return false;
+  release_pending_reads();
+  return true;
 }
 
 bool raft::committed_entry_in_current_term() const {
@@ -881,24 +881,61 @@ void raft::reduce_uncommitted(const std::vector<entry>& entries) {
       = size > uncommitted_bytes_ ? 0 : uncommitted_bytes_ - size;
 }
 
-// -- reads
-// ------------------------------------------------------------------------------
+// -- reads --------------------------------------------------------------------
 
 void raft::send_read_index_response(const message& m) {
-  if (reads_ == read_mode::lease) {
+  if (reads_ == read_mode::lease && lease_valid()) {
     respond_to_read(m, log_.committed);
     return;
   }
-  auto& ctx = m.entries[0].data;
-  if (pending_reads_.count(ctx) > 0)
-    return; // the same request is already being confirmed
-  pending_read pr;
-  pr.request = m;
-  pr.index = log_.committed;
-  pr.acks.insert(id_);
-  pending_reads_.emplace(ctx, std::move(pr));
-  read_queue_.push_back(ctx);
-  broadcast_heartbeat(ctx);
+  // ReadIndex: the commit index now, confirmed once a quorum answered a
+  // heartbeat round sent after this point.
+  pending_reads_.push_back({m, log_.committed, round_ + 1});
+  broadcast_heartbeat();
+}
+
+uint64_t raft::quorum_round() const {
+  return tracker_.config.voters.committed(
+      [this](node_id id) -> std::optional<index_t> {
+        if (id == id_)
+          return round_;
+        auto i = round_acked_.find(id);
+        if (i == round_acked_.end())
+          return std::nullopt;
+        return i->second;
+      });
+}
+
+void raft::confirm_reads() {
+  if (pending_reads_.empty())
+    return;
+  auto confirmed = quorum_round();
+  while (!pending_reads_.empty() && pending_reads_.front().round <= confirmed) {
+    auto read = std::move(pending_reads_.front());
+    pending_reads_.pop_front();
+    respond_to_read(read.request, read.index);
+  }
+}
+
+bool raft::lease_valid() const {
+  // Followers ignore campaigns for an election timeout after hearing the
+  // leader (check-quorum), so no other leader can exist until an election
+  // timeout after the last round a quorum answered was sent — minus a
+  // margin for clocks that run at different rates. Never while leadership
+  // is being handed over (the transferee's campaign overrides the lease),
+  // and never for a leader that no longer votes.
+  if (!check_quorum_ || lead_transferee_ != no_node || !tracker_.is_voter(id_))
+    return false;
+  if (timeout_now_at_ && now_ < *timeout_now_at_ + election_timeout_)
+    return false;
+  auto q = quorum_round();
+  if (q == 0)
+    return false;
+  for (auto& [round, sent] : round_sent_)
+    if (round == q)
+      return now_ + static_cast<uint64_t>(lease_margin_)
+             < sent + static_cast<uint64_t>(election_timeout_);
+  return false;
 }
 
 void raft::respond_to_read(const message& req, index_t index) {
@@ -923,8 +960,7 @@ void raft::release_pending_reads() {
     send_read_index_response(m);
 }
 
-// -- membership
-// -----------------------------------------------------------------------------
+// -- membership ---------------------------------------------------------------
 
 step_error raft::apply_conf_change(const conf_change& cc, conf_state& out) {
   conf_changer changer{tracker_, log_.last_index()};
@@ -961,6 +997,8 @@ conf_state raft::switch_to_config(changed_membership m) {
     // most up-to-date voter. Stepping down at once could leave the voters
     // in the old (joint) configuration, without the latest entries, and no
     // one able to win an election.
+    if (maybe_commit())
+      broadcast_append();
     hand_over();
     return cs;
   }
@@ -1003,22 +1041,38 @@ bool raft::left_joint_for(const message& m) const {
 }
 
 void raft::hand_over() {
-  node_id best = no_node;
-  index_t best_match = 0;
-  for (auto id : tracker_.config.voters.ids()) {
-    if (id == id_)
-      continue;
-    auto& p = tracker_.members.at(id);
-    if (best == no_node || p.match > best_match) {
-      best = id;
-      best_match = p.match;
-    }
-  }
-  if (best == no_node)
+  // After a few attempts (one per election timeout) the voters elect a
+  // leader among themselves instead.
+  if (hand_over_attempts_ >= max_hand_over_attempts) {
+    become_follower(term_, no_node);
     return;
+  }
+  // The voters heard from recently (all when none was), most up to date
+  // first; each attempt tries the next one, so a voter that crashed is not
+  // tried forever.
+  std::vector<std::pair<index_t, node_id>> candidates;
+  for (bool active_only : {true, false}) {
+    for (auto id : tracker_.config.voters.ids()) {
+      auto& p = tracker_.members.at(id);
+      if (id != id_ && (!active_only || p.recent_active))
+        candidates.emplace_back(p.match, id);
+    }
+    if (!candidates.empty())
+      break;
+  }
+  if (candidates.empty())
+    return;
+  std::sort(
+      candidates.begin(), candidates.end(), [](const auto& x, const auto& y) {
+        return x.first != y.first ? x.first > y.first : x.second < y.second;
+      });
+  auto target
+      = candidates[static_cast<size_t>(hand_over_attempts_) % candidates.size()]
+            .second;
+  ++hand_over_attempts_;
   message m;
   m.type = msg_type::transfer_leader;
-  m.from = best;
+  m.from = target;
   step_leader(m);
 }
 

@@ -29,11 +29,15 @@ enum class read_mode : uint8_t {
   /// round of heartbeats that a quorum still follows it. Linearizable with
   /// no clock assumption.
   safe,
-  /// Lease: the leader answers from its commit index without a round trip,
-  /// trusting that no other leader can be elected within an election
-  /// timeout of its last quorum contact. Linearizable only if clocks run at
-  /// the same rate within the margin between election timeout and the
-  /// lease; needs check_quorum.
+  /// Lease: the leader answers from its commit index without a round
+  /// trip while its lease runs: an election timeout (minus
+  /// `lease_margin_ticks`) after sending the latest heartbeat round a quorum
+  /// answered — followers ignore campaigns for an election timeout after
+  /// hearing their leader (check-quorum, required), and members that just
+  /// started for their first one. Outside the lease (and while leadership
+  /// is handed over) reads fall back to ReadIndex. Linearizable only if
+  /// every member's ticks run at the same rate within the margin: a clock
+  /// assumption ReadIndex does not make.
   lease,
 };
 
@@ -61,6 +65,9 @@ struct config {
   read_mode reads = read_mode::safe;
   /// Refuse proposals on followers instead of forwarding them.
   bool disable_forwarding = false;
+  /// Lease reads: how many ticks before the lease's end the leader stops
+  /// answering from it, a margin for clocks that tick at different rates.
+  int lease_margin_ticks = 2;
   /// Seeds the election jitter.
   uint64_t seed = 1;
 };
@@ -123,8 +130,7 @@ private:
 
   enum class campaign_kind : uint8_t { pre_election, election, transfer };
 
-  // -- roles
-  // --------------------------------------------------------------------
+  // -- roles ------------------------------------------------------------------
   void become_follower(term_t term, node_id lead);
   void become_pre_candidate();
   void become_candidate();
@@ -136,19 +142,16 @@ private:
     return election_elapsed_ >= randomized_election_timeout_;
   }
 
-  // -- time
-  // -----------------------------------------------------------------------
+  // -- time -------------------------------------------------------------------
   void tick_election();
   void tick_heartbeat();
 
-  // -- elections
-  // ------------------------------------------------------------------
+  // -- elections --------------------------------------------------------------
   void hup(campaign_kind kind);
   void campaign(campaign_kind kind);
   vote_result poll(node_id id, bool granted);
 
-  // -- per-role handlers
-  // ------------------------------------------------------------
+  // -- per-role handlers ------------------------------------------------------
   step_error step_leader(message& m);
   step_error step_candidate(message& m);
   step_error step_follower(message& m);
@@ -157,15 +160,15 @@ private:
   void handle_snapshot(const message& m);
   bool restore(const snapshot& s);
 
-  // -- replication
-  // -------------------------------------------------------------------
+  // -- replication ------------------------------------------------------------
   void send(message m);
   bool maybe_send_append(node_id to, bool send_if_empty);
   void send_append(node_id to) { maybe_send_append(to, true); }
-  void send_heartbeat(node_id to, const std::string& context);
+  void send_heartbeat(node_id to);
+  void send_timeout_now(node_id to);
   void broadcast_append();
+  /// Sends a new heartbeat round to every member.
   void broadcast_heartbeat();
-  void broadcast_heartbeat(const std::string& context);
   bool append_entries(std::vector<entry>& entries);
   bool maybe_commit();
   bool committed_entry_in_current_term() const;
@@ -180,26 +183,36 @@ private:
   /// candidate still in it despite a longer log.
   bool left_joint_for(const message& m) const;
 
-  // -- reads
-  // ----------------------------------------------------------------------
+  // -- reads ------------------------------------------------------------------
   void send_read_index_response(const message& m);
   void respond_to_read(const message& req, index_t index);
   void release_pending_reads();
+  /// The latest heartbeat round a quorum of voters answered.
+  uint64_t quorum_round() const;
+  /// Answers the reads a quorum confirmed.
+  void confirm_reads();
+  /// Whether the leader's lease covers now (lease reads).
+  bool lease_valid() const;
 
-  // -- membership
-  // --------------------------------------------------------------------
+  // -- membership -------------------------------------------------------------
   conf_state switch_to_config(changed_membership m);
 
   /// Called by raw_node::advance after the driver applied up to `applied`.
   void applied_to(index_t applied);
 
-  // -- state
-  // ---------------------------------------------------------------------------
+  // -- state ------------------------------------------------------------------
+  /// A ReadIndex request: answered at `index` once a quorum answered
+  /// heartbeat round `round` (or a later one).
   struct pending_read {
     message request;
     index_t index = 0;
-    std::set<node_id> acks;
+    uint64_t round = 0;
   };
+
+  /// Heartbeat rounds remembered for lease checks.
+  static constexpr size_t max_rounds_kept = 64;
+  /// Hand-over attempts of a removed leader before it steps down.
+  static constexpr int max_hand_over_attempts = 3;
 
   node_id id_;
   term_t term_ = 0;
@@ -224,14 +237,26 @@ private:
   bool disable_forwarding_;
   int heartbeat_timeout_;
   int election_timeout_;
+  int lease_margin_;
   int randomized_election_timeout_ = 0;
   uint64_t rng_;
-  /// ReadIndex requests awaiting a quorum of heartbeat acks, by context,
-  /// in arrival order.
-  std::map<std::string, pending_read> pending_reads_;
-  std::deque<std::string> read_queue_;
+  /// Ticks since this member started (leases, transfers).
+  uint64_t now_ = 0;
+  /// With lease reads: a member that just started ignores campaigns for an
+  /// election timeout, as if in a leader's lease.
+  bool fresh_start_ = false;
+  /// The leader's heartbeat rounds: the last one sent, when recent ones
+  /// were sent, and the last one each member answered.
+  uint64_t round_ = 0;
+  std::deque<std::pair<uint64_t, uint64_t>> round_sent_;
+  std::map<node_id, uint64_t> round_acked_;
+  /// ReadIndex requests waiting for their round, oldest first.
+  std::deque<pending_read> pending_reads_;
   /// Reads that arrived before the leader committed an entry of its term.
   std::vector<message> reads_before_commit_;
+  /// When this leader last told a member to campaign (leader transfer).
+  std::optional<uint64_t> timeout_now_at_;
+  int hand_over_attempts_ = 0;
 };
 
 } // namespace engram::consensus

@@ -6,8 +6,7 @@
 
 namespace engram::consensus {
 
-// -- unstable
-// -------------------------------------------------------------------
+// -- unstable -----------------------------------------------------------------
 
 std::optional<index_t> unstable::maybe_first_index() const {
   if (snap)
@@ -76,8 +75,7 @@ void unstable::truncate_and_append(const std::vector<entry>& ents) {
   }
 }
 
-// -- raft_log
-// ---------------------------------------------------------------------
+// -- raft_log -----------------------------------------------------------------
 
 raft_log::raft_log(const storage& store, uint64_t max_committed_bytes)
     : store_(store), max_committed_bytes_(max_committed_bytes) {

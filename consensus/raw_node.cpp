@@ -9,6 +9,26 @@ namespace {
 /// More voters than any group has (a bound on what a message may list).
 constexpr size_t max_voters = 4096;
 
+/// Terms and indexes beyond this come from a broken or hostile peer: far
+/// from any real log, and far enough from 2^64 that no increment wraps.
+constexpr uint64_t max_position = uint64_t{1} << 62;
+
+bool in_range(const message& m) {
+  if (m.term > max_position || m.log_term > max_position
+      || m.index > max_position || m.commit > max_position
+      || m.reject_hint > max_position
+      || m.entries.size() > max_position - m.index)
+    return false;
+  for (auto& e : m.entries)
+    if (e.term > max_position || e.index > max_position)
+      return false;
+  if (m.snap
+      && (m.snap->meta.index > max_position
+          || m.snap->meta.term > max_position))
+    return false;
+  return true;
+}
+
 } // namespace
 
 raw_node::raw_node(const config& cfg, const storage& store)
@@ -76,6 +96,8 @@ bool raw_node::valid(const message& m) const {
   if (!is_network_message(m.type) || m.from == no_node || m.from == raft_.id())
     return false;
   if (m.to != no_node && m.to != raft_.id())
+    return false;
+  if (!in_range(m))
     return false;
   // The candidate's incoming voters: only on votes, ascending, bounded.
   if (!m.voters.empty()) {

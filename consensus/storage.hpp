@@ -31,7 +31,10 @@ class storage {
 public:
   virtual ~storage();
 
-  /// The persisted hard state and the membership of the last snapshot.
+  /// The persisted hard state, and the membership as of the applied index
+  /// the machine is started with (`config::applied`): the snapshot's, when
+  /// the application restarts from its snapshot and replays the log (the
+  /// membership changes after it are applied again).
   virtual std::pair<hard_state, conf_state> initial_state() const = 0;
 
   /// Entries [lo, hi), at least one when any, at most `max_bytes` of payload

@@ -24,7 +24,7 @@ using term_t = uint64_t;
 /// Nobody: no leader known, no vote cast.
 constexpr node_id no_node = 0;
 
-// -- the log -----------------------------------------------------------------
+// -- the log ------------------------------------------------------------------
 
 /// What an entry carries.
 enum class entry_type : uint8_t {
@@ -51,7 +51,7 @@ struct entry {
 /// The bytes an entry counts against size limits.
 inline uint64_t payload_size(const entry& e) { return e.data.size(); }
 
-// -- membership --------------------------------------------------------------
+// -- membership ---------------------------------------------------------------
 
 /// The membership of a group, as stored in snapshots. During a joint change
 /// both `voters` (incoming) and `voters_outgoing` decide.
@@ -122,7 +122,7 @@ std::string encode(const conf_change& cc);
 /// Reads the bytes of a change; nullopt when they are not one.
 std::optional<conf_change> decode_conf_change(std::string_view bytes);
 
-// -- snapshots and state -----------------------------------------------------
+// -- snapshots and state ------------------------------------------------------
 
 /// Where a snapshot stands in the log, and the membership at that point.
 struct snapshot_meta {
@@ -161,7 +161,7 @@ enum class role : uint8_t { follower, pre_candidate, candidate, leader };
 
 const char* to_string(role r);
 
-// -- messages ----------------------------------------------------------------
+// -- messages -----------------------------------------------------------------
 
 /// Messages between members, and local inputs (marked local: never accepted
 /// from the network).

@@ -1002,7 +1002,8 @@ database::rekey(const std::string& path, const crypto::key256& old_master,
     rocksdb::CompactRangeOptions all;
     all.bottommost_level_compaction
         = rocksdb::BottommostLevelCompaction::kForce;
-    for (size_t family = 0; family < (everything ? cf_count : 1); ++family)
+    for (size_t family = 0;
+         family < (everything ? static_cast<size_t>(cf_count) : 1); ++family)
       if (auto st = s.db->CompactRange(all, s.cfs[family], nullptr, nullptr);
           !st.ok())
         return storage_error(st, "cannot compact the store");

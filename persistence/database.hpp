@@ -171,6 +171,7 @@ public:
 
 private:
   friend class store;
+  friend class consensus_log;
   struct impl;
   explicit database(std::unique_ptr<impl> ptr);
   std::unique_ptr<impl> impl_;

@@ -64,6 +64,17 @@ void cluster::process(node_id id) {
     return;
   while (m.node->has_ready()) {
     auto rd = m.node->get_ready();
+    // A crash around the sync of this ready: the store writes a ready as one
+    // batch, so it reached the disk whole (a crash after the sync, before
+    // anything was sent) or not at all (before the sync) — never in part.
+    bool crash
+        = torn_member == id && (rd.snap || !rd.entries.empty() || rd.hard);
+    if (crash && torn_keep == 0) {
+      torn_member = no_node;
+      m.up = false;
+      m.node.reset();
+      return;
+    }
     // 1. Persist (snapshot, entries, hard state) — "synced" here.
     if (rd.snap) {
       (void)m.disk.apply_snapshot(*rd.snap);
@@ -84,21 +95,6 @@ void cluster::process(node_id id) {
         watcher->installed(id, *rd.snap);
     }
     if (!rd.entries.empty()) {
-      if (torn_member == id) {
-        // Crash mid-write: a prefix reaches the disk, nothing is sent.
-        std::vector<entry> part(rd.entries.begin(),
-                                rd.entries.begin()
-                                    + static_cast<ptrdiff_t>(std::min(
-                                        torn_keep, rd.entries.size())));
-        if (!m.disk.append(part))
-          throw std::runtime_error("storage refused a torn append");
-        if (watcher && !part.empty())
-          watcher->persisted(id, part);
-        torn_member = no_node;
-        m.up = false;
-        m.node.reset();
-        return;
-      }
       if (!m.disk.append(rd.entries))
         throw std::runtime_error("storage refused an append");
       if (watcher)
@@ -106,6 +102,12 @@ void cluster::process(node_id id) {
     }
     if (rd.hard)
       m.disk.set_hard_state(*rd.hard);
+    if (crash) {
+      torn_member = no_node;
+      m.up = false;
+      m.node.reset();
+      return;
+    }
     // 2. Send.
     for (auto& msg : rd.messages)
       wire_.push_back(std::move(msg));

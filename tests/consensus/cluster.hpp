@@ -106,9 +106,9 @@ public:
   /// Called with every message about to be delivered (transcripts).
   std::function<void(const message&, bool lost)> on_deliver;
 
-  /// A torn write: when set, process() of `torn_member` persists only part
-  /// of the entries and crashes before sending (simulating a crash mid-
-  /// sync), once.
+  /// A crash around a sync: when set, the next ready of `torn_member` that
+  /// writes anything crashes it — before the sync (nothing of the ready on
+  /// disk) when `torn_keep` is 0, after it (nothing sent) otherwise.
   node_id torn_member = no_node;
   size_t torn_keep = 0;
 

@@ -309,16 +309,44 @@ BOOST_AUTO_TEST_CASE(
   }
 }
 
-BOOST_AUTO_TEST_CASE(lease_reads_answer_without_a_round_trip) {
+BOOST_AUTO_TEST_CASE(
+    lease_reads_answer_without_a_round_trip_while_the_lease_runs) {
   cluster c{3, 0, [](config& cfg) {
               cfg.reads = read_mode::lease;
             }};
-  c.elect(1);
-  c.in_flight().clear();
-  c.at(1).node->read_index("r");
+  // Started members ignore campaigns for an election timeout (they may have
+  // been in a leader's lease before they stopped).
+  c.at(1).node->campaign();
+  c.stabilize();
+  BOOST_TEST(c.leader() == 0u);
+  for (auto id : c.ids())
+    c.tick(id, 10);
+  c.stabilize();
+  BOOST_TEST(c.elect(1) == 1u);
+  // A heartbeat round answered by a quorum starts the lease.
+  c.tick(1);
+  c.stabilize();
+  c.at(1).node->read_index("r1");
   c.process(1);
   BOOST_TEST(c.at(1).reads.size() == 1u);
   BOOST_TEST(c.in_flight().empty());
+  // Cut off, the leader's lease runs out: reads wait for a quorum instead.
+  c.isolate(1);
+  c.tick(1, 9);
+  c.in_flight().clear();
+  c.at(1).node->read_index("r2");
+  c.process(1);
+  BOOST_TEST(c.at(1).reads.size() == 1u);
+  BOOST_TEST(!c.in_flight().empty()); // a heartbeat round asks the quorum
+  c.heal();
+  c.stabilize();
+  BOOST_TEST(c.at(1).reads.size() == 2u);
+  // While leadership is handed over there are no lease reads.
+  c.at(1).node->transfer_leader(2);
+  c.process(1);
+  c.at(1).node->read_index("r3");
+  c.process(1);
+  BOOST_TEST(c.at(1).reads.size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(uncommitted_bytes_are_bounded) {

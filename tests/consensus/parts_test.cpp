@@ -97,6 +97,7 @@ BOOST_AUTO_TEST_CASE(progress_ignores_stale_rejections) {
   BOOST_TEST(p.maybe_decrease_to(8, 6));
   BOOST_TEST(p.next == 6u);
   p.become_probe();
+  p.match = 2;
   p.next = 6;
   BOOST_TEST(!p.maybe_decrease_to(9, 3)); // not the probe just sent
   BOOST_TEST(p.maybe_decrease_to(5, 3));

@@ -197,6 +197,11 @@ struct schedule {
   std::vector<completed_read> done_reads;
   size_t read_seq = 0;
 
+  /// Every fifth schedule reads under leases. Its members' clocks tick
+  /// together (the lease's clock assumption: equal rates); the others'
+  /// drift freely.
+  static bool lease_reads(uint64_t seed) { return seed % 5 == 0; }
+
   static std::function<void(config&)> fast(uint64_t seed) {
     return [seed](config& cfg) {
       cfg.election_ticks = 5;
@@ -204,6 +209,10 @@ struct schedule {
       cfg.max_inflight = 4;
       cfg.max_bytes_per_message = 64;
       cfg.seed = seed;
+      if (lease_reads(seed)) {
+        cfg.reads = read_mode::lease;
+        cfg.lease_margin_ticks = 1;
+      }
     };
   }
 
@@ -361,9 +370,12 @@ struct schedule {
     auto& wire = c.in_flight();
     if (roll < 30) {
       // Tick one member; drifting clocks tick some faster.
-      auto id = any_up();
-      if (id != no_node)
+      if (lease_reads(seed)) {
+        for (auto id : up())
+          c.tick(id);
+      } else if (auto id = any_up(); id != no_node) {
         c.tick(id, tick_weight[id]);
+      }
     } else if (roll < 62) {
       // Deliver a message, any of them (reordering).
       if (!wire.empty()) {
@@ -642,7 +654,7 @@ BOOST_AUTO_TEST_CASE(raft_invariants_hold_on_every_step_of_100000_schedules) {
     };
     BOOST_TEST(per100(t.leaders) >= 100u);
     BOOST_TEST(per100(t.acked_writes) >= 100u);
-    BOOST_TEST(per100(t.reads) >= 20u);
+    BOOST_TEST(per100(t.reads) >= 10u);
     BOOST_TEST(per100(t.snapshots) >= 5u);
     BOOST_TEST(per100(t.conf_changes) >= 20u);
     BOOST_TEST(per100(t.joint) >= 5u);

@@ -71,7 +71,10 @@ std::string format(const message& m) {
       if (m.reject)
         os << " rejected hint " << m.reject_hint << "/" << m.log_term;
       break;
-    case msg_type::heartbeat: os << " commit " << m.commit; break;
+    case msg_type::heartbeat:
+      os << " commit " << m.commit << " round " << m.index;
+      break;
+    case msg_type::heartbeat_response: os << " round " << m.index; break;
     case msg_type::install_snapshot:
       os << " snapshot " << m.snap->meta.index << "/" << m.snap->meta.term;
       break;
