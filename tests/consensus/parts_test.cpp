@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "consensus/conf_changer.hpp"
+#include "consensus/linearizability.hpp"
 #include "consensus/quorum.hpp"
 #include "consensus/raft_log.hpp"
 
@@ -228,6 +229,52 @@ BOOST_AUTO_TEST_CASE(membership_changes_round_trip_and_garbage_is_refused) {
   for (int i = 0; i < 8; ++i)
     zero_node[5 + i] = 0;
   BOOST_TEST(!decode_conf_change(zero_node).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(the_checker_tells_linearizable_histories_from_others) {
+  using op = register_op;
+  auto put = [](std::string v, uint64_t a, std::optional<uint64_t> b) {
+    return op{op::put, "x", std::move(v), a, b};
+  };
+  auto get = [](std::string v, uint64_t a, uint64_t b) {
+    return op{op::get, "x", std::move(v), a, b};
+  };
+  // Sequential, and reads overlapping a write may see either value.
+  BOOST_TEST(check_linearizable({put("a", 0, 1), get("a", 2, 3)}).ok);
+  BOOST_TEST(
+      check_linearizable({put("a", 0, 10), get("", 1, 2), get("a", 3, 4)}).ok);
+  // A value never written.
+  BOOST_TEST(!check_linearizable({put("a", 0, 1), get("b", 2, 3)}).ok);
+  // Nothing read after the write returned.
+  BOOST_TEST(!check_linearizable({put("a", 0, 1), get("", 2, 3)}).ok);
+  // A stale read after a later write returned.
+  BOOST_TEST(
+      !check_linearizable({put("a", 0, 1), put("b", 2, 3), get("a", 4, 5)}).ok);
+  // Reads that go back in time: a then "" while the write overlaps both.
+  BOOST_TEST(
+      !check_linearizable({put("a", 0, 10), get("a", 1, 2), get("", 3, 4)}).ok);
+  // A write whose client never heard back may or may not have happened,
+  // but not both.
+  BOOST_TEST(
+      check_linearizable({put("a", 0, std::nullopt), get("a", 5, 6)}).ok);
+  BOOST_TEST(check_linearizable({put("a", 0, std::nullopt), get("", 5, 6)}).ok);
+  BOOST_TEST(!check_linearizable(
+                  {put("a", 0, std::nullopt), get("a", 5, 6), get("", 7, 8)})
+                  .ok);
+  // Keys are independent; the failing one is named.
+  auto r = check_linearizable({put("a", 0, 1), op{op::get, "y", "", 2, 3},
+                               op{op::put, "y", "b", 4, 5},
+                               op{op::get, "y", "c", 6, 7}});
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.key == "y");
+  // Many concurrent writers stay tractable.
+  std::vector<op> many;
+  for (uint64_t i = 0; i < 60; ++i)
+    many.push_back(put("v" + std::to_string(i), i, 100 + i));
+  many.push_back(get("v59", 200, 201));
+  auto big = check_linearizable(many);
+  BOOST_TEST(big.ok);
+  BOOST_TEST(!big.gave_up);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
