@@ -172,6 +172,33 @@ using event_handler
     = std::function<void(const std::string& event, const event_fields&)>;
 
 /// How a node runs.
+/// The consensus group of the Universal scope (Raft): which nodes hold it,
+/// and its timings (the spec's ConsensusProtocol::Raft{election_timeout,
+/// heartbeat_interval}).
+struct consensus_config {
+  /// The node ids that hold the Universal scope (its voters); empty: no
+  /// Universal scope in this cluster. Every member lists the same nodes.
+  /// Read at the group's first start (later changes of the list are not
+  /// applied to a running group).
+  std::vector<std::string> members;
+  /// A follower that hears no leader for this long (randomised up to twice
+  /// it) starts an election.
+  std::chrono::milliseconds election_timeout{1000};
+  /// How often the leader sends heartbeats; at most a third of the
+  /// election timeout.
+  std::chrono::milliseconds heartbeat_interval{100};
+};
+
+/// What a write with consensus needs (the spec's QuorumConfig).
+struct quorum_config {
+  /// Members that must be reachable for the write to be tried (0: a
+  /// majority of the group); fewer: `unavailable` at once.
+  uint32_t min_nodes = 0;
+  /// The write fails with `timeout` when it is not committed and applied by
+  /// then (its outcome is then unknown).
+  std::chrono::milliseconds timeout{5000};
+};
+
 struct node_config {
   /// Unique among the nodes that sync with each other.
   std::string node_id;
@@ -214,6 +241,8 @@ struct node_config {
   replication_config replication;
   /// How each agent's memory is split into partitions placed on nodes.
   partition_config partitioning;
+  /// The Universal scope's consensus group.
+  consensus_config consensus;
   /// The configuration of an agent hosted here, by agent id (default:
   /// the spec's defaults).
   std::function<agent_config(const std::string& agent_id)> agent_defaults;

@@ -68,10 +68,11 @@ struct instance_state {
                         "a Collective scope is a federation's: "
                             + scope.to_string()
                             + " names no federation (ids start with fed-)");
-    if (scope.kind() == scope_kind::universal)
+    if (scope.kind() == scope_kind::universal && !ctx->universal->get())
       return make_error(errc::invalid_scope,
-                        "not supported yet: " + scope.to_string()
-                            + " (Universal scope comes with consensus)");
+                        "node " + ctx->config.node_id
+                            + " holds no Universal scope (its [consensus] "
+                              "members do not list it)");
     return scope;
   }
 
@@ -272,6 +273,18 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
           value.origin.origin_agent = s.cfg.agent_id;
         if (value.scope.kind() == scope_kind::instance)
           return record_change(self, s.mem->put(std::move(value)));
+        if (value.scope.kind() == scope_kind::universal) {
+          // Universal: decided by consensus (the defaults of QuorumConfig).
+          auto group = s.ctx->universal->get();
+          if (!group)
+            return to_caf(make_error(errc::invalid_scope,
+                                     "node " + s.ctx->config.node_id
+                                         + " holds no Universal scope"));
+          quorum_config quorum;
+          return self->delegate(*group, learn_atom::value, std::move(value),
+                                quorum.min_nodes,
+                                static_cast<uint64_t>(quorum.timeout.count()));
+        }
         if (value.scope.kind() == scope_kind::collective) {
           // Written as this agent: the federation checks its role.
           value.origin.origin_agent = s.cfg.agent_id;
@@ -282,8 +295,44 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
         }
         return to_agent<engram_id>(self, learn_atom::value, std::move(value));
       },
+      [=](learn_atom, engram_record& value, uint32_t min_nodes,
+          uint64_t timeout_ms) -> caf::result<engram_id> {
+        // learn_with_consensus: the Universal scope only.
+        auto& s = self->state;
+        if (auto* prefix = runtime_prefix(value))
+          return to_caf(
+              make_error(errc::invalid_argument,
+                         std::string{"keys starting with "} + prefix
+                             + " are reserved (the runtime's own facts)"));
+        if (value.scope.kind() != scope_kind::universal)
+          return to_caf(make_error(
+              errc::invalid_scope,
+              "learn_with_consensus writes the Universal scope (Raft); "
+                  + value.scope.to_string()
+                  + " is replicated as a CRDT: use learn_scoped"));
+        auto group = s.ctx->universal->get();
+        if (!group)
+          return to_caf(make_error(errc::invalid_scope,
+                                   "node " + s.ctx->config.node_id
+                                       + " holds no Universal scope (its "
+                                         "[consensus] members do not list "
+                                         "it)"));
+        if (value.origin.origin_agent.empty())
+          value.origin.origin_agent = s.cfg.agent_id;
+        return self->delegate(*group, learn_atom::value, std::move(value),
+                              min_nodes, timeout_ms);
+      },
       [=](query_atom,
           const query_filter& filter) -> caf::result<std::vector<memory_view>> {
+        // The Universal scope is read linearizably from its group.
+        if (filter.kind == scope_kind::universal) {
+          auto group = self->state.ctx->universal->get();
+          if (!group)
+            return to_caf(make_error(errc::invalid_scope,
+                                     "node " + self->state.ctx->config.node_id
+                                         + " holds no Universal scope"));
+          return self->delegate(*group, query_atom::value, filter);
+        }
         return query(self, filter, configured_level);
       },
       [=](query_atom, const query_filter& filter,

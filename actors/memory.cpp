@@ -85,6 +85,17 @@ expected<engram_id> memory::learn_scoped(engram_record value,
   return blocking<engram_id>(learn_atom::value, std::move(value), true);
 }
 
+expected<engram_id> memory::learn_with_consensus(engram_record value,
+                                                 memory_scope scope,
+                                                 quorum_config quorum) {
+  value.scope = std::move(scope);
+  // The group answers `timeout` at quorum.timeout; the handle waits a
+  // little longer so that answer, not its own, arrives.
+  return blocking_for<engram_id>(
+      quorum.timeout + milliseconds{1000}, learn_atom::value, std::move(value),
+      quorum.min_nodes, static_cast<uint64_t>(quorum.timeout.count()));
+}
+
 expected<std::vector<memory_view>> memory::query(const query_filter& filter) {
   return blocking<std::vector<memory_view>>(query_atom::value, filter);
 }

@@ -256,6 +256,18 @@ public:
   /// instance / this agent).
   expected<engram_id> learn_scoped(engram_record value, memory_scope scope);
 
+  /// Learns `value` with consensus (the spec's learn_with_consensus): in
+  /// the Universal scope, decided by the Raft group of the nodes that hold
+  /// it. Returns its id once a quorum stored it and this node applied it;
+  /// `unavailable` at once when fewer than `quorum.min_nodes` members are
+  /// reachable (nothing written), `timeout` when it is not committed within
+  /// `quorum.timeout` (its outcome unknown) — never a hang. Reads of the
+  /// Universal scope (`query` with `kind = universal`) are linearizable and
+  /// say so: `memory_view::consistency == guarantee::consensus`.
+  expected<engram_id> learn_with_consensus(engram_record value,
+                                           memory_scope scope,
+                                           quorum_config quorum = {});
+
   /// The memories selected by `filter`: this instance's and its agent's.
   expected<std::vector<memory_view>> query(const query_filter& filter = {});
 

@@ -133,6 +133,12 @@ void on_node_frame(node_ptr self, const wire_frame& frame) {
   auto env = messages::decode_envelope(frame.envelope);
   if (!env)
     return;
+  if (env->type() == v1::RAFT) {
+    // For the consensus member (it checks the sender the message names).
+    if (auto group = st.ctx->universal->get())
+      self->send(*group, frame);
+    return;
+  }
   if (env->type() == v1::PING) {
     auto ping = messages::decode_payload<v1::Ping>(*env, v1::PING);
     if (!ping)
@@ -272,6 +278,19 @@ void on_down(node_ptr self, const caf::down_msg& msg) {
     return;
   }
   bool failed = msg.reason && msg.reason != caf::exit_reason::user_shutdown;
+  if (auto group = st.ctx->universal->get();
+      group && group->address() == msg.source) {
+    // The consensus member stopped (its store failed a write, or it
+    // crashed): restarted from what its log holds, a bounded number of
+    // times.
+    st.ctx->universal->set(std::nullopt);
+    if (auto& handler = st.ctx->config.on_event)
+      handler("consensus_stopped", {{"node", st.ctx->config.node_id},
+                                    {"reason", caf::to_string(msg.reason)}});
+    if (failed && ++st.consensus_restarts <= max_restarts)
+      st.ctx->universal->set(spawn_consensus(self, st.ctx));
+    return;
+  }
   for (auto& [agent_id, agent] : st.agents) {
     if (agent.hdl.address() == msg.source) {
       if (!failed || ++agent.restarts > max_restarts) {
@@ -372,6 +391,11 @@ node_actor::behavior_type node_impl(node_ptr self, node_context_ptr ctx) {
     self->send(self, rehost_atom::value, std::move(stored));
   self->delayed_send(self, ctx->config.sessions.ping_interval,
                      ping_atom::value);
+  // A member of the Universal scope's consensus group when listed.
+  auto& members = ctx->config.consensus.members;
+  if (std::find(members.begin(), members.end(), ctx->config.node_id)
+      != members.end())
+    ctx->universal->set(spawn_consensus(self, ctx));
   return {
       [=](ping_atom) {
         auto& st = self->state;

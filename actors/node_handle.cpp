@@ -11,6 +11,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 namespace engram::actors {
@@ -39,6 +40,10 @@ expected<void> check_timers(const node_config& cfg) {
       {"sessions.tick", s.tick, minutes{1}},
       {"replication.write_timeout", cfg.replication.write_timeout, hours{1}},
       {"max_clock_offset", cfg.max_clock_offset, hours{1}},
+      {"consensus.election_timeout", cfg.consensus.election_timeout,
+       minutes{1}},
+      {"consensus.heartbeat_interval", cfg.consensus.heartbeat_interval,
+       minutes{1}},
   };
   for (auto& b : all)
     if (b.value.count() < 0 || b.value > b.max
@@ -49,6 +54,24 @@ expected<void> check_timers(const node_config& cfg) {
           "node " + cfg.node_id + ": " + b.name + " must be "
               + (std::string{b.name} == "sessions.push_delay" ? "0" : "1")
               + " to " + std::to_string(b.max.count()) + " ms");
+  auto& c = cfg.consensus;
+  if (c.election_timeout < 3 * c.heartbeat_interval)
+    return make_error(
+        errc::invalid_argument,
+        "node " + cfg.node_id
+            + ": consensus.election_timeout must be at least "
+              "three heartbeat intervals ("
+            + std::to_string(c.election_timeout.count()) + " < 3 × "
+            + std::to_string(c.heartbeat_interval.count()) + " ms)");
+  std::set<std::string> seen;
+  for (auto& m : c.members) {
+    if (auto ok = validate_name(m, "consensus member"); !ok)
+      return ok.error_value();
+    if (!seen.insert(m).second)
+      return make_error(errc::invalid_argument, "node " + cfg.node_id
+                                                    + ": consensus member " + m
+                                                    + " is listed twice");
+  }
   return {};
 }
 

@@ -178,6 +178,7 @@ std::string encode(const memory_view& x) {
   v1::MemoryView pb;
   messages::to_proto(version{x.tag, 0, x.value}, *pb.mutable_version());
   pb.set_contested(x.contested);
+  pb.set_consensus(x.consistency == guarantee::consensus);
   return messages::serialize(pb);
 }
 
@@ -188,7 +189,8 @@ expected<memory_view> decode_view(const std::string& bytes) {
   auto v = messages::from_proto(pb.version(), bounds);
   if (!v)
     return v.error_value();
-  return memory_view{std::move(v->value), v->tag, pb.contested()};
+  return memory_view{std::move(v->value), v->tag, pb.contested(),
+                     pb.consensus() ? guarantee::consensus : guarantee::crdt};
 }
 
 std::string encode(const pending_question& x) {

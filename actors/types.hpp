@@ -116,6 +116,10 @@ using peer_actor = caf::typed_actor<caf::reacts_to<wire_frame>>;
 /// defaults per memory type (`learn`).
 using instance_actor = caf::typed_actor<
     caf::replies_to<learn_atom, engram_record, bool>::with<engram_id>,
+    // learn_with_consensus: the engram (Universal scope), the members that
+    // must be reachable (0: a majority), the timeout in ms.
+    caf::replies_to<learn_atom, engram_record, uint32_t,
+                    uint64_t>::with<engram_id>,
     caf::replies_to<query_atom, query_filter>::with<std::vector<memory_view>>,
     caf::replies_to<query_atom, query_filter,
                     level_code>::with<std::vector<memory_view>>,
@@ -275,6 +279,17 @@ using session_actor = caf::typed_actor<
     caf::reacts_to<peer_atom, peer_actor>,
     caf::replies_to<status_atom>::with<session_stats>,
     caf::reacts_to<fail_atom>>;
+
+/// A member of the Universal scope's consensus group (Raft): a RAFT frame
+/// from a proven peer (forwarded by the node), the clock, a write with
+/// consensus (the engram, the members that must be reachable — 0: a
+/// majority —, the timeout in ms) → its id once committed and applied
+/// here, and a linearizable query.
+using consensus_actor = caf::typed_actor<
+    caf::reacts_to<wire_frame>, caf::reacts_to<tick_atom>,
+    caf::replies_to<learn_atom, engram_record, uint32_t,
+                    uint64_t>::with<engram_id>,
+    caf::replies_to<query_atom, query_filter>::with<std::vector<memory_view>>>;
 
 /// One per process: hosts agents and instances, routes frames from peers to
 /// sessions, supervises (respawns failed actors from the store).

@@ -75,6 +75,9 @@ json to_json(const engram_record& e) {
 json to_json(const memory_view& v) {
   auto j = to_json(v.value);
   j["contested"] = v.contested;
+  // The guarantee this memory has (no memory system states it per fact).
+  j["consistency"]
+      = v.consistency == guarantee::consensus ? "consensus" : "crdt";
   return j;
 }
 

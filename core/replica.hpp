@@ -147,6 +147,16 @@ struct join_report {
 };
 
 /// One visible alternative of an engram.
+/// The guarantee a memory has.
+enum class guarantee : uint8_t {
+  /// Replicated as a CRDT: every replica converges to the same value; a
+  /// read may not see the latest write made elsewhere.
+  crdt,
+  /// Decided by consensus (Raft): written once a quorum stored it, read
+  /// linearizably.
+  consensus,
+};
+
 struct memory_view {
   engram_record value;
   /// The write it comes from.
@@ -154,6 +164,8 @@ struct memory_view {
   /// True when concurrent alternatives exist and the conflict is marked
   /// contested (Fork{mark_contested}) or awaits an answer.
   bool contested = false;
+  /// Whether it is a CRDT's or decided by consensus.
+  guarantee consistency = guarantee::crdt;
 };
 
 // -- the replica ------------------------------------------------------------

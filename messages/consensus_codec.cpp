@@ -178,7 +178,8 @@ std::string encode(const c::message& m) {
   return serialize(p);
 }
 
-std::string encode_envelope(const std::string& group, const c::message& m) {
+std::string encode_raft_envelope(const std::string& group,
+                                 const c::message& m) {
   v1::RaftEnvelope p;
   p.set_group(group);
   to_proto(m, *p.mutable_message());
@@ -264,8 +265,8 @@ expected<c::message> decode_message(std::string_view bytes,
   return message_from_proto(p, bounds);
 }
 
-expected<consensus_envelope> decode_envelope(std::string_view bytes,
-                                             const consensus_limits& bounds) {
+expected<consensus_envelope>
+decode_raft_envelope(std::string_view bytes, const consensus_limits& bounds) {
   v1::RaftEnvelope p;
   if (!p.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return bad(errc::decode_failed, "not a raft envelope");

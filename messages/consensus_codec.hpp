@@ -36,8 +36,8 @@ std::string encode(const consensus::snapshot& s);
 std::string encode(const consensus::message& m);
 
 /// A message for `group`, as group actors exchange them.
-std::string encode_envelope(const std::string& group,
-                            const consensus::message& m);
+std::string encode_raft_envelope(const std::string& group,
+                                 const consensus::message& m);
 
 expected<consensus::entry> decode_entry(std::string_view bytes,
                                         const consensus_limits& bounds = {});
@@ -53,7 +53,8 @@ struct consensus_envelope {
   consensus::message message;
 };
 
-expected<consensus_envelope>
-decode_envelope(std::string_view bytes, const consensus_limits& bounds = {});
+expected<consensus_envelope> decode_raft_envelope(std::string_view bytes,
+                                                  const consensus_limits& bounds
+                                                  = {});
 
 } // namespace engram::messages

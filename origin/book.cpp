@@ -309,7 +309,7 @@ expected<book::refusal> book::check(const v1::DeltaBatch& batch,
     bool proven = false;
     bool twice = false;
     int named_by = -1;
-    std::optional<digest> hash;
+    std::optional<digest> hash{};
   };
   std::vector<carried_version> where;
   where.reserve(delta.version_count());

@@ -332,6 +332,26 @@ private:
   std::unordered_map<std::string, std::shared_ptr<origin::book>> books_;
 };
 
+/// The node's member of the Universal scope's consensus group, once the
+/// node spawned it (none when the configuration names no members, or not
+/// this node). Thread-safe: instances read it on every Universal request.
+class consensus_slot {
+public:
+  std::optional<consensus_actor> get() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return hdl_;
+  }
+
+  void set(std::optional<consensus_actor> hdl) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    hdl_ = std::move(hdl);
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::optional<consensus_actor> hdl_;
+};
+
 struct node_context {
   node_config config;
   /// Set when the node runs with TLS: peers prove their id.
@@ -354,6 +374,9 @@ struct node_context {
   std::shared_ptr<persistence::write_queue> writes;
   std::shared_ptr<directory> dir;
   std::shared_ptr<cluster_view> cluster;
+  /// The Universal scope's consensus member (see consensus_slot).
+  std::shared_ptr<consensus_slot> universal
+      = std::make_shared<consensus_slot>();
   /// The node actor (set once it is spawned, before any child).
   caf::actor_addr node;
 

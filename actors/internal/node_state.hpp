@@ -47,6 +47,8 @@ struct node_state {
   std::map<std::string, std::vector<wire_frame>> early_frames;
   size_t respawns = 0;
   std::unique_ptr<hybrid_logical_clock> clock;
+  /// Restarts of the consensus member after failures.
+  size_t consensus_restarts = 0;
   uint64_t ping_nonce = 0;
   /// The ping in flight to each peer: (nonce, wall time sent).
   std::map<std::string, std::pair<uint64_t, uint64_t>> pings;
@@ -78,8 +80,12 @@ struct node_state {
     }
     for (auto& [_, inst] : instances)
       caf::anon_send_exit(inst.hdl, caf::exit_reason::user_shutdown);
-    if (ctx)
+    if (ctx) {
+      if (auto group = ctx->universal->get())
+        caf::anon_send_exit(*group, caf::exit_reason::user_shutdown);
+      ctx->universal->set(std::nullopt);
       ctx->dir->clear();
+    }
   }
 };
 

@@ -37,4 +37,9 @@ session_actor spawn_session(caf::local_actor* parent, node_context_ptr ctx,
                             const std::string& peer_node, peer_actor peer,
                             agent_actor agent);
 
+/// The node's member of the Universal scope's consensus group
+/// (actors/consensus.cpp): the Raft machine over the mesh, its durable log
+/// in the node's store, the facts it applied.
+consensus_actor spawn_consensus(caf::local_actor* parent, node_context_ptr ctx);
+
 } // namespace engram::actors

@@ -583,6 +583,36 @@ void read_file(const std::string& path, settings& s) {
     } else if (key == "api") {
       if (auto ok = read_api_table(v, path, s.api); !ok)
         throw config_error{ok.error_value().message};
+    } else if (key == "consensus") {
+      // The spec's ConsensusProtocol::Raft{election_timeout,
+      // heartbeat_interval}: the Universal scope's group.
+      if (!v.is_table())
+        throw config_error{where(key) + ": must be a table"};
+      for (auto& [sub, w] : v.as_table()) {
+        auto name = "consensus." + sub;
+        if (sub == "protocol") {
+          auto p = text(w, name);
+          if (p == "paxos" || p == "pbft")
+            not_yet(name + " = \"" + p + "\"",
+                    "Paxos and PBFT come with the second consensus issue; "
+                    "raft is built");
+          if (p != "raft")
+            throw config_error{where(name) + ": unknown protocol '" + p
+                               + "' (known: raft)"};
+        } else if (sub == "members") {
+          get(w, name, s.consensus.members);
+        } else if (sub == "election_timeout") {
+          s.consensus.election_timeout
+              = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  duration(w, name));
+        } else if (sub == "heartbeat_interval") {
+          s.consensus.heartbeat_interval
+              = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  duration(w, name));
+        } else {
+          unknown(name);
+        }
+      }
     } else if (key == "sessions") {
       if (!v.is_table())
         throw config_error{where(key) + ": must be a table"};
@@ -634,6 +664,10 @@ void check_durations(const settings& s) {
       {"sessions.peer_timeout_ms", ss.peer_timeout.count(), day_ms},
       {"replication.write_timeout_ms", s.write_timeout_ms, hour_ms},
       {"partitioning.bucket_ms", s.bucket_ms, 366 * day_ms},
+      {"consensus.election_timeout", s.consensus.election_timeout.count(),
+       minute_ms},
+      {"consensus.heartbeat_interval", s.consensus.heartbeat_interval.count(),
+       minute_ms},
   };
   for (auto& b : all)
     if (b.value <= 0 || b.value > b.max)
@@ -645,6 +679,9 @@ void check_durations(const settings& s) {
                        + std::to_string(day_ms)};
   if (s.connection_timeout_ms <= s.heartbeat_ms)
     throw config_error{"heartbeat_ms must be below connection_timeout_ms"};
+  if (s.consensus.election_timeout < 3 * s.consensus.heartbeat_interval)
+    throw config_error{"consensus.election_timeout must be at least three "
+                       "consensus.heartbeat_interval"};
   if (ss.peer_timeout <= ss.ping_interval)
     throw config_error{"sessions.peer_timeout_ms must be above "
                        "sessions.ping_ms (a peer is pinged before it is "
@@ -765,6 +802,7 @@ daemon_config check(const settings& s, const seed_resolver& resolve) {
   n.sign_envelopes = s.sign_envelopes;
   n.e2e_required = s.e2e_required;
   n.sessions = s.sessions;
+  n.consensus = s.consensus;
   n.members = s.members;
   n.max_clock_offset = std::chrono::milliseconds{s.max_clock_offset_ms};
   v.port_file = s.port_file;

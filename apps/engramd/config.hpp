@@ -84,6 +84,8 @@ struct settings {
   /// CAF scheduler threads (0: CAF's default, one per core, at least 4).
   int64_t threads = 0;
   actors::session_settings sessions;
+  /// [consensus]: the Universal scope's Raft group.
+  actors::consensus_config consensus;
   std::string port_file;
   /// Placement: the cluster's node ids, replication and partitioning.
   std::vector<std::string> members;

@@ -86,8 +86,9 @@ BOOST_FIXTURE_TEST_CASE(instances_share_agent_memory_but_not_their_own,
       = a.learn_scoped(fact_of("x", "y"), memory_scope::instance("chat-2"));
   BOOST_REQUIRE(!other);
   BOOST_CHECK(other.error_value().code == errc::invalid_scope);
-  // A Collective scope is a federation's; Universal is not built yet:
-  // both refused with a clear error, not silently ignored.
+  // A Collective scope is a federation's; Universal is a consensus
+  // group's, and this node holds none: both refused with a clear error, not
+  // silently ignored.
   auto collective = a.learn_scoped(
       fact_of("x", "y"), memory_scope::collective("team", {"planner"}));
   BOOST_REQUIRE(!collective);
@@ -95,7 +96,7 @@ BOOST_FIXTURE_TEST_CASE(instances_share_agent_memory_but_not_their_own,
               != std::string::npos);
   auto universal = a.learn_scoped(fact_of("x", "y"), memory_scope::universal());
   BOOST_REQUIRE(!universal);
-  BOOST_CHECK(universal.error_value().message.find("not supported yet")
+  BOOST_CHECK(universal.error_value().message.find("holds no Universal scope")
               != std::string::npos);
 }
 

@@ -256,4 +256,34 @@ BOOST_AUTO_TEST_CASE(names_have_their_character_set) {
   BOOST_CHECK(validate(s, fake_dns));
 }
 
+BOOST_FIXTURE_TEST_CASE(the_consensus_table_configures_the_universal_group,
+                        config_fixture) {
+  auto c = config(R"([consensus]
+protocol = "raft"
+members = ["n1", "n2", "n3"]
+election_timeout = "1500ms"
+heartbeat_interval = "150ms"
+)");
+  BOOST_REQUIRE_MESSAGE(c, (c ? "" : c.error_value().message));
+  auto& k = c->node.consensus;
+  BOOST_CHECK(k.members == (std::vector<std::string>{"n1", "n2", "n3"}));
+  BOOST_CHECK(k.election_timeout == 1500ms);
+  BOOST_CHECK(k.heartbeat_interval == 150ms);
+  // Refused with the key named: other protocols, unknown keys, timings out
+  // of bounds or out of proportion.
+  BOOST_CHECK(mentions(refusal("[consensus]\nprotocol = \"pbft\"\n"),
+                       "not supported yet: consensus.protocol"));
+  BOOST_CHECK(mentions(refusal("[consensus]\nprotocol = \"zab\"\n"),
+                       "unknown protocol 'zab'"));
+  BOOST_CHECK(
+      mentions(refusal("[consensus]\nquorum = 2\n"), "consensus.quorum"));
+  BOOST_CHECK(mentions(refusal("[consensus]\nelection_timeout = \"2h\"\n"),
+                       "consensus.election_timeout"));
+  BOOST_CHECK(mentions(refusal("[consensus]\nelection_timeout = \"100ms\"\n"
+                               "heartbeat_interval = \"50ms\"\n"),
+                       "three consensus.heartbeat_interval"));
+  BOOST_CHECK(mentions(refusal("[consensus]\nelection_timeout = \"soon\"\n"),
+                       "not a duration"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
