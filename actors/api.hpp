@@ -285,8 +285,8 @@ struct node_status {
   /// Why this node refuses writes because of its clock (empty: it does not).
   std::string clock_refusal;
   /// The peers this node knows, and which of them it reaches now.
-  std::vector<std::string> peers_up;
-  std::vector<std::string> peers_down;
+  std::vector<std::string> peers_up{};
+  std::vector<std::string> peers_down{};
 };
 
 } // namespace engram::actors

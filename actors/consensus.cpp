@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <map>
+#include <random>
 
 #include "consensus/raw_node.hpp"
 #include "engram/v1/consensus.pb.h"
@@ -37,8 +38,17 @@ using clock_type = std::chrono::steady_clock;
 /// The group's name in frames and in the store.
 constexpr const char* universal_group = "universal";
 
-/// Applied entries between two snapshots of the facts.
+/// Applied entries between two snapshots of the facts, and entries kept
+/// behind a snapshot (a follower slightly behind catches up from the log,
+/// not from a snapshot).
 constexpr c::index_t snapshot_every = 4096;
+constexpr c::index_t snapshot_margin = 1024;
+
+/// The most a write and the whole Universal scope may take, encoded: a
+/// snapshot travels in one frame (whose payload a receiver bounds at
+/// 4 MiB), so the scope stays below that.
+constexpr size_t max_write_bytes = 256 << 10;
+constexpr size_t max_state_bytes = 3 << 20;
 
 struct pending_write {
   caf::typed_response_promise<engram_id> rp;
@@ -67,6 +77,10 @@ struct consensus_state {
   c::index_t snapshot_index = 0;
   c::conf_state conf;
   uint64_t next_request = 0;
+  /// This run of the member (random): ties requests to it.
+  uint64_t incarnation = 0;
+  /// The encoded size of the facts (bounded by max_state_bytes).
+  size_t state_bytes = 0;
   std::map<uint64_t, pending_write> writes;
   std::map<std::string, pending_read> reads;
   std::unique_ptr<hybrid_logical_clock> clock;
@@ -159,10 +173,19 @@ void apply_entry(consensus_ptr self, const c::entry& e) {
   if (!value || value->scope.kind() != scope_kind::universal)
     return;
   auto id = value->id;
+  auto size = w.engram().ByteSizeLong();
+  if (auto old = st.facts.find(id); old != st.facts.end()) {
+    v1::Engram before;
+    messages::to_proto(old->second, before);
+    st.state_bytes -= std::min(st.state_bytes, before.ByteSizeLong());
+  }
+  st.state_bytes += size;
   st.facts[id] = std::move(*value);
-  if (w.node() == st.ctx->config.node_id) {
+  // The client of this run whose write it is (an earlier run's request
+  // numbers start over: its incarnation differs).
+  if (w.node() == st.ctx->config.node_id && w.incarnation() == st.incarnation) {
     auto i = st.writes.find(w.request());
-    if (i != st.writes.end()) {
+    if (i != st.writes.end() && i->second.id == id) {
       i->second.rp.deliver(id);
       st.writes.erase(i);
     }
@@ -179,6 +202,7 @@ std::vector<memory_view> answer(consensus_state& st,
     if (matches(filter, view))
       out.push_back(std::move(view));
   }
+  finish(filter, out); // order and limit, as every query
   return out;
 }
 
@@ -196,8 +220,10 @@ void serve_reads(consensus_ptr self) {
 
 void maybe_snapshot(consensus_ptr self) {
   auto& st = self->state;
-  if (st.applied < st.snapshot_index + snapshot_every)
+  if (st.applied < st.snapshot_index + snapshot_every + snapshot_margin)
     return;
+  // The facts as of `applied`, with the last entries kept behind them in
+  // the log for followers that are a little behind.
   if (st.log->compact(st.applied, st.conf, encode_state(st.facts)))
     st.snapshot_index = st.applied;
 }
@@ -215,12 +241,17 @@ void drive(consensus_ptr self) {
     }
     if (rd.snap) {
       auto facts = decode_state(rd.snap->data);
-      if (facts) {
-        st.facts = std::move(*facts);
-        st.applied = rd.snap->meta.index;
-        st.snapshot_index = rd.snap->meta.index;
-        st.conf = rd.snap->meta.conf;
+      if (!facts) {
+        // (Checked before it was stepped in; a member never applies what
+        // it cannot read.)
+        self->quit(to_caf(facts.error_value()));
+        return;
       }
+      st.facts = std::move(*facts);
+      st.state_bytes = rd.snap->data.size();
+      st.applied = rd.snap->meta.index;
+      st.snapshot_index = rd.snap->meta.index;
+      st.conf = rd.snap->meta.conf;
     }
     for (auto& m : rd.messages)
       send_message(self, m);
@@ -279,6 +310,16 @@ consensus_actor::behavior_type consensus_impl(consensus_ptr self,
   auto& st = self->state;
   st.ctx = ctx;
   st.clock = std::make_unique<hybrid_logical_clock>(*ctx->config.wall_clock);
+  st.incarnation
+      = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
+  // An exit message from another process is not an order (a peer learns
+  // this actor's address from its frames); the node's own has no source.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    if (msg.source && msg.source.node() != self->node())
+      return;
+    if (msg.reason)
+      self->quit(msg.reason);
+  });
   auto& cfg = ctx->config.consensus;
   for (auto& name : cfg.members) {
     auto id = raft_id(name);
@@ -325,9 +366,25 @@ consensus_actor::behavior_type consensus_impl(consensus_ptr self,
     return consensus_actor::behavior_type::make_empty_behavior();
   }
   st.facts = std::move(*facts);
+  st.state_bytes = snap.data.size();
   st.applied = snap.meta.index;
   st.snapshot_index = snap.meta.index;
   st.conf = snap.meta.conf;
+  // The group's voters are what its log says; a configuration that names
+  // other members (changed after the first start, or differing between
+  // nodes) would count quorums over the wrong nodes: refused.
+  if (snap.meta.index == 1) {
+    std::vector<c::node_id> configured;
+    for (auto& [id, name] : st.names)
+      configured.push_back(id);
+    if (configured != snap.meta.conf.voters) {
+      self->quit(to_caf(make_error(
+          errc::invalid_argument,
+          "consensus.members differ from the members this node's Universal "
+          "scope started with (the list is read at the group's first start)")));
+      return consensus_actor::behavior_type::make_empty_behavior();
+    }
+  }
   c::config rc;
   rc.id = st.self_id;
   rc.heartbeat_ticks = 1;
@@ -379,6 +436,9 @@ consensus_actor::behavior_type consensus_impl(consensus_ptr self,
             = messages::decode_message(payload->message().SerializeAsString());
         if (!m)
           return;
+        // A snapshot whose facts do not decode is not taken.
+        if (m->snap && !decode_state(m->snap->data))
+          return;
         // The sender it names must be the proven peer it came from.
         auto from = s.ids.find(frame.from_node);
         if (from == s.ids.end() || m->from != from->second)
@@ -398,7 +458,7 @@ consensus_actor::behavior_type consensus_impl(consensus_ptr self,
                                        + value.scope.to_string()));
         // (At most an hour: a write that waits longer is lost to its client.)
         timeout_ms = std::min<uint64_t>(timeout_ms, 3'600'000);
-        auto quorum = s.names.size() / 2 + 1;
+        auto quorum = s.conf.voters.size() / 2 + 1;
         auto needed = min_nodes == 0 ? quorum : min_nodes;
         if (auto have = reachable(s); have < needed)
           return to_caf(make_error(errc::unavailable,
@@ -408,13 +468,30 @@ consensus_actor::behavior_type consensus_impl(consensus_ptr self,
                                          "reachable; the write needs "
                                        + std::to_string(needed)));
         value.id = derive_id(value.scope, value.body);
+        // Stamped here: the log carries the stamps, every member holds them.
+        value.created = s.clock->now();
+        value.updated = value.created;
         if (auto ok = validate(value); !ok)
           return to_caf(ok.error_value());
         v1::UniversalWrite w;
         w.set_node(s.ctx->config.node_id);
+        w.set_incarnation(s.incarnation);
         auto request = ++s.next_request;
         w.set_request(request);
         messages::to_proto(value, *w.mutable_engram());
+        auto size = w.engram().ByteSizeLong();
+        if (size > max_write_bytes)
+          return to_caf(make_error(
+              errc::limit_exceeded,
+              "a Universal-scope fact of " + std::to_string(size)
+                  + " bytes exceeds " + std::to_string(max_write_bytes)));
+        if (s.state_bytes + size > max_state_bytes)
+          return to_caf(make_error(
+              errc::limit_exceeded,
+              "the Universal scope holds " + std::to_string(s.state_bytes)
+                  + " bytes; it is bounded at "
+                  + std::to_string(max_state_bytes)
+                  + " (its snapshots travel in one frame)"));
         auto err = s.node->propose(messages::serialize(w));
         if (err != c::step_error::none)
           return to_caf(make_error(
@@ -434,8 +511,9 @@ consensus_actor::behavior_type consensus_impl(consensus_ptr self,
         if (!from_here())
           return refused();
         auto& s = self->state;
-        auto request
-            = s.ctx->config.node_id + "/r" + std::to_string(++s.next_request);
+        auto request = s.ctx->config.node_id + "/"
+                       + std::to_string(s.incarnation) + "/r"
+                       + std::to_string(++s.next_request);
         if (s.node->read_index(request) != c::step_error::none)
           return to_caf(
               make_error(errc::unavailable, "the Universal scope has no leader "

@@ -280,7 +280,11 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
             return to_caf(make_error(errc::invalid_scope,
                                      "node " + s.ctx->config.node_id
                                          + " holds no Universal scope"));
+          // Written as this agent; answered before the client's default
+          // timeout (5 s) gives up.
+          value.origin.origin_agent = s.cfg.agent_id;
           quorum_config quorum;
+          quorum.timeout = std::chrono::milliseconds{4000};
           return self->delegate(*group, learn_atom::value, std::move(value),
                                 quorum.min_nodes,
                                 static_cast<uint64_t>(quorum.timeout.count()));
@@ -317,8 +321,8 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
                                        + " holds no Universal scope (its "
                                          "[consensus] members do not list "
                                          "it)"));
-        if (value.origin.origin_agent.empty())
-          value.origin.origin_agent = s.cfg.agent_id;
+        // Written as this agent (every agent of the cluster reads it).
+        value.origin.origin_agent = s.cfg.agent_id;
         return self->delegate(*group, learn_atom::value, std::move(value),
                               min_nodes, timeout_ms);
       },

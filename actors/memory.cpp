@@ -89,6 +89,9 @@ expected<engram_id> memory::learn_with_consensus(engram_record value,
                                                  memory_scope scope,
                                                  quorum_config quorum) {
   value.scope = std::move(scope);
+  // Within 1 ms and an hour (the group's bound).
+  quorum.timeout
+      = std::clamp(quorum.timeout, milliseconds{1}, milliseconds{3'600'000});
   // The group answers `timeout` at quorum.timeout; the handle waits a
   // little longer so that answer, not its own, arrives.
   return blocking_for<engram_id>(

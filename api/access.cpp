@@ -34,8 +34,8 @@ constexpr std::array<const char*, 22> operation_names{"learn",
                                                       "status",
                                                       "keys"};
 
-constexpr std::array<const char*, 4> scope_names{"instance", "agent",
-                                                 "collective", "node"};
+constexpr std::array<const char*, 5> scope_names{
+    "instance", "agent", "collective", "node", "universal"};
 
 const std::vector<std::string> condition_names{
     "principal",  "role",        "method", "operation",
@@ -150,7 +150,7 @@ expected<scope_kind> parse_scope_kind(const std::string& name) {
   return make_error(errc::invalid_argument,
                     "'" + name
                         + "' is not a scope kind (instance, agent, "
-                          "collective, node)");
+                          "collective, node, universal)");
 }
 
 expected<permission> permission::parse(const std::string& text) {
@@ -181,7 +181,20 @@ bool permission::covers(operation o, scope_kind k) const {
 
 access_policy access_policy::agents_on_their_own() {
   rbac_model m;
-  m.roles["agent"] = {permission{}};
+  // Everything on their own memory, their federations' and the node's; the
+  // Universal scope — one memory for the whole cluster — is read by all but
+  // written only by agents a policy grants learn:universal.
+  m.roles["agent"] = {};
+  for (auto k : {scope_kind::instance, scope_kind::agent,
+                 scope_kind::collective, scope_kind::node}) {
+    permission p;
+    p.kind = k;
+    m.roles["agent"].push_back(p);
+  }
+  permission read_universal;
+  read_universal.op = operation::query;
+  read_universal.kind = scope_kind::universal;
+  m.roles["agent"].push_back(read_universal);
   m.assignments["*"] = {"agent"};
   return rbac(std::move(m));
 }

@@ -66,7 +66,15 @@ const char* to_string(operation op) noexcept;
 expected<operation> parse_operation(const std::string& name);
 
 /// Which memory an operation touches.
-enum class scope_kind : uint8_t { instance, agent, collective, node };
+/// The memory a request touches. `universal`: the cluster's one Universal
+/// scope (decided by consensus).
+enum class scope_kind : uint8_t {
+  instance,
+  agent,
+  collective,
+  node,
+  universal
+};
 
 const char* to_string(scope_kind k) noexcept;
 

@@ -54,10 +54,10 @@ struct principal {
   int64_t expires_at = 0;
   /// A capability token's grants and caveats ("capability" only): the
   /// request must fit every one, whatever the access model allows.
-  std::vector<capability_limit> limits;
+  std::vector<capability_limit> limits{};
   /// The token's id (shared-key and capability tokens): what revoking it
   /// names. Empty for other credentials.
-  std::string token_id;
+  std::string token_id{};
 };
 
 // -- base64url
@@ -123,7 +123,7 @@ struct token_claims {
   std::vector<std::string> roles;
   /// A random id (issue_token makes one when empty): what revoking it
   /// names.
-  std::string id;
+  std::string id{};
 };
 
 /// Reads the cluster's shared key: a file of at least 32 bytes that only

@@ -192,18 +192,18 @@ struct engram_record {
   content body;
   /// Confidence in [0, 1].
   double confidence = 1.0;
-  epistemic_status epistemic;
-  provenance origin;
+  epistemic_status epistemic{};
+  provenance origin{};
   /// When the engram was first learned.
-  hlc_timestamp created;
+  hlc_timestamp created{};
   /// When this version was written (set by the replica on every write).
-  hlc_timestamp updated;
+  hlc_timestamp updated{};
   /// Archived engrams are kept but hidden from default queries.
   bool archived = false;
   /// A tombstone marks a forgotten engram; its content is cleared.
   bool tombstone = false;
   /// Why a tombstoned engram was forgotten.
-  std::string forget_reason;
+  std::string forget_reason{};
 
   friend bool operator==(const engram_record& x, const engram_record& y);
 };

@@ -347,9 +347,12 @@ api::scope_kind memory_scope_of(const call& c) {
   auto fed = federation_named(c);
   if (!fed.empty())
     return api::scope_kind::collective;
-  if (c.req.method != "GET"
-      && c.body.value("scope", std::string{}) == "instance")
+  auto scope = c.req.method == "GET" ? c.query("scope")
+                                     : c.body.value("scope", std::string{});
+  if (c.req.method != "GET" && scope == "instance")
     return api::scope_kind::instance;
+  if (scope == "universal")
+    return api::scope_kind::universal;
   return api::scope_kind::agent;
 }
 
@@ -457,19 +460,44 @@ void run_learn(const call_ptr& c) {
   } else if (scope == "instance") {
     rec->scope = memory_scope::instance({});
     scoped = true;
+  } else if (scope == "universal") {
+    // Decided by consensus: answered once committed (learn_with_consensus).
+    rec->scope = memory_scope::universal();
+    auto min_nodes = number_field(*c, "min_nodes", 0);
+    if (!min_nodes)
+      return fail(*c, min_nodes.error_value());
+    auto timeout_ms = number_field(*c, "timeout_ms", 5000);
+    if (!timeout_ms)
+      return fail(*c, timeout_ms.error_value());
+    if (!(*min_nodes >= 0 && *min_nodes <= 4096))
+      return fail(*c, make_error(errc::invalid_argument,
+                                 "min_nodes must be 0 (a majority) to 4096"));
+    if (!(*timeout_ms >= 1 && *timeout_ms <= 600'000))
+      return fail(*c, make_error(errc::invalid_argument,
+                                 "timeout_ms must be 1 to 600000"));
+    return instance_call<engram_id>(
+        c, 201, id_json, actors::learn_atom::value, std::move(*rec),
+        static_cast<uint32_t>(*min_nodes), static_cast<uint64_t>(*timeout_ms));
   } else if (scope != "agent") {
     return fail(*c, make_error(errc::invalid_argument,
-                               "scope must be agent or instance"));
+                               "scope must be agent, instance or universal"));
   }
   instance_call<engram_id>(c, 201, id_json, actors::learn_atom::value,
                            std::move(*rec), scoped);
 }
 
 void run_query(const call_ptr& c) {
-  auto filter
-      = api::filter_of(c->req.query, {"federation", "consistency", "instance"});
+  auto filter = api::filter_of(
+      c->req.query, {"federation", "consistency", "instance", "scope"});
   if (!filter)
     return fail(*c, filter.error_value());
+  if (auto scope = c->query("scope"); !scope.empty()) {
+    // The Universal scope, read linearizably from its consensus group.
+    if (scope != "universal")
+      return fail(*c, make_error(errc::invalid_argument,
+                                 "scope must be universal (or left out)"));
+    filter->kind = scope_kind::universal;
+  }
   // Each memory returned is checked for its type too (a policy may deny
   // a type that the query did not name).
   auto render = [c](std::vector<memory_view>& views) {

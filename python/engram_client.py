@@ -134,24 +134,29 @@ class Client:
 
     def learn(self, key=None, value=None, subject=None, relation=None,
               obj=None, confidence=None, type=None, federation=None,
-              scope=None):
-        """A fact (key, value) or a belief (subject, relation, obj); its id."""
+              scope=None, min_nodes=None, timeout_ms=None):
+        """A fact (key, value) or a belief (subject, relation, obj); its id.
+        scope="universal": decided by consensus (learn_with_consensus),
+        answered once committed; min_nodes and timeout_ms as QuorumConfig."""
         body = {}
         if key is not None:
             body.update(key=key, value=value)
         else:
             body.update(subject=subject, relation=relation, object=obj)
         for k, v in (("confidence", confidence), ("type", type),
-                     ("federation", federation), ("scope", scope)):
+                     ("federation", federation), ("scope", scope),
+                     ("min_nodes", min_nodes), ("timeout_ms", timeout_ms)):
             if v is not None:
                 body[k] = v
         return self.request("POST", self._agent_path("memories"), body)["id"]
 
     def query(self, subject=None, relation=None, type=None, limit=None,
-              federation=None, consistency=None, contested=None):
+              federation=None, consistency=None, contested=None, scope=None):
+        """scope="universal": the Universal scope, read linearizably (each
+        memory says consistency "consensus")."""
         q = {"subject": subject, "relation": relation, "type": type,
              "limit": limit, "federation": federation,
-             "consistency": consistency,
+             "consistency": consistency, "scope": scope,
              "contested": None if contested is None else str(contested).lower()}
         return self.request("GET", self._agent_path("memories", query=q))
 

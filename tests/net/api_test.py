@@ -608,6 +608,73 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(e.code, "payload_too_large")
 
 
+class UniversalConsensusTest(unittest.TestCase):
+    """The Universal scope on Raft across three engramd processes, over
+    HTTPS: written only where a policy grants learn:universal, read
+    linearizably everywhere, each memory marked consensus."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster()
+        group = ('[consensus]\nprotocol = "raft"\n'
+                 'members = ["n1", "n2", "n3"]\n'
+                 'election_timeout = "600ms"\nheartbeat_interval = "100ms"\n')
+        grant = ('[distribution.access_control]\ndefault_policy = "deny"\n'
+                 'model = { rbac = { roles = { decider = ["*:agent", '
+                 '"learn:universal", "query:universal"] }, '
+                 'role_assignments = { alice = ["decider"] } } }\n')
+        cls.n1 = cls.c.start("n1", group + grant)
+        cls.n2 = cls.c.start("n2", group, peers=[cls.n1])
+        cls.n3 = cls.c.start("n3", group, peers=[cls.n1, cls.n2])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+
+    def test_decided_once_read_the_same_everywhere(self):
+        c = self.c
+        alice = c.client(self.n1, "alice", token=c.token("alice"))
+        self.assertTrue(until(lambda: alice.learn(
+            key="release", value="2026-12-15", scope="universal",
+            timeout_ms=2000), timeout=30))
+        for node in (self.n1, self.n2, self.n3):
+            bob = c.client(node, "bob", token=c.token("bob"))
+            got = [m for m in bob.query(scope="universal")
+                   if m.get("key") == "release"] if node is not self.n1 \
+                else [m for m in alice.query(scope="universal")
+                      if m.get("key") == "release"]
+            self.assertEqual(len(got), 1, got)
+            self.assertEqual(got[0]["value"], "2026-12-15")
+            self.assertEqual(got[0]["consistency"], "consensus")
+            self.assertEqual(got[0]["scope"], "Universal")
+        # Agent memory still says crdt.
+        alice.learn(key="draft", value="x")
+        mine = [m for m in alice.query() if m.get("key") == "draft"]
+        self.assertEqual(mine[0]["consistency"], "crdt")
+
+    def test_writes_need_a_grant_and_sane_parameters(self):
+        c = self.c
+        # The default policy lets agents read the Universal scope, not
+        # write it.
+        bob = c.client(self.n2, "bob", token=c.token("bob"))
+        with self.assertRaises(EngramError) as e:
+            bob.learn(key="k", value="v", scope="universal")
+        self.assertEqual(e.exception.status, 403, str(e.exception))
+        alice = c.client(self.n1, "alice", token=c.token("alice"))
+        for bad in ({"min_nodes": -1}, {"min_nodes": "3"},
+                    {"timeout_ms": 0}, {"timeout_ms": 10 ** 9}):
+            with self.assertRaises(EngramError) as e:
+                alice.learn(key="k", value="v", scope="universal", **bad)
+            self.assertEqual(e.exception.status, 400, str(bad))
+        # More members than the group has: unavailable, nothing written.
+        with self.assertRaises(EngramError) as e:
+            alice.learn(key="k", value="v", scope="universal", min_nodes=4)
+        self.assertEqual(e.exception.code, "unavailable", str(e.exception))
+        with self.assertRaises(EngramError) as e:
+            alice.query(scope="everywhere")
+        self.assertEqual(e.exception.status, 400)
+
+
 class AccessControlTest(unittest.TestCase):
     """Each model on a node of its own: what it does not allow is 403 and
     changes nothing; what it allows goes through."""

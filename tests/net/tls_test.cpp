@@ -67,7 +67,7 @@ struct client_hello {
   std::string key;
   std::string ca;
   int max_version = TLS1_3_VERSION;
-  std::string ciphers; // TLS 1.2 cipher list (empty: OpenSSL's default)
+  std::string ciphers{}; // TLS 1.2 cipher list (empty: OpenSSL's default)
 };
 
 // Whether the node accepts a TLS client configured as `h`: the handshake
@@ -418,7 +418,7 @@ BOOST_AUTO_TEST_CASE(a_peer_proves_the_node_id_it_claims) {
   BOOST_REQUIRE(crl);
   BOOST_REQUIRE(pki::write_file(d + "/ca.crl", crl->to_pem(), 0644, true));
   auto n1 = c.start("n1", {});
-  auto n2 = c.start("n2", {c.nodes[n1].port});
+  c.start("n2", {c.nodes[n1].port}); // a peer, so n1 serves the mesh
   auto node1 = c.node(n1);
   auto challenge = [&] {
     auto x = call<std::string>(c.sys, node1, 5s, actors::challenge_atom::value);
