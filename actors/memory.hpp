@@ -259,8 +259,10 @@ public:
   /// Learns `value` with consensus (the spec's learn_with_consensus): in
   /// the Universal scope, decided by the Raft group of the nodes that hold
   /// it. Returns its id once a quorum stored it and this node applied it;
-  /// `unavailable` at once when fewer than `quorum.min_nodes` members are
-  /// reachable (nothing written), `timeout` when it is not committed within
+  /// `unavailable` without waiting for the quorum when fewer than
+  /// `quorum.min_nodes` members are reachable or no leader is known (nothing
+  /// written; the handle retries such answers briefly, as it does while an
+  /// actor is respawned), `timeout` when it is not committed within
   /// `quorum.timeout` (its outcome unknown) — never a hang. Reads of the
   /// Universal scope (`query` with `kind = universal`) are linearizable and
   /// say so: `memory_view::consistency == guarantee::consensus`.
