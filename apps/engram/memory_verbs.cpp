@@ -24,6 +24,7 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   auto& conflict_id = v.conflict_id;
   auto& contested = v.contested;
   auto& instance_scope = v.instance_scope;
+  auto& universal = v.universal;
   auto add_filter_options = [&](CLI::App* cmd) {
     v.add_filter_options(cmd);
   };
@@ -65,8 +66,13 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
         ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--federation", fed_id,
                     "into this federation's Collective memory");
-    cmd->add_flag("--instance-scope", instance_scope,
-                  "keep it in this instance only");
+    auto* in_instance = cmd->add_flag("--instance-scope", instance_scope,
+                                      "keep it in this instance only");
+    cmd->add_flag("--universal", universal,
+                  "into the Universal scope, decided by consensus (Raft): "
+                  "answered once committed")
+        ->excludes(in_instance)
+        ->excludes("--federation");
   };
   auto* learn = app.add_subcommand("learn", "learn a fact KEY = VALUE");
   learn->add_option("key", a1)->required();
@@ -121,6 +127,10 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
   add_filter_options(query);
   query->add_flag("--contested", contested, "only contested alternatives");
   query->add_option("--federation", fed_id, "a federation's memory instead");
+  query
+      ->add_flag("--universal", universal,
+                 "the Universal scope instead, read linearizably")
+      ->excludes("--federation");
   query->add_option("--consistency", consistency,
                     "one, quorum, all or local (the node's default)");
   query->add_option("--key", v.key_file,
@@ -168,6 +178,8 @@ void add_memory_verbs(CLI::App& app, verbs& v) {
       auto q = v.filter();
       if (!fed_id.empty())
         q["federation"] = fed_id;
+      if (universal)
+        q["scope"] = "universal";
       if (!consistency.empty()) {
         if (auto level = parse_consistency(consistency); !level)
           throw failure{exit_usage,

@@ -48,6 +48,8 @@ int verbs::learn_record(session& s, json body) const {
     body["federation"] = fed_id;
   else if (instance_scope)
     body["scope"] = "instance";
+  else if (universal)
+    body["scope"] = "universal"; // decided by consensus
   return learned(s.post(s.agent_path("/memories"), body));
 }
 

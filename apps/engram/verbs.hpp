@@ -32,8 +32,8 @@ struct verbs {
   int64_t limit = 0, ask_timeout_ms = 5000, ttl_seconds = 86400,
           narrow_ttl_seconds = 0;
   uint64_t conflict_id = 0;
-  bool contested = false, instance_scope = false, writable = false,
-       redact = false, e2e = false;
+  bool contested = false, instance_scope = false, universal = false,
+       writable = false, redact = false, e2e = false;
   /// The verb to run once connected.
   std::function<int(session&)> run;
   /// A verb that needs no node (token attenuate).

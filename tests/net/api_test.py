@@ -652,6 +652,27 @@ class UniversalConsensusTest(unittest.TestCase):
         mine = [m for m in alice.query() if m.get("key") == "draft"]
         self.assertEqual(mine[0]["consistency"], "crdt")
 
+    def test_the_cli_writes_and_reads_the_universal_scope(self):
+        c = self.c
+        cli = [ENGRAM, "--node", "127.0.0.1:%d" % self.n1.api, "--agent",
+               "alice", "--token", c.token("alice"), "--ca",
+               os.path.join(c.certs, "ca.crt")]
+        def learned():
+            p = subprocess.run(cli + ["learn", "motto", "decide once",
+                                      "--universal"],
+                               capture_output=True, text=True)
+            return p.returncode == 0
+        self.assertTrue(until(learned, timeout=30))
+        out = json.loads(run(*cli, "--json", "query", "--universal"))
+        got = [m for m in out if m.get("key") == "motto"]
+        self.assertEqual(got[0]["value"], "decide once")
+        self.assertEqual(got[0]["consistency"], "consensus")
+        # --universal and --instance-scope exclude each other.
+        p = subprocess.run(cli + ["learn", "k", "v", "--universal",
+                                  "--instance-scope"],
+                           capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+
     def test_writes_need_a_grant_and_sane_parameters(self):
         c = self.c
         # The default policy lets agents read the Universal scope, not
