@@ -121,8 +121,7 @@ decode_state(const std::string& bytes) {
   return out;
 }
 
-// -- sending
-// -------------------------------------------------------------------
+// -- sending ------------------------------------------------------------------
 
 void send_message(consensus_ptr self, const c::message& m) {
   auto& st = self->state;
@@ -153,8 +152,7 @@ void send_message(consensus_ptr self, const c::message& m) {
     st.node->report_snapshot(m.to, true);
 }
 
-// -- applying
-// --------------------------------------------------------------------
+// -- applying -----------------------------------------------------------------
 
 void apply_entry(consensus_ptr self, const c::entry& e) {
   auto& st = self->state;
@@ -302,8 +300,7 @@ size_t reachable(const consensus_state& st) {
   return n;
 }
 
-// -- the behaviour
-// --------------------------------------------------------------
+// -- the behaviour ------------------------------------------------------------
 
 consensus_actor::behavior_type consensus_impl(consensus_ptr self,
                                               node_context_ptr ctx) {

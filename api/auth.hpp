@@ -60,8 +60,7 @@ struct principal {
   std::string token_id{};
 };
 
-// -- base64url
-// ------------------------------------------------------------------
+// -- base64url ----------------------------------------------------------------
 
 /// Base64url without padding (RFC 4648 §5).
 std::string base64url_encode(std::string_view bytes);
@@ -112,8 +111,7 @@ std::string hmac_sha256(std::string_view key, std::string_view data);
 /// Constant-time equality of two byte strings.
 bool equal_constant_time(std::string_view a, std::string_view b);
 
-// -- SharedKey tokens
-// -----------------------------------------------------------
+// -- SharedKey tokens ---------------------------------------------------------
 
 /// What a shared-key token says.
 struct token_claims {
@@ -144,8 +142,7 @@ expected<token_claims> verify_token(std::string_view key,
                                     std::string_view token, int64_t now,
                                     std::chrono::seconds max_ttl);
 
-// -- JWT (OAuth/OIDC)
-// -----------------------------------------------------------
+// -- JWT (OAuth/OIDC) ---------------------------------------------------------
 
 /// The public keys of an identity provider (a JWKS document: RSA and EC
 /// P-256 keys with a `kid`).
@@ -192,8 +189,7 @@ expected<principal> verify_jwt(const jwks& keys, const jwt_policy& policy,
                                std::string_view token, int64_t now,
                                std::chrono::seconds max_ttl);
 
-// -- client certificates
-// --------------------------------------------------------
+// -- client certificates ------------------------------------------------------
 
 /// The agent a client certificate (PEM, already verified against the CA
 /// by the TLS handshake) names. Refused: a node's certificate, one without

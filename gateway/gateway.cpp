@@ -33,8 +33,7 @@ using api::operation;
 /// A watch stream's credential expired.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
-// -- the gateway's state
-// --------------------------------------------------------
+// -- the gateway's state ------------------------------------------------------
 
 struct bucket {
   double tokens = 0;
@@ -104,8 +103,7 @@ struct call {
 
 using call_ptr = std::shared_ptr<call>;
 
-// -- answers
-// -------------------------------------------------------------------
+// -- answers ------------------------------------------------------------------
 
 void reply(const call& c, int status, const json& j) {
   c.out->send({status, "application/json", {}, api::dump(j)});
@@ -154,8 +152,7 @@ void fail(const call& c, const error& e) {
   reply(c, status_of(e.code), j);
 }
 
-// -- talking to the node
-// --------------------------------------------------------
+// -- talking to the node ------------------------------------------------------
 
 // Runs `body` in an actor of its own (the request's CAF calls); the actor
 // ends with the request (done()).
@@ -266,8 +263,7 @@ void instance_call(const call_ptr& c, int status, Render render, Ts... xs) {
   });
 }
 
-// -- reading requests
-// -----------------------------------------------------------
+// -- reading requests ---------------------------------------------------------
 
 // A string field of the body (required unless a fallback is given).
 expected<std::string> text_field(const call& c, const char* name,
@@ -311,8 +307,7 @@ expected<std::string> id_field(const call& c, const char* name) {
   return x;
 }
 
-// -- routes
-// --------------------------------------------------------------------
+// -- routes -------------------------------------------------------------------
 
 struct route {
   route_info info;
@@ -1361,8 +1356,7 @@ bool matches(const std::vector<std::string>& pattern,
   return true;
 }
 
-// -- authentication
-// -------------------------------------------------------------
+// -- authentication -----------------------------------------------------------
 
 expected<api::principal> authenticate(const state& st,
                                       const http::request& req) {

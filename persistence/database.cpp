@@ -111,8 +111,7 @@ rocksdb::DBOptions db_options(bool fresh) {
   return opts;
 }
 
-// -- the marker file
-// -----------------------------------------------------------
+// -- the marker file ----------------------------------------------------------
 
 /// The flushed sequence the marker holds; nullopt without a marker.
 std::optional<uint64_t> read_marker(const std::string& dir) {
@@ -181,8 +180,7 @@ private:
   uint64_t flushed_;
 };
 
-// -- checks before an open
-// -----------------------------------------------------
+// -- checks before an open ----------------------------------------------------
 
 bool ends_with(const std::string& x, const char* suffix) {
   std::string s{suffix};
@@ -439,8 +437,7 @@ expected<void> writable(const fs::path& dir) {
   return {};
 }
 
-// -- encryption at rest
-// ---------------------------------------------------------
+// -- encryption at rest -------------------------------------------------------
 
 /// True when a partition (a replica) was ever attached to the store, or
 /// the node kept a note in it.
@@ -546,8 +543,7 @@ std::string utc_stamp() {
 
 } // namespace
 
-// -- database
-// -------------------------------------------------------------------
+// -- database -----------------------------------------------------------------
 
 database::impl::~impl() {
   if (!db)
