@@ -11,6 +11,7 @@
 // (linearizable). Raft messages travel as node frames (RAFT envelopes,
 // signed like every frame of the mesh); one that names another sender than
 // the proven peer it came from is dropped.
+#include "actors/internal/guards.hpp"
 #include "actors/internal/spawn.hpp"
 #include "core/hash.hpp"
 #include "messages/codec.hpp"
@@ -137,8 +138,7 @@ void send_message(consensus_ptr self, const c::message& m) {
   }
   v1::RaftEnvelope env;
   env.set_group(universal_group);
-  if (!env.mutable_message()->ParseFromString(messages::encode(m)))
-    return;
+  messages::to_raft_proto(m, *env.mutable_message());
   auto bytes = st.ctx->sign(
       messages::serialize(messages::make_envelope(
           v1::RAFT, st.ctx->config.node_id, st.clock->now(), env)),
@@ -311,12 +311,7 @@ consensus_actor::behavior_type consensus_impl(consensus_ptr self,
       = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
   // An exit message from another process is not an order (a peer learns
   // this actor's address from its frames); the node's own has no source.
-  self->set_exit_handler([self](caf::exit_msg& msg) {
-    if (msg.source && msg.source.node() != self->node())
-      return;
-    if (msg.reason)
-      self->quit(msg.reason);
-  });
+  ignore_foreign_exits(self);
   auto& cfg = ctx->config.consensus;
   for (auto& name : cfg.members) {
     auto id = raft_id(name);
@@ -395,12 +390,10 @@ consensus_actor::behavior_type consensus_impl(consensus_ptr self,
   // signatures); requests only from this process. A peer that learned this
   // actor's address from its frames cannot talk to it directly.
   auto from_node = [self] {
-    return caf::actor_cast<caf::actor_addr>(self->current_sender())
-           == self->state.ctx->node;
+    return from_node_actor(self, self->state.ctx->node);
   };
   auto from_here = [self] {
-    auto& sender = self->current_sender();
-    return sender && sender->node() == self->node();
+    return from_this_process(self);
   };
   auto refused = [] {
     return to_caf(make_error(errc::unauthenticated,
@@ -429,8 +422,7 @@ consensus_actor::behavior_type consensus_impl(consensus_ptr self,
             = messages::decode_payload<v1::RaftEnvelope>(*env, v1::RAFT);
         if (!payload || payload->group() != universal_group)
           return;
-        auto m
-            = messages::decode_message(payload->message().SerializeAsString());
+        auto m = messages::from_raft_proto(payload->message());
         if (!m)
           return;
         // A snapshot whose facts do not decode is not taken.

@@ -68,12 +68,20 @@ struct instance_state {
                         "a Collective scope is a federation's: "
                             + scope.to_string()
                             + " names no federation (ids start with fed-)");
-    if (scope.kind() == scope_kind::universal && !ctx->universal->get())
-      return make_error(errc::invalid_scope,
-                        "node " + ctx->config.node_id
-                            + " holds no Universal scope (its [consensus] "
-                              "members do not list it)");
+    if (scope.kind() == scope_kind::universal)
+      if (auto group = universal(); !group)
+        return group.error_value();
     return scope;
+  }
+
+  // This node's member of the Universal scope's consensus group.
+  expected<consensus_actor> universal() const {
+    if (auto group = ctx->universal->get())
+      return *group;
+    return make_error(errc::invalid_scope,
+                      "node " + ctx->config.node_id
+                          + " holds no Universal scope (its [consensus] "
+                            "members do not list it)");
   }
 
   // The replica of a federation this node holds (once this node's agent
@@ -92,6 +100,30 @@ using instance_ptr = instance_actor::stateful_pointer<instance_state>;
 
 // Records an Instance-scope change durably before answering (nothing ships:
 // it stays in this instance; an agent's `commit` also replicates).
+// Facts the runtime keeps for itself (messages, pending shares, a
+// federation's rules) are not written by clients.
+std::optional<caf::error> reserved_refusal(const engram_record& value) {
+  if (auto* prefix = runtime_prefix(value))
+    return to_caf(make_error(errc::invalid_argument,
+                             std::string{"keys starting with "} + prefix
+                                 + " are reserved (the runtime's own facts)"));
+  return std::nullopt;
+}
+
+// A Universal-scope write, decided by the consensus group, as this agent
+// (every agent of the cluster reads it).
+caf::result<engram_id> learn_universal(instance_ptr self, engram_record value,
+                                       uint32_t min_nodes,
+                                       uint64_t timeout_ms) {
+  auto& s = self->state;
+  auto group = s.universal();
+  if (!group)
+    return to_caf(group.error_value());
+  value.origin.origin_agent = s.cfg.agent_id;
+  return self->delegate(*group, learn_atom::value, std::move(value), min_nodes,
+                        timeout_ms);
+}
+
 caf::result<engram_id> record_change(instance_ptr self,
                                      expected<replica_delta> delta) {
   auto& st = self->state;
@@ -255,13 +287,8 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](learn_atom, engram_record& value,
           bool scoped) -> caf::result<engram_id> {
         auto& s = self->state;
-        // Facts the runtime keeps for itself (messages, pending shares, a
-        // federation's rules) are not written by clients.
-        if (auto* prefix = runtime_prefix(value))
-          return to_caf(
-              make_error(errc::invalid_argument,
-                         std::string{"keys starting with "} + prefix
-                             + " are reserved (the runtime's own facts)"));
+        if (auto refused = reserved_refusal(value))
+          return *refused;
         auto scope = s.resolve(
             scoped ? value.scope : s.cfg.default_scopes.for_type(value.type));
         if (!scope)
@@ -273,22 +300,10 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
           value.origin.origin_agent = s.cfg.agent_id;
         if (value.scope.kind() == scope_kind::instance)
           return record_change(self, s.mem->put(std::move(value)));
-        if (value.scope.kind() == scope_kind::universal) {
-          // Universal: decided by consensus (the defaults of QuorumConfig).
-          auto group = s.ctx->universal->get();
-          if (!group)
-            return to_caf(make_error(errc::invalid_scope,
-                                     "node " + s.ctx->config.node_id
-                                         + " holds no Universal scope"));
-          // Written as this agent; answered before the client's default
-          // timeout (5 s) gives up.
-          value.origin.origin_agent = s.cfg.agent_id;
-          quorum_config quorum;
-          quorum.timeout = std::chrono::milliseconds{4000};
-          return self->delegate(*group, learn_atom::value, std::move(value),
-                                quorum.min_nodes,
-                                static_cast<uint64_t>(quorum.timeout.count()));
-        }
+        if (value.scope.kind() == scope_kind::universal)
+          // Decided by consensus (a majority), answered before the client's
+          // default timeout (5 s) gives up.
+          return learn_universal(self, std::move(value), 0, 4000);
         if (value.scope.kind() == scope_kind::collective) {
           // Written as this agent: the federation checks its role.
           value.origin.origin_agent = s.cfg.agent_id;
@@ -302,39 +317,23 @@ instance_actor::behavior_type instance_impl(instance_ptr self,
       [=](learn_atom, engram_record& value, uint32_t min_nodes,
           uint64_t timeout_ms) -> caf::result<engram_id> {
         // learn_with_consensus: the Universal scope only.
-        auto& s = self->state;
-        if (auto* prefix = runtime_prefix(value))
-          return to_caf(
-              make_error(errc::invalid_argument,
-                         std::string{"keys starting with "} + prefix
-                             + " are reserved (the runtime's own facts)"));
+        if (auto refused = reserved_refusal(value))
+          return *refused;
         if (value.scope.kind() != scope_kind::universal)
           return to_caf(make_error(
               errc::invalid_scope,
               "learn_with_consensus writes the Universal scope (Raft); "
                   + value.scope.to_string()
                   + " is replicated as a CRDT: use learn_scoped"));
-        auto group = s.ctx->universal->get();
-        if (!group)
-          return to_caf(make_error(errc::invalid_scope,
-                                   "node " + s.ctx->config.node_id
-                                       + " holds no Universal scope (its "
-                                         "[consensus] members do not list "
-                                         "it)"));
-        // Written as this agent (every agent of the cluster reads it).
-        value.origin.origin_agent = s.cfg.agent_id;
-        return self->delegate(*group, learn_atom::value, std::move(value),
-                              min_nodes, timeout_ms);
+        return learn_universal(self, std::move(value), min_nodes, timeout_ms);
       },
       [=](query_atom,
           const query_filter& filter) -> caf::result<std::vector<memory_view>> {
         // The Universal scope is read linearizably from its group.
         if (filter.kind == scope_kind::universal) {
-          auto group = self->state.ctx->universal->get();
+          auto group = self->state.universal();
           if (!group)
-            return to_caf(make_error(errc::invalid_scope,
-                                     "node " + self->state.ctx->config.node_id
-                                         + " holds no Universal scope"));
+            return to_caf(group.error_value());
           return self->delegate(*group, query_atom::value, filter);
         }
         return query(self, filter, configured_level);

@@ -7,6 +7,7 @@
 
 #include "sync/session.hpp"
 
+#include "actors/internal/guards.hpp"
 #include "actors/internal/spawn.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -286,12 +287,10 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
   // agent's actors. A message from another process — a node that learned
   // this session's address from its frames — is dropped.
   auto from_node = [self] {
-    return caf::actor_cast<caf::actor_addr>(self->current_sender())
-           == self->state.ctx->node;
+    return from_node_actor(self, self->state.ctx->node);
   };
   auto from_here = [self] {
-    auto& sender = self->current_sender();
-    return sender && sender->node() == self->node();
+    return from_this_process(self);
   };
   auto refused = [] {
     return to_caf(make_error(errc::unauthenticated,
@@ -301,12 +300,7 @@ session_impl(session_ptr self, node_context_ptr ctx, std::string agent_id,
   // An exit message from another process is not an order either (CAF
   // handles exit messages outside the behaviour); the node's own
   // anon_send_exit has no source and ends the session.
-  self->set_exit_handler([self](caf::exit_msg& msg) {
-    if (msg.source && msg.source.node() != self->node())
-      return;
-    if (msg.reason)
-      self->quit(msg.reason);
-  });
+  ignore_foreign_exits(self);
   return {
       [=](const wire_frame& frame) {
         if (!from_node())

@@ -151,18 +151,4 @@ vote_result progress_tracker::tally() const {
   });
 }
 
-std::pair<size_t, size_t> progress_tracker::vote_counts() const {
-  size_t granted = 0;
-  size_t rejected = 0;
-  for (auto& [id, vote] : votes_) {
-    if (!config.voters.contains(id))
-      continue;
-    if (vote)
-      ++granted;
-    else
-      ++rejected;
-  }
-  return {granted, rejected};
-}
-
 } // namespace engram::consensus

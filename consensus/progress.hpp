@@ -43,8 +43,6 @@ public:
 
   size_t count() const { return window_.size() - head_; }
 
-  size_t capacity() const { return capacity_; }
-
 private:
   size_t capacity_ = 256;
   std::vector<index_t> window_;
@@ -141,9 +139,6 @@ public:
 
   /// The election's state given the votes recorded.
   vote_result tally() const;
-
-  /// How many granted and rejected votes were recorded from voters.
-  std::pair<size_t, size_t> vote_counts() const;
 
 private:
   size_t max_inflight_;

@@ -108,15 +108,4 @@ bool is_network_message(msg_type t) {
   }
 }
 
-bool is_response(msg_type t) {
-  switch (t) {
-    case msg_type::append_response:
-    case msg_type::vote_response:
-    case msg_type::pre_vote_response:
-    case msg_type::heartbeat_response:
-    case msg_type::read_index_response: return true;
-    default: return false;
-  }
-}
-
 } // namespace engram::consensus

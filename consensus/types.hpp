@@ -192,9 +192,6 @@ const char* to_string(msg_type t);
 /// Whether a message type may arrive over the network.
 bool is_network_message(msg_type t);
 
-/// Whether a message answers another (votes, appends, heartbeats).
-bool is_response(msg_type t);
-
 /// One message. Fields not used by a type stay zero.
 struct message {
   msg_type type = msg_type::hup;

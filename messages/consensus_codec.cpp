@@ -1,7 +1,5 @@
 #include "messages/consensus_codec.hpp"
 
-#include "engram/v1/consensus.pb.h"
-
 namespace engram::messages {
 
 namespace c = consensus;
@@ -178,12 +176,8 @@ std::string encode(const c::message& m) {
   return serialize(p);
 }
 
-std::string encode_raft_envelope(const std::string& group,
-                                 const c::message& m) {
-  v1::RaftEnvelope p;
-  p.set_group(group);
-  to_proto(m, *p.mutable_message());
-  return serialize(p);
+void to_raft_proto(const c::message& m, v1::RaftMessage& out) {
+  to_proto(m, out);
 }
 
 expected<c::entry> decode_entry(std::string_view bytes,
@@ -265,17 +259,9 @@ expected<c::message> decode_message(std::string_view bytes,
   return message_from_proto(p, bounds);
 }
 
-expected<consensus_envelope>
-decode_raft_envelope(std::string_view bytes, const consensus_limits& bounds) {
-  v1::RaftEnvelope p;
-  if (!p.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-    return bad(errc::decode_failed, "not a raft envelope");
-  if (p.group().empty() || p.group().size() > bounds.max_group_bytes)
-    return bad(errc::invalid_field, "raft envelope names no valid group");
-  auto m = message_from_proto(p.message(), bounds);
-  if (!m)
-    return m.error_value();
-  return consensus_envelope{p.group(), std::move(*m)};
+expected<c::message> from_raft_proto(const v1::RaftMessage& in,
+                                     const consensus_limits& bounds) {
+  return message_from_proto(in, bounds);
 }
 
 } // namespace engram::messages

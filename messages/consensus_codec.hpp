@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "consensus/types.hpp"
+#include "engram/v1/consensus.pb.h"
 
 namespace engram::messages {
 
@@ -26,8 +27,6 @@ struct consensus_limits {
   size_t max_members = 4096;
   /// Bytes of a message's context.
   size_t max_context_bytes = 256;
-  /// Bytes of a group name.
-  size_t max_group_bytes = 256;
 };
 
 std::string encode(const consensus::entry& e);
@@ -35,9 +34,11 @@ std::string encode(const consensus::hard_state& hs);
 std::string encode(const consensus::snapshot& s);
 std::string encode(const consensus::message& m);
 
-/// A message for `group`, as group actors exchange them.
-std::string encode_raft_envelope(const std::string& group,
-                                 const consensus::message& m);
+/// A message in its protobuf form (a group actor puts it in the
+/// RaftEnvelope of a node frame), and back.
+void to_raft_proto(const consensus::message& m, v1::RaftMessage& out);
+expected<consensus::message>
+from_raft_proto(const v1::RaftMessage& in, const consensus_limits& bounds = {});
 
 expected<consensus::entry> decode_entry(std::string_view bytes,
                                         const consensus_limits& bounds = {});
@@ -46,15 +47,5 @@ expected<consensus::snapshot>
 decode_snapshot(std::string_view bytes, const consensus_limits& bounds = {});
 expected<consensus::message>
 decode_message(std::string_view bytes, const consensus_limits& bounds = {});
-
-/// A group's message: the group's name and the message.
-struct consensus_envelope {
-  std::string group;
-  consensus::message message;
-};
-
-expected<consensus_envelope> decode_raft_envelope(std::string_view bytes,
-                                                  const consensus_limits& bounds
-                                                  = {});
 
 } // namespace engram::messages

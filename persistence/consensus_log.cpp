@@ -174,11 +174,6 @@ c::storage_error consensus_log::get_snapshot(c::snapshot& out) const {
   return cache_.get_snapshot(out);
 }
 
-c::hard_state consensus_log::hard() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return cache_.hard();
-}
-
 // -- writes -------------------------------------------------------------------
 
 expected<void> consensus_log::save(const c::ready& rd) {
@@ -210,7 +205,6 @@ expected<void> consensus_log::save(const c::ready& rd) {
   }
   if (!rd.entries.empty()) {
     // Entries replace any suffix from their first index on.
-    auto from = rd.entries.front().index;
     auto to = rd.entries.back().index;
     if (old_last > to) {
       auto st = batch.DeleteRange(family, entry_key(prefix_, to + 1),
@@ -218,7 +212,6 @@ expected<void> consensus_log::save(const c::ready& rd) {
       if (!st.ok())
         return storage_error(st, "cannot write consensus log");
     }
-    (void)from;
     for (auto& e : rd.entries)
       if (auto r = put(entry_key(prefix_, e.index), messages::encode(e)); !r)
         return r;

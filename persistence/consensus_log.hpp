@@ -64,9 +64,6 @@ public:
   /// The group's name.
   const std::string& group() const noexcept { return group_; }
 
-  /// The hard state last saved.
-  consensus::hard_state hard() const;
-
 private:
   consensus_log(std::shared_ptr<database> db, std::string group);
 
